@@ -1,0 +1,8 @@
+//! SeaORM models for finql's tables, and nothing else.
+//!
+//! These are storage shapes, never published directly: the GraphQL layer has its own output types
+//! (a `users` row carries `password_hash`, which must never reach a client).
+
+pub mod refresh_token;
+pub mod transaction;
+pub mod user;

@@ -1,0 +1,16 @@
+//! finql's schema history. Each migration is a module; `Migrator` runs them in order.
+//! Used by `finql migrate`, by `finql serve` at start-up, and by the `migration` CLI.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_accounts;
+mod m20261124_000002_transactions;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_accounts::Migration), Box::new(m20261124_000002_transactions::Migration)]
+    }
+}

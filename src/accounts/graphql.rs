@@ -1,0 +1,147 @@
+//! GraphQL resolvers for accounts: thin wrappers over [`AccountsService`].
+
+use async_graphql::{
+    Context, ID, InputObject, Object, Result, SimpleObject,
+    dataloader::{DataLoader, Loader},
+};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use super::service::{AccountsService, Session, SignUp, User};
+use crate::{error::AppError, graphql::context::RequestContext};
+
+/// An account holder.
+pub struct UserObject(pub User);
+
+#[Object(name = "User")]
+impl UserObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Normalised (lower-case) email address.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn full_name(&self) -> &str {
+        &self.0.full_name
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct AuthPayload {
+    /// Short-lived JWT: send as `Authorization: Bearer <accessToken>`.
+    access_token: String,
+    access_token_expires_at: DateTime<Utc>,
+    /// Opaque, single-use: exchange with `refreshToken` for a new pair before it expires.
+    refresh_token: String,
+    refresh_token_expires_at: DateTime<Utc>,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    #[graphql(skip)]
+    user: User,
+}
+
+#[async_graphql::ComplexObject]
+impl AuthPayload {
+    async fn user(&self) -> UserObject {
+        UserObject(self.user.clone())
+    }
+}
+
+impl From<Session> for AuthPayload {
+    fn from(s: Session) -> Self {
+        Self {
+            access_token: s.access.token,
+            access_token_expires_at: s.access.expires_at,
+            refresh_token: s.refresh_token,
+            refresh_token_expires_at: s.refresh_expires_at,
+            token_type: "Bearer",
+            user: s.user,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct SignUpInput {
+    email: String,
+    /// 8 to 1024 characters.
+    password: String,
+    full_name: String,
+}
+
+#[derive(Default)]
+pub struct AccountsQuery;
+
+#[Object]
+impl AccountsQuery {
+    /// The authenticated user.
+    async fn me(&self, ctx: &Context<'_>) -> Result<UserObject> {
+        let rc = RequestContext::of(ctx)?;
+        let id = rc.user_id()?;
+        let user = rc.state.accounts.user(id).await?;
+        // A valid token for a user that no longer exists is as good as no token.
+        let user = user.ok_or_else(|| AppError::Unauthenticated("invalid access token".into()))?;
+        Ok(UserObject(user))
+    }
+}
+
+#[derive(Default)]
+pub struct AccountsMutation;
+
+#[Object]
+impl AccountsMutation {
+    /// Creates an account and logs it in.
+    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
+        let rc = RequestContext::of(ctx)?;
+        let session = rc
+            .state
+            .accounts
+            .sign_up(SignUp { email: input.email, password: input.password, full_name: input.full_name })
+            .await?;
+        Ok(session.into())
+    }
+
+    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+        let rc = RequestContext::of(ctx)?;
+        Ok(rc.state.accounts.login(&email, password).await?.into())
+    }
+
+    /// Exchanges a refresh token for a new access/refresh pair. Each refresh token works once.
+    async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> Result<AuthPayload> {
+        let rc = RequestContext::of(ctx)?;
+        Ok(rc.state.accounts.refresh(&token).await?.into())
+    }
+
+    /// Ends the session the refresh token belongs to. Always `true`.
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
+        let rc = RequestContext::of(ctx)?;
+        rc.state.accounts.logout(&refresh_token).await?;
+        Ok(true)
+    }
+}
+
+/// Batches `User` lookups of one request into one query.
+pub struct UserLoader(pub AccountsService);
+
+impl Loader<Uuid> for UserLoader {
+    type Value = User;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> std::result::Result<HashMap<Uuid, User>, Self::Error> {
+        let users = self.0.users(keys).await?;
+        Ok(users.into_iter().map(|u| (u.id, u)).collect())
+    }
+}
+
+/// Loads one user through the request's DataLoader.
+pub async fn load_user(ctx: &Context<'_>, id: Uuid) -> Result<UserObject> {
+    let loader = ctx.data::<DataLoader<UserLoader>>()?;
+    let user = loader.load_one(id).await?;
+    let user = user.ok_or_else(|| AppError::internal(anyhow::anyhow!("user {id} referenced but missing")))?;
+    Ok(UserObject(user))
+}

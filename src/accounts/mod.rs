@@ -1,0 +1,17 @@
+//! Accounts: sign-up, login, access tokens and refresh-token rotation.
+//!
+//! `service` is plain Rust over the database; `graphql` is the thin resolver layer over it.
+
+/// `Email::parse`: the only way to get an address into the system.
+pub mod email;
+/// `signUp`, `login`, `refreshToken`, `logout`, `me`, and the `User` type.
+pub mod graphql;
+/// Argon2id hashing, run off the async runtime and bounded in concurrency.
+pub mod password;
+/// Account operations; knows nothing of GraphQL.
+pub mod service;
+/// JWT access tokens, opaque refresh tokens, and the request's `Credentials`.
+pub mod tokens;
+
+pub use service::AccountsService;
+pub use tokens::{Credentials, TokenIssuer};

@@ -1,0 +1,210 @@
+//! Account operations over the database. Plain Rust: no GraphQL types in or out.
+
+use chrono::Utc;
+use entity::{refresh_token, user};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::{
+    email::Email,
+    password::{Password, PasswordHasher},
+    tokens::{AccessToken, RefreshSecret, TokenIssuer, hash_refresh_token},
+};
+use crate::error::{AppError, AppResult, is_unique_violation};
+
+/// The longest full name accepted (characters).
+const MAX_NAME_LEN: usize = 200;
+
+/// A user as the rest of the application sees it: no password hash.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub full_name: String,
+    pub created_at: chrono::DateTime<Utc>,
+}
+
+impl From<user::Model> for User {
+    fn from(m: user::Model) -> Self {
+        Self { id: m.id, email: m.email, full_name: m.full_name, created_at: m.created_at }
+    }
+}
+
+/// What a successful sign-up, login or refresh returns.
+pub struct Session {
+    pub access: AccessToken,
+    pub refresh_token: String,
+    pub refresh_expires_at: chrono::DateTime<Utc>,
+    pub user: User,
+}
+
+pub struct SignUp {
+    pub email: String,
+    pub password: String,
+    pub full_name: String,
+}
+
+#[derive(Clone)]
+pub struct AccountsService {
+    db: DatabaseConnection,
+    hasher: PasswordHasher,
+    tokens: TokenIssuer,
+}
+
+/// One message for unknown email and wrong password alike.
+const BAD_CREDENTIALS: &str = "invalid email or password";
+const BAD_REFRESH: &str = "invalid or expired refresh token";
+
+impl AccountsService {
+    pub fn new(db: DatabaseConnection, hasher: PasswordHasher, tokens: TokenIssuer) -> Self {
+        Self { db, hasher, tokens }
+    }
+
+    pub fn tokens(&self) -> &TokenIssuer {
+        &self.tokens
+    }
+
+    pub async fn sign_up(&self, input: SignUp) -> AppResult<Session> {
+        let email = Email::parse(&input.email)?;
+        let full_name = parse_full_name(&input.full_name)?;
+        let password = Password::parse(input.password)?;
+        let password_hash = self.hasher.hash(password).await?;
+        let now = Utc::now();
+        let row = user::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            email: Set(email.as_str().to_owned()),
+            full_name: Set(full_name),
+            password_hash: Set(password_hash),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let user = match row.insert(&self.db).await {
+            Ok(model) => User::from(model),
+            Err(err) if is_unique_violation(&err) => {
+                return Err(AppError::bad_field("email", "an account with this email already exists"));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        tracing::info!(user_id = %user.id, "account created");
+        self.start_session(user, Uuid::now_v7()).await
+    }
+
+    pub async fn login(&self, email: &str, password: String) -> AppResult<Session> {
+        // A malformed address is treated exactly like an unknown one: same error, same work.
+        let found = match Email::parse(email) {
+            Ok(email) => user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&self.db).await?,
+            Err(_) => None,
+        };
+        let stored = found.as_ref().map(|u| u.password_hash.clone());
+        if !self.hasher.verify(password, stored).await? {
+            return Err(AppError::Unauthenticated(BAD_CREDENTIALS.into()));
+        }
+        let user = found.map(User::from).ok_or_else(|| AppError::Unauthenticated(BAD_CREDENTIALS.into()))?;
+        self.start_session(user, Uuid::now_v7()).await
+    }
+
+    /// Exchanges a refresh token for a new pair. The presented token is spent; presenting a
+    /// spent token again means it was stolen (or replayed), so its whole family is revoked.
+    pub async fn refresh(&self, token: &str) -> AppResult<Session> {
+        let hash = hash_refresh_token(token.trim());
+        let Some(row) =
+            refresh_token::Entity::find().filter(refresh_token::Column::TokenHash.eq(hash)).one(&self.db).await?
+        else {
+            return Err(AppError::Unauthenticated(BAD_REFRESH.into()));
+        };
+        let now = Utc::now();
+        if row.revoked_at.is_some() || row.expires_at <= now {
+            return Err(AppError::Unauthenticated(BAD_REFRESH.into()));
+        }
+        // Spend the token atomically: of two concurrent refreshes with one token, one wins and
+        // the other is treated as reuse.
+        let spent = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+            .filter(refresh_token::Column::Id.eq(row.id))
+            .filter(refresh_token::Column::UsedAt.is_null())
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        if spent.rows_affected != 1 {
+            self.revoke_family(row.family_id).await?;
+            tracing::warn!(user_id = %row.user_id, family = %row.family_id, "refresh token reuse: family revoked");
+            return Err(AppError::Unauthenticated(
+                "refresh token already used: all sessions from that login were revoked, log in again".into(),
+            ));
+        }
+        let user = self.user(row.user_id).await?.ok_or_else(|| AppError::Unauthenticated(BAD_REFRESH.into()))?;
+        self.start_session(user, row.family_id).await
+    }
+
+    /// Revokes the session the refresh token belongs to (its whole family). Idempotent, and
+    /// says nothing about whether the token existed.
+    pub async fn logout(&self, token: &str) -> AppResult<()> {
+        let hash = hash_refresh_token(token.trim());
+        if let Some(row) =
+            refresh_token::Entity::find().filter(refresh_token::Column::TokenHash.eq(hash)).one(&self.db).await?
+        {
+            self.revoke_family(row.family_id).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn user(&self, id: Uuid) -> AppResult<Option<User>> {
+        Ok(user::Entity::find_by_id(id).one(&self.db).await?.map(User::from))
+    }
+
+    /// Batch lookup for the `User` DataLoader.
+    pub async fn users(&self, ids: &[Uuid]) -> AppResult<Vec<User>> {
+        let rows = user::Entity::find().filter(user::Column::Id.is_in(ids.iter().copied())).all(&self.db).await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    async fn revoke_family(&self, family_id: Uuid) -> AppResult<()> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(refresh_token::Column::FamilyId.eq(family_id))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn start_session(&self, user: User, family_id: Uuid) -> AppResult<Session> {
+        let secret = RefreshSecret::generate();
+        let now = Utc::now();
+        let expires_at = now + self.tokens.refresh_ttl();
+        refresh_token::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(user.id),
+            family_id: Set(family_id),
+            token_hash: Set(secret.hash),
+            created_at: Set(now),
+            expires_at: Set(expires_at),
+            used_at: Set(None),
+            revoked_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(Session {
+            access: self.tokens.issue_access(user.id)?,
+            refresh_token: secret.token,
+            refresh_expires_at: expires_at,
+            user,
+        })
+    }
+}
+
+fn parse_full_name(raw: &str) -> AppResult<String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(AppError::bad_field("fullName", "fullName must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(AppError::bad_field("fullName", format!("fullName must be at most {MAX_NAME_LEN} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::bad_field("fullName", "fullName must not contain control characters"));
+    }
+    Ok(name.to_owned())
+}

@@ -1,0 +1,135 @@
+//! The application: state, router, and serving with graceful shutdown.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::Router;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    accounts::{AccountsService, TokenIssuer, password::PasswordHasher},
+    config::Config,
+    db,
+    graphql::{FinqlSchema, build_schema},
+    http,
+    ledger::LedgerService,
+};
+
+/// Everything a request handler can reach. Cheap to clone (reference-counted inside); the only
+/// shared mutable state in the process lives behind these fields.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+    /// Connection pool (SQLite or PostgreSQL).
+    pub db: DatabaseConnection,
+    /// The executable GraphQL schema, shared by HTTP and WebSocket.
+    pub schema: FinqlSchema,
+    /// Users, passwords and tokens.
+    pub accounts: AccountsService,
+    /// Transactions and analytics.
+    pub ledger: LedgerService,
+    /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
+    pub shutdown: CancellationToken,
+}
+
+/// A built, bound, not yet running server.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    /// Connects to the database, migrates it (unless turned off), and binds the listener. Bind
+    /// to port 0 and read [`App::local_addr`] to get a free port (as the tests do).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = db::connect(&config.database).await?;
+        if config.database.migrate_on_start {
+            db::migrate(&db).await?;
+        }
+        // One argon2 hash at a time per core: more would only queue inside the CPU.
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let hasher = PasswordHasher::new(cores).await?;
+        let tokens = TokenIssuer::new(&config.auth);
+        let state = AppState {
+            schema: build_schema(&config.limits),
+            accounts: AccountsService::new(db.clone(), hasher, tokens),
+            ledger: LedgerService::new(db.clone()),
+            db,
+            shutdown: CancellationToken::new(),
+            config: Arc::new(config),
+        };
+        let listener = TcpListener::bind(state.config.addr)
+            .await
+            .with_context(|| format!("binding {} (FINQL_ADDR)", state.config.addr))?;
+        let router = http::router(state.clone());
+        Ok(Self { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound TCP listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `signal` resolves, then stops accepting, closes WebSockets, and gives
+    /// requests in flight up to `FINQL_SHUTDOWN_GRACE_SECS` to finish.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        let shutdown = self.state.shutdown.clone();
+        let grace: Duration = self.state.config.shutdown_grace;
+        tracing::info!(%addr, "finql listening; GraphiQL at http://{addr}/graphiql");
+        let trigger = shutdown.clone();
+        let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                signal.await;
+                tracing::info!("shutting down: finishing requests in flight");
+                trigger.cancel();
+            });
+        let mut server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            result = &mut server => return result.context("serving HTTP"),
+            () = shutdown.cancelled() => {}
+        }
+        match tokio::time::timeout(grace, server).await {
+            Ok(result) => result.context("serving HTTP")?,
+            Err(_) => tracing::warn!(?grace, "shutdown grace period over; dropping remaining connections"),
+        }
+        self.state.db.clone().close().await.ok();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,301 @@
+//! Configuration, read once at start-up from the environment (and an optional `.env`).
+//!
+//! Every setting has a safe default for a laptop; `FINQL_ENV=production` tightens the ones that
+//! must not be defaulted in production (the JWT secret, introspection, GraphiQL). Parsing goes
+//! through [`Config::from_lookup`] so tests build configs through the same code path as the
+//! binary, with no process-global environment mutation.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use rand::RngCore;
+
+/// Where finql runs: `development` (default) or `production`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A value that must never appear in logs or debug output.
+#[derive(Clone)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub environment: Environment,
+    /// `FINQL_ADDR`: where to listen.
+    pub addr: SocketAddr,
+    pub log_format: LogFormat,
+    /// `FINQL_DATA_DIR`: the SQLite file and the generated development JWT secret live here.
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    /// `REDIS_URL`: shared cache and pub/sub for multi-replica deployments (used by market data).
+    pub redis_url: Option<Secret<String>>,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    pub websocket: WebSocketConfig,
+    /// `FINQL_CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
+    /// Empty (the default) means same-origin only.
+    pub cors_origins: Vec<String>,
+    /// `FINQL_SHUTDOWN_GRACE_SECS`: how long in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`: `sqlite://…` (default `sqlite://<data dir>/finql.db`) or `postgres://…`.
+    pub url: Secret<String>,
+    /// `FINQL_DATABASE_SCHEMA`: PostgreSQL schema to use (search_path), when not `public`.
+    pub schema: Option<String>,
+    /// `FINQL_DB_MAX_CONNECTIONS`.
+    pub max_connections: u32,
+    /// `FINQL_MIGRATE`: run migrations at start-up (default true).
+    pub migrate_on_start: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// `JWT_SECRET`: HMAC key for access tokens.
+    pub jwt_secret: Secret<Vec<u8>>,
+    pub issuer: String,
+    pub audience: String,
+    /// `FINQL_ACCESS_TOKEN_TTL_SECS` (default 900: short-lived, as refresh tokens renew them).
+    pub access_token_ttl: Duration,
+    /// `FINQL_REFRESH_TOKEN_TTL_SECS` (default 30 days).
+    pub refresh_token_ttl: Duration,
+}
+
+/// Guards against expensive or abusive requests. Each rejection carries `extensions.code`.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// `FINQL_MAX_BODY_BYTES` (default 100 KiB: far above any hand-written query).
+    pub max_body_bytes: usize,
+    /// `FINQL_MAX_BATCH` operations in one HTTP request (default 10; 0 refuses batches).
+    pub max_batch: usize,
+    /// `FINQL_MAX_DEPTH` (default 12: the deepest legitimate query is about 6).
+    pub max_depth: usize,
+    /// `FINQL_MAX_COMPLEXITY` (default 2000 fields).
+    pub max_complexity: usize,
+    /// `FINQL_MAX_ALIASES` (default 30: aliases multiply work, e.g. many `login`s in one request).
+    pub max_aliases: usize,
+    /// Whether introspection and field suggestions are on (off in production).
+    pub introspection: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebSocketConfig {
+    /// `FINQL_WS_INIT_TIMEOUT_MS`: time allowed for `connection_init` (default 5000).
+    pub init_timeout: Duration,
+    /// `FINQL_WS_KEEPALIVE_SECS`: interval of server pings / `ka` messages (default 15).
+    pub keepalive_interval: Duration,
+    /// `FINQL_WS_MAX_SUBSCRIPTIONS`: operations running at once on one connection (default 100).
+    pub max_subscriptions: usize,
+}
+
+/// The shortest JWT secret accepted in production: 256 bits, the HS256 key size.
+const MIN_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Builds a config from any key -> value lookup (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let environment = match get("FINQL_ENV").as_deref() {
+            None | Some("development") | Some("dev") | Some("test") => Environment::Development,
+            Some("production") | Some("prod") => Environment::Production,
+            Some(other) => bail!("FINQL_ENV must be `development` or `production`, not `{other}`"),
+        };
+        let production = environment == Environment::Production;
+        let data_dir = PathBuf::from(get("FINQL_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url =
+            get("DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}/finql.db?mode=rwc", data_dir.display()));
+        let log_format = match get("FINQL_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("FINQL_LOG_FORMAT must be `text` or `json`, not `{other}`"),
+        };
+        let jwt_secret = match get("JWT_SECRET") {
+            Some(secret) if secret.len() >= MIN_SECRET_BYTES => secret.into_bytes(),
+            Some(_) if production => bail!(
+                "JWT_SECRET is too short: production needs at least {MIN_SECRET_BYTES} bytes \
+                 (e.g. `openssl rand -base64 48`)"
+            ),
+            Some(secret) => {
+                tracing::warn!("JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes; acceptable only in development");
+                secret.into_bytes()
+            }
+            None if production => bail!(
+                "JWT_SECRET is not set: production needs a secret of at least {MIN_SECRET_BYTES} bytes \
+                 shared by all replicas (e.g. `openssl rand -base64 48`)"
+            ),
+            None => development_secret(&data_dir)?,
+        };
+        Ok(Config {
+            environment,
+            addr: parse_or(&get, "FINQL_ADDR", "127.0.0.1:8000".parse()?)?,
+            log_format,
+            database: DatabaseConfig {
+                url: Secret::new(database_url),
+                schema: get("FINQL_DATABASE_SCHEMA"),
+                max_connections: parse_or(&get, "FINQL_DB_MAX_CONNECTIONS", 16)?,
+                migrate_on_start: parse_or(&get, "FINQL_MIGRATE", true)?,
+            },
+            data_dir,
+            redis_url: get("REDIS_URL").map(Secret::new),
+            auth: AuthConfig {
+                jwt_secret: Secret::new(jwt_secret),
+                issuer: get("FINQL_JWT_ISSUER").unwrap_or_else(|| "finql".into()),
+                audience: get("FINQL_JWT_AUDIENCE").unwrap_or_else(|| "finql-api".into()),
+                access_token_ttl: secs(parse_or(&get, "FINQL_ACCESS_TOKEN_TTL_SECS", 900)?),
+                refresh_token_ttl: secs(parse_or(&get, "FINQL_REFRESH_TOKEN_TTL_SECS", 30 * 86_400)?),
+            },
+            limits: Limits {
+                max_body_bytes: parse_or(&get, "FINQL_MAX_BODY_BYTES", 100 * 1024)?,
+                max_batch: parse_or(&get, "FINQL_MAX_BATCH", 10)?,
+                max_depth: parse_or(&get, "FINQL_MAX_DEPTH", 12)?,
+                max_complexity: parse_or(&get, "FINQL_MAX_COMPLEXITY", 2000)?,
+                max_aliases: parse_or(&get, "FINQL_MAX_ALIASES", 30)?,
+                introspection: !production,
+            },
+            websocket: WebSocketConfig {
+                init_timeout: Duration::from_millis(parse_or(&get, "FINQL_WS_INIT_TIMEOUT_MS", 5000)?),
+                keepalive_interval: secs(parse_or(&get, "FINQL_WS_KEEPALIVE_SECS", 15)?),
+                max_subscriptions: parse_or(&get, "FINQL_WS_MAX_SUBSCRIPTIONS", 100)?,
+            },
+            cors_origins: get("FINQL_CORS_ORIGINS")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+            shutdown_grace: secs(parse_or(&get, "FINQL_SHUTDOWN_GRACE_SECS", 30)?),
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn parse_or<T>(get: &impl Fn(&str) -> Option<String>, key: &str, default: T) -> anyhow::Result<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    match get(key) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|err| anyhow::anyhow!("{key}=`{raw}` is not valid: {err}")),
+    }
+}
+
+/// Development convenience: a random secret generated once and kept in the data folder (0600),
+/// so tokens survive restarts without anyone having to invent a secret.
+fn development_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join("jwt_secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= MIN_SECRET_BYTES {
+            return Ok(existing.as_bytes().to_vec());
+        }
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data folder {}", data_dir.display()))?;
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "JWT_SECRET is not set: generated a development secret. Set JWT_SECRET in production."
+    );
+    Ok(secret.into_bytes())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn production_refuses_missing_or_short_secret() {
+        let err = config(&[("FINQL_ENV", "production")]).unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET is not set"), "{err}");
+        let err = config(&[("FINQL_ENV", "production"), ("JWT_SECRET", "short")]).unwrap_err();
+        assert!(err.to_string().contains("too short"), "{err}");
+        let ok = config(&[("FINQL_ENV", "production"), ("JWT_SECRET", &"x".repeat(32))]).unwrap();
+        assert!(!ok.limits.introspection);
+    }
+
+    #[test]
+    fn development_generates_a_private_secret_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir_str = dir.path().to_str().unwrap();
+        let first = config(&[("FINQL_DATA_DIR", dir_str)]).unwrap();
+        let second = config(&[("FINQL_DATA_DIR", dir_str)]).unwrap();
+        assert_eq!(first.auth.jwt_secret.expose(), second.auth.jwt_secret.expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("jwt_secret")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(first.database.url.expose().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = config(&[("JWT_SECRET", &"x".repeat(32)), ("FINQL_MAX_BATCH", "lots")]).unwrap_err();
+        assert!(err.to_string().contains("FINQL_MAX_BATCH"), "{err}");
+        assert!(format!("{:?}", Secret::new("hunter2")).contains("****"));
+    }
+}

@@ -1,0 +1,13 @@
+//! The GraphQL layer: schema assembly, per-request context, guards. No business logic lives
+//! here; each domain owns its resolvers and this module merges them.
+
+/// `RequestContext`: the app state and the caller's credentials, attached to every request.
+pub mod context;
+/// The guard extension: alias limits, error codes for async-graphql's own errors, panics.
+pub mod guard;
+/// The `Decimal` scalar: money as exact strings.
+pub mod scalars;
+/// `Query`, `Mutation` and the schema builder.
+pub mod schema;
+
+pub use schema::{FinqlSchema, build_schema, sdl};

@@ -1,0 +1,47 @@
+//! The schema: every domain's roots merged into one `Query` and one `Mutation`.
+
+use async_graphql::{EmptySubscription, MergedObject, SDLExportOptions, Schema, SchemaBuilder};
+
+use super::guard::Guard;
+use crate::{
+    accounts::graphql::{AccountsMutation, AccountsQuery},
+    config::Limits,
+    ledger::graphql::{LedgerMutation, LedgerQuery},
+};
+
+#[derive(MergedObject, Default)]
+pub struct Query(AccountsQuery, LedgerQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(AccountsMutation, LedgerMutation);
+
+pub type FinqlSchema = Schema<Query, Mutation, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+}
+
+/// The executable schema. Application state is not baked in: it travels with each request
+/// (see `RequestContext`), so the same schema value serves HTTP and WebSocket alike.
+pub fn build_schema(limits: &Limits) -> FinqlSchema {
+    let mut builder = builder()
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        // Directive spam is a cheap way to make parsing expensive.
+        .limit_directives(10)
+        .extension(Guard {
+            max_aliases: limits.max_aliases,
+            max_depth: limits.max_depth,
+            max_complexity: limits.max_complexity,
+        });
+    if !limits.introspection {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.finish()
+}
+
+/// The SDL, sorted so that it is stable across builds: what `finql schema` prints and what
+/// `schema.graphql` must equal.
+pub fn sdl() -> String {
+    builder().finish().sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_arguments().sorted_enum_items())
+}

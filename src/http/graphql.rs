@@ -1,0 +1,337 @@
+//! GraphQL over HTTP, following the GraphQL-over-HTTP specification.
+//!
+//! Written by hand rather than with async-graphql-axum's handler, which (in 7.x) runs mutations
+//! from `text/plain`, form and multipart POSTs and from GET (CSRF), runs batches of any size,
+//! reads bodies of any size, answers `application/graphql-response+json` whatever the client
+//! accepts, and echoes Rust debug text for bad requests. Here:
+//! - POST must be `application/json` (a cross-site form cannot send that without a preflight);
+//! - GET runs queries only: a mutation answers 405;
+//! - the body is capped (413) and batches are capped (`FINQL_MAX_BATCH`);
+//! - `Accept` picks `application/graphql-response+json` or `application/json` (406 otherwise);
+//! - malformed JSON, requests and documents answer 400 with a GraphQL error document.
+
+use async_graphql::{
+    BatchRequest, BatchResponse, Request, Response as GqlResponse, Value,
+    parser::types::{DocumentOperations, OperationType},
+};
+use axum::{
+    body::{Body, Bytes},
+    extract::{FromRequest, Request as HttpRequest, State, ws::WebSocketUpgrade},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use super::REQUEST_ID;
+use crate::{
+    app::AppState,
+    error::ErrorCode,
+    graphql::{context::RequestContext, guard},
+};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const APPLICATION_JSON: &str = "application/json";
+
+/// The response media type the client accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Media {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl Media {
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        })
+    }
+}
+
+/// A refusal before execution: status, message, and the media type to answer in.
+struct Rejection {
+    status: StatusCode,
+    message: String,
+    media: Media,
+    allow_post_only: bool,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, message: impl Into<String>, media: Media) -> Self {
+        Self { status, message: message.into(), media, allow_post_only: false }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let code = match self.status {
+            StatusCode::INTERNAL_SERVER_ERROR => ErrorCode::Internal,
+            _ => ErrorCode::BadUserInput,
+        };
+        let body = json!({ "errors": [{ "message": self.message, "extensions": { "code": code.as_str() } }] });
+        let mut response = (self.status, body.to_string()).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, self.media.content_type());
+        if self.allow_post_only {
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+}
+
+/// `POST /graphql`.
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    match post_inner(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+async fn post_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, Rejection> {
+    let media = negotiate(headers)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case(APPLICATION_JSON) {
+        return Err(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "POST requests must have `Content-Type: application/json`",
+            media,
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Rejection::new(
+                status,
+                format!("request body is larger than {} bytes", state.config.limits.max_body_bytes),
+                media,
+            )
+        } else {
+            Rejection::new(StatusCode::BAD_REQUEST, "could not read the request body", media)
+        }
+    })?;
+    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|err| {
+        Rejection::new(StatusCode::BAD_REQUEST, format!("request body is not valid JSON: {err}"), media)
+    })?;
+    let batch = match json {
+        serde_json::Value::Array(items) => {
+            let max = state.config.limits.max_batch;
+            if max == 0 {
+                return Err(Rejection::new(StatusCode::BAD_REQUEST, "batched requests are disabled", media));
+            }
+            if items.is_empty() || items.len() > max {
+                return Err(Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("a batch must hold 1 to {max} operations, not {}", items.len()),
+                    media,
+                ));
+            }
+            let requests = items.into_iter().map(|item| parse_request(item, media)).collect::<Result<Vec<_>, _>>()?;
+            BatchRequest::Batch(requests)
+        }
+        other => BatchRequest::Single(parse_request(other, media)?),
+    };
+    let mut batch = batch;
+    for request in batch.iter_mut() {
+        match operation_type(request, media)? {
+            Some(OperationType::Subscription) => {
+                return Err(Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    "subscriptions are served over WebSocket at /graphql",
+                    media,
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(execute(state, headers, batch, media).await)
+}
+
+/// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
+pub async fn get(State(state): State<AppState>, request: HttpRequest) -> Response {
+    if request.headers().contains_key(header::UPGRADE) {
+        return match WebSocketUpgrade::from_request(request, &state).await {
+            Ok(upgrade) => super::ws::upgrade(state, upgrade),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    match get_inner(&state, request).await {
+        Ok(response) => response,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+async fn get_inner(state: &AppState, request: HttpRequest) -> Result<Response, Rejection> {
+    let media = negotiate(request.headers())?;
+    let mut fields = serde_json::Map::new();
+    for (key, value) in url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
+        let value = match key.as_ref() {
+            "query" | "operationName" => serde_json::Value::String(value.into_owned()),
+            "variables" | "extensions" => serde_json::from_str(&value).map_err(|_| {
+                Rejection::new(StatusCode::BAD_REQUEST, format!("`{key}` must be a JSON object"), media)
+            })?,
+            _ => continue,
+        };
+        fields.insert(key.into_owned(), value);
+    }
+    let mut gql = parse_request(serde_json::Value::Object(fields), media)?;
+    match operation_type(&mut gql, media)? {
+        Some(OperationType::Query) | None => {}
+        Some(OperationType::Mutation) => {
+            let mut rejection =
+                Rejection::new(StatusCode::METHOD_NOT_ALLOWED, "mutations must be sent with POST", media);
+            rejection.allow_post_only = true;
+            return Err(rejection);
+        }
+        Some(OperationType::Subscription) => {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                "subscriptions are served over WebSocket at /graphql",
+                media,
+            ));
+        }
+    }
+    Ok(execute(state, request.headers(), BatchRequest::Single(gql), media).await)
+}
+
+fn parse_request(value: serde_json::Value, media: Media) -> Result<Request, Rejection> {
+    let bad = |message: String| Rejection::new(StatusCode::BAD_REQUEST, message, media);
+    let serde_json::Value::Object(fields) = &value else {
+        return Err(bad("a GraphQL request must be a JSON object with a `query`".into()));
+    };
+    match fields.get("query") {
+        Some(serde_json::Value::String(query)) if !query.trim().is_empty() => {}
+        Some(serde_json::Value::String(_)) | None => return Err(bad("the request has no `query`".into())),
+        Some(_) => return Err(bad("`query` must be a string".into())),
+    }
+    if let Some(variables) = fields.get("variables")
+        && !(variables.is_object() || variables.is_null())
+    {
+        return Err(bad("`variables` must be an object".into()));
+    }
+    serde_json::from_value(value).map_err(|err| bad(format!("invalid GraphQL request: {err}")))
+}
+
+/// Parses the document (once: the parsed form is kept for execution) and finds the type of the
+/// operation that will run. `None` when that is for execution to decide (e.g. several
+/// operations and no `operationName`, which it rejects with a clear message).
+fn operation_type(request: &mut Request, media: Media) -> Result<Option<OperationType>, Rejection> {
+    let operation_name = request.operation_name.clone();
+    let document = request
+        .parsed_query()
+        .map_err(|err| Rejection::new(StatusCode::BAD_REQUEST, guard::syntax_message(&err.to_string()), media))?;
+    Ok(match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+        _ => None,
+    })
+}
+
+async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, media: Media) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let credentials = state.accounts.tokens().credentials(authorization);
+    let batch = match batch {
+        BatchRequest::Single(request) => {
+            BatchRequest::Single(RequestContext::new(state.clone(), credentials).into_request(request))
+        }
+        BatchRequest::Batch(requests) => BatchRequest::Batch(
+            requests
+                .into_iter()
+                .map(|request| RequestContext::new(state.clone(), credentials.clone()).into_request(request))
+                .collect(),
+        ),
+    };
+    let trace_id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut response = state.schema.execute_batch(batch).await;
+    let status = match &mut response {
+        BatchResponse::Single(single) => {
+            finish(single, trace_id.as_deref());
+            if is_request_error(single) { StatusCode::BAD_REQUEST } else { StatusCode::OK }
+        }
+        BatchResponse::Batch(all) => {
+            all.iter_mut().for_each(|single| finish(single, trace_id.as_deref()));
+            StatusCode::OK
+        }
+    };
+    let body = match serde_json::to_vec(&response) {
+        Ok(body) => body,
+        Err(err) => {
+            tracing::error!(%err, "serialising a GraphQL response");
+            return Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", media).into_response();
+        }
+    };
+    let mut http = Response::new(Body::from(body));
+    *http.status_mut() = status;
+    let headers = http.headers_mut();
+    headers.insert(header::CONTENT_TYPE, media.content_type());
+    // Responses carry personal financial data: never stored by shared caches or browsers.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept, Authorization"));
+    http
+}
+
+/// Codes on every error; the request's trace id on `INTERNAL` ones, so a support request can
+/// be matched to the logged cause.
+fn finish(response: &mut GqlResponse, trace_id: Option<&str>) {
+    guard::assign_codes(&mut response.errors);
+    let Some(trace_id) = trace_id else { return };
+    for err in &mut response.errors {
+        let ext = err.extensions.get_or_insert_with(Default::default);
+        if ext.get("code") == Some(&Value::from(ErrorCode::Internal.as_str())) {
+            ext.set("traceId", trace_id);
+        }
+    }
+}
+
+/// A request error (nothing executed: syntax, validation, limits) rather than field errors.
+fn is_request_error(response: &GqlResponse) -> bool {
+    response.data == Value::Null && !response.errors.is_empty() && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// Picks the response media type from `Accept` (highest q wins; on a tie, the newer
+/// `application/graphql-response+json`). No `Accept`, or `*/*`, gets `application/json`, as
+/// the spec says for legacy clients.
+fn negotiate(headers: &HeaderMap) -> Result<Media, Rejection> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(Media::Json);
+    };
+    let mut best: Option<(f32, Media)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q =
+            parts.filter_map(|p| p.trim().strip_prefix("q=")).find_map(|q| q.trim().parse::<f32>().ok()).unwrap_or(1.0);
+        let media = match essence.as_str() {
+            GRAPHQL_RESPONSE_JSON => Media::GraphqlResponseJson,
+            APPLICATION_JSON | "application/*" | "*/*" => Media::Json,
+            _ => continue,
+        };
+        if q <= 0.0 {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some((best_q, best_media)) => {
+                q > best_q || (q == best_q && media == Media::GraphqlResponseJson && best_media == Media::Json)
+            }
+        };
+        if better {
+            best = Some((q, media));
+        }
+    }
+    best.map(|(_, media)| media).ok_or_else(|| {
+        Rejection::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "responses are application/graphql-response+json or application/json",
+            Media::Json,
+        )
+    })
+}

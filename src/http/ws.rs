@@ -1,0 +1,264 @@
+//! GraphQL over WebSocket: `graphql-transport-ws` (the current protocol, from the `graphql-ws`
+//! library) and the legacy `graphql-ws` (subscriptions-transport-ws).
+//!
+//! Implemented here rather than with async-graphql-axum's socket, so that the connection
+//! follows the spec's close codes (4400 bad message, 4401 subscribe before ack, 4403 rejected
+//! init, 4408 init timeout, 4409 duplicate id, 4429 repeated init), sends keep-alives, caps the
+//! operations per connection, and closes with 1001 on shutdown.
+//!
+//! Shape: one reader loop per connection owns the protocol state; one writer task owns the
+//! socket's sending half; each operation runs in its own task and sends through a bounded
+//! channel, so a client that stops reading stalls only its own operations.
+
+use std::collections::HashMap;
+
+use async_graphql::{Request, Response as GqlResponse, Value};
+use axum::{
+    extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::{sync::mpsc, task::AbortHandle, time::MissedTickBehavior};
+
+use crate::{
+    accounts::Credentials,
+    app::AppState,
+    error::ErrorCode,
+    graphql::{context::RequestContext, guard},
+};
+
+const TRANSPORT_WS: &str = "graphql-transport-ws";
+const LEGACY_WS: &str = "graphql-ws";
+
+/// Messages queued for one client before its operations wait. Enough to absorb bursts; small
+/// enough that a stalled client holds little memory.
+const OUTBOX: usize = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Protocol {
+    TransportWs,
+    Legacy,
+}
+
+pub fn upgrade(state: AppState, upgrade: WebSocketUpgrade) -> Response {
+    let upgrade = upgrade.protocols([TRANSPORT_WS, LEGACY_WS]);
+    let protocol = match upgrade.selected_protocol().and_then(|p| p.to_str().ok()) {
+        Some(TRANSPORT_WS) => Protocol::TransportWs,
+        Some(LEGACY_WS) => Protocol::Legacy,
+        _ => {
+            return crate::http::error_body(
+                StatusCode::BAD_REQUEST,
+                "WebSocket subprotocol must be `graphql-transport-ws` or `graphql-ws`",
+                ErrorCode::BadUserInput,
+            );
+        }
+    };
+    let max_message = state.config.limits.max_body_bytes;
+    upgrade
+        .max_message_size(max_message)
+        .on_upgrade(move |socket| Connection::run(state, protocol, socket))
+        .into_response()
+}
+
+struct Connection {
+    state: AppState,
+    protocol: Protocol,
+    outbox: mpsc::Sender<Message>,
+    /// `None` until `connection_init` is accepted.
+    credentials: Option<Credentials>,
+    operations: HashMap<String, AbortHandle>,
+    finished: mpsc::UnboundedSender<String>,
+}
+
+/// Why the server ends a connection.
+struct Close(u16, String);
+
+impl Connection {
+    async fn run(state: AppState, protocol: Protocol, socket: WebSocket) {
+        let (mut sink, mut stream) = socket.split();
+        let (outbox, mut outgoing) = mpsc::channel::<Message>(OUTBOX);
+        let writer = tokio::spawn(async move {
+            while let Some(message) = outgoing.recv().await {
+                let closing = matches!(message, Message::Close(_));
+                if sink.send(message).await.is_err() || closing {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        let (finished, mut finished_rx) = mpsc::unbounded_channel();
+        let mut conn = Connection { state, protocol, outbox, credentials: None, operations: HashMap::new(), finished };
+
+        let ws_config = conn.state.config.websocket.clone();
+        let init_deadline = tokio::time::sleep(ws_config.init_timeout);
+        tokio::pin!(init_deadline);
+        let mut keepalive = tokio::time::interval(ws_config.keepalive_interval);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        keepalive.tick().await;
+        let shutdown = conn.state.shutdown.clone();
+
+        let close: Option<Close> = loop {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Err(close) = conn.handle(text.as_str()).await {
+                            break Some(close);
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => break Some(Close(4400, "binary messages are not supported".into())),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                },
+                () = &mut init_deadline, if conn.credentials.is_none() => {
+                    break Some(Close(4408, "Connection initialisation timeout".into()));
+                }
+                _ = keepalive.tick() => {
+                    let ping = match conn.protocol {
+                        Protocol::TransportWs => json!({ "type": "ping" }),
+                        Protocol::Legacy if conn.credentials.is_some() => json!({ "type": "ka" }),
+                        Protocol::Legacy => continue,
+                    };
+                    if conn.send(ping).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(id) = finished_rx.recv() => {
+                    conn.operations.remove(&id);
+                }
+                () = shutdown.cancelled() => break Some(Close(1001, "server shutting down".into())),
+            }
+        };
+        for (_, operation) in conn.operations.drain() {
+            operation.abort();
+        }
+        if let Some(Close(code, reason)) = close {
+            let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
+            let _ = conn.outbox.send(Message::Close(Some(frame))).await;
+        }
+        drop(conn);
+        let _ = writer.await;
+    }
+
+    async fn send(&self, message: serde_json::Value) -> Result<(), ()> {
+        self.outbox.send(Message::Text(message.to_string().into())).await.map_err(|_| ())
+    }
+
+    async fn handle(&mut self, text: &str) -> Result<(), Close> {
+        let invalid = || Close(4400, "Invalid message received".into());
+        let message: serde_json::Value = serde_json::from_str(text).map_err(|_| invalid())?;
+        let kind = message.get("type").and_then(|t| t.as_str()).ok_or_else(invalid)?;
+        match (self.protocol, kind) {
+            (_, "connection_init") => self.init(message.get("payload")).await,
+            (Protocol::TransportWs, "ping") => {
+                let _ = self.send(json!({ "type": "pong" })).await;
+                Ok(())
+            }
+            (Protocol::TransportWs, "pong") => Ok(()),
+            (Protocol::TransportWs, "subscribe") | (Protocol::Legacy, "start") => {
+                let Some(credentials) = self.credentials.clone() else {
+                    return Err(Close(4401, "Unauthorized".into()));
+                };
+                let id = message.get("id").and_then(|i| i.as_str()).filter(|i| !i.is_empty()).ok_or_else(invalid)?;
+                if self.operations.contains_key(id) {
+                    return Err(Close(4409, format!("Subscriber for {id} already exists")));
+                }
+                let payload = message.get("payload").cloned().ok_or_else(invalid)?;
+                self.start(id.to_owned(), payload, credentials).await;
+                Ok(())
+            }
+            (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
+                if let Some(id) = message.get("id").and_then(|i| i.as_str())
+                    && let Some(operation) = self.operations.remove(id)
+                {
+                    operation.abort();
+                }
+                Ok(())
+            }
+            (Protocol::Legacy, "connection_terminate") => Err(Close(1000, "terminated by client".into())),
+            _ => Err(invalid()),
+        }
+    }
+
+    async fn init(&mut self, payload: Option<&serde_json::Value>) -> Result<(), Close> {
+        if self.credentials.is_some() {
+            return Err(Close(4429, "Too many initialisation requests".into()));
+        }
+        let authorization = payload.and_then(|p| p.as_object()).and_then(|fields| {
+            fields.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization")).and_then(|(_, v)| v.as_str())
+        });
+        let credentials = self.state.accounts.tokens().credentials(authorization);
+        if let Credentials::Invalid(reason) = credentials {
+            if self.protocol == Protocol::Legacy {
+                let _ = self.send(json!({ "type": "connection_error", "payload": { "message": reason } })).await;
+            }
+            return Err(Close(4403, format!("Forbidden: {reason}")));
+        }
+        self.credentials = Some(credentials);
+        let _ = self.send(json!({ "type": "connection_ack" })).await;
+        if self.protocol == Protocol::Legacy {
+            let _ = self.send(json!({ "type": "ka" })).await;
+        }
+        Ok(())
+    }
+
+    async fn start(&mut self, id: String, payload: serde_json::Value, credentials: Credentials) {
+        let (next, error) = match self.protocol {
+            Protocol::TransportWs => ("next", "error"),
+            Protocol::Legacy => ("data", "error"),
+        };
+        let limit = self.state.config.websocket.max_subscriptions;
+        if self.operations.len() >= limit {
+            let message = format!("too many operations on this connection (limit {limit})");
+            let _ = self.send(error_message(error, &id, &message, ErrorCode::BadUserInput)).await;
+            return;
+        }
+        let request: Request = match serde_json::from_value(payload) {
+            Ok(request) => request,
+            Err(_) => {
+                let message = "payload must be a GraphQL request with a `query`";
+                let _ = self.send(error_message(error, &id, message, ErrorCode::BadUserInput)).await;
+                return;
+            }
+        };
+        let request = RequestContext::new(self.state.clone(), credentials).into_request(request);
+        let schema = self.state.schema.clone();
+        let outbox = self.outbox.clone();
+        let finished = self.finished.clone();
+        let task_id = id.clone();
+        let task = tokio::spawn(async move {
+            let mut responses = schema.execute_stream(request);
+            let mut first = true;
+            while let Some(mut response) = responses.next().await {
+                guard::assign_codes(&mut response.errors);
+                let message = if first && is_request_error(&response) {
+                    json!({ "type": error, "id": task_id, "payload": response.errors })
+                } else {
+                    json!({ "type": next, "id": task_id, "payload": response })
+                };
+                let failed_request = first && is_request_error(&response);
+                first = false;
+                if outbox.send(Message::Text(message.to_string().into())).await.is_err() {
+                    return;
+                }
+                if failed_request {
+                    let _ = finished.send(task_id);
+                    return;
+                }
+            }
+            let complete = json!({ "type": "complete", "id": task_id });
+            let _ = outbox.send(Message::Text(complete.to_string().into())).await;
+            let _ = finished.send(task_id);
+        });
+        self.operations.insert(id, task.abort_handle());
+    }
+}
+
+fn is_request_error(response: &GqlResponse) -> bool {
+    response.data == Value::Null && !response.errors.is_empty() && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+fn error_message(kind: &str, id: &str, message: &str, code: ErrorCode) -> serde_json::Value {
+    json!({ "type": kind, "id": id, "payload": [{ "message": message, "extensions": { "code": code.as_str() } }] })
+}

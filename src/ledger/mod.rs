@@ -1,0 +1,17 @@
+//! The personal-finance ledger: a user's transactions, and analytics over them.
+//!
+//! Every query here is scoped by the owner's id in SQL, so another user's transaction is
+//! indistinguishable from one that does not exist.
+
+/// Totals, averages, busiest day and breakdowns, aggregated by the database.
+pub mod analytics;
+/// Resolvers: `transaction(s)`, mutations, `transactionAnalytics`.
+pub mod graphql;
+/// Filtered, ordered keyset pagination with opaque cursors; column selection.
+pub mod listing;
+/// `Currency` (ISO 4217 with minor units) and `Money` (exact, scaled integers).
+pub mod money;
+/// The transaction record, its enums, and create / read / update / delete.
+pub mod service;
+
+pub use service::LedgerService;

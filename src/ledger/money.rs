@@ -1,0 +1,191 @@
+//! Currencies and amounts.
+//!
+//! `Currency::parse` accepts active ISO 4217 codes and knows each one's minor-unit digits;
+//! `Money::new` accepts an amount only if it is positive and has no more fraction digits than its
+//! currency allows (`12.345` USD is refused rather than silently rounded). Amounts are held as
+//! integers scaled by 10^4, the storage form (see `entity::transaction`).
+
+use std::fmt;
+
+use rust_decimal::Decimal;
+
+use crate::error::{AppError, AppResult};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Currency {
+    code: &'static str,
+    minor_units: u32,
+}
+
+/// ISO 4217 currencies whose minor unit is not 2 digits.
+const ZERO_DIGITS: &[&str] = &[
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF",
+    "XPF",
+];
+const THREE_DIGITS: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+const FOUR_DIGITS: &[&str] = &["CLF", "UYW"];
+
+/// Active ISO 4217 codes (list one), less the precious metals, the SDR, fund and testing codes
+/// (XAU, XDR, XTS, …), which are not money a person spends.
+const CODES: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
+    "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF",
+    "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB",
+    "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR",
+    "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD",
+    "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR",
+    "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK",
+    "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP",
+    "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD",
+    "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF", "XCD",
+    "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+impl Currency {
+    pub const USD: Currency = Currency { code: "USD", minor_units: 2 };
+
+    /// Parses an ISO 4217 alphabetic code, case-insensitively (`usd` -> `USD`).
+    pub fn parse(raw: &str) -> AppResult<Self> {
+        let upper = raw.trim().to_ascii_uppercase();
+        let code = CODES.iter().find(|c| **c == upper).ok_or_else(|| {
+            AppError::bad_field("currency", format!("`{}` is not an ISO 4217 currency code", raw.trim()))
+        })?;
+        let minor_units = if ZERO_DIGITS.contains(code) {
+            0
+        } else if THREE_DIGITS.contains(code) {
+            3
+        } else if FOUR_DIGITS.contains(code) {
+            4
+        } else {
+            2
+        };
+        Ok(Self { code, minor_units })
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// Digits after the decimal point (USD 2, JPY 0, BHD 3).
+    pub fn minor_units(&self) -> u32 {
+        self.minor_units
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code)
+    }
+}
+
+/// A positive amount of one currency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Money {
+    scaled: i64,
+    currency: Currency,
+}
+
+/// Storage scale: 10^4, enough for every ISO 4217 currency.
+pub const SCALE: u32 = 4;
+/// The largest amount of one transaction: a trillion units. Sums of many such amounts stay far
+/// inside i64 at scale 10^4 (9.2 × 10^14 units).
+const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+impl Money {
+    pub fn new(amount: Decimal, currency: Currency) -> AppResult<Self> {
+        if amount <= Decimal::ZERO {
+            return Err(AppError::bad_field("amount", "amount must be greater than zero"));
+        }
+        let normalized = amount.normalize();
+        if normalized.scale() > currency.minor_units {
+            return Err(AppError::bad_field(
+                "amount",
+                format!(
+                    "{currency} amounts have at most {} decimal places; `{amount}` has {}",
+                    currency.minor_units,
+                    normalized.scale()
+                ),
+            ));
+        }
+        if normalized > Decimal::from(MAX_AMOUNT) {
+            return Err(AppError::bad_field("amount", format!("amount must be at most {MAX_AMOUNT}")));
+        }
+        Ok(Self { scaled: to_scaled(normalized), currency })
+    }
+
+    /// Rebuilds a stored amount.
+    pub fn from_scaled(scaled: i64, currency: Currency) -> Self {
+        Self { scaled, currency }
+    }
+
+    pub fn scaled(&self) -> i64 {
+        self.scaled
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    /// The amount with exactly the currency's digits: `42.00` USD, `500` JPY.
+    pub fn amount(&self) -> Decimal {
+        format_scaled(self.scaled, self.currency)
+    }
+}
+
+/// A (possibly large or negative) scaled sum, shown with the currency's digits. Averages may
+/// need rounding: half away from zero, as people expect of money.
+pub fn format_scaled(scaled: i64, currency: Currency) -> Decimal {
+    format_decimal(Decimal::new(scaled, SCALE), currency)
+}
+
+pub fn format_decimal(value: Decimal, currency: Currency) -> Decimal {
+    let mut value =
+        value.round_dp_with_strategy(currency.minor_units, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    value.rescale(currency.minor_units);
+    value
+}
+
+/// A decimal that fits the storage scale, as a scaled integer. Bounds (`minAmount`) with more
+/// digits than the scale are rounded toward the inside of the range by the caller.
+pub fn to_scaled(value: Decimal) -> i64 {
+    let mut scaled = value * Decimal::from(10_i64.pow(SCALE));
+    scaled.rescale(0);
+    i64::try_from(scaled).unwrap_or(if value.is_sign_negative() { i64::MIN } else { i64::MAX })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn minor_units_are_enforced_and_shown() {
+        let usd = Currency::parse("usd").unwrap();
+        assert_eq!(Money::new(d("42"), usd).unwrap().amount().to_string(), "42.00");
+        assert_eq!(Money::new(d("2500.89"), usd).unwrap().amount().to_string(), "2500.89");
+        assert_eq!(Money::new(d("12.340"), usd).unwrap().amount().to_string(), "12.34");
+        assert!(Money::new(d("12.345"), usd).is_err());
+        let jpy = Currency::parse("JPY").unwrap();
+        assert!(Money::new(d("1.5"), jpy).is_err());
+        assert_eq!(Money::new(d("500"), jpy).unwrap().amount().to_string(), "500");
+        let bhd = Currency::parse("BHD").unwrap();
+        assert_eq!(Money::new(d("1.234"), bhd).unwrap().amount().to_string(), "1.234");
+        assert!(Money::new(d("0"), usd).is_err());
+        assert!(Money::new(d("-1"), usd).is_err());
+        assert!(Money::new(d("1000000000001"), usd).is_err());
+        assert!(Currency::parse("XAU").is_err());
+        assert!(Currency::parse("DOLLARS").is_err());
+    }
+
+    #[test]
+    fn averages_round_half_away_from_zero() {
+        let usd = Currency::USD;
+        assert_eq!(format_decimal(d("10.005"), usd).to_string(), "10.01");
+        assert_eq!(format_decimal(d("-10.005"), usd).to_string(), "-10.01");
+        assert_eq!(format_scaled(-1_234_500, usd).to_string(), "-123.45");
+    }
+}

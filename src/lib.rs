@@ -1,0 +1,26 @@
+//! finql: one GraphQL endpoint for market data, reference data, accounts and personal-finance
+//! ledgers.
+//!
+//! Code tour, in the order a request travels:
+
+/// Users, passwords (argon2id), access tokens (JWT) and rotating refresh tokens.
+pub mod accounts;
+/// `App::build` wires config -> database -> services -> router; `run_until` serves until a signal.
+pub mod app;
+/// Typed configuration read once from the environment (and `.env`); secrets never print.
+pub mod config;
+/// Database connection and migrations (SQLite by default, PostgreSQL in production).
+pub mod db;
+/// The one error enum, and how each variant becomes a GraphQL `extensions.code`.
+pub mod error;
+/// Schema assembly, request context, safety limits and error-code mapping. No business logic.
+pub mod graphql;
+/// HTTP edge: GraphQL over HTTP and WebSocket, GraphiQL, health and readiness.
+pub mod http;
+/// Personal-finance transactions: money, CRUD, keyset pagination and SQL analytics.
+pub mod ledger;
+/// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
+pub mod telemetry;
+
+pub use app::{App, AppState};
+pub use config::Config;
