@@ -1,0 +1,14 @@
+//! finql's integration tests: one binary, one module per area of the API. Every test starts the
+//! real server on a random port and speaks GraphQL to it over HTTP or WebSocket.
+//!
+//! Each test runs against a fresh SQLite database, and again against PostgreSQL (in a schema of
+//! its own) when `TEST_DATABASE_URL` is set; see `backend_tests!`.
+
+mod helpers;
+
+mod accounts;
+mod analytics;
+mod http;
+mod ledger;
+mod schema;
+mod ws;
