@@ -1,1 +1,232 @@
-fn main() {}
+//! Benchmark: the first 50 of one user's transactions (5 fields), from PostgreSQL holding
+//! 100,000 transactions over 100 users, at a fixed concurrency.
+//!
+//! ```text
+//! BENCH_DATABASE_URL=postgres://finql:finql@127.0.0.1:5432/finql_test cargo bench --bench transactions
+//! ```
+//! (`TEST_DATABASE_URL` is used when `BENCH_DATABASE_URL` is unset.) Optional: `BENCH_SECS`
+//! (default 10), `BENCH_CONCURRENCY` (default 32), `BENCH_ROWS` (default 100000).
+//!
+//! The server runs in this process on its own 2-thread runtime; the load generator runs on a
+//! separate single-thread runtime, over keep-alive HTTP/1.1 connections on loopback. Data lives
+//! in the schema `finql_bench`, rebuilt on each run so figures are reproducible.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{TimeZone, Utc};
+use entity::{transaction, user};
+use hdrhistogram::Histogram;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, EntityTrait};
+use serde_json::{Value, json};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SCHEMA: &str = "finql_bench";
+const USERS: usize = 100;
+const QUERY: &str = "{ transactions(first: 50) { edges { node { id amount currency kind occurredAt } } } }";
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; there is nothing to filter.
+    let Some(url) = std::env::var("BENCH_DATABASE_URL").or_else(|_| std::env::var("TEST_DATABASE_URL")).ok() else {
+        eprintln!("skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to a PostgreSQL database");
+        return Ok(());
+    };
+    let rows: usize = env_or("BENCH_ROWS", 100_000);
+    let secs: u64 = env_or("BENCH_SECS", 10);
+    let concurrency: usize = env_or("BENCH_CONCURRENCY", 32);
+
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (addr, token) = server_rt.block_on(async {
+        let admin = Database::connect(&url).await?;
+        admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")).await?;
+        admin.close().await?;
+        let dir = tempfile::tempdir()?;
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("FINQL_ADDR", "127.0.0.1:0".into()),
+            ("DATABASE_URL", url.clone()),
+            ("FINQL_DATABASE_SCHEMA", SCHEMA.into()),
+            ("FINQL_DATA_DIR", dir.path().display().to_string()),
+            ("JWT_SECRET", "benchmark-secret-benchmark-secret-0123".into()),
+        ]);
+        let config = finql::Config::from_lookup(|k| vars.get(k).cloned())?;
+        let app = finql::App::build(config).await?;
+        let addr = app.local_addr();
+        let db = app.state().db.clone();
+        tokio::spawn(app.run_until(std::future::pending()));
+
+        let token = sign_up(addr).await?;
+        let seeded = Instant::now();
+        seed(&db, &token.1, rows).await?;
+        db.execute_unprepared("ANALYZE").await?;
+        eprintln!("seeded {rows} transactions over {USERS} users in {:.1?}", seeded.elapsed());
+        anyhow::Ok((addr, token.0))
+    })?;
+
+    let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = client_rt.block_on(load(addr, token, concurrency, Duration::from_secs(secs)))?;
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS")).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    println!("query: first 50 of one user's transactions, 5 fields; {rows} rows over {USERS} users (PostgreSQL)");
+    println!("concurrency {concurrency}, {secs} s after 2 s warm-up");
+    println!("{report}");
+    println!("process RSS (server + load generator): {rss} KiB");
+    drop(server_rt);
+    Ok(())
+}
+
+/// Signs up the measured user; returns (access token, user id).
+async fn sign_up(addr: std::net::SocketAddr) -> anyhow::Result<(String, String)> {
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .json(&json!({ "query": "mutation { signUp(input: {email: \"bench@example.com\", password: \"benchmark password\", fullName: \"Bench\"}) { accessToken user { id } } }" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let payload = &body["data"]["signUp"];
+    Ok((
+        payload["accessToken"].as_str().ok_or_else(|| anyhow::anyhow!("sign-up failed: {body}"))?.to_owned(),
+        payload["user"]["id"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+/// 99 more users, then `rows` transactions spread evenly over all 100.
+async fn seed(db: &sea_orm::DatabaseConnection, bench_user: &str, rows: usize) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let mut ids = vec![bench_user.parse::<uuid::Uuid>()?];
+    let others: Vec<user::ActiveModel> = (1..USERS)
+        .map(|i| {
+            let id = uuid::Uuid::now_v7();
+            ids.push(id);
+            user::ActiveModel {
+                id: Set(id),
+                email: Set(format!("user{i}@example.com")),
+                full_name: Set(format!("User {i}")),
+                password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$not-a-real-hash".into()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+        })
+        .collect();
+    user::Entity::insert_many(others).exec(db).await?;
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().expect("valid date");
+    // 1,000 rows per INSERT: 11 parameters each stays far below PostgreSQL's 65,535 limit.
+    for chunk in (0..rows).collect::<Vec<_>>().chunks(1000) {
+        let batch: Vec<transaction::ActiveModel> = chunk
+            .iter()
+            .map(|&i| {
+                let at = start + chrono::Duration::minutes(i as i64 * 7);
+                transaction::ActiveModel {
+                    id: Set(uuid::Uuid::now_v7()),
+                    user_id: Set(ids[i % USERS]),
+                    amount_scaled: Set(((i * 7919) % 500_000 + 100) as i64 * 100),
+                    currency: Set(if i % 10 == 0 { "EUR" } else { "USD" }.into()),
+                    kind: Set(if i % 3 == 0 { "CREDIT" } else { "DEBIT" }.into()),
+                    status: Set("SUCCESS".into()),
+                    description: Set(Some(format!("transaction {i}"))),
+                    category: Set(Some(["groceries", "rent", "salary", "travel"][i % 4].into())),
+                    occurred_at: Set(at),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+            })
+            .collect();
+        transaction::Entity::insert_many(batch).exec(db).await?;
+    }
+    Ok(())
+}
+
+async fn load(
+    addr: std::net::SocketAddr,
+    token: String,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<String> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let url = format!("http://{addr}/graphql");
+    let body = serde_json::to_vec(&json!({ "query": QUERY }))?;
+    // Sanity check: the query returns 50 rows.
+    let check: Value = client
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let edges = check["data"]["transactions"]["edges"].as_array().map(Vec::len).unwrap_or(0);
+    anyhow::ensure!(edges == 50, "expected 50 transactions, got: {check}");
+
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, body, token) = (client.clone(), url.clone(), body.clone(), token.clone());
+        let (measuring, stop, errors) = (measuring.clone(), stop.clone(), errors.clone());
+        workers.push(tokio::spawn(async move {
+            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                // Latency includes reading the whole body, as a client would.
+                let ok = match response {
+                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                    _ => false,
+                };
+                if measuring.load(Ordering::Relaxed) {
+                    if ok {
+                        histogram.record(started.elapsed().as_micros() as u64).ok();
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            histogram
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for worker in workers {
+        total.add(worker.await?)?;
+    }
+    let count = total.len();
+    Ok(format!(
+        "requests {count}, errors {}, throughput {:.0} req/s\nlatency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        errors.load(Ordering::Relaxed),
+        count as f64 / elapsed.as_secs_f64(),
+        total.value_at_quantile(0.50) as f64 / 1000.0,
+        total.value_at_quantile(0.90) as f64 / 1000.0,
+        total.value_at_quantile(0.99) as f64 / 1000.0,
+        total.max() as f64 / 1000.0,
+    ))
+}

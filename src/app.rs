@@ -46,6 +46,9 @@ impl App {
     /// Connects to the database, migrates it (unless turned off), and binds the listener. Bind
     /// to port 0 and read [`App::local_addr`] to get a free port (as the tests do).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
         let db = db::connect(&config.database).await?;
         if config.database.migrate_on_start {
             db::migrate(&db).await?;

@@ -68,6 +68,9 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// `FINQL_SHUTDOWN_GRACE_SECS`: how long in-flight requests get to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Things worth a warning found while reading the configuration. Logged at start-up
+    /// (configuration is read before logging exists).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -147,6 +150,7 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("FINQL_LOG_FORMAT must be `text` or `json`, not `{other}`"),
         };
+        let mut warnings = Vec::new();
         let jwt_secret = match get("JWT_SECRET") {
             Some(secret) if secret.len() >= MIN_SECRET_BYTES => secret.into_bytes(),
             Some(_) if production => bail!(
@@ -154,14 +158,23 @@ impl Config {
                  (e.g. `openssl rand -base64 48`)"
             ),
             Some(secret) => {
-                tracing::warn!("JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes; acceptable only in development");
+                warnings.push(format!(
+                    "JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes; acceptable only in development"
+                ));
                 secret.into_bytes()
             }
             None if production => bail!(
                 "JWT_SECRET is not set: production needs a secret of at least {MIN_SECRET_BYTES} bytes \
                  shared by all replicas (e.g. `openssl rand -base64 48`)"
             ),
-            None => development_secret(&data_dir)?,
+            None => {
+                let (secret, path) = development_secret(&data_dir)?;
+                warnings.push(format!(
+                    "JWT_SECRET is not set: using the development secret in {} (set JWT_SECRET in production)",
+                    path.display()
+                ));
+                secret
+            }
         };
         Ok(Config {
             environment,
@@ -199,6 +212,7 @@ impl Config {
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),
             shutdown_grace: secs(parse_or(&get, "FINQL_SHUTDOWN_GRACE_SECS", 30)?),
+            warnings,
         })
     }
 
@@ -224,12 +238,12 @@ where
 
 /// Development convenience: a random secret generated once and kept in the data folder (0600),
 /// so tokens survive restarts without anyone having to invent a secret.
-fn development_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+fn development_secret(data_dir: &Path) -> anyhow::Result<(Vec<u8>, PathBuf)> {
     let path = data_dir.join("jwt_secret");
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if existing.len() >= MIN_SECRET_BYTES {
-            return Ok(existing.as_bytes().to_vec());
+            return Ok((existing.as_bytes().to_vec(), path));
         }
     }
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating data folder {}", data_dir.display()))?;
@@ -237,11 +251,7 @@ fn development_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     rand::rng().fill_bytes(&mut bytes);
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
-    tracing::warn!(
-        path = %path.display(),
-        "JWT_SECRET is not set: generated a development secret. Set JWT_SECRET in production."
-    );
-    Ok(secret.into_bytes())
+    Ok((secret.into_bytes(), path))
 }
 
 #[cfg(unix)]
@@ -283,6 +293,7 @@ mod tests {
         let first = config(&[("FINQL_DATA_DIR", dir_str)]).unwrap();
         let second = config(&[("FINQL_DATA_DIR", dir_str)]).unwrap();
         assert_eq!(first.auth.jwt_secret.expose(), second.auth.jwt_secret.expose());
+        assert!(first.warnings.iter().any(|w| w.contains("JWT_SECRET is not set")));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

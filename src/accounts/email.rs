@@ -24,7 +24,7 @@ impl Email {
         let parsed: email_address::EmailAddress = normalised.parse().map_err(|_| invalid())?;
         // Display names (`Ann <ann@x.com>`) parse, but an account address is the bare address.
         // A domain without a dot (`ann@localhost`) is valid syntax but never a real mailbox.
-        if parsed.as_str() != normalised || !parsed.domain().contains('.') {
+        if parsed.email() != normalised || normalised.contains(char::is_whitespace) || !parsed.domain().contains('.') {
             return Err(invalid());
         }
         Ok(Self(normalised))

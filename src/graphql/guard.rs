@@ -1,144 +1,87 @@
-//! The guard extension: what async-graphql does not do by itself.
+//! Guards applied at the edges (HTTP and WebSocket), for what async-graphql does not do itself:
 //!
-//! - counts aliases (async-graphql limits depth and complexity, not aliases; aliases multiply
+//! - count aliases (async-graphql limits depth and complexity, not aliases; aliases multiply
 //!   the work of one field, e.g. a thousand `login`s in one request);
-//! - gives every error async-graphql produces (syntax, validation, limits, argument coercion)
+//! - give every error async-graphql produces (syntax, validation, limits, argument coercion)
 //!   an `extensions.code`, and a `reason` for limit rejections;
-//! - turns a panic in a resolver into an `INTERNAL` error instead of a dropped connection.
+//! - turn a panic during execution into an `INTERNAL` error instead of a dropped connection.
+//!
+//! These are plain functions, not an async-graphql extension: with any extension registered,
+//! async-graphql leaves its fast path and runs a boxed extension chain for every field it
+//! resolves, which cost a large share of a 50-row page (see README, Benchmarks).
 
-use std::{panic::AssertUnwindSafe, sync::Arc};
+use std::{future::Future, panic::AssertUnwindSafe};
 
 use async_graphql::{
-    Response, ServerError, ServerResult, ValidationResult, Value, Variables,
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextResolve, NextValidation,
-        ResolveInfo,
-    },
+    ServerError,
     parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 use futures::FutureExt;
 
-use crate::error::ErrorCode;
+use crate::{config::Limits, error::ErrorCode};
 
-pub struct Guard {
-    pub max_aliases: usize,
-    pub max_depth: usize,
-    pub max_complexity: usize,
+/// Checks what the schema's own limits do not: the number of aliases.
+pub fn check_document(doc: &ExecutableDocument, limits: &Limits) -> Result<(), ServerError> {
+    let aliases = count_aliases(doc);
+    if aliases > limits.max_aliases {
+        return Err(limit_error(
+            ServerError::new("", None),
+            "TOO_MANY_ALIASES",
+            format!("query uses {aliases} aliases (limit {})", limits.max_aliases),
+        ));
+    }
+    Ok(())
 }
 
-impl ExtensionFactory for Guard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GuardExtension {
-            max_aliases: self.max_aliases,
-            max_depth: self.max_depth,
-            max_complexity: self.max_complexity,
-        })
-    }
-}
-
-struct GuardExtension {
-    max_aliases: usize,
-    max_depth: usize,
-    max_complexity: usize,
-}
-
-#[async_trait::async_trait]
-impl Extension for GuardExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = match AssertUnwindSafe(next.run(ctx)).catch_unwind().await {
-            Ok(response) => response,
-            Err(panic) => {
-                tracing::error!(panic = panic_message(&panic), "panic while executing a request");
-                Response::from_errors(vec![coded(ServerError::new("internal error", None), ErrorCode::Internal)])
-            }
-        };
-        assign_codes(&mut response.errors);
-        response
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await.map_err(|err| {
-            if err.message.starts_with("The recursion depth") {
-                limit_error(err, "QUERY_TOO_DEEP", format!("query is nested too deep (limit {})", self.max_depth))
-            } else {
-                coded(ServerError { message: syntax_message(&err.message), ..err }, ErrorCode::BadUserInput)
-            }
-        })?;
-        let aliases = count_aliases(&doc);
-        if aliases > self.max_aliases {
-            return Err(limit_error(
-                ServerError::new("", None),
-                "TOO_MANY_ALIASES",
-                format!("query uses {aliases} aliases (limit {})", self.max_aliases),
-            ));
-        }
-        Ok(doc)
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|err| match err.message.as_str() {
-                    "Query is too complex." => limit_error(
-                        err,
-                        "QUERY_TOO_COMPLEX",
-                        format!("query is too complex (limit {})", self.max_complexity),
-                    ),
-                    "Query is nested too deep." => limit_error(
-                        err,
-                        "QUERY_TOO_DEEP",
-                        format!("query is nested too deep (limit {})", self.max_depth),
-                    ),
-                    _ => coded(err, ErrorCode::BadUserInput),
-                })
-                .collect()
-        })
-    }
-
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        let path = info.path_node.to_string();
-        match AssertUnwindSafe(next.run(ctx, info)).catch_unwind().await {
-            Ok(result) => result,
-            Err(panic) => {
-                tracing::error!(path, panic = panic_message(&panic), "panic in resolver");
-                Err(coded(ServerError::new("internal error", None), ErrorCode::Internal))
-            }
+/// Runs `execution`; a panic inside it is logged and replaced by `on_panic()`.
+pub async fn catch_panic<T>(execution: impl Future<Output = T>, on_panic: impl FnOnce() -> T) -> T {
+    match AssertUnwindSafe(execution).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            tracing::error!(panic = panic_message(&*panic), "panic while executing a GraphQL operation");
+            on_panic()
         }
     }
+}
+
+/// The error that stands for a caught panic.
+pub fn internal_error() -> ServerError {
+    coded(ServerError::new("internal error", None), ErrorCode::Internal)
 }
 
 /// Gives a code to every error that has none. Resolver errors carry theirs already; what is
-/// left comes from async-graphql's request handling, and is about the request itself (bad
-/// variables, unknown operation name), except a missing context value, which is our bug.
-pub fn assign_codes(errors: &mut [ServerError]) {
+/// left comes from async-graphql's request handling and is about the request itself (limits,
+/// validation, bad variables, unknown operation name), except a missing context value, which
+/// is our bug.
+pub fn assign_codes(errors: &mut [ServerError], limits: &Limits) {
     for err in errors.iter_mut() {
         if err.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some()) {
             continue;
         }
-        let code = if err.message.starts_with("Data `") && err.message.ends_with("does not exist.") {
-            tracing::error!(message = err.message, "missing context data");
-            err.message = "internal error".into();
-            ErrorCode::Internal
-        } else {
-            ErrorCode::BadUserInput
+        let message = std::mem::take(&mut err.message);
+        let too_deep = || format!("query is nested too deep (limit {})", limits.max_depth);
+        let (message, code, reason) = match message.as_str() {
+            "Query is too complex." => (
+                format!("query is too complex (limit {})", limits.max_complexity),
+                ErrorCode::BadUserInput,
+                Some("QUERY_TOO_COMPLEX"),
+            ),
+            "Query is nested too deep." => (too_deep(), ErrorCode::BadUserInput, Some("QUERY_TOO_DEEP")),
+            m if m.starts_with("The recursion depth of the query") => {
+                (too_deep(), ErrorCode::BadUserInput, Some("QUERY_TOO_DEEP"))
+            }
+            m if m.starts_with("Data `") && m.ends_with("does not exist.") => {
+                tracing::error!(message = m, "missing context data");
+                ("internal error".into(), ErrorCode::Internal, None)
+            }
+            _ => (message, ErrorCode::BadUserInput, None),
         };
-        err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
+        err.message = message;
+        let ext = err.extensions.get_or_insert_with(Default::default);
+        ext.set("code", code.as_str());
+        if let Some(reason) = reason {
+            ext.set("reason", reason);
+        }
     }
 }
 
@@ -185,4 +128,77 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Response, Schema, Value};
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn boom(&self) -> i32 {
+            panic!("resolver bug")
+        }
+        async fn fine(&self) -> i32 {
+            1
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_body_bytes: 1024,
+            max_batch: 1,
+            max_depth: 3,
+            max_complexity: 5,
+            max_aliases: 2,
+            introspection: true,
+        }
+    }
+
+    fn code(err: &ServerError) -> Option<&Value> {
+        err.extensions.as_ref().and_then(|e| e.get("code"))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_resolver_is_an_internal_error_not_a_crash() {
+        let schema = Schema::new(Query, EmptyMutation, EmptySubscription);
+        let response =
+            catch_panic(schema.execute("{ fine boom }"), || Response::from_errors(vec![internal_error()])).await;
+        assert_eq!(response.errors.len(), 1);
+        assert_eq!(response.errors[0].message, "internal error");
+        assert_eq!(code(&response.errors[0]), Some(&Value::from("INTERNAL")));
+    }
+
+    #[tokio::test]
+    async fn limit_and_validation_errors_get_codes() {
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription).limit_complexity(1).finish();
+        let mut response = schema.execute("{ fine fine2: fine }").await;
+        assign_codes(&mut response.errors, &limits());
+        let ext = response.errors[0].extensions.as_ref().unwrap();
+        assert_eq!(ext.get("reason"), Some(&Value::from("QUERY_TOO_COMPLEX")));
+        assert_eq!(response.errors[0].message, "query is too complex (limit 5)");
+        let mut response = schema.execute("{ nope }").await;
+        assign_codes(&mut response.errors, &limits());
+        assert_eq!(code(&response.errors[0]), Some(&Value::from("BAD_USER_INPUT")));
+    }
+
+    #[test]
+    fn aliases_are_counted_in_operations_and_fragments() {
+        let doc =
+            async_graphql::parser::parse_query("{ a: fine ...F } fragment F on Query { b: fine c: fine }").unwrap();
+        let err = check_document(&doc, &limits()).unwrap_err();
+        assert_eq!(err.message, "query uses 3 aliases (limit 2)");
+        let doc = async_graphql::parser::parse_query("{ a: fine b: fine }").unwrap();
+        assert!(check_document(&doc, &limits()).is_ok());
+    }
+
+    #[test]
+    fn syntax_messages_are_one_line() {
+        let err = async_graphql::parser::parse_query("{ fine ").unwrap_err();
+        let message = syntax_message(&err.to_string());
+        assert!(message.starts_with("syntax error: ") && !message.contains('\n'), "{message}");
+    }
 }

@@ -3,7 +3,7 @@
 
 /// `RequestContext`: the app state and the caller's credentials, attached to every request.
 pub mod context;
-/// The guard extension: alias limits, error codes for async-graphql's own errors, panics.
+/// Edge guards: alias limits, error codes for async-graphql's own errors, caught panics.
 pub mod guard;
 /// The `Decimal` scalar: money as exact strings.
 pub mod scalars;

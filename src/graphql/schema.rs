@@ -2,7 +2,6 @@
 
 use async_graphql::{EmptySubscription, MergedObject, SDLExportOptions, Schema, SchemaBuilder};
 
-use super::guard::Guard;
 use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     config::Limits,
@@ -28,12 +27,7 @@ pub fn build_schema(limits: &Limits) -> FinqlSchema {
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         // Directive spam is a cheap way to make parsing expensive.
-        .limit_directives(10)
-        .extension(Guard {
-            max_aliases: limits.max_aliases,
-            max_depth: limits.max_depth,
-            max_complexity: limits.max_complexity,
-        });
+        .limit_directives(10);
     if !limits.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

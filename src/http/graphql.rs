@@ -11,7 +11,7 @@
 //! - malformed JSON, requests and documents answer 400 with a GraphQL error document.
 
 use async_graphql::{
-    BatchRequest, BatchResponse, Request, Response as GqlResponse, Value,
+    BatchRequest, BatchResponse, Request, Response as GqlResponse, ServerError, Value,
     parser::types::{DocumentOperations, OperationType},
 };
 use axum::{
@@ -25,6 +25,7 @@ use serde_json::json;
 use super::REQUEST_ID;
 use crate::{
     app::AppState,
+    config::Limits,
     error::ErrorCode,
     graphql::{context::RequestContext, guard},
 };
@@ -48,27 +49,27 @@ impl Media {
     }
 }
 
-/// A refusal before execution: status, message, and the media type to answer in.
+/// A refusal before execution: status, the error, and the media type to answer in.
 struct Rejection {
     status: StatusCode,
-    message: String,
+    error: ServerError,
     media: Media,
     allow_post_only: bool,
 }
 
 impl Rejection {
     fn new(status: StatusCode, message: impl Into<String>, media: Media) -> Self {
-        Self { status, message: message.into(), media, allow_post_only: false }
+        let code =
+            if status == StatusCode::INTERNAL_SERVER_ERROR { ErrorCode::Internal } else { ErrorCode::BadUserInput };
+        let mut error = ServerError::new(message, None);
+        error.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
+        Self { status, error, media, allow_post_only: false }
     }
 }
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let code = match self.status {
-            StatusCode::INTERNAL_SERVER_ERROR => ErrorCode::Internal,
-            _ => ErrorCode::BadUserInput,
-        };
-        let body = json!({ "errors": [{ "message": self.message, "extensions": { "code": code.as_str() } }] });
+        let body = json!({ "errors": [self.error] });
         let mut response = (self.status, body.to_string()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, self.media.content_type());
         if self.allow_post_only {
@@ -120,7 +121,7 @@ async fn post_inner(
     let json: serde_json::Value = serde_json::from_slice(&body).map_err(|err| {
         Rejection::new(StatusCode::BAD_REQUEST, format!("request body is not valid JSON: {err}"), media)
     })?;
-    let batch = match json {
+    let mut batch = match json {
         serde_json::Value::Array(items) => {
             let max = state.config.limits.max_batch;
             if max == 0 {
@@ -138,17 +139,13 @@ async fn post_inner(
         }
         other => BatchRequest::Single(parse_request(other, media)?),
     };
-    let mut batch = batch;
     for request in batch.iter_mut() {
-        match operation_type(request, media)? {
-            Some(OperationType::Subscription) => {
-                return Err(Rejection::new(
-                    StatusCode::BAD_REQUEST,
-                    "subscriptions are served over WebSocket at /graphql",
-                    media,
-                ));
-            }
-            _ => {}
+        if inspect(request, &state.config.limits, media)? == Some(OperationType::Subscription) {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                "subscriptions are served over WebSocket at /graphql",
+                media,
+            ));
         }
     }
     Ok(execute(state, headers, batch, media).await)
@@ -182,7 +179,7 @@ async fn get_inner(state: &AppState, request: HttpRequest) -> Result<Response, R
         fields.insert(key.into_owned(), value);
     }
     let mut gql = parse_request(serde_json::Value::Object(fields), media)?;
-    match operation_type(&mut gql, media)? {
+    match inspect(&mut gql, &state.config.limits, media)? {
         Some(OperationType::Query) | None => {}
         Some(OperationType::Mutation) => {
             let mut rejection =
@@ -219,14 +216,20 @@ fn parse_request(value: serde_json::Value, media: Media) -> Result<Request, Reje
     serde_json::from_value(value).map_err(|err| bad(format!("invalid GraphQL request: {err}")))
 }
 
-/// Parses the document (once: the parsed form is kept for execution) and finds the type of the
-/// operation that will run. `None` when that is for execution to decide (e.g. several
-/// operations and no `operationName`, which it rejects with a clear message).
-fn operation_type(request: &mut Request, media: Media) -> Result<Option<OperationType>, Rejection> {
+/// Parses the document (once: the parsed form is kept for execution), applies the edge
+/// guards, and finds the type of the operation that will run. `None` when that is for
+/// execution to decide (several operations and no `operationName`, which it rejects clearly).
+fn inspect(request: &mut Request, limits: &Limits, media: Media) -> Result<Option<OperationType>, Rejection> {
     let operation_name = request.operation_name.clone();
     let document = request
         .parsed_query()
         .map_err(|err| Rejection::new(StatusCode::BAD_REQUEST, guard::syntax_message(&err.to_string()), media))?;
+    guard::check_document(document, limits).map_err(|error| Rejection {
+        status: StatusCode::BAD_REQUEST,
+        error,
+        media,
+        allow_post_only: false,
+    })?;
     Ok(match (&document.operations, operation_name) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()).map(|op| op.node.ty),
@@ -250,14 +253,20 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, med
         ),
     };
     let trace_id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let mut response = state.schema.execute_batch(batch).await;
+    let single = matches!(batch, BatchRequest::Single(_));
+    let mut response = guard::catch_panic(state.schema.execute_batch(batch), || {
+        let failed = GqlResponse::from_errors(vec![guard::internal_error()]);
+        if single { BatchResponse::Single(failed) } else { BatchResponse::Batch(vec![failed]) }
+    })
+    .await;
+    let limits = &state.config.limits;
     let status = match &mut response {
         BatchResponse::Single(single) => {
-            finish(single, trace_id.as_deref());
+            finish(single, trace_id.as_deref(), limits);
             if is_request_error(single) { StatusCode::BAD_REQUEST } else { StatusCode::OK }
         }
         BatchResponse::Batch(all) => {
-            all.iter_mut().for_each(|single| finish(single, trace_id.as_deref()));
+            all.iter_mut().for_each(|single| finish(single, trace_id.as_deref(), limits));
             StatusCode::OK
         }
     };
@@ -280,8 +289,8 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, med
 
 /// Codes on every error; the request's trace id on `INTERNAL` ones, so a support request can
 /// be matched to the logged cause.
-fn finish(response: &mut GqlResponse, trace_id: Option<&str>) {
-    guard::assign_codes(&mut response.errors);
+fn finish(response: &mut GqlResponse, trace_id: Option<&str>, limits: &Limits) {
+    guard::assign_codes(&mut response.errors, limits);
     let Some(trace_id) = trace_id else { return };
     for err in &mut response.errors {
         let ext = err.extensions.get_or_insert_with(Default::default);

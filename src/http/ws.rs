@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::{Request, Response as GqlResponse, Value};
+use async_graphql::{Request, Response as GqlResponse, ServerError, Value};
 use axum::{
     extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
     http::StatusCode,
@@ -214,7 +214,7 @@ impl Connection {
             let _ = self.send(error_message(error, &id, &message, ErrorCode::BadUserInput)).await;
             return;
         }
-        let request: Request = match serde_json::from_value(payload) {
+        let mut request: Request = match serde_json::from_value(payload) {
             Ok(request) => request,
             Err(_) => {
                 let message = "payload must be a GraphQL request with a `query`";
@@ -222,6 +222,16 @@ impl Connection {
                 return;
             }
         };
+        let limits = self.state.config.limits.clone();
+        let checked = match request.parsed_query() {
+            Ok(document) => guard::check_document(document, &limits),
+            Err(err) => Err(ServerError::new(guard::syntax_message(&err.to_string()), None)),
+        };
+        if let Err(mut rejected) = checked {
+            guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
+            let _ = self.send(json!({ "type": error, "id": id, "payload": [rejected] })).await;
+            return;
+        }
         let request = RequestContext::new(self.state.clone(), credentials).into_request(request);
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
@@ -230,8 +240,15 @@ impl Connection {
         let task = tokio::spawn(async move {
             let mut responses = schema.execute_stream(request);
             let mut first = true;
-            while let Some(mut response) = responses.next().await {
-                guard::assign_codes(&mut response.errors);
+            let mut panicked = false;
+            while !panicked {
+                // A stream that panicked is not polled again: the error ends the operation.
+                let next_response = guard::catch_panic(responses.next(), || {
+                    panicked = true;
+                    Some(GqlResponse::from_errors(vec![guard::internal_error()]))
+                });
+                let Some(mut response) = next_response.await else { break };
+                guard::assign_codes(&mut response.errors, &limits);
                 let message = if first && is_request_error(&response) {
                     json!({ "type": error, "id": task_id, "payload": response.errors })
                 } else {
