@@ -125,7 +125,7 @@ mod tests {
         routes::<()>().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
     }
 
-    fn header_str<'a>(response: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header_str(response: &Response, name: header::HeaderName) -> &str {
         response.headers()[name].to_str().unwrap()
     }
 

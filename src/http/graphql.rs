@@ -52,7 +52,7 @@ impl Media {
 /// A refusal before execution: status, the error, and the media type to answer in.
 struct Rejection {
     status: StatusCode,
-    error: ServerError,
+    error: Box<ServerError>,
     media: Media,
     allow_post_only: bool,
 }
@@ -63,7 +63,7 @@ impl Rejection {
             if status == StatusCode::INTERNAL_SERVER_ERROR { ErrorCode::Internal } else { ErrorCode::BadUserInput };
         let mut error = ServerError::new(message, None);
         error.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
-        Self { status, error, media, allow_post_only: false }
+        Self { status, error: Box::new(error), media, allow_post_only: false }
     }
 }
 
@@ -226,7 +226,7 @@ fn inspect(request: &mut Request, limits: &Limits, media: Media) -> Result<Optio
         .map_err(|err| Rejection::new(StatusCode::BAD_REQUEST, guard::syntax_message(&err.to_string()), media))?;
     guard::check_document(document, limits).map_err(|error| Rejection {
         status: StatusCode::BAD_REQUEST,
-        error,
+        error: Box::new(error),
         media,
         allow_post_only: false,
     })?;

@@ -2,14 +2,17 @@
 //! million transactions costs a few aggregate rows of memory, not a million.
 //!
 //! Amounts of different currencies are never added: every figure is for one currency. Sums
-//! are over the scaled integers, so they are exact on SQLite and PostgreSQL alike (CAST because
-//! PostgreSQL's SUM(bigint) is NUMERIC).
+//! are exact integer sums of the scaled amounts, taken in two parts (whole units, and the
+//! 10^-4 remainders) so that no 64-bit sum can overflow on SQLite, whose SUM of integers fails
+//! on overflow instead of widening: the parts are recombined in Rust as i128. (CAST because
+//! PostgreSQL's SUM(bigint) is NUMERIC.)
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::transaction::{self, Column};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    Select, sea_query::Expr,
+    Select,
+    sea_query::{Expr, NullOrdering, Order},
 };
 use uuid::Uuid;
 
@@ -32,13 +35,13 @@ pub struct AnalyticsScope {
     pub statuses: Vec<Status>,
 }
 
-/// Count and scaled sums of one group (or of everything in scope).
+/// Count and scaled sums (amount × 10^4) of one group, or of everything in scope.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
     pub count: i64,
-    pub sum: i64,
-    pub credit: i64,
-    pub debit: i64,
+    pub sum: i128,
+    pub credit: i128,
+    pub debit: i128,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,11 +50,20 @@ pub struct Bucket<K> {
     pub totals: Totals,
 }
 
-const SUMS: [(&str, &str); 4] = [
+/// Whole units and remainders of the scaled amounts. Each part is bounded by the row count
+/// times 10^12 (the largest amount) or times 10^4: no overflow below nine million rows at the
+/// maximum amount.
+const SUMS: [(&str, &str); 7] = [
     ("n", "COUNT(*)"),
-    ("total", "CAST(COALESCE(SUM(amount_scaled), 0) AS BIGINT)"),
-    ("credit", "CAST(COALESCE(SUM(CASE WHEN kind = 'CREDIT' THEN amount_scaled ELSE 0 END), 0) AS BIGINT)"),
-    ("debit", "CAST(COALESCE(SUM(CASE WHEN kind = 'DEBIT' THEN amount_scaled ELSE 0 END), 0) AS BIGINT)"),
+    ("total_units", "CAST(COALESCE(SUM(amount_scaled / 10000), 0) AS BIGINT)"),
+    ("total_rem", "CAST(COALESCE(SUM(amount_scaled % 10000), 0) AS BIGINT)"),
+    (
+        "credit_units",
+        "CAST(COALESCE(SUM(CASE WHEN kind = 'CREDIT' THEN amount_scaled / 10000 ELSE 0 END), 0) AS BIGINT)",
+    ),
+    ("credit_rem", "CAST(COALESCE(SUM(CASE WHEN kind = 'CREDIT' THEN amount_scaled % 10000 ELSE 0 END), 0) AS BIGINT)"),
+    ("debit_units", "CAST(COALESCE(SUM(CASE WHEN kind = 'DEBIT' THEN amount_scaled / 10000 ELSE 0 END), 0) AS BIGINT)"),
+    ("debit_rem", "CAST(COALESCE(SUM(CASE WHEN kind = 'DEBIT' THEN amount_scaled % 10000 ELSE 0 END), 0) AS BIGINT)"),
 ];
 
 /// Calendar buckets in UTC, the same text on both backends: `2026-11-24`, `2026-11`.
@@ -98,7 +110,8 @@ impl LedgerService {
             .column_as(Column::Category, "bucket")
             .group_by(Column::Category)
             .order_by_desc(Expr::cust("COUNT(*)"))
-            .order_by_asc(Column::Category);
+            // Backends disagree on where NULL sorts; uncategorised goes last on all of them.
+            .order_by_with_nulls(Column::Category, Order::Asc, NullOrdering::Last);
         let rows = self.db.query_all_raw(query.build(self.backend())).await?;
         rows.iter().map(|row| Ok(Bucket { key: row.try_get("", "bucket")?, totals: read_totals(row)? })).collect()
     }
@@ -167,11 +180,16 @@ fn with_sums(query: Select<transaction::Entity>) -> Select<transaction::Entity> 
 }
 
 fn read_totals(row: &sea_orm::QueryResult) -> AppResult<Totals> {
+    let scaled = |prefix: &str| -> AppResult<i128> {
+        let units: i64 = row.try_get("", &format!("{prefix}_units"))?;
+        let remainder: i64 = row.try_get("", &format!("{prefix}_rem"))?;
+        Ok(i128::from(units) * 10_000 + i128::from(remainder))
+    };
     Ok(Totals {
         count: row.try_get("", "n")?,
-        sum: row.try_get("", "total")?,
-        credit: row.try_get("", "credit")?,
-        debit: row.try_get("", "debit")?,
+        sum: scaled("total")?,
+        credit: scaled("credit")?,
+        debit: scaled("debit")?,
     })
 }
 

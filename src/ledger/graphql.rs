@@ -9,7 +9,7 @@ use super::{
     analytics::{AnalyticsScope, Bucket, Totals},
     listing::{Columns, Cursor, PageRequest, TransactionFilter, TransactionOrder},
     money::{Currency, format_decimal, format_scaled},
-    service::{Kind, NewTransaction, Patch, Status, TransactionPatch, TransactionRecord},
+    service::{Kind, NewTransaction, Patch, Status, TransactionPatch, TransactionRecord, ceil_micros},
 };
 use crate::{
     accounts::graphql::{UserObject, load_user},
@@ -200,8 +200,8 @@ impl TransactionFilterInput {
             status: self.status.map(Into::into),
             category: self.category,
             currency: self.currency.as_deref().map(Currency::parse).transpose()?,
-            from: self.from,
-            to: self.to,
+            from: self.from.map(ceil_micros),
+            to: self.to.map(ceil_micros),
             min_amount: self.min_amount.map(|d| d.0),
             max_amount: self.max_amount.map(|d| d.0),
         })
@@ -289,6 +289,8 @@ impl LedgerQuery {
     }
 
     /// Your transactions, newest first unless `orderBy` says otherwise. At most 100 per page.
+    // One parameter per GraphQL argument: that is the API's shape.
+    #[allow(clippy::too_many_arguments)]
     async fn transactions(
         &self,
         ctx: &Context<'_>,
@@ -348,7 +350,7 @@ impl LedgerQuery {
             None => vec![Status::Pending, Status::Success],
         };
         Ok(TransactionAnalytics {
-            scope: AnalyticsScope { user_id, currency, from, to, statuses },
+            scope: AnalyticsScope { user_id, currency, from: from.map(ceil_micros), to: to.map(ceil_micros), statuses },
             totals: OnceCell::new(),
         })
     }
@@ -406,8 +408,9 @@ impl LedgerMutation {
     async fn delete_transaction(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
-        rc.state.ledger.delete(user_id, parse_id(&id)?).await?;
-        Ok(id)
+        let id = parse_id(&id)?;
+        rc.state.ledger.delete(user_id, id).await?;
+        Ok(ID(id.to_string()))
     }
 }
 
@@ -430,7 +433,7 @@ impl TransactionAnalytics {
         let rc = RequestContext::of(ctx)?;
         Ok(self.totals.get_or_try_init(|| rc.state.ledger.totals(&self.scope)).await?)
     }
-    fn money(&self, scaled: i64) -> DecimalString {
+    fn money(&self, scaled: i128) -> DecimalString {
         DecimalString(format_scaled(scaled, self.scope.currency))
     }
 }
@@ -451,8 +454,8 @@ impl TransactionAnalytics {
         if totals.count == 0 {
             return Ok(None);
         }
-        let mean =
-            rust_decimal::Decimal::new(totals.sum, super::money::SCALE) / rust_decimal::Decimal::from(totals.count);
+        let mean = rust_decimal::Decimal::from_i128_with_scale(totals.sum, super::money::SCALE)
+            / rust_decimal::Decimal::from(totals.count);
         Ok(Some(DecimalString(format_decimal(mean, self.scope.currency))))
     }
     async fn total_credit(&self, ctx: &Context<'_>) -> Result<DecimalString> {

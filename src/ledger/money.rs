@@ -87,8 +87,8 @@ pub struct Money {
 
 /// Storage scale: 10^4, enough for every ISO 4217 currency.
 pub const SCALE: u32 = 4;
-/// The largest amount of one transaction: a trillion units. Sums of many such amounts stay far
-/// inside i64 at scale 10^4 (9.2 × 10^14 units).
+/// The largest amount of one transaction: a trillion units (10^16 scaled, well inside i64).
+/// Sums are computed in parts and widened to i128 (see `analytics`).
 const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
 impl Money {
@@ -128,14 +128,16 @@ impl Money {
 
     /// The amount with exactly the currency's digits: `42.00` USD, `500` JPY.
     pub fn amount(&self) -> Decimal {
-        format_scaled(self.scaled, self.currency)
+        format_scaled(i128::from(self.scaled), self.currency)
     }
 }
 
 /// A (possibly large or negative) scaled sum, shown with the currency's digits. Averages may
 /// need rounding: half away from zero, as people expect of money.
-pub fn format_scaled(scaled: i64, currency: Currency) -> Decimal {
-    format_decimal(Decimal::new(scaled, SCALE), currency)
+pub fn format_scaled(scaled: i128, currency: Currency) -> Decimal {
+    // i128 sums of at most nine million 10^16 amounts fit Decimal's 96-bit mantissa.
+    let value = Decimal::from_i128_with_scale(scaled, SCALE);
+    format_decimal(value, currency)
 }
 
 pub fn format_decimal(value: Decimal, currency: Currency) -> Decimal {

@@ -264,6 +264,14 @@ pub fn truncate_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
+/// A time bound on microsecond-precise rows, rounded up to the next microsecond: for stored
+/// `t`, `t >= bound` and `t >= ceil(bound)` agree (likewise `<`), and the database never sees
+/// a precision it would cut silently (PostgreSQL truncates nanoseconds).
+pub fn ceil_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    let truncated = truncate_micros(at);
+    if truncated < at { truncated + chrono::Duration::microseconds(1) } else { truncated }
+}
+
 fn now_micros() -> DateTime<Utc> {
     truncate_micros(Utc::now())
 }
