@@ -3,7 +3,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::Router;
+use axum::{Router, serve::ListenerExt};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -88,7 +88,14 @@ impl App {
         let grace: Duration = self.state.config.shutdown_grace;
         tracing::info!(%addr, "finql listening; GraphiQL at http://{addr}/graphiql");
         let trigger = shutdown.clone();
-        let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+        // Small writes (a WebSocket `complete` right after `next`, a short response) must not
+        // wait for the peer's delayed ACK: Nagle's algorithm off.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(%err, "could not set TCP_NODELAY");
+            }
+        });
+        let server = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 signal.await;
                 tracing::info!("shutting down: finishing requests in flight");

@@ -115,7 +115,19 @@ impl AccountsService {
             return Err(AppError::Unauthenticated(BAD_REFRESH.into()));
         };
         let now = Utc::now();
-        if row.revoked_at.is_some() || row.expires_at <= now {
+        // Revocation belongs to the family: a token issued to the winner of a race with a
+        // replayed token may be inserted after the family was revoked, and must die with it.
+        let family_revoked = refresh_token::Entity::find()
+            .filter(refresh_token::Column::FamilyId.eq(row.family_id))
+            .filter(refresh_token::Column::RevokedAt.is_not_null())
+            .one(&self.db)
+            .await?
+            .is_some();
+        if family_revoked {
+            self.revoke_family(row.family_id).await?;
+            return Err(AppError::Unauthenticated(BAD_REFRESH.into()));
+        }
+        if row.expires_at <= now {
             return Err(AppError::Unauthenticated(BAD_REFRESH.into()));
         }
         // Spend the token atomically: of two concurrent refreshes with one token, one wins and

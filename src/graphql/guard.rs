@@ -20,8 +20,17 @@ use futures::FutureExt;
 
 use crate::{config::Limits, error::ErrorCode};
 
-/// Checks what the schema's own limits do not: the number of aliases.
+/// Checks what the schema's own limits do not: the number of aliases, and (when introspection
+/// is off) that no introspection field is asked for. async-graphql would answer `__schema` with
+/// a silent null; a client deserves to know why.
 pub fn check_document(doc: &ExecutableDocument, limits: &Limits) -> Result<(), ServerError> {
+    if !limits.introspection && asks_introspection(doc) {
+        return Err(limit_error(
+            ServerError::new("", None),
+            "INTROSPECTION_DISABLED",
+            "introspection is disabled on this server".into(),
+        ));
+    }
     let aliases = count_aliases(doc);
     if aliases > limits.max_aliases {
         return Err(limit_error(
@@ -98,10 +107,37 @@ fn limit_error(mut err: ServerError, reason: &str, message: String) -> ServerErr
     err
 }
 
+/// A document that did not parse: a syntax error, or nesting beyond what the parser accepts
+/// (which is a depth problem, not a syntax one).
+pub fn parse_error(err: &ServerError, limits: &Limits) -> ServerError {
+    if err.message.contains("recursion limit exceeded") || err.message.contains("stack limit reached") {
+        return limit_error(
+            ServerError::new("", None),
+            "QUERY_TOO_DEEP",
+            format!("query is nested too deep (limit {})", limits.max_depth),
+        );
+    }
+    coded(ServerError::new(syntax_message(&err.message), None), ErrorCode::BadUserInput)
+}
+
 /// pest's multi-line syntax report, reduced to one line: "syntax error: expected selection".
-pub fn syntax_message(raw: &str) -> String {
+fn syntax_message(raw: &str) -> String {
     let expected = raw.lines().map(str::trim).find_map(|l| l.strip_prefix("= ")).unwrap_or("invalid syntax");
     format!("syntax error: {expected}")
+}
+
+fn asks_introspection(doc: &ExecutableDocument) -> bool {
+    fn walk(set: &SelectionSet) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(field) => {
+                matches!(field.node.name.node.as_str(), "__schema" | "__type") || walk(&field.node.selection_set.node)
+            }
+            Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
+            Selection::FragmentSpread(_) => false,
+        })
+    }
+    doc.operations.iter().any(|(_, op)| walk(&op.node.selection_set.node))
+        || doc.fragments.values().any(|f| walk(&f.node.selection_set.node))
 }
 
 fn count_aliases(doc: &ExecutableDocument) -> usize {
@@ -199,7 +235,20 @@ mod tests {
     #[test]
     fn syntax_messages_are_one_line() {
         let err = async_graphql::parser::parse_query("{ fine ").unwrap_err();
-        let message = syntax_message(&err.to_string());
+        let message = parse_error(&err.into(), &limits()).message;
         assert!(message.starts_with("syntax error: ") && !message.contains('\n'), "{message}");
+    }
+
+    #[test]
+    fn introspection_is_refused_only_when_disabled() {
+        let doc =
+            async_graphql::parser::parse_query("{ ...F } fragment F on Query { __schema { queryType { name } } }")
+                .unwrap();
+        assert!(check_document(&doc, &limits()).is_ok());
+        let off = Limits { introspection: false, ..limits() };
+        let err = check_document(&doc, &off).unwrap_err();
+        assert_eq!(err.extensions.unwrap().get("reason"), Some(&Value::from("INTROSPECTION_DISABLED")));
+        let typename = async_graphql::parser::parse_query("{ __typename }").unwrap();
+        assert!(check_document(&typename, &off).is_ok());
     }
 }

@@ -221,15 +221,14 @@ fn parse_request(value: serde_json::Value, media: Media) -> Result<Request, Reje
 /// execution to decide (several operations and no `operationName`, which it rejects clearly).
 fn inspect(request: &mut Request, limits: &Limits, media: Media) -> Result<Option<OperationType>, Rejection> {
     let operation_name = request.operation_name.clone();
-    let document = request
-        .parsed_query()
-        .map_err(|err| Rejection::new(StatusCode::BAD_REQUEST, guard::syntax_message(&err.to_string()), media))?;
-    guard::check_document(document, limits).map_err(|error| Rejection {
+    let rejected = |error: ServerError| Rejection {
         status: StatusCode::BAD_REQUEST,
         error: Box::new(error),
         media,
         allow_post_only: false,
-    })?;
+    };
+    let document = request.parsed_query().map_err(|err| rejected(guard::parse_error(&err, limits)))?;
+    guard::check_document(document, limits).map_err(rejected)?;
     Ok(match (&document.operations, operation_name) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()).map(|op| op.node.ty),

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::{Request, Response as GqlResponse, ServerError, Value};
+use async_graphql::{Request, Response as GqlResponse, Value};
 use axum::{
     extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
     http::StatusCode,
@@ -225,7 +225,7 @@ impl Connection {
         let limits = self.state.config.limits.clone();
         let checked = match request.parsed_query() {
             Ok(document) => guard::check_document(document, &limits),
-            Err(err) => Err(ServerError::new(guard::syntax_message(&err.to_string()), None)),
+            Err(err) => Err(guard::parse_error(&err, &limits)),
         };
         if let Err(mut rejected) = checked {
             guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
