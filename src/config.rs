@@ -104,7 +104,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// `FINQL_MAX_BATCH` operations in one HTTP request (default 10; 0 refuses batches).
     pub max_batch: usize,
-    /// `FINQL_MAX_DEPTH` (default 12: the deepest legitimate query is about 6).
+    /// `FINQL_MAX_DEPTH` (default 16: the deepest query finql's own API allows is about 6, but
+    /// the introspection query GraphiQL and code generators send is 15 deep, through nine
+    /// levels of `ofType`).
     pub max_depth: usize,
     /// `FINQL_MAX_COMPLEXITY` (default 2000 fields).
     pub max_complexity: usize,
@@ -198,7 +200,7 @@ impl Config {
             limits: Limits {
                 max_body_bytes: parse_or(&get, "FINQL_MAX_BODY_BYTES", 100 * 1024)?,
                 max_batch: parse_or(&get, "FINQL_MAX_BATCH", 10)?,
-                max_depth: parse_or(&get, "FINQL_MAX_DEPTH", 12)?,
+                max_depth: parse_or(&get, "FINQL_MAX_DEPTH", 16)?,
                 max_complexity: parse_or(&get, "FINQL_MAX_COMPLEXITY", 2000)?,
                 max_aliases: parse_or(&get, "FINQL_MAX_ALIASES", 30)?,
                 introspection: !production,

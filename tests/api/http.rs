@@ -557,3 +557,42 @@ async fn graceful_shutdown_stops_accepting_connections() {
     app.shutdown().await.expect("the server stops cleanly");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "{addr} still accepts connections");
 }
+
+/// graphql-js's `getIntrospectionQuery()` (all options on), as GraphiQL and code generators
+/// send it: its deepest path is 15 levels. The default limits must let it through.
+const FULL_INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    description
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description isRepeatable locations args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL
+  fields(includeDeprecated: true) {
+    name description args(includeDeprecated: true) { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_introspection_query_passes_the_default_limits() {
+    let app = spawn_app(Backend::Sqlite, &[]).await.unwrap();
+    let data = app.data(None, FULL_INTROSPECTION, serde_json::json!({})).await;
+    let types = data["__schema"]["types"].as_array().expect("types");
+    assert!(types.iter().any(|t| t["name"] == "Transaction"), "the schema describes Transaction");
+}
