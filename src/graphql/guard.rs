@@ -94,6 +94,15 @@ pub fn assign_codes(errors: &mut [ServerError], limits: &Limits) {
     }
 }
 
+/// A request error (nothing executed: syntax, validation, limits), as opposed to field errors
+/// beside (possibly null) data. The GraphQL-over-HTTP spec answers the first with 400; the
+/// WebSocket protocols with an `error` message instead of `next`.
+pub fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
 fn coded(mut err: ServerError, code: ErrorCode) -> ServerError {
     err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
     err

@@ -262,7 +262,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, med
     let status = match &mut response {
         BatchResponse::Single(single) => {
             finish(single, trace_id.as_deref(), limits);
-            if is_request_error(single) { StatusCode::BAD_REQUEST } else { StatusCode::OK }
+            if guard::is_request_error(single) { StatusCode::BAD_REQUEST } else { StatusCode::OK }
         }
         BatchResponse::Batch(all) => {
             all.iter_mut().for_each(|single| finish(single, trace_id.as_deref(), limits));
@@ -297,11 +297,6 @@ fn finish(response: &mut GqlResponse, trace_id: Option<&str>, limits: &Limits) {
             ext.set("traceId", trace_id);
         }
     }
-}
-
-/// A request error (nothing executed: syntax, validation, limits) rather than field errors.
-fn is_request_error(response: &GqlResponse) -> bool {
-    response.data == Value::Null && !response.errors.is_empty() && response.errors.iter().all(|e| e.path.is_empty())
 }
 
 /// Picks the response media type from `Accept` (highest q wins; on a tie, the newer

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::{Request, Response as GqlResponse, Value};
+use async_graphql::{Request, Response as GqlResponse};
 use axum::{
     extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
     http::StatusCode,
@@ -68,8 +68,11 @@ struct Connection {
     outbox: mpsc::Sender<Message>,
     /// `None` until `connection_init` is accepted.
     credentials: Option<Credentials>,
-    operations: HashMap<String, AbortHandle>,
-    finished: mpsc::UnboundedSender<String>,
+    /// Running operations by client id, each with a sequence number: an id can be reused once
+    /// its operation completed, and a late "finished" notice must not remove its successor.
+    operations: HashMap<String, (u64, AbortHandle)>,
+    next_seq: u64,
+    finished: mpsc::UnboundedSender<(String, u64)>,
 }
 
 /// Why the server ends a connection.
@@ -89,7 +92,15 @@ impl Connection {
             let _ = sink.close().await;
         });
         let (finished, mut finished_rx) = mpsc::unbounded_channel();
-        let mut conn = Connection { state, protocol, outbox, credentials: None, operations: HashMap::new(), finished };
+        let mut conn = Connection {
+            state,
+            protocol,
+            outbox,
+            credentials: None,
+            operations: HashMap::new(),
+            next_seq: 0,
+            finished,
+        };
 
         let ws_config = conn.state.config.websocket.clone();
         let init_deadline = tokio::time::sleep(ws_config.init_timeout);
@@ -103,6 +114,11 @@ impl Connection {
             tokio::select! {
                 message = stream.next() => match message {
                     Some(Ok(Message::Text(text))) => {
+                        // An operation reports "finished" before its `complete` goes out, so
+                        // draining here frees every id the client may already reuse.
+                        while let Ok((id, seq)) = finished_rx.try_recv() {
+                            conn.reap(&id, seq);
+                        }
                         if let Err(close) = conn.handle(text.as_str()).await {
                             break Some(close);
                         }
@@ -124,13 +140,11 @@ impl Connection {
                         break None;
                     }
                 }
-                Some(id) = finished_rx.recv() => {
-                    conn.operations.remove(&id);
-                }
+                Some((id, seq)) = finished_rx.recv() => conn.reap(&id, seq),
                 () = shutdown.cancelled() => break Some(Close(1001, "server shutting down".into())),
             }
         };
-        for (_, operation) in conn.operations.drain() {
+        for (_, (_, operation)) in conn.operations.drain() {
             operation.abort();
         }
         if let Some(Close(code, reason)) = close {
@@ -139,6 +153,12 @@ impl Connection {
         }
         drop(conn);
         let _ = writer.await;
+    }
+
+    fn reap(&mut self, id: &str, seq: u64) {
+        if self.operations.get(id).is_some_and(|(running, _)| *running == seq) {
+            self.operations.remove(id);
+        }
     }
 
     async fn send(&self, message: serde_json::Value) -> Result<(), ()> {
@@ -170,7 +190,7 @@ impl Connection {
             }
             (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
                 if let Some(id) = message.get("id").and_then(|i| i.as_str())
-                    && let Some(operation) = self.operations.remove(id)
+                    && let Some((_, operation)) = self.operations.remove(id)
                 {
                     operation.abort();
                 }
@@ -237,6 +257,8 @@ impl Connection {
         let outbox = self.outbox.clone();
         let finished = self.finished.clone();
         let task_id = id.clone();
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let task = tokio::spawn(async move {
             let mut responses = schema.execute_stream(request);
             let mut first = true;
@@ -249,31 +271,29 @@ impl Connection {
                 });
                 let Some(mut response) = next_response.await else { break };
                 guard::assign_codes(&mut response.errors, &limits);
-                let message = if first && is_request_error(&response) {
+                let message = if first && guard::is_request_error(&response) {
                     json!({ "type": error, "id": task_id, "payload": response.errors })
                 } else {
                     json!({ "type": next, "id": task_id, "payload": response })
                 };
-                let failed_request = first && is_request_error(&response);
+                let failed_request = first && guard::is_request_error(&response);
                 first = false;
+                if failed_request {
+                    // An `error` ends the operation: no `complete` follows.
+                    let _ = finished.send((task_id, seq));
+                    let _ = outbox.send(Message::Text(message.to_string().into())).await;
+                    return;
+                }
                 if outbox.send(Message::Text(message.to_string().into())).await.is_err() {
                     return;
                 }
-                if failed_request {
-                    let _ = finished.send(task_id);
-                    return;
-                }
             }
+            let _ = finished.send((task_id.clone(), seq));
             let complete = json!({ "type": "complete", "id": task_id });
             let _ = outbox.send(Message::Text(complete.to_string().into())).await;
-            let _ = finished.send(task_id);
         });
-        self.operations.insert(id, task.abort_handle());
+        self.operations.insert(id, (seq, task.abort_handle()));
     }
-}
-
-fn is_request_error(response: &GqlResponse) -> bool {
-    response.data == Value::Null && !response.errors.is_empty() && response.errors.iter().all(|e| e.path.is_empty())
 }
 
 fn error_message(kind: &str, id: &str, message: &str, code: ErrorCode) -> serde_json::Value {
