@@ -15,6 +15,7 @@ use crate::{
     graphql::{FinqlSchema, build_schema},
     http,
     ledger::LedgerService,
+    reference::ReferenceService,
 };
 
 /// Everything a request handler can reach. Cheap to clone (reference-counted inside); the only
@@ -31,6 +32,8 @@ pub struct AppState {
     pub accounts: AccountsService,
     /// Transactions and analytics.
     pub ledger: LedgerService,
+    /// The instrument catalog.
+    pub reference: ReferenceService,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }
@@ -61,6 +64,7 @@ impl App {
             schema: build_schema(&config.limits),
             accounts: AccountsService::new(db.clone(), hasher, tokens),
             ledger: LedgerService::new(db.clone()),
+            reference: ReferenceService::new(db.clone()),
             db,
             shutdown: CancellationToken::new(),
             config: Arc::new(config),

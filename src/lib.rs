@@ -19,6 +19,8 @@ pub mod graphql;
 pub mod http;
 /// Personal-finance transactions: money, CRUD, keyset pagination and SQL analytics.
 pub mod ledger;
+/// Reference data: symbols and the instrument catalog.
+pub mod reference;
 /// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
 pub mod telemetry;
 

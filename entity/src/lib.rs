@@ -4,5 +4,6 @@
 //! (a `users` row carries `password_hash`, which must never reach a client).
 
 pub mod refresh_token;
+pub mod security;
 pub mod transaction;
 pub mod user;

@@ -11,3 +11,12 @@ pub mod scalars;
 pub mod schema;
 
 pub use schema::{FinqlSchema, build_schema, sdl};
+
+/// Relay `PageInfo`, shared by every connection.
+#[derive(async_graphql::SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}

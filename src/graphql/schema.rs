@@ -6,10 +6,11 @@ use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     config::Limits,
     ledger::graphql::{LedgerMutation, LedgerQuery},
+    reference::graphql::ReferenceQuery,
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, LedgerQuery);
+pub struct Query(AccountsQuery, LedgerQuery, ReferenceQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(AccountsMutation, LedgerMutation);

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     accounts::graphql::{UserObject, load_user},
     error::AppError,
-    graphql::{context::RequestContext, scalars::DecimalString},
+    graphql::{PageInfo, context::RequestContext, scalars::DecimalString},
 };
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -206,14 +206,6 @@ impl TransactionFilterInput {
             max_amount: self.max_amount.map(|d| d.0),
         })
     }
-}
-
-#[derive(SimpleObject)]
-pub struct PageInfo {
-    has_next_page: bool,
-    has_previous_page: bool,
-    start_cursor: Option<String>,
-    end_cursor: Option<String>,
 }
 
 #[derive(SimpleObject)]

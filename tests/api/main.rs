@@ -10,5 +10,6 @@ mod accounts;
 mod analytics;
 mod http;
 mod ledger;
+mod reference;
 mod schema;
 mod ws;

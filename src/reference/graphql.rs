@@ -1,0 +1,164 @@
+//! GraphQL resolvers for reference data: thin wrappers over [`ReferenceService`].
+
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+
+use super::{
+    service::{AssetClass, Security, SecurityFilter, encode_cursor},
+    symbol::Symbol,
+};
+use crate::{
+    error::AppError,
+    graphql::{PageInfo, context::RequestContext},
+};
+
+/// The most securities one page may hold.
+const MAX_PAGE: i32 = 100;
+const DEFAULT_PAGE: i32 = 20;
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "AssetClass")]
+pub enum AssetClassGql {
+    Stock,
+    Fund,
+    Forex,
+    Index,
+    Crypto,
+    Future,
+}
+
+impl From<AssetClassGql> for AssetClass {
+    fn from(a: AssetClassGql) -> Self {
+        match a {
+            AssetClassGql::Stock => AssetClass::Stock,
+            AssetClassGql::Fund => AssetClass::Fund,
+            AssetClassGql::Forex => AssetClass::Forex,
+            AssetClassGql::Index => AssetClass::Index,
+            AssetClassGql::Crypto => AssetClass::Crypto,
+            AssetClassGql::Future => AssetClass::Future,
+        }
+    }
+}
+
+impl From<AssetClass> for AssetClassGql {
+    fn from(a: AssetClass) -> Self {
+        match a {
+            AssetClass::Stock => AssetClassGql::Stock,
+            AssetClass::Fund => AssetClassGql::Fund,
+            AssetClass::Forex => AssetClassGql::Forex,
+            AssetClass::Index => AssetClassGql::Index,
+            AssetClass::Crypto => AssetClassGql::Crypto,
+            AssetClass::Future => AssetClassGql::Future,
+        }
+    }
+}
+
+/// An instrument finql serves.
+pub struct SecurityObject(pub Security);
+
+#[Object(name = "Security")]
+impl SecurityObject {
+    /// Canonical symbol: `AAPL.US`, `700.HK`, `600519.SH`, `FX:EURUSD`, `IDX:SPX`,
+    /// `CRYPTO:BTCUSDT`, `FUT:CL.US`.
+    async fn symbol(&self) -> &str {
+        &self.0.symbol
+    }
+    async fn asset_class(&self) -> AssetClassGql {
+        self.0.asset_class.into()
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Home market: `US`, `HK`, `CN`, `JP`, `GB`, `DE`, or `GLOBAL`.
+    async fn region(&self) -> &str {
+        &self.0.region
+    }
+    /// ISO 10383 MIC of the primary listing (`XNAS`, `XHKG`, `XSHG`, …), when there is one.
+    async fn exchange(&self) -> Option<&str> {
+        self.0.exchange_mic.as_deref()
+    }
+    /// ISO 4217 trading currency.
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+    /// Board lot: units per lot (contracts for futures).
+    async fn lot_size(&self) -> i64 {
+        self.0.lot_size
+    }
+    async fn sector(&self) -> Option<&str> {
+        self.0.sector.as_deref()
+    }
+    async fn industry(&self) -> Option<&str> {
+        self.0.industry.as_deref()
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct SecurityEdge {
+    cursor: String,
+    node: SecurityObject,
+}
+
+pub struct SecurityConnection {
+    filter: SecurityFilter,
+    securities: Vec<Security>,
+    page_info: PageInfo,
+}
+
+#[Object]
+impl SecurityConnection {
+    async fn edges(&self) -> Vec<SecurityEdge> {
+        self.securities
+            .iter()
+            .map(|s| SecurityEdge { cursor: encode_cursor(&s.symbol), node: SecurityObject(s.clone()) })
+            .collect()
+    }
+    async fn nodes(&self) -> Vec<SecurityObject> {
+        self.securities.iter().cloned().map(SecurityObject).collect()
+    }
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+    /// All securities matching the filter, across pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(RequestContext::of(ctx)?.state.reference.count(&self.filter).await?)
+    }
+}
+
+#[derive(Default)]
+pub struct ReferenceQuery;
+
+#[Object]
+impl ReferenceQuery {
+    /// One instrument by symbol. A malformed symbol is BAD_USER_INPUT; an unknown one NOT_FOUND.
+    async fn security(&self, ctx: &Context<'_>, symbol: String) -> Result<SecurityObject> {
+        let rc = RequestContext::of(ctx)?;
+        let symbol = Symbol::parse(&symbol)?;
+        Ok(SecurityObject(rc.state.reference.security(&symbol).await?))
+    }
+
+    /// The catalog, by symbol. `search` matches symbol or name, case-insensitively.
+    async fn securities(
+        &self,
+        ctx: &Context<'_>,
+        search: Option<String>,
+        region: Option<String>,
+        asset_class: Option<AssetClassGql>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<SecurityConnection> {
+        let rc = RequestContext::of(ctx)?;
+        let first = first.unwrap_or(DEFAULT_PAGE);
+        if !(0..=MAX_PAGE).contains(&first) {
+            return Err(AppError::bad_field("first", format!("`first` must be between 0 and {MAX_PAGE}")).into());
+        }
+        let filter = SecurityFilter { search, region, asset_class: asset_class.map(Into::into) };
+        let page = rc.state.reference.search(&filter, first as u64, after.as_deref()).await?;
+        let page_info = PageInfo {
+            has_next_page: page.has_next_page,
+            has_previous_page: after.is_some(),
+            start_cursor: page.securities.first().map(|s| encode_cursor(&s.symbol)),
+            end_cursor: page.securities.last().map(|s| encode_cursor(&s.symbol)),
+        };
+        Ok(SecurityConnection { filter, securities: page.securities, page_info })
+    }
+}

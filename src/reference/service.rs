@@ -1,0 +1,165 @@
+//! The instrument catalog: look-up by symbol, and search with keyset pagination by symbol.
+
+use base64::Engine;
+use entity::security::{self, Column};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    sea_query::LikeExpr,
+};
+
+use super::symbol::Symbol;
+use crate::error::{AppError, AppResult};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssetClass {
+    Stock,
+    Fund,
+    Forex,
+    Index,
+    Crypto,
+    Future,
+}
+
+impl AssetClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stock => "STOCK",
+            Self::Fund => "FUND",
+            Self::Forex => "FOREX",
+            Self::Index => "INDEX",
+            Self::Crypto => "CRYPTO",
+            Self::Future => "FUTURE",
+        }
+    }
+
+    fn from_db(s: &str) -> AppResult<Self> {
+        Ok(match s {
+            "STOCK" => Self::Stock,
+            "FUND" => Self::Fund,
+            "FOREX" => Self::Forex,
+            "INDEX" => Self::Index,
+            "CRYPTO" => Self::Crypto,
+            "FUTURE" => Self::Future,
+            other => return Err(AppError::internal(anyhow::anyhow!("unknown asset class `{other}` in catalog"))),
+        })
+    }
+}
+
+/// An instrument of the catalog.
+#[derive(Clone, Debug)]
+pub struct Security {
+    pub symbol: String,
+    pub asset_class: AssetClass,
+    pub name: String,
+    pub region: String,
+    pub exchange_mic: Option<String>,
+    pub currency: String,
+    pub lot_size: i64,
+    pub sector: Option<String>,
+    pub industry: Option<String>,
+    pub upstream_region: String,
+    pub upstream_code: String,
+}
+
+impl TryFrom<security::Model> for Security {
+    type Error = AppError;
+    fn try_from(m: security::Model) -> AppResult<Self> {
+        Ok(Self {
+            asset_class: AssetClass::from_db(&m.asset_class)?,
+            symbol: m.symbol,
+            name: m.name,
+            region: m.region,
+            exchange_mic: m.exchange_mic,
+            currency: m.currency,
+            lot_size: m.lot_size,
+            sector: m.sector,
+            industry: m.industry,
+            upstream_region: m.upstream_region,
+            upstream_code: m.upstream_code,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SecurityFilter {
+    /// Matches symbol or name, case-insensitively, anywhere in them.
+    pub search: Option<String>,
+    pub region: Option<String>,
+    pub asset_class: Option<AssetClass>,
+}
+
+pub struct SecurityPage {
+    pub securities: Vec<Security>,
+    pub has_next_page: bool,
+}
+
+/// The longest search string accepted: longer than any name in the catalog.
+const MAX_SEARCH: usize = 100;
+
+#[derive(Clone)]
+pub struct ReferenceService {
+    db: DatabaseConnection,
+}
+
+impl ReferenceService {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// The instrument, or NOT_FOUND naming the symbol.
+    pub async fn security(&self, symbol: &Symbol) -> AppResult<Security> {
+        security::Entity::find_by_id(symbol.as_str())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no instrument with symbol `{symbol}`")))?
+            .try_into()
+    }
+
+    /// Securities ordered by symbol, `first` of them after the `after` cursor.
+    pub async fn search(&self, filter: &SecurityFilter, first: u64, after: Option<&str>) -> AppResult<SecurityPage> {
+        let mut query = filtered(filter)?;
+        if let Some(after) = after {
+            query = query.filter(Column::Symbol.gt(decode_cursor(after)?));
+        }
+        let rows = query.order_by_asc(Column::Symbol).limit(first + 1).all(&self.db).await?;
+        let has_next_page = rows.len() as u64 > first;
+        let securities = rows.into_iter().take(first as usize).map(Security::try_from).collect::<AppResult<_>>()?;
+        Ok(SecurityPage { securities, has_next_page })
+    }
+
+    pub async fn count(&self, filter: &SecurityFilter) -> AppResult<u64> {
+        Ok(filtered(filter)?.count(&self.db).await?)
+    }
+}
+
+fn filtered(filter: &SecurityFilter) -> AppResult<Select<security::Entity>> {
+    let mut query = security::Entity::find();
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        if search.chars().count() > MAX_SEARCH {
+            return Err(AppError::bad_field("search", format!("search must be at most {MAX_SEARCH} characters")));
+        }
+        // `search_text` is stored lower-cased; LIKE wildcards in the input are literal.
+        let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        query = query.filter(Column::SearchText.like(LikeExpr::new(format!("%{escaped}%")).escape('\\')));
+    }
+    if let Some(region) = &filter.region {
+        query = query.filter(Column::Region.eq(region.trim().to_ascii_uppercase()));
+    }
+    if let Some(asset_class) = filter.asset_class {
+        query = query.filter(Column::AssetClass.eq(asset_class.as_str()));
+    }
+    Ok(query)
+}
+
+pub fn encode_cursor(symbol: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:sec:{symbol}"))
+}
+
+fn decode_cursor(raw: &str) -> AppResult<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix("v1:sec:").map(str::to_owned))
+        .ok_or_else(|| AppError::bad_input(format!("`{raw}` is not a valid cursor")))
+}
