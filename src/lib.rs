@@ -21,6 +21,8 @@ pub mod http;
 pub mod ledger;
 /// Reference data: symbols and the instrument catalog.
 pub mod reference;
+/// Market data: quotes, klines, order books and ticks from pluggable sources.
+pub mod market;
 /// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
 pub mod telemetry;
 

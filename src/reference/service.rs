@@ -10,7 +10,7 @@ use sea_orm::{
 use super::symbol::Symbol;
 use crate::error::{AppError, AppResult};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AssetClass {
     Stock,
     Fund,

@@ -1,0 +1,240 @@
+//! The vocabulary of market data. Prices and sizes are exact decimals (`rust_decimal`), served
+//! as strings: a price like 0.1 + 0.2 must not become 0.30000000000000004 on its way to a
+//! client, and GraphQL floats are IEEE doubles. Times are UTC.
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use rust_decimal::Decimal;
+
+use crate::reference::{Symbol, service::AssetClass};
+
+/// What a source needs to know about an instrument: the catalog entry's upstream mapping.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Instrument {
+    pub symbol: Symbol,
+    pub asset_class: AssetClass,
+    /// Upstream region (iTick: `US`, `HK`, `SH`, `SZ`, `GB`, `BA`, …).
+    pub region: String,
+    /// Upstream code (iTick: `AAPL`, `700`, `EURUSD`, `BTCUSDT`, …).
+    pub code: String,
+    /// ISO 4217 currency of prices.
+    pub currency: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TradingStatus {
+    Normal,
+    Suspended,
+    Delisted,
+    CircuitBreaker,
+}
+
+/// The latest price and session statistics of an instrument.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quote {
+    pub symbol: Symbol,
+    pub last: Decimal,
+    pub open: Decimal,
+    pub high: Decimal,
+    pub low: Decimal,
+    /// Previous session's close.
+    pub prev_close: Decimal,
+    pub volume: Decimal,
+    pub turnover: Decimal,
+    pub timestamp: DateTime<Utc>,
+    pub trading_status: TradingStatus,
+    /// Which source produced it (`simulated`, `itick`).
+    pub source: &'static str,
+    /// True when served from the last known value because the source is unavailable.
+    pub stale: bool,
+}
+
+impl Quote {
+    pub fn change(&self) -> Decimal {
+        self.last - self.prev_close
+    }
+
+    /// Percent change against the previous close, to 4 decimal places; `None` if there was no
+    /// previous close.
+    pub fn change_percent(&self) -> Option<Decimal> {
+        if self.prev_close.is_zero() {
+            return None;
+        }
+        Some((self.change() * Decimal::ONE_HUNDRED / self.prev_close).round_dp(4))
+    }
+}
+
+/// Candle intervals. Bars start at multiples of the interval in UTC (weeks on Mondays, months on
+/// the 1st), the convention of most upstreams for 24-hour markets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Interval {
+    OneMinute,
+    FiveMinutes,
+    FifteenMinutes,
+    ThirtyMinutes,
+    OneHour,
+    TwoHours,
+    FourHours,
+    OneDay,
+    OneWeek,
+    OneMonth,
+}
+
+impl Interval {
+    pub const ALL: [Interval; 10] = [
+        Interval::OneMinute,
+        Interval::FiveMinutes,
+        Interval::FifteenMinutes,
+        Interval::ThirtyMinutes,
+        Interval::OneHour,
+        Interval::TwoHours,
+        Interval::FourHours,
+        Interval::OneDay,
+        Interval::OneWeek,
+        Interval::OneMonth,
+    ];
+
+    /// iTick's `kType`.
+    pub fn itick_ktype(self) -> u8 {
+        match self {
+            Self::OneMinute => 1,
+            Self::FiveMinutes => 2,
+            Self::FifteenMinutes => 3,
+            Self::ThirtyMinutes => 4,
+            Self::OneHour => 5,
+            Self::TwoHours => 6,
+            Self::FourHours => 7,
+            Self::OneDay => 8,
+            Self::OneWeek => 9,
+            Self::OneMonth => 10,
+        }
+    }
+
+    /// Fixed length in minutes; `None` for months (28 to 31 days).
+    pub fn minutes(self) -> Option<i64> {
+        Some(match self {
+            Self::OneMinute => 1,
+            Self::FiveMinutes => 5,
+            Self::FifteenMinutes => 15,
+            Self::ThirtyMinutes => 30,
+            Self::OneHour => 60,
+            Self::TwoHours => 120,
+            Self::FourHours => 240,
+            Self::OneDay => 1440,
+            Self::OneWeek => 10_080,
+            Self::OneMonth => return None,
+        })
+    }
+
+    /// Start of the bar containing `at`.
+    pub fn bar_start(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Self::OneMonth => Utc.with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0).single().unwrap_or(at),
+            Self::OneWeek => {
+                let day = Utc.with_ymd_and_hms(at.year(), at.month(), at.day(), 0, 0, 0).single().unwrap_or(at);
+                day - Duration::days(i64::from(at.weekday().num_days_from_monday()))
+            }
+            other => {
+                let len = other.minutes().unwrap_or(1) * 60;
+                let secs = at.timestamp().div_euclid(len) * len;
+                DateTime::from_timestamp(secs, 0).unwrap_or(at)
+            }
+        }
+    }
+
+    /// Start of the bar after the one starting at `start`.
+    pub fn next_start(self, start: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Self::OneMonth => {
+                let (y, m) = if start.month() == 12 { (start.year() + 1, 1) } else { (start.year(), start.month() + 1) };
+                Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or(start)
+            }
+            other => start + Duration::minutes(other.minutes().unwrap_or(1)),
+        }
+    }
+}
+
+/// One candle. `time` is the bar's start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kline {
+    pub time: DateTime<Utc>,
+    pub open: Decimal,
+    pub high: Decimal,
+    pub low: Decimal,
+    pub close: Decimal,
+    pub volume: Decimal,
+    pub turnover: Decimal,
+}
+
+/// One price level of an order book.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookLevel {
+    pub price: Decimal,
+    pub volume: Decimal,
+    /// Number of orders at the level, when the source reports it.
+    pub orders: Option<i64>,
+}
+
+/// Bids best (highest) first, asks best (lowest) first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderBook {
+    pub symbol: Symbol,
+    pub bids: Vec<BookLevel>,
+    pub asks: Vec<BookLevel>,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TickDirection {
+    Neutral,
+    Sell,
+    Buy,
+}
+
+/// One trade.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tick {
+    pub symbol: Symbol,
+    pub price: Decimal,
+    pub volume: Decimal,
+    pub timestamp: DateTime<Utc>,
+    pub direction: Option<TickDirection>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_starts() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 25, 13, 47, 31).unwrap(); // a Wednesday
+        let start = |i: Interval| i.bar_start(at).to_rfc3339();
+        assert_eq!(start(Interval::OneMinute), "2026-11-25T13:47:00+00:00");
+        assert_eq!(start(Interval::FifteenMinutes), "2026-11-25T13:45:00+00:00");
+        assert_eq!(start(Interval::FourHours), "2026-11-25T12:00:00+00:00");
+        assert_eq!(start(Interval::OneDay), "2026-11-25T00:00:00+00:00");
+        assert_eq!(start(Interval::OneWeek), "2026-11-23T00:00:00+00:00");
+        assert_eq!(start(Interval::OneMonth), "2026-11-01T00:00:00+00:00");
+        let dec = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        assert_eq!(Interval::OneMonth.next_start(dec).to_rfc3339(), "2027-01-01T00:00:00+00:00");
+    }
+
+    #[test]
+    fn change_percent() {
+        let quote = Quote {
+            symbol: Symbol::parse("AAPL.US").unwrap(),
+            last: Decimal::new(10250, 2),
+            open: Decimal::ONE,
+            high: Decimal::ONE,
+            low: Decimal::ONE,
+            prev_close: Decimal::new(10000, 2),
+            volume: Decimal::ZERO,
+            turnover: Decimal::ZERO,
+            timestamp: Utc::now(),
+            trading_status: TradingStatus::Normal,
+            source: "test",
+            stale: false,
+        };
+        assert_eq!(quote.change().to_string(), "2.50");
+        assert_eq!(quote.change_percent().unwrap().to_string(), "2.5000");
+    }
+}
