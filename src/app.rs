@@ -15,6 +15,7 @@ use crate::{
     graphql::{FinqlSchema, build_schema},
     http,
     ledger::LedgerService,
+    market::{self, MarketConfig, MarketService},
     reference::ReferenceService,
 };
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub ledger: LedgerService,
     /// The instrument catalog.
     pub reference: ReferenceService,
+    /// Quotes, klines, order books and ticks, cached in front of the market source.
+    pub market: MarketService,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }
@@ -49,6 +52,8 @@ impl App {
     /// Connects to the database, migrates it (unless turned off), and binds the listener. Bind
     /// to port 0 and read [`App::local_addr`] to get a free port (as the tests do).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // One TLS crypto provider (ring) for every client in the process; must precede them.
+        market::itick::install_crypto_provider();
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
@@ -64,6 +69,11 @@ impl App {
             schema: build_schema(&config.limits),
             accounts: AccountsService::new(db.clone(), hasher, tokens),
             ledger: LedgerService::new(db.clone()),
+            market: MarketService::new(
+                market::build_source(&config.market)?,
+                ReferenceService::new(db.clone()),
+                MarketConfig { quote_ttl: config.market.quote_ttl, max_stale: config.market.max_stale },
+            ),
             reference: ReferenceService::new(db.clone()),
             db,
             shutdown: CancellationToken::new(),

@@ -61,6 +61,7 @@ pub struct Config {
     /// `REDIS_URL`: shared cache and pub/sub for multi-replica deployments (used by market data).
     pub redis_url: Option<Secret<String>>,
     pub auth: AuthConfig,
+    pub market: MarketSettings,
     pub limits: Limits,
     pub websocket: WebSocketConfig,
     /// `FINQL_CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
@@ -95,6 +96,41 @@ pub struct AuthConfig {
     pub access_token_ttl: Duration,
     /// `FINQL_REFRESH_TOKEN_TTL_SECS` (default 30 days).
     pub refresh_token_ttl: Duration,
+}
+
+/// Which market-data source serves quotes and candles, and how long data stays fresh.
+#[derive(Clone, Debug)]
+pub struct MarketSettings {
+    /// `FINQL_MARKET_SOURCE`: `simulated` (default: no account, no network) or `itick`.
+    pub source: MarketSourceKind,
+    /// `FINQL_QUOTE_TTL_MS` (default 1000): how long a quote is served from cache.
+    pub quote_ttl: Duration,
+    /// `FINQL_MAX_STALE_SECS` (default 300): how old a last known quote may be and still be
+    /// served (marked `stale`) while the source is down.
+    pub max_stale: Duration,
+    pub itick: ItickSettings,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarketSourceKind {
+    Simulated,
+    Itick,
+}
+
+#[derive(Clone, Debug)]
+pub struct ItickSettings {
+    /// `ITICK_TOKEN`: the API key; required when the source is `itick`.
+    pub token: Option<Secret<String>>,
+    /// `ITICK_BASE_URL` (default `https://api.itick.org`).
+    pub base_url: String,
+    /// `ITICK_WS_URL` (default `wss://api.itick.org`), for live streams.
+    pub ws_url: String,
+    /// `ITICK_REQUESTS_PER_MINUTE` (default 600): the plan's REST rate, enforced client-side.
+    pub requests_per_minute: u32,
+    /// `ITICK_TIMEOUT_MS` (default 5000) per request.
+    pub timeout: Duration,
+    /// `ITICK_MAX_RETRIES` (default 3) for 429, 5xx and network errors.
+    pub max_retries: u32,
 }
 
 /// Guards against expensive or abusive requests. Each rejection carries `extensions.code`.
@@ -196,6 +232,23 @@ impl Config {
                 audience: get("FINQL_JWT_AUDIENCE").unwrap_or_else(|| "finql-api".into()),
                 access_token_ttl: secs(parse_or(&get, "FINQL_ACCESS_TOKEN_TTL_SECS", 900)?),
                 refresh_token_ttl: secs(parse_or(&get, "FINQL_REFRESH_TOKEN_TTL_SECS", 30 * 86_400)?),
+            },
+            market: MarketSettings {
+                source: match get("FINQL_MARKET_SOURCE").as_deref().map(str::trim) {
+                    None | Some("simulated") => MarketSourceKind::Simulated,
+                    Some("itick") => MarketSourceKind::Itick,
+                    Some(other) => bail!("FINQL_MARKET_SOURCE must be `simulated` or `itick`, not `{other}`"),
+                },
+                quote_ttl: Duration::from_millis(parse_or(&get, "FINQL_QUOTE_TTL_MS", 1000)?),
+                max_stale: secs(parse_or(&get, "FINQL_MAX_STALE_SECS", 300)?),
+                itick: ItickSettings {
+                    token: get("ITICK_TOKEN").map(Secret::new),
+                    base_url: get("ITICK_BASE_URL").unwrap_or_else(|| "https://api.itick.org".into()),
+                    ws_url: get("ITICK_WS_URL").unwrap_or_else(|| "wss://api.itick.org".into()),
+                    requests_per_minute: parse_or(&get, "ITICK_REQUESTS_PER_MINUTE", 600)?,
+                    timeout: Duration::from_millis(parse_or(&get, "ITICK_TIMEOUT_MS", 5000)?),
+                    max_retries: parse_or(&get, "ITICK_MAX_RETRIES", 3)?,
+                },
             },
             limits: Limits {
                 max_body_bytes: parse_or(&get, "FINQL_MAX_BODY_BYTES", 100 * 1024)?,

@@ -19,10 +19,10 @@ pub mod graphql;
 pub mod http;
 /// Personal-finance transactions: money, CRUD, keyset pagination and SQL analytics.
 pub mod ledger;
-/// Reference data: symbols and the instrument catalog.
-pub mod reference;
 /// Market data: quotes, klines, order books and ticks from pluggable sources.
 pub mod market;
+/// Reference data: symbols and the instrument catalog.
+pub mod reference;
 /// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
 pub mod telemetry;
 

@@ -1,12 +1,16 @@
 //! What every resolver can reach: the application state and who is asking.
 
-use async_graphql::{Context, dataloader::DataLoader};
+use async_graphql::{
+    Context,
+    dataloader::{DataLoader, HashMapCache},
+};
 use uuid::Uuid;
 
 use crate::{
     accounts::{Credentials, graphql::UserLoader},
     app::AppState,
     error::{AppError, AppResult},
+    market::graphql::QuoteLoader,
 };
 
 /// Attached to each GraphQL request (HTTP or WebSocket operation) as request data.
@@ -33,6 +37,10 @@ impl RequestContext {
     /// caches live for one request only, so one user's lookups never serve another's).
     pub fn into_request(self, request: async_graphql::Request) -> async_graphql::Request {
         let users = DataLoader::new(UserLoader(self.state.accounts.clone()), tokio::spawn);
-        request.data(self).data(users)
+        // Cached per request: a connection prefetches its nodes' quotes in one batch, and each
+        // node's `quote` then reads them from here.
+        let quotes =
+            DataLoader::with_cache(QuoteLoader(self.state.market.clone()), tokio::spawn, HashMapCache::default());
+        request.data(self).data(users).data(quotes)
     }
 }

@@ -6,11 +6,12 @@ use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     config::Limits,
     ledger::graphql::{LedgerMutation, LedgerQuery},
+    market::graphql::MarketQuery,
     reference::graphql::ReferenceQuery,
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, LedgerQuery, ReferenceQuery);
+pub struct Query(AccountsQuery, LedgerQuery, ReferenceQuery, MarketQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(AccountsMutation, LedgerMutation);

@@ -1,1 +1,1178 @@
-//! placeholder
+//! The iTick REST adapter (`https://api.itick.org`; protocol notes in `shared/itick.md`).
+//!
+//! One `ItickSource` per process: it owns a pooled HTTPS client and a client-side token bucket
+//! that keeps every call of the instance under the plan's per-minute quota. Each call:
+//!
+//! 1. waits for a token (bounded by the request timeout, else `Unavailable`);
+//! 2. sends `GET {base}/{asset}/{endpoint}?…` with headers `token` and `accept`;
+//! 3. retries 429, 5xx, timeouts and connection failures with exponential backoff and full jitter
+//!    (honouring `Retry-After`), up to `max_retries` times, then answers `Unavailable`;
+//! 4. opens the `{code, msg, data}` envelope, maps `data` to domain types (exact decimals: JSON
+//!    numbers go through their shortest round-trip text, never through arithmetic on `f64`);
+//! 5. validates every item and drops (and counts, and logs) the ones that make no sense: a
+//!    price of zero, a high below the low, a timestamp in the future. Bad data is never served.
+//!
+//! The parsing and validation functions are pure and take `now` so they can be unit-tested.
+
+use std::{
+    collections::HashMap,
+    str::FromStr,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use reqwest::{StatusCode, header};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use super::{
+    source::{MarketSource, SourceError},
+    types::{BookLevel, Instrument, Interval, Kline, OrderBook, Quote, Tick, TickDirection, TradingStatus},
+};
+use crate::{config::Secret, reference::service::AssetClass};
+
+/// The public API.
+pub const DEFAULT_BASE_URL: &str = "https://api.itick.org";
+/// iTick plans allow 5, 120, 600 or 1200 REST calls a minute; 600 is the common paid plan.
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 600;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+/// Codes per batch call (`/quotes?codes=a,b,…`). iTick documents no maximum. 100 keeps the URL
+/// near 1 KB (codes are at most ~12 characters; proxies start refusing around 8 KB), keeps one
+/// answer's body small enough that a retry is cheap, stays well under the 500 symbols iTick
+/// allows on one WebSocket connection (the only batch size it does document), and still covers
+/// a whole region of finql's catalog in one or two calls.
+pub const BATCH_LIMIT: usize = 100;
+/// Bars per kline call: the upstream maximum, reportedly 1000 (unverified). Callers page back
+/// with `end`.
+pub const KLINE_LIMIT: usize = 1000;
+
+/// Backoff of retries: full jitter over `min(CAP, BASE * 2^attempt)`.
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(2);
+/// How far in the future a timestamp may be (clock skew) before the item is rejected.
+const MAX_CLOCK_SKEW_MS: i64 = 5_000;
+
+const UNAUTHORIZED: &str = "iTick rejected the token (check ITICK_TOKEN)";
+
+#[derive(Clone, Debug)]
+pub struct ItickConfig {
+    /// `https://api.itick.org`, or a local fake in tests. No trailing slash needed.
+    pub base_url: String,
+    pub token: Secret<String>,
+    /// Per attempt, connection included.
+    pub timeout: Duration,
+    /// Client-side quota: at most this many calls in any 60 s window, retries included.
+    pub requests_per_minute: u32,
+    /// Retries after the first attempt (so `max_retries + 1` attempts at most).
+    pub max_retries: u32,
+}
+
+impl ItickConfig {
+    /// The public API with default limits.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            token: Secret::new(token.into()),
+            timeout: DEFAULT_TIMEOUT,
+            requests_per_minute: DEFAULT_REQUESTS_PER_MINUTE,
+            max_retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+}
+
+/// reqwest is built with `rustls-no-provider`: the process must install a rustls crypto provider
+/// (ring) before building any `reqwest::Client`, or the build panics. Idempotent; safe to call
+/// from anywhere, any number of times.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is all we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub struct ItickSource {
+    client: reqwest::Client,
+    base_url: String,
+    token: Secret<String>,
+    timeout: Duration,
+    max_retries: u32,
+    limiter: Mutex<TokenBucket>,
+    rejected: AtomicU64,
+}
+
+impl std::fmt::Debug for ItickSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItickSource").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+impl ItickSource {
+    pub fn new(config: ItickConfig) -> anyhow::Result<Self> {
+        let base_url = config.base_url.trim().trim_end_matches('/').to_owned();
+        let parsed =
+            url::Url::parse(&base_url).map_err(|e| anyhow::anyhow!("invalid iTick base URL `{base_url}`: {e}"))?;
+        anyhow::ensure!(
+            matches!(parsed.scheme(), "http" | "https"),
+            "invalid iTick base URL `{base_url}`: expected http:// or https://"
+        );
+        anyhow::ensure!(!config.token.expose().trim().is_empty(), "the iTick token is empty");
+        anyhow::ensure!(config.requests_per_minute > 0, "the iTick requests per minute must be at least 1");
+        anyhow::ensure!(!config.timeout.is_zero(), "the iTick timeout must be positive");
+        header::HeaderValue::from_str(config.token.expose())
+            .map_err(|_| anyhow::anyhow!("the iTick token contains characters not allowed in an HTTP header"))?;
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3).min(config.timeout))
+            .timeout(config.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(concat!("finql/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            base_url,
+            token: config.token,
+            timeout: config.timeout,
+            max_retries: config.max_retries,
+            limiter: Mutex::new(TokenBucket::per_minute(config.requests_per_minute, Instant::now())),
+            rejected: AtomicU64::new(0),
+        })
+    }
+
+    /// Items dropped by validation or because required fields were missing, since start.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    fn reject(&self, what: &str, symbol: &str, why: &str) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(source = "itick", %symbol, what, why, "rejected an item from iTick");
+    }
+
+    /// Waits for a token of the client-side rate limiter.
+    async fn acquire(&self) -> Result<(), SourceError> {
+        let reserved = self.bucket().reserve(Instant::now(), self.timeout);
+        match reserved {
+            Ok(wait) if wait.is_zero() => Ok(()),
+            Ok(wait) => {
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+            Err(wait) => Err(SourceError::Unavailable(format!(
+                "client-side rate limit: the next iTick request slot is {} ms away",
+                wait.as_millis()
+            ))),
+        }
+    }
+
+    fn bucket(&self) -> std::sync::MutexGuard<'_, TokenBucket> {
+        self.limiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One GET with retries; returns the envelope's `data`.
+    async fn call(&self, path: &str, query: &[(&str, String)]) -> Result<Value, SourceError> {
+        let url = format!("{}{path}", self.base_url);
+        let mut last = String::new();
+        for attempt in 0..=self.max_retries {
+            self.acquire().await?;
+            let (retry_after, why) = match self.attempt(&url, query).await {
+                Ok(data) => return Ok(data),
+                Err(Attempt::Fail(error)) => return Err(error),
+                Err(Attempt::Retry { after, why }) => (after, why),
+            };
+            last = why;
+            if attempt == self.max_retries {
+                break;
+            }
+            let delay = match retry_after {
+                Some(after) if after > self.timeout => {
+                    return Err(SourceError::Unavailable(format!(
+                        "iTick {path}: {last}; asked to retry after {} s",
+                        after.as_secs()
+                    )));
+                }
+                Some(after) => after,
+                None => backoff_delay(attempt, rand::random::<f64>()),
+            };
+            tracing::debug!(source = "itick", path, attempt, delay_ms = delay.as_millis() as u64, why = %last, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+        tracing::warn!(source = "itick", path, attempts = self.max_retries + 1, why = %last, "iTick unavailable");
+        Err(SourceError::Unavailable(format!("iTick {path}: {last} (after {} attempts)", self.max_retries + 1)))
+    }
+
+    async fn attempt(&self, url: &str, query: &[(&str, String)]) -> Result<Value, Attempt> {
+        let response = self
+            .client
+            .get(url)
+            .header("token", self.token.expose().as_str())
+            .header(header::ACCEPT, "application/json")
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(Attempt::Fail(SourceError::Unauthorized(UNAUTHORIZED.to_owned())));
+        }
+        if status == StatusCode::NOT_FOUND {
+            return Err(Attempt::Fail(SourceError::NotFound(format!(
+                "iTick answered 404 for {}",
+                response.url().path()
+            ))));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Whoever else shares the quota is using it: stop bursting.
+            self.bucket().drain(Instant::now());
+            return Err(Attempt::Retry {
+                after: retry_after(response.headers()),
+                why: "HTTP 429 (rate limited)".into(),
+            });
+        }
+        if status.is_server_error() {
+            return Err(Attempt::Retry {
+                after: retry_after(response.headers()),
+                why: format!("HTTP {}", status.as_u16()),
+            });
+        }
+        if !status.is_success() {
+            return Err(Attempt::Fail(SourceError::Unavailable(format!("iTick answered HTTP {}", status.as_u16()))));
+        }
+        let body = response.bytes().await.map_err(|e| transport_error(&e))?;
+        let body: Value = serde_json::from_slice(&body)
+            .map_err(|e| Attempt::Fail(SourceError::Invalid(format!("iTick's answer is not JSON: {e}"))))?;
+        open_envelope(body)
+    }
+
+    async fn single(
+        &self,
+        instrument: &Instrument,
+        endpoint: &str,
+        extra: &[(&str, String)],
+    ) -> Result<Value, SourceError> {
+        let mut query = vec![("region", instrument.region.clone()), ("code", instrument.code.clone())];
+        query.extend(extra.iter().cloned());
+        let data = self.call(&format!("/{}/{endpoint}", asset_prefix(instrument.asset_class)), &query).await?;
+        if data.is_null() {
+            return Err(SourceError::NotFound(format!("iTick has no {endpoint} for {}", instrument.symbol)));
+        }
+        Ok(data)
+    }
+
+    async fn quotes_batch(&self, instruments: &[Instrument], now: DateTime<Utc>) -> Result<Vec<Quote>, SourceError> {
+        let first = &instruments[0];
+        let mut codes: Vec<&str> = Vec::with_capacity(instruments.len());
+        for instrument in instruments {
+            if !codes.iter().any(|c| c.eq_ignore_ascii_case(&instrument.code)) {
+                codes.push(&instrument.code);
+            }
+        }
+        let query = [("region", first.region.clone()), ("codes", codes.join(","))];
+        let data = self.call(&format!("/{}/quotes", asset_prefix(first.asset_class)), &query).await?;
+        let by_code = index_by_code(&data, instruments.len() == 1);
+        let mut quotes = Vec::with_capacity(instruments.len());
+        for instrument in instruments {
+            let raw = by_code.get(&normalize_code(&instrument.code)).or_else(|| by_code.get(SOLE));
+            let Some(raw) = raw else { continue };
+            match parse_quote(raw, instrument, now) {
+                Ok(quote) => quotes.push(quote),
+                Err(why) => self.reject("quote", instrument.symbol.as_str(), &why),
+            }
+        }
+        Ok(quotes)
+    }
+}
+
+enum Attempt {
+    Retry { after: Option<Duration>, why: String },
+    Fail(SourceError),
+}
+
+fn transport_error(e: &reqwest::Error) -> Attempt {
+    if e.is_builder() {
+        return Attempt::Fail(SourceError::Invalid(format!("cannot build the iTick request: {e}")));
+    }
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "transport error"
+    };
+    // reqwest's Display includes the URL and its query, never the headers (so not the token).
+    Attempt::Retry { after: None, why: format!("{kind}: {e}") }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by APIs like this one; ignored).
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    value.parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Exponential backoff with full jitter: uniform in `[0, min(cap, base * 2^attempt)]`, `unit`
+/// being a uniform random number in `[0, 1)`. `attempt` counts from 0 (the first retry).
+pub fn backoff_delay(attempt: u32, unit: f64) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX)).min(BACKOFF_CAP);
+    let unit = if unit.is_nan() { 0.0 } else { unit.clamp(0.0, 1.0) };
+    ceiling.mul_f64(unit)
+}
+
+/// The URL prefix of an asset class.
+pub fn asset_prefix(class: AssetClass) -> &'static str {
+    match class {
+        AssetClass::Stock => "stock",
+        AssetClass::Fund => "fund",
+        AssetClass::Forex => "forex",
+        AssetClass::Index => "indices",
+        AssetClass::Crypto => "crypto",
+        AssetClass::Future => "future",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limiting
+// ---------------------------------------------------------------------------------------------
+
+/// A token bucket with reservations: a caller takes a token now, or reserves the next one and
+/// sleeps until it is due (tokens may go negative: that is the queue of waiting callers).
+///
+/// Sized so that no 60 s window ever sees more than `per_minute` calls: a burst of a tenth of the
+/// quota (at least 1), then the rest of the quota spread over the minute. Any window holds at
+/// most `capacity + rate * 60 = per_minute` takes. (A bucket of a full minute plus a refill of a
+/// minute a minute would allow twice the quota in the first minute.)
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    capacity: f64,
+    /// Tokens per second.
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn per_minute(per_minute: u32, now: Instant) -> Self {
+        let per_minute = f64::from(per_minute.max(1));
+        let capacity = (per_minute / 10.0).floor().clamp(1.0, (per_minute - 1.0).max(1.0));
+        let rate = (per_minute - capacity).max(1.0) / 60.0;
+        Self::new(capacity, rate, now)
+    }
+
+    pub fn new(capacity: f64, rate_per_second: f64, now: Instant) -> Self {
+        Self { capacity, rate: rate_per_second, tokens: capacity, last: now }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        self.last = self.last.max(now);
+    }
+
+    /// Takes a token: `Ok(wait)` with how long the caller must wait before using it (zero when
+    /// one was available), or `Err(wait)` without taking anything when the wait would exceed
+    /// `max_wait`.
+    pub fn reserve(&mut self, now: Instant, max_wait: Duration) -> Result<Duration, Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(Duration::ZERO);
+        }
+        let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
+        if wait > max_wait {
+            return Err(wait);
+        }
+        self.tokens -= 1.0;
+        Ok(wait)
+    }
+
+    /// Forgets the burst allowance (after the upstream answered 429): later calls are paced at
+    /// the refill rate.
+    pub fn drain(&mut self, now: Instant) {
+        self.refill(now);
+        self.tokens = self.tokens.min(0.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope and values
+// ---------------------------------------------------------------------------------------------
+
+/// `{"code": 0, "msg": …, "data": …}` -> `data`; other codes -> the error they mean.
+fn open_envelope(mut body: Value) -> Result<Value, Attempt> {
+    let Some(object) = body.as_object_mut() else {
+        return Err(Attempt::Fail(SourceError::Invalid("iTick's answer is not a JSON object".into())));
+    };
+    let code = match object.get("code") {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    let Some(code) = code else {
+        return Err(Attempt::Fail(SourceError::Invalid("iTick's answer has no numeric `code`".into())));
+    };
+    if code == 0 {
+        return Ok(object.remove("data").unwrap_or(Value::Null));
+    }
+    let msg = match object.get("msg") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    Err(envelope_error(code, &msg))
+}
+
+/// Classifies an envelope error. iTick's codes are only documented as `E001 not found`,
+/// `E002 auth failed`, `E003 exceeding the maximum subscription limit`, inside `msg`; the numeric
+/// `code` may also carry an HTTP-like status.
+fn envelope_error(code: i64, msg: &str) -> Attempt {
+    let lower = msg.to_ascii_lowercase();
+    let shown = if msg.is_empty() { format!("error code {code}") } else { format!("{msg} (code {code})") };
+    if lower.contains("e003") || lower.contains("subscription limit") {
+        return Attempt::Fail(SourceError::Unavailable(format!("iTick: {shown}")));
+    }
+    if lower.contains("e002")
+        || lower.contains("auth")
+        || lower.contains("token")
+        || lower.contains("forbidden")
+        || lower.contains("permission")
+        || code == 401
+        || code == 403
+    {
+        return Attempt::Fail(SourceError::Unauthorized(format!("{UNAUTHORIZED}: {shown}")));
+    }
+    if lower.contains("e001") || lower.contains("not found") || lower.contains("not exist") || code == 404 {
+        return Attempt::Fail(SourceError::NotFound(format!("iTick: {shown}")));
+    }
+    if code == 429 || lower.contains("too many") || lower.contains("rate limit") || lower.contains("frequen") {
+        return Attempt::Retry { after: None, why: format!("rate limited: {shown}") };
+    }
+    Attempt::Fail(SourceError::Unavailable(format!("iTick: {shown}")))
+}
+
+/// An exact decimal from a JSON number or numeric string. JSON numbers are printed by serde_json
+/// as the shortest text that round-trips (189.98 prints `189.98`), so no binary noise creeps in.
+pub fn decimal(value: &Value) -> Option<Decimal> {
+    let text = match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_owned(),
+        _ => return None,
+    };
+    if text.is_empty() {
+        return None;
+    }
+    Decimal::from_str(&text).or_else(|_| Decimal::from_scientific(&text)).ok().map(|d| d.normalize())
+}
+
+/// Milliseconds since the epoch (number or numeric string) as UTC.
+pub fn millis(value: &Value) -> Option<DateTime<Utc>> {
+    let ms = match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i64))?,
+        Value::String(s) => s.trim().parse::<i64>().ok()?,
+        _ => return None,
+    };
+    DateTime::from_timestamp_millis(ms)
+}
+
+fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn required_decimal(object: &Value, field: &str) -> Result<Decimal, String> {
+    match object.get(field) {
+        None | Some(Value::Null) => Err(format!("missing `{field}`")),
+        Some(v) => decimal(v).ok_or_else(|| format!("`{field}` is not a number: {v}")),
+    }
+}
+
+/// An optional field: absent or null means `default`; present but unreadable is an error.
+fn optional_decimal(object: &Value, field: &str, default: Decimal) -> Result<Decimal, String> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => decimal(v).ok_or_else(|| format!("`{field}` is not a number: {v}")),
+    }
+}
+
+fn required_time(object: &Value, field: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let time = match object.get(field) {
+        None | Some(Value::Null) => return Err(format!("missing `{field}`")),
+        Some(v) => millis(v).ok_or_else(|| format!("`{field}` is not a time in ms: {v}"))?,
+    };
+    if time.timestamp_millis() > now.timestamp_millis() + MAX_CLOCK_SKEW_MS {
+        return Err(format!("`{field}` {} is in the future", time.to_rfc3339()));
+    }
+    Ok(time)
+}
+
+/// Upper case, without a `$REGION` suffix, and for all-digit codes without leading zeros (iTick
+/// and exchanges disagree on `700` vs `00700`).
+pub fn normalize_code(code: &str) -> String {
+    let code = code.split('$').next().unwrap_or(code).trim().to_ascii_uppercase();
+    if !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) {
+        let trimmed = code.trim_start_matches('0');
+        return if trimmed.is_empty() { "0".to_owned() } else { trimmed.to_owned() };
+    }
+    code
+}
+
+/// Key under which a lone quote object (not wrapped in a map) is indexed.
+const SOLE: &str = "\u{0}sole";
+
+/// Indexes a batch answer by normalised code. Tolerates the documented map `code -> item`, maps
+/// keyed `CODE$REGION`, arrays of items carrying `s`, and (when one code was asked for) the bare
+/// item itself.
+fn index_by_code(data: &Value, single: bool) -> HashMap<String, &Value> {
+    let mut index = HashMap::new();
+    let symbol_of = |item: &Value| item.get("s").and_then(Value::as_str).map(normalize_code);
+    match data {
+        Value::Object(map) if looks_like_item(map) => {
+            match symbol_of(data) {
+                Some(code) => index.insert(code, data),
+                None if single => index.insert(SOLE.to_owned(), data),
+                None => None,
+            };
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                if item.is_object() {
+                    index.insert(normalize_code(key), item);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                if let Some(code) = symbol_of(item) {
+                    index.insert(code, item);
+                }
+            }
+        }
+        _ => {}
+    }
+    index
+}
+
+/// A quote or tick itself rather than a map of them (codes are upper case; `ld` is a number).
+fn looks_like_item(map: &serde_json::Map<String, Value>) -> bool {
+    map.get("ld").is_some_and(|v| !v.is_object())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Domain mapping and validation
+// ---------------------------------------------------------------------------------------------
+
+fn parse_quote(raw: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Result<Quote, String> {
+    let last = required_decimal(raw, "ld")?;
+    let timestamp = required_time(raw, "t", now)?;
+    let open = optional_decimal(raw, "o", Decimal::ZERO)?;
+    let high = optional_decimal(raw, "h", Decimal::ZERO)?;
+    let low = optional_decimal(raw, "l", Decimal::ZERO)?;
+    let prev_close = optional_decimal(raw, "p", Decimal::ZERO)?;
+    let volume = optional_decimal(raw, "v", Decimal::ZERO)?;
+    let turnover = optional_decimal(raw, "tu", Decimal::ZERO)?;
+    let trading_status = match raw.get("ts").and_then(int) {
+        Some(1) => TradingStatus::Suspended,
+        Some(2) => TradingStatus::Delisted,
+        Some(3) => TradingStatus::CircuitBreaker,
+        _ => TradingStatus::Normal,
+    };
+    if last <= Decimal::ZERO {
+        return Err(format!("last price {last} is not positive"));
+    }
+    // Before the session's first trade open/high/low are 0: allowed, but never negative, and
+    // consistent when present.
+    for (name, value) in [("open", open), ("high", high), ("low", low), ("previous close", prev_close)] {
+        if value < Decimal::ZERO {
+            return Err(format!("{name} {value} is negative"));
+        }
+    }
+    if high > Decimal::ZERO && low > Decimal::ZERO {
+        if high < low {
+            return Err(format!("high {high} is below low {low}"));
+        }
+        if open > Decimal::ZERO && (open > high || open < low) {
+            return Err(format!("open {open} is outside [{low}, {high}]"));
+        }
+    }
+    if volume < Decimal::ZERO || turnover < Decimal::ZERO {
+        return Err("negative volume or turnover".into());
+    }
+    Ok(Quote {
+        symbol: instrument.symbol.clone(),
+        last,
+        open,
+        high,
+        low,
+        prev_close,
+        volume,
+        turnover,
+        timestamp,
+        trading_status,
+        source: "itick",
+        stale: false,
+    })
+}
+
+fn parse_kline(raw: &Value, now: DateTime<Utc>) -> Result<Kline, String> {
+    let kline = Kline {
+        time: required_time(raw, "t", now)?,
+        open: required_decimal(raw, "o")?,
+        high: required_decimal(raw, "h")?,
+        low: required_decimal(raw, "l")?,
+        close: required_decimal(raw, "c")?,
+        volume: optional_decimal(raw, "v", Decimal::ZERO)?,
+        turnover: optional_decimal(raw, "tu", Decimal::ZERO)?,
+    };
+    validate_kline(&kline)?;
+    Ok(kline)
+}
+
+/// Prices positive, `low <= open, close <= high`, volume and turnover not negative.
+pub fn validate_kline(k: &Kline) -> Result<(), String> {
+    if k.open <= Decimal::ZERO || k.high <= Decimal::ZERO || k.low <= Decimal::ZERO || k.close <= Decimal::ZERO {
+        return Err(format!("non-positive price in bar at {}", k.time.to_rfc3339()));
+    }
+    if k.high < k.low {
+        return Err(format!("high {} below low {} at {}", k.high, k.low, k.time.to_rfc3339()));
+    }
+    if k.high < k.open.max(k.close) || k.low > k.open.min(k.close) {
+        return Err(format!(
+            "open {} / close {} outside [{}, {}] at {}",
+            k.open,
+            k.close,
+            k.low,
+            k.high,
+            k.time.to_rfc3339()
+        ));
+    }
+    if k.volume < Decimal::ZERO || k.turnover < Decimal::ZERO {
+        return Err(format!("negative volume or turnover at {}", k.time.to_rfc3339()));
+    }
+    Ok(())
+}
+
+fn parse_level(raw: &Value) -> Result<BookLevel, String> {
+    let price = required_decimal(raw, "p")?;
+    let volume = optional_decimal(raw, "v", Decimal::ZERO)?;
+    if price <= Decimal::ZERO {
+        return Err(format!("level price {price} is not positive"));
+    }
+    if volume < Decimal::ZERO {
+        return Err(format!("level volume {volume} is negative"));
+    }
+    Ok(BookLevel { price, volume, orders: raw.get("o").and_then(int) })
+}
+
+fn parse_tick(raw: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Result<Tick, String> {
+    let price = required_decimal(raw, "ld")?;
+    let timestamp = required_time(raw, "t", now)?;
+    let volume = optional_decimal(raw, "v", Decimal::ZERO)?;
+    if price <= Decimal::ZERO {
+        return Err(format!("trade price {price} is not positive"));
+    }
+    if volume < Decimal::ZERO {
+        return Err(format!("trade volume {volume} is negative"));
+    }
+    let direction = match raw.get("d").and_then(int) {
+        Some(0) => Some(TickDirection::Neutral),
+        Some(1) => Some(TickDirection::Sell),
+        Some(2) => Some(TickDirection::Buy),
+        _ => None,
+    };
+    Ok(Tick { symbol: instrument.symbol.clone(), price, volume, timestamp, direction })
+}
+
+/// The single item of a single-instrument answer; tolerates it wrapped in a one-entry map or
+/// array (as batch endpoints answer).
+fn unwrap_single<'a>(data: &'a Value, instrument: &Instrument, item_key: &str) -> Option<&'a Value> {
+    match data {
+        Value::Object(map) if map.get(item_key).is_some_and(|v| !v.is_object()) => Some(data),
+        Value::Object(map) => {
+            let wanted = normalize_code(&instrument.code);
+            map.iter().find(|(k, _)| normalize_code(k) == wanted).map(|(_, v)| v)
+        }
+        Value::Array(items) => items.iter().find(|item| item.get(item_key).is_some()),
+        _ => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl MarketSource for ItickSource {
+    fn name(&self) -> &'static str {
+        "itick"
+    }
+
+    fn batch_limit(&self) -> usize {
+        BATCH_LIMIT
+    }
+
+    async fn quotes(&self, instruments: &[Instrument]) -> Result<Vec<Quote>, SourceError> {
+        let Some(first) = instruments.first() else { return Ok(Vec::new()) };
+        if let Some(other) = instruments
+            .iter()
+            .find(|i| i.asset_class != first.asset_class || !i.region.eq_ignore_ascii_case(&first.region))
+        {
+            return Err(SourceError::Invalid(format!(
+                "one iTick batch takes one asset class and region: {} ({} {}) and {} ({} {})",
+                first.symbol,
+                first.asset_class.as_str(),
+                first.region,
+                other.symbol,
+                other.asset_class.as_str(),
+                other.region
+            )));
+        }
+        let mut quotes = Vec::with_capacity(instruments.len());
+        for chunk in instruments.chunks(BATCH_LIMIT) {
+            quotes.extend(self.quotes_batch(chunk, Utc::now()).await?);
+        }
+        Ok(quotes)
+    }
+
+    async fn klines(
+        &self,
+        instrument: &Instrument,
+        interval: Interval,
+        end: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<Kline>, SourceError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = limit.min(KLINE_LIMIT);
+        let mut extra = vec![("kType", interval.itick_ktype().to_string()), ("limit", limit.to_string())];
+        if let Some(end) = end {
+            extra.push(("et", end.timestamp_millis().to_string()));
+        }
+        let data = self.single(instrument, "kline", &extra).await?;
+        let items = match &data {
+            Value::Array(items) => items.as_slice(),
+            // The batch shape `{code: [bars]}`.
+            Value::Object(map) => {
+                let wanted = normalize_code(&instrument.code);
+                match map.iter().find(|(k, _)| normalize_code(k) == wanted).map(|(_, v)| v) {
+                    Some(Value::Array(items)) => items.as_slice(),
+                    _ => {
+                        return Err(SourceError::Invalid(format!("unexpected kline answer for {}", instrument.symbol)));
+                    }
+                }
+            }
+            _ => return Err(SourceError::Invalid(format!("unexpected kline answer for {}", instrument.symbol))),
+        };
+        let now = Utc::now();
+        let mut bars: Vec<Kline> = Vec::with_capacity(items.len());
+        for raw in items {
+            match parse_kline(raw, now) {
+                Ok(bar) if end.is_none_or(|end| bar.time < end) => bars.push(bar),
+                Ok(_) => {}
+                Err(why) => self.reject("kline", instrument.symbol.as_str(), &why),
+            }
+        }
+        // Documented oldest first; sort anyway, and keep the last of any duplicate bar.
+        bars.sort_by_key(|bar| bar.time);
+        bars.dedup_by(|later, earlier| {
+            let same = later.time == earlier.time;
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
+        if bars.len() > limit {
+            bars.drain(..bars.len() - limit);
+        }
+        Ok(bars)
+    }
+
+    async fn order_book(&self, instrument: &Instrument, levels: usize) -> Result<OrderBook, SourceError> {
+        let data = self.single(instrument, "depth", &[]).await?;
+        let book = unwrap_single(&data, instrument, "a")
+            .or_else(|| unwrap_single(&data, instrument, "b"))
+            .ok_or_else(|| SourceError::Invalid(format!("unexpected depth answer for {}", instrument.symbol)))?;
+        let now = Utc::now();
+        let side = |key: &str| -> Vec<BookLevel> {
+            let mut out = Vec::new();
+            for raw in book.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+                match parse_level(raw) {
+                    Ok(level) => out.push(level),
+                    Err(why) => self.reject("depth level", instrument.symbol.as_str(), &why),
+                }
+            }
+            out
+        };
+        let mut bids = side("b");
+        let mut asks = side("a");
+        bids.sort_by_key(|level| std::cmp::Reverse(level.price));
+        asks.sort_by_key(|level| level.price);
+        bids.truncate(levels);
+        asks.truncate(levels);
+        let timestamp = match book.get("t") {
+            Some(t) if !t.is_null() => match required_time(book, "t", now) {
+                Ok(t) => t,
+                Err(why) => {
+                    self.reject("depth", instrument.symbol.as_str(), &why);
+                    return Err(SourceError::Invalid(format!("depth of {}: {why}", instrument.symbol)));
+                }
+            },
+            _ => now,
+        };
+        Ok(OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp })
+    }
+
+    async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let data = self.single(instrument, "tick", &[]).await?;
+        let raw = unwrap_single(&data, instrument, "ld")
+            .ok_or_else(|| SourceError::Invalid(format!("unexpected tick answer for {}", instrument.symbol)))?;
+        match parse_tick(raw, instrument, Utc::now()) {
+            Ok(tick) => Ok(vec![tick]),
+            Err(why) => {
+                self.reject("tick", instrument.symbol.as_str(), &why);
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::reference::Symbol;
+
+    fn instrument(symbol: &str, class: AssetClass, region: &str, code: &str) -> Instrument {
+        Instrument {
+            symbol: Symbol::parse(symbol).unwrap(),
+            asset_class: class,
+            region: region.into(),
+            code: code.into(),
+            currency: "USD".into(),
+        }
+    }
+
+    fn aapl() -> Instrument {
+        instrument("AAPL.US", AssetClass::Stock, "US", "AAPL")
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(1_764_000_000_000).unwrap()
+    }
+
+    fn quote_json(t: i64) -> Value {
+        json!({"s": "AAPL", "ld": 189.98, "o": 188.5, "h": 190.25, "l": 187.75, "p": 187.1, "t": t,
+               "v": 51234567, "tu": 9.7e9, "ts": 0, "ch": 2.88, "chp": 1.54})
+    }
+
+    fn expect_fail(result: Result<Value, Attempt>) -> SourceError {
+        match result {
+            Err(Attempt::Fail(e)) => e,
+            Err(Attempt::Retry { why, .. }) => panic!("expected a failure, got a retry: {why}"),
+            Ok(v) => panic!("expected a failure, got {v}"),
+        }
+    }
+
+    #[test]
+    fn numbers_become_exact_decimals() {
+        let parse = |text: &str| decimal(&serde_json::from_str::<Value>(text).unwrap()).map(|d| d.to_string());
+        assert_eq!(parse("189.98").as_deref(), Some("189.98"));
+        assert_eq!(parse("0.1").as_deref(), Some("0.1"));
+        assert_eq!(parse("1.10").as_deref(), Some("1.1"));
+        assert_eq!(parse("42").as_deref(), Some("42"));
+        assert_eq!(parse("-3.5").as_deref(), Some("-3.5"));
+        assert_eq!(parse("1e-7").as_deref(), Some("0.0000001"));
+        assert_eq!(parse("9.7e9").as_deref(), Some("9700000000"));
+        assert_eq!(parse("0.000012345").as_deref(), Some("0.000012345"));
+        assert_eq!(parse("64123.45678912").as_deref(), Some("64123.45678912"));
+        assert_eq!(parse("\" 189.98 \"").as_deref(), Some("189.98"));
+        assert_eq!(parse("\"abc\"").as_deref(), None);
+        assert_eq!(parse("\"\"").as_deref(), None);
+        assert_eq!(parse("null").as_deref(), None);
+        assert_eq!(parse("true").as_deref(), None);
+        // 0.1 + 0.2 as a double would print 0.30000000000000004: decimals add exactly.
+        assert_eq!(
+            (parse("0.1").unwrap().parse::<Decimal>().unwrap() + Decimal::from_str("0.2").unwrap()).to_string(),
+            "0.3"
+        );
+    }
+
+    #[test]
+    fn milliseconds_become_utc() {
+        assert_eq!(millis(&json!(1_764_000_000_000i64)).unwrap().to_rfc3339(), "2025-11-24T16:00:00+00:00");
+        assert_eq!(millis(&json!("1764000000000")).unwrap(), now());
+        assert_eq!(millis(&json!(1_764_000_000_000.0)).unwrap(), now());
+        assert!(millis(&json!("soon")).is_none());
+    }
+
+    #[test]
+    fn envelope_success_and_errors() {
+        assert_eq!(open_envelope(json!({"code": 0, "msg": null, "data": {"x": 1}})).ok(), Some(json!({"x": 1})));
+        assert_eq!(open_envelope(json!({"code": "0", "msg": "ok", "data": [1]})).ok(), Some(json!([1])));
+        assert_eq!(open_envelope(json!({"code": 0})).ok(), Some(Value::Null));
+        assert!(matches!(
+            expect_fail(open_envelope(json!({"code": 1, "msg": "E001 not found this produce", "data": null}))),
+            SourceError::NotFound(_)
+        ));
+        let auth = expect_fail(open_envelope(json!({"code": 1, "msg": "E002 auth failed"})));
+        assert!(matches!(&auth, SourceError::Unauthorized(m) if m.contains("ITICK_TOKEN")), "{auth:?}");
+        assert!(matches!(expect_fail(open_envelope(json!({"code": 403, "msg": null}))), SourceError::Unauthorized(_)));
+        assert!(matches!(
+            expect_fail(open_envelope(json!({"code": 3, "msg": "E003 exceeding the maximum subscription limit"}))),
+            SourceError::Unavailable(_)
+        ));
+        assert!(matches!(
+            expect_fail(open_envelope(json!({"code": 500, "msg": "internal error"}))),
+            SourceError::Unavailable(m) if m.contains("internal error")
+        ));
+        assert!(matches!(open_envelope(json!({"code": 429, "msg": "too many requests"})), Err(Attempt::Retry { .. })));
+        assert!(matches!(expect_fail(open_envelope(json!([1, 2]))), SourceError::Invalid(_)));
+        assert!(matches!(expect_fail(open_envelope(json!({"data": 1}))), SourceError::Invalid(_)));
+    }
+
+    #[test]
+    fn backoff_bounds() {
+        for attempt in 0..40 {
+            let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
+            assert_eq!(backoff_delay(attempt, 0.0), Duration::ZERO);
+            assert!(backoff_delay(attempt, 0.999_999) <= ceiling);
+            assert!(backoff_delay(attempt, 1.0) <= BACKOFF_CAP);
+            assert!(backoff_delay(attempt, 0.5) <= backoff_delay(attempt + 1, 0.5));
+        }
+        assert_eq!(backoff_delay(0, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff_delay(1, 1.0), Duration::from_millis(200));
+        assert_eq!(backoff_delay(3, 1.0), Duration::from_millis(800));
+        assert_eq!(backoff_delay(5, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff_delay(u32::MAX, 0.5), Duration::from_secs(1));
+        assert_eq!(backoff_delay(2, f64::NAN), Duration::ZERO);
+        assert_eq!(backoff_delay(2, -1.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let mut headers = header::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static(" 2 "));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn token_bucket_bursts_then_paces() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::per_minute(60, t0);
+        // 60 a minute: a burst of 6, then 54 a minute (0.9/s).
+        for _ in 0..6 {
+            assert_eq!(bucket.reserve(t0, Duration::ZERO), Ok(Duration::ZERO));
+        }
+        assert!(bucket.reserve(t0, Duration::from_millis(100)).is_err(), "no token and a short max wait");
+        let wait = bucket.reserve(t0, Duration::from_secs(5)).unwrap();
+        assert!((wait.as_secs_f64() - 1.0 / 0.9).abs() < 1e-6, "{wait:?}");
+        // The next caller queues behind the reservation.
+        let wait2 = bucket.reserve(t0, Duration::from_secs(5)).unwrap();
+        assert!((wait2.as_secs_f64() - 2.0 / 0.9).abs() < 1e-6, "{wait2:?}");
+        // Later, the debt is repaid and tokens accumulate again, never beyond the burst.
+        let later = t0 + Duration::from_secs(3600);
+        for _ in 0..6 {
+            assert_eq!(bucket.reserve(later, Duration::ZERO), Ok(Duration::ZERO));
+        }
+        assert!(bucket.reserve(later, Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn token_bucket_never_exceeds_the_quota_in_a_minute() {
+        for per_minute in [1u32, 5, 60, 120, 600, 1200] {
+            let t0 = Instant::now();
+            let mut bucket = TokenBucket::per_minute(per_minute, t0);
+            // Greedy caller polling every 10 ms for two minutes: count takes per 60 s window.
+            let mut takes = Vec::new();
+            for step in 0..12_000u64 {
+                let now = t0 + Duration::from_millis(step * 10);
+                if bucket.reserve(now, Duration::ZERO) == Ok(Duration::ZERO) {
+                    takes.push(step * 10);
+                }
+            }
+            for (i, start) in takes.iter().enumerate() {
+                let in_window = takes[i..].iter().take_while(|t| **t < start + 60_000).count();
+                assert!(in_window <= per_minute.max(2) as usize, "{per_minute}/min: {in_window} in a window");
+            }
+            assert!(takes.len() as u32 >= per_minute.min(2), "{per_minute}/min: only {} takes", takes.len());
+        }
+    }
+
+    #[test]
+    fn token_bucket_drain_and_clock_going_back() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(5.0, 1.0, t0 + Duration::from_secs(10));
+        // An earlier `now` (another thread read the clock first) refills nothing and panics not.
+        assert_eq!(bucket.reserve(t0, Duration::ZERO), Ok(Duration::ZERO));
+        bucket.drain(t0 + Duration::from_secs(10));
+        assert_eq!(bucket.reserve(t0 + Duration::from_secs(10), Duration::from_secs(2)), Ok(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn quotes_map_by_code_with_variants() {
+        let now_ms = now().timestamp_millis();
+        let q = |s: &str| json!({"s": s, "ld": "10.5", "t": now_ms});
+        let plain = json!({"AAPL": q("AAPL"), "msft": q("MSFT")});
+        let keyed = json!({"AAPL$US": q("AAPL"), "MSFT$US": q("MSFT")});
+        let array = json!([q("AAPL"), q("msft"), {"ld": 1}]);
+        for data in [plain, keyed, array] {
+            let index = index_by_code(&data, false);
+            assert!(index.contains_key("AAPL") && index.contains_key("MSFT"), "{data}");
+            assert_eq!(index.len(), 2, "{data}");
+        }
+        let hk = json!({"00700": q("00700")});
+        assert!(index_by_code(&hk, false).contains_key(&normalize_code("700")));
+        // A lone quote object, as a single-code call may answer.
+        let lone = json!({"ld": 1, "t": now_ms});
+        assert!(index_by_code(&lone, true).contains_key(SOLE));
+        assert!(index_by_code(&lone, false).is_empty());
+        assert!(index_by_code(&json!({"s": "AAPL", "ld": 1, "t": 1}), false).contains_key("AAPL"));
+        assert!(index_by_code(&Value::Null, true).is_empty());
+        assert_eq!(normalize_code("brk.b$us"), "BRK.B");
+        assert_eq!(normalize_code("000001"), "1");
+        assert_eq!(normalize_code("0000"), "0");
+    }
+
+    #[test]
+    fn quote_mapping_and_defaults() {
+        let quote = parse_quote(&quote_json(now().timestamp_millis()), &aapl(), now()).unwrap();
+        assert_eq!(quote.last.to_string(), "189.98");
+        assert_eq!(quote.open.to_string(), "188.5");
+        assert_eq!(quote.prev_close.to_string(), "187.1");
+        assert_eq!(quote.turnover.to_string(), "9700000000");
+        assert_eq!(quote.volume.to_string(), "51234567");
+        assert_eq!(quote.timestamp, now());
+        assert_eq!(quote.trading_status, TradingStatus::Normal);
+        assert_eq!(quote.source, "itick");
+        assert!(!quote.stale);
+        assert_eq!(quote.change().to_string(), "2.88");
+
+        let minimal = json!({"ld": "1.25", "t": now().timestamp_millis(), "ts": 1});
+        let quote = parse_quote(&minimal, &aapl(), now()).unwrap();
+        assert_eq!(quote.turnover, Decimal::ZERO);
+        assert_eq!(quote.trading_status, TradingStatus::Suspended);
+        assert_eq!(quote.change_percent(), None);
+        for (ts, status) in
+            [(2, TradingStatus::Delisted), (3, TradingStatus::CircuitBreaker), (9, TradingStatus::Normal)]
+        {
+            let raw = json!({"ld": 1, "t": now().timestamp_millis(), "ts": ts});
+            assert_eq!(parse_quote(&raw, &aapl(), now()).unwrap().trading_status, status);
+        }
+    }
+
+    #[test]
+    fn quote_validation() {
+        let t = now().timestamp_millis();
+        let bad = |patch: Value| {
+            let mut raw = quote_json(t);
+            for (k, v) in patch.as_object().unwrap() {
+                if v.is_null() {
+                    raw.as_object_mut().unwrap().remove(k);
+                } else {
+                    raw[k] = v.clone();
+                }
+            }
+            parse_quote(&raw, &aapl(), now()).err()
+        };
+        assert!(bad(json!({})).is_none());
+        assert!(bad(json!({"ld": null})).unwrap().contains("missing `ld`"));
+        assert!(bad(json!({"t": null})).unwrap().contains("missing `t`"));
+        assert!(bad(json!({"ld": 0})).is_some());
+        assert!(bad(json!({"ld": -1})).is_some());
+        assert!(bad(json!({"ld": "n/a"})).is_some());
+        assert!(bad(json!({"h": 180})).unwrap().contains("below low"));
+        assert!(bad(json!({"o": 200})).unwrap().contains("outside"));
+        assert!(bad(json!({"v": -1})).is_some());
+        assert!(bad(json!({"t": t + 5_001})).unwrap().contains("future"));
+        assert!(bad(json!({"t": t + 4_999})).is_none(), "within the clock-skew allowance");
+        // Before the first trade of the session, open/high/low are 0.
+        assert!(bad(json!({"o": 0, "h": 0, "l": 0})).is_none());
+    }
+
+    #[test]
+    fn kline_validation() {
+        let t = now().timestamp_millis() - 60_000;
+        let bar =
+            |o: f64, h: f64, l: f64, c: f64| json!({"t": t, "o": o, "h": h, "l": l, "c": c, "v": 10, "tu": 1000.5});
+        let good = parse_kline(&bar(10.0, 11.0, 9.5, 10.5), now()).unwrap();
+        assert_eq!(good.turnover.to_string(), "1000.5");
+        assert_eq!(good.time.timestamp_millis(), t);
+        assert!(parse_kline(&bar(10.0, 9.0, 9.5, 9.6), now()).unwrap_err().contains("below low"));
+        assert!(parse_kline(&bar(10.0, 10.2, 9.5, 10.5), now()).is_err(), "close above high");
+        assert!(parse_kline(&bar(9.0, 11.0, 9.5, 10.5), now()).is_err(), "open below low");
+        assert!(parse_kline(&bar(0.0, 11.0, 0.0, 10.5), now()).is_err(), "zero price");
+        assert!(parse_kline(&json!({"t": t, "o": 1, "h": 1, "l": 1}), now()).unwrap_err().contains("missing `c`"));
+        let future = json!({"t": now().timestamp_millis() + 60_000, "o": 1, "h": 1, "l": 1, "c": 1});
+        assert!(parse_kline(&future, now()).unwrap_err().contains("future"));
+        let no_volume = json!({"t": t, "o": 1, "h": 1, "l": 1, "c": 1});
+        assert_eq!(parse_kline(&no_volume, now()).unwrap().volume, Decimal::ZERO);
+    }
+
+    #[test]
+    fn depth_levels_and_ticks() {
+        let level = parse_level(&json!({"po": 1, "p": 10.01, "v": 300, "o": 4})).unwrap();
+        assert_eq!(
+            (level.price.to_string(), level.volume.to_string(), level.orders),
+            ("10.01".into(), "300".into(), Some(4))
+        );
+        assert_eq!(parse_level(&json!({"p": "10.01", "v": 1})).unwrap().orders, None);
+        assert!(parse_level(&json!({"p": 0, "v": 1})).is_err());
+        assert!(parse_level(&json!({"v": 1})).is_err());
+
+        let t = now().timestamp_millis();
+        let tick =
+            parse_tick(&json!({"s": "AAPL", "ld": 189.98, "t": t, "v": 100, "te": 0, "d": 1}), &aapl(), now()).unwrap();
+        assert_eq!(tick.price.to_string(), "189.98");
+        assert_eq!(tick.direction, Some(TickDirection::Sell));
+        assert_eq!(parse_tick(&json!({"ld": 1, "t": t}), &aapl(), now()).unwrap().direction, None);
+        assert!(parse_tick(&json!({"ld": -1, "t": t}), &aapl(), now()).is_err());
+    }
+
+    #[test]
+    fn single_items_unwrapped() {
+        let book = json!({"s": "AAPL", "a": [], "b": []});
+        assert_eq!(unwrap_single(&book, &aapl(), "a"), Some(&book));
+        let wrapped = json!({"AAPL$US": book.clone()});
+        assert_eq!(unwrap_single(&wrapped, &aapl(), "a"), Some(&book));
+        let listed = json!([book.clone()]);
+        assert_eq!(unwrap_single(&listed, &aapl(), "a"), Some(&book));
+        assert_eq!(unwrap_single(&json!({"MSFT": book}), &aapl(), "a"), None);
+    }
+
+    #[test]
+    fn asset_prefixes() {
+        assert_eq!(asset_prefix(AssetClass::Stock), "stock");
+        assert_eq!(asset_prefix(AssetClass::Fund), "fund");
+        assert_eq!(asset_prefix(AssetClass::Forex), "forex");
+        assert_eq!(asset_prefix(AssetClass::Index), "indices");
+        assert_eq!(asset_prefix(AssetClass::Crypto), "crypto");
+        assert_eq!(asset_prefix(AssetClass::Future), "future");
+    }
+
+    #[test]
+    fn config_is_checked_and_the_token_never_prints() {
+        let mut config = ItickConfig::new("secret-token-value");
+        assert!(!format!("{config:?}").contains("secret-token-value"));
+        let source = ItickSource::new(config.clone()).unwrap();
+        assert!(!format!("{source:?}").contains("secret-token-value"));
+        assert_eq!(source.name(), "itick");
+        assert_eq!(source.batch_limit(), BATCH_LIMIT);
+        assert_eq!(source.rejected(), 0);
+        config.base_url = "ftp://example.com".into();
+        assert!(ItickSource::new(config.clone()).is_err());
+        config.base_url = DEFAULT_BASE_URL.into();
+        config.requests_per_minute = 0;
+        assert!(ItickSource::new(config.clone()).is_err());
+        config.requests_per_minute = 5;
+        config.token = Secret::new("line\nbreak".into());
+        assert!(ItickSource::new(config).is_err());
+    }
+}

@@ -4,14 +4,44 @@
 //! fallback) -> `MarketSource` (the simulated market, or iTick over REST). Sources speak in the
 //! domain types of `types`; every value they return passes `validate` before it is served.
 
-/// Quote, Kline, OrderBook, Tick, Interval: the vocabulary every source speaks.
-pub mod types;
-/// The `MarketSource` trait and its error type.
-pub mod source;
-/// The built-in simulated market: deterministic history, live-moving quotes, no network.
-pub mod simulated;
+/// `quote`, `quotes`, `klines`, `orderBook`, `ticks`, and the quote DataLoader.
+pub mod graphql;
 /// The iTick REST adapter.
 pub mod itick;
+/// Caching, single flight, batching, validation and stale fallback in front of the source.
+pub mod service;
+/// The built-in simulated market: deterministic history, live-moving quotes, no network.
+pub mod simulated;
+/// The `MarketSource` trait and its error type.
+pub mod source;
+/// Quote, Kline, OrderBook, Tick, Interval: the vocabulary every source speaks.
+pub mod types;
 
+pub use service::{MarketConfig, MarketError, MarketService};
+
+use std::sync::Arc;
+
+use crate::config::{MarketSettings, MarketSourceKind};
+
+/// The source `FINQL_MARKET_SOURCE` names, configured.
+pub fn build_source(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketSource>> {
+    Ok(match settings.source {
+        MarketSourceKind::Simulated => Arc::new(simulated::SimulatedMarket::new()),
+        MarketSourceKind::Itick => {
+            let itick = &settings.itick;
+            let token = itick
+                .token
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("FINQL_MARKET_SOURCE=itick needs ITICK_TOKEN (the iTick API key)"))?;
+            Arc::new(itick::ItickSource::new(itick::ItickConfig {
+                base_url: itick.base_url.clone(),
+                token,
+                timeout: itick.timeout,
+                requests_per_minute: itick.requests_per_minute,
+                max_retries: itick.max_retries,
+            })?)
+        }
+    })
+}
 pub use source::{MarketSource, SourceError};
 pub use types::*;

@@ -59,7 +59,9 @@ impl Quote {
         if self.prev_close.is_zero() {
             return None;
         }
-        Some((self.change() * Decimal::ONE_HUNDRED / self.prev_close).round_dp(4))
+        let mut percent = (self.change() * Decimal::ONE_HUNDRED / self.prev_close).round_dp(4);
+        percent.rescale(4);
+        Some(percent)
     }
 }
 
@@ -145,7 +147,8 @@ impl Interval {
     pub fn next_start(self, start: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             Self::OneMonth => {
-                let (y, m) = if start.month() == 12 { (start.year() + 1, 1) } else { (start.year(), start.month() + 1) };
+                let (y, m) =
+                    if start.month() == 12 { (start.year() + 1, 1) } else { (start.year(), start.month() + 1) };
                 Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or(start)
             }
             other => start + Duration::minutes(other.minutes().unwrap_or(1)),

@@ -9,7 +9,11 @@ use super::{
 use crate::{
     error::AppError,
     graphql::{PageInfo, context::RequestContext},
+    market::graphql::{
+        IntervalGql, KlineObject, OrderBookObject, QuoteObject, bounded, klines_window, load_quote, prefetch_quotes,
+    },
 };
+use chrono::{DateTime, Utc};
 
 /// The most securities one page may hold.
 const MAX_PAGE: i32 = 100;
@@ -90,6 +94,31 @@ impl SecurityObject {
     async fn industry(&self) -> Option<&str> {
         self.0.industry.as_deref()
     }
+    /// The latest quote (batched with every other quote of the request).
+    async fn quote(&self, ctx: &Context<'_>) -> Result<QuoteObject> {
+        load_quote(ctx, Symbol::parse(&self.0.symbol)?).await
+    }
+    /// Candles, oldest first; see `Query.klines`.
+    async fn klines(
+        &self,
+        ctx: &Context<'_>,
+        interval: IntervalGql,
+        limit: Option<i32>,
+        before: Option<DateTime<Utc>>,
+        after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<KlineObject>> {
+        let rc = RequestContext::of(ctx)?;
+        let limit = bounded(limit.unwrap_or(100), 1, 1000, "limit")?;
+        let symbol = Symbol::parse(&self.0.symbol)?;
+        Ok(klines_window(&rc.state.market, &symbol, interval.into(), limit, before, after).await?)
+    }
+    /// The order book, `levels` deep (default 10, at most 50).
+    async fn order_book(&self, ctx: &Context<'_>, levels: Option<i32>) -> Result<OrderBookObject> {
+        let rc = RequestContext::of(ctx)?;
+        let levels = bounded(levels.unwrap_or(10), 1, 50, "levels")?;
+        let symbol = Symbol::parse(&self.0.symbol)?;
+        Ok(rc.state.market.order_book(&symbol, levels).await.map_err(AppError::from)?.into())
+    }
 }
 
 #[derive(SimpleObject)]
@@ -153,6 +182,13 @@ impl ReferenceQuery {
         }
         let filter = SecurityFilter { search, region, asset_class: asset_class.map(Into::into) };
         let page = rc.state.reference.search(&filter, first as u64, after.as_deref()).await?;
+        let look = ctx.look_ahead();
+        if look.field("nodes").field("quote").exists() || look.field("edges").field("node").field("quote").exists() {
+            // One batch for the whole page (one upstream call per asset class and region),
+            // rather than whatever the DataLoader's time window happens to collect.
+            let symbols: Vec<Symbol> = page.securities.iter().filter_map(|s| Symbol::parse(&s.symbol).ok()).collect();
+            prefetch_quotes(ctx, symbols).await?;
+        }
         let page_info = PageInfo {
             has_next_page: page.has_next_page,
             has_previous_page: after.is_some(),

@@ -8,8 +8,11 @@ mod helpers;
 
 mod accounts;
 mod analytics;
+mod fake_itick;
 mod http;
 mod ledger;
+mod market;
+mod market_itick;
 mod reference;
 mod schema;
 mod ws;

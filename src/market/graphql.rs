@@ -1,0 +1,383 @@
+//! GraphQL resolvers for market data: thin wrappers over [`MarketService`].
+//!
+//! Every quote a request asks for (`quote`, `quotes`, aliases, `securities { quote }`) goes
+//! through one DataLoader per request, so they reach the service as one batch.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::{
+    Context, Enum, Object, Result, SimpleObject,
+    dataloader::{DataLoader, HashMapCache, Loader},
+};
+use chrono::{DateTime, Utc};
+
+use super::{
+    service::{MarketError, MarketService},
+    types::{BookLevel, Interval, Kline, OrderBook, Quote, Tick, TickDirection, TradingStatus},
+};
+use crate::{
+    error::AppError,
+    graphql::{context::RequestContext, scalars::DecimalString},
+    reference::Symbol,
+};
+
+/// Limits of one request: the upstream's batch and history limits.
+const MAX_SYMBOLS: usize = 500;
+const MAX_KLINES: i32 = 1000;
+const DEFAULT_KLINES: i32 = 100;
+const MAX_LEVELS: i32 = 50;
+const MAX_TICKS: i32 = 1000;
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "KlineInterval")]
+pub enum IntervalGql {
+    OneMinute,
+    FiveMinutes,
+    FifteenMinutes,
+    ThirtyMinutes,
+    OneHour,
+    TwoHours,
+    FourHours,
+    OneDay,
+    OneWeek,
+    OneMonth,
+}
+
+impl From<IntervalGql> for Interval {
+    fn from(i: IntervalGql) -> Self {
+        match i {
+            IntervalGql::OneMinute => Interval::OneMinute,
+            IntervalGql::FiveMinutes => Interval::FiveMinutes,
+            IntervalGql::FifteenMinutes => Interval::FifteenMinutes,
+            IntervalGql::ThirtyMinutes => Interval::ThirtyMinutes,
+            IntervalGql::OneHour => Interval::OneHour,
+            IntervalGql::TwoHours => Interval::TwoHours,
+            IntervalGql::FourHours => Interval::FourHours,
+            IntervalGql::OneDay => Interval::OneDay,
+            IntervalGql::OneWeek => Interval::OneWeek,
+            IntervalGql::OneMonth => Interval::OneMonth,
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "TradingStatus")]
+pub enum TradingStatusGql {
+    Normal,
+    Suspended,
+    Delisted,
+    CircuitBreaker,
+}
+
+impl From<TradingStatus> for TradingStatusGql {
+    fn from(s: TradingStatus) -> Self {
+        match s {
+            TradingStatus::Normal => Self::Normal,
+            TradingStatus::Suspended => Self::Suspended,
+            TradingStatus::Delisted => Self::Delisted,
+            TradingStatus::CircuitBreaker => Self::CircuitBreaker,
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "TickDirection")]
+pub enum TickDirectionGql {
+    Neutral,
+    Sell,
+    Buy,
+}
+
+impl From<TickDirection> for TickDirectionGql {
+    fn from(d: TickDirection) -> Self {
+        match d {
+            TickDirection::Neutral => Self::Neutral,
+            TickDirection::Sell => Self::Sell,
+            TickDirection::Buy => Self::Buy,
+        }
+    }
+}
+
+/// The latest price of an instrument. Prices are exact decimals, as strings.
+pub struct QuoteObject(pub Quote);
+
+#[Object(name = "Quote")]
+impl QuoteObject {
+    async fn symbol(&self) -> &str {
+        self.0.symbol.as_str()
+    }
+    async fn last(&self) -> DecimalString {
+        DecimalString(self.0.last)
+    }
+    async fn open(&self) -> DecimalString {
+        DecimalString(self.0.open)
+    }
+    async fn high(&self) -> DecimalString {
+        DecimalString(self.0.high)
+    }
+    async fn low(&self) -> DecimalString {
+        DecimalString(self.0.low)
+    }
+    /// The previous session's close.
+    async fn prev_close(&self) -> DecimalString {
+        DecimalString(self.0.prev_close)
+    }
+    /// `last - prevClose`.
+    async fn change(&self) -> DecimalString {
+        DecimalString(self.0.change())
+    }
+    /// Percent change against `prevClose`, 4 decimal places; null without a previous close.
+    async fn change_percent(&self) -> Option<DecimalString> {
+        self.0.change_percent().map(DecimalString)
+    }
+    async fn volume(&self) -> DecimalString {
+        DecimalString(self.0.volume)
+    }
+    async fn turnover(&self) -> DecimalString {
+        DecimalString(self.0.turnover)
+    }
+    /// When the source last saw this price (UTC).
+    async fn timestamp(&self) -> DateTime<Utc> {
+        self.0.timestamp
+    }
+    async fn trading_status(&self) -> TradingStatusGql {
+        self.0.trading_status.into()
+    }
+    /// The source that produced it: `simulated` or `itick`.
+    async fn source(&self) -> &'static str {
+        self.0.source
+    }
+    /// True when the source is unavailable and this is the last known value.
+    async fn stale(&self) -> bool {
+        self.0.stale
+    }
+}
+
+/// One candle; `time` is its start (UTC).
+#[derive(SimpleObject)]
+#[graphql(name = "Kline")]
+pub struct KlineObject {
+    time: DateTime<Utc>,
+    open: DecimalString,
+    high: DecimalString,
+    low: DecimalString,
+    close: DecimalString,
+    volume: DecimalString,
+    turnover: DecimalString,
+}
+
+impl From<&Kline> for KlineObject {
+    fn from(k: &Kline) -> Self {
+        Self {
+            time: k.time,
+            open: DecimalString(k.open),
+            high: DecimalString(k.high),
+            low: DecimalString(k.low),
+            close: DecimalString(k.close),
+            volume: DecimalString(k.volume),
+            turnover: DecimalString(k.turnover),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "BookLevel")]
+pub struct BookLevelObject {
+    price: DecimalString,
+    volume: DecimalString,
+    /// Orders at this price, when the source reports it.
+    orders: Option<i64>,
+}
+
+impl From<BookLevel> for BookLevelObject {
+    fn from(l: BookLevel) -> Self {
+        Self { price: DecimalString(l.price), volume: DecimalString(l.volume), orders: l.orders }
+    }
+}
+
+/// Bids best (highest) first; asks best (lowest) first.
+#[derive(SimpleObject)]
+#[graphql(name = "OrderBook")]
+pub struct OrderBookObject {
+    symbol: String,
+    bids: Vec<BookLevelObject>,
+    asks: Vec<BookLevelObject>,
+    timestamp: DateTime<Utc>,
+}
+
+impl From<OrderBook> for OrderBookObject {
+    fn from(b: OrderBook) -> Self {
+        Self {
+            symbol: b.symbol.to_string(),
+            bids: b.bids.into_iter().map(Into::into).collect(),
+            asks: b.asks.into_iter().map(Into::into).collect(),
+            timestamp: b.timestamp,
+        }
+    }
+}
+
+/// One trade.
+#[derive(SimpleObject)]
+#[graphql(name = "Tick")]
+pub struct TickObject {
+    symbol: String,
+    price: DecimalString,
+    volume: DecimalString,
+    timestamp: DateTime<Utc>,
+    direction: Option<TickDirectionGql>,
+}
+
+impl From<Tick> for TickObject {
+    fn from(t: Tick) -> Self {
+        Self {
+            symbol: t.symbol.to_string(),
+            price: DecimalString(t.price),
+            volume: DecimalString(t.volume),
+            timestamp: t.timestamp,
+            direction: t.direction.map(Into::into),
+        }
+    }
+}
+
+/// Batches the quotes of one request.
+pub struct QuoteLoader(pub MarketService);
+
+impl Loader<Symbol> for QuoteLoader {
+    type Value = Result<Quote, MarketError>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[Symbol]) -> std::result::Result<HashMap<Symbol, Self::Value>, Self::Error> {
+        Ok(self.0.quotes(keys).await)
+    }
+}
+
+/// A quote through the request's DataLoader.
+pub async fn load_quote(ctx: &Context<'_>, symbol: Symbol) -> Result<QuoteObject> {
+    let loader = ctx.data::<DataLoader<QuoteLoader, HashMapCache>>()?;
+    let outcome = loader.load_one(symbol.clone()).await.map_err(|err| async_graphql::Error::new(err.message()))?;
+    let quote = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))?;
+    Ok(QuoteObject(quote.map_err(AppError::from)?))
+}
+
+/// Loads many quotes in one batch into the request's loader cache, for resolvers to read.
+pub async fn prefetch_quotes(ctx: &Context<'_>, symbols: Vec<Symbol>) -> Result<()> {
+    let loader = ctx.data::<DataLoader<QuoteLoader, HashMapCache>>()?;
+    loader.load_many(symbols).await.map_err(|err| async_graphql::Error::new(err.message()))?;
+    Ok(())
+}
+
+pub fn parse_symbol(raw: &str) -> Result<Symbol, AppError> {
+    Symbol::parse(raw)
+}
+
+/// Checks a count argument against `0..=max` (or `1..=max`), naming it.
+pub fn bounded(value: i32, min: i32, max: i32, name: &'static str) -> Result<usize, AppError> {
+    if value < min || value > max {
+        return Err(AppError::bad_field(name, format!("`{name}` must be between {min} and {max}")));
+    }
+    Ok(value as usize)
+}
+
+/// Klines with the `before`/`after` window applied. `before` pages back in time; `after`
+/// returns the bars after a time (oldest first, up to `limit`).
+pub async fn klines_window(
+    market: &MarketService,
+    symbol: &Symbol,
+    interval: Interval,
+    limit: usize,
+    before: Option<DateTime<Utc>>,
+    after: Option<DateTime<Utc>>,
+) -> Result<Vec<KlineObject>, AppError> {
+    if let (Some(before), Some(after)) = (before, after)
+        && after >= before
+    {
+        return Err(AppError::bad_field("after", "`after` must be earlier than `before`"));
+    }
+    let end = match (before, after) {
+        (Some(before), _) => Some(before),
+        (None, Some(after)) => {
+            // The window after `after`: `limit` bars from it, capped at now.
+            let mut end = interval.bar_start(after);
+            for _ in 0..=limit {
+                end = interval.next_start(end);
+            }
+            Some(end).filter(|e| *e <= Utc::now())
+        }
+        (None, None) => None,
+    };
+    let bars = market.klines(symbol, interval, end, limit).await?;
+    Ok(bars
+        .iter()
+        .filter(|bar| after.is_none_or(|after| bar.time > after))
+        .filter(|bar| before.is_none_or(|before| bar.time < before))
+        .take(limit)
+        .map(KlineObject::from)
+        .collect())
+}
+
+#[derive(Default)]
+pub struct MarketQuery;
+
+#[Object]
+impl MarketQuery {
+    /// The latest quote of an instrument.
+    async fn quote(&self, ctx: &Context<'_>, symbol: String) -> Result<QuoteObject> {
+        load_quote(ctx, parse_symbol(&symbol)?).await
+    }
+
+    /// Quotes of up to 500 instruments, in the order asked. Fails as a whole, naming the symbol,
+    /// when one is malformed or unknown (use aliases of `quote` for per-symbol errors).
+    async fn quotes(&self, ctx: &Context<'_>, symbols: Vec<String>) -> Result<Vec<QuoteObject>> {
+        if symbols.len() > MAX_SYMBOLS {
+            return Err(AppError::bad_field("symbols", format!("at most {MAX_SYMBOLS} symbols per request")).into());
+        }
+        let parsed = symbols.iter().map(|s| parse_symbol(s)).collect::<Result<Vec<_>, _>>()?;
+        let loader = ctx.data::<DataLoader<QuoteLoader, HashMapCache>>()?;
+        let mut found =
+            loader.load_many(parsed.iter().cloned()).await.map_err(|err| async_graphql::Error::new(err.message()))?;
+        parsed
+            .iter()
+            .map(|symbol| {
+                let outcome = found
+                    .remove(symbol)
+                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))?;
+                Ok(QuoteObject(outcome.map_err(AppError::from)?))
+            })
+            .collect::<Result<Vec<_>, AppError>>()
+            .map_err(Into::into)
+    }
+
+    /// Candles, oldest first: `limit` (default 100, at most 1000) bars before `before` (default
+    /// now, including the bar in progress), or after `after`.
+    async fn klines(
+        &self,
+        ctx: &Context<'_>,
+        symbol: String,
+        interval: IntervalGql,
+        limit: Option<i32>,
+        before: Option<DateTime<Utc>>,
+        after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<KlineObject>> {
+        let rc = RequestContext::of(ctx)?;
+        let limit = bounded(limit.unwrap_or(DEFAULT_KLINES), 1, MAX_KLINES, "limit")?;
+        let symbol = parse_symbol(&symbol)?;
+        Ok(klines_window(&rc.state.market, &symbol, interval.into(), limit, before, after).await?)
+    }
+
+    /// The order book, `levels` deep (default 10, at most 50).
+    async fn order_book(&self, ctx: &Context<'_>, symbol: String, levels: Option<i32>) -> Result<OrderBookObject> {
+        let rc = RequestContext::of(ctx)?;
+        let levels = bounded(levels.unwrap_or(10), 1, MAX_LEVELS, "levels")?;
+        let symbol = parse_symbol(&symbol)?;
+        Ok(rc.state.market.order_book(&symbol, levels).await.map_err(AppError::from)?.into())
+    }
+
+    /// Recent trades, newest last (default 20, at most 1000).
+    async fn ticks(&self, ctx: &Context<'_>, symbol: String, limit: Option<i32>) -> Result<Vec<TickObject>> {
+        let rc = RequestContext::of(ctx)?;
+        let limit = bounded(limit.unwrap_or(20), 1, MAX_TICKS, "limit")?;
+        let symbol = parse_symbol(&symbol)?;
+        let ticks = rc.state.market.ticks(&symbol, limit).await.map_err(AppError::from)?;
+        Ok(ticks.into_iter().map(Into::into).collect())
+    }
+}

@@ -1,0 +1,423 @@
+//! `MarketService`: what resolvers call. Between them and the sources it:
+//! - resolves symbols to catalog instruments (cached for a day: reference data changes rarely);
+//! - caches quotes briefly (`FINQL_QUOTE_TTL_MS`, default 1 s: a quote is news for about that
+//!   long), closed klines without expiry (history does not change) and the bar in progress
+//!   briefly;
+//! - batches quote fetches per (asset class, upstream region), chunked at the source's limit;
+//! - makes concurrent misses for the same symbols share one upstream call (single flight);
+//! - checks every value before serving it (no high < low, no negative price, no future time);
+//! - when the source fails, serves the last known quote marked `stale` while it is younger than
+//!   `FINQL_MAX_STALE_SECS`, and otherwise answers `UPSTREAM_UNAVAILABLE`.
+//!
+//! The caches are in-process (moka). Shared caches through Redis, for several replicas, are the
+//! next step; the service is the only place that would change.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Shared, join_all},
+};
+use moka::future::Cache;
+
+use super::{
+    source::{MarketSource, SourceError},
+    types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
+};
+use crate::{
+    error::{AppError, ErrorCode},
+    reference::{ReferenceService, Symbol},
+};
+
+/// Settings of the market-data layer.
+#[derive(Clone, Debug)]
+pub struct MarketConfig {
+    pub quote_ttl: Duration,
+    pub max_stale: Duration,
+}
+
+/// A per-symbol failure that can be cloned into every request waiting for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarketError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl From<MarketError> for AppError {
+    fn from(err: MarketError) -> Self {
+        match err.code {
+            ErrorCode::NotFound => AppError::NotFound(err.message),
+            ErrorCode::BadUserInput => AppError::bad_input(err.message),
+            ErrorCode::UpstreamUnavailable => AppError::UpstreamUnavailable(err.message),
+            _ => AppError::internal(anyhow::anyhow!(err.message)),
+        }
+    }
+}
+
+type BatchResult = Result<Arc<HashMap<Symbol, Quote>>, SourceError>;
+/// Closed bars by (symbol, interval, end of window, bar count).
+type ClosedKlineKey = (Symbol, Interval, DateTime<Utc>, usize);
+type SharedBatch = Shared<BoxFuture<'static, BatchResult>>;
+
+/// Bounds of the caches: enough for every instrument many times over, small in memory.
+const INSTRUMENT_CACHE: u64 = 10_000;
+const QUOTE_CACHE: u64 = 100_000;
+const KLINE_CACHE: u64 = 20_000;
+
+#[derive(Clone)]
+pub struct MarketService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: Arc<dyn MarketSource>,
+    reference: ReferenceService,
+    instruments: Cache<Symbol, Instrument>,
+    quotes: Cache<Symbol, Quote>,
+    last_known: Cache<Symbol, Quote>,
+    closed_klines: Cache<ClosedKlineKey, Arc<Vec<Kline>>>,
+    live_klines: Cache<(Symbol, Interval, usize), Arc<Vec<Kline>>>,
+    in_flight: Mutex<HashMap<Symbol, SharedBatch>>,
+    upstream_calls: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl MarketService {
+    pub fn new(source: Arc<dyn MarketSource>, reference: ReferenceService, config: MarketConfig) -> Self {
+        let inner = Inner {
+            instruments: Cache::builder()
+                .max_capacity(INSTRUMENT_CACHE)
+                .time_to_live(Duration::from_secs(86_400))
+                .build(),
+            quotes: Cache::builder().max_capacity(QUOTE_CACHE).time_to_live(config.quote_ttl).build(),
+            last_known: Cache::builder().max_capacity(QUOTE_CACHE).time_to_live(config.max_stale).build(),
+            closed_klines: Cache::builder().max_capacity(KLINE_CACHE).build(),
+            // The bar in progress changes with every trade: cache it as briefly as a quote.
+            live_klines: Cache::builder().max_capacity(KLINE_CACHE).time_to_live(config.quote_ttl).build(),
+            in_flight: Mutex::new(HashMap::new()),
+            upstream_calls: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            source,
+            reference,
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    pub fn source_name(&self) -> &'static str {
+        self.inner.source.name()
+    }
+
+    /// Values refused by validation since start (for observability).
+    pub fn rejected(&self) -> u64 {
+        self.inner.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The catalog entry behind a symbol, or NOT_FOUND naming it.
+    pub async fn instrument(&self, symbol: &Symbol) -> Result<Instrument, MarketError> {
+        if let Some(found) = self.inner.instruments.get(symbol).await {
+            return Ok(found);
+        }
+        let security = self.inner.reference.security(symbol).await.map_err(|err| match err {
+            AppError::NotFound(message) => MarketError { code: ErrorCode::NotFound, message },
+            AppError::Internal(cause) => internal(cause),
+            other => internal(anyhow::anyhow!(other.message())),
+        })?;
+        let instrument = Instrument {
+            symbol: symbol.clone(),
+            asset_class: security.asset_class,
+            region: security.upstream_region,
+            code: security.upstream_code,
+            currency: security.currency,
+        };
+        self.inner.instruments.insert(symbol.clone(), instrument.clone()).await;
+        Ok(instrument)
+    }
+
+    /// Quotes for many symbols at once: cache first, then one upstream call per (asset class,
+    /// region) chunk for the rest, shared with any concurrent request for the same symbols.
+    pub async fn quotes(&self, symbols: &[Symbol]) -> HashMap<Symbol, Result<Quote, MarketError>> {
+        let mut results = HashMap::with_capacity(symbols.len());
+        let mut missing = Vec::new();
+        for symbol in symbols {
+            if results.contains_key(symbol) {
+                continue;
+            }
+            match self.inner.quotes.get(symbol).await {
+                Some(quote) => {
+                    results.insert(symbol.clone(), Ok(quote));
+                }
+                None => match self.instrument(symbol).await {
+                    Ok(instrument) => missing.push(instrument),
+                    Err(err) => {
+                        results.insert(symbol.clone(), Err(err));
+                    }
+                },
+            }
+        }
+        if missing.is_empty() {
+            return results;
+        }
+        let waits = self.join_or_start_batches(missing);
+        let outcomes = join_all(waits.into_iter().map(|(symbols, batch)| async move { (symbols, batch.await) })).await;
+        for (symbols, outcome) in outcomes {
+            for symbol in symbols {
+                let result = match &outcome {
+                    Ok(quotes) => match quotes.get(&symbol) {
+                        Some(quote) => Ok(quote.clone()),
+                        None => Err(MarketError {
+                            code: ErrorCode::NotFound,
+                            message: format!("the market source has no quote for `{symbol}`"),
+                        }),
+                    },
+                    Err(err) => self.stale_or_unavailable(&symbol, err).await,
+                };
+                results.insert(symbol, result);
+            }
+        }
+        results
+    }
+
+    pub async fn quote(&self, symbol: &Symbol) -> Result<Quote, MarketError> {
+        let mut all = self.quotes(std::slice::from_ref(symbol)).await;
+        all.remove(symbol).unwrap_or_else(|| Err(internal(anyhow::anyhow!("quote for {symbol} went missing"))))
+    }
+
+    /// For each missing instrument, the batch that will answer it: one already in flight, or a
+    /// new one per (asset class, region) chunk. Returns (symbols, batch) pairs to await.
+    fn join_or_start_batches(&self, missing: Vec<Instrument>) -> Vec<(Vec<Symbol>, SharedBatch)> {
+        let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut waits: Vec<(Vec<Symbol>, SharedBatch)> = Vec::new();
+        let mut groups: HashMap<(crate::reference::service::AssetClass, String), Vec<Instrument>> = HashMap::new();
+        for instrument in missing {
+            if let Some(batch) = in_flight.get(&instrument.symbol) {
+                // One entry per distinct batch, so each is awaited once.
+                match waits.iter_mut().find(|(_, waiting)| waiting.ptr_eq(batch)) {
+                    Some((symbols, _)) => symbols.push(instrument.symbol),
+                    None => waits.push((vec![instrument.symbol], batch.clone())),
+                }
+            } else {
+                groups.entry((instrument.asset_class, instrument.region.clone())).or_default().push(instrument);
+            }
+        }
+        let limit = self.inner.source.batch_limit().max(1);
+        for (_, instruments) in groups {
+            for chunk in instruments.chunks(limit) {
+                let chunk = chunk.to_vec();
+                let symbols: Vec<Symbol> = chunk.iter().map(|i| i.symbol.clone()).collect();
+                let batch = self.fetch_batch(chunk).boxed().shared();
+                for symbol in &symbols {
+                    in_flight.insert(symbol.clone(), batch.clone());
+                }
+                waits.push((symbols, batch));
+            }
+        }
+        waits
+    }
+
+    fn fetch_batch(&self, chunk: Vec<Instrument>) -> impl std::future::Future<Output = BatchResult> + Send + 'static {
+        let service = self.clone();
+        async move {
+            service.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
+            let fetched = service.inner.source.quotes(&chunk).await;
+            let mut answer = HashMap::new();
+            if let Ok(quotes) = &fetched {
+                let now = Utc::now();
+                for quote in quotes {
+                    if let Err(reason) = validate_quote(quote, now) {
+                        service.reject("quote", &quote.symbol, &reason);
+                        continue;
+                    }
+                    service.inner.quotes.insert(quote.symbol.clone(), quote.clone()).await;
+                    service.inner.last_known.insert(quote.symbol.clone(), quote.clone()).await;
+                    answer.insert(quote.symbol.clone(), quote.clone());
+                }
+            }
+            {
+                let mut in_flight = service.inner.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                for instrument in &chunk {
+                    in_flight.remove(&instrument.symbol);
+                }
+            }
+            match fetched {
+                Ok(_) => Ok(Arc::new(answer)),
+                Err(err) => {
+                    tracing::warn!(source = service.inner.source.name(), error = %err, "quote batch failed");
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn stale_or_unavailable(&self, symbol: &Symbol, err: &SourceError) -> Result<Quote, MarketError> {
+        if let Some(mut quote) = self.inner.last_known.get(symbol).await {
+            quote.stale = true;
+            return Ok(quote);
+        }
+        Err(upstream_error(symbol, err))
+    }
+
+    /// Up to `limit` bars of `interval` starting before `end` (default now), oldest first.
+    pub async fn klines(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        end: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Arc<Vec<Kline>>, MarketError> {
+        let instrument = self.instrument(symbol).await?;
+        let now = Utc::now();
+        // A window that ends before the current bar starts holds only closed bars: history.
+        let closed_end = end.map(|e| interval.bar_start(e)).filter(|e| *e <= interval.bar_start(now));
+        if let Some(end) = closed_end {
+            let key = (symbol.clone(), interval, end, limit);
+            if let Some(hit) = self.inner.closed_klines.get(&key).await {
+                return Ok(hit);
+            }
+            let bars = Arc::new(self.fetch_klines(&instrument, interval, Some(end), limit).await?);
+            self.inner.closed_klines.insert(key, bars.clone()).await;
+            return Ok(bars);
+        }
+        let key = (symbol.clone(), interval, limit);
+        if let Some(hit) = self.inner.live_klines.get(&key).await {
+            return Ok(hit);
+        }
+        let bars = Arc::new(self.fetch_klines(&instrument, interval, None, limit).await?);
+        self.inner.live_klines.insert(key, bars.clone()).await;
+        Ok(bars)
+    }
+
+    async fn fetch_klines(
+        &self,
+        instrument: &Instrument,
+        interval: Interval,
+        end: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<Kline>, MarketError> {
+        self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
+        let bars = self
+            .inner
+            .source
+            .klines(instrument, interval, end, limit)
+            .await
+            .map_err(|err| upstream_error(&instrument.symbol, &err))?;
+        let now = Utc::now();
+        let mut valid: Vec<Kline> = Vec::with_capacity(bars.len());
+        for bar in bars {
+            match validate_kline(&bar, now) {
+                Ok(()) => valid.push(bar),
+                Err(reason) => self.reject("kline", &instrument.symbol, &reason),
+            }
+        }
+        valid.sort_by_key(|bar| bar.time);
+        valid.dedup_by_key(|bar| bar.time);
+        Ok(valid)
+    }
+
+    pub async fn order_book(&self, symbol: &Symbol, levels: usize) -> Result<OrderBook, MarketError> {
+        let instrument = self.instrument(symbol).await?;
+        self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
+        let book =
+            self.inner.source.order_book(&instrument, levels).await.map_err(|err| upstream_error(symbol, &err))?;
+        let invalid = book.bids.iter().chain(&book.asks).any(|l| l.price <= rust_decimal::Decimal::ZERO)
+            || book.bids.windows(2).any(|w| w[0].price < w[1].price)
+            || book.asks.windows(2).any(|w| w[0].price > w[1].price);
+        if invalid {
+            self.reject("order book", symbol, "unordered or non-positive levels");
+            return Err(MarketError {
+                code: ErrorCode::UpstreamUnavailable,
+                message: format!("the market source sent an invalid order book for `{symbol}`"),
+            });
+        }
+        Ok(book)
+    }
+
+    pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> Result<Vec<Tick>, MarketError> {
+        let instrument = self.instrument(symbol).await?;
+        self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
+        let ticks = self.inner.source.ticks(&instrument, limit).await.map_err(|err| upstream_error(symbol, &err))?;
+        let now = Utc::now();
+        Ok(ticks
+            .into_iter()
+            .filter(|t| {
+                let ok = t.price > rust_decimal::Decimal::ZERO && t.timestamp <= now + chrono::Duration::seconds(5);
+                if !ok {
+                    self.reject("tick", symbol, "non-positive price or future time");
+                }
+                ok
+            })
+            .collect())
+    }
+
+    fn reject(&self, what: &str, symbol: &Symbol, reason: &str) {
+        self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(source = self.inner.source.name(), %symbol, what, reason, "rejected market data");
+    }
+}
+
+/// How far ahead of our clock a source's timestamp may be (clock skew), before it is refused.
+const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
+
+fn validate_quote(quote: &Quote, now: DateTime<Utc>) -> Result<(), String> {
+    let zero = rust_decimal::Decimal::ZERO;
+    if quote.last <= zero || quote.high < quote.low || quote.low < zero || quote.prev_close < zero {
+        return Err(format!("prices out of order (last {}, high {}, low {})", quote.last, quote.high, quote.low));
+    }
+    if quote.volume < zero || quote.turnover < zero {
+        return Err("negative volume or turnover".into());
+    }
+    if quote.timestamp > now + MAX_CLOCK_SKEW {
+        return Err(format!("timestamp {} is in the future", quote.timestamp));
+    }
+    Ok(())
+}
+
+fn validate_kline(bar: &Kline, now: DateTime<Utc>) -> Result<(), String> {
+    let zero = rust_decimal::Decimal::ZERO;
+    if bar.low <= zero || bar.high < bar.low || bar.high < bar.open.max(bar.close) || bar.low > bar.open.min(bar.close)
+    {
+        return Err(format!("bar at {} has inconsistent OHLC", bar.time));
+    }
+    if bar.volume < zero || bar.turnover < zero {
+        return Err(format!("bar at {} has negative volume", bar.time));
+    }
+    if bar.time > now + MAX_CLOCK_SKEW {
+        return Err(format!("bar at {} starts in the future", bar.time));
+    }
+    Ok(())
+}
+
+fn upstream_error(symbol: &Symbol, err: &SourceError) -> MarketError {
+    match err {
+        SourceError::NotFound(_) => {
+            MarketError { code: ErrorCode::NotFound, message: format!("the market source does not know `{symbol}`") }
+        }
+        other => {
+            tracing::warn!(%symbol, error = %other, "market source failed");
+            MarketError {
+                code: ErrorCode::UpstreamUnavailable,
+                message: format!("market data for `{symbol}` is unavailable right now; retry shortly"),
+            }
+        }
+    }
+}
+
+fn internal(err: impl Into<anyhow::Error>) -> MarketError {
+    let err = err.into();
+    tracing::error!(error = format!("{err:#}"), "internal error in market data");
+    MarketError { code: ErrorCode::Internal, message: "internal error".into() }
+}
+
+impl MarketService {
+    /// Upstream calls made since start (for observability and tests).
+    pub fn upstream_calls(&self) -> u64 {
+        self.inner.upstream_calls.load(Ordering::Relaxed)
+    }
+}

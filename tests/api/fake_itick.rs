@@ -1,0 +1,676 @@
+//! A fake iTick REST server for tests: the real protocol (`shared/itick.md`) on 127.0.0.1, with
+//! deterministic data and knobs to make it fail.
+//!
+//! Speaks `GET /{stock|fund|forex|indices|crypto|future}/{quote|quotes|tick|ticks|depth|depths|kline|klines}`
+//! with the `{code, msg, data}` envelope, and requires the header `token: test-token` (else HTTP
+//! 401). Each code's price is derived from the code (`100 + sum of bytes % 400`, with cents)
+//! unless a test sets it; klines have consistent OHLC; depth levels come in a scrambled order,
+//! as a client must not rely on them being sorted. Numbers are JSON numbers, as upstream sends.
+//!
+//! Start finql against it with `ITICK_BASE_URL=fake.base_url()` and `ITICK_TOKEN=test-token`.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{Value, json};
+
+/// The token the fake accepts.
+pub const TOKEN: &str = "test-token";
+
+const ASSETS: &[&str] = &["stock", "fund", "forex", "indices", "crypto", "future"];
+const DEPTH_LEVELS: i64 = 10;
+
+/// How `/quotes` shapes its `data` (the docs say a map by code; variants have been seen).
+#[allow(dead_code)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QuotesShape {
+    /// `{"AAPL": {...}}`
+    #[default]
+    Map,
+    /// `{"AAPL$US": {...}}`
+    MapWithRegion,
+    /// `[{"s": "AAPL", ...}]`
+    Array,
+}
+
+#[derive(Default)]
+struct Controls {
+    requests: Vec<(String, HashMap<String, String>)>,
+    fail_http: VecDeque<u16>,
+    fail_envelope: VecDeque<(i64, String)>,
+    down: bool,
+    delay: Duration,
+    prices: HashMap<String, Decimal>,
+    unknown: HashSet<String>,
+    invalid_bar: bool,
+    klines_newest_first: bool,
+    quotes_shape: QuotesShape,
+}
+
+#[derive(Default)]
+struct Shared {
+    controls: Mutex<Controls>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Controls> {
+        self.controls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[allow(dead_code)]
+pub struct FakeItick {
+    pub addr: SocketAddr,
+    state: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeItick {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[allow(dead_code)]
+impl FakeItick {
+    pub async fn start() -> Self {
+        let state = Arc::new(Shared::default());
+        let app = Router::new().route("/{asset}/{endpoint}", get(handle)).with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake iTick");
+        let addr = listener.local_addr().expect("fake iTick address");
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("fake iTick serves");
+        });
+        Self { addr, state, server }
+    }
+
+    /// `http://127.0.0.1:PORT`, for `ITICK_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// An adapter configuration pointing here: right token, short timeout, generous quota.
+    pub fn config(&self) -> finql::market::itick::ItickConfig {
+        finql::market::itick::ItickConfig {
+            base_url: self.base_url(),
+            token: finql::config::Secret::new(TOKEN.to_owned()),
+            timeout: Duration::from_secs(2),
+            requests_per_minute: 60_000,
+            max_retries: 3,
+        }
+    }
+
+    /// Requests received on `path` (e.g. `/stock/quotes`), failed ones included.
+    pub fn calls(&self, path: &str) -> usize {
+        self.state.lock().requests.iter().filter(|(p, _)| p == path).count()
+    }
+
+    pub fn total_calls(&self) -> usize {
+        self.state.lock().requests.len()
+    }
+
+    /// Every request received, in order: path and query parameters.
+    pub fn requests(&self) -> Vec<(String, HashMap<String, String>)> {
+        self.state.lock().requests.clone()
+    }
+
+    pub fn reset_calls(&self) {
+        self.state.lock().requests.clear();
+    }
+
+    /// Answers the next `n` requests with HTTP `status` (429 carries `Retry-After: 0`).
+    pub fn fail_next(&self, n: usize, status: u16) {
+        self.state.lock().fail_http.extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Answers the next `n` requests with HTTP 200 and the envelope `{"code": code, "msg": msg}`.
+    pub fn fail_envelope_next(&self, n: usize, code: i64, msg: &str) {
+        self.state.lock().fail_envelope.extend(std::iter::repeat_n((code, msg.to_owned()), n));
+    }
+
+    /// While down, every request gets HTTP 503.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().down = down;
+    }
+
+    /// Delay before answering each request.
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().delay = delay;
+    }
+
+    /// The price of `code` from now on (quotes' last, ticks, the level depth is built around,
+    /// and the level klines wiggle around).
+    pub fn set_price(&self, code: &str, price: Decimal) {
+        self.state.lock().prices.insert(code.to_ascii_uppercase(), price);
+    }
+
+    /// The price the fake serves for `code`.
+    pub fn price(&self, code: &str) -> Decimal {
+        price_of(&self.state.lock(), code)
+    }
+
+    /// Makes `code` unknown: absent from batch answers, `data: null` from single ones.
+    pub fn set_unknown(&self, code: &str) {
+        self.state.lock().unknown.insert(code.to_ascii_uppercase());
+    }
+
+    /// One bar in the middle of every kline answer gets a high below its low.
+    pub fn serve_invalid_bar(&self, on: bool) {
+        self.state.lock().invalid_bar = on;
+    }
+
+    /// Klines newest first (the docs say oldest first; clients should sort anyway).
+    pub fn serve_klines_newest_first(&self, on: bool) {
+        self.state.lock().klines_newest_first = on;
+    }
+
+    pub fn set_quotes_shape(&self, shape: QuotesShape) {
+        self.state.lock().quotes_shape = shape;
+    }
+}
+
+fn envelope(data: Value) -> Response {
+    axum::Json(json!({"code": 0, "msg": null, "data": data})).into_response()
+}
+
+fn envelope_error(code: i64, msg: &str) -> Response {
+    axum::Json(json!({"code": code, "msg": msg, "data": null})).into_response()
+}
+
+async fn handle(
+    State(state): State<Arc<Shared>>,
+    Path((asset, endpoint)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/{asset}/{endpoint}");
+    let delay = {
+        let mut controls = state.lock();
+        controls.requests.push((path, query.clone()));
+        controls.delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut controls = state.lock();
+    if controls.down {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
+    }
+    if let Some(status) = controls.fail_http.pop_front() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response =
+            (status, axum::Json(json!({"code": status.as_u16(), "msg": "injected failure", "data": null})))
+                .into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
+        }
+        return response;
+    }
+    if headers.get("token").and_then(|v| v.to_str().ok()) != Some(TOKEN) {
+        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"code": 401, "msg": "invalid token", "data": null})))
+            .into_response();
+    }
+    if let Some((code, msg)) = controls.fail_envelope.pop_front() {
+        return envelope_error(code, &msg);
+    }
+    if !ASSETS.contains(&asset.as_str()) {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    }
+    let Some(region) = query.get("region").filter(|r| !r.is_empty()) else {
+        return envelope_error(400, "region is required");
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let single = || query.get("code").filter(|c| !c.is_empty()).map(|c| c.to_ascii_uppercase());
+    let batch = || -> Option<Vec<String>> {
+        let codes: Vec<String> =
+            query.get("codes")?.split(',').map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect();
+        (!codes.is_empty()).then_some(codes)
+    };
+    let controls = &mut *controls;
+    match endpoint.as_str() {
+        "quote" | "tick" | "depth" | "kline" => {
+            let Some(code) = single() else { return envelope_error(400, "code is required") };
+            if controls.unknown.contains(&code) {
+                return envelope(Value::Null);
+            }
+            let item = match endpoint.as_str() {
+                "quote" => quote(controls, &code, now),
+                "tick" => tick(controls, &code, now),
+                "depth" => depth(controls, &code),
+                _ => match klines(controls, &code, &query, now) {
+                    Ok(bars) => bars,
+                    Err(msg) => return envelope_error(400, msg),
+                },
+            };
+            envelope(item)
+        }
+        "quotes" | "ticks" | "depths" | "klines" => {
+            let Some(codes) = batch() else { return envelope_error(400, "codes is required") };
+            let mut map = serde_json::Map::new();
+            for code in codes.iter().filter(|c| !controls.unknown.contains(*c)) {
+                let item = match endpoint.as_str() {
+                    "quotes" => quote(controls, code, now),
+                    "ticks" => tick(controls, code, now),
+                    "depths" => depth(controls, code),
+                    _ => match klines(controls, code, &query, now) {
+                        Ok(bars) => bars,
+                        Err(msg) => return envelope_error(400, msg),
+                    },
+                };
+                map.insert(code.clone(), item);
+            }
+            if endpoint == "quotes" {
+                match controls.quotes_shape {
+                    QuotesShape::Map => {}
+                    QuotesShape::MapWithRegion => {
+                        return envelope(Value::Object(
+                            map.into_iter().map(|(code, item)| (format!("{code}${region}"), item)).collect(),
+                        ));
+                    }
+                    QuotesShape::Array => return envelope(Value::Array(map.into_iter().map(|(_, v)| v).collect())),
+                }
+            }
+            envelope(Value::Object(map))
+        }
+        _ => (StatusCode::NOT_FOUND, "no such endpoint").into_response(),
+    }
+}
+
+fn price_of(controls: &Controls, code: &str) -> Decimal {
+    let code = code.to_ascii_uppercase();
+    if let Some(price) = controls.prices.get(&code) {
+        return *price;
+    }
+    let sum: i64 = code.bytes().map(i64::from).sum();
+    Decimal::new((100 + sum % 400) * 100 + (sum * 37) % 100, 2)
+}
+
+/// A decimal as a JSON number, as iTick sends prices.
+fn num(value: Decimal) -> Value {
+    serde_json::from_str(&value.normalize().to_string()).expect("a decimal is a JSON number")
+}
+
+fn scaled(price: Decimal, permille: i64) -> Decimal {
+    (price * Decimal::new(1000 + permille, 3)).round_dp(4)
+}
+
+fn quote(controls: &Controls, code: &str, now: i64) -> Value {
+    let last = price_of(controls, code);
+    let prev = scaled(last, -15);
+    let volume: i64 = 1_000_000 + code.bytes().map(i64::from).sum::<i64>();
+    json!({
+        "s": code,
+        "ld": num(last),
+        "o": num(scaled(last, -10)),
+        "h": num(scaled(last, 10)),
+        "l": num(scaled(last, -20)),
+        "p": num(prev),
+        "t": now,
+        "v": volume,
+        "tu": num((last * Decimal::from(volume)).round_dp(2)),
+        "ts": 0,
+        "ch": num(last - prev),
+        "chp": num(if prev.is_zero() { Decimal::ZERO } else { ((last - prev) * Decimal::ONE_HUNDRED / prev).round_dp(2) }),
+    })
+}
+
+fn tick(controls: &Controls, code: &str, now: i64) -> Value {
+    json!({"s": code, "ld": num(price_of(controls, code)), "t": now, "v": 100, "te": 0, "d": 2})
+}
+
+fn depth(controls: &Controls, code: &str) -> Value {
+    let price = price_of(controls, code);
+    let step = if price > Decimal::ONE { Decimal::new(1, 2) } else { (price / Decimal::ONE_HUNDRED).round_dp(6) };
+    // Level k (1 = best) served in the order 3, 6, 9, 2, 5, … : clients must sort.
+    let order: Vec<i64> = (0..DEPTH_LEVELS).map(|i| (i * 3) % DEPTH_LEVELS + 1).collect();
+    let level = |k: i64, price: Decimal| json!({"po": k, "p": num(price), "v": 100 * k, "o": k});
+    let asks: Vec<Value> = order.iter().map(|&k| level(k, price + step * Decimal::from(k))).collect();
+    let bids: Vec<Value> = order.iter().map(|&k| level(k, price - step * Decimal::from(k))).collect();
+    json!({"s": code, "a": asks, "b": bids})
+}
+
+fn ktype_ms(ktype: &str) -> Option<i64> {
+    const MINUTE: i64 = 60_000;
+    Some(match ktype {
+        "1" => MINUTE,
+        "2" => 5 * MINUTE,
+        "3" => 15 * MINUTE,
+        "4" => 30 * MINUTE,
+        "5" => 60 * MINUTE,
+        "6" => 120 * MINUTE,
+        "7" => 240 * MINUTE,
+        "8" => 1_440 * MINUTE,
+        "9" => 10_080 * MINUTE,
+        "10" => 43_200 * MINUTE, // 30 days: good enough for a fake
+        _ => return None,
+    })
+}
+
+/// `limit` bars (default 100, at most 1000) of `kType` starting before `et` (default now),
+/// oldest first.
+fn klines(controls: &Controls, code: &str, query: &HashMap<String, String>, now: i64) -> Result<Value, &'static str> {
+    let len = query.get("kType").and_then(|k| ktype_ms(k)).ok_or("kType must be 1 to 10")?;
+    let limit = match query.get("limit") {
+        Some(l) => l.parse::<i64>().map_err(|_| "limit must be a number")?.clamp(1, 1000),
+        None => 100,
+    };
+    let end = match query.get("et") {
+        Some(et) => et.parse::<i64>().map_err(|_| "et must be milliseconds")?,
+        None => now,
+    };
+    let price = price_of(controls, code);
+    let last_start = (end - 1).div_euclid(len) * len;
+    let mut bars: Vec<Value> = (0..limit)
+        .rev()
+        .map(|back| {
+            let start = last_start - back * len;
+            let n = start.div_euclid(len);
+            let open = scaled(price, (n * 7).rem_euclid(11) - 5);
+            let close = scaled(price, (n * 13).rem_euclid(11) - 5);
+            let mut high = (open.max(close) * Decimal::new(1002, 3))
+                .round_dp_with_strategy(4, RoundingStrategy::ToPositiveInfinity);
+            let mut low = (open.min(close) * Decimal::new(998, 3))
+                .round_dp_with_strategy(4, RoundingStrategy::ToNegativeInfinity);
+            if controls.invalid_bar && back == limit / 2 {
+                std::mem::swap(&mut high, &mut low);
+            }
+            let volume = 1_000 + n.rem_euclid(500);
+            json!({
+                "t": start, "o": num(open), "h": num(high), "l": num(low), "c": num(close),
+                "v": volume, "tu": num((close * Decimal::from(volume)).round_dp(2)),
+            })
+        })
+        .collect();
+    if controls.klines_newest_first {
+        bars.reverse();
+    }
+    Ok(Value::Array(bars))
+}
+
+/// The adapter (`finql::market::itick`) against this fake.
+#[cfg(test)]
+mod adapter_tests {
+    use std::{str::FromStr, time::Duration};
+
+    use chrono::{TimeZone, Utc};
+    use finql::{
+        market::{
+            Instrument, Interval, MarketSource, SourceError, TickDirection,
+            itick::{ItickConfig, ItickSource},
+        },
+        reference::{Symbol, service::AssetClass},
+    };
+    use rust_decimal::Decimal;
+
+    use super::{FakeItick, QuotesShape};
+
+    fn instrument(symbol: &str, class: AssetClass, region: &str, code: &str) -> Instrument {
+        Instrument {
+            symbol: Symbol::parse(symbol).unwrap(),
+            asset_class: class,
+            region: region.into(),
+            code: code.into(),
+            currency: "USD".into(),
+        }
+    }
+
+    fn us(code: &str) -> Instrument {
+        instrument(&format!("{code}.US"), AssetClass::Stock, "US", code)
+    }
+
+    async fn setup(tweak: impl FnOnce(&mut ItickConfig)) -> (FakeItick, ItickSource) {
+        let fake = FakeItick::start().await;
+        let mut config = fake.config();
+        tweak(&mut config);
+        let source = ItickSource::new(config).expect("adapter builds");
+        (fake, source)
+    }
+
+    #[tokio::test]
+    async fn quotes_are_batched_in_one_call() {
+        let (fake, source) = setup(|_| {}).await;
+        fake.set_unknown("NOPE");
+        let instruments = [us("AAPL"), us("MSFT"), us("NVDA"), us("NOPE")];
+        let quotes = source.quotes(&instruments).await.unwrap();
+        assert_eq!(fake.total_calls(), 1);
+        assert_eq!(fake.calls("/stock/quotes"), 1);
+        let (_, query) = &fake.requests()[0];
+        assert_eq!(query["region"], "US");
+        assert_eq!(query["codes"], "AAPL,MSFT,NVDA,NOPE");
+        let symbols: Vec<&str> = quotes.iter().map(|q| q.symbol.as_str()).collect();
+        assert_eq!(symbols, ["AAPL.US", "MSFT.US", "NVDA.US"], "unknown codes are simply absent");
+        for quote in &quotes {
+            let code = quote.symbol.as_str().trim_end_matches(".US");
+            assert_eq!(quote.last, fake.price(code));
+            assert_eq!(quote.source, "itick");
+            assert!(quote.low <= quote.open && quote.open <= quote.high);
+            assert!((Utc::now() - quote.timestamp).num_seconds().abs() < 60);
+        }
+        assert_eq!(source.rejected(), 0);
+    }
+
+    #[tokio::test]
+    async fn quotes_tolerate_answer_shapes() {
+        let (fake, source) = setup(|_| {}).await;
+        for shape in [QuotesShape::Map, QuotesShape::MapWithRegion, QuotesShape::Array] {
+            fake.set_quotes_shape(shape);
+            let brk = instrument("BRK-B.US", AssetClass::Stock, "US", "BRK.B");
+            let quotes = source.quotes(&[us("AAPL"), brk]).await.unwrap();
+            assert_eq!(quotes.len(), 2, "{shape:?}");
+            assert_eq!(quotes[1].last, fake.price("BRK.B"), "{shape:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn decimals_stay_exact() {
+        let (fake, source) = setup(|_| {}).await;
+        fake.set_price("AAPL", Decimal::from_str("189.98").unwrap());
+        fake.set_price("BTCUSDT", Decimal::from_str("64123.45678912").unwrap());
+        let quotes = source.quotes(&[us("AAPL")]).await.unwrap();
+        assert_eq!(quotes[0].last.to_string(), "189.98");
+        let btc = instrument("CRYPTO:BTCUSDT", AssetClass::Crypto, "BA", "BTCUSDT");
+        let ticks = source.ticks(&btc, 10).await.unwrap();
+        assert_eq!(ticks.len(), 1, "iTick's REST API gives the latest trade only");
+        assert_eq!(ticks[0].price.to_string(), "64123.45678912");
+        assert_eq!(ticks[0].direction, Some(TickDirection::Buy));
+        assert_eq!(fake.calls("/crypto/tick"), 1);
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_retried() {
+        let (fake, source) = setup(|_| {}).await;
+        fake.fail_next(1, 500);
+        assert_eq!(source.quotes(&[us("AAPL")]).await.unwrap().len(), 1);
+        assert_eq!(fake.calls("/stock/quotes"), 2);
+    }
+
+    #[tokio::test]
+    async fn rate_limited_answers_are_retried_after_the_hint() {
+        let (fake, source) = setup(|_| {}).await;
+        fake.fail_next(2, 429);
+        let started = std::time::Instant::now();
+        assert_eq!(source.quotes(&[us("AAPL")]).await.unwrap().len(), 1);
+        assert_eq!(fake.calls("/stock/quotes"), 3);
+        // `Retry-After: 0` means now, not a backoff; generous bound against slow machines.
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn rejected_token_is_not_retried() {
+        let (fake, source) = setup(|c| c.token = finql::config::Secret::new("wrong-token".into())).await;
+        let err = source.quotes(&[us("AAPL")]).await.unwrap_err();
+        assert!(matches!(&err, SourceError::Unauthorized(m) if m.contains("ITICK_TOKEN")), "{err:?}");
+        assert_eq!(fake.total_calls(), 1);
+
+        let (fake, source) = setup(|_| {}).await;
+        fake.fail_next(1, 403);
+        assert!(matches!(source.quotes(&[us("AAPL")]).await, Err(SourceError::Unauthorized(_))));
+        assert_eq!(fake.total_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn down_upstream_is_unavailable_after_the_retries() {
+        let (fake, source) = setup(|c| c.max_retries = 2).await;
+        fake.set_down(true);
+        let err = source.quotes(&[us("AAPL")]).await.unwrap_err();
+        assert!(matches!(&err, SourceError::Unavailable(m) if m.contains("503")), "{err:?}");
+        assert_eq!(fake.total_calls(), 3, "one attempt and two retries");
+        fake.set_down(false);
+        assert_eq!(source.quotes(&[us("AAPL")]).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn slow_upstream_times_out() {
+        let (fake, source) = setup(|c| {
+            c.timeout = Duration::from_millis(300);
+            c.max_retries = 1;
+        })
+        .await;
+        fake.set_delay(Duration::from_secs(2));
+        let err = source.quotes(&[us("AAPL")]).await.unwrap_err();
+        assert!(matches!(&err, SourceError::Unavailable(m) if m.contains("timed out")), "{err:?}");
+        assert_eq!(fake.total_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn envelope_errors_are_mapped() {
+        let (fake, source) = setup(|_| {}).await;
+        let aapl = us("AAPL");
+        fake.fail_envelope_next(1, 1, "E001 not found this produce");
+        assert!(matches!(source.klines(&aapl, Interval::OneDay, None, 10).await, Err(SourceError::NotFound(_))));
+        fake.fail_envelope_next(1, 1, "E002 auth failed");
+        assert!(matches!(source.klines(&aapl, Interval::OneDay, None, 10).await, Err(SourceError::Unauthorized(_))));
+        fake.fail_envelope_next(1, 500, "something broke");
+        let err = source.klines(&aapl, Interval::OneDay, None, 10).await.unwrap_err();
+        assert!(matches!(&err, SourceError::Unavailable(m) if m.contains("something broke")), "{err:?}");
+        assert_eq!(fake.total_calls(), 3, "envelope errors are not retried");
+        fake.fail_envelope_next(1, 429, "too many requests");
+        assert_eq!(source.klines(&aapl, Interval::OneDay, None, 10).await.unwrap().len(), 10);
+        assert_eq!(fake.total_calls(), 5, "an envelope rate limit is retried");
+    }
+
+    #[tokio::test]
+    async fn unknown_instruments_are_not_found() {
+        let (fake, source) = setup(|_| {}).await;
+        fake.set_unknown("NOPE");
+        let nope = us("NOPE");
+        assert!(matches!(source.klines(&nope, Interval::OneDay, None, 10).await, Err(SourceError::NotFound(_))));
+        assert!(matches!(source.order_book(&nope, 5).await, Err(SourceError::NotFound(_))));
+        assert!(matches!(source.ticks(&nope, 1).await, Err(SourceError::NotFound(_))));
+        assert!(source.quotes(&[nope]).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn klines_oldest_first_and_paged() {
+        let (fake, source) = setup(|_| {}).await;
+        fake.serve_klines_newest_first(true);
+        let aapl = us("AAPL");
+        let end = Utc.with_ymd_and_hms(2025, 6, 2, 0, 0, 0).unwrap();
+        let bars = source.klines(&aapl, Interval::OneHour, Some(end), 24).await.unwrap();
+        assert_eq!(bars.len(), 24);
+        assert!(bars.windows(2).all(|w| w[0].time + chrono::Duration::hours(1) == w[1].time), "oldest first");
+        assert_eq!(bars.last().unwrap().time, end - chrono::Duration::hours(1), "bars start before `end`");
+        for bar in &bars {
+            assert!(bar.low <= bar.open.min(bar.close) && bar.high >= bar.open.max(bar.close));
+        }
+        let (path, query) = fake.requests().pop().unwrap();
+        assert_eq!(path, "/stock/kline");
+        assert_eq!((query["region"].as_str(), query["code"].as_str()), ("US", "AAPL"));
+        assert_eq!(query["kType"], "5");
+        assert_eq!(query["limit"], "24");
+        assert_eq!(query["et"], end.timestamp_millis().to_string());
+
+        let bars = source.klines(&aapl, Interval::OneDay, None, 5000).await.unwrap();
+        assert_eq!(bars.len(), 1000, "clamped to the upstream maximum");
+        let (_, query) = fake.requests().pop().unwrap();
+        assert_eq!(query["limit"], "1000");
+        assert!(!query.contains_key("et"), "no end: upstream defaults to now");
+        assert!(bars.last().unwrap().time <= Utc::now(), "includes the bar in progress, nothing later");
+    }
+
+    #[tokio::test]
+    async fn invalid_bars_are_rejected() {
+        let (fake, source) = setup(|_| {}).await;
+        fake.serve_invalid_bar(true);
+        let bars = source.klines(&us("AAPL"), Interval::OneMinute, None, 10).await.unwrap();
+        assert_eq!(bars.len(), 9);
+        assert!(bars.iter().all(|b| b.high >= b.low));
+        assert_eq!(source.rejected(), 1);
+    }
+
+    #[tokio::test]
+    async fn invalid_quotes_are_rejected() {
+        let (fake, source) = setup(|_| {}).await;
+        fake.set_price("MSFT", Decimal::ZERO);
+        let quotes = source.quotes(&[us("AAPL"), us("MSFT")]).await.unwrap();
+        assert_eq!(quotes.len(), 1);
+        assert_eq!(quotes[0].symbol.as_str(), "AAPL.US");
+        assert_eq!(source.rejected(), 1);
+    }
+
+    #[tokio::test]
+    async fn order_book_is_sorted() {
+        let (fake, source) = setup(|_| {}).await;
+        fake.set_price("700", Decimal::from_str("385.2").unwrap());
+        let tencent = instrument("700.HK", AssetClass::Stock, "HK", "700");
+        let book = source.order_book(&tencent, 5).await.unwrap();
+        assert_eq!((book.bids.len(), book.asks.len()), (5, 5));
+        assert!(book.bids.windows(2).all(|w| w[0].price > w[1].price), "bids best (highest) first");
+        assert!(book.asks.windows(2).all(|w| w[0].price < w[1].price), "asks best (lowest) first");
+        assert_eq!(book.bids[0].price.to_string(), "385.19");
+        assert_eq!(book.asks[0].price.to_string(), "385.21");
+        assert_eq!(book.asks[0].orders, Some(1));
+        assert_eq!(fake.calls("/stock/depth"), 1);
+    }
+
+    #[tokio::test]
+    async fn asset_classes_use_their_prefixes() {
+        let (fake, source) = setup(|_| {}).await;
+        let spy = instrument("SPY.US", AssetClass::Fund, "US", "SPY");
+        let eurusd = instrument("FX:EURUSD", AssetClass::Forex, "GB", "EURUSD");
+        let spx = instrument("IDX:SPX", AssetClass::Index, "GB", "SPX");
+        let btc = instrument("CRYPTO:BTCUSDT", AssetClass::Crypto, "BA", "BTCUSDT");
+        let cl = instrument("FUT:CL.US", AssetClass::Future, "US", "CL");
+        assert_eq!(source.quotes(&[spy]).await.unwrap().len(), 1);
+        assert_eq!(source.quotes(std::slice::from_ref(&eurusd)).await.unwrap().len(), 1);
+        assert_eq!(source.klines(&spx, Interval::OneWeek, None, 3).await.unwrap().len(), 3);
+        assert_eq!(source.order_book(&btc, 3).await.unwrap().bids.len(), 3);
+        assert_eq!(source.ticks(&cl, 1).await.unwrap().len(), 1);
+        let paths: Vec<String> = fake.requests().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, ["/fund/quotes", "/forex/quotes", "/indices/kline", "/crypto/depth", "/future/tick"]);
+        assert_eq!(fake.requests()[1].1["region"], "GB");
+    }
+
+    #[tokio::test]
+    async fn mixed_batches_are_refused_without_a_call() {
+        let (fake, source) = setup(|_| {}).await;
+        let hk = instrument("700.HK", AssetClass::Stock, "HK", "700");
+        assert!(matches!(source.quotes(&[us("AAPL"), hk]).await, Err(SourceError::Invalid(_))));
+        let spy = instrument("SPY.US", AssetClass::Fund, "US", "SPY");
+        assert!(matches!(source.quotes(&[us("AAPL"), spy]).await, Err(SourceError::Invalid(_))));
+        assert!(source.quotes(&[]).await.unwrap().is_empty());
+        assert_eq!(fake.total_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn client_side_rate_limit_fails_fast_when_the_wait_is_too_long() {
+        // 1 call a minute: the second call would wait ~60 s, far beyond the 2 s timeout.
+        let (fake, source) = setup(|c| c.requests_per_minute = 1).await;
+        assert_eq!(source.quotes(&[us("AAPL")]).await.unwrap().len(), 1);
+        let err = source.quotes(&[us("AAPL")]).await.unwrap_err();
+        assert!(matches!(&err, SourceError::Unavailable(m) if m.contains("client-side rate limit")), "{err:?}");
+        assert_eq!(fake.total_calls(), 1, "the limiter stopped the call before it left");
+    }
+}

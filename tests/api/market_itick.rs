@@ -1,0 +1,165 @@
+//! Market data through the iTick adapter, against a fake iTick server that speaks the real
+//! protocol and counts calls: batching, caching, single flight, retries, stale fallback.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{
+    fake_itick::{FakeItick, TOKEN},
+    helpers::*,
+};
+
+async fn app_on(fake: &FakeItick, extra: &[(&str, &str)]) -> TestApp {
+    let base = fake.base_url();
+    let mut vars = vec![
+        ("FINQL_MARKET_SOURCE", "itick"),
+        ("ITICK_BASE_URL", base.as_str()),
+        ("ITICK_TOKEN", TOKEN),
+        ("ITICK_MAX_RETRIES", "2"),
+        ("ITICK_TIMEOUT_MS", "2000"),
+    ];
+    vars.extend_from_slice(extra);
+    spawn_app(Backend::Sqlite, &vars).await.unwrap()
+}
+
+const QUOTES: &str = "query($s: [String!]!) { quotes(symbols: $s) { symbol last source stale } }";
+
+fn quote_calls(fake: &FakeItick) -> Vec<(String, String)> {
+    fake.requests()
+        .into_iter()
+        .filter(|(path, _)| path.ends_with("/quotes") || path.ends_with("/quote"))
+        .map(|(path, query)| (path, query.get("region").cloned().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_upstream_call_per_asset_class_and_region() {
+    let fake = FakeItick::start().await;
+    let app = app_on(&fake, &[]).await;
+    let symbols = json!(["AAPL.US", "MSFT.US", "NVDA.US", "700.HK", "9988.HK", "FX:EURUSD", "FX:USDJPY", "600519.SH"]);
+    let data = app.data(None, QUOTES, json!({ "s": symbols })).await;
+    assert!(data["quotes"].as_array().unwrap().iter().all(|q| q["source"] == "itick" && q["stale"] == false));
+    let mut calls = quote_calls(&fake);
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            ("/forex/quotes".to_owned(), "GB".to_owned()),
+            ("/stock/quotes".to_owned(), "HK".to_owned()),
+            ("/stock/quotes".to_owned(), "SH".to_owned()),
+            ("/stock/quotes".to_owned(), "US".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_securities_with_quotes_make_one_call_per_region() {
+    let fake = FakeItick::start().await;
+    let app = app_on(&fake, &[]).await;
+    let query = r#"{ securities(assetClass: STOCK, first: 100) { nodes { symbol region quote { last } } } }"#;
+    let data = app.data(None, query, json!({})).await;
+    let nodes = data["securities"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 91, "every catalog stock");
+    let mut regions: Vec<String> = quote_calls(&fake).into_iter().map(|(_, region)| region).collect();
+    regions.sort();
+    // 52 US, 19 HK, and China A-shares split by exchange (SH, SZ): one call each.
+    assert_eq!(regions, ["HK", "SH", "SZ", "US"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotes_are_served_from_cache_while_fresh() {
+    let fake = FakeItick::start().await;
+    let app = app_on(&fake, &[("FINQL_QUOTE_TTL_MS", "60000")]).await;
+    for _ in 0..3 {
+        app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
+    }
+    assert_eq!(quote_calls(&fake).len(), 1, "later requests hit the cache");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_identical_misses_share_one_upstream_call() {
+    let fake = FakeItick::start().await;
+    fake.set_delay(Duration::from_millis(300));
+    let app = app_on(&fake, &[("FINQL_QUOTE_TTL_MS", "60000")]).await;
+    let requests = (0..10).map(|_| app.data(None, QUOTES, json!({ "s": ["AAPL.US", "MSFT.US"] })));
+    let answers = futures::future::join_all(requests).await;
+    assert!(answers.iter().all(|a| a["quotes"].as_array().unwrap().len() == 2));
+    assert_eq!(quote_calls(&fake).len(), 1, "ten concurrent requests, one upstream call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried() {
+    let fake = FakeItick::start().await;
+    fake.fail_next(2, 500);
+    let app = app_on(&fake, &[]).await;
+    let data = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
+    assert_eq!(data["quotes"][0]["stale"], false);
+    assert_eq!(quote_calls(&fake).len(), 3, "two failures, then success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_upstream_serves_the_last_known_quote_as_stale() {
+    let fake = FakeItick::start().await;
+    // Quotes expire at once; the last known value is kept for 5 minutes.
+    let app = app_on(&fake, &[("FINQL_QUOTE_TTL_MS", "1"), ("FINQL_MAX_STALE_SECS", "300")]).await;
+    let fresh = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
+    fake.set_down(true);
+    tokio::time::sleep(Duration::from_millis(20)).await; // let the 1 ms quote TTL pass
+    let stale = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
+    assert_eq!(stale["quotes"][0]["stale"], true);
+    assert_eq!(stale["quotes"][0]["last"], fresh["quotes"][0]["last"]);
+    // Never seen before: nothing to fall back on.
+    let body = app.gql(None, QUOTES, json!({ "s": ["MSFT.US"] })).await;
+    assert_eq!(error_code(&body), "UPSTREAM_UNAVAILABLE");
+    assert!(!body.to_string().contains(TOKEN), "no secrets in errors");
+    fake.set_down(false);
+    let recovered = app.data(None, QUOTES, json!({ "s": ["MSFT.US"] })).await;
+    assert_eq!(recovered["quotes"][0]["stale"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_is_upstream_unavailable_without_leaking_it() {
+    let fake = FakeItick::start().await;
+    let base = fake.base_url();
+    let app = spawn_app(
+        Backend::Sqlite,
+        &[("FINQL_MARKET_SOURCE", "itick"), ("ITICK_BASE_URL", base.as_str()), ("ITICK_TOKEN", "wrong-secret-token")],
+    )
+    .await
+    .unwrap();
+    let body = app.gql(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
+    assert_eq!(error_code(&body), "UPSTREAM_UNAVAILABLE");
+    assert!(!body.to_string().contains("wrong-secret-token"));
+    assert_eq!(quote_calls(&fake).len(), 1, "an auth failure is not retried");
+}
+
+const KLINES: &str = "query($before: DateTime) { klines(symbol: \"AAPL.US\", interval: ONE_DAY, limit: 20, before: $before) { time open high low close } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_history_is_fetched_once() {
+    let fake = FakeItick::start().await;
+    let app = app_on(&fake, &[]).await;
+    let vars = json!({ "before": "2025-01-01T00:00:00Z" });
+    let first = app.data(None, KLINES, vars.clone()).await;
+    let second = app.data(None, KLINES, vars).await;
+    assert_eq!(first, second);
+    let kline_calls = fake.requests().into_iter().filter(|(path, _)| path.ends_with("/kline")).count();
+    assert_eq!(kline_calls, 1, "closed bars are history: the second query makes no upstream call");
+    let bars = first["klines"].as_array().unwrap();
+    let times: Vec<&str> = bars.iter().map(|b| b["time"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "oldest first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_bars_from_the_source_are_not_served() {
+    let fake = FakeItick::start().await;
+    fake.serve_invalid_bar(true);
+    let app = app_on(&fake, &[]).await;
+    let data = app.data(None, KLINES, json!({ "before": "2025-01-01T00:00:00Z" })).await;
+    for bar in data["klines"].as_array().unwrap() {
+        let high: rust_decimal::Decimal = bar["high"].as_str().unwrap().parse().unwrap();
+        let low: rust_decimal::Decimal = bar["low"].as_str().unwrap().parse().unwrap();
+        assert!(high >= low, "{bar}");
+    }
+}
