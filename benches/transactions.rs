@@ -13,18 +13,16 @@
 //! separate single-thread runtime, over keep-alive HTTP/1.1 connections on loopback. Data lives
 //! in the schema `finql_bench`, rebuilt on each run so figures are reproducible.
 
+mod common;
+
 use std::{
     collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
     time::{Duration, Instant},
 };
 
 use chrono::{TimeZone, Utc};
+use common::{env_or, load, rss_kib};
 use entity::{transaction, user};
-use hdrhistogram::Histogram;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, EntityTrait};
 use serde_json::{Value, json};
 
@@ -34,10 +32,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const SCHEMA: &str = "finql_bench";
 const USERS: usize = 100;
 const QUERY: &str = "{ transactions(first: 50) { edges { node { id amount currency kind occurredAt } } } }";
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; there is nothing to filter.
@@ -79,18 +73,31 @@ fn main() -> anyhow::Result<()> {
     })?;
 
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let report = client_rt.block_on(load(addr, token, concurrency, Duration::from_secs(secs)))?;
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS")).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
-        })
-        .unwrap_or_else(|| "?".into());
-    println!("query: first 50 of one user's transactions, 5 fields; {rows} rows over {USERS} users (PostgreSQL)");
-    println!("concurrency {concurrency}, {secs} s after 2 s warm-up");
+    let query = std::env::var("BENCH_QUERY").unwrap_or_else(|_| QUERY.to_owned());
+    if query == QUERY {
+        client_rt.block_on(expect_full_page(addr, &token))?;
+    }
+    let report = client_rt.block_on(load(addr, &query, Some(token), concurrency, Duration::from_secs(secs)))?;
+    println!("query: {query}");
+    println!("{rows} rows over {USERS} users (PostgreSQL); concurrency {concurrency}, {secs} s after 2 s warm-up");
     println!("{report}");
-    println!("process RSS (server + load generator): {rss} KiB");
+    println!("process RSS (server + load generator): {} KiB", rss_kib());
     drop(server_rt);
+    Ok(())
+}
+
+/// Sanity check: the measured query really returns a full page.
+async fn expect_full_page(addr: std::net::SocketAddr, token: &str) -> anyhow::Result<()> {
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": QUERY }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let edges = body["data"]["transactions"]["edges"].as_array().map(Vec::len).unwrap_or(0);
+    anyhow::ensure!(edges == 50, "expected 50 transactions, got: {body}");
     Ok(())
 }
 
@@ -154,87 +161,4 @@ async fn seed(db: &sea_orm::DatabaseConnection, bench_user: &str, rows: usize) -
         transaction::Entity::insert_many(batch).exec(db).await?;
     }
     Ok(())
-}
-
-async fn load(
-    addr: std::net::SocketAddr,
-    token: String,
-    concurrency: usize,
-    duration: Duration,
-) -> anyhow::Result<String> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
-    let url = format!("http://{addr}/graphql");
-    let query = std::env::var("BENCH_QUERY").unwrap_or_else(|_| QUERY.to_owned());
-    let body = serde_json::to_vec(&json!({ "query": query }))?;
-    // Sanity check: the query returns 50 rows.
-    let check: Value = client
-        .post(&url)
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body(body.clone())
-        .send()
-        .await?
-        .json()
-        .await?;
-    anyhow::ensure!(check.get("errors").is_none(), "the query failed: {check}");
-    if query == QUERY {
-        let edges = check["data"]["transactions"]["edges"].as_array().map(Vec::len).unwrap_or(0);
-        anyhow::ensure!(edges == 50, "expected 50 transactions, got: {check}");
-    }
-
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (client, url, body, token) = (client.clone(), url.clone(), body.clone(), token.clone());
-        let (measuring, stop, errors) = (measuring.clone(), stop.clone(), errors.clone());
-        workers.push(tokio::spawn(async move {
-            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                // Latency includes reading the whole body, as a client would.
-                let ok = match response {
-                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                    _ => false,
-                };
-                if measuring.load(Ordering::Relaxed) {
-                    if ok {
-                        histogram.record(started.elapsed().as_micros() as u64).ok();
-                    } else {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            histogram
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(duration).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for worker in workers {
-        total.add(worker.await?)?;
-    }
-    let count = total.len();
-    Ok(format!(
-        "requests {count}, errors {}, throughput {:.0} req/s\nlatency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        errors.load(Ordering::Relaxed),
-        count as f64 / elapsed.as_secs_f64(),
-        total.value_at_quantile(0.50) as f64 / 1000.0,
-        total.value_at_quantile(0.90) as f64 / 1000.0,
-        total.value_at_quantile(0.99) as f64 / 1000.0,
-        total.max() as f64 / 1000.0,
-    ))
 }

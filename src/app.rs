@@ -19,10 +19,21 @@ use crate::{
     reference::ReferenceService,
 };
 
-/// Everything a request handler can reach. Cheap to clone (reference-counted inside); the only
-/// shared mutable state in the process lives behind these fields.
+/// Everything a request handler can reach: one reference-counted [`Services`], so that cloning
+/// it for every request is one atomic increment (it used to deep-copy the JWT keys and
+/// validation sets, which showed in profiles). The only shared mutable state in the process
+/// lives behind these fields.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     /// The configuration the server started with.
     pub config: Arc<Config>,
     /// Connection pool (SQLite or PostgreSQL).
@@ -65,7 +76,7 @@ impl App {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let hasher = PasswordHasher::new(cores).await?;
         let tokens = TokenIssuer::new(&config.auth);
-        let state = AppState {
+        let state = AppState(Arc::new(Services {
             schema: build_schema(&config.limits),
             accounts: AccountsService::new(db.clone(), hasher, tokens),
             ledger: LedgerService::new(db.clone()),
@@ -78,7 +89,7 @@ impl App {
             db,
             shutdown: CancellationToken::new(),
             config: Arc::new(config),
-        };
+        }));
         let listener = TcpListener::bind(state.config.addr)
             .await
             .with_context(|| format!("binding {} (FINQL_ADDR)", state.config.addr))?;
