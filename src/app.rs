@@ -15,7 +15,7 @@ use crate::{
     graphql::{FinqlSchema, build_schema},
     http,
     ledger::LedgerService,
-    market::{self, MarketConfig, MarketService},
+    market::{self, MarketConfig, MarketService, shared_cache::SharedQuotes},
     reference::ReferenceService,
 };
 
@@ -76,12 +76,25 @@ impl App {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let hasher = PasswordHasher::new(cores).await?;
         let tokens = TokenIssuer::new(&config.auth);
+        let shared_quotes = match &config.redis_url {
+            Some(url) => Some(
+                SharedQuotes::connect(
+                    url.expose(),
+                    &config.cache_namespace,
+                    config.market.quote_ttl,
+                    config.market.max_stale,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let state = AppState(Arc::new(Services {
             schema: build_schema(&config.limits),
             accounts: AccountsService::new(db.clone(), hasher, tokens),
             ledger: LedgerService::new(db.clone()),
             market: MarketService::new(
                 market::build_source(&config.market)?,
+                shared_quotes,
                 ReferenceService::new(db.clone()),
                 MarketConfig { quote_ttl: config.market.quote_ttl, max_stale: config.market.max_stale },
             ),

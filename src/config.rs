@@ -60,6 +60,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `REDIS_URL`: shared cache and pub/sub for multi-replica deployments (used by market data).
     pub redis_url: Option<Secret<String>>,
+    /// `FINQL_CACHE_NAMESPACE` (default `finql`): prefix of every shared-cache key, so several
+    /// deployments (or test runs) can share one Redis.
+    pub cache_namespace: String,
     pub auth: AuthConfig,
     pub market: MarketSettings,
     pub limits: Limits,
@@ -226,6 +229,7 @@ impl Config {
             },
             data_dir,
             redis_url: get("REDIS_URL").map(Secret::new),
+            cache_namespace: get("FINQL_CACHE_NAMESPACE").unwrap_or_else(|| "finql".into()),
             auth: AuthConfig {
                 jwt_secret: Secret::new(jwt_secret),
                 issuer: get("FINQL_JWT_ISSUER").unwrap_or_else(|| "finql".into()),

@@ -10,6 +10,8 @@ pub mod graphql;
 pub mod itick;
 /// Caching, single flight, batching, validation and stale fallback in front of the source.
 pub mod service;
+/// The second-level quote cache shared by replicas through Redis.
+pub mod shared_cache;
 /// The built-in simulated market: deterministic history, live-moving quotes, no network.
 pub mod simulated;
 /// The `MarketSource` trait and its error type.

@@ -9,8 +9,8 @@
 //! - when the source fails, serves the last known quote marked `stale` while it is younger than
 //!   `FINQL_MAX_STALE_SECS`, and otherwise answers `UPSTREAM_UNAVAILABLE`.
 //!
-//! The caches are in-process (moka). Shared caches through Redis, for several replicas, are the
-//! next step; the service is the only place that would change.
+//! The caches are in-process (moka); with `REDIS_URL`, quotes also go through a second level
+//! shared by all replicas (`shared_cache`).
 
 use std::{
     collections::HashMap,
@@ -29,6 +29,7 @@ use futures::{
 use moka::future::Cache;
 
 use super::{
+    shared_cache::SharedQuotes,
     source::{MarketSource, SourceError},
     types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
 };
@@ -79,6 +80,7 @@ pub struct MarketService {
 
 struct Inner {
     source: Arc<dyn MarketSource>,
+    shared: Option<SharedQuotes>,
     reference: ReferenceService,
     instruments: Cache<Symbol, Instrument>,
     quotes: Cache<Symbol, Quote>,
@@ -91,7 +93,12 @@ struct Inner {
 }
 
 impl MarketService {
-    pub fn new(source: Arc<dyn MarketSource>, reference: ReferenceService, config: MarketConfig) -> Self {
+    pub fn new(
+        source: Arc<dyn MarketSource>,
+        shared: Option<SharedQuotes>,
+        reference: ReferenceService,
+        config: MarketConfig,
+    ) -> Self {
         let inner = Inner {
             instruments: Cache::builder()
                 .max_capacity(INSTRUMENT_CACHE)
@@ -106,6 +113,7 @@ impl MarketService {
             upstream_calls: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             source,
+            shared,
             reference,
         };
         Self { inner: Arc::new(inner) }
@@ -161,6 +169,18 @@ impl MarketService {
                     }
                 },
             }
+        }
+        if let Some(shared) = &self.inner.shared
+            && !missing.is_empty()
+        {
+            let symbols: Vec<Symbol> = missing.iter().map(|i| i.symbol.clone()).collect();
+            let found = shared.fresh(&symbols).await;
+            for quote in found.values() {
+                self.inner.quotes.insert(quote.symbol.clone(), quote.clone()).await;
+                self.inner.last_known.insert(quote.symbol.clone(), quote.clone()).await;
+            }
+            missing.retain(|i| !found.contains_key(&i.symbol));
+            results.extend(found.into_iter().map(|(symbol, quote)| (symbol, Ok(quote))));
         }
         if missing.is_empty() {
             return results;
@@ -228,6 +248,7 @@ impl MarketService {
             service.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
             let fetched = service.inner.source.quotes(&chunk).await;
             let mut answer = HashMap::new();
+            let mut valid = Vec::new();
             if let Ok(quotes) = &fetched {
                 let now = Utc::now();
                 for quote in quotes {
@@ -238,7 +259,11 @@ impl MarketService {
                     service.inner.quotes.insert(quote.symbol.clone(), quote.clone()).await;
                     service.inner.last_known.insert(quote.symbol.clone(), quote.clone()).await;
                     answer.insert(quote.symbol.clone(), quote.clone());
+                    valid.push(quote.clone());
                 }
+            }
+            if let Some(shared) = &service.inner.shared {
+                shared.store(&valid).await;
             }
             {
                 let mut in_flight = service.inner.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -257,7 +282,13 @@ impl MarketService {
     }
 
     async fn stale_or_unavailable(&self, symbol: &Symbol, err: &SourceError) -> Result<Quote, MarketError> {
-        if let Some(mut quote) = self.inner.last_known.get(symbol).await {
+        let mut last = self.inner.last_known.get(symbol).await;
+        if last.is_none()
+            && let Some(shared) = &self.inner.shared
+        {
+            last = shared.last_known(symbol).await;
+        }
+        if let Some(mut quote) = last {
             quote.stale = true;
             return Ok(quote);
         }

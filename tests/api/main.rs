@@ -13,6 +13,7 @@ mod http;
 mod ledger;
 mod market;
 mod market_itick;
+mod market_redis;
 mod reference;
 mod schema;
 mod ws;

@@ -1,0 +1,193 @@
+//! Quotes shared by every replica through Redis (when `REDIS_URL` is set).
+//!
+//! The in-process cache in `MarketService` stays the first level: it answers most requests
+//! without a network hop. This is the second level: a quote fetched by any replica is served
+//! by all of them until it expires, so N replicas make about as many upstream calls as one,
+//! and the last known value (for stale fallback) survives a replica's restart.
+//!
+//! Redis is an optimisation here, never a dependency of correctness: any Redis error is logged
+//! and treated as a miss, and the request goes upstream. Keys:
+//! `{namespace}:quote:{symbol}` (expires with the quote TTL) and
+//! `{namespace}:quote:last:{symbol}` (expires after `FINQL_MAX_STALE_SECS`).
+
+use std::{collections::HashMap, str::FromStr, time::Duration};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::types::{Quote, TradingStatus};
+use crate::reference::Symbol;
+
+#[derive(Clone)]
+pub struct SharedQuotes {
+    conn: ConnectionManager,
+    namespace: String,
+    ttl: Duration,
+    max_stale: Duration,
+}
+
+/// A quote as stored in Redis: decimals as exact strings.
+#[derive(Serialize, Deserialize)]
+struct StoredQuote {
+    symbol: String,
+    last: String,
+    open: String,
+    high: String,
+    low: String,
+    prev_close: String,
+    volume: String,
+    turnover: String,
+    timestamp: DateTime<Utc>,
+    trading_status: String,
+    source: String,
+}
+
+/// Redis must answer fast or not at all: a slow cache is worse than a miss.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl SharedQuotes {
+    /// Connects (failing fast, with a clear message, if Redis is unreachable at start-up).
+    pub async fn connect(url: &str, namespace: &str, ttl: Duration, max_stale: Duration) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2);
+        let mut conn =
+            client.get_connection_manager_with_config(config).await.context("connecting to Redis (REDIS_URL)")?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await.context("Redis did not answer PING")?;
+        Ok(Self { conn, namespace: namespace.to_owned(), ttl, max_stale })
+    }
+
+    fn key(&self, symbol: &Symbol) -> String {
+        format!("{}:quote:{symbol}", self.namespace)
+    }
+
+    fn last_key(&self, symbol: &Symbol) -> String {
+        format!("{}:quote:last:{symbol}", self.namespace)
+    }
+
+    /// Fresh quotes other replicas (or this one) fetched; absent symbols were not cached.
+    pub async fn fresh(&self, symbols: &[Symbol]) -> HashMap<Symbol, Quote> {
+        if symbols.is_empty() {
+            return HashMap::new();
+        }
+        let keys: Vec<String> = symbols.iter().map(|s| self.key(s)).collect();
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<String>> = match redis::cmd("MGET").arg(&keys).query_async(&mut conn).await {
+            Ok(values) => values,
+            Err(err) => {
+                tracing::warn!(error = %err, "shared quote cache unavailable; going upstream");
+                return HashMap::new();
+            }
+        };
+        symbols.iter().zip(values).filter_map(|(symbol, value)| Some((symbol.clone(), decode(&value?)?))).collect()
+    }
+
+    pub async fn last_known(&self, symbol: &Symbol) -> Option<Quote> {
+        let mut conn = self.conn.clone();
+        let value: Option<String> = match redis::cmd("GET").arg(self.last_key(symbol)).query_async(&mut conn).await {
+            Ok(value) => value,
+            Err(err) => {
+                tracing::warn!(error = %err, "shared quote cache unavailable for the last known value");
+                return None;
+            }
+        };
+        decode(&value?)
+    }
+
+    pub async fn store(&self, quotes: &[Quote]) {
+        if quotes.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for quote in quotes {
+            let Ok(value) = serde_json::to_string(&encode(quote)) else { continue };
+            let ttl_ms = self.ttl.as_millis().max(1) as u64;
+            let stale_ms = self.max_stale.as_millis().max(1) as u64;
+            pipe.cmd("SET").arg(self.key(&quote.symbol)).arg(&value).arg("PX").arg(ttl_ms).ignore();
+            pipe.cmd("SET").arg(self.last_key(&quote.symbol)).arg(&value).arg("PX").arg(stale_ms).ignore();
+        }
+        let mut conn = self.conn.clone();
+        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(error = %err, "could not write quotes to the shared cache");
+        }
+    }
+}
+
+fn encode(quote: &Quote) -> StoredQuote {
+    StoredQuote {
+        symbol: quote.symbol.to_string(),
+        last: quote.last.to_string(),
+        open: quote.open.to_string(),
+        high: quote.high.to_string(),
+        low: quote.low.to_string(),
+        prev_close: quote.prev_close.to_string(),
+        volume: quote.volume.to_string(),
+        turnover: quote.turnover.to_string(),
+        timestamp: quote.timestamp,
+        trading_status: format!("{:?}", quote.trading_status),
+        source: quote.source.to_owned(),
+    }
+}
+
+/// A stored quote, or `None` (logged) if it cannot be read: a bad entry is a miss.
+fn decode(raw: &str) -> Option<Quote> {
+    let stored: StoredQuote = serde_json::from_str(raw).ok()?;
+    let number = |s: &str| Decimal::from_str(s).ok();
+    let quote = Quote {
+        symbol: Symbol::parse(&stored.symbol).ok()?,
+        last: number(&stored.last)?,
+        open: number(&stored.open)?,
+        high: number(&stored.high)?,
+        low: number(&stored.low)?,
+        prev_close: number(&stored.prev_close)?,
+        volume: number(&stored.volume)?,
+        turnover: number(&stored.turnover)?,
+        timestamp: stored.timestamp,
+        trading_status: match stored.trading_status.as_str() {
+            "Suspended" => TradingStatus::Suspended,
+            "Delisted" => TradingStatus::Delisted,
+            "CircuitBreaker" => TradingStatus::CircuitBreaker,
+            _ => TradingStatus::Normal,
+        },
+        // `source` is a static name; only the sources finql has can have written it.
+        source: match stored.source.as_str() {
+            "itick" => "itick",
+            "simulated" => "simulated",
+            _ => "shared-cache",
+        },
+        stale: false,
+    };
+    Some(quote)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_round_trip_exactly() {
+        let quote = Quote {
+            symbol: Symbol::parse("AAPL.US").unwrap(),
+            last: Decimal::from_str("189.98").unwrap(),
+            open: Decimal::from_str("188.5").unwrap(),
+            high: Decimal::from_str("190.01").unwrap(),
+            low: Decimal::from_str("187.00").unwrap(),
+            prev_close: Decimal::from_str("188.00").unwrap(),
+            volume: Decimal::from(1_234_567),
+            turnover: Decimal::from_str("234567890.12").unwrap(),
+            timestamp: Utc::now(),
+            trading_status: TradingStatus::CircuitBreaker,
+            source: "itick",
+            stale: true,
+        };
+        let back = decode(&serde_json::to_string(&encode(&quote)).unwrap()).unwrap();
+        assert_eq!(back, Quote { stale: false, ..quote });
+        assert!(decode("not json").is_none());
+    }
+}
