@@ -104,8 +104,10 @@ pub struct AuthConfig {
 /// Which market-data source serves quotes and candles, and how long data stays fresh.
 #[derive(Clone, Debug)]
 pub struct MarketSettings {
-    /// `FINQL_MARKET_SOURCE`: `simulated` (default: no account, no network) or `itick`.
-    pub source: MarketSourceKind,
+    /// `FINQL_MARKET_SOURCE`: `simulated` (default: no account, no network) or `itick`, or a
+    /// comma-separated fallback order (`itick,simulated`): a source is tried when the one
+    /// before it fails.
+    pub sources: Vec<MarketSourceKind>,
     /// `FINQL_QUOTE_TTL_MS` (default 1000): how long a quote is served from cache.
     pub quote_ttl: Duration,
     /// `FINQL_MAX_STALE_SECS` (default 300): how old a last known quote may be and still be
@@ -238,11 +240,7 @@ impl Config {
                 refresh_token_ttl: secs(parse_or(&get, "FINQL_REFRESH_TOKEN_TTL_SECS", 30 * 86_400)?),
             },
             market: MarketSettings {
-                source: match get("FINQL_MARKET_SOURCE").as_deref().map(str::trim) {
-                    None | Some("simulated") => MarketSourceKind::Simulated,
-                    Some("itick") => MarketSourceKind::Itick,
-                    Some(other) => bail!("FINQL_MARKET_SOURCE must be `simulated` or `itick`, not `{other}`"),
-                },
+                sources: parse_sources(get("FINQL_MARKET_SOURCE").as_deref().unwrap_or("simulated"))?,
                 quote_ttl: Duration::from_millis(parse_or(&get, "FINQL_QUOTE_TTL_MS", 1000)?),
                 max_stale: secs(parse_or(&get, "FINQL_MAX_STALE_SECS", 300)?),
                 itick: ItickSettings {
@@ -278,6 +276,22 @@ impl Config {
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
     }
+}
+
+fn parse_sources(raw: &str) -> anyhow::Result<Vec<MarketSourceKind>> {
+    let mut sources = Vec::new();
+    for name in raw.split(',').map(str::trim) {
+        let kind = match name {
+            "simulated" => MarketSourceKind::Simulated,
+            "itick" => MarketSourceKind::Itick,
+            other => bail!("FINQL_MARKET_SOURCE lists `{other}`: the sources are `simulated` and `itick`"),
+        };
+        if sources.contains(&kind) {
+            bail!("FINQL_MARKET_SOURCE lists `{name}` twice");
+        }
+        sources.push(kind);
+    }
+    Ok(sources)
 }
 
 fn secs(n: u64) -> Duration {
@@ -360,6 +374,19 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(first.database.url.expose().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn market_sources_form_a_fallback_order() {
+        let secret = "x".repeat(32);
+        let with_source = |sources: &str| config(&[("JWT_SECRET", secret.as_str()), ("FINQL_MARKET_SOURCE", sources)]);
+        let chosen = with_source("itick, simulated").unwrap();
+        assert_eq!(chosen.market.sources, [MarketSourceKind::Itick, MarketSourceKind::Simulated]);
+        let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap();
+        assert_eq!(default.market.sources, [MarketSourceKind::Simulated]);
+        assert!(with_source("itick,itick").is_err());
+        let err = with_source("bloomberg").unwrap_err();
+        assert!(err.to_string().contains("FINQL_MARKET_SOURCE"), "{err}");
     }
 
     #[test]

@@ -6,12 +6,12 @@ use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     config::Limits,
     ledger::graphql::{LedgerMutation, LedgerQuery},
-    market::graphql::MarketQuery,
+    market::{graphql::MarketQuery, status_graphql::MarketStatusQuery},
     reference::graphql::ReferenceQuery,
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, LedgerQuery, ReferenceQuery, MarketQuery);
+pub struct Query(AccountsQuery, LedgerQuery, ReferenceQuery, MarketQuery, MarketStatusQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(AccountsMutation, LedgerMutation);

@@ -4,6 +4,8 @@
 //! fallback) -> `MarketSource` (the simulated market, or iTick over REST). Sources speak in the
 //! domain types of `types`; every value they return passes `validate` before it is served.
 
+/// Trading sessions of each market, in its own time zone.
+pub mod calendar;
 /// `quote`, `quotes`, `klines`, `orderBook`, `ticks`, and the quote DataLoader.
 pub mod graphql;
 /// The iTick REST adapter.
@@ -16,6 +18,8 @@ pub mod shared_cache;
 pub mod simulated;
 /// The `MarketSource` trait and its error type.
 pub mod source;
+/// `marketStatus(region)`.
+pub mod status_graphql;
 /// Quote, Kline, OrderBook, Tick, Interval: the vocabulary every source speaks.
 pub mod types;
 
@@ -25,25 +29,32 @@ use std::sync::Arc;
 
 use crate::config::{MarketSettings, MarketSourceKind};
 
-/// The source `FINQL_MARKET_SOURCE` names, configured.
+/// The sources `FINQL_MARKET_SOURCE` names, configured, in fallback order.
 pub fn build_source(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketSource>> {
-    Ok(match settings.source {
-        MarketSourceKind::Simulated => Arc::new(simulated::SimulatedMarket::new()),
-        MarketSourceKind::Itick => {
-            let itick = &settings.itick;
-            let token = itick
-                .token
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("FINQL_MARKET_SOURCE=itick needs ITICK_TOKEN (the iTick API key)"))?;
-            Arc::new(itick::ItickSource::new(itick::ItickConfig {
-                base_url: itick.base_url.clone(),
-                token,
-                timeout: itick.timeout,
-                requests_per_minute: itick.requests_per_minute,
-                max_retries: itick.max_retries,
-            })?)
-        }
-    })
+    let mut sources: Vec<Arc<dyn MarketSource>> = Vec::new();
+    for kind in &settings.sources {
+        sources.push(match kind {
+            MarketSourceKind::Simulated => Arc::new(simulated::SimulatedMarket::new()),
+            MarketSourceKind::Itick => {
+                let itick = &settings.itick;
+                let token = itick.token.clone().ok_or_else(|| {
+                    anyhow::anyhow!("FINQL_MARKET_SOURCE=itick needs ITICK_TOKEN (the iTick API key)")
+                })?;
+                Arc::new(itick::ItickSource::new(itick::ItickConfig {
+                    base_url: itick.base_url.clone(),
+                    token,
+                    timeout: itick.timeout,
+                    requests_per_minute: itick.requests_per_minute,
+                    max_retries: itick.max_retries,
+                })?)
+            }
+        });
+    }
+    match sources.len() {
+        0 => anyhow::bail!("FINQL_MARKET_SOURCE names no source"),
+        1 => Ok(sources.remove(0)),
+        _ => Ok(Arc::new(source::FallbackSource::new(sources))),
+    }
 }
 pub use source::{MarketSource, SourceError};
 pub use types::*;

@@ -63,3 +63,66 @@ pub trait MarketSource: Send + Sync + 'static {
     /// gives the latest trade only).
     async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError>;
 }
+
+/// Several sources in order: each call goes to the first, and to the next only when the one
+/// before it fails. Every value still says which source produced it (`Quote.source`).
+pub struct FallbackSource {
+    sources: Vec<std::sync::Arc<dyn MarketSource>>,
+}
+
+impl FallbackSource {
+    pub fn new(sources: Vec<std::sync::Arc<dyn MarketSource>>) -> Self {
+        Self { sources }
+    }
+
+    async fn first_success<'a, T, F>(&'a self, call: F) -> Result<T, SourceError>
+    where
+        F: Fn(&'a dyn MarketSource) -> futures::future::BoxFuture<'a, Result<T, SourceError>>,
+    {
+        let mut last = SourceError::Unavailable("no source configured".into());
+        for source in &self.sources {
+            match call(source.as_ref()).await {
+                Ok(value) => return Ok(value),
+                Err(err) => {
+                    tracing::warn!(source = source.name(), error = %err, "market source failed; trying the next");
+                    last = err;
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+#[async_trait::async_trait]
+impl MarketSource for FallbackSource {
+    fn name(&self) -> &'static str {
+        self.sources.first().map_or("none", |s| s.name())
+    }
+
+    /// The smallest limit, so a chunk fits whichever source answers it.
+    fn batch_limit(&self) -> usize {
+        self.sources.iter().map(|s| s.batch_limit()).min().unwrap_or(1)
+    }
+
+    async fn quotes(&self, instruments: &[Instrument]) -> Result<Vec<Quote>, SourceError> {
+        self.first_success(|s| s.quotes(instruments)).await
+    }
+
+    async fn klines(
+        &self,
+        instrument: &Instrument,
+        interval: Interval,
+        end: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<Kline>, SourceError> {
+        self.first_success(|s| s.klines(instrument, interval, end, limit)).await
+    }
+
+    async fn order_book(&self, instrument: &Instrument, levels: usize) -> Result<OrderBook, SourceError> {
+        self.first_success(|s| s.order_book(instrument, levels)).await
+    }
+
+    async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError> {
+        self.first_success(|s| s.ticks(instrument, limit)).await
+    }
+}

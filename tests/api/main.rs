@@ -14,6 +14,7 @@ mod ledger;
 mod market;
 mod market_itick;
 mod market_redis;
+mod market_status;
 mod reference;
 mod schema;
 mod ws;

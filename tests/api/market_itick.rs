@@ -163,3 +163,20 @@ async fn invalid_bars_from_the_source_are_not_served() {
         assert!(high >= low, "{bar}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_source_answers_when_the_first_fails_and_says_so() {
+    let fake = FakeItick::start().await;
+    let app = app_on(&fake, &[("FINQL_MARKET_SOURCE", "itick,simulated"), ("FINQL_QUOTE_TTL_MS", "1")]).await;
+    let first = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
+    assert_eq!(first["quotes"][0]["source"], "itick");
+    fake.set_down(true);
+    tokio::time::sleep(Duration::from_millis(20)).await; // let the 1 ms quote TTL pass
+    let fallback = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
+    assert_eq!(fallback["quotes"][0]["source"], "simulated");
+    assert_eq!(fallback["quotes"][0]["stale"], false);
+    fake.set_down(false);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let back = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
+    assert_eq!(back["quotes"][0]["source"], "itick");
+}
