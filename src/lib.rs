@@ -19,6 +19,8 @@ pub mod graphql;
 pub mod http;
 /// Personal-finance transactions: money, CRUD, keyset pagination and SQL analytics.
 pub mod ledger;
+/// Live market data: upstream streams, the fan-out hub, subscriptions.
+pub mod live;
 /// Market data: quotes, klines, order books and ticks from pluggable sources.
 pub mod market;
 /// Reference data: symbols and the instrument catalog.
