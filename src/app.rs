@@ -95,6 +95,7 @@ impl App {
             market: MarketService::new(
                 market::build_source(&config.market)?,
                 shared_quotes,
+                Some(market::history::KlineHistory::new(db.clone())),
                 ReferenceService::new(db.clone()),
                 MarketConfig { quote_ttl: config.market.quote_ttl, max_stale: config.market.max_stale },
             ),

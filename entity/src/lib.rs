@@ -3,6 +3,8 @@
 //! These are storage shapes, never published directly: the GraphQL layer has its own output types
 //! (a `users` row carries `password_hash`, which must never reach a client).
 
+pub mod kline;
+pub mod kline_coverage;
 pub mod refresh_token;
 pub mod security;
 pub mod transaction;

@@ -8,6 +8,8 @@
 pub mod calendar;
 /// `quote`, `quotes`, `klines`, `orderBook`, `ticks`, and the quote DataLoader.
 pub mod graphql;
+/// Closed klines kept in the database, so history is fetched upstream once.
+pub mod history;
 /// The iTick REST adapter.
 pub mod itick;
 /// Caching, single flight, batching, validation and stale fallback in front of the source.

@@ -29,6 +29,7 @@ use futures::{
 use moka::future::Cache;
 
 use super::{
+    history::{Fetched, KlineHistory, Series},
     shared_cache::SharedQuotes,
     source::{MarketSource, SourceError},
     types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
@@ -81,6 +82,8 @@ pub struct MarketService {
 struct Inner {
     source: Arc<dyn MarketSource>,
     shared: Option<SharedQuotes>,
+    /// Closed klines in the database (`None` in unit tests without one).
+    history: Option<KlineHistory>,
     reference: ReferenceService,
     instruments: Cache<Symbol, Instrument>,
     quotes: Cache<Symbol, Quote>,
@@ -96,6 +99,7 @@ impl MarketService {
     pub fn new(
         source: Arc<dyn MarketSource>,
         shared: Option<SharedQuotes>,
+        history: Option<KlineHistory>,
         reference: ReferenceService,
         config: MarketConfig,
     ) -> Self {
@@ -114,6 +118,7 @@ impl MarketService {
             rejected: AtomicU64::new(0),
             source,
             shared,
+            history,
             reference,
         };
         Self { inner: Arc::new(inner) }
@@ -295,7 +300,9 @@ impl MarketService {
         Err(upstream_error(symbol, err))
     }
 
-    /// Up to `limit` bars of `interval` starting before `end` (default now), oldest first.
+    /// Up to `limit` bars of `interval` starting before `end` (default now, which includes the
+    /// bar in progress), oldest first. Closed bars come from the database where stored
+    /// (`history`), and only the rest from the source.
     pub async fn klines(
         &self,
         symbol: &Symbol,
@@ -304,15 +311,22 @@ impl MarketService {
         limit: usize,
     ) -> Result<Arc<Vec<Kline>>, MarketError> {
         let instrument = self.instrument(symbol).await?;
-        let now = Utc::now();
+        let current = interval.bar_start(Utc::now());
+        let series = Series { source: self.inner.source.name(), symbol, interval };
+        let history = self.inner.history.as_ref().filter(|_| self.inner.source.keeps_history());
+        let fetch = |end: DateTime<Utc>, n: usize| self.fetch_klines(&instrument, interval, Some(end), n);
         // A window that ends before the current bar starts holds only closed bars: history.
-        let closed_end = end.map(|e| interval.bar_start(e)).filter(|e| *e <= interval.bar_start(now));
+        let closed_end = end.map(|e| interval.bar_start(e)).filter(|e| *e <= current);
         if let Some(end) = closed_end {
             let key = (symbol.clone(), interval, end, limit);
             if let Some(hit) = self.inner.closed_klines.get(&key).await {
                 return Ok(hit);
             }
-            let bars = Arc::new(self.fetch_klines(&instrument, interval, Some(end), limit).await?);
+            let bars = match history {
+                Some(history) => history.closed_window(&series, end, limit, fetch).await?,
+                None => fetch(end, limit).await?.bars,
+            };
+            let bars = Arc::new(bars);
             self.inner.closed_klines.insert(key, bars.clone()).await;
             return Ok(bars);
         }
@@ -320,7 +334,25 @@ impl MarketService {
         if let Some(hit) = self.inner.live_klines.get(&key).await {
             return Ok(hit);
         }
-        let bars = Arc::new(self.fetch_klines(&instrument, interval, None, limit).await?);
+        let bars = match history {
+            None => self.fetch_klines(&instrument, interval, None, limit).await?.bars,
+            Some(history) => {
+                // Only the bars since stored history ends, and the one in progress.
+                let asked = history.recent_gap(&series, current, limit).await;
+                let recent = self.fetch_klines(&instrument, interval, None, asked).await?;
+                history.save_recent(&series, &recent, current).await;
+                let short = recent.bars.len() < asked;
+                let mut bars = recent.bars;
+                if bars.len() < limit && !short {
+                    let first = bars.first().map_or(current, |bar| bar.time.min(current));
+                    let mut older = history.closed_window(&series, first, limit - bars.len(), fetch).await?;
+                    older.append(&mut bars);
+                    bars = older;
+                }
+                bars
+            }
+        };
+        let bars = Arc::new(bars);
         self.inner.live_klines.insert(key, bars.clone()).await;
         Ok(bars)
     }
@@ -331,7 +363,7 @@ impl MarketService {
         interval: Interval,
         end: Option<DateTime<Utc>>,
         limit: usize,
-    ) -> Result<Vec<Kline>, MarketError> {
+    ) -> Result<Fetched, MarketError> {
         self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let bars = self
             .inner
@@ -340,6 +372,7 @@ impl MarketService {
             .await
             .map_err(|err| upstream_error(&instrument.symbol, &err))?;
         let now = Utc::now();
+        let received = bars.len();
         let mut valid: Vec<Kline> = Vec::with_capacity(bars.len());
         for bar in bars {
             match validate_kline(&bar, now) {
@@ -347,9 +380,13 @@ impl MarketService {
                 Err(reason) => self.reject("kline", &instrument.symbol, &reason),
             }
         }
+        let had_rejects = valid.len() < received;
         valid.sort_by_key(|bar| bar.time);
         valid.dedup_by_key(|bar| bar.time);
-        Ok(valid)
+        if let Some(end) = end {
+            valid.retain(|bar| bar.time < end);
+        }
+        Ok(Fetched { bars: valid, asked: limit, had_rejects })
     }
 
     pub async fn order_book(&self, symbol: &Symbol, levels: usize) -> Result<OrderBook, MarketError> {

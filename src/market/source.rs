@@ -41,6 +41,12 @@ pub trait MarketSource: Send + Sync + 'static {
     /// How many instruments one `quotes` call may carry (the upstream's batch limit).
     fn batch_limit(&self) -> usize;
 
+    /// Whether closed bars from this source may be stored as its history (keyed by `name`).
+    /// A source that cannot say which provider answered must not.
+    fn keeps_history(&self) -> bool {
+        true
+    }
+
     /// Latest quotes of instruments that share an asset class and upstream region (callers
     /// group them), at most `batch_limit()` of them. Instruments the source does not know are
     /// simply absent from the answer.
@@ -97,6 +103,11 @@ impl FallbackSource {
 impl MarketSource for FallbackSource {
     fn name(&self) -> &'static str {
         self.sources.first().map_or("none", |s| s.name())
+    }
+
+    /// Any of the sources may have answered: storing the bars under one name would mix them.
+    fn keeps_history(&self) -> bool {
+        false
     }
 
     /// The smallest limit, so a chunk fits whichever source answers it.

@@ -56,6 +56,8 @@ struct Controls {
     unknown: HashSet<String>,
     invalid_bar: bool,
     klines_newest_first: bool,
+    /// Start (ms) of the first bar the fake has: earlier bars do not exist.
+    history_start: Option<i64>,
     quotes_shape: QuotesShape,
 }
 
@@ -172,6 +174,11 @@ impl FakeItick {
     }
 
     /// Klines newest first (the docs say oldest first; clients should sort anyway).
+    /// Makes history begin at `start_ms`: kline answers hold no bar before it.
+    pub fn set_history_start(&self, start_ms: i64) {
+        self.state.lock().history_start = Some(start_ms);
+    }
+
     pub fn serve_klines_newest_first(&self, on: bool) {
         self.state.lock().klines_newest_first = on;
     }
@@ -392,6 +399,7 @@ fn klines(controls: &Controls, code: &str, query: &HashMap<String, String>, now:
                 "v": volume, "tu": num((close * Decimal::from(volume)).round_dp(2)),
             })
         })
+        .filter(|bar: &Value| controls.history_start.is_none_or(|first| bar["t"].as_i64() >= Some(first)))
         .collect();
     if controls.klines_newest_first {
         bars.reverse();

@@ -10,6 +10,7 @@ mod accounts;
 mod analytics;
 mod fake_itick;
 mod http;
+mod kline_history;
 mod ledger;
 mod market;
 mod market_itick;
