@@ -10,7 +10,7 @@ use crate::{
     accounts::{Credentials, graphql::UserLoader},
     app::AppState,
     error::{AppError, AppResult},
-    market::graphql::QuoteLoader,
+    market::graphql::{MarketLoaders, QuoteLoader},
 };
 
 /// Attached to each GraphQL request (HTTP or WebSocket operation) as request data.
@@ -41,6 +41,7 @@ impl RequestContext {
         // node's `quote` then reads them from here.
         let quotes =
             DataLoader::with_cache(QuoteLoader(self.state.market.clone()), tokio::spawn, HashMapCache::default());
-        request.data(self).data(users).data(quotes)
+        let market = MarketLoaders::new(self.state.market.clone());
+        request.data(self).data(users).data(quotes).data(market)
     }
 }

@@ -3,13 +3,17 @@
 //! Every quote a request asks for (`quote`, `quotes`, aliases, `securities { quote }`) goes
 //! through one DataLoader per request, so they reach the service as one batch.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 
 use async_graphql::{
     Context, Enum, Object, Result, SimpleObject,
     dataloader::{DataLoader, HashMapCache, Loader},
 };
 use chrono::{DateTime, Utc};
+use futures::future::join_all;
 
 use super::{
     service::{MarketError, MarketService},
@@ -251,6 +255,115 @@ impl Loader<Symbol> for QuoteLoader {
     }
 }
 
+/// The request's order-book and latest-kline loaders, made on first use (most requests need
+/// neither), so that `securities { orderBook }` or aliases of `klines` reach the service as one
+/// batch per (levels) and per (interval, limit).
+pub struct MarketLoaders {
+    market: MarketService,
+    books: OnceLock<DataLoader<BookLoader>>,
+    klines: OnceLock<DataLoader<LatestKlineLoader>>,
+}
+
+impl MarketLoaders {
+    pub fn new(market: MarketService) -> Self {
+        Self { market, books: OnceLock::new(), klines: OnceLock::new() }
+    }
+
+    fn books(&self) -> &DataLoader<BookLoader> {
+        self.books.get_or_init(|| DataLoader::new(BookLoader(self.market.clone()), tokio::spawn))
+    }
+
+    fn klines(&self) -> &DataLoader<LatestKlineLoader> {
+        self.klines.get_or_init(|| DataLoader::new(LatestKlineLoader(self.market.clone()), tokio::spawn))
+    }
+}
+
+pub struct BookLoader(MarketService);
+
+impl Loader<(Symbol, usize)> for BookLoader {
+    type Value = Result<OrderBook, MarketError>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[(Symbol, usize)],
+    ) -> std::result::Result<HashMap<(Symbol, usize), Self::Value>, Self::Error> {
+        let mut by_levels: HashMap<usize, Vec<Symbol>> = HashMap::new();
+        for (symbol, levels) in keys {
+            by_levels.entry(*levels).or_default().push(symbol.clone());
+        }
+        let answers = join_all(by_levels.iter().map(|(levels, symbols)| self.0.order_books(symbols, *levels))).await;
+        Ok(by_levels
+            .keys()
+            .zip(answers)
+            .flat_map(|(levels, books)| books.into_iter().map(move |(symbol, book)| ((symbol, *levels), book)))
+            .collect())
+    }
+}
+
+pub struct LatestKlineLoader(MarketService);
+
+type LatestKey = (Symbol, Interval, usize);
+
+impl Loader<LatestKey> for LatestKlineLoader {
+    type Value = Result<Arc<Vec<Kline>>, MarketError>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[LatestKey]) -> std::result::Result<HashMap<LatestKey, Self::Value>, Self::Error> {
+        let mut groups: HashMap<(Interval, usize), Vec<Symbol>> = HashMap::new();
+        for (symbol, interval, limit) in keys {
+            groups.entry((*interval, *limit)).or_default().push(symbol.clone());
+        }
+        let answers = join_all(
+            groups.iter().map(|((interval, limit), symbols)| self.0.latest_klines(symbols, *interval, *limit)),
+        )
+        .await;
+        Ok(groups
+            .keys()
+            .zip(answers)
+            .flat_map(|(&(interval, limit), series)| {
+                series.into_iter().map(move |(symbol, bars)| ((symbol, interval, limit), bars))
+            })
+            .collect())
+    }
+}
+
+/// An order book through the request's loader.
+pub async fn load_order_book(ctx: &Context<'_>, symbol: Symbol, levels: usize) -> Result<OrderBookObject> {
+    let loaders = ctx.data::<MarketLoaders>()?;
+    let outcome = loaders
+        .books()
+        .load_one((symbol.clone(), levels))
+        .await
+        .map_err(|err| async_graphql::Error::new(err.message()))?;
+    let book = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("order book for {symbol} missing")))?;
+    Ok(book.map_err(AppError::from)?.into())
+}
+
+/// Klines for `Query.klines` and `Security.klines`: the latest window through the request's
+/// loader (batched across instruments), any other window directly.
+pub async fn load_klines(
+    ctx: &Context<'_>,
+    symbol: Symbol,
+    interval: Interval,
+    limit: usize,
+    before: Option<DateTime<Utc>>,
+    after: Option<DateTime<Utc>>,
+) -> Result<Vec<KlineObject>> {
+    if before.is_some() || after.is_some() {
+        let rc = RequestContext::of(ctx)?;
+        return Ok(klines_window(&rc.state.market, &symbol, interval, limit, before, after).await?);
+    }
+    let loaders = ctx.data::<MarketLoaders>()?;
+    let outcome = loaders
+        .klines()
+        .load_one((symbol.clone(), interval, limit))
+        .await
+        .map_err(|err| async_graphql::Error::new(err.message()))?;
+    let bars = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("klines for {symbol} missing")))?;
+    Ok(bars.map_err(AppError::from)?.iter().map(KlineObject::from).collect())
+}
+
 /// A quote through the request's DataLoader.
 pub async fn load_quote(ctx: &Context<'_>, symbol: Symbol) -> Result<QuoteObject> {
     let loader = ctx.data::<DataLoader<QuoteLoader, HashMapCache>>()?;
@@ -358,18 +471,14 @@ impl MarketQuery {
         before: Option<DateTime<Utc>>,
         after: Option<DateTime<Utc>>,
     ) -> Result<Vec<KlineObject>> {
-        let rc = RequestContext::of(ctx)?;
         let limit = bounded(limit.unwrap_or(DEFAULT_KLINES), 1, MAX_KLINES, "limit")?;
-        let symbol = parse_symbol(&symbol)?;
-        Ok(klines_window(&rc.state.market, &symbol, interval.into(), limit, before, after).await?)
+        load_klines(ctx, parse_symbol(&symbol)?, interval.into(), limit, before, after).await
     }
 
     /// The order book, `levels` deep (default 10, at most 50).
     async fn order_book(&self, ctx: &Context<'_>, symbol: String, levels: Option<i32>) -> Result<OrderBookObject> {
-        let rc = RequestContext::of(ctx)?;
         let levels = bounded(levels.unwrap_or(10), 1, MAX_LEVELS, "levels")?;
-        let symbol = parse_symbol(&symbol)?;
-        Ok(rc.state.market.order_book(&symbol, levels).await.map_err(AppError::from)?.into())
+        load_order_book(ctx, parse_symbol(&symbol)?, levels).await
     }
 
     /// Recent trades, newest last (default 20, at most 1000).

@@ -33,7 +33,10 @@ use super::{
     source::{MarketSource, SourceError},
     types::{BookLevel, Instrument, Interval, Kline, OrderBook, Quote, Tick, TickDirection, TradingStatus},
 };
-use crate::{config::Secret, reference::service::AssetClass};
+use crate::{
+    config::Secret,
+    reference::{Symbol, service::AssetClass},
+};
 
 /// The public API.
 pub const DEFAULT_BASE_URL: &str = "https://api.itick.org";
@@ -265,13 +268,7 @@ impl ItickSource {
 
     async fn quotes_batch(&self, instruments: &[Instrument], now: DateTime<Utc>) -> Result<Vec<Quote>, SourceError> {
         let first = &instruments[0];
-        let mut codes: Vec<&str> = Vec::with_capacity(instruments.len());
-        for instrument in instruments {
-            if !codes.iter().any(|c| c.eq_ignore_ascii_case(&instrument.code)) {
-                codes.push(&instrument.code);
-            }
-        }
-        let query = [("region", first.region.clone()), ("codes", codes.join(","))];
+        let query = [("region", first.region.clone()), ("codes", codes(instruments))];
         let data = self.call(&format!("/{}/quotes", asset_prefix(first.asset_class)), &query).await?;
         let by_code = index_by_code(&data, instruments.len() == 1);
         let mut quotes = Vec::with_capacity(instruments.len());
@@ -285,6 +282,95 @@ impl ItickSource {
         }
         Ok(quotes)
     }
+
+    /// Bars of one answer, validated, oldest first, at most `limit`, before `end`.
+    fn bars(&self, items: &[Value], instrument: &Instrument, end: Option<DateTime<Utc>>, limit: usize) -> Vec<Kline> {
+        let now = Utc::now();
+        let mut bars: Vec<Kline> = Vec::with_capacity(items.len());
+        for raw in items {
+            match parse_kline(raw, now) {
+                Ok(bar) if end.is_none_or(|end| bar.time < end) => bars.push(bar),
+                Ok(_) => {}
+                Err(why) => self.reject("kline", instrument.symbol.as_str(), &why),
+            }
+        }
+        // Documented oldest first; sort anyway, and keep the last of any duplicate bar.
+        bars.sort_by_key(|bar| bar.time);
+        bars.dedup_by(|later, earlier| {
+            let same = later.time == earlier.time;
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
+        if bars.len() > limit {
+            bars.drain(..bars.len() - limit);
+        }
+        bars
+    }
+
+    /// An order book from one depth item (`{s, a: [asks], b: [bids], t?}`), best levels first.
+    fn book(&self, book: &Value, instrument: &Instrument, levels: usize) -> Result<OrderBook, SourceError> {
+        let now = Utc::now();
+        let side = |key: &str| -> Vec<BookLevel> {
+            let mut out = Vec::new();
+            for raw in book.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+                match parse_level(raw) {
+                    Ok(level) => out.push(level),
+                    Err(why) => self.reject("depth level", instrument.symbol.as_str(), &why),
+                }
+            }
+            out
+        };
+        let mut bids = side("b");
+        let mut asks = side("a");
+        bids.sort_by_key(|level| std::cmp::Reverse(level.price));
+        asks.sort_by_key(|level| level.price);
+        bids.truncate(levels);
+        asks.truncate(levels);
+        let timestamp = match book.get("t") {
+            Some(t) if !t.is_null() => match required_time(book, "t", now) {
+                Ok(t) => t,
+                Err(why) => {
+                    self.reject("depth", instrument.symbol.as_str(), &why);
+                    return Err(SourceError::Invalid(format!("depth of {}: {why}", instrument.symbol)));
+                }
+            },
+            _ => now,
+        };
+        Ok(OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp })
+    }
+}
+
+/// Checks that instruments share an asset class and region (one iTick batch call takes one);
+/// the first of them, if any.
+fn one_group(instruments: &[Instrument]) -> Result<Option<&Instrument>, SourceError> {
+    let Some(first) = instruments.first() else { return Ok(None) };
+    if let Some(other) =
+        instruments.iter().find(|i| i.asset_class != first.asset_class || !i.region.eq_ignore_ascii_case(&first.region))
+    {
+        return Err(SourceError::Invalid(format!(
+            "one iTick batch takes one asset class and region: {} ({} {}) and {} ({} {})",
+            first.symbol,
+            first.asset_class.as_str(),
+            first.region,
+            other.symbol,
+            other.asset_class.as_str(),
+            other.region
+        )));
+    }
+    Ok(Some(first))
+}
+
+/// The distinct codes of a chunk, comma-separated.
+fn codes(instruments: &[Instrument]) -> String {
+    let mut codes: Vec<&str> = Vec::with_capacity(instruments.len());
+    for instrument in instruments {
+        if !codes.iter().any(|c| c.eq_ignore_ascii_case(&instrument.code)) {
+            codes.push(&instrument.code);
+        }
+    }
+    codes.join(",")
 }
 
 enum Attempt {
@@ -712,21 +798,7 @@ impl MarketSource for ItickSource {
     }
 
     async fn quotes(&self, instruments: &[Instrument]) -> Result<Vec<Quote>, SourceError> {
-        let Some(first) = instruments.first() else { return Ok(Vec::new()) };
-        if let Some(other) = instruments
-            .iter()
-            .find(|i| i.asset_class != first.asset_class || !i.region.eq_ignore_ascii_case(&first.region))
-        {
-            return Err(SourceError::Invalid(format!(
-                "one iTick batch takes one asset class and region: {} ({} {}) and {} ({} {})",
-                first.symbol,
-                first.asset_class.as_str(),
-                first.region,
-                other.symbol,
-                other.asset_class.as_str(),
-                other.region
-            )));
-        }
+        one_group(instruments)?;
         let mut quotes = Vec::with_capacity(instruments.len());
         for chunk in instruments.chunks(BATCH_LIMIT) {
             quotes.extend(self.quotes_batch(chunk, Utc::now()).await?);
@@ -764,28 +836,7 @@ impl MarketSource for ItickSource {
             }
             _ => return Err(SourceError::Invalid(format!("unexpected kline answer for {}", instrument.symbol))),
         };
-        let now = Utc::now();
-        let mut bars: Vec<Kline> = Vec::with_capacity(items.len());
-        for raw in items {
-            match parse_kline(raw, now) {
-                Ok(bar) if end.is_none_or(|end| bar.time < end) => bars.push(bar),
-                Ok(_) => {}
-                Err(why) => self.reject("kline", instrument.symbol.as_str(), &why),
-            }
-        }
-        // Documented oldest first; sort anyway, and keep the last of any duplicate bar.
-        bars.sort_by_key(|bar| bar.time);
-        bars.dedup_by(|later, earlier| {
-            let same = later.time == earlier.time;
-            if same {
-                std::mem::swap(later, earlier);
-            }
-            same
-        });
-        if bars.len() > limit {
-            bars.drain(..bars.len() - limit);
-        }
-        Ok(bars)
+        Ok(self.bars(items, instrument, end, limit))
     }
 
     async fn order_book(&self, instrument: &Instrument, levels: usize) -> Result<OrderBook, SourceError> {
@@ -793,34 +844,7 @@ impl MarketSource for ItickSource {
         let book = unwrap_single(&data, instrument, "a")
             .or_else(|| unwrap_single(&data, instrument, "b"))
             .ok_or_else(|| SourceError::Invalid(format!("unexpected depth answer for {}", instrument.symbol)))?;
-        let now = Utc::now();
-        let side = |key: &str| -> Vec<BookLevel> {
-            let mut out = Vec::new();
-            for raw in book.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-                match parse_level(raw) {
-                    Ok(level) => out.push(level),
-                    Err(why) => self.reject("depth level", instrument.symbol.as_str(), &why),
-                }
-            }
-            out
-        };
-        let mut bids = side("b");
-        let mut asks = side("a");
-        bids.sort_by_key(|level| std::cmp::Reverse(level.price));
-        asks.sort_by_key(|level| level.price);
-        bids.truncate(levels);
-        asks.truncate(levels);
-        let timestamp = match book.get("t") {
-            Some(t) if !t.is_null() => match required_time(book, "t", now) {
-                Ok(t) => t,
-                Err(why) => {
-                    self.reject("depth", instrument.symbol.as_str(), &why);
-                    return Err(SourceError::Invalid(format!("depth of {}: {why}", instrument.symbol)));
-                }
-            },
-            _ => now,
-        };
-        Ok(OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp })
+        self.book(book, instrument, levels)
     }
 
     async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError> {
@@ -837,6 +861,57 @@ impl MarketSource for ItickSource {
                 Ok(Vec::new())
             }
         }
+    }
+
+    /// `/{asset}/depths`: one call per chunk of codes.
+    async fn order_books(&self, instruments: &[Instrument], levels: usize) -> Result<Vec<OrderBook>, SourceError> {
+        let Some(first) = one_group(instruments)? else { return Ok(Vec::new()) };
+        let mut books = Vec::with_capacity(instruments.len());
+        for chunk in instruments.chunks(BATCH_LIMIT) {
+            let query = [("region", first.region.clone()), ("codes", codes(chunk))];
+            let data = self.call(&format!("/{}/depths", asset_prefix(first.asset_class)), &query).await?;
+            let by_code = index_by_code(&data, false);
+            for instrument in chunk {
+                if let Some(raw) = by_code.get(&normalize_code(&instrument.code)) {
+                    // One bad book does not fail the others.
+                    if let Ok(book) = self.book(raw, instrument, levels) {
+                        books.push(book);
+                    }
+                }
+            }
+        }
+        Ok(books)
+    }
+
+    /// `/{asset}/klines`: one call per chunk of codes.
+    async fn latest_klines(
+        &self,
+        instruments: &[Instrument],
+        interval: Interval,
+        limit: usize,
+    ) -> Result<Vec<(Symbol, Vec<Kline>)>, SourceError> {
+        let Some(first) = one_group(instruments)? else { return Ok(Vec::new()) };
+        let limit = limit.clamp(1, KLINE_LIMIT);
+        let mut series = Vec::with_capacity(instruments.len());
+        for chunk in instruments.chunks(BATCH_LIMIT) {
+            let query = [
+                ("region", first.region.clone()),
+                ("codes", codes(chunk)),
+                ("kType", interval.itick_ktype().to_string()),
+                ("limit", limit.to_string()),
+            ];
+            let data = self.call(&format!("/{}/klines", asset_prefix(first.asset_class)), &query).await?;
+            let Value::Object(map) = &data else {
+                return Err(SourceError::Invalid("unexpected batch kline answer".into()));
+            };
+            let by_code: HashMap<String, &Value> = map.iter().map(|(k, v)| (normalize_code(k), v)).collect();
+            for instrument in chunk {
+                if let Some(Value::Array(items)) = by_code.get(&normalize_code(&instrument.code)) {
+                    series.push((instrument.symbol.clone(), self.bars(items, instrument, None, limit)));
+                }
+            }
+        }
+        Ok(series)
     }
 }
 

@@ -90,6 +90,7 @@ struct Inner {
     last_known: Cache<Symbol, Quote>,
     closed_klines: Cache<ClosedKlineKey, Arc<Vec<Kline>>>,
     live_klines: Cache<(Symbol, Interval, usize), Arc<Vec<Kline>>>,
+    books: Cache<(Symbol, usize), OrderBook>,
     in_flight: Mutex<HashMap<Symbol, SharedBatch>>,
     upstream_calls: AtomicU64,
     rejected: AtomicU64,
@@ -113,6 +114,7 @@ impl MarketService {
             closed_klines: Cache::builder().max_capacity(KLINE_CACHE).build(),
             // The bar in progress changes with every trade: cache it as briefly as a quote.
             live_klines: Cache::builder().max_capacity(KLINE_CACHE).time_to_live(config.quote_ttl).build(),
+            books: Cache::builder().max_capacity(QUOTE_CACHE).time_to_live(config.quote_ttl).build(),
             in_flight: Mutex::new(HashMap::new()),
             upstream_calls: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -371,40 +373,178 @@ impl MarketService {
             .klines(instrument, interval, end, limit)
             .await
             .map_err(|err| upstream_error(&instrument.symbol, &err))?;
-        let now = Utc::now();
-        let received = bars.len();
-        let mut valid: Vec<Kline> = Vec::with_capacity(bars.len());
-        for bar in bars {
-            match validate_kline(&bar, now) {
-                Ok(()) => valid.push(bar),
-                Err(reason) => self.reject("kline", &instrument.symbol, &reason),
-            }
-        }
-        let had_rejects = valid.len() < received;
-        valid.sort_by_key(|bar| bar.time);
-        valid.dedup_by_key(|bar| bar.time);
+        let (mut valid, had_rejects) = self.valid_bars(&instrument.symbol, bars);
         if let Some(end) = end {
             valid.retain(|bar| bar.time < end);
         }
         Ok(Fetched { bars: valid, asked: limit, had_rejects })
     }
 
-    pub async fn order_book(&self, symbol: &Symbol, levels: usize) -> Result<OrderBook, MarketError> {
-        let instrument = self.instrument(symbol).await?;
-        self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
-        let book =
-            self.inner.source.order_book(&instrument, levels).await.map_err(|err| upstream_error(symbol, &err))?;
-        let invalid = book.bids.iter().chain(&book.asks).any(|l| l.price <= rust_decimal::Decimal::ZERO)
-            || book.bids.windows(2).any(|w| w[0].price < w[1].price)
-            || book.asks.windows(2).any(|w| w[0].price > w[1].price);
-        if invalid {
-            self.reject("order book", symbol, "unordered or non-positive levels");
-            return Err(MarketError {
-                code: ErrorCode::UpstreamUnavailable,
-                message: format!("the market source sent an invalid order book for `{symbol}`"),
-            });
+    /// Validated bars, oldest first, one per start; and whether any was refused.
+    fn valid_bars(&self, symbol: &Symbol, bars: Vec<Kline>) -> (Vec<Kline>, bool) {
+        let now = Utc::now();
+        let received = bars.len();
+        let mut valid: Vec<Kline> = Vec::with_capacity(bars.len());
+        for bar in bars {
+            match validate_kline(&bar, now) {
+                Ok(()) => valid.push(bar),
+                Err(reason) => self.reject("kline", symbol, &reason),
+            }
         }
-        Ok(book)
+        let had_rejects = valid.len() < received;
+        valid.sort_by_key(|bar| bar.time);
+        valid.dedup_by_key(|bar| bar.time);
+        (valid, had_rejects)
+    }
+
+    /// The latest `limit` bars (the one in progress included) of many instruments: one
+    /// upstream call per (asset class, region) chunk for those not cached. A lone instrument
+    /// takes the [`Self::klines`] path instead, which asks only for the bars storage lacks.
+    pub async fn latest_klines(
+        &self,
+        symbols: &[Symbol],
+        interval: Interval,
+        limit: usize,
+    ) -> HashMap<Symbol, Result<Arc<Vec<Kline>>, MarketError>> {
+        let mut results = HashMap::with_capacity(symbols.len());
+        let mut missing = Vec::new();
+        for symbol in symbols {
+            if let Some(hit) = self.inner.live_klines.get(&(symbol.clone(), interval, limit)).await {
+                results.insert(symbol.clone(), Ok(hit));
+                continue;
+            }
+            match self.instrument(symbol).await {
+                Ok(instrument) => missing.push(instrument),
+                Err(err) => {
+                    results.insert(symbol.clone(), Err(err));
+                }
+            }
+        }
+        if missing.len() == 1 {
+            let symbol = missing[0].symbol.clone();
+            let bars = self.klines(&symbol, interval, None, limit).await;
+            results.insert(symbol, bars);
+            return results;
+        }
+        let current = interval.bar_start(Utc::now());
+        let chunks = self.chunks(missing);
+        let answers = join_all(chunks.iter().map(|chunk| {
+            self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
+            self.inner.source.latest_klines(chunk, interval, limit)
+        }))
+        .await;
+        for (chunk, answer) in chunks.into_iter().zip(answers) {
+            let mut found: HashMap<Symbol, Vec<Kline>> = match answer {
+                Ok(series) => series.into_iter().collect(),
+                Err(err) => {
+                    for instrument in chunk {
+                        let err = upstream_error(&instrument.symbol, &err);
+                        results.insert(instrument.symbol, Err(err));
+                    }
+                    continue;
+                }
+            };
+            for instrument in chunk {
+                let symbol = instrument.symbol;
+                let Some(bars) = found.remove(&symbol) else {
+                    let err = upstream_error(&symbol, &SourceError::NotFound(String::new()));
+                    results.insert(symbol, Err(err));
+                    continue;
+                };
+                let (bars, had_rejects) = self.valid_bars(&symbol, bars);
+                let fetched = Fetched { bars, asked: limit, had_rejects };
+                if let Some(history) = self.inner.history.as_ref().filter(|_| self.inner.source.keeps_history()) {
+                    let series = Series { source: self.inner.source.name(), symbol: &symbol, interval };
+                    history.save_recent(&series, &fetched, current).await;
+                }
+                let bars = Arc::new(fetched.bars);
+                self.inner.live_klines.insert((symbol.clone(), interval, limit), bars.clone()).await;
+                results.insert(symbol, Ok(bars));
+            }
+        }
+        results
+    }
+
+    /// Order books of many instruments, `levels` deep: one upstream call per (asset class,
+    /// region) chunk for those not cached (books are cached as briefly as quotes).
+    pub async fn order_books(
+        &self,
+        symbols: &[Symbol],
+        levels: usize,
+    ) -> HashMap<Symbol, Result<OrderBook, MarketError>> {
+        let mut results = HashMap::with_capacity(symbols.len());
+        let mut missing = Vec::new();
+        for symbol in symbols {
+            if let Some(hit) = self.inner.books.get(&(symbol.clone(), levels)).await {
+                results.insert(symbol.clone(), Ok(hit));
+                continue;
+            }
+            match self.instrument(symbol).await {
+                Ok(instrument) => missing.push(instrument),
+                Err(err) => {
+                    results.insert(symbol.clone(), Err(err));
+                }
+            }
+        }
+        let chunks = self.chunks(missing);
+        let answers = join_all(chunks.iter().map(|chunk| async move {
+            self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
+            match chunk.as_slice() {
+                // One instrument: the single endpoint.
+                [one] => self.inner.source.order_book(one, levels).await.map(|book| vec![book]),
+                many => self.inner.source.order_books(many, levels).await,
+            }
+        }))
+        .await;
+        for (chunk, answer) in chunks.into_iter().zip(answers) {
+            let mut found: HashMap<Symbol, OrderBook> = match answer {
+                Ok(books) => books.into_iter().map(|book| (book.symbol.clone(), book)).collect(),
+                Err(err) => {
+                    for instrument in chunk {
+                        let err = upstream_error(&instrument.symbol, &err);
+                        results.insert(instrument.symbol, Err(err));
+                    }
+                    continue;
+                }
+            };
+            for instrument in chunk {
+                let symbol = instrument.symbol;
+                let result = match found.remove(&symbol) {
+                    None => Err(upstream_error(&symbol, &SourceError::NotFound(String::new()))),
+                    Some(book) if !valid_book(&book) => {
+                        self.reject("order book", &symbol, "unordered or non-positive levels");
+                        Err(MarketError {
+                            code: ErrorCode::UpstreamUnavailable,
+                            message: format!("the market source sent an invalid order book for `{symbol}`"),
+                        })
+                    }
+                    Some(book) => {
+                        self.inner.books.insert((symbol.clone(), levels), book.clone()).await;
+                        Ok(book)
+                    }
+                };
+                results.insert(symbol, result);
+            }
+        }
+        results
+    }
+
+    pub async fn order_book(&self, symbol: &Symbol, levels: usize) -> Result<OrderBook, MarketError> {
+        let mut all = self.order_books(std::slice::from_ref(symbol), levels).await;
+        all.remove(symbol).unwrap_or_else(|| Err(internal(anyhow::anyhow!("order book for {symbol} went missing"))))
+    }
+
+    /// Instruments grouped by (asset class, upstream region), chunked at the source's limit.
+    fn chunks(&self, instruments: Vec<Instrument>) -> Vec<Vec<Instrument>> {
+        let mut groups: HashMap<(crate::reference::service::AssetClass, String), Vec<Instrument>> = HashMap::new();
+        for instrument in instruments {
+            groups.entry((instrument.asset_class, instrument.region.clone())).or_default().push(instrument);
+        }
+        let limit = self.inner.source.batch_limit().max(1);
+        groups
+            .into_values()
+            .flat_map(|group| group.chunks(limit).map(<[Instrument]>::to_vec).collect::<Vec<_>>())
+            .collect()
     }
 
     pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> Result<Vec<Tick>, MarketError> {
@@ -445,6 +585,13 @@ fn validate_quote(quote: &Quote, now: DateTime<Utc>) -> Result<(), String> {
         return Err(format!("timestamp {} is in the future", quote.timestamp));
     }
     Ok(())
+}
+
+fn valid_book(book: &OrderBook) -> bool {
+    let zero = rust_decimal::Decimal::ZERO;
+    book.bids.iter().chain(&book.asks).all(|l| l.price > zero)
+        && book.bids.windows(2).all(|w| w[0].price >= w[1].price)
+        && book.asks.windows(2).all(|w| w[0].price <= w[1].price)
 }
 
 fn validate_kline(bar: &Kline, now: DateTime<Utc>) -> Result<(), String> {

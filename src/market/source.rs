@@ -5,8 +5,10 @@
 //! failures as `SourceError` so the service can fall back or answer `UPSTREAM_UNAVAILABLE`.
 
 use chrono::{DateTime, Utc};
+use futures::future::join_all;
 
 use super::types::{Instrument, Interval, Kline, OrderBook, Quote, Tick};
+use crate::reference::Symbol;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceError {
@@ -68,6 +70,44 @@ pub trait MarketSource: Send + Sync + 'static {
     /// Recent trades, newest last, at most `limit` (a source may offer fewer: iTick's REST API
     /// gives the latest trade only).
     async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError>;
+
+    /// Order books of instruments grouped as for `quotes`; unknown ones are absent. By default
+    /// one `order_book` call each; a source with a batch endpoint makes one call.
+    async fn order_books(&self, instruments: &[Instrument], levels: usize) -> Result<Vec<OrderBook>, SourceError> {
+        let books = join_all(instruments.iter().map(|i| self.order_book(i, levels))).await;
+        known(books)
+    }
+
+    /// The latest `limit` bars of `interval` (the bar in progress included, oldest first) of
+    /// instruments grouped as for `quotes`; unknown ones are absent. By default one `klines`
+    /// call each; a source with a batch endpoint makes one call.
+    async fn latest_klines(
+        &self,
+        instruments: &[Instrument],
+        interval: Interval,
+        limit: usize,
+    ) -> Result<Vec<(Symbol, Vec<Kline>)>, SourceError> {
+        let series =
+            join_all(instruments.iter().map(|i| async move {
+                self.klines(i, interval, None, limit).await.map(|bars| (i.symbol.clone(), bars))
+            }))
+            .await;
+        known(series)
+    }
+}
+
+/// The answers of per-instrument calls standing in for one batch call: what the source does
+/// not know is left out, and any other failure fails the batch (as a batch call would).
+fn known<T>(answers: Vec<Result<T, SourceError>>) -> Result<Vec<T>, SourceError> {
+    let mut out = Vec::with_capacity(answers.len());
+    for answer in answers {
+        match answer {
+            Ok(value) => out.push(value),
+            Err(SourceError::NotFound(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(out)
 }
 
 /// Several sources in order: each call goes to the first, and to the next only when the one
@@ -135,5 +175,18 @@ impl MarketSource for FallbackSource {
 
     async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError> {
         self.first_success(|s| s.ticks(instrument, limit)).await
+    }
+
+    async fn order_books(&self, instruments: &[Instrument], levels: usize) -> Result<Vec<OrderBook>, SourceError> {
+        self.first_success(|s| s.order_books(instruments, levels)).await
+    }
+
+    async fn latest_klines(
+        &self,
+        instruments: &[Instrument],
+        interval: Interval,
+        limit: usize,
+    ) -> Result<Vec<(Symbol, Vec<Kline>)>, SourceError> {
+        self.first_success(|s| s.latest_klines(instruments, interval, limit)).await
     }
 }

@@ -10,7 +10,8 @@ use crate::{
     error::AppError,
     graphql::{PageInfo, context::RequestContext},
     market::graphql::{
-        IntervalGql, KlineObject, OrderBookObject, QuoteObject, bounded, klines_window, load_quote, prefetch_quotes,
+        IntervalGql, KlineObject, OrderBookObject, QuoteObject, bounded, load_klines, load_order_book, load_quote,
+        prefetch_quotes,
     },
 };
 use chrono::{DateTime, Utc};
@@ -107,17 +108,13 @@ impl SecurityObject {
         before: Option<DateTime<Utc>>,
         after: Option<DateTime<Utc>>,
     ) -> Result<Vec<KlineObject>> {
-        let rc = RequestContext::of(ctx)?;
         let limit = bounded(limit.unwrap_or(100), 1, 1000, "limit")?;
-        let symbol = Symbol::parse(&self.0.symbol)?;
-        Ok(klines_window(&rc.state.market, &symbol, interval.into(), limit, before, after).await?)
+        load_klines(ctx, Symbol::parse(&self.0.symbol)?, interval.into(), limit, before, after).await
     }
     /// The order book, `levels` deep (default 10, at most 50).
     async fn order_book(&self, ctx: &Context<'_>, levels: Option<i32>) -> Result<OrderBookObject> {
-        let rc = RequestContext::of(ctx)?;
         let levels = bounded(levels.unwrap_or(10), 1, 50, "levels")?;
-        let symbol = Symbol::parse(&self.0.symbol)?;
-        Ok(rc.state.market.order_book(&symbol, levels).await.map_err(AppError::from)?.into())
+        load_order_book(ctx, Symbol::parse(&self.0.symbol)?, levels).await
     }
 }
 

@@ -180,3 +180,48 @@ async fn a_fallback_source_answers_when_the_first_fails_and_says_so() {
     let back = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
     assert_eq!(back["quotes"][0]["source"], "itick");
 }
+
+fn calls_to(fake: &FakeItick, endpoint: &str) -> Vec<String> {
+    fake.requests()
+        .into_iter()
+        .filter(|(path, _)| path.rsplit('/').next() == Some(endpoint))
+        .map(|(path, query)| format!("{path}?region={}", query.get("region").cloned().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_books_and_latest_klines_of_many_securities_are_batched_per_region() {
+    let fake = FakeItick::start().await;
+    let app = app_on(&fake, &[]).await;
+    let query = r#"{ securities(region: "US", assetClass: STOCK, first: 25) { nodes { symbol
+        orderBook(levels: 2) { bids { price } asks { price } }
+        klines(interval: ONE_DAY, limit: 3) { time close } } } }"#;
+    let data = app.data(None, query, json!({})).await;
+    let nodes = data["securities"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 25);
+    for node in nodes {
+        assert_eq!(node["orderBook"]["bids"].as_array().unwrap().len(), 2, "{node}");
+        assert_eq!(node["orderBook"]["asks"].as_array().unwrap().len(), 2, "{node}");
+        assert_eq!(node["klines"].as_array().unwrap().len(), 3, "{node}");
+    }
+    assert_eq!(calls_to(&fake, "depths"), ["/stock/depths?region=US"]);
+    assert_eq!(calls_to(&fake, "klines"), ["/stock/klines?region=US"]);
+    assert!(calls_to(&fake, "depth").is_empty() && calls_to(&fake, "kline").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_order_books_batch_per_region_and_a_lone_one_uses_the_single_endpoint() {
+    let fake = FakeItick::start().await;
+    let app = app_on(&fake, &[]).await;
+    let query = r#"{
+        a: orderBook(symbol: "AAPL.US", levels: 1) { bids { price } }
+        m: orderBook(symbol: "MSFT.US", levels: 1) { bids { price } }
+        t: orderBook(symbol: "700.HK", levels: 1) { bids { price } }
+        x: orderBook(symbol: "NOPE.US", levels: 1) { bids { price } } }"#;
+    let body = app.gql(None, query, json!({})).await;
+    assert_eq!(body["data"]["a"]["bids"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["data"]["t"]["bids"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+    assert_eq!(calls_to(&fake, "depths"), ["/stock/depths?region=US"]);
+    assert_eq!(calls_to(&fake, "depth"), ["/stock/depth?region=HK"]);
+}
