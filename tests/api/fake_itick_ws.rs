@@ -63,6 +63,7 @@ struct Controls {
     messages: Vec<(u64, Value)>,
     reject_auth: bool,
     legacy_only: bool,
+    refuse_subscriptions: bool,
 }
 
 #[derive(Default)]
@@ -115,6 +116,11 @@ impl FakeItickWs {
     /// Every token is rejected from now on.
     pub fn reject_auth(&self, on: bool) {
         self.state.lock().reject_auth = on;
+    }
+
+    /// Every subscribe is answered `code: 0` (as for a plan's subscription limit).
+    pub fn refuse_subscriptions(&self, on: bool) {
+        self.state.lock().refuse_subscriptions = on;
     }
 
     /// Connections ever opened on `endpoint`.
@@ -315,6 +321,7 @@ fn handle(state: &Shared, id: u64, message: Value) -> bool {
     let ac = message["ac"].as_str().unwrap_or_default().to_owned();
     let params = message["params"].as_str().unwrap_or_default().to_owned();
     let reject_auth = controls.reject_auth;
+    let refuse_subscriptions = controls.refuse_subscriptions;
     let Some(conn) = controls.conns.get_mut(&id) else { return false };
     let reply = |conn: &Conn, value: Value| {
         let _ = conn.out.send(Out::Text(value.to_string()));
@@ -352,6 +359,13 @@ fn handle(state: &Shared, id: u64, message: Value) -> bool {
             if ac == "subscribe" {
                 let mut after: BTreeSet<&str> = conn.subscriptions.iter().map(|(s, _)| s.as_str()).collect();
                 after.extend(symbols.iter().map(String::as_str));
+                if refuse_subscriptions {
+                    reply(
+                        conn,
+                        json!({"code": 0, "resAc": "subscribe", "msg": "E003 exceeding the maximum subscription limit"}),
+                    );
+                    return true;
+                }
                 if after.len() > MAX_SYMBOLS {
                     reply(
                         conn,

@@ -365,7 +365,7 @@ async fn a_rejected_token_is_reported_and_not_retried_in_a_loop() {
     config.backoff_min = Duration::from_millis(5);
     config.backoff_max = Duration::from_millis(10);
     let stream = Running::start(config, vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
-    wait_for("the auth failure", || stream.stream.stats().auth_failures == 1).await;
+    wait_for("the auth failure", || stream.stream.stats().auth_failures >= 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stats = stream.stream.stats();
     assert_eq!(fake.connections_opened("stock"), 1, "no reconnect loop: {stats:?}");
@@ -432,6 +432,30 @@ async fn invalid_pushes_are_rejected_and_counted() {
     assert_eq!((stats.rejected_pushes, stats.ignored_pushes, stats.events), (5, 3, 1), "{stats:?}");
     assert!(stream.events.try_recv().is_err());
     stream.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_subscriptions_are_counted() {
+    let fake = FakeItickWs::start().await;
+    fake.refuse_subscriptions(true);
+    let stream = Running::start(config(&fake), vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
+    wait_for("the refusal counted", || stream.stream.stats().subscribe_errors == 1).await;
+    assert!(fake.subscribed("stock").is_empty());
+    // Refused, not broken: the connection stays up.
+    assert_eq!(stream.stream.stats().connected_endpoints(), ["stock"]);
+    stream.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_stops_when_the_hub_is_gone() {
+    let fake = FakeItickWs::start().await;
+    let mut stream =
+        Running::start(config(&fake), vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
+    wait_for("subscribed", || fake.subscribed("stock").len() == 1).await;
+    stream.events.close();
+    let task = stream.task.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("run returns").unwrap();
+    wait_for("the connection closed", || fake.open_connections("stock") == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
