@@ -466,6 +466,8 @@ async fn futures_are_refused_clearly() {
         vec![StreamCommand::Subscribe(vec![topic("FUT:CL.US", Channel::Quote), topic("AAPL.US", Channel::Quote)])],
     );
     wait_for("AAPL subscribed", || fake.subscribed("stock").len() == 1).await;
+    assert!(!ItickStream::supports(&instrument("FUT:CL.US")));
+    assert!(ItickStream::supports(&instrument("AAPL.US")));
     let stats = stream.stream.stats();
     assert_eq!((stats.unsupported_topics, stats.subscribed_topics), (1, 1));
     assert_eq!(stats.connections.len(), 1);

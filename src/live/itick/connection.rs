@@ -434,8 +434,14 @@ impl Connection {
         match protocol::parse_push(data, instrument, channel, Utc::now()) {
             Ok(event) => Some(event),
             Err(why) => {
-                Counters::bump(&self.counters.rejected);
-                tracing::warn!(stream = "itick", symbol = %instrument.symbol.as_str(), %kind, %why, "rejected a push from iTick");
+                let rejected = self.counters.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                // A broken feed can send thousands of bad pushes a second: warn about the first
+                // few, then only at powers of two (the counter has the full story).
+                if rejected <= 10 || rejected.is_power_of_two() {
+                    tracing::warn!(stream = "itick", symbol = %instrument.symbol.as_str(), %kind, %why, rejected, "rejected a push from iTick");
+                } else {
+                    tracing::debug!(stream = "itick", symbol = %instrument.symbol.as_str(), %kind, %why, rejected, "rejected a push from iTick");
+                }
                 None
             }
         }

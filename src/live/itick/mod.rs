@@ -147,6 +147,12 @@ impl ItickStream {
         })
     }
 
+    /// Whether iTick streams this instrument at all (futures: no). Topics it does not are
+    /// counted and logged, never subscribed; a caller can refuse them up front instead.
+    pub fn supports(instrument: &crate::market::Instrument) -> bool {
+        protocol::endpoint(instrument.asset_class).is_some()
+    }
+
     pub fn config(&self) -> &ItickStreamConfig {
         &self.config
     }
