@@ -4,120 +4,22 @@
 //! the old auth message, and validation. Heartbeat and silence run in tens or hundreds of
 //! milliseconds; waits poll for a state with a generous deadline (no timing assertions).
 
+mod harness;
+
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use finql::{
     live::{
-        Channel, LiveEvent, MarketStream, StreamCommand, Topic,
+        Channel, LiveEvent, StreamCommand,
         itick::{ConnectionState, ItickStream, ItickStreamConfig},
     },
-    market::{Instrument, Interval},
-    reference::{Symbol, service::AssetClass},
+    market::Interval,
 };
 use serde_json::json;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+
+use self::harness::*;
 
 use crate::fake_itick_ws::{FakeItickWs, TOKEN, number};
-
-fn instrument(symbol: &str) -> Instrument {
-    let parsed = Symbol::parse(symbol).expect("a valid symbol");
-    let (class, region, code) = match symbol.split_once(':') {
-        Some(("FX", pair)) => (AssetClass::Forex, "GB".to_owned(), pair.to_owned()),
-        Some(("CRYPTO", pair)) => (AssetClass::Crypto, "BA".to_owned(), pair.to_owned()),
-        Some(("FUT", rest)) => {
-            let (root, region) = rest.split_once('.').unwrap();
-            (AssetClass::Future, region.to_owned(), root.to_owned())
-        }
-        _ => {
-            let (code, region) = symbol.rsplit_once('.').unwrap();
-            (AssetClass::Stock, region.to_owned(), code.to_owned())
-        }
-    };
-    Instrument { symbol: parsed, asset_class: class, region, code, currency: "USD".into() }
-}
-
-fn topic(symbol: &str, channel: Channel) -> Topic {
-    Topic { instrument: instrument(symbol), channel }
-}
-
-fn sub(code_region: &str, kind: &str) -> (String, String) {
-    (code_region.to_owned(), kind.to_owned())
-}
-
-/// Fast heartbeats, short waits, a long auth backoff.
-fn config(fake: &FakeItickWs) -> ItickStreamConfig {
-    let mut config = ItickStreamConfig::new(fake.url(), TOKEN);
-    config.ping_interval = Duration::from_millis(200);
-    config.silence_timeout = Duration::from_secs(2);
-    config.auth_timeout = Duration::from_millis(300);
-    config.backoff_min = Duration::from_millis(20);
-    config.backoff_max = Duration::from_millis(200);
-    config.auth_backoff = Duration::from_secs(30);
-    config
-}
-
-struct Running {
-    stream: Arc<ItickStream>,
-    commands: mpsc::UnboundedSender<StreamCommand>,
-    events: mpsc::Receiver<LiveEvent>,
-    shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Running {
-    /// Starts the stream; `initial` commands are queued before it runs.
-    fn start(config: ItickStreamConfig, initial: Vec<StreamCommand>) -> Self {
-        Self::with(Arc::new(ItickStream::new(config).expect("a valid stream config")), initial)
-    }
-
-    fn with(stream: Arc<ItickStream>, initial: Vec<StreamCommand>) -> Self {
-        let (commands, commands_rx) = mpsc::unbounded_channel();
-        for command in initial {
-            commands.send(command).unwrap();
-        }
-        let (events_tx, events) = mpsc::channel(64);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(stream.clone().run(commands_rx, events_tx, shutdown.clone()));
-        Self { stream, commands, events, shutdown, task: Some(task) }
-    }
-
-    fn send(&self, command: StreamCommand) {
-        self.commands.send(command).expect("the stream is running");
-    }
-
-    async fn next_event(&mut self) -> LiveEvent {
-        tokio::time::timeout(Duration::from_secs(5), self.events.recv())
-            .await
-            .expect("an event within 5 s")
-            .expect("the stream is running")
-    }
-
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        let task = self.task.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(5), task).await.expect("the stream stops").unwrap();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-/// Polls `done` every 10 ms for up to 5 s.
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn params(message: &serde_json::Value) -> BTreeSet<String> {
-    message["params"].as_str().unwrap().split(',').map(str::to_owned).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_become_live_events_with_exact_decimals() {
@@ -183,11 +85,6 @@ async fn pushes_become_live_events_with_exact_decimals() {
     // Shutdown closes every connection.
     stream.stop().await;
     wait_for("connections closed", || open_anywhere(&fake) == 0).await;
-}
-
-/// Authenticated connections open on any endpoint.
-fn open_anywhere(fake: &FakeItickWs) -> usize {
-    crate::fake_itick_ws::ENDPOINTS.iter().map(|e| fake.open_connections(e)).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,10 +395,41 @@ async fn configured_from_the_environment() {
     assert_eq!(defaults.market.itick.ws_ping_interval, Duration::from_secs(30));
     let err = ItickStream::from_settings(&lookup(&[]).market.itick).unwrap_err();
     assert!(err.to_string().contains("ITICK_TOKEN"), "{err}");
+    let short_silence = lookup(&[("ITICK_TOKEN", TOKEN), ("ITICK_WS_SILENCE_SECS", "30")]);
+    let err = ItickStream::from_settings(&short_silence.market.itick).unwrap_err();
+    assert!(err.to_string().contains("silence timeout"), "{err}");
+    let vars = [("JWT_SECRET", crate::helpers::JWT_SECRET), ("ITICK_WS_PING_SECS", "0")];
+    let err = finql::Config::from_lookup(|key| vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()));
+    assert!(err.unwrap_err().to_string().contains("ITICK_WS_PING_SECS"));
 
     // And it works: one line from settings to a live subscription.
     let stream =
         Running::with(Arc::new(stream), vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
     wait_for("subscribed", || fake.subscribed("stock").len() == 1).await;
     stream.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_goes_through_rustls_and_failures_are_retried() {
+    // A TCP server that hangs up at once: the TLS handshake fails (no certificate in sight).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    let mut config = ItickStreamConfig::new(format!("wss://{addr}"), TOKEN);
+    config.backoff_min = Duration::from_millis(10);
+    config.backoff_max = Duration::from_millis(50);
+    let stream = Running::start(config, vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
+    // Retried (the connection task neither panicked nor gave up) ...
+    wait_for("retries", || stream.stream.stats().connects >= 3).await;
+    let stats = stream.stream.stats();
+    let error = stats.last_error.clone().unwrap_or_default();
+    // ... after a TLS failure, not a "TLS support not compiled in".
+    assert!(error.contains("cannot connect") && !error.contains("not compiled"), "{error}");
+    assert!(stats.connected_endpoints().is_empty());
+    stream.stop().await;
+    server.abort();
 }
