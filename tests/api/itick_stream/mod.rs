@@ -183,17 +183,17 @@ async fn pings_are_sent_and_pongs_keep_the_connection_alive() {
     let fake = FakeItickWs::start().await;
     let mut config = config(&fake);
     config.ping_interval = Duration::from_millis(40);
-    config.silence_timeout = Duration::from_millis(300);
+    config.silence_timeout = Duration::from_millis(800);
     let stream = Running::start(config, vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
-    // 20 pings span well over the silence timeout: only the pongs can have kept it alive.
-    wait_for("20 pings and pongs", || fake.messages("ping").len() >= 20 && stream.stream.stats().pongs_received >= 20)
+    // 40 pings span well over the silence timeout: only the pongs can have kept it alive.
+    wait_for("40 pings and pongs", || fake.messages("ping").len() >= 40 && stream.stream.stats().pongs_received >= 40)
         .await;
     let ping = &fake.messages("ping")[0];
     let sent_ms: i64 = ping["params"].as_str().unwrap().parse().expect("ms in params");
     assert!((chrono::Utc::now().timestamp_millis() - sent_ms).abs() < 60_000, "{ping}");
     let stats = stream.stream.stats();
     assert_eq!((stats.reconnects, fake.connections_opened("stock")), (0, 1));
-    assert!(stats.pings_sent >= 20);
+    assert!(stats.pings_sent >= 40);
     stream.stop().await;
 }
 
@@ -233,7 +233,7 @@ async fn a_silent_connection_is_detected_and_replaced() {
     let fake = FakeItickWs::start().await;
     let mut config = config(&fake);
     config.ping_interval = Duration::from_millis(50);
-    config.silence_timeout = Duration::from_millis(300);
+    config.silence_timeout = Duration::from_millis(500);
     let mut stream = Running::start(config, vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
     wait_for("subscribed", || fake.subscribed("stock").len() == 1).await;
 
