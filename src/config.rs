@@ -130,6 +130,20 @@ pub struct ItickSettings {
     pub base_url: String,
     /// `ITICK_WS_URL` (default `wss://api.itick.org`), for live streams.
     pub ws_url: String,
+    /// `ITICK_WS_PING_SECS` (default 30): heartbeat interval of the live stream. iTick asks for a
+    /// ping at least every 30 s and disconnects after a minute without one.
+    pub ws_ping_interval: Duration,
+    /// `ITICK_WS_SILENCE_SECS` (default twice the ping interval): a live connection on which
+    /// nothing at all arrived for this long (not even a pong) is considered dead and reconnected.
+    pub ws_silence_timeout: Duration,
+    /// `ITICK_WS_BACKOFF_MIN_MS` (default 500) and `ITICK_WS_BACKOFF_MAX_SECS` (default 60): bounds
+    /// of the exponential, jittered delay between reconnection attempts.
+    pub ws_backoff_min: Duration,
+    pub ws_backoff_max: Duration,
+    /// `ITICK_WS_AUTH_BACKOFF_SECS` (default 300): the wait before trying again after iTick
+    /// rejected the token (retrying sooner cannot fix a wrong key, and would count against the
+    /// plan's connection limit).
+    pub ws_auth_backoff: Duration,
     /// `ITICK_REQUESTS_PER_MINUTE` (default 600): the plan's REST rate, enforced client-side.
     pub requests_per_minute: u32,
     /// `ITICK_TIMEOUT_MS` (default 5000) per request.
@@ -219,6 +233,10 @@ impl Config {
                 secret
             }
         };
+        let ws_ping_secs: u64 = parse_or(&get, "ITICK_WS_PING_SECS", 30)?;
+        if ws_ping_secs == 0 {
+            bail!("ITICK_WS_PING_SECS must be at least 1");
+        }
         Ok(Config {
             environment,
             addr: parse_or(&get, "FINQL_ADDR", "127.0.0.1:8000".parse()?)?,
@@ -247,6 +265,11 @@ impl Config {
                     token: get("ITICK_TOKEN").map(Secret::new),
                     base_url: get("ITICK_BASE_URL").unwrap_or_else(|| "https://api.itick.org".into()),
                     ws_url: get("ITICK_WS_URL").unwrap_or_else(|| "wss://api.itick.org".into()),
+                    ws_ping_interval: secs(ws_ping_secs),
+                    ws_silence_timeout: secs(parse_or(&get, "ITICK_WS_SILENCE_SECS", ws_ping_secs.saturating_mul(2))?),
+                    ws_backoff_min: Duration::from_millis(parse_or(&get, "ITICK_WS_BACKOFF_MIN_MS", 500)?),
+                    ws_backoff_max: secs(parse_or(&get, "ITICK_WS_BACKOFF_MAX_SECS", 60)?),
+                    ws_auth_backoff: secs(parse_or(&get, "ITICK_WS_AUTH_BACKOFF_SECS", 300)?),
                     requests_per_minute: parse_or(&get, "ITICK_REQUESTS_PER_MINUTE", 600)?,
                     timeout: Duration::from_millis(parse_or(&get, "ITICK_TIMEOUT_MS", 5000)?),
                     max_retries: parse_or(&get, "ITICK_MAX_RETRIES", 3)?,

@@ -16,6 +16,9 @@
 //!
 //! Everything here is keyed by [`Topic`]: one instrument on one channel.
 
+/// The iTick WebSocket upstream.
+pub mod itick;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

@@ -585,7 +585,7 @@ fn optional_decimal(object: &Value, field: &str, default: Decimal) -> Result<Dec
     }
 }
 
-fn required_time(object: &Value, field: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+pub(crate) fn required_time(object: &Value, field: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let time = match object.get(field) {
         None | Some(Value::Null) => return Err(format!("missing `{field}`")),
         Some(v) => millis(v).ok_or_else(|| format!("`{field}` is not a time in ms: {v}"))?,
@@ -652,7 +652,7 @@ fn looks_like_item(map: &serde_json::Map<String, Value>) -> bool {
 // Domain mapping and validation
 // ---------------------------------------------------------------------------------------------
 
-fn parse_quote(raw: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Result<Quote, String> {
+pub(crate) fn parse_quote(raw: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Result<Quote, String> {
     let last = required_decimal(raw, "ld")?;
     let timestamp = required_time(raw, "t", now)?;
     let open = optional_decimal(raw, "o", Decimal::ZERO)?;
@@ -704,7 +704,7 @@ fn parse_quote(raw: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Resu
     })
 }
 
-fn parse_kline(raw: &Value, now: DateTime<Utc>) -> Result<Kline, String> {
+pub(crate) fn parse_kline(raw: &Value, now: DateTime<Utc>) -> Result<Kline, String> {
     let kline = Kline {
         time: required_time(raw, "t", now)?,
         open: required_decimal(raw, "o")?,
@@ -742,7 +742,7 @@ pub fn validate_kline(k: &Kline) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_level(raw: &Value) -> Result<BookLevel, String> {
+pub(crate) fn parse_level(raw: &Value) -> Result<BookLevel, String> {
     let price = required_decimal(raw, "p")?;
     let volume = optional_decimal(raw, "v", Decimal::ZERO)?;
     if price <= Decimal::ZERO {
@@ -754,7 +754,7 @@ fn parse_level(raw: &Value) -> Result<BookLevel, String> {
     Ok(BookLevel { price, volume, orders: raw.get("o").and_then(int) })
 }
 
-fn parse_tick(raw: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Result<Tick, String> {
+pub(crate) fn parse_tick(raw: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Result<Tick, String> {
     let price = required_decimal(raw, "ld")?;
     let timestamp = required_time(raw, "t", now)?;
     let volume = optional_decimal(raw, "v", Decimal::ZERO)?;
