@@ -6,7 +6,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::types::{Instrument, Interval, Kline, OrderBook, Quote, Tick};
+use chrono::NaiveDate;
+
+use super::{
+    corporate::{CorporateAction, FundamentalPoint},
+    types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceError {
@@ -62,6 +67,25 @@ pub trait MarketSource: Send + Sync + 'static {
     /// Recent trades, newest last, at most `limit` (a source may offer fewer: iTick's REST API
     /// gives the latest trade only).
     async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError>;
+
+    /// Splits and cash dividends, oldest first. A source that has none says so with an empty
+    /// list (the default): forex, indices and crypto have no corporate actions.
+    async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError> {
+        let _ = instrument;
+        Ok(Vec::new())
+    }
+
+    /// Valuation figures for the days from `from` to `to` (inclusive) that the source has,
+    /// oldest first. Default: none.
+    async fn fundamentals(
+        &self,
+        instrument: &Instrument,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<FundamentalPoint>, SourceError> {
+        let _ = (instrument, from, to);
+        Ok(Vec::new())
+    }
 }
 
 /// Several sources in order: each call goes to the first, and to the next only when the one
@@ -124,5 +148,18 @@ impl MarketSource for FallbackSource {
 
     async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError> {
         self.first_success(|s| s.ticks(instrument, limit)).await
+    }
+
+    async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError> {
+        self.first_success(|s| s.corporate_actions(instrument)).await
+    }
+
+    async fn fundamentals(
+        &self,
+        instrument: &Instrument,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<FundamentalPoint>, SourceError> {
+        self.first_success(|s| s.fundamentals(instrument, from, to)).await
     }
 }
