@@ -9,6 +9,7 @@ mod helpers;
 mod accounts;
 mod analytics;
 mod fake_itick;
+mod fundamentals;
 mod http;
 mod ledger;
 mod market;

@@ -57,8 +57,11 @@ const EARNINGS_GROWTH: f64 = 0.08;
 const BOOK_GROWTH: f64 = 0.06;
 const REFERENCE_YEAR: f64 = 2025.0;
 
+/// (year, month, day).
+type Ymd = (i32, u32, u32);
+
 /// Real past splits: (symbol, ex-date, from, to).
-const SPLITS: &[(&str, (i32, u32, u32), u32, u32)] = &[
+const SPLITS: &[(&str, Ymd, u32, u32)] = &[
     ("700.HK", (2014, 5, 15), 1, 5),
     ("AAPL.US", (2020, 8, 31), 1, 4),
     ("TSLA.US", (2020, 8, 31), 1, 5),
@@ -186,8 +189,9 @@ pub(super) fn corporate_actions(instrument: &Instrument, today: NaiveDate) -> Ve
         let first = profile.paying_since.max(FIRST_DIVIDEND_YEAR);
         for year in first..=today.year() {
             for (n, &month) in months.iter().enumerate() {
-                let mut rng = Rng::new(mix(profile.seed, TAG_DIVIDEND, i64::from(year) * 12 + i64::from(month)));
-                let day = 5 + rng.below(20) as u32;
+                // The same day every year, as companies keep their calendars (and so a trailing
+                // year always holds one payment of each month).
+                let day = 5 + Rng::new(mix(profile.seed, TAG_DIVIDEND, i64::from(month))).below(20) as u32;
                 let Some(ex_date) = NaiveDate::from_ymd_opt(year, month, day) else { continue };
                 if ex_date > today || splits(instrument).any(|s| s.ex_date == ex_date) {
                     continue;
@@ -267,7 +271,7 @@ pub(super) fn fundamentals(
             let ratio = |denominator: Option<Decimal>| {
                 denominator.filter(|d| *d > Decimal::ZERO).map(|d| (price / d).round_dp(2))
             };
-            let year_ago = date - Duration::days(365);
+            let year_ago = date.with_year(date.year() - 1).unwrap_or(date - Duration::days(365));
             let trailing: Decimal =
                 dividends.iter().filter(|(ex, _)| *ex > year_ago && *ex <= date).map(|(_, amount)| *amount).sum();
             FundamentalPoint {
