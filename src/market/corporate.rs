@@ -119,9 +119,9 @@ impl AdjustmentEvent {
     }
 }
 
-/// `bars` adjusted for `events` (any order). Bars are assumed not to straddle an ex-date
-/// (daily and finer bars never do; a weekly or monthly bar that does is adjusted as of its
-/// start).
+/// `bars` adjusted for `events` (any order), each as of its start. Daily and finer bars never
+/// straddle an ex-date; a weekly or monthly bar that does mixes two share bases, and must be
+/// re-aggregated from its adjusted days (the service does).
 pub fn adjust_klines(bars: &[Kline], events: &[AdjustmentEvent], mode: Adjust) -> Vec<Kline> {
     if mode == Adjust::None || events.is_empty() {
         return bars.to_vec();
@@ -139,6 +139,21 @@ pub fn adjust_klines(bars: &[Kline], events: &[AdjustmentEvent], mode: Adjust) -
             scale(bar, price, shares)
         })
         .collect()
+}
+
+/// One bar of `bars` (oldest first, all within it) starting at `time`: open of the first,
+/// close of the last, extremes, sums of volume and turnover.
+pub fn aggregate(time: DateTime<Utc>, bars: &[Kline]) -> Option<Kline> {
+    let (first, last) = (bars.first()?, bars.last()?);
+    Some(Kline {
+        time,
+        open: first.open,
+        high: bars.iter().map(|b| b.high).max()?,
+        low: bars.iter().map(|b| b.low).min()?,
+        close: last.close,
+        volume: bars.iter().map(|b| b.volume).sum(),
+        turnover: bars.iter().map(|b| b.turnover).sum(),
+    })
 }
 
 fn cumulative<'a>(events: impl Iterator<Item = &'a AdjustmentEvent>) -> (Decimal, Decimal) {

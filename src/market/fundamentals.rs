@@ -109,8 +109,15 @@ impl FundamentalsService {
             .map_err(|err| upstream_error(symbol, &err))
     }
 
-    /// `bars` (as traded, oldest first) of `symbol`, adjusted.
-    pub async fn adjust(&self, symbol: &Symbol, bars: Vec<Kline>, mode: Adjust) -> Result<Vec<Kline>, MarketError> {
+    /// `bars` of `interval` (as traded, oldest first) of `symbol`, adjusted. A weekly or monthly
+    /// bar that straddles an ex-date is re-aggregated from its adjusted days.
+    pub async fn adjust(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        bars: Vec<Kline>,
+        mode: Adjust,
+    ) -> Result<Vec<Kline>, MarketError> {
         if mode == Adjust::None || bars.is_empty() {
             return Ok(bars);
         }
@@ -119,7 +126,7 @@ impl FundamentalsService {
         // Only the ex-dates that move some bar of the window matter.
         let relevant = actions.iter().filter(|a| match mode {
             Adjust::Forward => a.effective() > first,
-            _ => a.effective() <= last,
+            _ => a.effective() < interval.next_start(last),
         });
         let events = try_join_all(relevant.map(|action| async move {
             let prev_close = match action.kind {
@@ -129,7 +136,35 @@ impl FundamentalsService {
             Ok::<_, MarketError>(AdjustmentEvent::new(action, prev_close))
         }))
         .await?;
-        Ok(corporate::adjust_klines(&bars, &events, mode))
+        let mut adjusted = corporate::adjust_klines(&bars, &events, mode);
+        if matches!(interval, Interval::OneWeek | Interval::OneMonth) {
+            for (slot, bar) in adjusted.iter_mut().zip(&bars) {
+                let next = interval.next_start(bar.time);
+                if events.iter().any(|e| e.effective > bar.time && e.effective < next) {
+                    let days = self.days_of(symbol, bar.time, next).await?;
+                    if let Some(whole) = corporate::aggregate(bar.time, &corporate::adjust_klines(&days, &events, mode))
+                    {
+                        *slot = whole;
+                    }
+                }
+            }
+        }
+        Ok(adjusted)
+    }
+
+    /// The daily bars from `start` to `end` (as traded), up to now.
+    async fn days_of(
+        &self,
+        symbol: &Symbol,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Kline>, MarketError> {
+        let now = Utc::now();
+        let until = end.min(now);
+        let count = ((until - start).num_seconds() + 86_399) / 86_400;
+        let end = Some(end).filter(|end| *end <= now);
+        let bars = self.inner.market.klines(symbol, Interval::OneDay, end, count.max(1) as usize).await?;
+        Ok(bars.iter().filter(|bar| bar.time >= start && bar.time < until.max(start)).cloned().collect())
     }
 
     /// The close of the last daily bar before `at`, as traded.

@@ -171,7 +171,11 @@ pub async fn adjusted_klines(
 ) -> Result<Vec<KlineObject>> {
     let rc = RequestContext::of(ctx)?;
     let bars = klines_bars(&rc.state.market, symbol, interval, limit, before, after).await?;
-    let bars =
-        rc.state.fundamentals.adjust(symbol, bars, adjust.unwrap_or_default().into()).await.map_err(AppError::from)?;
+    let bars = rc
+        .state
+        .fundamentals
+        .adjust(symbol, interval, bars, adjust.unwrap_or_default().into())
+        .await
+        .map_err(AppError::from)?;
     Ok(bars.iter().map(KlineObject::from).collect())
 }

@@ -144,6 +144,28 @@ async fn adjusted_klines_are_continuous_across_a_split() {
     assert_eq!(app.data(None, query, json!({})).await["security"]["klines"], json!(forward));
 }
 
+/// A week that straddles an ex-date (TSLA's 3:1 split on Thursday 2022-08-25) is, adjusted,
+/// the aggregate of its adjusted days, not a mix of two share bases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adjusted_week_across_a_split_is_its_adjusted_days() {
+    let app = app().await;
+    let query = "query($i: KlineInterval!, $n: Int!, $before: DateTime, $adjust: KlineAdjust) {
+      klines(symbol: \"TSLA.US\", interval: $i, limit: $n, before: $before, adjust: $adjust) {
+        time open high low close volume turnover } }";
+    for adjust in ["FORWARD", "BACKWARD", "NONE"] {
+        let vars = json!({ "i": "ONE_WEEK", "n": 1, "before": "2022-08-29T00:00:00Z", "adjust": adjust });
+        let week = app.data(None, query, vars).await["klines"][0].clone();
+        let vars = json!({ "i": "ONE_DAY", "n": 7, "before": "2022-08-29T00:00:00Z", "adjust": adjust });
+        let days = app.data(None, query, vars).await["klines"].as_array().unwrap().clone();
+        assert_eq!(week["time"], days[0]["time"], "{adjust}");
+        assert_eq!(dec(&week["open"]), dec(&days[0]["open"]), "{adjust}");
+        assert_eq!(dec(&week["close"]), dec(&days[6]["close"]), "{adjust}");
+        assert_eq!(dec(&week["high"]), days.iter().map(|d| dec(&d["high"])).max().unwrap(), "{adjust}");
+        assert_eq!(dec(&week["low"]), days.iter().map(|d| dec(&d["low"])).min().unwrap(), "{adjust}");
+        assert_eq!(dec(&week["volume"]), days.iter().map(|d| dec(&d["volume"])).sum::<Decimal>(), "{adjust}");
+    }
+}
+
 /// A dividend payer: forward adjustment restates the days before an ex-date by
 /// `(prevClose - amount) / prevClose` relative to the ex-date itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,7 +39,7 @@ use rust_decimal::{Decimal, RoundingStrategy, prelude::FromPrimitive};
 use super::{DAY, Profile, Rng, SimulatedMarket, fnv1a, mix};
 use crate::{
     market::{
-        corporate::{ActionKind, CorporateAction, FundamentalPoint},
+        corporate::{ActionKind, CorporateAction, FundamentalPoint, aggregate},
         types::{Instrument, Interval, Kline},
     },
     reference::service::AssetClass,
@@ -335,19 +335,6 @@ fn scaled(bar: &Kline, multiple: Decimal) -> Kline {
         volume: (bar.volume / multiple).round_dp_with_strategy(volume_dp, RoundingStrategy::MidpointAwayFromZero),
         turnover: bar.turnover,
     }
-}
-
-fn aggregate(time: DateTime<Utc>, bars: &[Kline]) -> Option<Kline> {
-    let (first, last) = (bars.first()?, bars.last()?);
-    Some(Kline {
-        time,
-        open: first.open,
-        high: bars.iter().map(|b| b.high).max()?,
-        low: bars.iter().map(|b| b.low).min()?,
-        close: last.close,
-        volume: bars.iter().map(|b| b.volume).sum(),
-        turnover: bars.iter().map(|b| b.turnover).sum(),
-    })
 }
 
 #[cfg(test)]
