@@ -68,24 +68,19 @@ pub trait MarketSource: Send + Sync + 'static {
     /// gives the latest trade only).
     async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError>;
 
-    /// Splits and cash dividends, oldest first. A source that has none says so with an empty
-    /// list (the default): forex, indices and crypto have no corporate actions.
-    async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError> {
-        let _ = instrument;
-        Ok(Vec::new())
-    }
+    /// Splits and cash dividends, oldest first; an empty list when the source has none (forex,
+    /// indices and crypto have no corporate actions). Required rather than defaulted, so that a
+    /// wrapper around a source cannot silently drop them.
+    async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError>;
 
     /// Valuation figures for the days from `from` to `to` (inclusive) that the source has,
-    /// oldest first. Default: none.
+    /// oldest first.
     async fn fundamentals(
         &self,
         instrument: &Instrument,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<FundamentalPoint>, SourceError> {
-        let _ = (instrument, from, to);
-        Ok(Vec::new())
-    }
+    ) -> Result<Vec<FundamentalPoint>, SourceError>;
 }
 
 /// Several sources in order: each call goes to the first, and to the next only when the one

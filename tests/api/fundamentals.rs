@@ -270,6 +270,41 @@ async fn itick_fundamentals_are_todays_snapshot() {
     assert_eq!(dec(&forward[0]["close"]), (dec(&raw[0]["close"]) / Decimal::from(4)).round_dp(4));
 }
 
+/// Concurrent misses share one upstream pass: many symbols of a region, one `/stock/split`
+/// walk; many requests for one snapshot, one `/stock/info` call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn itick_concurrent_misses_share_one_call() {
+    let fake = FakeItick::start().await;
+    fake.set_delay(std::time::Duration::from_millis(150));
+    let app = itick_app(&fake).await;
+    let today = Utc::now().date_naive().to_string();
+    let requests = ["AAPL.US", "TSLA.US", "NVDA.US", "MSFT.US", "AMZN.US"].map(|symbol| {
+        let app = &app;
+        async move { app.data(None, ACTIONS, json!({ "s": symbol })).await }
+    });
+    futures::future::join_all(requests).await;
+    assert_eq!(fake.calls("/stock/split"), 3, "one walk of the US pages");
+    let requests = (0..5).map(|_| {
+        let (app, today) = (&app, today.clone());
+        async move { app.data(None, FUNDAMENTALS, json!({ "s": "AAPL.US", "from": today, "to": today })).await }
+    });
+    futures::future::join_all(requests).await;
+    assert_eq!(fake.calls("/stock/info"), 1);
+}
+
+/// A loss-making company (INTC in the simulation) has a negative EPS and no P/E.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_has_no_pe() {
+    let app = app().await;
+    let vars = json!({ "s": "INTC.US", "from": "2024-01-01", "to": "2024-01-31" });
+    let points = app.data(None, FUNDAMENTALS, vars).await["security"]["fundamentals"].as_array().unwrap().clone();
+    assert_eq!(points.len(), 31);
+    assert!(
+        points.iter().all(|p| p["pe"].is_null() && dec(&p["eps"]) < Decimal::ZERO && !p["pb"].is_null()),
+        "{points:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_ranges_are_bad_user_input() {
     let app = app().await;
