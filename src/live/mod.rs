@@ -54,12 +54,7 @@ pub enum LiveEvent {
     OrderBook(OrderBook),
     /// The bar of `interval` starting at `bar.time`, as it stands now (it may update again
     /// until the next bar starts).
-    Kline {
-        symbol: Symbol,
-        interval: Interval,
-        bar: Kline,
-        at: DateTime<Utc>,
-    },
+    Kline { symbol: Symbol, interval: Interval, bar: Kline, at: DateTime<Utc> },
 }
 
 impl LiveEvent {
