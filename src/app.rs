@@ -15,7 +15,7 @@ use crate::{
     graphql::{FinqlSchema, build_schema},
     http,
     ledger::LedgerService,
-    market::{self, MarketConfig, MarketService, shared_cache::SharedQuotes},
+    market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
     reference::ReferenceService,
 };
 
@@ -48,6 +48,8 @@ pub struct Services {
     pub reference: ReferenceService,
     /// Quotes, klines, order books and ticks, cached in front of the market source.
     pub market: MarketService,
+    /// Corporate actions and fundamentals (cached for a day) and adjusted klines.
+    pub fundamentals: FundamentalsService,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }
@@ -88,17 +90,20 @@ impl App {
             ),
             None => None,
         };
+        let source = market::build_source(&config.market)?;
+        let market_service = MarketService::new(
+            source.clone(),
+            shared_quotes,
+            Some(market::history::KlineHistory::new(db.clone())),
+            ReferenceService::new(db.clone()),
+            MarketConfig { quote_ttl: config.market.quote_ttl, max_stale: config.market.max_stale },
+        );
         let state = AppState(Arc::new(Services {
             schema: build_schema(&config.limits),
             accounts: AccountsService::new(db.clone(), hasher, tokens),
             ledger: LedgerService::new(db.clone()),
-            market: MarketService::new(
-                market::build_source(&config.market)?,
-                shared_quotes,
-                Some(market::history::KlineHistory::new(db.clone())),
-                ReferenceService::new(db.clone()),
-                MarketConfig { quote_ttl: config.market.quote_ttl, max_stale: config.market.max_stale },
-            ),
+            fundamentals: FundamentalsService::new(source, market_service.clone()),
+            market: market_service,
             reference: ReferenceService::new(db.clone()),
             db,
             shutdown: CancellationToken::new(),

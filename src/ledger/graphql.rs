@@ -506,7 +506,7 @@ impl TransactionAnalytics {
 
 /// A calendar date, `YYYY-MM-DD`.
 #[derive(Clone, Copy)]
-pub struct Date(NaiveDate);
+pub struct Date(pub NaiveDate);
 
 impl From<NaiveDate> for Date {
     fn from(d: NaiveDate) -> Self {

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
 use super::{
+    fundamentals_graphql::{AdjustGql, adjusted_klines},
     service::{MarketError, MarketService},
     types::{BookLevel, Interval, Kline, OrderBook, Quote, Tick, TickDirection, TradingStatus},
 };
@@ -401,6 +402,19 @@ pub async fn klines_window(
     before: Option<DateTime<Utc>>,
     after: Option<DateTime<Utc>>,
 ) -> Result<Vec<KlineObject>, AppError> {
+    let bars = klines_bars(market, symbol, interval, limit, before, after).await?;
+    Ok(bars.iter().map(KlineObject::from).collect())
+}
+
+/// The bars of `klines_window`, as domain values.
+pub async fn klines_bars(
+    market: &MarketService,
+    symbol: &Symbol,
+    interval: Interval,
+    limit: usize,
+    before: Option<DateTime<Utc>>,
+    after: Option<DateTime<Utc>>,
+) -> Result<Vec<Kline>, AppError> {
     if let (Some(before), Some(after)) = (before, after)
         && after >= before
     {
@@ -424,7 +438,7 @@ pub async fn klines_window(
         .filter(|bar| after.is_none_or(|after| bar.time > after))
         .filter(|bar| before.is_none_or(|before| bar.time < before))
         .take(limit)
-        .map(KlineObject::from)
+        .cloned()
         .collect())
 }
 
@@ -461,7 +475,9 @@ impl MarketQuery {
     }
 
     /// Candles, oldest first: `limit` (default 100, at most 1000) bars before `before` (default
-    /// now, including the bar in progress), or after `after`.
+    /// now, including the bar in progress), or after `after`. Prices are as traded unless
+    /// `adjust` says otherwise (see `KlineAdjust`).
+    #[allow(clippy::too_many_arguments)]
     async fn klines(
         &self,
         ctx: &Context<'_>,
@@ -470,9 +486,11 @@ impl MarketQuery {
         limit: Option<i32>,
         before: Option<DateTime<Utc>>,
         after: Option<DateTime<Utc>>,
+        adjust: Option<AdjustGql>,
     ) -> Result<Vec<KlineObject>> {
         let limit = bounded(limit.unwrap_or(DEFAULT_KLINES), 1, MAX_KLINES, "limit")?;
-        load_klines(ctx, parse_symbol(&symbol)?, interval.into(), limit, before, after).await
+        let symbol = parse_symbol(&symbol)?;
+        adjusted_klines(ctx, &symbol, interval.into(), limit, before, after, adjust).await
     }
 
     /// The order book, `levels` deep (default 10, at most 50).

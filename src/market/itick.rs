@@ -24,12 +24,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::{StatusCode, header};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::{
+    corporate::{CorporateAction, FundamentalPoint},
     source::{MarketSource, SourceError},
     types::{BookLevel, Instrument, Interval, Kline, OrderBook, Quote, Tick, TickDirection, TradingStatus},
 };
@@ -37,6 +38,9 @@ use crate::{
     config::Secret,
     reference::{Symbol, service::AssetClass},
 };
+
+/// Splits (`/stock/split`, cached per region) and the fundamentals snapshot (`/stock/info`).
+pub mod reference;
 
 /// The public API.
 pub const DEFAULT_BASE_URL: &str = "https://api.itick.org";
@@ -105,6 +109,8 @@ pub struct ItickSource {
     max_retries: u32,
     limiter: Mutex<TokenBucket>,
     rejected: AtomicU64,
+    /// Splits by region: `/stock/split` is region-wide (see `reference`).
+    splits: moka::future::Cache<String, reference::RegionSplits>,
 }
 
 impl std::fmt::Debug for ItickSource {
@@ -143,6 +149,10 @@ impl ItickSource {
             max_retries: config.max_retries,
             limiter: Mutex::new(TokenBucket::per_minute(config.requests_per_minute, Instant::now())),
             rejected: AtomicU64::new(0),
+            splits: moka::future::Cache::builder()
+                .max_capacity(reference::SPLITS_CACHE)
+                .time_to_live(reference::SPLITS_TTL)
+                .build(),
         })
     }
 
@@ -912,6 +922,19 @@ impl MarketSource for ItickSource {
             }
         }
         Ok(series)
+    }
+
+    async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError> {
+        self.splits_of(instrument).await
+    }
+
+    async fn fundamentals(
+        &self,
+        instrument: &Instrument,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<FundamentalPoint>, SourceError> {
+        self.snapshot(instrument, from, to).await
     }
 }
 

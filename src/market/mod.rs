@@ -6,6 +6,12 @@
 
 /// Trading sessions of each market, in its own time zone.
 pub mod calendar;
+/// Splits, dividends, fundamentals, and klines adjusted for them (`adjust: FORWARD | BACKWARD`).
+pub mod corporate;
+/// `FundamentalsService`: corporate actions and fundamentals, cached for a day, and adjusted klines.
+pub mod fundamentals;
+/// `Security.corporateActions`, `Security.fundamentals` and their types.
+pub mod fundamentals_graphql;
 /// `quote`, `quotes`, `klines`, `orderBook`, `ticks`, and the quote DataLoader.
 pub mod graphql;
 /// Closed klines kept in the database, so history is fetched upstream once.
@@ -25,6 +31,7 @@ pub mod status_graphql;
 /// Quote, Kline, OrderBook, Tick, Interval: the vocabulary every source speaks.
 pub mod types;
 
+pub use fundamentals::FundamentalsService;
 pub use service::{MarketConfig, MarketError, MarketService};
 
 use std::sync::Arc;

@@ -76,14 +76,18 @@
 
 use std::{f64::consts::TAU, sync::Arc};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use super::{
+    corporate::{CorporateAction, FundamentalPoint},
     source::{MarketSource, SourceError},
     types::{BookLevel, Instrument, Interval, Kline, OrderBook, Quote, Tick, TickDirection, TradingStatus},
 };
 use crate::reference::service::AssetClass;
+
+/// Corporate actions, fundamentals and as-traded klines (history before splits).
+mod reference;
 
 /// The most bars one `klines` call returns.
 pub const MAX_KLINES: usize = 10_000;
@@ -457,7 +461,21 @@ impl MarketSource for SimulatedMarket {
         end: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<Vec<Kline>, SourceError> {
-        Ok(self.klines_at(instrument, interval, end, limit, self.now()))
+        let now = self.now();
+        Ok(reference::as_traded(self, instrument, interval, self.klines_at(instrument, interval, end, limit, now), now))
+    }
+
+    async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError> {
+        Ok(reference::corporate_actions(instrument, timestamp(self.now()).date_naive()))
+    }
+
+    async fn fundamentals(
+        &self,
+        instrument: &Instrument,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<FundamentalPoint>, SourceError> {
+        Ok(reference::fundamentals(self, instrument, from, to, self.now()))
     }
 
     async fn order_book(&self, instrument: &Instrument, levels: usize) -> Result<OrderBook, SourceError> {

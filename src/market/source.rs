@@ -7,7 +7,12 @@
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
-use super::types::{Instrument, Interval, Kline, OrderBook, Quote, Tick};
+use chrono::NaiveDate;
+
+use super::{
+    corporate::{CorporateAction, FundamentalPoint},
+    types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
+};
 use crate::reference::Symbol;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +75,20 @@ pub trait MarketSource: Send + Sync + 'static {
     /// Recent trades, newest last, at most `limit` (a source may offer fewer: iTick's REST API
     /// gives the latest trade only).
     async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError>;
+
+    /// Splits and cash dividends, oldest first; an empty list when the source has none (forex,
+    /// indices and crypto have no corporate actions). Required rather than defaulted, so that a
+    /// wrapper around a source cannot silently drop them.
+    async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError>;
+
+    /// Valuation figures for the days from `from` to `to` (inclusive) that the source has,
+    /// oldest first.
+    async fn fundamentals(
+        &self,
+        instrument: &Instrument,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<FundamentalPoint>, SourceError>;
 
     /// Order books of instruments grouped as for `quotes`; unknown ones are absent. By default
     /// one `order_book` call each; a source with a batch endpoint makes one call.
@@ -188,5 +207,18 @@ impl MarketSource for FallbackSource {
         limit: usize,
     ) -> Result<Vec<(Symbol, Vec<Kline>)>, SourceError> {
         self.first_success(|s| s.latest_klines(instruments, interval, limit)).await
+    }
+
+    async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError> {
+        self.first_success(|s| s.corporate_actions(instrument)).await
+    }
+
+    async fn fundamentals(
+        &self,
+        instrument: &Instrument,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<FundamentalPoint>, SourceError> {
+        self.first_success(|s| s.fundamentals(instrument, from, to)).await
     }
 }

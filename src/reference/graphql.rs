@@ -9,9 +9,13 @@ use super::{
 use crate::{
     error::AppError,
     graphql::{PageInfo, context::RequestContext},
-    market::graphql::{
-        IntervalGql, KlineObject, OrderBookObject, QuoteObject, bounded, load_klines, load_order_book, load_quote,
-        prefetch_quotes,
+    ledger::graphql::Date,
+    market::{
+        fundamentals_graphql::{self, AdjustGql, CorporateActionObject, FundamentalPointObject, adjusted_klines},
+        graphql::{
+            IntervalGql, KlineObject, OrderBookObject, QuoteObject, bounded, load_order_book, load_quote,
+            prefetch_quotes,
+        },
     },
 };
 use chrono::{DateTime, Utc};
@@ -107,9 +111,22 @@ impl SecurityObject {
         limit: Option<i32>,
         before: Option<DateTime<Utc>>,
         after: Option<DateTime<Utc>>,
+        adjust: Option<AdjustGql>,
     ) -> Result<Vec<KlineObject>> {
         let limit = bounded(limit.unwrap_or(100), 1, 1000, "limit")?;
-        load_klines(ctx, Symbol::parse(&self.0.symbol)?, interval.into(), limit, before, after).await
+        let symbol = Symbol::parse(&self.0.symbol)?;
+        adjusted_klines(ctx, &symbol, interval.into(), limit, before, after, adjust).await
+    }
+    /// Splits and cash dividends, oldest first; empty for forex, indices, crypto and futures.
+    /// From the iTick source: splits only (iTick publishes no dividends).
+    async fn corporate_actions(&self, ctx: &Context<'_>) -> Result<Vec<CorporateActionObject>> {
+        fundamentals_graphql::corporate_actions(ctx, &Symbol::parse(&self.0.symbol)?).await
+    }
+    /// Daily valuation figures from `from` to `to` (inclusive, at most 20 years apart), oldest
+    /// first; empty for anything but stocks. From the iTick source: only today's snapshot
+    /// (P/E and market cap; iTick has no history of fundamentals).
+    async fn fundamentals(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<FundamentalPointObject>> {
+        fundamentals_graphql::fundamentals(ctx, &Symbol::parse(&self.0.symbol)?, from.0, to.0).await
     }
     /// The order book, `levels` deep (default 10, at most 50).
     async fn order_book(&self, ctx: &Context<'_>, levels: Option<i32>) -> Result<OrderBookObject> {

@@ -1,7 +1,8 @@
 //! A fake iTick REST server for tests: the real protocol (`shared/itick.md`) on 127.0.0.1, with
 //! deterministic data and knobs to make it fail.
 //!
-//! Speaks `GET /{stock|fund|forex|indices|crypto|future}/{quote|quotes|tick|ticks|depth|depths|kline|klines}`
+//! Speaks `GET /{stock|fund|forex|indices|crypto|future}/{quote|quotes|tick|ticks|depth|depths|kline|klines}`,
+//! and `GET /stock/split` (paged, see `SPLITS`) and `GET /stock/info`,
 //! with the `{code, msg, data}` envelope, and requires the header `token: test-token` (else HTTP
 //! 401). Each code's price is derived from the code (`100 + sum of bytes % 400`, with cents)
 //! unless a test sets it; klines have consistent OHLC; depth levels come in a scrambled order,
@@ -291,8 +292,67 @@ async fn handle(
             }
             envelope(Value::Object(map))
         }
+        "split" if asset == "stock" => split_page(region, &query),
+        "info" if asset == "stock" => {
+            let Some(code) = single() else { return envelope_error(400, "code is required") };
+            if controls.unknown.contains(&code) {
+                return envelope(Value::Null);
+            }
+            envelope(info(controls, &code))
+        }
         _ => (StatusCode::NOT_FOUND, "no such endpoint").into_response(),
     }
+}
+
+/// Splits the fake knows: (region, code as iTick writes it, ex-date, ratio `from:to`). One has
+/// a malformed ratio, which a client must skip.
+pub const SPLITS: &[(&str, &str, Ymd, &str)] = &[
+    ("US", "AAPL", (2020, 8, 31), "1:4"),
+    ("US", "TSLA", (2020, 8, 31), "1:5"),
+    ("US", "AMZN", (2022, 6, 6), "1:20"),
+    ("US", "GOOGL", (2022, 7, 18), "1:20"),
+    ("US", "TSLA", (2022, 8, 25), "1:3"),
+    ("US", "BROKEN", (2023, 1, 3), "two-for-one"),
+    ("US", "NVDA", (2024, 6, 10), "1:10"),
+    ("HK", "00700", (2014, 5, 15), "1:5"),
+];
+/// (year, month, day).
+type Ymd = (i32, u32, u32);
+/// Items per page of `/stock/split`, small so that clients must page.
+const SPLIT_PAGE_SIZE: usize = 3;
+
+/// `/stock/split?region=&page=` (pages numbered from 1): ex-dates are midnight at the exchange.
+fn split_page(region: &str, query: &HashMap<String, String>) -> Response {
+    let zone: chrono_tz::Tz = match region {
+        "US" => chrono_tz::America::New_York,
+        "HK" => chrono_tz::Asia::Hong_Kong,
+        _ => chrono_tz::Asia::Shanghai,
+    };
+    let items: Vec<Value> = SPLITS
+        .iter()
+        .filter(|s| s.0 == region)
+        .map(|&(r, code, (y, m, d), ratio)| {
+            let midnight = chrono::TimeZone::with_ymd_and_hms(&zone, y, m, d, 0, 0, 0).unwrap();
+            json!({"d": midnight.timestamp_millis(), "r": r, "n": format!("{code} Inc"), "c": code, "v": ratio})
+        })
+        .collect();
+    let total_pages = items.len().div_ceil(SPLIT_PAGE_SIZE).max(1);
+    let page = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let content: Vec<Value> = items.into_iter().skip((page - 1) * SPLIT_PAGE_SIZE).take(SPLIT_PAGE_SIZE).collect();
+    envelope(json!({"content": content, "page": page, "totalPages": total_pages, "size": SPLIT_PAGE_SIZE}))
+}
+
+/// `/stock/info`: shares `1e9 + sum of code bytes × 1e6`, market cap at the fake's price, and a
+/// P/E of a fifth of the price.
+fn info(controls: &Controls, code: &str) -> Value {
+    let price = price_of(controls, code);
+    let shares = Decimal::from(1_000_000_000i64 + code.bytes().map(i64::from).sum::<i64>() * 1_000_000);
+    json!({
+        "c": code, "n": format!("{code} Inc"), "t": "stock", "e": "NASDAQ", "s": "Technology",
+        "i": "Software", "r": "US", "bd": "A company of the fake iTick.", "wu": "https://example.com",
+        "mcb": num((price * shares).round_dp(0)), "tso": num(shares), "pet": num((price / Decimal::from(5)).round_dp(2)),
+        "fcc": "USD",
+    })
 }
 
 fn price_of(controls: &Controls, code: &str) -> Decimal {

@@ -10,6 +10,7 @@ mod accounts;
 mod analytics;
 mod fake_itick;
 mod fake_itick_ws;
+mod fundamentals;
 mod http;
 mod itick_stream;
 mod kline_history;

@@ -1,0 +1,181 @@
+//! GraphQL types of corporate actions, fundamentals and adjusted klines: thin wrappers over
+//! [`FundamentalsService`]. The fields hang off `Security` (see `reference::graphql`), and
+//! `adjust` is an argument of `Query.klines` and `Security.klines`.
+
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use chrono::NaiveDate;
+
+use super::{
+    corporate::{ActionKind, Adjust, CorporateAction, FundamentalPoint},
+    graphql::{KlineObject, klines_bars, load_klines},
+    types::Interval,
+};
+use crate::{
+    error::AppError,
+    graphql::{context::RequestContext, scalars::DecimalString},
+    ledger::graphql::Date,
+    reference::Symbol,
+};
+
+/// How klines are adjusted for splits and cash dividends.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+#[graphql(name = "KlineAdjust")]
+pub enum AdjustGql {
+    /// As traded (the default).
+    #[default]
+    None,
+    /// History restated in today's terms: the latest bar is unchanged, earlier ones are
+    /// multiplied by the factors of the ex-dates after them (split `from/to`, dividend
+    /// `(prevClose - amount) / prevClose`). Prices to 4 decimal places; volumes inversely for
+    /// splits.
+    Forward,
+    /// Later bars restated in the terms of the earliest price of the source's history: each bar
+    /// is divided by the factors of the ex-dates on or before it.
+    Backward,
+}
+
+impl From<AdjustGql> for Adjust {
+    fn from(a: AdjustGql) -> Self {
+        match a {
+            AdjustGql::None => Adjust::None,
+            AdjustGql::Forward => Adjust::Forward,
+            AdjustGql::Backward => Adjust::Backward,
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "CorporateActionKind")]
+pub enum ActionKindGql {
+    Split,
+    Dividend,
+}
+
+/// A split or a cash dividend, effective from the start of `exDate`.
+pub struct CorporateActionObject(pub CorporateAction);
+
+#[Object(name = "CorporateAction")]
+impl CorporateActionObject {
+    async fn kind(&self) -> ActionKindGql {
+        match self.0.kind {
+            ActionKind::Split { .. } => ActionKindGql::Split,
+            ActionKind::Dividend { .. } => ActionKindGql::Dividend,
+        }
+    }
+    /// The first day the shares trade ex the action.
+    async fn ex_date(&self) -> Date {
+        self.0.ex_date.into()
+    }
+    /// Splits: new shares to old, e.g. `4:1` (four shares for one); `1:10` is a reverse split.
+    async fn ratio(&self) -> Option<String> {
+        match &self.0.kind {
+            ActionKind::Split { from, to } => Some(format!("{}:{}", to.normalize(), from.normalize())),
+            ActionKind::Dividend { .. } => None,
+        }
+    }
+    /// Splits: shares held before (the `1` of `4:1`).
+    async fn split_from(&self) -> Option<DecimalString> {
+        match &self.0.kind {
+            ActionKind::Split { from, .. } => Some(DecimalString(*from)),
+            ActionKind::Dividend { .. } => None,
+        }
+    }
+    /// Splits: shares held after (the `4` of `4:1`).
+    async fn split_to(&self) -> Option<DecimalString> {
+        match &self.0.kind {
+            ActionKind::Split { to, .. } => Some(DecimalString(*to)),
+            ActionKind::Dividend { .. } => None,
+        }
+    }
+    /// Dividends: cash per share, in the shares of the ex-date.
+    async fn amount(&self) -> Option<DecimalString> {
+        match &self.0.kind {
+            ActionKind::Dividend { amount, .. } => Some(DecimalString(*amount)),
+            ActionKind::Split { .. } => None,
+        }
+    }
+    /// Dividends: ISO 4217 currency of `amount`.
+    async fn currency(&self) -> Option<&str> {
+        match &self.0.kind {
+            ActionKind::Dividend { currency, .. } => Some(currency),
+            ActionKind::Split { .. } => None,
+        }
+    }
+}
+
+/// Valuation figures of one day. Per-share figures are in the shares of that day; a figure
+/// the source does not have, or that is undefined (P/E with no earnings), is null.
+#[derive(SimpleObject)]
+#[graphql(name = "FundamentalPoint")]
+pub struct FundamentalPointObject {
+    date: Date,
+    /// The close the ratios were computed from.
+    price: Option<DecimalString>,
+    /// Trailing twelve months' earnings per share.
+    eps: Option<DecimalString>,
+    /// `price / eps`, 2 decimal places; null when EPS is zero or negative.
+    pe: Option<DecimalString>,
+    /// Price over book value per share.
+    pb: Option<DecimalString>,
+    /// Trailing twelve months' cash dividends over the price, in percent.
+    dividend_yield: Option<DecimalString>,
+    /// Price × shares outstanding, in `currency`.
+    market_cap: Option<DecimalString>,
+    currency: String,
+}
+
+impl From<&FundamentalPoint> for FundamentalPointObject {
+    fn from(p: &FundamentalPoint) -> Self {
+        Self {
+            date: p.date.into(),
+            price: p.price.map(DecimalString),
+            eps: p.eps.map(DecimalString),
+            pe: p.pe.map(DecimalString),
+            pb: p.pb.map(DecimalString),
+            dividend_yield: p.dividend_yield.map(DecimalString),
+            market_cap: p.market_cap.map(DecimalString),
+            currency: p.currency.clone(),
+        }
+    }
+}
+
+/// `Security.corporateActions`.
+pub async fn corporate_actions(ctx: &Context<'_>, symbol: &Symbol) -> Result<Vec<CorporateActionObject>> {
+    let rc = RequestContext::of(ctx)?;
+    let actions = rc.state.fundamentals.corporate_actions(symbol).await.map_err(AppError::from)?;
+    Ok(actions.iter().cloned().map(CorporateActionObject).collect())
+}
+
+/// `Security.fundamentals(from, to)`.
+pub async fn fundamentals(
+    ctx: &Context<'_>,
+    symbol: &Symbol,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<FundamentalPointObject>> {
+    let rc = RequestContext::of(ctx)?;
+    let points = rc.state.fundamentals.fundamentals(symbol, from, to).await.map_err(AppError::from)?;
+    Ok(points.iter().map(FundamentalPointObject::from).collect())
+}
+
+/// Klines of a window (see `klines_bars`), adjusted.
+#[allow(clippy::too_many_arguments)]
+pub async fn adjusted_klines(
+    ctx: &Context<'_>,
+    symbol: &Symbol,
+    interval: Interval,
+    limit: usize,
+    before: Option<chrono::DateTime<chrono::Utc>>,
+    after: Option<chrono::DateTime<chrono::Utc>>,
+    adjust: Option<AdjustGql>,
+) -> Result<Vec<KlineObject>> {
+    let adjust = adjust.unwrap_or_default();
+    if adjust == AdjustGql::None {
+        // As traded: the latest window goes through the request's batching loader.
+        return load_klines(ctx, symbol.clone(), interval, limit, before, after).await;
+    }
+    let rc = RequestContext::of(ctx)?;
+    let bars = klines_bars(&rc.state.market, symbol, interval, limit, before, after).await?;
+    let bars = rc.state.fundamentals.adjust(symbol, interval, bars, adjust.into()).await.map_err(AppError::from)?;
+    Ok(bars.iter().map(KlineObject::from).collect())
+}
