@@ -4,7 +4,8 @@
 //! ```text
 //! cargo bench --bench market
 //! ```
-//! Optional: `BENCH_SECS` (default 10), `BENCH_CONCURRENCY` (default 32).
+//! Optional: `BENCH_SECS` (default 10), `BENCH_CONCURRENCY` (default 32), `BENCH_ONLY`
+//! (`quotes` or `securities`: run one workload, e.g. under a profiler).
 //!
 //! Two workloads, each after a 2 s warm-up: 10 quotes with 6 fields, and 100 securities with
 //! their quotes. The server runs in this process on its own 2-thread runtime; the load generator
@@ -43,7 +44,12 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(addr)
     })?;
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    for (name, query) in [("10 quotes, 6 fields", TEN_QUOTES), ("100 securities with quotes", HUNDRED_SECURITIES)] {
+    let only: String = env_or("BENCH_ONLY", String::new());
+    let workloads = [
+        ("quotes", "10 quotes, 6 fields", TEN_QUOTES),
+        ("securities", "100 securities with quotes", HUNDRED_SECURITIES),
+    ];
+    for (_, name, query) in workloads.into_iter().filter(|(key, _, _)| only.is_empty() || only == *key) {
         let report = client_rt.block_on(load(addr, query, None, concurrency, Duration::from_secs(secs)))?;
         println!("{name}: concurrency {concurrency}, {secs} s after 2 s warm-up\n{report}");
     }

@@ -40,6 +40,8 @@ pub struct Services {
     pub db: DatabaseConnection,
     /// The executable GraphQL schema, shared by HTTP and WebSocket.
     pub schema: FinqlSchema,
+    /// Parsed documents by query text (skips the parser for repeated operations).
+    pub documents: crate::graphql::documents::DocumentCache,
     /// Users, passwords and tokens.
     pub accounts: AccountsService,
     /// Transactions and analytics.
@@ -100,6 +102,7 @@ impl App {
         );
         let state = AppState(Arc::new(Services {
             schema: build_schema(&config.limits),
+            documents: crate::graphql::documents::DocumentCache::new(),
             accounts: AccountsService::new(db.clone(), hasher, tokens),
             ledger: LedgerService::new(db.clone()),
             fundamentals: FundamentalsService::new(source, market_service.clone()),

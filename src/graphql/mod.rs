@@ -3,6 +3,8 @@
 
 /// `RequestContext`: the app state and the caller's credentials, attached to every request.
 pub mod context;
+/// Parsed documents kept by query text, so repeated operations skip the parser.
+pub mod documents;
 /// Edge guards: alias limits, error codes for async-graphql's own errors, caught panics.
 pub mod guard;
 /// The `Decimal` scalar: money as exact strings.

@@ -140,7 +140,7 @@ async fn post_inner(
         other => BatchRequest::Single(parse_request(other, media)?),
     };
     for request in batch.iter_mut() {
-        if inspect(request, &state.config.limits, media)? == Some(OperationType::Subscription) {
+        if inspect(state, request, media)? == Some(OperationType::Subscription) {
             return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
                 "subscriptions are served over WebSocket at /graphql",
@@ -179,7 +179,7 @@ async fn get_inner(state: &AppState, request: HttpRequest) -> Result<Response, R
         fields.insert(key.into_owned(), value);
     }
     let mut gql = parse_request(serde_json::Value::Object(fields), media)?;
-    match inspect(&mut gql, &state.config.limits, media)? {
+    match inspect(state, &mut gql, media)? {
         Some(OperationType::Query) | None => {}
         Some(OperationType::Mutation) => {
             let mut rejection =
@@ -219,7 +219,8 @@ fn parse_request(value: serde_json::Value, media: Media) -> Result<Request, Reje
 /// Parses the document (once: the parsed form is kept for execution), applies the edge
 /// guards, and finds the type of the operation that will run. `None` when that is for
 /// execution to decide (several operations and no `operationName`, which it rejects clearly).
-fn inspect(request: &mut Request, limits: &Limits, media: Media) -> Result<Option<OperationType>, Rejection> {
+fn inspect(state: &AppState, request: &mut Request, media: Media) -> Result<Option<OperationType>, Rejection> {
+    let limits = &state.config.limits;
     let operation_name = request.operation_name.clone();
     let rejected = |error: ServerError| Rejection {
         status: StatusCode::BAD_REQUEST,
@@ -227,8 +228,19 @@ fn inspect(request: &mut Request, limits: &Limits, media: Media) -> Result<Optio
         media,
         allow_post_only: false,
     };
-    let document = request.parsed_query().map_err(|err| rejected(guard::parse_error(&err, limits)))?;
-    guard::check_document(document, limits).map_err(rejected)?;
+    let document = match state.documents.get(&request.query) {
+        Some(known) => {
+            request.set_parsed_query(known);
+            request.parsed_query().map_err(|err| rejected(guard::parse_error(&err, limits)))?
+        }
+        None => {
+            let query = request.query.clone();
+            let document = request.parsed_query().map_err(|err| rejected(guard::parse_error(&err, limits)))?;
+            guard::check_document(document, limits).map_err(rejected)?;
+            state.documents.insert(&query, document);
+            document
+        }
+    };
     Ok(match (&document.operations, operation_name) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()).map(|op| op.node.ty),
