@@ -16,6 +16,9 @@
 //!
 //! Everything here is keyed by [`Topic`]: one instrument on one channel.
 
+/// The feed of replicas sharing Redis: one lease holder streams for everyone.
+pub mod replicas;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -54,7 +57,12 @@ pub enum LiveEvent {
     OrderBook(OrderBook),
     /// The bar of `interval` starting at `bar.time`, as it stands now (it may update again
     /// until the next bar starts).
-    Kline { symbol: Symbol, interval: Interval, bar: Kline, at: DateTime<Utc> },
+    Kline {
+        symbol: Symbol,
+        interval: Interval,
+        bar: Kline,
+        at: DateTime<Utc>,
+    },
 }
 
 impl LiveEvent {
