@@ -471,6 +471,95 @@ async fn a_holder_that_loses_its_lease_stops_its_stream_at_once() {
     assert_eq!(a.upstream.starts(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_goes_away_the_holder_stops_and_events_resume_when_it_returns() {
+    let Some(redis) = redis_url() else { return };
+    let (ns, running) = (namespace(), Arc::new(Running::default()));
+    let proxy = RedisProxy::start(&redis).await;
+    // A reaches Redis through a proxy the test can cut; B reaches it directly.
+    let mut a = replica(&proxy.url, &ns, &running, TTL).await;
+    holder(&[&a]).await;
+    let b = replica(&redis, &ns, &running, TTL).await;
+    let wanted = topic("AAPL.US", Channel::Quote);
+    a.feed.want(vec![wanted.clone()]);
+    assert!(eventually(Duration::from_secs(3), || a.upstream.subscribed().contains(&label(&wanted))).await);
+    assert!(a.upstream.emit(LiveEvent::Quote(quote("AAPL.US", "1.5"))).await);
+    next_event(&mut a).await;
+
+    proxy.cut();
+    assert!(
+        eventually(TTL * 3, || !a.upstream.is_running()).await,
+        "a holder cut off from Redis stops its stream once its lease may have expired"
+    );
+    assert!(eventually(Duration::from_secs(5), || b.upstream.is_running()).await, "B takes over");
+    // B follows A's demand while it lives in Redis; it expires during the outage (A cannot
+    // refresh it), and comes back when A reaches Redis again.
+    proxy.restore();
+    assert!(
+        eventually(Duration::from_secs(10), || b.upstream.subscribed().contains(&label(&wanted))).await,
+        "A's demand is back in Redis and the new holder streams it"
+    );
+    assert!(!a.upstream.is_running(), "A does not take the lease back");
+    // A's pub/sub reconnects with backoff: events reach it again within seconds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let received = loop {
+        assert!(b.upstream.emit(LiveEvent::Quote(quote("AAPL.US", "2.5"))).await);
+        if let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(200), a.events.recv()).await {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "no event reached A after Redis came back");
+    };
+    assert!(matches!(received, LiveEvent::Quote(q) if q.last.to_string() == "2.5"));
+}
+
+/// A TCP proxy in front of Redis that the test can cut (every connection dropped, new ones
+/// refused) and restore: Redis going away, as seen by one replica.
+struct RedisProxy {
+    url: String,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<Mutex<CancellationToken>>,
+}
+
+impl RedisProxy {
+    async fn start(redis: &str) -> Self {
+        let mut url = url::Url::parse(redis).unwrap();
+        let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(6379));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(listener.local_addr().unwrap().port())).unwrap();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(CancellationToken::new()));
+        let (accepting, tokens) = (up.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // dropped: connection refused, in effect
+                }
+                let cut = tokens.lock().unwrap().clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        () = cut.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+        Self { url: url.to_string(), up, connections }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.connections.lock().unwrap().cancel();
+    }
+
+    fn restore(&self) {
+        *self.connections.lock().unwrap() = CancellationToken::new();
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
 async fn key_exists(redis: &str, key: &str) -> bool {
     let mut conn = redis::Client::open(redis).unwrap().get_multiplexed_async_connection().await.unwrap();
     redis::cmd("EXISTS").arg(key).query_async::<i64>(&mut conn).await.unwrap() == 1

@@ -3,7 +3,8 @@
 //! Everything that talks to Redis for this replica runs in this one task (plus a reader for
 //! the pub/sub connection and, while holding the lease, the stream and its publisher), so its
 //! state needs no locks. Each step waits at most the Redis response timeout, which is shorter
-//! than a heartbeat, so a slow Redis delays the loop but never past the lease deadline.
+//! than a heartbeat, so a slow Redis delays the loop but rarely past the lease deadline; and if
+//! it does, the holder's watchdog stops the stream on time anyway.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -72,9 +73,9 @@ impl Replica {
                     }
                     self.apply(batch).await;
                 }
-                () = lease_deadline(&self.upstream) => {
-                    tracing::warn!(replica = %self.id, "could not renew the upstream lease in time; stopping the stream");
-                    self.stop_upstream();
+                () = upstream_stopped(&self.upstream) => {
+                    // The watchdog stopped it: bid again at the next heartbeat.
+                    self.upstream = None;
                 }
                 () = reader_finished(&mut self.reader) => {
                     self.reader = None;
@@ -260,13 +261,16 @@ impl Replica {
         }
 
         // Lease: renew it, or try to take it.
+        if self.upstream.as_ref().is_some_and(Upstream::is_stopped) {
+            self.upstream = None; // stopped by its watchdog while this heartbeat waited on Redis
+        }
         let started = Instant::now();
         let lease_key = self.keys.lease();
         if self.upstream.is_some() {
             match lease::renew(&mut self.conn, &lease_key, &self.id, self.ttl).await {
                 Ok(true) => {
-                    if let Some(upstream) = &mut self.upstream {
-                        upstream.lease_deadline = started + self.ttl;
+                    if let Some(upstream) = &self.upstream {
+                        upstream.renewed(started + self.ttl);
                     }
                 }
                 Ok(false) => {
@@ -349,10 +353,10 @@ impl Replica {
     }
 }
 
-/// Resolves when the lease may have expired while this replica streams; never otherwise.
-async fn lease_deadline(upstream: &Option<Upstream>) {
+/// Resolves when the stream this replica runs has been stopped; never otherwise.
+async fn upstream_stopped(upstream: &Option<Upstream>) {
     match upstream {
-        Some(upstream) => tokio::time::sleep_until(upstream.lease_deadline).await,
+        Some(upstream) => upstream.stopped().await,
         None => std::future::pending().await,
     }
 }

@@ -4,7 +4,10 @@
 use std::{collections::HashMap, sync::Arc};
 
 use redis::aio::ConnectionManager;
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{Keys, wire};
@@ -23,8 +26,9 @@ pub(super) struct Upstream {
     /// What the stream has been told to subscribe to, by topic key.
     subscribed: HashMap<String, Topic>,
     /// When the lease may expire in Redis: the start of the last successful acquire or renewal
-    /// plus the TTL (Redis starts counting later than that, so this is never late).
-    pub(super) lease_deadline: Instant,
+    /// plus the TTL (Redis starts counting later than that, so this is never late). A watchdog
+    /// task stops the stream then, even while the replica's loop waits on a slow Redis.
+    lease_deadline: watch::Sender<Instant>,
 }
 
 impl Upstream {
@@ -40,7 +44,23 @@ impl Upstream {
         let (events, event_rx) = mpsc::channel(EVENT_BUFFER);
         tokio::spawn(stream.run(command_rx, events, stop.clone()));
         tokio::spawn(publish(conn, keys, event_rx, stop.clone()));
+        let (lease_deadline, deadline_rx) = watch::channel(lease_deadline);
+        tokio::spawn(watchdog(deadline_rx, stop.clone()));
         Self { commands, stop, subscribed: HashMap::new(), lease_deadline }
+    }
+
+    /// The lease was renewed: it cannot expire before `deadline`.
+    pub(super) fn renewed(&self, deadline: Instant) {
+        self.lease_deadline.send_replace(deadline);
+    }
+
+    pub(super) fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Resolves when the stream has been stopped (by the watchdog, or by `stop`).
+    pub(super) async fn stopped(&self) {
+        self.stop.cancelled().await;
     }
 
     /// Makes the stream's subscriptions equal to `union`.
@@ -63,6 +83,22 @@ impl Upstream {
     /// Stops the stream and the publisher at once (they finish in the background).
     pub(super) fn stop(self) {
         self.stop.cancel();
+    }
+}
+
+/// Stops the stream when the lease may have expired without a renewal.
+async fn watchdog(mut deadline: watch::Receiver<Instant>, stop: CancellationToken) {
+    loop {
+        let at = *deadline.borrow_and_update();
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = deadline.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep_until(at) => {
+                tracing::warn!("could not renew the upstream lease in time; stopping the stream");
+                stop.cancel();
+                return;
+            }
+        }
     }
 }
 
