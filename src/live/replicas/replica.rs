@@ -6,7 +6,11 @@
 //! than a heartbeat, so a slow Redis delays the loop but rarely past the lease deadline; and if
 //! it does, the holder's watchdog stops the stream on time anyway.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::StreamExt;
 use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
@@ -92,13 +96,13 @@ impl Replica {
 
     async fn apply(&mut self, batch: Vec<Command>) {
         let mut added = HashMap::new();
-        let mut removed = Vec::new();
+        let mut removed = HashSet::new();
         for command in batch {
             match command {
                 Command::Want(topics) => {
                     for topic in topics {
                         let key = wire::topic_key(&topic);
-                        removed.retain(|k| k != &key);
+                        removed.remove(&key);
                         if !self.wanted.contains_key(&key) {
                             added.insert(key, topic);
                         }
@@ -108,8 +112,8 @@ impl Replica {
                     for topic in topics {
                         let key = wire::topic_key(&topic);
                         added.remove(&key);
-                        if self.wanted.contains_key(&key) && !removed.contains(&key) {
-                            removed.push(key);
+                        if self.wanted.contains_key(&key) {
+                            removed.insert(key);
                         }
                     }
                 }
@@ -125,6 +129,7 @@ impl Replica {
             self.demand_written(result);
         }
         if !removed.is_empty() {
+            let removed: Vec<String> = removed.into_iter().collect();
             for key in &removed {
                 self.wanted.remove(key);
             }

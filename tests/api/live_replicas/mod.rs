@@ -9,24 +9,24 @@
 use std::{
     collections::HashSet,
     str::FromStr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
 use chrono::{DateTime, Utc};
 use finql::{
     config::LiveReplicaSettings,
-    live::{Channel, Feed, LiveEvent, MarketStream, StreamCommand, Topic, replicas::RedisFeed},
+    live::{Channel, Feed, LiveEvent, Topic, replicas::RedisFeed},
     market::{BookLevel, Instrument, Interval, Kline, OrderBook, Quote, Tick, TickDirection, TradingStatus},
     reference::{Symbol, service::AssetClass},
 };
-use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
+
+use self::fakes::{FakeUpstream, RedisProxy, Running, label};
+
+mod fakes;
 
 /// Short, so that expiry and takeover happen within a test; long enough for a loaded machine.
 const TTL: Duration = Duration::from_millis(400);
@@ -41,102 +41,6 @@ fn redis_url() -> Option<String> {
 
 fn namespace() -> String {
     format!("test-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Upstream streams running at once, across every fake of one test, and the most ever seen.
-#[derive(Default)]
-struct Running {
-    now: AtomicUsize,
-    max: AtomicUsize,
-}
-
-/// A stand-in for the upstream (iTick): records subscriptions, pushes what the test emits.
-struct FakeUpstream {
-    running: Arc<Running>,
-    state: Mutex<FakeState>,
-}
-
-#[derive(Default)]
-struct FakeState {
-    starts: usize,
-    subscribed: HashSet<String>,
-    events: Option<mpsc::Sender<LiveEvent>>,
-}
-
-fn label(topic: &Topic) -> String {
-    format!("{}/{:?}", topic.instrument.symbol, topic.channel)
-}
-
-impl FakeUpstream {
-    fn new(running: &Arc<Running>) -> Arc<Self> {
-        Arc::new(Self { running: running.clone(), state: Mutex::default() })
-    }
-
-    fn is_running(&self) -> bool {
-        self.state.lock().unwrap().events.is_some()
-    }
-
-    fn starts(&self) -> usize {
-        self.state.lock().unwrap().starts
-    }
-
-    fn subscribed(&self) -> HashSet<String> {
-        self.state.lock().unwrap().subscribed.clone()
-    }
-
-    /// Pushes an event as the upstream would; false if the stream is not running.
-    async fn emit(&self, event: LiveEvent) -> bool {
-        let sender = self.state.lock().unwrap().events.clone();
-        match sender {
-            Some(sender) => sender.send(event).await.is_ok(),
-            None => false,
-        }
-    }
-}
-
-impl MarketStream for FakeUpstream {
-    fn name(&self) -> &'static str {
-        "itick"
-    }
-
-    fn run(
-        self: Arc<Self>,
-        mut commands: mpsc::UnboundedReceiver<StreamCommand>,
-        events: mpsc::Sender<LiveEvent>,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let now = self.running.now.fetch_add(1, Ordering::SeqCst) + 1;
-            self.running.max.fetch_max(now, Ordering::SeqCst);
-            {
-                let mut state = self.state.lock().unwrap();
-                state.starts += 1;
-                state.events = Some(events);
-            }
-            loop {
-                let command = tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    command = commands.recv() => command,
-                };
-                let mut state = self.state.lock().unwrap();
-                match command {
-                    Some(StreamCommand::Subscribe(topics)) => state.subscribed.extend(topics.iter().map(label)),
-                    Some(StreamCommand::Unsubscribe(topics)) => {
-                        for topic in &topics {
-                            state.subscribed.remove(&label(topic));
-                        }
-                    }
-                    None => break,
-                }
-            }
-            {
-                let mut state = self.state.lock().unwrap();
-                state.events = None;
-                state.subscribed.clear();
-            }
-            self.running.now.fetch_sub(1, Ordering::SeqCst);
-        })
-    }
 }
 
 /// One replica: its feed, its hub's event channel, its upstream, its shutdown signal.
@@ -510,54 +414,6 @@ async fn when_redis_goes_away_the_holder_stops_and_events_resume_when_it_returns
         assert!(Instant::now() < deadline, "no event reached A after Redis came back");
     };
     assert!(matches!(received, LiveEvent::Quote(q) if q.last.to_string() == "2.5"));
-}
-
-/// A TCP proxy in front of Redis that the test can cut (every connection dropped, new ones
-/// refused) and restore: Redis going away, as seen by one replica.
-struct RedisProxy {
-    url: String,
-    up: Arc<std::sync::atomic::AtomicBool>,
-    connections: Arc<Mutex<CancellationToken>>,
-}
-
-impl RedisProxy {
-    async fn start(redis: &str) -> Self {
-        let mut url = url::Url::parse(redis).unwrap();
-        let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(6379));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(listener.local_addr().unwrap().port())).unwrap();
-        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let connections = Arc::new(Mutex::new(CancellationToken::new()));
-        let (accepting, tokens) = (up.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !accepting.load(Ordering::SeqCst) {
-                    continue; // dropped: connection refused, in effect
-                }
-                let cut = tokens.lock().unwrap().clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else { return };
-                    tokio::select! {
-                        () = cut.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                    }
-                });
-            }
-        });
-        Self { url: url.to_string(), up, connections }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.connections.lock().unwrap().cancel();
-    }
-
-    fn restore(&self) {
-        *self.connections.lock().unwrap() = CancellationToken::new();
-        self.up.store(true, Ordering::SeqCst);
-    }
 }
 
 async fn key_exists(redis: &str, key: &str) -> bool {
