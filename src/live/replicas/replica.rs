@@ -290,6 +290,7 @@ impl Replica {
                 Ok(true) => {
                     tracing::info!(replica = %self.id, stream = self.stream.name(), "took the upstream lease; running the stream");
                     self.upstream = Some(Upstream::start(
+                        self.id.clone(),
                         self.stream.clone(),
                         self.conn.clone(),
                         self.keys.clone(),

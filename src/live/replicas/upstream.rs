@@ -34,6 +34,7 @@ pub(super) struct Upstream {
 impl Upstream {
     /// Starts `stream` and its publisher, both stopped by `stop` (or by `Upstream::stop`).
     pub(super) fn start(
+        replica: String,
         stream: Arc<dyn MarketStream>,
         conn: ConnectionManager,
         keys: Keys,
@@ -45,7 +46,7 @@ impl Upstream {
         tokio::spawn(stream.run(command_rx, events, stop.clone()));
         tokio::spawn(publish(conn, keys, event_rx, stop.clone()));
         let (lease_deadline, deadline_rx) = watch::channel(lease_deadline);
-        tokio::spawn(watchdog(deadline_rx, stop.clone()));
+        tokio::spawn(watchdog(replica, deadline_rx, stop.clone()));
         Self { commands, stop, subscribed: HashMap::new(), lease_deadline }
     }
 
@@ -87,14 +88,14 @@ impl Upstream {
 }
 
 /// Stops the stream when the lease may have expired without a renewal.
-async fn watchdog(mut deadline: watch::Receiver<Instant>, stop: CancellationToken) {
+async fn watchdog(replica: String, mut deadline: watch::Receiver<Instant>, stop: CancellationToken) {
     loop {
         let at = *deadline.borrow_and_update();
         tokio::select! {
             () = stop.cancelled() => return,
             changed = deadline.changed() => if changed.is_err() { return },
             () = tokio::time::sleep_until(at) => {
-                tracing::warn!("could not renew the upstream lease in time; stopping the stream");
+                tracing::warn!(%replica, "could not renew the upstream lease in time; stopping the stream");
                 stop.cancel();
                 return;
             }

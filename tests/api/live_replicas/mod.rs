@@ -24,6 +24,8 @@ use rust_decimal::Decimal;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::helpers::JWT_SECRET;
+
 use self::fakes::{FakeUpstream, RedisProxy, Running, label};
 
 mod fakes;
@@ -52,6 +54,10 @@ struct TestReplica {
 }
 
 async fn replica(redis: &str, namespace: &str, running: &Arc<Running>, ttl: Duration) -> TestReplica {
+    if std::env::var("TEST_LOG").is_ok() {
+        let config = finql::Config::from_lookup(|k| (k == "JWT_SECRET").then(|| JWT_SECRET.to_owned()));
+        finql::telemetry::init(&config.expect("config"));
+    }
     let upstream = FakeUpstream::new(running);
     let (sender, events) = mpsc::channel(1024);
     let shutdown = CancellationToken::new();
