@@ -1,4 +1,4 @@
-//! [`RedisFeed`]: the [`Feed`] for several replicas sharing one Redis (`REDIS_URL` set), so the
+//! [`RedisFeed`](crate::live::replicas::RedisFeed): the [`Feed`](crate::live::Feed) for several replicas sharing one Redis (`REDIS_URL` set), so the
 //! whole deployment holds ONE upstream connection however many replicas run (iTick plans allow
 //! 1 to 12 WebSocket connections, and each counts against the plan's subscriptions).
 //!
@@ -6,11 +6,11 @@
 //! - **Demand.** Each replica writes the topics its hub wants to its own Redis hash, which
 //!   expires unless the replica's heartbeat (every TTL/3) refreshes it, and announces every
 //!   change on a pub/sub channel. A crashed replica's demand is gone within one TTL
-//!   ([`demand`]).
+//!   (`demand`).
 //! - **Leadership.** One replica holds a lease (`SET NX PX`, renewed every TTL/3 by a
-//!   compare-and-renew script, deleted on clean shutdown by compare-and-delete; [`lease`]). The
-//!   holder runs the [`MarketStream`] and keeps its subscriptions equal to the union of every
-//!   live replica's demand, re-reading it on each announcement and each heartbeat ([`upstream`]).
+//!   compare-and-renew script, deleted on clean shutdown by compare-and-delete; `lease`). The
+//!   holder runs the [`MarketStream`](crate::live::MarketStream) and keeps its subscriptions equal to the union of every
+//!   live replica's demand, re-reading it on each announcement and each heartbeat (`upstream`).
 //!   A holder that cannot renew stops its stream at the moment its lease could expire in Redis,
 //!   before anyone else can take it, so two upstream connections never overlap for more than
 //!   the time a stream takes to close. Others bid at every heartbeat: after a crash, one takes
@@ -36,13 +36,13 @@
 //! renewal) and then stops it. Every replica keeps retrying: pub/sub reconnects with backoff
 //! (100 ms doubling to 5 s) and resubscribes; demand lost meanwhile is rewritten; the lease is
 //! taken again by whoever bids first; events resume. Outages are logged once when they start
-//! and once when they end. Redis must be reachable at start-up ([`RedisFeed::start`] fails
+//! and once when they end. Redis must be reachable at start-up ([`RedisFeed::start`](crate::live::replicas::RedisFeed::start) fails
 //! fast, like the shared quote cache).
 //!
 //! # Keys (under `FINQL_CACHE_NAMESPACE`)
 //! `{ns}:live:lease` (the holder's id), `{ns}:live:replicas` (set of replica ids),
 //! `{ns}:live:demand:{replica}` (hash topic -> instrument), channels
-//! `{ns}:live:demand-changed` and `{ns}:live:ev:{topic}`. Event and topic encodings: [`wire`].
+//! `{ns}:live:demand-changed` and `{ns}:live:ev:{topic}`. Event and topic encodings: `wire`.
 
 mod demand;
 mod lease;

@@ -402,8 +402,18 @@ async fn when_redis_goes_away_the_holder_stops_and_events_resume_when_it_returns
         "a holder cut off from Redis stops its stream once its lease may have expired"
     );
     assert!(eventually(Duration::from_secs(5), || b.upstream.is_running()).await, "B takes over");
-    // B follows A's demand while it lives in Redis; it expires during the outage (A cannot
-    // refresh it), and comes back when A reaches Redis again.
+    // A's demand expires during the outage (A cannot refresh it)...
+    let demand_key = format!("{ns}:live:demand:{}", a.feed.replica_id());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while key_exists(&redis, &demand_key).await {
+        assert!(Instant::now() < deadline, "A's demand did not expire while A could not reach Redis");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(3), || !b.upstream.subscribed().contains(&label(&wanted))).await,
+        "the new holder does not stream demand that expired"
+    );
+    // ...and A writes it again when it reaches Redis: the new holder streams it.
     proxy.restore();
     assert!(
         eventually(Duration::from_secs(10), || b.upstream.subscribed().contains(&label(&wanted))).await,
