@@ -67,6 +67,8 @@ pub struct Config {
     pub market: MarketSettings,
     pub limits: Limits,
     pub websocket: WebSocketConfig,
+    /// How replicas share one upstream stream through Redis (used when `REDIS_URL` is set).
+    pub live_replicas: LiveReplicaSettings,
     /// `FINQL_CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
     /// Empty (the default) means same-origin only.
     pub cors_origins: Vec<String>,
@@ -181,6 +183,30 @@ pub struct WebSocketConfig {
     pub max_subscriptions: usize,
 }
 
+/// How replicas share one live upstream connection through Redis (`live::replicas`).
+#[derive(Clone, Debug)]
+pub struct LiveReplicaSettings {
+    /// `FINQL_LIVE_LEASE_MS` (default 3000): how long the upstream lease lasts without renewal
+    /// (renewed every third of it). It bounds how long live data pauses after the holder
+    /// crashes, and how long a replica cut off from Redis keeps its stream; a demand that is
+    /// not refreshed expires after the same time. Minimum 30.
+    pub lease_ttl: Duration,
+    /// `FINQL_REPLICA_ID` (default `{HOSTNAME}-{pid}-{random}`): this process in the lease and
+    /// demand keys. Must differ between replicas; the random part makes the default unique.
+    pub replica_id: String,
+}
+
+impl LiveReplicaSettings {
+    /// Settings with a fresh random replica id.
+    pub fn new(lease_ttl: Duration) -> Self {
+        Self { lease_ttl, replica_id: default_replica_id(None) }
+    }
+}
+
+fn default_replica_id(hostname: Option<String>) -> String {
+    format!("{}-{}-{:08x}", hostname.unwrap_or_else(|| "finql".into()), std::process::id(), rand::rng().next_u32())
+}
+
 /// The shortest JWT secret accepted in production: 256 bits, the HS256 key size.
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -287,6 +313,13 @@ impl Config {
                 init_timeout: Duration::from_millis(parse_or(&get, "FINQL_WS_INIT_TIMEOUT_MS", 5000)?),
                 keepalive_interval: secs(parse_or(&get, "FINQL_WS_KEEPALIVE_SECS", 15)?),
                 max_subscriptions: parse_or(&get, "FINQL_WS_MAX_SUBSCRIPTIONS", 100)?,
+            },
+            live_replicas: LiveReplicaSettings {
+                lease_ttl: match parse_or(&get, "FINQL_LIVE_LEASE_MS", 3000u64)? {
+                    ms if ms < 30 => bail!("FINQL_LIVE_LEASE_MS must be at least 30, not {ms}"),
+                    ms => Duration::from_millis(ms),
+                },
+                replica_id: get("FINQL_REPLICA_ID").unwrap_or_else(|| default_replica_id(get("HOSTNAME"))),
             },
             cors_origins: get("FINQL_CORS_ORIGINS")
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
@@ -410,6 +443,22 @@ mod tests {
         assert!(with_source("itick,itick").is_err());
         let err = with_source("bloomberg").unwrap_err();
         assert!(err.to_string().contains("FINQL_MARKET_SOURCE"), "{err}");
+    }
+
+    #[test]
+    fn live_replicas_have_a_lease_and_a_unique_id() {
+        let secret = "x".repeat(32);
+        let default = config(&[("JWT_SECRET", secret.as_str()), ("HOSTNAME", "web-1")]).unwrap();
+        assert_eq!(default.live_replicas.lease_ttl, Duration::from_millis(3000));
+        assert!(default.live_replicas.replica_id.starts_with("web-1-"), "{}", default.live_replicas.replica_id);
+        let other = config(&[("JWT_SECRET", secret.as_str()), ("HOSTNAME", "web-1")]).unwrap();
+        assert_ne!(default.live_replicas.replica_id, other.live_replicas.replica_id);
+        let set = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_LIVE_LEASE_MS", "500"), ("FINQL_REPLICA_ID", "a")])
+            .unwrap();
+        assert_eq!(set.live_replicas.lease_ttl, Duration::from_millis(500));
+        assert_eq!(set.live_replicas.replica_id, "a");
+        let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_LIVE_LEASE_MS", "5")]).unwrap_err();
+        assert!(err.to_string().contains("FINQL_LIVE_LEASE_MS"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,8 @@
 
 /// The iTick WebSocket upstream.
 pub mod itick;
+/// The feed of replicas sharing Redis: one lease holder streams for everyone.
+pub mod replicas;
 
 use std::sync::Arc;
 

@@ -29,9 +29,10 @@ pub struct SharedQuotes {
     max_stale: Duration,
 }
 
-/// A quote as stored in Redis: decimals as exact strings.
+/// A quote as stored in Redis: decimals as exact strings. Live events (`live::replicas`) carry
+/// quotes between replicas in this same form.
 #[derive(Serialize, Deserialize)]
-struct StoredQuote {
+pub(crate) struct StoredQuote {
     symbol: String,
     last: String,
     open: String,
@@ -120,50 +121,62 @@ impl SharedQuotes {
 }
 
 fn encode(quote: &Quote) -> StoredQuote {
-    StoredQuote {
-        symbol: quote.symbol.to_string(),
-        last: quote.last.to_string(),
-        open: quote.open.to_string(),
-        high: quote.high.to_string(),
-        low: quote.low.to_string(),
-        prev_close: quote.prev_close.to_string(),
-        volume: quote.volume.to_string(),
-        turnover: quote.turnover.to_string(),
-        timestamp: quote.timestamp,
-        trading_status: format!("{:?}", quote.trading_status),
-        source: quote.source.to_owned(),
-    }
+    StoredQuote::from_quote(quote)
 }
 
 /// A stored quote, or `None` (logged) if it cannot be read: a bad entry is a miss.
 fn decode(raw: &str) -> Option<Quote> {
-    let stored: StoredQuote = serde_json::from_str(raw).ok()?;
-    let number = |s: &str| Decimal::from_str(s).ok();
-    let quote = Quote {
-        symbol: Symbol::parse(&stored.symbol).ok()?,
-        last: number(&stored.last)?,
-        open: number(&stored.open)?,
-        high: number(&stored.high)?,
-        low: number(&stored.low)?,
-        prev_close: number(&stored.prev_close)?,
-        volume: number(&stored.volume)?,
-        turnover: number(&stored.turnover)?,
-        timestamp: stored.timestamp,
-        trading_status: match stored.trading_status.as_str() {
-            "Suspended" => TradingStatus::Suspended,
-            "Delisted" => TradingStatus::Delisted,
-            "CircuitBreaker" => TradingStatus::CircuitBreaker,
-            _ => TradingStatus::Normal,
-        },
-        // `source` is a static name; only the sources finql has can have written it.
-        source: match stored.source.as_str() {
-            "itick" => "itick",
-            "simulated" => "simulated",
-            _ => "shared-cache",
-        },
-        stale: false,
-    };
-    Some(quote)
+    serde_json::from_str::<StoredQuote>(raw).ok()?.into_quote()
+}
+
+impl StoredQuote {
+    pub(crate) fn from_quote(quote: &Quote) -> Self {
+        Self {
+            symbol: quote.symbol.to_string(),
+            last: quote.last.to_string(),
+            open: quote.open.to_string(),
+            high: quote.high.to_string(),
+            low: quote.low.to_string(),
+            prev_close: quote.prev_close.to_string(),
+            volume: quote.volume.to_string(),
+            turnover: quote.turnover.to_string(),
+            timestamp: quote.timestamp,
+            trading_status: format!("{:?}", quote.trading_status),
+            source: quote.source.to_owned(),
+        }
+    }
+
+    /// The quote, or `None` if a field does not parse. `stale` is false: whoever reads it
+    /// decides whether it is stale.
+    pub(crate) fn into_quote(self) -> Option<Quote> {
+        let stored = self;
+        let number = |s: &str| Decimal::from_str(s).ok();
+        let quote = Quote {
+            symbol: Symbol::parse(&stored.symbol).ok()?,
+            last: number(&stored.last)?,
+            open: number(&stored.open)?,
+            high: number(&stored.high)?,
+            low: number(&stored.low)?,
+            prev_close: number(&stored.prev_close)?,
+            volume: number(&stored.volume)?,
+            turnover: number(&stored.turnover)?,
+            timestamp: stored.timestamp,
+            trading_status: match stored.trading_status.as_str() {
+                "Suspended" => TradingStatus::Suspended,
+                "Delisted" => TradingStatus::Delisted,
+                "CircuitBreaker" => TradingStatus::CircuitBreaker,
+                _ => TradingStatus::Normal,
+            },
+            // `source` is a static name; only the sources finql has can have written it.
+            source: match stored.source.as_str() {
+                "itick" => "itick",
+                "simulated" => "simulated",
+                _ => "shared-cache",
+            },
+            stale: false,
+        };
+        Some(quote)
+    }
 }
 
 #[cfg(test)]
