@@ -459,9 +459,9 @@ impl MarketQuery {
             return Err(AppError::bad_field("symbols", format!("at most {MAX_SYMBOLS} symbols per request")).into());
         }
         let parsed = symbols.iter().map(|s| parse_symbol(s)).collect::<Result<Vec<_>, _>>()?;
-        let loader = ctx.data::<DataLoader<QuoteLoader, HashMapCache>>()?;
-        let mut found =
-            loader.load_many(parsed.iter().cloned()).await.map_err(|err| async_graphql::Error::new(err.message()))?;
+        // All the symbols are in hand: straight to the service (which batches them per region
+        // and shares in-flight fetches across requests), without the loader's collection delay.
+        let mut found = RequestContext::of(ctx)?.state.market.quotes(&parsed).await;
         parsed
             .iter()
             .map(|symbol| {
