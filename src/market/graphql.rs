@@ -376,7 +376,10 @@ pub async fn load_quote(ctx: &Context<'_>, symbol: Symbol) -> Result<QuoteObject
 /// Loads many quotes in one batch into the request's loader cache, for resolvers to read.
 pub async fn prefetch_quotes(ctx: &Context<'_>, symbols: Vec<Symbol>) -> Result<()> {
     let loader = ctx.data::<DataLoader<QuoteLoader, HashMapCache>>()?;
-    loader.load_many(symbols).await.map_err(|err| async_graphql::Error::new(err.message()))?;
+    // Straight to the service (no collection delay: the whole page is in hand), then into the
+    // loader's cache, where each node's `quote` finds its own.
+    let found = RequestContext::of(ctx)?.state.market.quotes(&symbols).await;
+    loader.feed_many(found).await;
     Ok(())
 }
 
