@@ -1,0 +1,236 @@
+//! Unit tests of `market::calendar`.
+
+use super::*;
+
+fn at(instant: &str) -> DateTime<Utc> {
+    instant.parse().expect("an RFC 3339 instant")
+}
+
+fn sessions(status: &MarketStatus) -> Vec<String> {
+    status.sessions.iter().map(|s| format!("{}-{}", s.open, s.close)).collect()
+}
+
+#[test]
+fn regions_parse_in_any_case_and_unknown_ones_are_named() {
+    assert_eq!(Region::parse("us"), Ok(Region::Us));
+    assert_eq!(Region::parse("Global"), Ok(Region::Global));
+    assert_eq!(Region::parse("fx"), Ok(Region::Fx));
+    for region in Region::ALL {
+        assert_eq!(Region::parse(region.code()), Ok(region));
+    }
+    let err = Region::parse("XX").unwrap_err();
+    assert_eq!(err.to_string(), "unknown region `XX`; known regions: US, HK, CN, JP, GB, DE, GLOBAL, FX");
+    assert!(Region::parse("").is_err());
+    assert!(Region::parse(" US").is_err());
+    let long = Region::parse(&"Z".repeat(1000)).unwrap_err().to_string();
+    assert!(long.len() < 150, "{long}");
+}
+
+#[test]
+fn holiday_tables_are_sorted_weekdays_of_2025_and_2026() {
+    for table in [US_HOLIDAYS, HK_HOLIDAYS, CN_HOLIDAYS, JP_HOLIDAYS, GB_HOLIDAYS, DE_HOLIDAYS] {
+        assert!(table.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates (binary search relies on it)");
+        for day in table {
+            assert!(!matches!(day.weekday(), Weekday::Sat | Weekday::Sun), "{day} is a weekend day");
+            assert!((2025..=2026).contains(&day.year()), "{day}");
+        }
+    }
+}
+
+#[test]
+fn us_open_after_the_dst_switch() {
+    // 2026-03-10 is a Tuesday; New York moved to EDT (UTC-4) on Sunday 8 March.
+    let s = status(Region::Us, at("2026-03-10T14:00:00Z"));
+    assert_eq!(s.state, MarketState::Open);
+    assert_eq!(s.timezone, "America/New_York");
+    assert_eq!(s.local_time.to_rfc3339(), "2026-03-10T10:00:00-04:00");
+    assert_eq!(sessions(&s), ["09:30-16:00"]);
+    assert_eq!(s.next_close, Some(at("2026-03-10T20:00:00Z")));
+    assert_eq!(s.next_open, Some(at("2026-03-11T13:30:00Z")));
+}
+
+#[test]
+fn us_pre_market_post_market_and_closed() {
+    let pre = status(Region::Us, at("2026-03-10T12:00:00Z")); // 08:00 EDT
+    assert_eq!(pre.state, MarketState::PreMarket);
+    assert_eq!(pre.next_open, Some(at("2026-03-10T13:30:00Z")));
+    assert_eq!(pre.next_close, Some(at("2026-03-10T20:00:00Z")));
+
+    let post = status(Region::Us, at("2026-03-10T21:00:00Z")); // 17:00 EDT
+    assert_eq!(post.state, MarketState::PostMarket);
+    assert_eq!(post.next_open, Some(at("2026-03-11T13:30:00Z")));
+
+    let night = status(Region::Us, at("2026-03-11T00:30:00Z")); // 20:30 EDT
+    assert_eq!(night.state, MarketState::Closed);
+    assert_eq!(night.local_time.to_rfc3339(), "2026-03-10T20:30:00-04:00");
+    assert_eq!(sessions(&night), ["09:30-16:00"], "the local day is still a trading day");
+    assert_eq!(night.next_open, Some(at("2026-03-11T13:30:00Z")));
+    assert_eq!(night.next_close, Some(at("2026-03-11T20:00:00Z")));
+
+    let early = status(Region::Us, at("2026-03-10T07:59:00Z")); // 03:59 EDT
+    assert_eq!(early.state, MarketState::Closed);
+}
+
+#[test]
+fn session_bounds_are_open_at_the_start_and_closed_at_the_end() {
+    assert_eq!(status(Region::Us, at("2026-03-10T13:30:00Z")).state, MarketState::Open);
+    assert_eq!(status(Region::Us, at("2026-03-10T13:29:59Z")).state, MarketState::PreMarket);
+    let closing = status(Region::Us, at("2026-03-10T20:00:00Z"));
+    assert_eq!(closing.state, MarketState::PostMarket);
+    assert_eq!(closing.next_close, Some(at("2026-03-11T20:00:00Z")), "strictly after the instant");
+}
+
+#[test]
+fn the_same_local_open_is_a_different_utc_instant_in_summer_and_winter() {
+    // Monday 2 March 2026, 07:00 EST, and Monday 9 March, 08:00 EDT.
+    let winter = status(Region::Us, at("2026-03-02T12:00:00Z"));
+    let summer = status(Region::Us, at("2026-03-09T12:00:00Z"));
+    assert_eq!(winter.next_open, Some(at("2026-03-02T14:30:00Z")));
+    assert_eq!(summer.next_open, Some(at("2026-03-09T13:30:00Z")));
+    // Across the switch: Friday's close (EST) to Monday's open (EDT).
+    let weekend = status(Region::Us, at("2026-03-06T21:30:00Z"));
+    assert_eq!(weekend.next_open, Some(at("2026-03-09T13:30:00Z")));
+    // London's 08:00 open around the European switch (29 March 2026).
+    assert_eq!(status(Region::Gb, at("2026-03-27T09:00:00Z")).next_open, Some(at("2026-03-30T07:00:00Z")));
+    assert_eq!(status(Region::Gb, at("2026-03-27T08:00:00Z")).state, MarketState::Open);
+    assert_eq!(status(Region::Gb, at("2026-03-30T07:00:00Z")).state, MarketState::Open);
+    assert_eq!(status(Region::Gb, at("2026-03-30T06:59:00Z")).state, MarketState::Closed);
+}
+
+#[test]
+fn weekends_close_until_monday() {
+    let saturday = status(Region::Us, at("2026-03-14T15:00:00Z"));
+    assert_eq!(saturday.state, MarketState::Closed);
+    assert!(saturday.sessions.is_empty());
+    assert_eq!(saturday.next_open, Some(at("2026-03-16T13:30:00Z")));
+    assert_eq!(saturday.next_close, Some(at("2026-03-16T20:00:00Z")));
+    let hk_sunday = status(Region::Hk, at("2026-03-15T03:00:00Z"));
+    assert_eq!(hk_sunday.state, MarketState::Closed);
+    assert_eq!(hk_sunday.next_open, Some(at("2026-03-16T01:30:00Z")));
+}
+
+#[test]
+fn holidays_close_for_the_day() {
+    let christmas = status(Region::Us, at("2026-12-25T15:00:00Z"));
+    assert_eq!(christmas.state, MarketState::Closed);
+    assert!(christmas.sessions.is_empty());
+    assert_eq!(christmas.next_open, Some(at("2026-12-28T14:30:00Z")));
+    assert_eq!(christmas.next_close, Some(at("2026-12-28T21:00:00Z")));
+    // The eve of a holiday: the next open skips it.
+    let eve = status(Region::Us, at("2026-12-24T22:00:00Z"));
+    assert_eq!(eve.next_open, Some(at("2026-12-28T14:30:00Z")));
+    // CN's Spring Festival 2026: closed 16–23 February, back on Tuesday the 24th.
+    let festival = status(Region::Cn, at("2026-02-18T02:00:00Z"));
+    assert_eq!(festival.state, MarketState::Closed);
+    assert_eq!(festival.next_open, Some(at("2026-02-24T01:30:00Z")));
+    // HK's Lunar New Year: 17–19 February 2026; Friday the 20th trades.
+    assert_eq!(status(Region::Hk, at("2026-02-18T02:00:00Z")).state, MarketState::Closed);
+    assert_eq!(status(Region::Hk, at("2026-02-20T02:00:00Z")).state, MarketState::Open);
+}
+
+#[test]
+fn hong_kong_pre_opening_and_lunch_break() {
+    let pre = status(Region::Hk, at("2026-03-10T01:15:00Z")); // 09:15 HKT
+    assert_eq!(pre.state, MarketState::PreMarket);
+    let lunch = status(Region::Hk, at("2026-03-10T04:30:00Z")); // 12:30 HKT
+    assert_eq!(lunch.state, MarketState::LunchBreak);
+    assert_eq!(lunch.timezone, "Asia/Hong_Kong");
+    assert_eq!(lunch.local_time.to_rfc3339(), "2026-03-10T12:30:00+08:00");
+    assert_eq!(sessions(&lunch), ["09:30-12:00", "13:00-16:00"]);
+    assert_eq!(lunch.next_open, Some(at("2026-03-10T05:00:00Z")));
+    assert_eq!(lunch.next_close, Some(at("2026-03-10T08:00:00Z")));
+    let afternoon = status(Region::Hk, at("2026-03-10T07:00:00Z"));
+    assert_eq!(afternoon.state, MarketState::Open);
+    assert_eq!(status(Region::Hk, at("2026-03-10T08:00:00Z")).state, MarketState::Closed);
+}
+
+#[test]
+fn china_auction_sessions_and_lunch() {
+    assert_eq!(status(Region::Cn, at("2026-03-10T01:20:00Z")).state, MarketState::PreMarket); // 09:20
+    let open = status(Region::Cn, at("2026-03-10T02:00:00Z")); // 10:00 CST
+    assert_eq!(open.state, MarketState::Open);
+    assert_eq!(open.timezone, "Asia/Shanghai");
+    assert_eq!(sessions(&open), ["09:30-11:30", "13:00-15:00"]);
+    assert_eq!(open.next_close, Some(at("2026-03-10T03:30:00Z")));
+    let lunch = status(Region::Cn, at("2026-03-10T04:00:00Z")); // 12:00 CST
+    assert_eq!(lunch.state, MarketState::LunchBreak);
+    assert_eq!(lunch.next_open, Some(at("2026-03-10T05:00:00Z")));
+    assert_eq!(lunch.next_close, Some(at("2026-03-10T07:00:00Z")));
+}
+
+#[test]
+fn tokyo_lunch_and_the_longer_afternoon() {
+    let lunch = status(Region::Jp, at("2026-03-10T02:45:00Z")); // 11:45 JST
+    assert_eq!(lunch.state, MarketState::LunchBreak);
+    assert_eq!(lunch.next_open, Some(at("2026-03-10T03:30:00Z")));
+    assert_eq!(lunch.next_close, Some(at("2026-03-10T06:30:00Z")));
+    assert_eq!(status(Region::Jp, at("2026-03-10T06:15:00Z")).state, MarketState::Open); // 15:15 JST
+    assert_eq!(status(Region::Jp, at("2026-03-10T06:30:00Z")).state, MarketState::Closed);
+}
+
+#[test]
+fn europe() {
+    let frankfurt = status(Region::De, at("2026-07-01T15:00:00Z")); // 17:00 CEST
+    assert_eq!(frankfurt.state, MarketState::Open);
+    assert_eq!(frankfurt.next_close, Some(at("2026-07-01T15:30:00Z")));
+    assert_eq!(status(Region::De, at("2026-12-24T10:00:00Z")).state, MarketState::Closed);
+    let london = status(Region::Gb, at("2026-07-01T15:29:00Z")); // 16:29 BST
+    assert_eq!(london.state, MarketState::Open);
+    assert_eq!(london.local_time.to_rfc3339(), "2026-07-01T16:29:00+01:00");
+}
+
+#[test]
+fn crypto_never_closes() {
+    for instant in ["2026-03-14T15:00:00Z", "2026-12-25T00:00:00Z", "2026-03-08T07:00:00Z"] {
+        let s = status(Region::Global, at(instant));
+        assert_eq!(s.state, MarketState::Open);
+        assert_eq!(s.timezone, "UTC");
+        assert_eq!(sessions(&s), ["00:00-24:00"]);
+        assert_eq!((s.next_open, s.next_close), (None, None));
+    }
+}
+
+#[test]
+fn fx_trades_from_sunday_evening_to_friday_evening_new_york_time() {
+    let saturday = status(Region::Fx, at("2026-03-14T15:00:00Z"));
+    assert_eq!(saturday.state, MarketState::Closed);
+    assert!(saturday.sessions.is_empty());
+    assert_eq!(saturday.next_open, Some(at("2026-03-15T21:00:00Z"))); // Sunday 17:00 EDT
+    assert_eq!(saturday.next_close, Some(at("2026-03-20T21:00:00Z")));
+
+    let sunday = status(Region::Fx, at("2026-03-15T21:00:00Z"));
+    assert_eq!(sunday.state, MarketState::Open);
+    assert_eq!(sessions(&sunday), ["17:00-24:00"]);
+
+    let wednesday = status(Region::Fx, at("2026-03-11T04:00:00Z")); // midnight EDT
+    assert_eq!(wednesday.state, MarketState::Open);
+    assert_eq!(sessions(&wednesday), ["00:00-24:00"]);
+    assert_eq!(wednesday.next_close, Some(at("2026-03-13T21:00:00Z")), "midnights are not closes");
+    assert_eq!(wednesday.next_open, Some(at("2026-03-15T21:00:00Z")));
+
+    assert_eq!(status(Region::Fx, at("2026-03-13T20:59:00Z")).state, MarketState::Open);
+    let friday = status(Region::Fx, at("2026-03-13T21:00:00Z"));
+    assert_eq!(friday.state, MarketState::Closed);
+    assert_eq!(sessions(&friday), ["00:00-17:00"]);
+    // In winter the week opens an hour later in UTC.
+    assert_eq!(status(Region::Fx, at("2026-01-10T12:00:00Z")).next_open, Some(at("2026-01-11T22:00:00Z")));
+}
+
+#[test]
+fn beyond_the_tables_weekdays_trade() {
+    let s = status(Region::Us, at("2030-01-04T12:00:00Z")); // a Friday, 07:00 EST
+    assert_eq!(s.state, MarketState::PreMarket);
+    assert_eq!(s.next_open, Some(at("2030-01-04T14:30:00Z")));
+}
+
+#[test]
+fn clocks_handle_dst_gaps_and_overlaps() {
+    let ny = Tz::America__New_York;
+    // 02:30 does not exist on 8 March 2026: an hour later, past the gap.
+    assert_eq!(hm(2, 30).on(date(2026, 3, 8), ny), Some(at("2026-03-08T07:30:00Z")));
+    // 01:30 happens twice on 1 November 2026: the earlier one (EDT).
+    assert_eq!(hm(1, 30).on(date(2026, 11, 1), ny), Some(at("2026-11-01T05:30:00Z")));
+    assert_eq!(Clock::END_OF_DAY.on(date(2026, 3, 10), ny), Some(at("2026-03-11T04:00:00Z")));
+    assert_eq!(Clock::END_OF_DAY.to_string(), "24:00");
+    assert_eq!(hm(9, 5).to_string(), "09:05");
+}
