@@ -15,6 +15,7 @@ use crate::{
     graphql::{FinqlSchema, build_schema},
     http,
     ledger::LedgerService,
+    live::{self, LiveHub},
     market::{self, MarketConfig, MarketService, shared_cache::SharedQuotes},
     reference::ReferenceService,
 };
@@ -48,6 +49,8 @@ pub struct Services {
     pub reference: ReferenceService,
     /// Quotes, klines, order books and ticks, cached in front of the market source.
     pub market: MarketService,
+    /// Live market data: the upstream stream and the hub that fans it out to subscriptions.
+    pub live: LiveHub,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }
@@ -88,6 +91,8 @@ impl App {
             ),
             None => None,
         };
+        let shutdown = CancellationToken::new();
+        let live = live::start_local(live::build_stream(&config.market)?, &config.live, shutdown.clone());
         let state = AppState(Arc::new(Services {
             schema: build_schema(&config.limits),
             accounts: AccountsService::new(db.clone(), hasher, tokens),
@@ -99,8 +104,9 @@ impl App {
                 MarketConfig { quote_ttl: config.market.quote_ttl, max_stale: config.market.max_stale },
             ),
             reference: ReferenceService::new(db.clone()),
+            live,
             db,
-            shutdown: CancellationToken::new(),
+            shutdown,
             config: Arc::new(config),
         }));
         let listener = TcpListener::bind(state.config.addr)

@@ -16,6 +16,18 @@
 //!
 //! Everything here is keyed by [`Topic`]: one instrument on one channel.
 
+/// `quotes`, `klines`, `orderBook` and `ticks` subscriptions.
+pub mod graphql;
+/// The fan-out hub: reference-counted topics, conflation, bounded tick queues, data lag.
+pub mod hub;
+/// The feed of a single process: the stream runs here.
+pub mod local;
+/// The simulated market as a live stream.
+pub mod simulated;
+
+pub use hub::{HubConfig, LiveHub};
+pub use local::LocalFeed;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -24,9 +36,37 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    config::{LiveSettings, MarketSettings, MarketSourceKind},
     market::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
     reference::Symbol,
 };
+
+/// Events queued between the stream and the hub: a few steps' worth of pushes for thousands
+/// of topics, so the stream rarely waits; bounded, so a stalled hub stalls the stream instead
+/// of growing memory.
+const EVENT_BUFFER: usize = 8192;
+
+/// The live stream of the first source `FINQL_MARKET_SOURCE` names.
+pub fn build_stream(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketStream>> {
+    match settings.sources.first() {
+        Some(MarketSourceKind::Simulated) => Ok(Arc::new(simulated::SimulatedStream::new(settings.sim_ticks_per_sec))),
+        Some(MarketSourceKind::Itick) => anyhow::bail!(
+            "FINQL_MARKET_SOURCE=itick: the iTick live stream is not wired yet; put `simulated` first \
+             (e.g. FINQL_MARKET_SOURCE=simulated,itick)"
+        ),
+        None => anyhow::bail!("FINQL_MARKET_SOURCE names no source"),
+    }
+}
+
+/// Starts `stream` behind a [`LocalFeed`] and a hub fed by it, until `shutdown`.
+pub fn start_local(stream: Arc<dyn MarketStream>, settings: &LiveSettings, shutdown: CancellationToken) -> LiveHub {
+    let (events, receiver) = mpsc::channel(EVENT_BUFFER);
+    let name = stream.name();
+    let feed = LocalFeed::start(stream, events, shutdown.clone());
+    let hub = LiveHub::new(name, Arc::new(feed), HubConfig { grace: settings.grace, tick_buffer: settings.tick_buffer });
+    hub.spawn(receiver, shutdown);
+    hub
+}
 
 /// What a subscriber can follow for one instrument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
