@@ -92,7 +92,11 @@ impl LiveSubscription {
     /// Every trade of these instruments, in order. Trades are not conflated: a subscriber that
     /// falls more than `FINQL_LIVE_TICK_BUFFER` trades of one symbol behind gets a
     /// `RATE_LIMITED` error (`extensions.reason = SLOW_CONSUMER`) and the subscription ends.
-    async fn ticks(&self, ctx: &Context<'_>, symbols: Vec<String>) -> Result<impl Stream<Item = Result<TickObject>> + use<>> {
+    async fn ticks(
+        &self,
+        ctx: &Context<'_>,
+        symbols: Vec<String>,
+    ) -> Result<impl Stream<Item = Result<TickObject>> + use<>> {
         let subscription = subscribe(ctx, &symbols, Channel::Tick).await?;
         let mut ended = false;
         Ok(events(subscription, None)

@@ -412,3 +412,7 @@ impl LiveHub {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;

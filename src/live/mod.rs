@@ -63,7 +63,8 @@ pub fn start_local(stream: Arc<dyn MarketStream>, settings: &LiveSettings, shutd
     let (events, receiver) = mpsc::channel(EVENT_BUFFER);
     let name = stream.name();
     let feed = LocalFeed::start(stream, events, shutdown.clone());
-    let hub = LiveHub::new(name, Arc::new(feed), HubConfig { grace: settings.grace, tick_buffer: settings.tick_buffer });
+    let hub =
+        LiveHub::new(name, Arc::new(feed), HubConfig { grace: settings.grace, tick_buffer: settings.tick_buffer });
     hub.spawn(receiver, shutdown);
     hub
 }
@@ -94,7 +95,12 @@ pub enum LiveEvent {
     OrderBook(OrderBook),
     /// The bar of `interval` starting at `bar.time`, as it stands now (it may update again
     /// until the next bar starts).
-    Kline { symbol: Symbol, interval: Interval, bar: Kline, at: DateTime<Utc> },
+    Kline {
+        symbol: Symbol,
+        interval: Interval,
+        bar: Kline,
+        at: DateTime<Utc>,
+    },
 }
 
 impl LiveEvent {
