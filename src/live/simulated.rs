@@ -23,8 +23,10 @@ use crate::market::{Kline, MarketSource, OrderBook, Quote, simulated::SimulatedM
 /// Depth pushed for order books: the deepest a subscriber may ask for (`orderBook(levels:)`).
 pub const BOOK_LEVELS: usize = 50;
 
-/// Trades fetched per step: a simulated second has at most 5, and a step may come late.
-const TRADES_PER_STEP: usize = 100;
+/// Trades a simulated second has at most.
+const TRADES_PER_SECOND: usize = 5;
+/// The most seconds of trades one step catches up on (a step may come late).
+const CATCH_UP_SECONDS: usize = 20;
 
 /// A [`MarketStream`] over [`SimulatedMarket`].
 pub struct SimulatedStream {
@@ -43,6 +45,14 @@ impl SimulatedStream {
         let next = (millis.div_euclid(period_ms) + 1) * period_ms;
         DateTime::from_timestamp_millis(next).unwrap_or(now)
     }
+}
+
+/// A subscribed topic: the second last computed (the market cannot change within a second, so
+/// each topic costs one computation a second whatever the step rate), and what was pushed.
+#[derive(Default)]
+struct TopicState {
+    second: Option<i64>,
+    pushed: Pushed,
 }
 
 /// What was last pushed for a topic, to push only changes.
@@ -69,7 +79,7 @@ impl MarketStream for SimulatedStream {
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let mut topics: HashMap<Topic, Pushed> = HashMap::new();
+            let mut topics: HashMap<Topic, TopicState> = HashMap::new();
             loop {
                 let now = Utc::now();
                 let wait = (self.next_step(now) - now).to_std().unwrap_or(Duration::ZERO);
@@ -80,7 +90,7 @@ impl MarketStream for SimulatedStream {
                         Some(StreamCommand::Subscribe(added)) => {
                             let fresh: Vec<Topic> = added.into_iter().filter(|t| !topics.contains_key(t)).collect();
                             for topic in &fresh {
-                                topics.insert(topic.clone(), Pushed::Nothing);
+                                topics.insert(topic.clone(), TopicState::default());
                             }
                             fresh
                         }
@@ -104,7 +114,7 @@ impl MarketStream for SimulatedStream {
 
 /// Pushes what changed for `which` at this instant. `Err` when the hub is gone.
 async fn step(
-    topics: &mut HashMap<Topic, Pushed>,
+    topics: &mut HashMap<Topic, TopicState>,
     which: &[Topic],
     events: &mpsc::Sender<LiveEvent>,
 ) -> Result<(), mpsc::error::SendError<LiveEvent>> {
@@ -113,7 +123,13 @@ async fn step(
     let market = SimulatedMarket::with_clock(move || at);
     let at_second = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
     for (n, topic) in which.iter().enumerate() {
-        let Some(pushed) = topics.get_mut(topic) else { continue };
+        let Some(state) = topics.get_mut(topic) else { continue };
+        let previous_second = state.second;
+        if previous_second == Some(at.timestamp()) {
+            continue;
+        }
+        state.second = Some(at.timestamp());
+        let pushed = &mut state.pushed;
         let instrument = &topic.instrument;
         // The simulated source never fails; an error would only skip this step.
         match topic.channel {
@@ -146,8 +162,11 @@ async fn step(
                     Pushed::TradesUpTo(time) => Some(*time),
                     _ => None,
                 };
-                // A new subscriber starts from the newest trade (it trades at the quote's last).
-                let limit = if since.is_some() { TRADES_PER_STEP } else { 1 };
+                // A new subscriber starts from the newest trade (it trades at the quote's last);
+                // then each step asks for the seconds completed since the last one, no more (a
+                // quiet instrument's history is walked back until `limit` trades are found).
+                let seconds = previous_second.map_or(1, |s| (at.timestamp() - s).clamp(1, CATCH_UP_SECONDS as i64));
+                let limit = if since.is_some() { TRADES_PER_SECOND * seconds as usize } else { 1 };
                 let Ok(trades) = market.ticks(instrument, limit).await else { continue };
                 for trade in trades.into_iter().filter(|t| since.is_none_or(|since| t.timestamp > since)) {
                     *pushed = Pushed::TradesUpTo(trade.timestamp);

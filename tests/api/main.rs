@@ -11,6 +11,7 @@ mod analytics;
 mod fake_itick;
 mod http;
 mod ledger;
+mod live;
 mod market;
 mod market_itick;
 mod market_redis;
