@@ -92,7 +92,13 @@ impl App {
             None => None,
         };
         let shutdown = CancellationToken::new();
-        let live = live::start_local(live::build_stream(&config.market)?, &config.live, shutdown.clone());
+        // Until the iTick live stream is wired, an iTick-first deployment serves queries and
+        // accepts subscriptions that stay silent, rather than refusing to start.
+        let stream = live::build_stream(&config.market).unwrap_or_else(|err| {
+            tracing::warn!("live data disabled: {err:#}");
+            Arc::new(live::IdleStream)
+        });
+        let live = live::start_local(stream, &config.live, shutdown.clone());
         let state = AppState(Arc::new(Services {
             schema: build_schema(&config.limits),
             accounts: AccountsService::new(db.clone(), hasher, tokens),

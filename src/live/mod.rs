@@ -58,6 +58,25 @@ pub fn build_stream(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketS
     }
 }
 
+/// A stream that pushes nothing: what runs while the configured source has no live stream
+/// (subscriptions are accepted and stay silent), so REST-only deployments still start.
+pub struct IdleStream;
+
+impl MarketStream for IdleStream {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+
+    fn run(
+        self: Arc<Self>,
+        _commands: mpsc::UnboundedReceiver<StreamCommand>,
+        _events: mpsc::Sender<LiveEvent>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move { shutdown.cancelled().await })
+    }
+}
+
 /// Starts `stream` behind a [`LocalFeed`] and a hub fed by it, until `shutdown`.
 pub fn start_local(stream: Arc<dyn MarketStream>, settings: &LiveSettings, shutdown: CancellationToken) -> LiveHub {
     let (events, receiver) = mpsc::channel(EVENT_BUFFER);
