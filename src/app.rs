@@ -15,6 +15,7 @@ use crate::{
     graphql::{FinqlSchema, build_schema},
     http,
     ledger::LedgerService,
+    live::{self, LiveHub},
     market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
     reference::ReferenceService,
 };
@@ -52,6 +53,8 @@ pub struct Services {
     pub market: MarketService,
     /// Corporate actions and fundamentals (cached for a day) and adjusted klines.
     pub fundamentals: FundamentalsService,
+    /// Live market data: the upstream stream and the hub that fans it out to subscriptions.
+    pub live: LiveHub,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }
@@ -100,6 +103,8 @@ impl App {
             ReferenceService::new(db.clone()),
             MarketConfig { quote_ttl: config.market.quote_ttl, max_stale: config.market.max_stale },
         );
+        let shutdown = CancellationToken::new();
+        let live = live::start(live::build_stream(&config.market)?, &config, shutdown.clone()).await?;
         let state = AppState(Arc::new(Services {
             schema: build_schema(&config.limits),
             documents: crate::graphql::documents::DocumentCache::new(),
@@ -108,8 +113,9 @@ impl App {
             fundamentals: FundamentalsService::new(source, market_service.clone()),
             market: market_service,
             reference: ReferenceService::new(db.clone()),
+            live,
             db,
-            shutdown: CancellationToken::new(),
+            shutdown,
             config: Arc::new(config),
         }));
         let listener = TcpListener::bind(state.config.addr)

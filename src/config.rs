@@ -69,6 +69,8 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     /// How replicas share one upstream stream through Redis (used when `REDIS_URL` is set).
     pub live_replicas: LiveReplicaSettings,
+    /// Live market data (subscriptions).
+    pub live: LiveSettings,
     /// `FINQL_CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
     /// Empty (the default) means same-origin only.
     pub cors_origins: Vec<String>,
@@ -116,6 +118,10 @@ pub struct MarketSettings {
     /// served (marked `stale`) while the source is down.
     pub max_stale: Duration,
     pub itick: ItickSettings,
+    /// `FINQL_SIM_TICKS_PER_SEC` (default 2): how often per second the simulated live stream
+    /// samples each subscribed topic. The simulated market moves once a second, so 2 catches
+    /// every second within half a second; more only lowers that delay.
+    pub sim_ticks_per_sec: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +187,22 @@ pub struct WebSocketConfig {
     pub keepalive_interval: Duration,
     /// `FINQL_WS_MAX_SUBSCRIPTIONS`: operations running at once on one connection (default 100).
     pub max_subscriptions: usize,
+    /// `FINQL_WS_SLOW_CLIENT_MS` (default 10000): how long a client may leave its messages unread
+    /// (its outbox full) before the server closes the connection with 1008 "slow consumer".
+    pub slow_client_timeout: Duration,
+}
+
+/// Live market data (subscriptions): see `live::hub`.
+#[derive(Clone, Debug)]
+pub struct LiveSettings {
+    /// `FINQL_LIVE_GRACE_MS` (default 5000): how long a topic stays subscribed upstream after
+    /// its last subscriber left, so a page reload does not unsubscribe and resubscribe.
+    pub grace: Duration,
+    /// `FINQL_LIVE_MAX_SYMBOLS` (default 500, iTick's batch size): symbols per subscription.
+    pub max_symbols: usize,
+    /// `FINQL_LIVE_TICK_BUFFER` (default 1024): trades of one symbol a `ticks` subscriber may be
+    /// behind before its subscription is ended (every trade matters, so ticks are not conflated).
+    pub tick_buffer: usize,
 }
 
 /// How replicas share one live upstream connection through Redis (`live::replicas`).
@@ -300,6 +322,10 @@ impl Config {
                     timeout: Duration::from_millis(parse_or(&get, "ITICK_TIMEOUT_MS", 5000)?),
                     max_retries: parse_or(&get, "ITICK_MAX_RETRIES", 3)?,
                 },
+                sim_ticks_per_sec: match parse_or(&get, "FINQL_SIM_TICKS_PER_SEC", 2u32)? {
+                    0 => bail!("FINQL_SIM_TICKS_PER_SEC must be at least 1"),
+                    n => n.min(1000),
+                },
             },
             limits: Limits {
                 max_body_bytes: parse_or(&get, "FINQL_MAX_BODY_BYTES", 100 * 1024)?,
@@ -313,6 +339,15 @@ impl Config {
                 init_timeout: Duration::from_millis(parse_or(&get, "FINQL_WS_INIT_TIMEOUT_MS", 5000)?),
                 keepalive_interval: secs(parse_or(&get, "FINQL_WS_KEEPALIVE_SECS", 15)?),
                 max_subscriptions: parse_or(&get, "FINQL_WS_MAX_SUBSCRIPTIONS", 100)?,
+                slow_client_timeout: Duration::from_millis(parse_or(&get, "FINQL_WS_SLOW_CLIENT_MS", 10_000)?),
+            },
+            live: LiveSettings {
+                grace: Duration::from_millis(parse_or(&get, "FINQL_LIVE_GRACE_MS", 5000)?),
+                max_symbols: parse_or(&get, "FINQL_LIVE_MAX_SYMBOLS", 500)?,
+                tick_buffer: match parse_or(&get, "FINQL_LIVE_TICK_BUFFER", 1024usize)? {
+                    0 => bail!("FINQL_LIVE_TICK_BUFFER must be at least 1"),
+                    n => n,
+                },
             },
             live_replicas: LiveReplicaSettings {
                 lease_ttl: match parse_or(&get, "FINQL_LIVE_LEASE_MS", 3000u64)? {

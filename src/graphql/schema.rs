@@ -1,11 +1,13 @@
-//! The schema: every domain's roots merged into one `Query` and one `Mutation`.
+//! The schema: every domain's roots merged into one `Query`, one `Mutation` and one
+//! `Subscription`.
 
-use async_graphql::{EmptySubscription, MergedObject, SDLExportOptions, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema, SchemaBuilder};
 
 use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     config::Limits,
     ledger::graphql::{LedgerMutation, LedgerQuery},
+    live::graphql::LiveSubscription,
     market::{graphql::MarketQuery, status_graphql::MarketStatusQuery},
     reference::graphql::ReferenceQuery,
 };
@@ -16,10 +18,13 @@ pub struct Query(AccountsQuery, LedgerQuery, ReferenceQuery, MarketQuery, Market
 #[derive(MergedObject, Default)]
 pub struct Mutation(AccountsMutation, LedgerMutation);
 
-pub type FinqlSchema = Schema<Query, Mutation, EmptySubscription>;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(LiveSubscription);
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub type FinqlSchema = Schema<Query, Mutation, Subscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription::default())
 }
 
 /// The executable schema. Application state is not baked in: it travels with each request

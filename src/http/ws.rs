@@ -4,7 +4,10 @@
 //! Implemented here rather than with async-graphql-axum's socket, so that the connection
 //! follows the spec's close codes (4400 bad message, 4401 subscribe before ack, 4403 rejected
 //! init, 4408 init timeout, 4409 duplicate id, 4429 repeated init), sends keep-alives, caps the
-//! operations per connection, and closes with 1001 on shutdown.
+//! operations per connection, closes with 1001 on shutdown, and with 1008 "slow consumer" when
+//! the client leaves its messages unread for `FINQL_WS_SLOW_CLIENT_MS` (its outbox stays full):
+//! live subscriptions conflate behind a full outbox, but a client that reads nothing at all is
+//! holding a connection, its buffers and its upstream topics for nobody.
 //!
 //! Shape: one reader loop per connection owns the protocol state; one writer task owns the
 //! socket's sending half; each operation runs in its own task and sends through a bounded
@@ -20,7 +23,12 @@ use axum::{
 };
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::{sync::mpsc, task::AbortHandle, time::MissedTickBehavior};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::AbortHandle,
+    time::MissedTickBehavior,
+};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     accounts::Credentials,
@@ -35,6 +43,9 @@ const LEGACY_WS: &str = "graphql-ws";
 /// Messages queued for one client before its operations wait. Enough to absorb bursts; small
 /// enough that a stalled client holds little memory.
 const OUTBOX: usize = 256;
+
+/// Close code for a client that does not read its messages (RFC 6455: policy violation).
+const SLOW_CONSUMER: u16 = 1008;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Protocol {
@@ -73,6 +84,8 @@ struct Connection {
     operations: HashMap<String, (u64, AbortHandle)>,
     next_seq: u64,
     finished: mpsc::UnboundedSender<(String, u64)>,
+    /// Cancelled by an operation that could not queue a message for `slow_client_timeout`.
+    stalled: CancellationToken,
 }
 
 /// Why the server ends a connection.
@@ -82,8 +95,25 @@ impl Connection {
     async fn run(state: AppState, protocol: Protocol, socket: WebSocket) {
         let (mut sink, mut stream) = socket.split();
         let (outbox, mut outgoing) = mpsc::channel::<Message>(OUTBOX);
+        // A close that must not queue behind the full outbox (slow consumer).
+        let (close_now, mut close_now_rx) = oneshot::channel::<CloseFrame>();
         let writer = tokio::spawn(async move {
-            while let Some(message) = outgoing.recv().await {
+            let mut close_pending = true;
+            loop {
+                let message = tokio::select! {
+                    biased;
+                    frame = &mut close_now_rx, if close_pending => match frame {
+                        Ok(frame) => Message::Close(Some(frame)),
+                        Err(_) => {
+                            close_pending = false;
+                            continue;
+                        }
+                    },
+                    message = outgoing.recv() => match message {
+                        Some(message) => message,
+                        None => break,
+                    },
+                };
                 let closing = matches!(message, Message::Close(_));
                 if sink.send(message).await.is_err() || closing {
                     break;
@@ -100,6 +130,7 @@ impl Connection {
             operations: HashMap::new(),
             next_seq: 0,
             finished,
+            stalled: CancellationToken::new(),
         };
 
         let ws_config = conn.state.config.websocket.clone();
@@ -109,6 +140,8 @@ impl Connection {
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         keepalive.tick().await;
         let shutdown = conn.state.shutdown.clone();
+        let stalled = conn.stalled.clone();
+        let slow_timeout = ws_config.slow_client_timeout;
 
         let close: Option<Close> = loop {
             tokio::select! {
@@ -142,6 +175,9 @@ impl Connection {
                 }
                 Some((id, seq)) = finished_rx.recv() => conn.reap(&id, seq),
                 () = shutdown.cancelled() => break Some(Close(1001, "server shutting down".into())),
+                () = stalled.cancelled() => break Some(Close(SLOW_CONSUMER, format!(
+                    "slow consumer: messages unread for {} ms", slow_timeout.as_millis()
+                ))),
             }
         };
         for (_, (_, operation)) in conn.operations.drain() {
@@ -149,10 +185,19 @@ impl Connection {
         }
         if let Some(Close(code, reason)) = close {
             let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
-            let _ = conn.outbox.send(Message::Close(Some(frame))).await;
+            if code == SLOW_CONSUMER {
+                // Ahead of the unread backlog: the client sees it as soon as it reads again.
+                let _ = close_now.send(frame);
+            } else {
+                let _ = tokio::time::timeout(slow_timeout, conn.outbox.send(Message::Close(Some(frame)))).await;
+            }
         }
         drop(conn);
-        let _ = writer.await;
+        // A client that never reads again must not keep the connection (and its buffers).
+        let abort = writer.abort_handle();
+        if tokio::time::timeout(slow_timeout, writer).await.is_err() {
+            abort.abort();
+        }
     }
 
     fn reap(&mut self, id: &str, seq: u64) {
@@ -256,6 +301,8 @@ impl Connection {
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
         let finished = self.finished.clone();
+        let stalled = self.stalled.clone();
+        let slow_timeout = self.state.config.websocket.slow_client_timeout;
         let task_id = id.clone();
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -284,8 +331,13 @@ impl Connection {
                     let _ = outbox.send(Message::Text(message.to_string().into())).await;
                     return;
                 }
-                if outbox.send(Message::Text(message.to_string().into())).await.is_err() {
-                    return;
+                match outbox.send_timeout(Message::Text(message.to_string().into()), slow_timeout).await {
+                    Ok(()) => {}
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                        stalled.cancel();
+                        return;
+                    }
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
                 }
             }
             let _ = finished.send((task_id.clone(), seq));

@@ -16,10 +16,21 @@
 //!
 //! Everything here is keyed by [`Topic`]: one instrument on one channel.
 
+/// `quotes`, `klines`, `orderBook` and `ticks` subscriptions.
+pub mod graphql;
+/// The fan-out hub: reference-counted topics, conflation, bounded tick queues, data lag.
+pub mod hub;
 /// The iTick WebSocket upstream.
 pub mod itick;
+/// The feed of a single process: the stream runs here.
+pub mod local;
 /// The feed of replicas sharing Redis: one lease holder streams for everyone.
 pub mod replicas;
+/// The simulated market as a live stream.
+pub mod simulated;
+
+pub use hub::{HubConfig, LiveHub};
+pub use local::LocalFeed;
 
 use std::sync::Arc;
 
@@ -29,9 +40,61 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    config::{Config, LiveSettings, MarketSettings, MarketSourceKind},
     market::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
     reference::Symbol,
 };
+
+/// Events queued between the stream and the hub: a few steps' worth of pushes for thousands
+/// of topics, so the stream rarely waits; bounded, so a stalled hub stalls the stream instead
+/// of growing memory.
+const EVENT_BUFFER: usize = 8192;
+
+/// The live stream of the first source `FINQL_MARKET_SOURCE` names.
+pub fn build_stream(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketStream>> {
+    match settings.sources.first() {
+        Some(MarketSourceKind::Simulated) => Ok(Arc::new(simulated::SimulatedStream::new(settings.sim_ticks_per_sec))),
+        Some(MarketSourceKind::Itick) => Ok(Arc::new(itick::ItickStream::from_settings(&settings.itick)?)),
+        None => anyhow::bail!("FINQL_MARKET_SOURCE names no source"),
+    }
+}
+
+/// Starts `stream` behind a [`LocalFeed`] and a hub fed by it, until `shutdown`.
+pub fn start_local(stream: Arc<dyn MarketStream>, settings: &LiveSettings, shutdown: CancellationToken) -> LiveHub {
+    let (events, receiver) = mpsc::channel(EVENT_BUFFER);
+    let name = stream.name();
+    let feed = LocalFeed::start(stream, events, shutdown.clone());
+    let hub =
+        LiveHub::new(name, Arc::new(feed), HubConfig { grace: settings.grace, tick_buffer: settings.tick_buffer });
+    hub.spawn(receiver, shutdown);
+    hub
+}
+
+/// Starts the hub with the feed the deployment calls for: with Redis, the replicas share one
+/// upstream stream (run by the lease holder); without it, the stream runs in this process.
+pub async fn start(
+    stream: Arc<dyn MarketStream>,
+    config: &Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<LiveHub> {
+    let Some(redis_url) = &config.redis_url else { return Ok(start_local(stream, &config.live, shutdown)) };
+    let (events, receiver) = mpsc::channel(EVENT_BUFFER);
+    let name = stream.name();
+    let feed = replicas::RedisFeed::start(
+        redis_url.expose(),
+        &config.cache_namespace,
+        stream,
+        events,
+        shutdown.clone(),
+        &config.live_replicas,
+    )
+    .await?;
+    let settings = &config.live;
+    let hub =
+        LiveHub::new(name, Arc::new(feed), HubConfig { grace: settings.grace, tick_buffer: settings.tick_buffer });
+    hub.spawn(receiver, shutdown);
+    Ok(hub)
+}
 
 /// What a subscriber can follow for one instrument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -21,6 +21,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub backend: Backend,
+    /// The server's state, to observe what the API cannot show (e.g. the live hub's topics).
+    pub state: finql::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -91,6 +93,7 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, &str)]) -> Option<T
     let config = finql::Config::from_lookup(|k| vars.get(k).cloned()).expect("test config is valid");
     let app = finql::App::build(config).await.expect("server builds");
     let addr = app.local_addr();
+    let state = app.state().clone();
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = signal.await;
@@ -99,6 +102,7 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, &str)]) -> Option<T
         addr,
         client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
         backend,
+        state,
         shutdown: Some(shutdown),
         server: Some(server),
         _data_dir: data_dir,

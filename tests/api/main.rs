@@ -15,6 +15,7 @@ mod http;
 mod itick_stream;
 mod kline_history;
 mod ledger;
+mod live;
 mod live_replicas;
 mod market;
 mod market_itick;

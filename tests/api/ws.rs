@@ -14,8 +14,8 @@ use tokio_tungstenite::{
 
 use crate::helpers::*;
 
-const TRANSPORT_WS: &str = "graphql-transport-ws";
-const LEGACY_WS: &str = "graphql-ws";
+pub(crate) const TRANSPORT_WS: &str = "graphql-transport-ws";
+pub(crate) const LEGACY_WS: &str = "graphql-ws";
 
 /// How long to wait for a message the server owes us before failing (rather than hanging).
 /// A safety net, not a timing assertion.
@@ -39,28 +39,28 @@ async fn handshake(
 }
 
 /// One client connection.
-struct Ws {
-    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+pub(crate) struct Ws {
+    pub(crate) stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 impl Ws {
-    async fn connect(app: &TestApp, protocol: &str) -> Self {
+    pub(crate) async fn connect(app: &TestApp, protocol: &str) -> Self {
         let (stream, response) = handshake(app, Some(protocol)).await.expect("the WebSocket handshake succeeds");
         let selected = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
         assert_eq!(selected, Some(protocol), "the server selects the requested subprotocol");
         Self { stream }
     }
 
-    async fn send_text(&mut self, text: &str) {
+    pub(crate) async fn send_text(&mut self, text: &str) {
         self.stream.send(Message::text(text)).await.expect("send");
     }
 
-    async fn send_json(&mut self, value: Value) {
+    pub(crate) async fn send_json(&mut self, value: Value) {
         self.send_text(&value.to_string()).await;
     }
 
     /// The next frame that is not a WebSocket-level ping or pong.
-    async fn next_frame(&mut self) -> Option<Message> {
+    pub(crate) async fn next_frame(&mut self) -> Option<Message> {
         loop {
             let frame = tokio::time::timeout(PATIENCE, self.stream.next()).await.expect("the server answers in time");
             match frame {
@@ -73,7 +73,7 @@ impl Ws {
     }
 
     /// The next text message, parsed.
-    async fn next_json(&mut self) -> Value {
+    pub(crate) async fn next_json(&mut self) -> Value {
         match self.next_frame().await {
             Some(Message::Text(text)) => serde_json::from_str(text.as_str()).expect("a JSON message"),
             other => panic!("expected a text message, got {other:?}"),
@@ -81,7 +81,7 @@ impl Ws {
     }
 
     /// The server closes the connection with `code` (and nothing else arrives first).
-    async fn expect_close(&mut self, code: u16) {
+    pub(crate) async fn expect_close(&mut self, code: u16) {
         match self.next_frame().await {
             Some(Message::Close(Some(frame))) => {
                 assert_eq!(u16::from(frame.code), code, "close reason: {}", frame.reason)
@@ -91,13 +91,13 @@ impl Ws {
     }
 
     /// `connection_init` (with `Authorization: Bearer <token>` when given), expecting the ack.
-    async fn init(&mut self, token: Option<&str>) {
+    pub(crate) async fn init(&mut self, token: Option<&str>) {
         let payload = token.map_or(json!({}), |t| json!({ "Authorization": format!("Bearer {t}") }));
         self.send_json(json!({ "type": "connection_init", "payload": payload })).await;
         assert_eq!(self.next_json().await, json!({ "type": "connection_ack" }));
     }
 
-    async fn subscribe(&mut self, id: &str, query: &str) {
+    pub(crate) async fn subscribe(&mut self, id: &str, query: &str) {
         self.send_json(json!({ "type": "subscribe", "id": id, "payload": { "query": query } })).await;
     }
 }

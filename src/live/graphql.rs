@@ -1,0 +1,178 @@
+//! The subscription root: `quotes`, `klines`, `orderBook` and `ticks`, pushed as the upstream
+//! moves. Each resolver validates its symbols like the queries do (so a typo fails at once,
+//! naming the symbol), subscribes to the hub, and turns the hub's shared events into the same
+//! GraphQL objects the queries return. Live data is licensed per user: every subscription needs
+//! an authenticated connection.
+
+use std::{sync::Arc, time::Duration};
+
+use async_graphql::{Context, ErrorExtensions, Result, Subscription};
+use futures::{Stream, StreamExt, future::try_join_all, stream::BoxStream};
+
+use super::{
+    Channel, LiveEvent, Topic,
+    hub::{Subscription as HubSubscription, TickLag},
+};
+use crate::{
+    error::{AppError, ErrorCode},
+    graphql::context::RequestContext,
+    market::graphql::{IntervalGql, KlineObject, OrderBookObject, QuoteObject, TickObject, bounded, parse_symbol},
+};
+
+/// The longest `throttleMs`: a minute (slower than that is polling, use the `quotes` query).
+const MAX_THROTTLE_MS: i32 = 60_000;
+/// Deepest order book a subscriber may ask for (as the `orderBook` query).
+const MAX_LEVELS: i32 = super::simulated::BOOK_LEVELS as i32;
+
+#[derive(Default)]
+pub struct LiveSubscription;
+
+#[Subscription]
+impl LiveSubscription {
+    /// The quotes of up to `FINQL_LIVE_MAX_SYMBOLS` (default 500) instruments: the current one
+    /// of each at once (when known), then one each time one changes. With `throttleMs`, at most
+    /// one per symbol per interval, always the newest (the last change is never lost).
+    async fn quotes(
+        &self,
+        ctx: &Context<'_>,
+        symbols: Vec<String>,
+        throttle_ms: Option<i32>,
+    ) -> Result<impl Stream<Item = QuoteObject> + use<>> {
+        let throttle = match throttle_ms {
+            None | Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(bounded(ms, 0, MAX_THROTTLE_MS, "throttleMs")? as u64)),
+        };
+        let subscription = subscribe(ctx, &symbols, Channel::Quote).await?;
+        Ok(events(subscription, throttle).filter_map(|event| async move {
+            match event.ok().as_deref() {
+                Some(LiveEvent::Quote(quote)) => Some(QuoteObject(quote.clone())),
+                _ => None,
+            }
+        }))
+    }
+
+    /// The bar of `interval` in progress, each time it changes; then the next one.
+    async fn klines(
+        &self,
+        ctx: &Context<'_>,
+        symbol: String,
+        interval: IntervalGql,
+    ) -> Result<impl Stream<Item = KlineObject> + use<>> {
+        let subscription = subscribe(ctx, &[symbol], Channel::Kline(interval.into())).await?;
+        Ok(events(subscription, None).filter_map(|event| async move {
+            match event.ok().as_deref() {
+                Some(LiveEvent::Kline { bar, .. }) => Some(KlineObject::from(bar)),
+                _ => None,
+            }
+        }))
+    }
+
+    /// The order book, `levels` deep (at most 50), each time it changes.
+    async fn order_book(
+        &self,
+        ctx: &Context<'_>,
+        symbol: String,
+        #[graphql(default = 10)] levels: Option<i32>,
+    ) -> Result<impl Stream<Item = OrderBookObject> + use<>> {
+        let levels = bounded(levels.unwrap_or(10), 1, MAX_LEVELS, "levels")?;
+        let subscription = subscribe(ctx, &[symbol], Channel::Depth).await?;
+        Ok(events(subscription, None).filter_map(move |event| async move {
+            match event.ok().as_deref() {
+                Some(LiveEvent::OrderBook(book)) => {
+                    let mut book = book.clone();
+                    book.bids.truncate(levels);
+                    book.asks.truncate(levels);
+                    Some(OrderBookObject::from(book))
+                }
+                _ => None,
+            }
+        }))
+    }
+
+    /// Every trade of these instruments, in order. Trades are not conflated: a subscriber that
+    /// falls more than `FINQL_LIVE_TICK_BUFFER` trades of one symbol behind gets a
+    /// `RATE_LIMITED` error (`extensions.reason = SLOW_CONSUMER`) and the subscription ends.
+    async fn ticks(
+        &self,
+        ctx: &Context<'_>,
+        symbols: Vec<String>,
+    ) -> Result<impl Stream<Item = Result<TickObject>> + use<>> {
+        let subscription = subscribe(ctx, &symbols, Channel::Tick).await?;
+        let mut ended = false;
+        Ok(events(subscription, None)
+            .take_while(move |event| {
+                // The error is delivered, then the stream ends.
+                let go_on = !ended;
+                ended = event.is_err();
+                futures::future::ready(go_on)
+            })
+            .filter_map(|event| async move {
+                match event {
+                    Ok(event) => match event.as_ref() {
+                        LiveEvent::Tick(tick) => Some(Ok(TickObject::from(tick.clone()))),
+                        _ => None,
+                    },
+                    Err(lag) => Some(Err(slow_consumer(&lag))),
+                }
+            }))
+    }
+}
+
+fn slow_consumer(lag: &TickLag) -> async_graphql::Error {
+    let message = format!(
+        "slow consumer: this subscription fell {} trades of {} behind (FINQL_LIVE_TICK_BUFFER) and has ended; \
+         subscribe again",
+        lag.missed, lag.symbol
+    );
+    async_graphql::Error::new(message).extend_with(|_, ext| {
+        ext.set("code", ErrorCode::RateLimited.as_str());
+        ext.set("reason", "SLOW_CONSUMER");
+    })
+}
+
+/// Checks the caller and the symbols, then subscribes to their topics on `channel`.
+async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> Result<HubSubscription, AppError> {
+    let rc = RequestContext::of(ctx)?;
+    rc.user_id()?;
+    let max = rc.state.config.live.max_symbols;
+    if symbols.is_empty() {
+        return Err(AppError::bad_field("symbols", "give at least one symbol"));
+    }
+    if symbols.len() > max {
+        return Err(AppError::bad_field(
+            "symbols",
+            format!("at most {max} symbols per subscription (FINQL_LIVE_MAX_SYMBOLS); got {}", symbols.len()),
+        ));
+    }
+    let parsed = symbols.iter().map(|raw| parse_symbol(raw)).collect::<Result<Vec<_>, _>>()?;
+    let market = &rc.state.market;
+    let instruments = try_join_all(parsed.iter().map(|symbol| market.instrument(symbol))).await?;
+    let topics = instruments.into_iter().map(|instrument| Topic { instrument, channel }).collect();
+    Ok(rc.state.live.subscribe(topics))
+}
+
+/// The events of all the subscription's topics, merged. With `throttle`, each topic yields at
+/// most once per interval: after a yield it waits, then yields the newest value if there was a
+/// change meanwhile (trailing edge). The topics stay subscribed until the stream is dropped.
+fn events(
+    mut subscription: HubSubscription,
+    throttle: Option<Duration>,
+) -> impl Stream<Item = Result<Arc<LiveEvent>, TickLag>> + Send + 'static {
+    let per_topic = subscription.take_receivers().into_iter().map(move |(topic, receiver)| {
+        futures::stream::unfold((topic, receiver, false), move |(topic, mut receiver, waited)| async move {
+            if waited && let Some(throttle) = throttle {
+                tokio::time::sleep(throttle).await;
+            }
+            let item = receiver.next(&topic).await?;
+            Some((item, (topic, receiver, true)))
+        })
+        .boxed()
+    });
+    let merged: BoxStream<'static, _> = futures::stream::select_all(per_topic).boxed();
+    // The hub subscription lives as long as the stream: dropping the stream (the client's
+    // `complete`, a disconnect) gives the topics back.
+    merged.map(move |item| {
+        let _held = &subscription;
+        item
+    })
+}
