@@ -16,6 +16,7 @@ mod itick_stream;
 mod kline_history;
 mod ledger;
 mod live;
+mod live_e2e;
 mod live_replicas;
 mod market;
 mod market_itick;
