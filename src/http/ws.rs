@@ -44,6 +44,16 @@ const LEGACY_WS: &str = "graphql-ws";
 /// enough that a stalled client holds little memory.
 const OUTBOX: usize = 256;
 
+/// Messages written to the socket per flush, at most.
+const WRITE_BATCH: usize = 64;
+
+/// Socket buffer sizes. tungstenite's defaults (128 KiB each, the read buffer allocated up
+/// front) would make buffers most of a connection's memory; clients send small documents
+/// (the buffer grows for a larger one, up to the body limit), and outgoing messages are
+/// written once this many bytes are queued, or at the end of a batch.
+const READ_BUFFER: usize = 2 * 1024;
+const WRITE_BUFFER: usize = 4 * 1024;
+
 /// Close code for a client that does not read its messages (RFC 6455: policy violation).
 const SLOW_CONSUMER: u16 = 1008;
 
@@ -69,6 +79,8 @@ pub fn upgrade(state: AppState, upgrade: WebSocketUpgrade) -> Response {
     let max_message = state.config.limits.max_body_bytes;
     upgrade
         .max_message_size(max_message)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| Connection::run(state, protocol, socket))
         .into_response()
 }
@@ -114,8 +126,19 @@ impl Connection {
                         None => break,
                     },
                 };
-                let closing = matches!(message, Message::Close(_));
-                if sink.send(message).await.is_err() || closing {
+                // What else is already queued goes out in the same write: a burst of updates
+                // costs one flush, not one syscall each.
+                let mut closing = matches!(message, Message::Close(_));
+                let mut ok = sink.feed(message).await.is_ok();
+                for _ in 1..WRITE_BATCH {
+                    if closing || !ok {
+                        break;
+                    }
+                    let Ok(message) = outgoing.try_recv() else { break };
+                    closing = matches!(message, Message::Close(_));
+                    ok = sink.feed(message).await.is_ok();
+                }
+                if !ok || sink.flush().await.is_err() || closing {
                     break;
                 }
             }
@@ -318,20 +341,22 @@ impl Connection {
                 });
                 let Some(mut response) = next_response.await else { break };
                 guard::assign_codes(&mut response.errors, &limits);
-                let message = if first && guard::is_request_error(&response) {
-                    json!({ "type": error, "id": task_id, "payload": response.errors })
-                } else {
-                    json!({ "type": next, "id": task_id, "payload": response })
-                };
                 let failed_request = first && guard::is_request_error(&response);
                 first = false;
                 if failed_request {
                     // An `error` ends the operation: no `complete` follows.
+                    let message = json!({ "type": error, "id": task_id, "payload": response.errors });
                     let _ = finished.send((task_id, seq));
                     let _ = outbox.send(Message::Text(message.to_string().into())).await;
                     return;
                 }
-                match outbox.send_timeout(Message::Text(message.to_string().into()), slow_timeout).await {
+                // Written straight to text (no JSON tree in between): this runs once per
+                // subscriber per live update.
+                let message = match serde_json::to_string(&Next { kind: next, id: &task_id, payload: &response }) {
+                    Ok(text) => text,
+                    Err(_) => json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] }).to_string(),
+                };
+                match outbox.send_timeout(Message::Text(message.into()), slow_timeout).await {
                     Ok(()) => {}
                     Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                         stalled.cancel();
@@ -346,6 +371,15 @@ impl Connection {
         });
         self.operations.insert(id, (seq, task.abort_handle()));
     }
+}
+
+/// A `next` (or legacy `data`) message.
+#[derive(serde::Serialize)]
+struct Next<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    payload: &'a GqlResponse,
 }
 
 fn error_message(kind: &str, id: &str, message: &str, code: ErrorCode) -> serde_json::Value {
