@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+    sqlx::{self, ConnectOptions as _, Connection as _},
+};
 
 use crate::config::DatabaseConfig;
 
@@ -40,9 +43,42 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
     Ok(db)
 }
 
+/// Runs the pending migrations.
+///
+/// Replicas start together (a deployment rolls out, a node comes back): on PostgreSQL each one
+/// first takes an advisory lock on a connection of its own, keyed by the schema, so they migrate
+/// one at a time and the later ones find the work done, instead of racing to create the same
+/// tables and failing to start. The lock goes with that connection, even if migrating fails.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None).await.context("running database migrations")
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await.context("running database migrations");
+    }
+    let schema = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, "SELECT current_schema() AS s"))
+        .await
+        .context("reading the current schema")?
+        .and_then(|row| row.try_get::<String>("", "s").ok())
+        .unwrap_or_default();
+    let mut lock = db
+        .get_postgres_connection_pool()
+        .connect_options()
+        .connect()
+        .await
+        .context("connecting to lock the migrations")?;
+    sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+        .bind(MIGRATION_LOCK)
+        .bind(&schema)
+        .execute(&mut lock)
+        .await
+        .context("waiting for another replica's migrations")?;
+    let migrated = Migrator::up(db, None).await.context("running database migrations");
+    // Closing the connection releases the lock.
+    let _ = lock.close().await;
+    migrated
 }
+
+/// The first half of the advisory-lock key of migrations (the second is the schema's hash).
+const MIGRATION_LOCK: i32 = 0x6669_6e71; // "finq" in ASCII
 
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;

@@ -75,12 +75,8 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, &str)]) -> Option<T
         }
         Backend::Postgres => {
             let url = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
-            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let admin = Database::connect(&url).await.expect("connect to TEST_DATABASE_URL");
-            admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await.expect("create test schema");
-            admin.close().await.ok();
+            vars.insert("FINQL_DATABASE_SCHEMA".into(), new_postgres_schema().await);
             vars.insert("DATABASE_URL".into(), url);
-            vars.insert("FINQL_DATABASE_SCHEMA".into(), schema);
         }
     }
     for (key, value) in overrides {
@@ -107,6 +103,16 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, &str)]) -> Option<T
         server: Some(server),
         _data_dir: data_dir,
     })
+}
+
+/// Creates an empty schema of its own in `TEST_DATABASE_URL` (which must be set).
+pub async fn new_postgres_schema() -> String {
+    let url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(&url).await.expect("connect to TEST_DATABASE_URL");
+    admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await.expect("create test schema");
+    admin.close().await.ok();
+    schema
 }
 
 impl TestApp {

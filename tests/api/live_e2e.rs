@@ -1,5 +1,6 @@
 //! Live data end to end: GraphQL subscriptions fed by the iTick WebSocket protocol (the fake
-//! iTick server), in one process and across two replicas sharing one Redis.
+//! iTick server), in one process, across two in-process replicas sharing one Redis (graceful
+//! hand-over), and across two `finql` processes (a replica killed outright).
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use crate::{
     fake_itick::TOKEN,
     fake_itick_ws::FakeItickWs,
     helpers::*,
+    process::FinqlProcess,
     ws::{TRANSPORT_WS, Ws},
 };
 
@@ -39,11 +41,25 @@ async fn itick_app(fake: &FakeItickWs, extra: &[(&str, &str)]) -> TestApp {
 
 async fn subscribed_client(app: &TestApp, symbols: &[&str]) -> Ws {
     let user = app.new_user().await;
-    let mut ws = Ws::connect(app, TRANSPORT_WS).await;
-    ws.init(Some(&user.access_token)).await;
+    subscribe_quotes(&app.ws_url(), &user.access_token, symbols).await
+}
+
+async fn subscribe_quotes(ws_url: &str, access_token: &str, symbols: &[&str]) -> Ws {
+    let mut ws = Ws::connect_url(ws_url, TRANSPORT_WS).await;
+    ws.init(Some(access_token)).await;
     let payload = json!({ "query": QUOTES, "variables": { "s": symbols } });
     ws.send_json(json!({ "type": "subscribe", "id": "q", "payload": payload })).await;
     ws
+}
+
+/// The next quote whose `last` is `last` (earlier ones may still be in flight).
+async fn quote_with_last(ws: &mut Ws, last: &str) -> Value {
+    loop {
+        let quote = next_quote(ws).await;
+        if quote["last"] == last {
+            return quote;
+        }
+    }
 }
 
 /// The next `next` payload's quote.
@@ -134,12 +150,66 @@ async fn two_replicas_share_one_upstream_connection_and_the_survivor_takes_over(
     eventually("the survivor streams upstream", || fake.connections_opened("stock") == 2).await;
     assert_ne!(lease_holder(&redis, &namespace).await, holder);
     push_when_subscribed(&fake, "700", "HK", "513.25").await;
-    let quote = loop {
-        let quote = next_quote(&mut ws).await;
-        if quote["last"] == "513.25" {
-            break quote;
-        }
-    };
+    let quote = quote_with_last(&mut ws, "513.25").await;
     assert_eq!(quote["symbol"], "700.HK");
     assert_eq!(fake.open_connections("stock"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_finql_processes_share_one_upstream_connection_and_the_survivor_takes_over_from_a_killed_holder() {
+    let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+        return eprintln!("skipped: TEST_REDIS_URL is not set");
+    };
+    let fake = FakeItickWs::start().await;
+    let ws_url = fake.url();
+    let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
+    let mut vars = vec![
+        ("REDIS_URL", redis.as_str()),
+        ("FINQL_CACHE_NAMESPACE", namespace.as_str()),
+        ("FINQL_LIVE_LEASE_MS", "600"),
+        ("FINQL_LIVE_GRACE_MS", "100"),
+        ("FINQL_MARKET_SOURCE", "itick"),
+        ("ITICK_TOKEN", TOKEN),
+        ("ITICK_BASE_URL", "http://127.0.0.1:9"),
+        ("ITICK_WS_URL", ws_url.as_str()),
+    ];
+    // With PostgreSQL, both share one database, as replicas do, and start at the same moment:
+    // their migrations must take turns.
+    let database = match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => Some((url, new_postgres_schema().await)),
+        None => None,
+    };
+    if let Some((url, schema)) = &database {
+        vars.extend([("DATABASE_URL", url.as_str()), ("FINQL_DATABASE_SCHEMA", schema.as_str())]);
+    }
+    let with_id = |id: &'static str| vars.iter().copied().chain([("FINQL_REPLICA_ID", id)]).collect::<Vec<_>>();
+    let (vars_a, vars_b) = (with_id("process-a"), with_id("process-b"));
+    let (a, b) = tokio::join!(FinqlProcess::start(&vars_a), FinqlProcess::start(&vars_b));
+
+    let holder_id = lease_holder(&redis, &namespace).await;
+    let (holder, survivor) = if holder_id == "process-a" { (a, b) } else { (b, a) };
+    // Signed up through one replica, streaming from the other: the client's replica has no
+    // upstream connection of its own.
+    let token = holder.access_token().await;
+    let mut ws = subscribe_quotes(&survivor.ws_url(), &token, &["700.HK"]).await;
+    push_when_subscribed(&fake, "700", "HK", "512.5").await;
+    let quote = quote_with_last(&mut ws, "512.5").await;
+    assert_eq!(quote["symbol"], "700.HK");
+    assert_eq!(fake.open_connections("stock"), 1, "one upstream connection for both processes");
+    assert_eq!(fake.connections_opened("stock"), 1);
+
+    // SIGKILL: the holder neither releases its lease nor closes anything; the lease expires.
+    holder.kill().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.connections_opened("stock") < 2 {
+        assert!(Instant::now() < deadline, "the survivor did not take over; its log:\n{}", survivor.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        lease_holder(&redis, &namespace).await,
+        if holder_id == "process-a" { "process-b" } else { "process-a" }
+    );
+    push_when_subscribed(&fake, "700", "HK", "513.25").await;
+    assert_eq!(quote_with_last(&mut ws, "513.25").await["symbol"], "700.HK");
+    assert_eq!(fake.open_connections("stock"), 1, "the killed holder's connection is gone");
 }

@@ -22,6 +22,7 @@ mod market;
 mod market_itick;
 mod market_redis;
 mod market_status;
+mod process;
 mod reference;
 mod schema;
 mod ws;

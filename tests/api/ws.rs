@@ -27,11 +27,11 @@ async fn app_with(overrides: &[(&str, &str)]) -> TestApp {
 
 /// The WebSocket handshake for `protocol` (none when `None`).
 async fn handshake(
-    app: &TestApp,
+    url: &str,
     protocol: Option<&str>,
 ) -> Result<(WebSocketStream<MaybeTlsStream<TcpStream>>, tungstenite::handshake::client::Response), tungstenite::Error>
 {
-    let mut request = app.ws_url().into_client_request().expect("a valid ws URL");
+    let mut request = url.into_client_request().expect("a valid ws URL");
     if let Some(protocol) = protocol {
         request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).unwrap());
     }
@@ -45,7 +45,12 @@ pub(crate) struct Ws {
 
 impl Ws {
     pub(crate) async fn connect(app: &TestApp, protocol: &str) -> Self {
-        let (stream, response) = handshake(app, Some(protocol)).await.expect("the WebSocket handshake succeeds");
+        Self::connect_url(&app.ws_url(), protocol).await
+    }
+
+    /// Connects to the GraphQL WebSocket endpoint at `url` (e.g. of a `FinqlProcess`).
+    pub(crate) async fn connect_url(url: &str, protocol: &str) -> Self {
+        let (stream, response) = handshake(url, Some(protocol)).await.expect("the WebSocket handshake succeeds");
         let selected = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
         assert_eq!(selected, Some(protocol), "the server selects the requested subprotocol");
         Self { stream }
@@ -333,7 +338,7 @@ async fn legacy_connection_terminate_closes_1000() {
 async fn upgrade_without_a_known_subprotocol_is_400() {
     let app = app_with(&[]).await;
     for protocol in [None, Some("graphql-nope")] {
-        match handshake(&app, protocol).await {
+        match handshake(&app.ws_url(), protocol).await {
             Err(tungstenite::Error::Http(response)) => {
                 assert_eq!(response.status().as_u16(), 400, "{protocol:?}")
             }
