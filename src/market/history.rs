@@ -172,7 +172,7 @@ impl KlineHistory {
         let rows = kline_coverage::Entity::find()
             .filter(kline_coverage::Column::Source.eq(series.source))
             .filter(kline_coverage::Column::Symbol.eq(series.symbol.as_str()))
-            .filter(kline_coverage::Column::Interval.eq(code(series.interval)))
+            .filter(kline_coverage::Column::Interval.eq(series.interval.code()))
             .order_by_asc(kline_coverage::Column::FromTime)
             .all(&self.db)
             .await?;
@@ -193,7 +193,7 @@ impl KlineHistory {
         let rows = kline::Entity::find()
             .filter(kline::Column::Source.eq(series.source))
             .filter(kline::Column::Symbol.eq(series.symbol.as_str()))
-            .filter(kline::Column::Interval.eq(code(series.interval)))
+            .filter(kline::Column::Interval.eq(series.interval.code()))
             .filter(kline::Column::Time.gte(from))
             .filter(kline::Column::Time.lt(end))
             .order_by_desc(kline::Column::Time)
@@ -220,7 +220,7 @@ impl KlineHistory {
     }
 
     async fn try_save(&self, series: &Series<'_>, bars: &[Kline], segment: Segment) -> Result<(), DbErr> {
-        let interval = code(series.interval);
+        let interval = series.interval.code();
         for chunk in bars.chunks(INSERT_CHUNK) {
             let rows = chunk.iter().map(|bar| kline::ActiveModel {
                 source: Set(series.source.to_owned()),
@@ -320,22 +320,6 @@ fn slots(interval: Interval, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
             }
             n
         }
-    }
-}
-
-/// The interval's code in storage.
-fn code(interval: Interval) -> &'static str {
-    match interval {
-        Interval::OneMinute => "1m",
-        Interval::FiveMinutes => "5m",
-        Interval::FifteenMinutes => "15m",
-        Interval::ThirtyMinutes => "30m",
-        Interval::OneHour => "1h",
-        Interval::TwoHours => "2h",
-        Interval::FourHours => "4h",
-        Interval::OneDay => "1d",
-        Interval::OneWeek => "1w",
-        Interval::OneMonth => "1M",
     }
 }
 

@@ -95,6 +95,28 @@ impl Interval {
         Interval::OneMonth,
     ];
 
+    /// finql's short code (`1m` … `1M`): how an interval is stored (kline history) and sent
+    /// between replicas. Stable: changing one would orphan stored bars.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::OneMinute => "1m",
+            Self::FiveMinutes => "5m",
+            Self::FifteenMinutes => "15m",
+            Self::ThirtyMinutes => "30m",
+            Self::OneHour => "1h",
+            Self::TwoHours => "2h",
+            Self::FourHours => "4h",
+            Self::OneDay => "1d",
+            Self::OneWeek => "1w",
+            Self::OneMonth => "1M",
+        }
+    }
+
+    /// The interval of a [`code`](Self::code).
+    pub fn from_code(code: &str) -> Option<Interval> {
+        Self::ALL.into_iter().find(|interval| interval.code() == code)
+    }
+
     /// iTick's `kType`.
     pub fn itick_ktype(self) -> u8 {
         match self {

@@ -13,7 +13,7 @@
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::Arc,
     time::Duration,
 };
 
@@ -26,6 +26,8 @@ use axum::{
 };
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Value, json};
+
+use crate::fake_server::FakeServer;
 
 /// The token the fake accepts.
 pub const TOKEN: &str = "test-token";
@@ -62,28 +64,14 @@ struct Controls {
     quotes_shape: QuotesShape,
 }
 
-#[derive(Default)]
-struct Shared {
-    controls: Mutex<Controls>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Controls> {
-        self.controls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
+/// The controls, shared by the test and the server's handlers.
+type Shared = crate::fake_server::Controls<Controls>;
 
 #[allow(dead_code)]
 pub struct FakeItick {
     pub addr: SocketAddr,
     state: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeItick {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: FakeServer,
 }
 
 #[allow(dead_code)]
@@ -91,12 +79,8 @@ impl FakeItick {
     pub async fn start() -> Self {
         let state = Arc::new(Shared::default());
         let app = Router::new().route("/{asset}/{endpoint}", get(handle)).with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake iTick");
-        let addr = listener.local_addr().expect("fake iTick address");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("fake iTick serves");
-        });
-        Self { addr, state, server }
+        let server = FakeServer::serve(app, "fake iTick").await;
+        Self { addr: server.addr, state, _server: server }
     }
 
     /// `http://127.0.0.1:PORT`, for `ITICK_BASE_URL`.

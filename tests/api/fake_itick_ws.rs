@@ -15,7 +15,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::Arc,
 };
 
 use axum::{
@@ -31,6 +31,8 @@ use axum::{
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+use crate::fake_server::FakeServer;
 
 /// The token the fake accepts.
 pub const TOKEN: &str = "test-token";
@@ -66,28 +68,14 @@ struct Controls {
     refuse_subscriptions: bool,
 }
 
-#[derive(Default)]
-struct Shared {
-    controls: Mutex<Controls>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Controls> {
-        self.controls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
+/// The controls, shared by the test and the server's handlers.
+type Shared = crate::fake_server::Controls<Controls>;
 
 #[allow(dead_code)]
 pub struct FakeItickWs {
     pub addr: SocketAddr,
     state: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeItickWs {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: FakeServer,
 }
 
 #[allow(dead_code)]
@@ -95,12 +83,8 @@ impl FakeItickWs {
     pub async fn start() -> Self {
         let state = Arc::new(Shared::default());
         let app = Router::new().route("/{endpoint}", get(upgrade)).with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake iTick WebSocket");
-        let addr = listener.local_addr().expect("fake iTick WebSocket address");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("fake iTick WebSocket serves");
-        });
-        Self { addr, state, server }
+        let server = FakeServer::serve(app, "fake iTick WebSocket").await;
+        Self { addr: server.addr, state, _server: server }
     }
 
     /// `ws://127.0.0.1:PORT`, for `ITICK_WS_URL`.

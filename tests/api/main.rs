@@ -10,6 +10,7 @@ mod accounts;
 mod analytics;
 mod fake_itick;
 mod fake_itick_ws;
+mod fake_server;
 mod fundamentals;
 mod http;
 mod itick_stream;

@@ -48,9 +48,17 @@ pub(super) async fn add(
     if topics.is_empty() {
         return Ok(());
     }
-    let key = keys.demand(id);
     let mut pipe = redis::pipe();
     pipe.atomic();
+    store(&mut pipe, keys, id, ttl, topics);
+    pipe.cmd("PUBLISH").arg(keys.demand_changed()).arg(id).ignore();
+    pipe.query_async(conn).await
+}
+
+/// Queues writing `topics` (not empty) into this replica's demand, renewing its TTL, and
+/// registering the replica.
+fn store(pipe: &mut redis::Pipeline, keys: &Keys, id: &str, ttl: Duration, topics: &[Topic]) {
+    let key = keys.demand(id);
     let mut hset = redis::cmd("HSET");
     hset.arg(&key);
     for topic in topics {
@@ -59,8 +67,6 @@ pub(super) async fn add(
     pipe.add_command(hset).ignore();
     pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
     pipe.cmd("SADD").arg(keys.replicas()).arg(id).ignore();
-    pipe.cmd("PUBLISH").arg(keys.demand_changed()).arg(id).ignore();
-    pipe.query_async(conn).await
 }
 
 /// Removes topics from this replica's demand.
@@ -87,19 +93,11 @@ pub(super) async fn rewrite(
     ttl: Duration,
     topics: &[Topic],
 ) -> RedisResult<()> {
-    let key = keys.demand(id);
     let mut pipe = redis::pipe();
     pipe.atomic();
-    pipe.cmd("DEL").arg(&key).ignore();
+    pipe.cmd("DEL").arg(keys.demand(id)).ignore();
     if !topics.is_empty() {
-        let mut hset = redis::cmd("HSET");
-        hset.arg(&key);
-        for topic in topics {
-            hset.arg(wire::topic_key(topic)).arg(wire::encode_topic(topic));
-        }
-        pipe.add_command(hset).ignore();
-        pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
-        pipe.cmd("SADD").arg(keys.replicas()).arg(id).ignore();
+        store(&mut pipe, keys, id, ttl, topics);
     }
     pipe.cmd("PUBLISH").arg(keys.demand_changed()).arg(id).ignore();
     pipe.query_async(conn).await

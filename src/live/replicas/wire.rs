@@ -38,7 +38,7 @@ fn channel_name(channel: Channel) -> String {
         Channel::Quote => "quote".into(),
         Channel::Tick => "tick".into(),
         Channel::Depth => "depth".into(),
-        Channel::Kline(interval) => format!("kline:{}", interval_name(interval)),
+        Channel::Kline(interval) => format!("kline:{}", interval.code()),
     }
 }
 
@@ -47,27 +47,8 @@ fn parse_channel(name: &str) -> Option<Channel> {
         "quote" => Channel::Quote,
         "tick" => Channel::Tick,
         "depth" => Channel::Depth,
-        other => Channel::Kline(parse_interval(other.strip_prefix("kline:")?)?),
+        other => Channel::Kline(Interval::from_code(other.strip_prefix("kline:")?)?),
     })
-}
-
-fn interval_name(interval: Interval) -> &'static str {
-    match interval {
-        Interval::OneMinute => "1m",
-        Interval::FiveMinutes => "5m",
-        Interval::FifteenMinutes => "15m",
-        Interval::ThirtyMinutes => "30m",
-        Interval::OneHour => "1h",
-        Interval::TwoHours => "2h",
-        Interval::FourHours => "4h",
-        Interval::OneDay => "1d",
-        Interval::OneWeek => "1w",
-        Interval::OneMonth => "1M",
-    }
-}
-
-fn parse_interval(name: &str) -> Option<Interval> {
-    Interval::ALL.into_iter().find(|i| interval_name(*i) == name)
 }
 
 fn parse_asset_class(name: &str) -> Option<AssetClass> {
@@ -184,7 +165,7 @@ pub(crate) fn encode_event(event: &LiveEvent) -> String {
         },
         LiveEvent::Kline { symbol, interval, bar, at } => WireEvent::Kline {
             s: symbol.to_string(),
-            i: interval_name(*interval).to_owned(),
+            i: interval.code().to_owned(),
             t: bar.time,
             o: bar.open.to_string(),
             h: bar.high.to_string(),
@@ -229,7 +210,7 @@ pub(crate) fn decode_event(raw: &[u8]) -> Option<LiveEvent> {
         }),
         WireEvent::Kline { s, i, t, o, h, l, c, v, tu, at } => LiveEvent::Kline {
             symbol: Symbol::parse(&s).ok()?,
-            interval: parse_interval(&i)?,
+            interval: Interval::from_code(&i)?,
             bar: Kline {
                 time: t,
                 open: number(&o)?,
