@@ -1,5 +1,7 @@
 //! What every resolver can reach: the application state and who is asking.
 
+use std::net::IpAddr;
+
 use async_graphql::{
     Context,
     dataloader::{DataLoader, HashMapCache},
@@ -17,11 +19,23 @@ use crate::{
 pub struct RequestContext {
     pub state: AppState,
     pub credentials: Credentials,
+    /// Where the request came from, and what its transport said about it beside the document.
+    pub client: ClientInfo,
+}
+
+/// What the transport knows about a request besides its credentials and document.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    /// The client's address: the TCP peer (or, behind trusted proxies, the address they
+    /// forwarded). `None` only where no socket exists (in-process callers).
+    pub addr: Option<IpAddr>,
+    /// The `Idempotency-Key` header of an HTTP request, when sent.
+    pub idempotency_key: Option<String>,
 }
 
 impl RequestContext {
-    pub fn new(state: AppState, credentials: Credentials) -> Self {
-        Self { state, credentials }
+    pub fn new(state: AppState, credentials: Credentials, client: ClientInfo) -> Self {
+        Self { state, credentials, client }
     }
 
     pub fn of<'a>(ctx: &Context<'a>) -> AppResult<&'a RequestContext> {

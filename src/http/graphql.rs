@@ -16,7 +16,7 @@ use async_graphql::{
 };
 use axum::{
     body::{Body, Bytes},
-    extract::{FromRequest, Request as HttpRequest, State, ws::WebSocketUpgrade},
+    extract::{ConnectInfo, FromRequest, Request as HttpRequest, State, ws::WebSocketUpgrade},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -27,8 +27,12 @@ use crate::{
     app::AppState,
     config::Limits,
     error::ErrorCode,
-    graphql::{context::RequestContext, guard},
+    graphql::{
+        context::{ClientInfo, RequestContext},
+        guard,
+    },
 };
+use std::net::SocketAddr;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
@@ -82,10 +86,11 @@ impl IntoResponse for Rejection {
 /// `POST /graphql`.
 pub async fn post(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    match post_inner(&state, &headers, body).await {
+    match post_inner(&state, peer, &headers, body).await {
         Ok(response) => response,
         Err(rejection) => rejection.into_response(),
     }
@@ -93,6 +98,7 @@ pub async fn post(
 
 async fn post_inner(
     state: &AppState,
+    peer: SocketAddr,
     headers: &HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, Rejection> {
@@ -148,24 +154,30 @@ async fn post_inner(
             ));
         }
     }
-    Ok(execute(state, headers, batch, media).await)
+    Ok(execute(state, peer, headers, batch, media).await)
 }
 
 /// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
-pub async fn get(State(state): State<AppState>, request: HttpRequest) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: HttpRequest,
+) -> Response {
     if request.headers().contains_key(header::UPGRADE) {
+        // Idempotency keys travel in a mutation's input over WebSocket, not in the upgrade.
+        let client = ClientInfo { idempotency_key: None, ..client_info(peer, request.headers()) };
         return match WebSocketUpgrade::from_request(request, &state).await {
-            Ok(upgrade) => super::ws::upgrade(state, upgrade),
+            Ok(upgrade) => super::ws::upgrade(state, client, upgrade),
             Err(rejection) => rejection.into_response(),
         };
     }
-    match get_inner(&state, request).await {
+    match get_inner(&state, peer, request).await {
         Ok(response) => response,
         Err(rejection) => rejection.into_response(),
     }
 }
 
-async fn get_inner(state: &AppState, request: HttpRequest) -> Result<Response, Rejection> {
+async fn get_inner(state: &AppState, peer: SocketAddr, request: HttpRequest) -> Result<Response, Rejection> {
     let media = negotiate(request.headers())?;
     let mut fields = serde_json::Map::new();
     for (key, value) in url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
@@ -195,7 +207,7 @@ async fn get_inner(state: &AppState, request: HttpRequest) -> Result<Response, R
             ));
         }
     }
-    Ok(execute(state, request.headers(), BatchRequest::Single(gql), media).await)
+    Ok(execute(state, peer, request.headers(), BatchRequest::Single(gql), media).await)
 }
 
 fn parse_request(value: serde_json::Value, media: Media) -> Result<Request, Rejection> {
@@ -249,17 +261,26 @@ fn inspect(state: &AppState, request: &mut Request, media: Media) -> Result<Opti
     })
 }
 
-async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, media: Media) -> Response {
+async fn execute(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    batch: BatchRequest,
+    media: Media,
+) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let credentials = state.accounts.tokens().credentials(authorization);
+    let client = client_info(peer, headers);
     let batch = match batch {
         BatchRequest::Single(request) => {
-            BatchRequest::Single(RequestContext::new(state.clone(), credentials).into_request(request))
+            BatchRequest::Single(RequestContext::new(state.clone(), credentials, client).into_request(request))
         }
         BatchRequest::Batch(requests) => BatchRequest::Batch(
             requests
                 .into_iter()
-                .map(|request| RequestContext::new(state.clone(), credentials.clone()).into_request(request))
+                .map(|request| {
+                    RequestContext::new(state.clone(), credentials.clone(), client.clone()).into_request(request)
+                })
                 .collect(),
         ),
     };
@@ -296,6 +317,12 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, med
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::VARY, HeaderValue::from_static("Accept, Authorization"));
     http
+}
+
+/// What the transport knows of the caller: its address and, for writes, its idempotency key.
+fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
+    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    ClientInfo { addr: Some(peer.ip()), idempotency_key }
 }
 
 /// Codes on every error; the request's trace id on `INTERNAL` ones, so a support request can

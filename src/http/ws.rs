@@ -34,7 +34,10 @@ use crate::{
     accounts::Credentials,
     app::AppState,
     error::ErrorCode,
-    graphql::{context::RequestContext, guard},
+    graphql::{
+        context::{ClientInfo, RequestContext},
+        guard,
+    },
 };
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -63,7 +66,7 @@ enum Protocol {
     Legacy,
 }
 
-pub fn upgrade(state: AppState, upgrade: WebSocketUpgrade) -> Response {
+pub fn upgrade(state: AppState, client: ClientInfo, upgrade: WebSocketUpgrade) -> Response {
     let upgrade = upgrade.protocols([TRANSPORT_WS, LEGACY_WS]);
     let protocol = match upgrade.selected_protocol().and_then(|p| p.to_str().ok()) {
         Some(TRANSPORT_WS) => Protocol::TransportWs,
@@ -81,13 +84,15 @@ pub fn upgrade(state: AppState, upgrade: WebSocketUpgrade) -> Response {
         .max_message_size(max_message)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| Connection::run(state, protocol, socket))
+        .on_upgrade(move |socket| Connection::run(state, protocol, client, socket))
         .into_response()
 }
 
 struct Connection {
     state: AppState,
     protocol: Protocol,
+    /// The peer's address (the upgrade request's); every operation carries it.
+    client: ClientInfo,
     outbox: mpsc::Sender<Message>,
     /// `None` until `connection_init` is accepted.
     credentials: Option<Credentials>,
@@ -104,7 +109,7 @@ struct Connection {
 struct Close(u16, String);
 
 impl Connection {
-    async fn run(state: AppState, protocol: Protocol, socket: WebSocket) {
+    async fn run(state: AppState, protocol: Protocol, client: ClientInfo, socket: WebSocket) {
         let (mut sink, mut stream) = socket.split();
         let (outbox, mut outgoing) = mpsc::channel::<Message>(OUTBOX);
         // A close that must not queue behind the full outbox (slow consumer).
@@ -148,6 +153,7 @@ impl Connection {
         let mut conn = Connection {
             state,
             protocol,
+            client,
             outbox,
             credentials: None,
             operations: HashMap::new(),
@@ -320,7 +326,7 @@ impl Connection {
             let _ = self.send(json!({ "type": error, "id": id, "payload": [rejected] })).await;
             return;
         }
-        let request = RequestContext::new(self.state.clone(), credentials).into_request(request);
+        let request = RequestContext::new(self.state.clone(), credentials, self.client.clone()).into_request(request);
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
         let finished = self.finished.clone();
