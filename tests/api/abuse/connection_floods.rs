@@ -1,0 +1,289 @@
+//! Slowloris and connection floods (issue 9, item 5): clients that send their request a byte
+//! at a time, connect and say nothing, stop reading, or open more connections than the server
+//! serves. Raw TCP clients, because an HTTP client library would not misbehave on demand.
+//! Timeouts are configured in hundreds of milliseconds; bounds are generous upper limits.
+//! Transport behaviour does not depend on the database: SQLite only.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpSocket, TcpStream},
+    time::Instant,
+};
+
+use crate::{
+    helpers::*,
+    ws::{TRANSPORT_WS, Ws},
+};
+
+/// Short timeouts for these tests (the defaults are seconds).
+const HEADER_MS: &str = "500";
+
+async fn app_with(overrides: &[(&str, &str)]) -> TestApp {
+    spawn_app(Backend::Sqlite, overrides).await.expect("SQLite is always available")
+}
+
+/// Reads (and discards) until the server closes the connection; how long that took, or `None`
+/// if it was still open after `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 8192];
+    let outcome = tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    outcome.ok().map(|()| started.elapsed())
+}
+
+/// Everything the server sends until it closes (or `limit` passes), as text.
+async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> String {
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 8192];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Reads one response with a `content-length` body: (status, head, body).
+async fn read_response(stream: &mut TcpStream) -> (u16, String, String) {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("no content-length in {head}"));
+            if body.len() >= length {
+                let status = head[9..12].parse().expect("a status code");
+                return (status, head.to_owned(), body[..length].to_owned());
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("the response arrives in time")
+            .expect("read");
+        assert!(n > 0, "closed before a whole response: {}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn graphql_request(query: &str) -> String {
+    let body = json!({ "query": query }).to_string();
+    format!(
+        "POST /graphql HTTP/1.1\r\nhost: finql\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+const HEALTH_REQUEST: &str = "GET /health HTTP/1.1\r\nhost: finql\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_sent_a_byte_at_a_time_are_cut_at_the_header_timeout() {
+    let app = app_with(&[("FINQL_HEADER_READ_TIMEOUT_MS", HEADER_MS)]).await;
+    let stream = TcpStream::connect(app.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // Half a request line, then a header a byte every 100 ms: each byte is "activity".
+    writer.write_all(b"GET /health HT").await.unwrap();
+    let dribble = tokio::spawn(async move {
+        for byte in b"TP/1.1\r\nhost: finql\r\nx-slow: ".iter().chain(b"a".repeat(100).iter()) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if writer.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let outcome = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut buf)).await;
+    let elapsed = started.elapsed();
+    assert!(matches!(outcome, Ok(Ok(0) | Err(_))), "closed without an answer, got {outcome:?}");
+    assert!(elapsed < Duration::from_secs(2), "cut at the 500 ms header timeout, not after {elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(300), "not before the timeout ({elapsed:?})");
+    dribble.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_connects_and_says_nothing_is_closed() {
+    let app = app_with(&[("FINQL_HEADER_READ_TIMEOUT_MS", HEADER_MS), ("FINQL_IDLE_TIMEOUT_SECS", "30")]).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let elapsed = closed_within(&mut stream, Duration::from_secs(5)).await.expect("the server closes it");
+    assert!(elapsed < Duration::from_secs(2), "closed at the header timeout, not after {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_serves_several_requests_then_closes_when_idle() {
+    let app = app_with(&[("FINQL_HEADER_READ_TIMEOUT_MS", HEADER_MS)]).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    for _ in 0..3 {
+        stream.write_all(HEALTH_REQUEST.as_bytes()).await.unwrap();
+        assert_eq!(read_response(&mut stream).await.0, 200);
+        // A pause shorter than the header timeout between requests keeps the connection.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stream.write_all(graphql_request("{ __typename }").as_bytes()).await.unwrap();
+    let (status, _, body) = read_response(&mut stream).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({ "data": { "__typename": "Query" } }));
+    let elapsed = closed_within(&mut stream, Duration::from_secs(5)).await.expect("an idle keep-alive is closed");
+    assert!(elapsed < Duration::from_secs(2), "closed after the header timeout, not {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_a_byte_at_a_time_is_cut_with_408() {
+    let app = app_with(&[("FINQL_HEADER_READ_TIMEOUT_MS", HEADER_MS), ("FINQL_BODY_READ_TIMEOUT_MS", "600")]).await;
+    let stream = TcpStream::connect(app.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let body = json!({ "query": "{ __typename }" }).to_string();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nhost: finql\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let dribble = tokio::spawn(async move {
+        // A byte every 100 ms: the whole 27-byte body would take 2.7 s.
+        for byte in body.bytes() {
+            if writer.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Keep the write side open: a half-close would end the body.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut received)).await;
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 408"), "a 408, got {text:?}");
+    assert!(text.contains("request body not received within 600 ms"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
+    assert!(elapsed < Duration::from_secs(2), "cut at the 600 ms body deadline, not after {elapsed:?}");
+    dribble.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_response_is_closed_at_the_idle_timeout() {
+    let app = app_with(&[("FINQL_IDLE_TIMEOUT_SECS", "0.3")]).await;
+    let full = reqwest::get(app.url("/graphiql/assets/graphiql.min.js")).await.unwrap().bytes().await.unwrap().len();
+    assert!(full > 500_000, "the asset is large enough to fill the socket buffers ({full} bytes)");
+    // A small receive window, and ten pipelined requests for the asset: more than the kernel
+    // buffers on both sides hold (the server's send buffer grows to 4 MiB), so the server must
+    // wait for a reader that never comes.
+    const REQUESTS: usize = 10;
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(app.addr).await.unwrap();
+    let request = "GET /graphiql/assets/graphiql.min.js HTTP/1.1\r\nhost: finql\r\n\r\n".repeat(REQUESTS);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let received = read_to_close(&mut stream, Duration::from_secs(5)).await;
+    assert!(received.starts_with("HTTP/1.1 200"), "the response had started");
+    assert!(
+        received.len() < REQUESTS * full,
+        "the server gave up on the stalled responses ({} of {} bytes arrived)",
+        received.len(),
+        REQUESTS * full
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_outlives_the_http_timeouts() {
+    let app = app_with(&[("FINQL_IDLE_TIMEOUT_SECS", "0.3"), ("FINQL_HEADER_READ_TIMEOUT_MS", "300")]).await;
+    let mut ws = Ws::connect(&app, TRANSPORT_WS).await;
+    ws.init(None).await;
+    // Quiet for five times the idle timeout, with no keep-alive in between (15 s by default).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ws.send_json(json!({ "type": "ping" })).await;
+    assert_eq!(ws.next_json().await, json!({ "type": "pong" }));
+    ws.subscribe("1", "{ __typename }").await;
+    assert_eq!(ws.next_json().await["payload"], json!({ "data": { "__typename": "Query" } }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_beyond_the_cap_is_refused_fast_and_probes_use_the_reserve() {
+    let app = app_with(&[
+        ("FINQL_MAX_CONNECTIONS", "20"),
+        ("FINQL_CONNECTION_RESERVE", "4"),
+        // The flood's connections hold their places for the whole test.
+        ("FINQL_HEADER_READ_TIMEOUT_MS", "20000"),
+    ])
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    // Let the server accept them all before the flood goes over the cap.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // 30 more at once: 4 land in the reserve (cut within a second, as a probe would have
+    // spoken by then), the rest are refused at once with a 503.
+    let flood = (0..30).map(|_| {
+        let addr = app.addr;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let answer = read_to_close(&mut stream, Duration::from_secs(5)).await;
+            (answer, started.elapsed())
+        })
+    });
+    let outcomes: Vec<(String, Duration)> =
+        futures::future::join_all(flood).await.into_iter().map(Result::unwrap).collect();
+    let refused_fast = outcomes
+        .iter()
+        .filter(|(answer, elapsed)| answer.starts_with("HTTP/1.1 503") && *elapsed < Duration::from_secs(1))
+        .count();
+    assert!(refused_fast >= 26, "at least 30 - 4 refused with a 503 within 1 s: {outcomes:?}");
+    let refusal = &outcomes.iter().find(|(answer, _)| answer.starts_with("HTTP/1.1 503")).unwrap().0;
+    assert!(refusal.to_ascii_lowercase().contains("retry-after: 1"), "{refusal}");
+    assert!(refusal.contains("RATE_LIMITED"), "{refusal}");
+    for (answer, elapsed) in &outcomes {
+        assert!(*elapsed < Duration::from_secs(3), "every flood connection ends soon: {answer:?} after {elapsed:?}");
+    }
+
+    // The 20 still held, the reserve answers the probes...
+    for path in ["/health", "/ready"] {
+        let mut probe = TcpStream::connect(app.addr).await.unwrap();
+        probe.write_all(format!("GET {path} HTTP/1.1\r\nhost: finql\r\n\r\n").as_bytes()).await.unwrap();
+        let (status, head, body) = read_response(&mut probe).await;
+        assert_eq!(status, 200, "{path} answers through the reserve: {head}\r\n\r\n{body}");
+        assert!(closed_within(&mut probe, Duration::from_secs(2)).await.is_some(), "one probe per reserve connection");
+    }
+    // ... and nothing else.
+    let mut query = TcpStream::connect(app.addr).await.unwrap();
+    query.write_all(graphql_request("{ __typename }").as_bytes()).await.unwrap();
+    let (status, head, body) = read_response(&mut query).await;
+    assert_eq!(status, 503, "GraphQL is refused on a reserve connection: {head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+    assert_eq!(error_code(&serde_json::from_str(&body).unwrap()), "RATE_LIMITED");
+
+    // The flood ends: normal service resumes once the server has seen the sockets close.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = app.gql_status(None, "{ __typename }", json!({})).await;
+        if status == 200 {
+            assert_eq!(body, json!({ "data": { "__typename": "Query" } }));
+            break;
+        }
+        assert!(Instant::now() < deadline, "service resumes after the flood (last: {status} {body})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
