@@ -287,3 +287,55 @@ async fn a_flood_beyond_the_cap_is_refused_fast_and_probes_use_the_reserve() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The review's flood that took `/health` down with "too many open files", replayed against a
+/// process allowed 256 descriptors: the cap is lowered to fit (with a warning), the flood is
+/// refused without running out of descriptors, and the probe still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_at_the_open_files_limit_leaves_health_answering() {
+    let server = crate::process::FinqlProcess::start_with_open_files(256, &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.logs().contains("exceed the open-files limit") {
+        assert!(Instant::now() < deadline, "a warning that the cap was lowered:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let flood: Vec<TcpStream> = futures::future::join_all((0..400).map(|_| TcpStream::connect(server.addr)))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(flood.len() >= 300, "the flood connected ({} of 400)", flood.len());
+
+    // Within the reserve's one-second header timeout, a probe gets through.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut probe = TcpStream::connect(server.addr).await.unwrap();
+        probe.write_all(HEALTH_REQUEST.as_bytes()).await.unwrap();
+        let answer = read_to_close(&mut probe, Duration::from_secs(2)).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 503"), "a 200, a 503 or a close: {answer}");
+        assert!(Instant::now() < deadline, "/health answers during the flood:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!server.logs().contains("cannot accept connections"), "never out of descriptors:\n{}", server.logs());
+
+    drop(flood);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = client
+            .post(format!("http://{}/graphql", server.addr))
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+            .await;
+        if let Ok(response) = response
+            && response.status() == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "service resumes after the flood:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
