@@ -199,23 +199,25 @@ pub struct WebSocketConfig {
 #[derive(Clone, Debug)]
 pub struct ConnectionSettings {
     /// `FINQL_HEADER_READ_TIMEOUT_MS` (default 5000): time to send a complete request head,
-    /// counted from the moment the server waits for one: on a new connection, and on a
-    /// keep-alive connection after each response (so it is also the keep-alive idle time).
+    /// counted from the accept for a connection's first request and from the first byte for
+    /// the next ones on a keep-alive connection.
     pub header_read_timeout: Duration,
     /// `FINQL_BODY_READ_TIMEOUT_MS` (default 10000): time to send the whole request body once
     /// the head arrived (100 KiB at the default body limit is well under a second on any link
     /// that can use the API; a client dribbling a byte a second would hold the request 28 h).
     pub body_read_timeout: Duration,
     /// `FINQL_IDLE_TIMEOUT_SECS` (default 60; fractions allowed): an HTTP connection on which no
-    /// byte moved either way for this long, while no request of it is being handled, is closed
-    /// (e.g. a client that stopped reading its response). Upgraded connections (WebSocket) are
-    /// exempt: they have their own keep-alive and slow-client rules.
+    /// byte moved either way for this long, while no request of it is being handled, is closed:
+    /// a keep-alive connection waiting for its next request, a client that stopped reading its
+    /// response. Upgraded connections (WebSocket) are exempt: they have their own keep-alive and
+    /// slow-client rules.
     pub idle_timeout: Duration,
     /// `FINQL_MAX_CONNECTIONS` (default 10000): open TCP connections (WebSockets included)
     /// served normally. Above it a connection gets a `503` with `Retry-After` and is closed.
     pub max_connections: usize,
     /// `FINQL_CONNECTION_RESERVE` (default 32): connections beyond `max_connections` kept for
-    /// `/health` and `/ready`, so probes answer during a flood (anything else gets a `503`).
+    /// `/health` and `/ready`, so probes answer during a flood (anything else gets a `503`). A
+    /// reserve connection serves one request and must send it within a second.
     pub reserve: usize,
 }
 

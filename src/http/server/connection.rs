@@ -1,16 +1,19 @@
 //! One accepted connection: hyper's HTTP/1 with upgrades, the per-request work
 //! `into_make_service_with_connect_info` used to do, and the idle watchdog.
 //!
-//! Timeouts, by phase of a connection:
-//! - waiting for a request head (a new connection, or a keep-alive one between requests):
-//!   hyper's `header_read_timeout`. hyper 1.12 starts that timer as soon as it waits for a head,
-//!   not at its first byte (hyperium/hyper#3185, #3828), so it also cuts a client that connects
-//!   and says nothing, and ends idle keep-alive connections; finql relies on that;
+//! Timeouts, by phase of a connection (finql keeps the clocks itself, in [`Activity`]):
+//! - a new connection must deliver its first request head within the header-read timeout of
+//!   being accepted: a client that connects and says nothing, or dribbles its head, is cut;
+//! - between requests on a keep-alive connection, silence is allowed for the idle timeout
+//!   (load balancers pool connections to replicas for a minute; cutting them sooner races their
+//!   reuse and shows as sporadic 502s); the first byte of the next request starts the
+//!   header-read timeout again. hyper's own `header_read_timeout` is off: in hyper 1.12 it
+//!   also runs from the moment a keep-alive connection goes idle (hyperium/hyper#3828), which
+//!   would end every keep-alive after the short header timeout;
 //! - reading the body: [`DeadlineBody`], one deadline for the whole body;
-//! - anything else (a response the client stopped reading, a stall hyper has no timer for): the
-//!   idle watchdog closes the connection when no byte moved either way for
-//!   `FINQL_IDLE_TIMEOUT_SECS` while no handler of it was running. A running handler is not
-//!   idleness: its time is bounded by the request deadline, not by this watchdog.
+//! - anything else (a response the client stopped reading, a stall no other timer covers): the
+//!   connection closes when no byte moved either way for the idle timeout while no handler of
+//!   it was running. A running handler is not idleness: the request deadline bounds it.
 //!
 //! An upgraded connection (WebSocket) leaves all of this: hyper hands the socket to the
 //! WebSocket task and this connection's future ends, taking the watchdog with it. The WebSocket
@@ -41,7 +44,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
-    sync::watch,
+    sync::{Notify, watch},
     time::{Duration, Instant},
 };
 use tower::ServiceExt;
@@ -80,6 +83,10 @@ pub async fn serve(
     mut drain: watch::Receiver<()>,
 ) {
     let activity = Arc::new(Activity::new());
+    let header_timeout = match lane {
+        Lane::Normal => settings.header_read_timeout,
+        Lane::Reserve => settings.header_read_timeout.min(RESERVE_HEADER_TIMEOUT),
+    };
     let io = TokioIo::new(TrackedIo { stream, activity: activity.clone(), _slot: slot });
     let body_timeout = settings.body_read_timeout;
     let service_activity = activity.clone();
@@ -89,10 +96,8 @@ pub async fn serve(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(match lane {
-            Lane::Normal => settings.header_read_timeout,
-            Lane::Reserve => settings.header_read_timeout.min(RESERVE_HEADER_TIMEOUT),
-        })
+        // Kept by `Activity` instead (see the module comment).
+        .header_read_timeout(None)
         // A reserve connection answers one probe and closes, making room for the next.
         .keep_alive(lane == Lane::Normal);
     let connection = builder.serve_connection(io, service).with_upgrades();
@@ -106,8 +111,8 @@ pub async fn serve(
                 }
                 return;
             }
-            () = activity.idle_for(settings.idle_timeout) => {
-                tracing::debug!(%peer, timeout = ?settings.idle_timeout, "closing an idle connection");
+            expiry = activity.expired(header_timeout, settings.idle_timeout) => {
+                tracing::debug!(%peer, ?expiry, "closing a connection");
                 return;
             }
             _ = drain.changed(), if !draining => {
@@ -165,13 +170,31 @@ fn body_timeout_response(limit: Duration) -> Response<Body> {
     response
 }
 
-/// When a connection last moved a byte, and how many of its requests are being handled.
+/// Why a connection's clock ran out.
+#[derive(Debug)]
+enum Expiry {
+    /// A request head took longer than the header-read timeout.
+    HeaderRead,
+    /// Nothing moved for the idle timeout while no handler ran.
+    Idle,
+}
+
+/// `head_started_ms` when no request head is being read.
+const NO_HEAD: u64 = u64::MAX;
+
+/// A connection's clocks: when it last moved a byte, when the request head being read began,
+/// and how many of its requests are being handled.
 struct Activity {
     origin: Instant,
     /// Milliseconds after `origin` of the last read or write that moved bytes.
     last_ms: AtomicU64,
+    /// Milliseconds after `origin` at which the head now being read began ([`NO_HEAD`] when
+    /// none is): the accept for the first request, the first byte for the next ones.
+    head_started_ms: AtomicU64,
     /// Handlers running (at most one on HTTP/1; a counter keeps it simple and safe).
     busy: AtomicUsize,
+    /// Wakes the watchdog when a head starts (its deadline may be sooner than the one it sleeps to).
+    head_started: Notify,
 }
 
 /// Marks a handler running until dropped.
@@ -187,35 +210,71 @@ impl Drop for Busy<'_> {
 
 impl Activity {
     fn new() -> Self {
-        Self { origin: Instant::now(), last_ms: AtomicU64::new(0), busy: AtomicUsize::new(0) }
+        Self {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+            head_started: Notify::new(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(NO_HEAD - 1)
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.origin + Duration::from_millis(ms)
     }
 
     fn touch(&self) {
-        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.fetch_max(ms, Ordering::AcqRel);
+        self.last_ms.fetch_max(self.now_ms(), Ordering::AcqRel);
     }
 
-    fn last(&self) -> Instant {
-        self.origin + Duration::from_millis(self.last_ms.load(Ordering::Acquire))
+    /// Bytes arrived: between requests, they are the start of the next head.
+    fn read_some(&self) {
+        self.touch();
+        if self.busy.load(Ordering::Acquire) == 0
+            && self
+                .head_started_ms
+                .compare_exchange(NO_HEAD, self.now_ms(), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.head_started.notify_one();
+        }
     }
 
+    /// A head was parsed and its handler starts.
     fn busy(&self) -> Busy<'_> {
         self.busy.fetch_add(1, Ordering::AcqRel);
+        self.head_started_ms.store(NO_HEAD, Ordering::Release);
         Busy(self)
     }
 
-    /// Resolves once nothing moved for `limit` while no handler ran.
-    async fn idle_for(&self, limit: Duration) {
+    /// Resolves when the head being read is late, or nothing moved for `idle` while no handler ran.
+    async fn expired(&self, header: Duration, idle: Duration) -> Expiry {
         loop {
-            let deadline = self.last() + limit;
-            if Instant::now() >= deadline {
-                if self.busy.load(Ordering::Acquire) == 0 {
-                    return;
+            let now = Instant::now();
+            let head = self.head_started_ms.load(Ordering::Acquire);
+            let mut wake = now + idle;
+            if head != NO_HEAD {
+                let deadline = self.at(head) + header;
+                if now >= deadline {
+                    return Expiry::HeaderRead;
                 }
-                self.touch();
-                continue;
+                wake = wake.min(deadline);
             }
-            tokio::time::sleep_until(deadline).await;
+            if self.busy.load(Ordering::Acquire) == 0 {
+                let deadline = self.at(self.last_ms.load(Ordering::Acquire)) + idle;
+                if now >= deadline {
+                    return Expiry::Idle;
+                }
+                wake = wake.min(deadline);
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => {}
+                () = self.head_started.notified() => {}
+            }
         }
     }
 }
@@ -233,7 +292,7 @@ impl AsyncRead for TrackedIo {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.stream).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.read_some();
         }
         result
     }

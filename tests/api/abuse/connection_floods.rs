@@ -128,21 +128,35 @@ async fn a_client_that_connects_and_says_nothing_is_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_keep_alive_connection_serves_several_requests_then_closes_when_idle() {
-    let app = app_with(&[("FINQL_HEADER_READ_TIMEOUT_MS", HEADER_MS)]).await;
+async fn a_keep_alive_connection_serves_several_requests_then_closes_at_the_idle_timeout() {
+    let app = app_with(&[("FINQL_HEADER_READ_TIMEOUT_MS", HEADER_MS), ("FINQL_IDLE_TIMEOUT_SECS", "1.2")]).await;
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     for _ in 0..3 {
         stream.write_all(HEALTH_REQUEST.as_bytes()).await.unwrap();
         assert_eq!(read_response(&mut stream).await.0, 200);
-        // A pause shorter than the header timeout between requests keeps the connection.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Between requests the idle timeout applies, not the (shorter) header timeout.
+        tokio::time::sleep(Duration::from_millis(700)).await;
     }
     stream.write_all(graphql_request("{ __typename }").as_bytes()).await.unwrap();
     let (status, _, body) = read_response(&mut stream).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({ "data": { "__typename": "Query" } }));
     let elapsed = closed_within(&mut stream, Duration::from_secs(5)).await.expect("an idle keep-alive is closed");
-    assert!(elapsed < Duration::from_secs(2), "closed after the header timeout, not {elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(900), "kept for the idle timeout, closed after {elapsed:?}");
+    assert!(elapsed < Duration::from_millis(2500), "closed at the 1.2 s idle timeout, not after {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_request_on_a_keep_alive_connection_must_arrive_within_the_header_timeout() {
+    let app = app_with(&[("FINQL_HEADER_READ_TIMEOUT_MS", HEADER_MS), ("FINQL_IDLE_TIMEOUT_SECS", "30")]).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(HEALTH_REQUEST.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut stream).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The first byte of the next request starts its clock; the rest never comes.
+    stream.write_all(b"GET /hea").await.unwrap();
+    let elapsed = closed_within(&mut stream, Duration::from_secs(5)).await.expect("the late head is cut");
+    assert!(elapsed < Duration::from_secs(2), "cut at the 500 ms header timeout, not after {elapsed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
