@@ -353,3 +353,38 @@ async fn a_flood_at_the_open_files_limit_leaves_health_answering() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Graceful shutdown with the server's own accept loop: new connections are refused at once,
+/// a request in flight (here, its body still arriving) is finished and answered, and an idle
+/// keep-alive connection does not hold the shutdown up for the grace period (30 s by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
+    let app = app_with(&[]).await;
+    let addr = app.addr;
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(HEALTH_REQUEST.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut idle).await.0, 200);
+
+    let request = graphql_request("{ __typename }");
+    let (head_and_some, rest) = request.split_at(request.len() - 5);
+    let mut in_flight = TcpStream::connect(addr).await.unwrap();
+    in_flight.write_all(head_and_some.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let shutdown = tokio::spawn(app.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(TcpStream::connect(addr).await.is_err(), "no new connections once shutting down");
+    assert!(closed_within(&mut idle, Duration::from_secs(2)).await.is_some(), "the idle keep-alive is closed");
+
+    in_flight.write_all(rest.as_bytes()).await.unwrap();
+    let (status, head, body) = read_response(&mut in_flight).await;
+    assert_eq!(status, 200, "the request in flight is answered: {head}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({ "data": { "__typename": "Query" } }));
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("shutdown does not wait out the grace period")
+        .expect("shutdown task")
+        .expect("the server stops cleanly");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
