@@ -157,3 +157,32 @@ impl AcceptFailures {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_descriptors_pauses_the_accept_loop_but_a_failed_connection_does_not() {
+        let mut failures = AcceptFailures::default();
+        #[cfg(unix)]
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert!(failures.record(&io::Error::from_raw_os_error(errno)), "errno {errno} pauses");
+        }
+        assert!(!failures.record(&io::ErrorKind::ConnectionAborted.into()));
+        assert!(!failures.record(&io::ErrorKind::ConnectionReset.into()));
+    }
+
+    #[tokio::test]
+    async fn failures_are_logged_once_a_second() {
+        let mut failures = AcceptFailures::default();
+        let err = io::Error::other("out of descriptors");
+        failures.record(&err);
+        let first = failures.last_warning.expect("the first failure is logged");
+        for _ in 0..1000 {
+            failures.record(&err);
+        }
+        assert_eq!(failures.last_warning, Some(first), "no new warning within a second");
+        assert_eq!(failures.unreported, 1000, "counted for the next warning");
+    }
+}
