@@ -26,6 +26,9 @@ pub mod graphiql;
 pub mod graphql;
 /// `/health` (alive), `/ready` (database reachable), and the container probe.
 pub mod health;
+/// The accept loop around hyper: header, body and idle timeouts, the connection cap and its
+/// probe reserve, the open-files limit, graceful drain.
+pub mod server;
 /// GraphQL over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`.
 pub mod ws;
 
