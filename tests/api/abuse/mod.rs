@@ -3,3 +3,6 @@
 //! connection floods, slow or missing dependencies, hostile input, retried writes) and does
 //! what an attacker or a failing network did, then checks that finql refused it with a code,
 //! in time, and kept serving everyone else.
+
+/// Fragment bombs, huge documents, auth-mutation floods, the request deadline, stray methods.
+mod query_bombs;
