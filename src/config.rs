@@ -522,6 +522,29 @@ mod tests {
     }
 
     #[test]
+    fn query_limits_and_the_request_deadline_have_defaults_and_overrides() {
+        let secret = "x".repeat(32);
+        let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap();
+        assert_eq!(
+            (default.limits.max_fields, default.limits.max_tokens, default.limits.request_timeout),
+            (1000, 10_000, Duration::from_secs(10))
+        );
+        let set = config(&[
+            ("JWT_SECRET", secret.as_str()),
+            ("FINQL_MAX_FIELDS", "50"),
+            ("FINQL_MAX_TOKENS", "500"),
+            ("FINQL_REQUEST_TIMEOUT_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (set.limits.max_fields, set.limits.max_tokens, set.limits.request_timeout),
+            (50, 500, Duration::from_millis(250))
+        );
+        let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_REQUEST_TIMEOUT_MS", "0")]).unwrap_err();
+        assert!(err.to_string().contains("FINQL_REQUEST_TIMEOUT_MS"), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         let err = config(&[("JWT_SECRET", &"x".repeat(32)), ("FINQL_MAX_BATCH", "lots")]).unwrap_err();
         assert!(err.to_string().contains("FINQL_MAX_BATCH"), "{err}");
