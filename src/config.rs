@@ -176,7 +176,26 @@ pub struct Limits {
     /// `FINQL_MAX_COMPLEXITY` (default 2000 fields).
     pub max_complexity: usize,
     /// `FINQL_MAX_ALIASES` (default 30: aliases multiply work, e.g. many `login`s in one request).
+    /// Counted as executed: an alias inside a fragment spread twice counts twice.
     pub max_aliases: usize,
+    /// `FINQL_MAX_FIELDS` (default 1000): fields one operation executes once its fragments are
+    /// expanded, each spread counted every time it appears. The largest query finql's own tools
+    /// send, GraphiQL's introspection query, executes 226; the README tour's largest, under 40.
+    /// 1000 leaves room for big generated queries and refuses a ten-level doubling fragment bomb
+    /// (1024 fields).
+    pub max_fields: usize,
+    /// `FINQL_MAX_TOKENS` (default 10000): names, values and punctuation in one document, counted
+    /// before it is parsed, so a huge document is refused without building its tree. The
+    /// introspection query is 180 tokens, a 500-symbol list about 500; a 100 KiB body could
+    /// otherwise carry 50,000.
+    pub max_tokens: usize,
+    /// `FINQL_REQUEST_TIMEOUT_MS` (default 10000): how long one HTTP request (all operations of a
+    /// batch together) or one WebSocket query or mutation may execute. Subscriptions are not
+    /// bounded by it. finql answers its queries in milliseconds, and upstream calls have their
+    /// own timeouts; this is the ceiling on what any one request can hold (connections, memory,
+    /// a database transaction) whatever it waits on, well under the 30-60 s after which proxies
+    /// and clients give up on their own. At least 1.
+    pub request_timeout: Duration,
     /// Whether introspection and field suggestions are on (off in production).
     pub introspection: bool,
 }
@@ -362,6 +381,12 @@ impl Config {
                 max_depth: parse_or(&get, "FINQL_MAX_DEPTH", 16)?,
                 max_complexity: parse_or(&get, "FINQL_MAX_COMPLEXITY", 2000)?,
                 max_aliases: parse_or(&get, "FINQL_MAX_ALIASES", 30)?,
+                max_fields: parse_or(&get, "FINQL_MAX_FIELDS", 1000)?,
+                max_tokens: parse_or(&get, "FINQL_MAX_TOKENS", 10_000)?,
+                request_timeout: match parse_or(&get, "FINQL_REQUEST_TIMEOUT_MS", 10_000u64)? {
+                    0 => bail!("FINQL_REQUEST_TIMEOUT_MS must be at least 1"),
+                    ms => Duration::from_millis(ms),
+                },
                 introspection: !production,
             },
             websocket: WebSocketConfig {
@@ -572,6 +597,29 @@ mod tests {
             let err = config(&[("JWT_SECRET", secret.as_str()), (key, value)]).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn query_limits_and_the_request_deadline_have_defaults_and_overrides() {
+        let secret = "x".repeat(32);
+        let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap();
+        assert_eq!(
+            (default.limits.max_fields, default.limits.max_tokens, default.limits.request_timeout),
+            (1000, 10_000, Duration::from_secs(10))
+        );
+        let set = config(&[
+            ("JWT_SECRET", secret.as_str()),
+            ("FINQL_MAX_FIELDS", "50"),
+            ("FINQL_MAX_TOKENS", "500"),
+            ("FINQL_REQUEST_TIMEOUT_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (set.limits.max_fields, set.limits.max_tokens, set.limits.request_timeout),
+            (50, 500, Duration::from_millis(250))
+        );
+        let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_REQUEST_TIMEOUT_MS", "0")]).unwrap_err();
+        assert!(err.to_string().contains("FINQL_REQUEST_TIMEOUT_MS"), "{err}");
     }
 
     #[test]

@@ -3,4 +3,9 @@
 //! connection floods, slow or missing dependencies, hostile input, retried writes) and does
 //! what an attacker or a failing network did, then checks that finql refused it with a code,
 //! in time, and kept serving everyone else.
+
+/// Slowloris, silent and stalled clients, connection floods beyond the cap.
 mod connection_floods;
+
+/// Fragment bombs, huge documents, auth-mutation floods, the request deadline, stray methods.
+mod query_bombs;
