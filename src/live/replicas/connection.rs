@@ -26,7 +26,7 @@ impl Connection {
     }
 }
 
-fn timed_out() -> redis::RedisError {
+pub(super) fn timed_out() -> redis::RedisError {
     std::io::Error::new(std::io::ErrorKind::TimedOut, "Redis did not answer in time").into()
 }
 

@@ -80,6 +80,7 @@
 mod connection;
 mod demand;
 mod lease;
+mod pubsub;
 mod replica;
 mod upstream;
 mod wire;

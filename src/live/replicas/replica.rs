@@ -17,8 +17,7 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
-use redis::aio::{PubSubSink, PubSubStream};
+use redis::aio::PubSubSink;
 use tokio::{
     sync::{Notify, mpsc},
     task::JoinHandle,
@@ -28,9 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Keys,
-    connection::{Connection, Scripts},
+    connection::{Connection, Scripts, timed_out},
     demand,
     lease::{self, Hold},
+    pubsub::read,
     upstream::{Publisher, Upstream},
     wire,
 };
@@ -445,10 +445,6 @@ impl Replica {
     }
 }
 
-fn timed_out() -> redis::RedisError {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, "Redis did not answer in time").into()
-}
-
 /// Resolves at `at`; never if there is none.
 async fn sleep_until(at: Option<Instant>) {
     match at {
@@ -471,34 +467,5 @@ async fn reader_finished(reader: &mut Option<JoinHandle<()>>) {
             let _ = handle.await;
         }
         None => std::future::pending().await,
-    }
-}
-
-/// Reads the pub/sub connection until it closes: demand notifications wake the loop, events go
-/// to the hub.
-async fn read(
-    mut messages: PubSubStream,
-    demand_channel: String,
-    demand_changed: Arc<Notify>,
-    events: mpsc::Sender<LiveEvent>,
-    stop: CancellationToken,
-) {
-    loop {
-        let message = tokio::select! {
-            () = stop.cancelled() => return,
-            message = messages.next() => message,
-        };
-        let Some(message) = message else { return };
-        if message.get_channel_name() == demand_channel {
-            demand_changed.notify_one();
-            continue;
-        }
-        match wire::decode_event(message.get_payload_bytes()) {
-            // A closed hub means the process is shutting down: nothing to do.
-            Some(event) => {
-                let _ = events.send(event).await;
-            }
-            None => tracing::warn!(channel = message.get_channel_name(), "dropping a live event that does not decode"),
-        }
     }
 }
