@@ -100,15 +100,16 @@ async fn itick_pushes_reach_graphql_subscribers() {
     eventually("AAPL is unsubscribed upstream", || fake.subscribed("stock").is_empty()).await;
 }
 
-/// The replica id holding the live lease of `namespace`, once one does.
+/// The id of the replica holding the live lease of `namespace`, once one does.
 async fn lease_holder(redis: &str, namespace: &str) -> String {
     let mut conn = redis::Client::open(redis).unwrap().get_multiplexed_async_connection().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let holder: Option<String> =
             redis::cmd("GET").arg(format!("{namespace}:live:lease")).query_async(&mut conn).await.unwrap();
-        if let Some(holder) = holder {
-            return holder;
+        // The lease holds the holder's term token, `{replica id}:{random}`.
+        if let Some((holder, _term)) = holder.as_deref().and_then(|h| h.rsplit_once(':')) {
+            return holder.to_owned();
         }
         assert!(Instant::now() < deadline, "no replica took the lease");
         tokio::time::sleep(Duration::from_millis(20)).await;

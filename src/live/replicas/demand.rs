@@ -9,14 +9,19 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use redis::{RedisResult, aio::ConnectionManager};
+use redis::RedisResult;
 
-use super::{Keys, lease::millis, wire};
+use super::{
+    Keys,
+    connection::{Connection, Scripts},
+    lease::millis,
+    wire,
+};
 use crate::live::Topic;
 
 /// Reads every live replica's demand, keeping each topic once, and forgets replicas whose
 /// demand has expired. Atomic, so a replica registering meanwhile is never forgotten.
-const UNION: &str = r"
+pub(super) const UNION: &str = r"
 local ids = redis.call('SMEMBERS', KEYS[1])
 local seen = {}
 local out = {}
@@ -39,7 +44,7 @@ return out
 
 /// Adds topics to this replica's demand (and registers the replica).
 pub(super) async fn add(
-    conn: &mut ConnectionManager,
+    conn: &mut Connection,
     keys: &Keys,
     id: &str,
     ttl: Duration,
@@ -70,12 +75,7 @@ fn store(pipe: &mut redis::Pipeline, keys: &Keys, id: &str, ttl: Duration, topic
 }
 
 /// Removes topics from this replica's demand.
-pub(super) async fn remove(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    id: &str,
-    topic_keys: &[String],
-) -> RedisResult<()> {
+pub(super) async fn remove(conn: &mut Connection, keys: &Keys, id: &str, topic_keys: &[String]) -> RedisResult<()> {
     if topic_keys.is_empty() {
         return Ok(());
     }
@@ -87,7 +87,7 @@ pub(super) async fn remove(
 
 /// Replaces this replica's whole demand (after Redis lost it, or a write failed).
 pub(super) async fn rewrite(
-    conn: &mut ConnectionManager,
+    conn: &mut Connection,
     keys: &Keys,
     id: &str,
     ttl: Duration,
@@ -105,13 +105,13 @@ pub(super) async fn rewrite(
 
 /// The heartbeat: keeps this replica's demand alive. False if Redis no longer has it (it
 /// expired during an outage, or Redis restarted) and it must be rewritten.
-pub(super) async fn refresh(conn: &mut ConnectionManager, keys: &Keys, id: &str, ttl: Duration) -> RedisResult<bool> {
+pub(super) async fn refresh(conn: &mut Connection, keys: &Keys, id: &str, ttl: Duration) -> RedisResult<bool> {
     let refreshed: i64 = redis::cmd("PEXPIRE").arg(keys.demand(id)).arg(millis(ttl)).query_async(conn).await?;
     Ok(refreshed == 1)
 }
 
 /// Clean shutdown: this replica wants nothing any more.
-pub(super) async fn withdraw(conn: &mut ConnectionManager, keys: &Keys, id: &str) -> RedisResult<()> {
+pub(super) async fn withdraw(conn: &mut Connection, keys: &Keys, id: &str) -> RedisResult<()> {
     let mut pipe = redis::pipe();
     pipe.cmd("DEL").arg(keys.demand(id)).ignore();
     pipe.cmd("SREM").arg(keys.replicas()).arg(id).ignore();
@@ -121,9 +121,17 @@ pub(super) async fn withdraw(conn: &mut ConnectionManager, keys: &Keys, id: &str
 
 /// The union of every live replica's demand, by topic key. Entries that do not decode (written
 /// by an incompatible version) are skipped with a warning.
-pub(super) async fn union(conn: &mut ConnectionManager, keys: &Keys) -> RedisResult<HashMap<String, Topic>> {
-    let flat: Vec<String> =
-        redis::cmd("EVAL").arg(UNION).arg(1).arg(keys.replicas()).arg(keys.demand_prefix()).query_async(conn).await?;
+pub(super) async fn union(
+    conn: &mut Connection,
+    scripts: &Scripts,
+    keys: &Keys,
+) -> RedisResult<HashMap<String, Topic>> {
+    let flat: Vec<String> = scripts
+        .union
+        .run(conn, |cmd| {
+            cmd.arg(1).arg(keys.replicas()).arg(keys.demand_prefix());
+        })
+        .await?;
     let mut union = HashMap::with_capacity(flat.len() / 2);
     for pair in flat.chunks_exact(2) {
         match wire::decode_topic(&pair[1]) {

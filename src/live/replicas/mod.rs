@@ -7,16 +7,42 @@
 //!   expires unless the replica's heartbeat (every TTL/3) refreshes it, and announces every
 //!   change on a pub/sub channel. A crashed replica's demand is gone within one TTL
 //!   (`demand`).
-//! - **Leadership.** One replica holds a lease (`SET NX PX`, renewed every TTL/3 by a
-//!   compare-and-renew script, deleted on clean shutdown by compare-and-delete; `lease`). The
+//! - **Leadership.** One replica holds a lease: a key holding its *term token*
+//!   (`{replica}:{random}`, new for each term), taken when free and renewed every TTL/3 by a
+//!   compare-and-set script, deleted on clean shutdown by compare-and-delete (`lease`). The
 //!   holder runs the [`MarketStream`](crate::live::MarketStream) and keeps its subscriptions equal to the union of every
 //!   live replica's demand, re-reading it on each announcement and each heartbeat (`upstream`).
 //!   A holder that cannot renew stops its stream at the moment its lease could expire in Redis,
-//!   before anyone else can take it, so two upstream connections never overlap for more than
-//!   the time a stream takes to close. Others bid at every heartbeat: after a crash, one takes
+//!   before anyone else can take it. Others bid at every heartbeat: after a crash, one takes
 //!   over within a TTL plus a heartbeat.
-//! - **Events.** The holder publishes each event to Redis; every replica, the holder included
-//!   (one code path), receives those of the topics it wants and hands them to its hub.
+//! - **Events, fenced.** The holder publishes each batch of events through a script that
+//!   publishes only if the lease still holds its token, atomically in Redis. Every replica,
+//!   the holder included (one code path), receives those of the topics it wants and hands them
+//!   to its hub.
+//!
+//! # Two holders: when, and why it does no harm
+//! Expiry alone cannot produce two holders (the watchdog stops a holder before its lease can
+//! expire), but a Redis that restarts empty (no persistence, or a failover to a replica that
+//! had not received the lease yet) forgets the lease while its holder streams, and another
+//! replica can take it before the holder next speaks to Redis. Then two upstream connections
+//! are open at once, and nothing bounds that by "the time a stream takes to close". What is
+//! bounded instead:
+//! - *Clients never see the deposed holder's events*: its publishes are refused by Redis (the
+//!   lease holds another token), from the very first one after the new lease was taken.
+//! - *The deposed holder closes its stream the moment Redis refuses it anything*: its first
+//!   publish, or its next renewal, whichever comes first, so within one heartbeat (TTL/3) of
+//!   reaching Redis again, and at once on a busy market. Until it can reach Redis, its
+//!   watchdog bounds it by the TTL as before.
+//! - A holder that finds the lease *free* (Redis lost it, nobody took it yet) takes it back for
+//!   the same term, in the same atomic step: it keeps its upstream connection across a Redis
+//!   restart instead of closing and reopening it.
+//!
+//! A fencing token from a counter (`INCR`) would not survive the same restart that loses the
+//! lease (the counter goes too, and the next number repeats); a random token per term is unique
+//! without Redis remembering anything, and "the lease holds exactly my token" is all the fence
+//! needs. Cost: each batch of events is one `EVALSHA` (the script is compiled once and cached;
+//! after a restart it is sent again once) instead of one pipeline of `PUBLISH`es, still one
+//! round trip.
 //!
 //! # Channel layout: one channel per topic
 //! Events go to `{ns}:live:ev:{topic}` (`AAPL.US/quote`, `700.HK/kline:1m`). Redis delivers a
@@ -33,19 +59,28 @@
 //! # When Redis goes away
 //! Events stop; GraphQL subscribers stay connected and simply receive nothing new. The holder
 //! keeps its stream until its lease could have expired (one TTL after its last successful
-//! renewal) and then stops it. Every replica keeps retrying: pub/sub reconnects with backoff
-//! (100 ms doubling to 5 s) and resubscribes; demand lost meanwhile is rewritten; the lease is
-//! taken again by whoever bids first; events resume. Outages are logged once when they start
-//! and once when they end. Redis must be reachable at start-up ([`RedisFeed::start`](crate::live::replicas::RedisFeed::start) fails
-//! fast, like the shared quote cache).
+//! renewal) and then stops it. Every replica keeps retrying, not at its heartbeat but after a
+//! backoff of 100 ms doubling to 500 ms (jittered): when Redis answers again, within half a
+//! second each replica reconnects pub/sub and resubscribes, rewrites its demand (a refresh that
+//! failed counts as lost), and renews or bids for the lease, so live events resume within
+//! about a second of Redis returning (the requirement is 1.5 s). The holder meanwhile only adds
+//! upstream subscriptions for one TTL, while the replicas rewrite the demand Redis lost, rather
+//! than dropping topics whose demand is not back yet. Outages are logged once when they start
+//! and once when they end. Every Redis call is bounded by the response timeout (at most a
+//! quarter of the TTL), reconnection included (`connection`). Redis must be reachable at
+//! start-up ([`RedisFeed::start`](crate::live::replicas::RedisFeed::start) fails fast, like the
+//! shared quote cache).
 //!
 //! # Keys (under `FINQL_CACHE_NAMESPACE`)
-//! `{ns}:live:lease` (the holder's id), `{ns}:live:replicas` (set of replica ids),
+//! `{ns}:live:lease` (the holder's term token, `{replica}:{16 hex digits}`),
+//! `{ns}:live:replicas` (set of replica ids),
 //! `{ns}:live:demand:{replica}` (hash topic -> instrument), channels
 //! `{ns}:live:demand-changed` and `{ns}:live:ev:{topic}`. Event and topic encodings: `wire`.
 
+mod connection;
 mod demand;
 mod lease;
+mod pubsub;
 mod replica;
 mod upstream;
 mod wire;
@@ -57,7 +92,10 @@ use redis::aio::ConnectionManagerConfig;
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use self::replica::{Command, Replica};
+use self::{
+    connection::{Connection, Scripts},
+    replica::{Command, Replica},
+};
 use super::{Feed, LiveEvent, MarketStream, Topic};
 use crate::config::LiveReplicaSettings;
 
@@ -126,11 +164,13 @@ impl RedisFeed {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(response_timeout))
             .set_number_of_retries(1);
-        let mut conn = client
-            .get_connection_manager_with_config(config)
+        let manager = tokio::time::timeout(CONNECT_TIMEOUT, client.get_connection_manager_with_config(config))
             .await
+            .context("connecting to Redis (REDIS_URL) for live data timed out")?
             .context("connecting to Redis (REDIS_URL) for live data")?;
+        let mut conn = Connection::new(manager, response_timeout);
         let _: String = redis::cmd("PING").query_async(&mut conn).await.context("Redis did not answer PING")?;
+        let scripts = Scripts::load(&mut conn).await.context("loading the live lease scripts into Redis")?;
 
         let tasks = CancellationToken::new();
         let replica = Replica {
@@ -139,6 +179,8 @@ impl RedisFeed {
             ttl,
             client,
             conn,
+            scripts: Arc::new(scripts),
+            token: lease::new_token(&settings.replica_id),
             response_timeout,
             stream,
             events,
@@ -147,11 +189,13 @@ impl RedisFeed {
             demand_dirty: false,
             pubsub: None,
             reader: None,
-            next_pubsub_attempt: Instant::now(),
-            pubsub_backoff: Duration::from_millis(100),
             demand_changed: Default::default(),
             upstream: None,
+            retry_at: None,
+            backoff: replica::MIN_BACKOFF,
+            round_failed: false,
             redis_failing: false,
+            keep_subscriptions_until: Instant::now(),
         };
         let (commands, command_rx) = mpsc::unbounded_channel();
         let done = CancellationToken::new();

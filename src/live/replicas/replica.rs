@@ -5,6 +5,11 @@
 //! state needs no locks. Each step waits at most the Redis response timeout, which is shorter
 //! than a heartbeat, so a slow Redis delays the loop but rarely past the lease deadline; and if
 //! it does, the holder's watchdog stops the stream on time anyway.
+//!
+//! The loop works in *rounds*: pub/sub, demand, lease, then the holder's subscriptions. A round
+//! runs at every heartbeat (TTL/3) and, while anything failed, again after a short backoff
+//! (100 ms doubling to 500 ms, jittered), so that when Redis returns everything is restored
+//! within half a second instead of waiting for the next heartbeat.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -12,8 +17,7 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
+use redis::aio::PubSubSink;
 use tokio::{
     sync::{Notify, mpsc},
     task::JoinHandle,
@@ -21,7 +25,15 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Keys, demand, lease, upstream::Upstream, wire};
+use super::{
+    Keys,
+    connection::{Connection, Scripts, timed_out},
+    demand,
+    lease::{self, Hold},
+    pubsub::read,
+    upstream::{Publisher, Upstream},
+    wire,
+};
 use crate::live::{LiveEvent, MarketStream, Topic};
 
 /// What the hub asked for.
@@ -30,17 +42,27 @@ pub(super) enum Command {
     Release(Vec<Topic>),
 }
 
-/// The first wait before reconnecting pub/sub; it doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// Long enough not to hammer a Redis that is down, short enough to resume soon after.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The first wait before a round is retried after a failure; it doubles up to [`MAX_BACKOFF`].
+/// A Redis restart is usually over within it.
+pub(super) const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between retries while Redis is down. Live events must resume within 1.5 s
+/// of Redis returning: a retry within 500 ms, plus the round itself (a handful of round trips,
+/// and for a new holder the upstream connection), leaves room for that. Each retry costs a
+/// refused connection or a PING: at most a few per second per replica, nothing to a Redis that
+/// has just come back.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 pub(super) struct Replica {
     pub(super) id: String,
     pub(super) keys: Keys,
     pub(super) ttl: Duration,
     pub(super) client: redis::Client,
-    pub(super) conn: ConnectionManager,
+    /// Every call bounded by `response_timeout`.
+    pub(super) conn: Connection,
+    pub(super) scripts: Arc<Scripts>,
+    /// This replica's term token (`lease`): what it bids with, and what the lease holds while
+    /// it holds it. Drawn afresh when a term ends.
+    pub(super) token: String,
     pub(super) response_timeout: Duration,
     pub(super) stream: Arc<dyn MarketStream>,
     /// The hub's event channel.
@@ -49,16 +71,23 @@ pub(super) struct Replica {
     pub(super) tasks: CancellationToken,
     /// What this replica's hub wants, by topic key.
     pub(super) wanted: HashMap<String, Topic>,
-    /// The last demand write failed: rewrite it all at the next heartbeat.
+    /// A demand write or refresh failed: rewrite it all in the next round.
     pub(super) demand_dirty: bool,
     pub(super) pubsub: Option<PubSubSink>,
     pub(super) reader: Option<JoinHandle<()>>,
-    pub(super) next_pubsub_attempt: Instant,
-    pub(super) pubsub_backoff: Duration,
     pub(super) demand_changed: Arc<Notify>,
     pub(super) upstream: Option<Upstream>,
-    /// Whether the last Redis call failed (to log outages once, not every heartbeat).
+    /// When to run the next round early, because something failed.
+    pub(super) retry_at: Option<Instant>,
+    /// The wait before the next early round (jittered).
+    pub(super) backoff: Duration,
+    /// Whether the current round hit a Redis error.
+    pub(super) round_failed: bool,
+    /// Whether Redis is failing (to log outages once, not every round).
     pub(super) redis_failing: bool,
+    /// Until then the holder only adds upstream subscriptions: Redis lost the demand (it
+    /// restarted, or was unreachable), and the replicas are still rewriting it.
+    pub(super) keep_subscriptions_until: Instant,
 }
 
 impl Replica {
@@ -78,17 +107,19 @@ impl Replica {
                     self.apply(batch).await;
                 }
                 () = upstream_stopped(&self.upstream) => {
-                    // The watchdog stopped it: bid again at the next heartbeat.
-                    self.upstream = None;
+                    // The watchdog stopped it, or Redis refused its events: bid again at the
+                    // next heartbeat.
+                    self.end_term().await;
                 }
                 () = reader_finished(&mut self.reader) => {
                     self.reader = None;
                     self.pubsub = None;
                     tracing::warn!(replica = %self.id, "Redis pub/sub connection lost; live events stop until it is back");
-                    self.schedule_pubsub_retry();
+                    self.schedule_retry();
                 }
                 () = self.demand_changed.notified() => self.reconcile().await,
-                _ = heartbeat.tick() => self.heartbeat().await,
+                () = sleep_until(self.retry_at) => self.round().await,
+                _ = heartbeat.tick() => self.round().await,
             }
         }
         self.leave().await;
@@ -144,8 +175,6 @@ impl Replica {
         if let Err(err) = &result {
             self.demand_dirty = true;
             self.redis_error("writing this replica's demand", err);
-        } else {
-            self.redis_ok();
         }
     }
 
@@ -177,12 +206,18 @@ impl Replica {
         if let Some(reader) = self.reader.take() {
             reader.abort();
         }
-        self.schedule_pubsub_retry();
+        self.schedule_retry();
     }
 
-    fn schedule_pubsub_retry(&mut self) {
-        self.next_pubsub_attempt = Instant::now() + self.pubsub_backoff;
-        self.pubsub_backoff = (self.pubsub_backoff * 2).min(MAX_BACKOFF);
+    /// Runs a round early, after the backoff (jittered, so that replicas cut off together do
+    /// not come back in lockstep), unless one is already due.
+    fn schedule_retry(&mut self) {
+        if self.retry_at.is_some() {
+            return;
+        }
+        let wait = self.backoff.mul_f64(rand::random_range(0.5..=1.0));
+        self.retry_at = Some(Instant::now() + wait);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
     /// Connects pub/sub and subscribes to the demand notifications and every wanted topic.
@@ -198,10 +233,9 @@ impl Replica {
         };
         match tokio::time::timeout(self.response_timeout.max(super::CONNECT_TIMEOUT), connect).await {
             Ok(Ok((sink, stream))) => {
-                if self.pubsub_backoff > MIN_BACKOFF {
+                if self.backoff > MIN_BACKOFF {
                     tracing::info!(replica = %self.id, "Redis pub/sub connected again; live events resume");
                 }
-                self.pubsub_backoff = MIN_BACKOFF;
                 self.pubsub = Some(sink);
                 self.reader = Some(tokio::spawn(read(
                     stream,
@@ -213,24 +247,28 @@ impl Replica {
                 // Demand may have changed while we were not listening.
                 self.demand_changed.notify_one();
             }
-            Ok(Err(err)) => {
-                tracing::warn!(replica = %self.id, error = %err, retry_in = ?self.pubsub_backoff, "cannot connect Redis pub/sub");
-                self.schedule_pubsub_retry();
-            }
-            Err(_) => {
-                tracing::warn!(replica = %self.id, retry_in = ?self.pubsub_backoff, "Redis pub/sub connection timed out");
-                self.schedule_pubsub_retry();
-            }
+            Ok(Err(err)) => self.redis_error("connecting pub/sub", &err),
+            Err(_) => self.redis_error("connecting pub/sub", &timed_out()),
         }
     }
 
-    async fn heartbeat(&mut self) {
-        // Pub/sub: (re)connect when due; otherwise check that the connection still answers
-        // (a silent network failure would otherwise look like a quiet market).
-        if self.pubsub.is_none() {
-            if Instant::now() >= self.next_pubsub_attempt {
-                self.connect_pubsub().await;
+    /// One round: pub/sub, demand, lease, subscriptions. See the module documentation.
+    async fn round(&mut self) {
+        self.retry_at = None;
+        self.round_failed = false;
+        if self.redis_failing {
+            if !self.probe().await {
+                self.schedule_retry(); // still down: nothing below would get through
+                return;
             }
+            // Back: whatever Redis lost meanwhile is being rewritten, by every replica.
+            self.demand_lost();
+        }
+
+        // Pub/sub: (re)connect; otherwise check that the connection still answers (a silent
+        // network failure would otherwise look like a quiet market).
+        if self.pubsub.is_none() {
+            self.connect_pubsub().await;
         } else if let Some(sink) = &mut self.pubsub {
             let ping = tokio::time::timeout(self.response_timeout, sink.ping::<redis::Value>()).await;
             if !matches!(ping, Ok(Ok(_))) {
@@ -239,71 +277,115 @@ impl Replica {
             }
         }
 
-        // Demand: keep it alive, rewrite it if Redis lost it.
-        let refreshed = if self.wanted.is_empty() && !self.demand_dirty {
-            Ok(true)
-        } else if self.demand_dirty {
+        self.keep_demand().await;
+        self.keep_lease().await;
+        // Also catches demand that expired (no notification announces that).
+        self.reconcile().await;
+
+        if self.round_failed || self.pubsub.is_none() || self.demand_dirty {
+            self.schedule_retry();
+        } else {
+            self.backoff = MIN_BACKOFF;
+            if self.redis_failing {
+                self.redis_failing = false;
+                tracing::info!(replica = %self.id, "Redis answers again");
+            }
+        }
+    }
+
+    /// After a failure: whether Redis answers. A `ConnectionManager` fails the first call after
+    /// Redis returns (that call starts the reconnection), so a second PING is what tells.
+    async fn probe(&mut self) -> bool {
+        for _ in 0..2 {
+            if redis::cmd("PING").query_async::<String>(&mut self.conn).await.is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Keeps this replica's demand alive, or rewrites it if Redis lost it or a write failed.
+    async fn keep_demand(&mut self) {
+        let refreshed = if self.demand_dirty {
             Ok(false)
+        } else if self.wanted.is_empty() {
+            Ok(true)
         } else {
             demand::refresh(&mut self.conn, &self.keys, &self.id, self.ttl).await
         };
         match refreshed {
-            Ok(true) => self.redis_ok(),
+            Ok(true) => {}
             Ok(false) => {
+                if !self.demand_dirty {
+                    // Expired or gone with a restarted Redis: so is everyone else's.
+                    self.demand_lost();
+                }
                 let topics: Vec<Topic> = self.wanted.values().cloned().collect();
                 match demand::rewrite(&mut self.conn, &self.keys, &self.id, self.ttl, &topics).await {
-                    Ok(()) => {
-                        self.demand_dirty = false;
-                        self.redis_ok();
-                    }
+                    Ok(()) => self.demand_dirty = false,
                     Err(err) => {
                         self.demand_dirty = true;
                         self.redis_error("rewriting this replica's demand", &err);
                     }
                 }
             }
-            Err(err) => self.redis_error("refreshing this replica's demand", &err),
+            Err(err) => {
+                // Its fate is unknown: rewrite it as soon as Redis answers.
+                self.demand_dirty = true;
+                self.redis_error("refreshing this replica's demand", &err);
+            }
         }
+    }
 
-        // Lease: renew it, or try to take it.
+    /// Renews the lease, or bids for it.
+    async fn keep_lease(&mut self) {
         if self.upstream.as_ref().is_some_and(Upstream::is_stopped) {
-            self.upstream = None; // stopped by its watchdog while this heartbeat waited on Redis
+            // Stopped (by its watchdog or a refused publish) while this round waited on Redis.
+            self.end_term().await;
         }
         let started = Instant::now();
         let lease_key = self.keys.lease();
-        if self.upstream.is_some() {
-            match lease::renew(&mut self.conn, &lease_key, &self.id, self.ttl).await {
-                Ok(true) => {
-                    if let Some(upstream) = &self.upstream {
-                        upstream.renewed(started + self.ttl);
-                    }
+        let held = lease::hold(&mut self.conn, &self.scripts, &lease_key, &self.token, self.ttl).await;
+        match (&self.upstream, held) {
+            (Some(upstream), Ok(hold @ (Hold::Kept | Hold::Taken))) => {
+                upstream.renewed(started + self.ttl);
+                if hold == Hold::Taken {
+                    tracing::warn!(replica = %self.id, "Redis had lost the upstream lease; took it back, keeping the stream");
+                    self.demand_lost();
                 }
-                Ok(false) => {
-                    tracing::warn!(replica = %self.id, "lost the upstream lease to another replica; stopping the stream");
-                    self.stop_upstream();
-                }
-                // Keep streaming until the deadline: Redis may answer the next renewal.
-                Err(err) => self.redis_error("renewing the upstream lease", &err),
             }
-        } else {
-            match lease::acquire(&mut self.conn, &lease_key, &self.id, self.ttl).await {
-                Ok(true) => {
-                    tracing::info!(replica = %self.id, stream = self.stream.name(), "took the upstream lease; running the stream");
-                    self.upstream = Some(Upstream::start(
-                        self.id.clone(),
-                        self.stream.clone(),
-                        self.conn.clone(),
-                        self.keys.clone(),
-                        self.tasks.child_token(),
-                        started + self.ttl,
-                    ));
-                }
-                Ok(false) => {}
-                Err(err) => self.redis_error("bidding for the upstream lease", &err),
+            (Some(_), Ok(Hold::Lost)) => {
+                tracing::warn!(replica = %self.id, "another replica holds the upstream lease; stopping the stream");
+                self.end_term().await;
             }
+            (None, Ok(Hold::Kept | Hold::Taken)) => {
+                tracing::info!(replica = %self.id, stream = self.stream.name(), "took the upstream lease; running the stream");
+                let publisher = Publisher {
+                    conn: self.conn.clone(),
+                    scripts: self.scripts.clone(),
+                    keys: self.keys.clone(),
+                    token: self.token.clone(),
+                    ttl: self.ttl,
+                };
+                self.upstream = Some(Upstream::start(
+                    self.id.clone(),
+                    self.stream.clone(),
+                    publisher,
+                    self.tasks.child_token(),
+                    started + self.ttl,
+                ));
+            }
+            (None, Ok(Hold::Lost)) => {}
+            // Keep streaming until the deadline: Redis may answer the next renewal.
+            (Some(_), Err(err)) => self.redis_error("renewing the upstream lease", &err),
+            (None, Err(err)) => self.redis_error("bidding for the upstream lease", &err),
         }
-        // Also catches demand that expired (no notification announces that).
-        self.reconcile().await;
+    }
+
+    /// Redis lost the demand: until every replica has rewritten its own (within a TTL: each
+    /// retries within [`MAX_BACKOFF`] and at every heartbeat), the holder keeps what it streams.
+    fn demand_lost(&mut self) {
+        self.keep_subscriptions_until = Instant::now() + self.ttl;
     }
 
     /// Holder only: subscribes the stream to the union of every replica's demand.
@@ -311,27 +393,35 @@ impl Replica {
         if self.upstream.is_none() {
             return;
         }
-        match demand::union(&mut self.conn, &self.keys).await {
+        match demand::union(&mut self.conn, &self.scripts, &self.keys).await {
             Ok(union) => {
+                let keep = Instant::now() < self.keep_subscriptions_until;
                 if let Some(upstream) = &mut self.upstream {
-                    upstream.follow(union);
+                    upstream.follow(union, keep);
                 }
             }
             Err(err) => self.redis_error("reading the replicas' demand", &err),
         }
     }
 
-    fn stop_upstream(&mut self) {
-        if let Some(upstream) = self.upstream.take() {
-            upstream.stop();
+    /// Ends this replica's term: stops the stream (if still running), gives the lease up if it
+    /// is still ours (a watchdog stops the stream before the lease expires; whoever bids next
+    /// need not wait for it), and draws a new token, so nothing of this term (a publish still
+    /// in flight) can pass the fence of a later one.
+    async fn end_term(&mut self) {
+        let Some(upstream) = self.upstream.take() else { return };
+        upstream.stop();
+        if let Err(err) = lease::release(&mut self.conn, &self.scripts, &self.keys.lease(), &self.token).await {
+            self.redis_error("releasing the upstream lease", &err);
         }
+        self.token = lease::new_token(&self.id);
     }
 
     /// Clean shutdown: stop the stream, hand the lease over, withdraw the demand.
     async fn leave(&mut self) {
-        if self.upstream.is_some() {
-            self.stop_upstream();
-            if let Err(err) = lease::release(&mut self.conn, &self.keys.lease(), &self.id).await {
+        if let Some(upstream) = self.upstream.take() {
+            upstream.stop();
+            if let Err(err) = lease::release(&mut self.conn, &self.scripts, &self.keys.lease(), &self.token).await {
                 tracing::warn!(replica = %self.id, error = %err, "could not release the upstream lease; it expires by itself");
             }
         }
@@ -342,20 +432,24 @@ impl Replica {
         tracing::info!(replica = %self.id, "left the live feed");
     }
 
+    /// Notes a failed Redis call (logged once per outage) and runs a round again soon.
     fn redis_error(&mut self, doing: &str, err: &redis::RedisError) {
+        self.round_failed = true;
         if !self.redis_failing {
             self.redis_failing = true;
-            tracing::warn!(replica = %self.id, error = %err, "Redis unavailable while {doing}; retrying every heartbeat");
+            tracing::warn!(replica = %self.id, error = %err, "Redis unavailable while {doing}; retrying");
         } else {
             tracing::debug!(replica = %self.id, error = %err, "Redis still unavailable while {doing}");
         }
+        self.schedule_retry();
     }
+}
 
-    fn redis_ok(&mut self) {
-        if self.redis_failing {
-            self.redis_failing = false;
-            tracing::info!(replica = %self.id, "Redis answers again");
-        }
+/// Resolves at `at`; never if there is none.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -373,34 +467,5 @@ async fn reader_finished(reader: &mut Option<JoinHandle<()>>) {
             let _ = handle.await;
         }
         None => std::future::pending().await,
-    }
-}
-
-/// Reads the pub/sub connection until it closes: demand notifications wake the loop, events go
-/// to the hub.
-async fn read(
-    mut messages: PubSubStream,
-    demand_channel: String,
-    demand_changed: Arc<Notify>,
-    events: mpsc::Sender<LiveEvent>,
-    stop: CancellationToken,
-) {
-    loop {
-        let message = tokio::select! {
-            () = stop.cancelled() => return,
-            message = messages.next() => message,
-        };
-        let Some(message) = message else { return };
-        if message.get_channel_name() == demand_channel {
-            demand_changed.notify_one();
-            continue;
-        }
-        match wire::decode_event(message.get_payload_bytes()) {
-            // A closed hub means the process is shutting down: nothing to do.
-            Some(event) => {
-                let _ = events.send(event).await;
-            }
-            None => tracing::warn!(channel = message.get_channel_name(), "dropping a live event that does not decode"),
-        }
     }
 }

@@ -1,16 +1,19 @@
 //! The lease holder's side: the one upstream stream of the deployment, kept subscribed to the
-//! union of every replica's demand, and its events published to Redis.
+//! union of every replica's demand, and its events published to Redis, fenced by the lease.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use redis::aio::ConnectionManager;
 use tokio::{
     sync::{mpsc, watch},
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Keys, wire};
+use super::{
+    Keys,
+    connection::{Connection, Scripts},
+    lease, wire,
+};
 use crate::live::{LiveEvent, MarketStream, StreamCommand, Topic};
 
 /// Events between the stream and the Redis publisher. Small: a full buffer makes the stream
@@ -32,19 +35,20 @@ pub(super) struct Upstream {
 }
 
 impl Upstream {
-    /// Starts `stream` and its publisher, both stopped by `stop` (or by `Upstream::stop`).
+    /// Starts `stream` and its publisher, both stopped by `stop` (or by `Upstream::stop`), and
+    /// by the publisher itself when Redis refuses an event because `term` no longer holds the
+    /// lease.
     pub(super) fn start(
         replica: String,
         stream: Arc<dyn MarketStream>,
-        conn: ConnectionManager,
-        keys: Keys,
+        publisher: Publisher,
         stop: CancellationToken,
         lease_deadline: Instant,
     ) -> Self {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, event_rx) = mpsc::channel(EVENT_BUFFER);
         tokio::spawn(stream.run(command_rx, events, stop.clone()));
-        tokio::spawn(publish(conn, keys, event_rx, stop.clone()));
+        tokio::spawn(publisher.run(replica.clone(), event_rx, stop.clone()));
         let (lease_deadline, deadline_rx) = watch::channel(lease_deadline);
         tokio::spawn(watchdog(replica, deadline_rx, stop.clone()));
         Self { commands, stop, subscribed: HashMap::new(), lease_deadline }
@@ -64,12 +68,17 @@ impl Upstream {
         self.stop.cancelled().await;
     }
 
-    /// Makes the stream's subscriptions equal to `union`.
-    pub(super) fn follow(&mut self, union: HashMap<String, Topic>) {
+    /// Makes the stream's subscriptions equal to `union`; with `keep`, only adds to them (the
+    /// demand in Redis may still be incomplete, being rewritten after Redis lost it).
+    pub(super) fn follow(&mut self, mut union: HashMap<String, Topic>, keep: bool) {
         let added: Vec<Topic> =
             union.iter().filter(|(key, _)| !self.subscribed.contains_key(*key)).map(|(_, t)| t.clone()).collect();
-        let removed: Vec<Topic> =
-            self.subscribed.iter().filter(|(key, _)| !union.contains_key(*key)).map(|(_, t)| t.clone()).collect();
+        let removed: Vec<Topic> = if keep {
+            union.extend(self.subscribed.drain());
+            Vec::new()
+        } else {
+            self.subscribed.iter().filter(|(key, _)| !union.contains_key(*key)).map(|(_, t)| t.clone()).collect()
+        };
         if !removed.is_empty() {
             tracing::debug!(count = removed.len(), "unsubscribing upstream: no replica wants these topics");
             let _ = self.commands.send(StreamCommand::Unsubscribe(removed));
@@ -103,40 +112,58 @@ async fn watchdog(replica: String, mut deadline: watch::Receiver<Instant>, stop:
     }
 }
 
-/// Publishes every event of the stream to its topic's channel, in pipelined batches. While
-/// Redis is unreachable events are dropped (live data is only worth anything now): logged
-/// once when it starts failing and once when it recovers.
-async fn publish(
-    mut conn: ConnectionManager,
-    keys: Keys,
-    mut events: mpsc::Receiver<LiveEvent>,
-    stop: CancellationToken,
-) {
-    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    let mut failing = false;
-    loop {
-        let received = tokio::select! {
-            () = stop.cancelled() => return,
-            received = events.recv_many(&mut batch, PUBLISH_BATCH) => received,
-        };
-        if received == 0 {
-            return; // the stream has finished
-        }
-        let mut pipe = redis::pipe();
-        for event in batch.drain(..) {
-            pipe.cmd("PUBLISH").arg(keys.events(&wire::event_key(&event))).arg(wire::encode_event(&event)).ignore();
-        }
-        match pipe.query_async::<()>(&mut conn).await {
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!("publishing live events to Redis again");
+/// What the publisher needs to publish, fenced, for one term of the lease.
+pub(super) struct Publisher {
+    pub(super) conn: Connection,
+    pub(super) scripts: Arc<Scripts>,
+    pub(super) keys: Keys,
+    /// The term token the lease must hold for an event to be published.
+    pub(super) token: String,
+    pub(super) ttl: Duration,
+}
+
+impl Publisher {
+    /// Publishes every event of the stream to its topic's channel, in batches, each in one
+    /// fenced script call. While Redis is unreachable events are dropped (live data is only
+    /// worth anything now): logged once when it starts failing and once when it recovers. The
+    /// moment Redis refuses a batch (another replica holds the lease), the stream is stopped:
+    /// this replica goes back to bidding.
+    async fn run(mut self, replica: String, mut events: mpsc::Receiver<LiveEvent>, stop: CancellationToken) {
+        let lease_key = self.keys.lease();
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        let mut messages = Vec::with_capacity(PUBLISH_BATCH);
+        let mut failing = false;
+        loop {
+            let received = tokio::select! {
+                () = stop.cancelled() => return,
+                received = events.recv_many(&mut batch, PUBLISH_BATCH) => received,
+            };
+            if received == 0 {
+                return; // the stream has finished
             }
-            Ok(()) => {}
-            Err(err) if !failing => {
-                failing = true;
-                tracing::warn!(error = %err, "cannot publish live events to Redis; dropping them until it answers");
+            messages.clear();
+            messages.extend(
+                batch.drain(..).map(|event| (self.keys.events(&wire::event_key(&event)), wire::encode_event(&event))),
+            );
+            let published =
+                lease::publish(&mut self.conn, &self.scripts, &lease_key, &self.token, self.ttl, &messages).await;
+            match published {
+                Ok(true) if failing => {
+                    failing = false;
+                    tracing::info!(%replica, "publishing live events to Redis again");
+                }
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(%replica, "another replica holds the upstream lease: Redis refused this stream's events; stopping it");
+                    stop.cancel();
+                    return;
+                }
+                Err(err) if !failing => {
+                    failing = true;
+                    tracing::warn!(%replica, error = %err, "cannot publish live events to Redis; dropping them until it answers");
+                }
+                Err(_) => {}
             }
-            Err(_) => {}
         }
     }
 }

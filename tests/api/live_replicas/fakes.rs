@@ -157,3 +157,78 @@ impl RedisProxy {
         self.up.store(true, Ordering::SeqCst);
     }
 }
+
+/// A `redis-server` of the test's own (no persistence), on a port that stays the same when the
+/// test kills it and starts a new, empty one: Redis restarting and losing everything, as a
+/// deployment without persistence sees it. The shared test Redis must never be restarted.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<tokio::process::Child>,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateRedis {
+    /// Starts one; None (saying so) when `redis-server` is not on PATH.
+    pub async fn start() -> Option<Self> {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut redis = Self { port, child: None, dir: tempfile::tempdir().unwrap() };
+        match redis.spawn() {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("skipped: redis-server is not on PATH");
+                return None;
+            }
+            Err(err) => panic!("redis-server does not start: {err}"),
+        }
+        redis.wait_until_it_answers().await;
+        Some(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills it outright (SIGKILL): every connection drops, everything in it is lost.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill redis-server");
+        }
+    }
+
+    /// Starts a new, empty one on the same port and returns once it answers PING.
+    pub async fn start_again(&mut self) -> tokio::time::Instant {
+        self.spawn().expect("redis-server starts again");
+        self.wait_until_it_answers().await
+    }
+
+    /// Polls PING (up to 10 s); returns when it first answered.
+    async fn wait_until_it_answers(&self) -> tokio::time::Instant {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let client = redis::Client::open(self.url()).unwrap();
+        loop {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+            {
+                return tokio::time::Instant::now();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the private redis-server does not answer");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}

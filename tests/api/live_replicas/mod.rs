@@ -29,6 +29,7 @@ use crate::helpers::JWT_SECRET;
 use self::fakes::{FakeUpstream, RedisProxy, Running, label};
 
 mod fakes;
+mod restart;
 
 /// Short, so that expiry and takeover happen within a test; long enough for a loaded machine.
 const TTL: Duration = Duration::from_millis(400);
