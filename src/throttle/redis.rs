@@ -1,0 +1,188 @@
+//! The shared limiter: state in Redis, so every replica sees every attempt.
+//!
+//! Each operation is one Lua script (atomic on the Redis server, so concurrent attempts on
+//! different replicas cannot both read the old state) that reads Redis's own clock (`TIME`):
+//! replicas whose clocks disagree still agree on the limit. The scripts mirror `gcra::step`
+//! and `Backoff::step` line by line; the integration tests run both.
+//!
+//! Redis is not allowed to make a login wait or to switch throttling off: every call is
+//! bounded by `CALL_TIMEOUT`, and when one fails the decision is made by the in-process
+//! limiter instead, and Redis is skipped for `OUTAGE_PAUSE` (so an outage costs at most one
+//! timeout per pause, not one per login). During an outage each replica throttles on its own:
+//! the limits hold per replica (at worst N times the configured rate across N replicas), which
+//! is far better than none, and failures counted locally are not carried back into Redis.
+//!
+//! Scripts are sent with `EVAL` (the `redis` crate's `Script`/`EVALSHA` needs its `script`
+//! feature, not enabled here); Redis caches compiled scripts by hash, so the cost is the
+//! ~0.5 KB of text per call.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::{Decision, Limiter, backoff::Backoff, gcra::Quota, memory::MemoryLimiter};
+
+/// The longest a throttling decision may wait for Redis: a local round trip takes well under
+/// a millisecond; beyond this Redis is treated as gone and the local limiter decides.
+const CALL_TIMEOUT: Duration = Duration::from_millis(150);
+/// How long Redis is skipped after a failed call, before it is tried again.
+const OUTAGE_PAUSE: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// GCRA (`gcra::step`). KEYS[1]: the bucket. ARGV: interval µs, burst, cost.
+/// Returns {allowed, retry_after_us, remaining}.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local limit = interval * burst
+local new_tat = tat + interval * cost
+local ahead = new_tat - now
+if ahead > limit then
+  return {0, ahead - limit, 0}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil(ahead / 1000)))
+return {1, 0, math.floor((limit - ahead) / interval)}
+";
+
+/// Backoff (`Backoff::step`). KEYS[1]: the account. ARGV: free, base µs, max µs, memory µs.
+/// Returns {allowed, retry_after_us, remaining}.
+const ATTEMPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local free = tonumber(ARGV[1])
+local base = tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+local memory = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 'n', 'until')
+local n = tonumber(state[1]) or 0
+local blocked_until = tonumber(state[2]) or 0
+if now < blocked_until then
+  return {0, blocked_until - now, 0}
+end
+n = n + 1
+local first = math.max(free, 1)
+local delay = 0
+if n >= first then
+  delay = math.min(base * 2 ^ math.min(n - first, 63), max)
+end
+redis.call('HSET', KEYS[1], 'n', n, 'until', string.format('%.0f', now + delay))
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((delay + memory) / 1000)))
+return {1, 0, math.max(free - n, 0)}
+";
+
+pub struct RedisLimiter {
+    conn: ConnectionManager,
+    /// `{FINQL_CACHE_NAMESPACE}:throttle:`, so deployments and test runs sharing a Redis do not
+    /// share limits.
+    prefix: String,
+    /// Decides while Redis cannot.
+    local: MemoryLimiter,
+    /// Until when Redis is skipped after a failure.
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl RedisLimiter {
+    pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT))
+            // One attempt: a retry would only spend the caller's time; the local limiter decides.
+            .set_number_of_retries(1);
+        let conn =
+            client.get_connection_manager_with_config(config).await.context("connecting to Redis (REDIS_URL)")?;
+        Ok(Self {
+            conn,
+            prefix: format!("{namespace}:throttle:"),
+            local: MemoryLimiter::new(),
+            paused_until: Mutex::new(None),
+        })
+    }
+
+    fn paused(&self) -> bool {
+        let paused = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        paused.is_some_and(|until| Instant::now() < until)
+    }
+
+    fn pause(&self, doing: &str, err: &dyn std::fmt::Display) {
+        let mut paused = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if paused.is_none_or(|until| Instant::now() >= until) {
+            tracing::warn!(error = %err, "throttle: Redis unavailable while {doing}; limiting in process for {OUTAGE_PAUSE:?}");
+        }
+        *paused = Some(Instant::now() + OUTAGE_PAUSE);
+    }
+
+    /// Runs a script; `None` when Redis did not answer in time (the caller decides locally).
+    async fn eval(&self, script: &str, key: &str, args: &[u64], doing: &str) -> Option<Decision> {
+        if self.paused() {
+            return None;
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(1).arg(format!("{}{key}", self.prefix));
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<(i64, i64, i64)>(&mut conn)).await {
+            Ok(Ok((allowed, retry_after_us, remaining))) => Some(Decision::from_us(
+                allowed == 1,
+                u64::try_from(retry_after_us).unwrap_or(0),
+                u32::try_from(remaining).unwrap_or(0),
+            )),
+            Ok(Err(err)) => {
+                self.pause(doing, &err);
+                None
+            }
+            Err(_) => {
+                self.pause(doing, &format!("no answer within {CALL_TIMEOUT:?}"));
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Limiter for RedisLimiter {
+    async fn acquire(&self, key: &str, quota: Quota, cost: u32) -> Decision {
+        let args = [quota.interval_us(), u64::from(quota.burst), u64::from(cost)];
+        match self.eval(GCRA, key, &args, "rate limiting").await {
+            Some(decision) => decision,
+            None => self.local.acquire(key, quota, cost).await,
+        }
+    }
+
+    async fn attempt(&self, key: &str, policy: Backoff) -> Decision {
+        let micros = super::gcra::micros;
+        let args = [u64::from(policy.free), micros(policy.base), micros(policy.max), micros(policy.memory)];
+        match self.eval(ATTEMPT, key, &args, "counting an attempt").await {
+            Some(decision) => decision,
+            None => self.local.attempt(key, policy).await,
+        }
+    }
+
+    async fn forget(&self, key: &str) {
+        // Both: state counted locally during an outage must not outlive a success either.
+        self.local.forget(key).await;
+        if self.paused() {
+            return;
+        }
+        let mut conn = self.conn.clone();
+        let mut del = redis::cmd("DEL");
+        del.arg(format!("{}{key}", self.prefix));
+        match tokio::time::timeout(CALL_TIMEOUT, del.query_async::<i64>(&mut conn)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => self.pause("clearing a count", &err),
+            Err(_) => self.pause("clearing a count", &format!("no answer within {CALL_TIMEOUT:?}")),
+        }
+    }
+}
