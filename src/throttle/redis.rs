@@ -7,8 +7,8 @@
 //!
 //! Redis is not allowed to make a login wait or to switch throttling off: every call is
 //! bounded by `CALL_TIMEOUT`, and when one fails the decision is made by the in-process
-//! limiter instead, and Redis is skipped for `OUTAGE_PAUSE` (so an outage costs at most one
-//! timeout per pause, not one per login). During an outage each replica throttles on its own:
+//! limiter instead; after `FAILURES_FOR_OUTAGE` failures in a row Redis is skipped for
+//! `OUTAGE_PAUSE` (so an outage costs one timeout per pause, not one per login). During an outage each replica throttles on its own:
 //! the limits hold per replica (at worst N times the configured rate across N replicas), which
 //! is far better than none, and failures counted locally are not carried back into Redis.
 //!
@@ -27,10 +27,16 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{Decision, Limiter, backoff::Backoff, gcra::Quota, memory::MemoryLimiter};
 
-/// The longest a throttling decision may wait for Redis: a local round trip takes well under
-/// a millisecond; beyond this Redis is treated as gone and the local limiter decides.
-const CALL_TIMEOUT: Duration = Duration::from_millis(150);
-/// How long Redis is skipped after a failed call, before it is tried again.
+/// The longest a throttling decision may wait for Redis (as for the shared quote cache). A
+/// round trip takes well under a millisecond; what takes longer is a replica so busy that its
+/// own timers run late (150 ms tripped under 60 concurrent logins on 2 loaded cores), and a
+/// decision made locally then is a weaker one.
+const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+/// Failed calls in a row after which Redis is considered gone: one slow answer under load is
+/// decided locally, but does not switch the replica to local limits.
+const FAILURES_FOR_OUTAGE: u32 = 3;
+/// How long Redis is skipped once considered gone, before one call tries it again: during an
+/// outage, one decision per pause waits `CALL_TIMEOUT`, the others none.
 const OUTAGE_PAUSE: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -87,8 +93,14 @@ pub struct RedisLimiter {
     prefix: String,
     /// Decides while Redis cannot.
     local: MemoryLimiter,
-    /// Until when Redis is skipped after a failure.
-    paused_until: Mutex<Option<Instant>>,
+    /// Failed calls in a row, and until when Redis is skipped.
+    health: Mutex<Health>,
+}
+
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    paused_until: Option<Instant>,
 }
 
 impl RedisLimiter {
@@ -105,21 +117,34 @@ impl RedisLimiter {
             conn,
             prefix: format!("{namespace}:throttle:"),
             local: MemoryLimiter::new(),
-            paused_until: Mutex::new(None),
+            health: Mutex::new(Health::default()),
         })
     }
 
     fn paused(&self) -> bool {
-        let paused = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-        paused.is_some_and(|until| Instant::now() < until)
+        let health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        health.paused_until.is_some_and(|until| Instant::now() < until)
     }
 
-    fn pause(&self, doing: &str, err: &dyn std::fmt::Display) {
-        let mut paused = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-        if paused.is_none_or(|until| Instant::now() >= until) {
-            tracing::warn!(error = %err, "throttle: Redis unavailable while {doing}; limiting in process for {OUTAGE_PAUSE:?}");
+    fn succeeded(&self) {
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if health.failures >= FAILURES_FOR_OUTAGE {
+            tracing::info!("throttle: Redis answers again; limits are shared again");
         }
-        *paused = Some(Instant::now() + OUTAGE_PAUSE);
+        *health = Health::default();
+    }
+
+    fn failed(&self, doing: &str, err: &dyn std::fmt::Display) {
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        health.failures = health.failures.saturating_add(1);
+        if health.failures < FAILURES_FOR_OUTAGE {
+            tracing::debug!(error = %err, "throttle: Redis failed while {doing}; decided in process");
+            return;
+        }
+        if health.failures == FAILURES_FOR_OUTAGE {
+            tracing::warn!(error = %err, "throttle: Redis unavailable while {doing}; limiting in process");
+        }
+        health.paused_until = Some(Instant::now() + OUTAGE_PAUSE);
     }
 
     /// Runs a script; `None` when Redis did not answer in time (the caller decides locally).
@@ -134,17 +159,20 @@ impl RedisLimiter {
         }
         let mut conn = self.conn.clone();
         match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<(i64, i64, i64)>(&mut conn)).await {
-            Ok(Ok((allowed, retry_after_us, remaining))) => Some(Decision::from_us(
-                allowed == 1,
-                u64::try_from(retry_after_us).unwrap_or(0),
-                u32::try_from(remaining).unwrap_or(0),
-            )),
+            Ok(Ok((allowed, retry_after_us, remaining))) => {
+                self.succeeded();
+                Some(Decision::from_us(
+                    allowed == 1,
+                    u64::try_from(retry_after_us).unwrap_or(0),
+                    u32::try_from(remaining).unwrap_or(0),
+                ))
+            }
             Ok(Err(err)) => {
-                self.pause(doing, &err);
+                self.failed(doing, &err);
                 None
             }
             Err(_) => {
-                self.pause(doing, &format!("no answer within {CALL_TIMEOUT:?}"));
+                self.failed(doing, &format!("no answer within {CALL_TIMEOUT:?}"));
                 None
             }
         }
@@ -180,9 +208,9 @@ impl Limiter for RedisLimiter {
         let mut del = redis::cmd("DEL");
         del.arg(format!("{}{key}", self.prefix));
         match tokio::time::timeout(CALL_TIMEOUT, del.query_async::<i64>(&mut conn)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => self.pause("clearing a count", &err),
-            Err(_) => self.pause("clearing a count", &format!("no answer within {CALL_TIMEOUT:?}")),
+            Ok(Ok(_)) => self.succeeded(),
+            Ok(Err(err)) => self.failed("clearing a count", &err),
+            Err(_) => self.failed("clearing a count", &format!("no answer within {CALL_TIMEOUT:?}")),
         }
     }
 }
