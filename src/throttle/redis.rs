@@ -214,3 +214,75 @@ impl Limiter for RedisLimiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The Lua scripts against a real Redis (`TEST_REDIS_URL`), with limits long enough that
+    //! Redis's clock moving during the test changes nothing: the same decisions as the Rust
+    //! definitions in `gcra` and `backoff` make.
+
+    use super::*;
+
+    async fn limiter() -> Option<RedisLimiter> {
+        let Some(url) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+            eprintln!("skipped: TEST_REDIS_URL is not set");
+            return None;
+        };
+        let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+        Some(RedisLimiter::connect(&url, &namespace).await.expect("Redis at TEST_REDIS_URL"))
+    }
+
+    fn secs(decision: Decision) -> u64 {
+        decision.retry_after.as_secs_f64().round() as u64
+    }
+
+    #[tokio::test]
+    async fn gcra_script_matches_the_definition() {
+        let Some(limiter) = limiter().await else { return };
+        let quota = Quota::per(Duration::from_secs(60), 1, 3).unwrap();
+        let mut decisions = Vec::new();
+        for _ in 0..5 {
+            decisions.push(limiter.acquire("k", quota, 1).await);
+        }
+        let allowed: Vec<bool> = decisions.iter().map(|d| d.allowed).collect();
+        assert_eq!(allowed, [true, true, true, false, false]);
+        assert_eq!(decisions.iter().map(|d| d.remaining).collect::<Vec<_>>(), [2, 1, 0, 0, 0]);
+        assert_eq!(secs(decisions[3]), 60);
+        let costly = limiter.acquire("other", quota, 2).await;
+        assert_eq!((costly.allowed, costly.remaining), (true, 1));
+        assert!(!limiter.acquire("other", quota, 2).await.allowed, "a refused cost takes nothing…");
+        assert!(limiter.acquire("other", quota, 1).await.allowed, "…so a smaller one still fits");
+        // The key expires when the allowance is whole again (3 minutes ahead at most).
+        let mut conn = limiter.conn.clone();
+        let ttl: i64 = redis::cmd("PTTL").arg(format!("{}k", limiter.prefix)).query_async(&mut conn).await.unwrap();
+        assert!((170_000..=180_000).contains(&ttl), "{ttl}");
+    }
+
+    #[tokio::test]
+    async fn backoff_script_matches_the_definition() {
+        let Some(limiter) = limiter().await else { return };
+        let policy = Backoff {
+            free: 2,
+            base: Duration::from_secs(10),
+            max: Duration::from_secs(15),
+            memory: Duration::from_secs(100),
+        };
+        let first = limiter.attempt("acct", policy).await;
+        assert_eq!((first.allowed, first.remaining), (true, 1));
+        let second = limiter.attempt("acct", policy).await;
+        assert_eq!((second.allowed, second.remaining), (true, 0));
+        let blocked = limiter.attempt("acct", policy).await;
+        assert!(!blocked.allowed);
+        assert_eq!(secs(blocked), 10);
+        assert_eq!(secs(limiter.attempt("acct", policy).await), 10, "a refused attempt adds nothing");
+        let mut conn = limiter.conn.clone();
+        let ttl: i64 = redis::cmd("PTTL").arg(format!("{}acct", limiter.prefix)).query_async(&mut conn).await.unwrap();
+        assert!((100_000..=110_000).contains(&ttl), "delay + memory: {ttl}");
+        limiter.forget("acct").await;
+        assert_eq!(limiter.attempt("acct", policy).await.remaining, 1, "forgotten: a first attempt again");
+        // The doubling is capped, and a long run does not overflow.
+        let long = Backoff { free: 0, ..policy };
+        assert_eq!(secs(limiter.attempt("fresh", long).await), 0);
+        assert_eq!(secs(limiter.attempt("fresh", long).await), 10, "free 0 delays from the first");
+    }
+}

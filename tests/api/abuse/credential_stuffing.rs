@@ -340,3 +340,27 @@ async fn without_redis_logins_answer_quickly_and_are_still_throttled() {
     assert_eq!(error_code(&refused), "RATE_LIMITED", "{refused}");
     proxy.restore();
 }
+
+/// Logins sent over a WebSocket count against the same address as HTTP ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_over_websocket_count_against_the_address() {
+    use crate::ws::{TRANSPORT_WS, Ws};
+    let app =
+        app(Backend::Sqlite, &[("FINQL_LOGIN_PER_ADDR_PER_MIN", "30"), ("FINQL_LOGIN_PER_ADDR_BURST", "3")]).await;
+    let mut ws = Ws::connect(&app, TRANSPORT_WS).await;
+    ws.init(None).await;
+    let mut bodies = Vec::new();
+    for i in 0..5 {
+        let id = i.to_string();
+        let query =
+            format!(r#"mutation {{ login(email: "{}", password: "guess") {{ accessToken }} }}"#, unique_email());
+        ws.subscribe(&id, &query).await;
+        let next = ws.next_json().await;
+        assert_eq!((next["type"].as_str(), next["id"].as_str()), (Some("next"), Some(id.as_str())), "{next}");
+        bodies.push(next["payload"].clone());
+        assert_eq!(ws.next_json().await["type"], "complete");
+    }
+    assert_eq!(tally(&bodies), (3, 2));
+    let over_http = login(&app, &unique_email(), "guess").await;
+    assert_eq!(error_code(&over_http), "RATE_LIMITED", "one allowance per address: {over_http}");
+}
