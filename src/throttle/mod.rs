@@ -10,8 +10,11 @@
 //! Both are pure functions of "now" so that the two limiters compute exactly the same thing:
 //! [`memory::MemoryLimiter`] in process (no `REDIS_URL`: one replica), and
 //! [`redis::RedisLimiter`] (atomic Lua scripts on Redis's clock, shared by every replica,
-//! falling back to the in-process limiter, within 150 ms, when Redis does not answer: never
-//! failing open, never making a login wait on a dead Redis).
+//! falling back to the in-process limiter, within 250 ms, when Redis does not answer: never
+//! failing open, never making a login wait on a dead Redis). GCRA rather than a sliding
+//! window: one integer instead of a log or two counters, no burst of twice the rate across a
+//! window edge, and a cost per request (what the tenancy plans' cost budgets need); `Decision`
+//! carries `retry_after` and `remaining`, what `Retry-After` and `RateLimit` headers need.
 //!
 //! [`AuthThrottle`] is the policy on top, applied by the `signUp`, `login` and `refreshToken`
 //! resolvers to every call, so each alias in a document and each operation of a batch counts,
@@ -22,6 +25,15 @@
 //!   or not an account has it). The attempt is counted when it starts, so concurrent guesses
 //!   cannot all slip through before the first one fails;
 //! - `signUp` and `refreshToken`, per client address (GCRA).
+//!
+//! Why a delay and not a lock-out: a lock-out lets anyone lock anyone out. Here the owner of a
+//! targeted account waits at most the current delay (15 min at worst), refused attempts do not
+//! lengthen it, and the right password after the wait clears it. The per-account count is what
+//! stops guessing spread over many addresses (a botnet); the per-address rate is what stops
+//! one address trying one password on many accounts. `signUp` still says "an account with this
+//! email already exists" (a person needs to know): that reveals whether an email has an
+//! account, at the sign-up rate of one address (5 an hour by default), where `login` reveals
+//! nothing.
 //!
 //! Keys never contain an email or an address in clear: each is a keyed hash (SHA-256 under a
 //! key derived from the JWT secret, which every replica shares), so Redis holds no personal
