@@ -3,4 +3,13 @@
 //! connection floods, slow or missing dependencies, hostile input, retried writes) and does
 //! what an attacker or a failing network did, then checks that finql refused it with a code,
 //! in time, and kept serving everyone else.
+
+/// Slowloris, silent and stalled clients, connection floods beyond the cap.
+mod connection_floods;
+
+/// Credential stuffing and sign-up floods: guesses per account, per address, in parallel,
+/// across replicas, without Redis, and behind (forged) proxies.
 mod credential_stuffing;
+
+/// Fragment bombs, huge documents, auth-mutation floods, the request deadline, stray methods.
+mod query_bombs;
