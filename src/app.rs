@@ -18,6 +18,7 @@ use crate::{
     live::{self, LiveHub},
     market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
     reference::ReferenceService,
+    throttle::{self, AuthThrottle},
 };
 
 /// Everything a request handler can reach: one reference-counted [`Services`], so that cloning
@@ -55,6 +56,9 @@ pub struct Services {
     pub fundamentals: FundamentalsService,
     /// Live market data: the upstream stream and the hub that fans it out to subscriptions.
     pub live: LiveHub,
+    /// Throttling of `login`, `signUp` and `refreshToken` (per account and per client
+    /// address), on the limiter shared through Redis when `REDIS_URL` is set.
+    pub throttle: AuthThrottle,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }
@@ -103,6 +107,10 @@ impl App {
             ReferenceService::new(db.clone()),
             MarketConfig { quote_ttl: config.market.quote_ttl, max_stale: config.market.max_stale },
         );
+        let limiter =
+            throttle::build_limiter(config.redis_url.as_ref().map(|u| u.expose().as_str()), &config.cache_namespace)
+                .await?;
+        let throttle = AuthThrottle::new(limiter, config.throttle.clone(), config.auth.jwt_secret.expose());
         let shutdown = CancellationToken::new();
         let live = live::start(live::build_stream(&config.market)?, &config, shutdown.clone()).await?;
         let state = AppState(Arc::new(Services {
@@ -114,6 +122,7 @@ impl App {
             market: market_service,
             reference: ReferenceService::new(db.clone()),
             live,
+            throttle,
             db,
             shutdown,
             config: Arc::new(config),

@@ -17,6 +17,8 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use rand::RngCore;
 
+use crate::throttle::{Backoff, Quota, ThrottleSettings, address::TrustedProxies};
+
 /// Where finql runs: `development` (default) or `production`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Environment {
@@ -78,6 +80,14 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// `FINQL_SHUTDOWN_GRACE_SECS`: how long in-flight requests get to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `FINQL_TRUSTED_PROXIES`: comma-separated CIDR blocks (or addresses) of the reverse
+    /// proxies in front of finql. Empty (the default) trusts none: the TCP peer is the client.
+    /// When the peer is one of them, the client is the right-most `X-Forwarded-For` address
+    /// that is not (see `throttle::address`).
+    pub trusted_proxies: TrustedProxies,
+    /// Throttling of `login`, `signUp` and `refreshToken`: each field of
+    /// [`ThrottleSettings`] names its variables and defaults.
+    pub throttle: ThrottleSettings,
     /// Things worth a warning found while reading the configuration. Logged at start-up
     /// (configuration is read before logging exists).
     pub warnings: Vec<String>,
@@ -424,6 +434,9 @@ impl Config {
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),
             shutdown_grace: secs(parse_or(&get, "FINQL_SHUTDOWN_GRACE_SECS", 30)?),
+            trusted_proxies: TrustedProxies::parse(get("FINQL_TRUSTED_PROXIES").as_deref().unwrap_or(""))
+                .map_err(|err| anyhow::anyhow!("FINQL_TRUSTED_PROXIES: {err}"))?,
+            throttle: throttle_settings(&get)?,
             warnings,
         })
     }
@@ -431,6 +444,47 @@ impl Config {
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
     }
+}
+
+/// The `FINQL_LOGIN_*`, `FINQL_SIGNUP_*` and `FINQL_REFRESH_*` variables (defaults and their
+/// reasons in `throttle::defaults`). A rate of 0, or a backoff base of 0, switches that limit off.
+fn throttle_settings(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<ThrottleSettings> {
+    use crate::throttle::defaults::*;
+    const MINUTE: Duration = Duration::from_secs(60);
+    let base = Duration::from_millis(parse_or(get, "FINQL_LOGIN_BACKOFF_BASE_MS", LOGIN_BACKOFF_BASE_MS)?);
+    let login_backoff = match base.is_zero() {
+        true => None,
+        false => Some(Backoff {
+            free: parse_or(get, "FINQL_LOGIN_FREE_FAILURES", LOGIN_FREE_FAILURES)?,
+            base,
+            max: secs(parse_or(get, "FINQL_LOGIN_BACKOFF_MAX_SECS", LOGIN_BACKOFF_MAX_SECS)?).max(base),
+            memory: secs(parse_or(get, "FINQL_LOGIN_FAILURE_MEMORY_SECS", LOGIN_FAILURE_MEMORY_SECS)?),
+        }),
+    };
+    let quota = |rate: &str, burst: &str, period: Duration, defaults: (u32, u32)| -> anyhow::Result<Option<Quota>> {
+        Ok(Quota::per(period, parse_or(get, rate, defaults.0)?, parse_or(get, burst, defaults.1)?))
+    };
+    Ok(ThrottleSettings {
+        login_backoff,
+        login_per_address: quota(
+            "FINQL_LOGIN_PER_ADDR_PER_MIN",
+            "FINQL_LOGIN_PER_ADDR_BURST",
+            MINUTE,
+            (LOGIN_PER_ADDR_PER_MIN, LOGIN_PER_ADDR_BURST),
+        )?,
+        signup_per_address: quota(
+            "FINQL_SIGNUP_PER_ADDR_PER_HOUR",
+            "FINQL_SIGNUP_PER_ADDR_BURST",
+            60 * MINUTE,
+            (SIGNUP_PER_ADDR_PER_HOUR, SIGNUP_PER_ADDR_BURST),
+        )?,
+        refresh_per_address: quota(
+            "FINQL_REFRESH_PER_ADDR_PER_MIN",
+            "FINQL_REFRESH_PER_ADDR_BURST",
+            MINUTE,
+            (REFRESH_PER_ADDR_PER_MIN, REFRESH_PER_ADDR_BURST),
+        )?,
+    })
 }
 
 fn parse_sources(raw: &str) -> anyhow::Result<Vec<MarketSourceKind>> {
@@ -576,6 +630,33 @@ mod tests {
         assert_eq!(set.live_replicas.replica_id, "a");
         let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_LIVE_LEASE_MS", "5")]).unwrap_err();
         assert!(err.to_string().contains("FINQL_LIVE_LEASE_MS"), "{err}");
+    }
+
+    #[test]
+    fn throttling_defaults_overrides_and_off() {
+        let secret = "x".repeat(32);
+        let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap();
+        assert_eq!(default.throttle, ThrottleSettings::default());
+        assert!(default.trusted_proxies.is_empty());
+        let set = config(&[
+            ("JWT_SECRET", secret.as_str()),
+            ("FINQL_LOGIN_FREE_FAILURES", "3"),
+            ("FINQL_LOGIN_BACKOFF_BASE_MS", "200"),
+            ("FINQL_LOGIN_PER_ADDR_PER_MIN", "0"),
+            ("FINQL_SIGNUP_PER_ADDR_PER_HOUR", "10"),
+            ("FINQL_SIGNUP_PER_ADDR_BURST", "2"),
+            ("FINQL_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+        ])
+        .unwrap();
+        let backoff = set.throttle.login_backoff.unwrap();
+        assert_eq!((backoff.free, backoff.base), (3, Duration::from_millis(200)));
+        assert_eq!(set.throttle.login_per_address, None);
+        assert_eq!(set.throttle.signup_per_address, Quota::per(Duration::from_secs(3600), 10, 2));
+        assert!(!set.trusted_proxies.is_empty());
+        let off = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_LOGIN_BACKOFF_BASE_MS", "0")]).unwrap();
+        assert_eq!(off.throttle.login_backoff, None);
+        let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_TRUSTED_PROXIES", "10.0.0.0/40")]).unwrap_err();
+        assert!(err.to_string().contains("FINQL_TRUSTED_PROXIES"), "{err}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub mod market;
 pub mod reference;
 /// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
 pub mod telemetry;
+/// Throttling of logins, sign-ups and refreshes: GCRA rates and failure backoff, in process or
+/// shared through Redis.
+pub mod throttle;
 
 pub use app::{App, AppState};
 pub use config::Config;

@@ -95,26 +95,30 @@ pub struct AccountsMutation;
 
 #[Object]
 impl AccountsMutation {
-    /// Creates an account and logs it in.
+    /// Creates an account and logs it in. Each client address has a sign-up rate
+    /// (`RATE_LIMITED` with `extensions.retryAfter` beyond it).
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
         let rc = RequestContext::of(ctx)?;
-        let session = rc
-            .state
-            .accounts
-            .sign_up(SignUp { email: input.email, password: input.password, full_name: input.full_name })
-            .await?;
-        Ok(session.into())
+        let sign_up = rc.state.accounts.sign_up(SignUp {
+            email: input.email,
+            password: input.password,
+            full_name: input.full_name,
+        });
+        Ok(rc.state.throttle.sign_up(rc.client.addr, sign_up).await?.into())
     }
 
+    /// Logs in. Repeated failures for one email slow further attempts down, and each client
+    /// address has a rate: either answers `RATE_LIMITED` with `extensions.retryAfter` (seconds).
     async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
         let rc = RequestContext::of(ctx)?;
-        Ok(rc.state.accounts.login(&email, password).await?.into())
+        let login = rc.state.accounts.login(&email, password);
+        Ok(rc.state.throttle.login(&email, rc.client.addr, login).await?.into())
     }
 
     /// Exchanges a refresh token for a new access/refresh pair. Each refresh token works once.
     async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> Result<AuthPayload> {
         let rc = RequestContext::of(ctx)?;
-        Ok(rc.state.accounts.refresh(&token).await?.into())
+        Ok(rc.state.throttle.refresh(rc.client.addr, rc.state.accounts.refresh(&token)).await?.into())
     }
 
     /// Ends the session the refresh token belongs to. Always `true`.

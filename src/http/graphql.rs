@@ -177,7 +177,7 @@ pub async fn get(
 ) -> Response {
     if request.headers().contains_key(header::UPGRADE) {
         // Idempotency keys travel in a mutation's input over WebSocket, not in the upgrade.
-        let client = ClientInfo { idempotency_key: None, ..client_info(peer, request.headers()) };
+        let client = ClientInfo { idempotency_key: None, ..client_info(&state, peer, request.headers()) };
         return match WebSocketUpgrade::from_request(request, &state).await {
             Ok(upgrade) => super::ws::upgrade(state, client, upgrade),
             Err(rejection) => rejection.into_response(),
@@ -279,7 +279,7 @@ async fn execute(
 ) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let credentials = state.accounts.tokens().credentials(authorization);
-    let client = client_info(peer, headers);
+    let client = client_info(state, peer, headers);
     let batch = match batch {
         BatchRequest::Single(request) => {
             BatchRequest::Single(RequestContext::new(state.clone(), credentials, client).into_request(request))
@@ -346,9 +346,12 @@ async fn execute(
 }
 
 /// What the transport knows of the caller: its address and, for writes, its idempotency key.
-fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
+/// The address is the TCP peer's, or behind `FINQL_TRUSTED_PROXIES` the one they forwarded.
+fn client_info(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
     let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    ClientInfo { addr: Some(peer.ip()), idempotency_key }
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let addr = state.config.trusted_proxies.client_addr(peer.ip(), forwarded);
+    ClientInfo { addr: Some(addr), idempotency_key }
 }
 
 /// Codes on every error; the request's trace id on `INTERNAL` ones, so a support request can

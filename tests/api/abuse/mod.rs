@@ -7,5 +7,9 @@
 /// Slowloris, silent and stalled clients, connection floods beyond the cap.
 mod connection_floods;
 
+/// Credential stuffing and sign-up floods: guesses per account, per address, in parallel,
+/// across replicas, without Redis, and behind (forged) proxies.
+mod credential_stuffing;
+
 /// Fragment bombs, huge documents, auth-mutation floods, the request deadline, stray methods.
 mod query_bombs;

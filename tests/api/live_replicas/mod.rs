@@ -28,7 +28,8 @@ use crate::helpers::JWT_SECRET;
 
 use self::fakes::{FakeUpstream, RedisProxy, Running, label};
 
-mod fakes;
+/// Also used by `abuse::credential_stuffing` (a Redis that goes away).
+pub(crate) mod fakes;
 mod restart;
 
 /// Short, so that expiry and takeover happen within a test; long enough for a loaded machine.
