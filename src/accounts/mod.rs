@@ -15,6 +15,6 @@ pub mod service;
 /// JWT access tokens, opaque refresh tokens, and the request's `Credentials`.
 pub mod tokens;
 
-pub use service::AccountsService;
 pub use revocation::Revocations;
+pub use service::AccountsService;
 pub use tokens::{AccessGrant, Authentication, Credentials, Lapsed, TokenIssuer};

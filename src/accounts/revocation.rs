@@ -258,7 +258,8 @@ impl RedisRevocations {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1);
-        let conn = client.get_connection_manager_with_config(config).await.context("connecting to Redis (REDIS_URL)")?;
+        let conn =
+            client.get_connection_manager_with_config(config).await.context("connecting to Redis (REDIS_URL)")?;
         Ok(Self {
             conn,
             set_key: format!("{namespace}:sessions:revoked"),

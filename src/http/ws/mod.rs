@@ -7,7 +7,8 @@
 //! keep-alives, caps the operations per connection, closes with 1001 on shutdown, with 1009 on
 //! a message over `FINQL_MAX_BODY_BYTES`, 1007 on a text message that is not UTF-8, 1002 on a
 //! WebSocket protocol error, and with 1008 "slow consumer" when the client leaves its messages
-//! unread for `FINQL_WS_SLOW_CLIENT_MS` (see `writer`): live subscriptions conflate behind a
+//! unread for `FINQL_WS_SLOW_CLIENT_MS` (see `writer`: WebSocket Ping frames ask whether
+//! the client reads): live subscriptions conflate behind a
 //! full outbox, but a client that reads nothing at all is holding a connection, its buffers and
 //! its upstream topics for nobody.
 //!
@@ -55,7 +56,7 @@ use tokio::{
 };
 use tokio_tungstenite::tungstenite;
 
-use self::writer::{Outbox, SLOW_CONSUMER};
+use self::writer::{CLOSE_LINGER, Outbox, SLOW_CONSUMER};
 use crate::{
     accounts::{AccessGrant, Authentication, Credentials},
     app::AppState,
@@ -185,7 +186,8 @@ impl Connection {
                         }
                     }
                     Some(Ok(Message::Binary(_))) => break Some(Close(4400, "binary messages are not supported".into())),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Pong(payload))) => conn.outbox.pong_frame(&payload),
+                    Some(Ok(Message::Ping(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(err)) => break read_error(err, conn.state.config.limits.max_body_bytes),
                 },
@@ -226,10 +228,21 @@ impl Connection {
             let _ = conn.outbox.send(Message::Close(Some(frame))).await;
         }
         drop(conn);
-        // A client that never reads again must not keep the connection (and its buffers): the
-        // writer bounds each of its writes; this bounds the whole, whatever it is doing.
+        // The closing handshake: keep reading (and dropping) until the client's Close, so the
+        // socket is not closed under data the client still sends (a Pong, say), which would
+        // reset the connection before the client read why it ends. A client that never reads
+        // again must not keep the connection (and its buffers): the writer bounds each of its
+        // writes; this bounds the whole, whatever either side is doing.
+        let drain = async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
         let abort = writer.abort_handle();
-        if tokio::time::timeout(slow_timeout * 2, writer).await.is_err() {
+        let closing = async { tokio::join!(writer, tokio::time::timeout(CLOSE_LINGER, drain)) };
+        if tokio::time::timeout(slow_timeout * 2 + CLOSE_LINGER, closing).await.is_err() {
             abort.abort();
         }
     }

@@ -3,20 +3,35 @@
 //!
 //! Every wait here is bounded by `FINQL_WS_SLOW_CLIENT_MS` ("slow timeout"), because a client
 //! controls how fast its socket drains and may stop reading altogether:
+//! - whether the client reads at all is asked directly: while messages flow (keep-alives
+//!   included), the writer adds a WebSocket Ping frame to a write at most every
+//!   [`PROBE_INTERVAL`] of the slow timeout, and a client that has not answered it with a Pong
+//!   within the slow timeout is *stalled*. Every WebSocket client answers pings by itself
+//!   (RFC 6455; browsers below the page's code), but only as it reads, so the answer is proof
+//!   of reading. Waiting for the socket's buffers to fill is no test: the kernel grows a
+//!   loopback or fast link's send buffer to megabytes, which a ping flood (one coalesced
+//!   `pong` each) or a trickle of updates takes minutes to fill;
 //! - the writer gives each write (a batch of queued messages, one flush) the slow timeout; a
-//!   client that leaves its socket full that long is *stalled*;
+//!   client that leaves its socket full that long is stalled too;
 //! - a message queued by an operation or by the reader waits at most the slow timeout for room
 //!   in the outbox (the outbox is full only while the writer is stuck in a write, so this is
 //!   the same condition seen from the other side); running out of time is a stall too;
 //! - keep-alives are never queued behind a full outbox (a client that is not reading has no
 //!   use for them), and `pong`s are coalesced: a ping flood asks for one pending pong at most;
 //! - on a stall the writer abandons the write and puts the 1008 "slow consumer" close frame
-//!   right behind what the socket already took, gives it one more slow timeout to go out (a
-//!   client that reads again sees it), and drops the socket.
+//!   right behind what the socket already took, gives it [`CLOSE_LINGER`] to go out (a client
+//!   that reads again sees it), and drops the socket.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
 use futures::{SinkExt, stream::SplitSink};
 use serde_json::json;
 use tokio::{
@@ -32,6 +47,16 @@ const OUTBOX: usize = 256;
 /// Messages written to the socket per flush, at most.
 const WRITE_BATCH: usize = 64;
 
+/// How long a stalled client's socket is kept after its 1008 close was queued: time for a
+/// client that resumes reading to drain its backlog and read why. Its operations and upstream
+/// topics are released at once; only the socket's buffers wait, and not for long.
+pub(super) const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// The shortest time between two reading probes, as a fraction (1/n) of the slow timeout: a
+/// client that stops reading is found at most 1 + 1/n slow timeouts later, for one 10-byte
+/// frame per 1/n slow timeout while messages flow (every 2.5 s by default).
+const PROBE_INTERVAL: u32 = 4;
+
 /// Close code for a client that does not read its messages (RFC 6455: policy violation).
 pub(super) const SLOW_CONSUMER: u16 = 1008;
 
@@ -44,6 +69,8 @@ pub(super) struct Outbox {
     /// Cancelled once the client is found stalled: everything stops, the writer says why.
     stalled: CancellationToken,
     slow_timeout: Duration,
+    /// The highest reading probe the client answered.
+    answered: Arc<AtomicU64>,
 }
 
 /// The connection is stalled or gone: the message was not queued.
@@ -81,6 +108,13 @@ impl Outbox {
         self.pong.notify_one();
     }
 
+    /// A Pong frame arrived: the client read everything written before the probe it answers.
+    pub(super) fn pong_frame(&self, payload: &[u8]) {
+        if let Ok(bytes) = <[u8; 8]>::try_from(payload) {
+            self.answered.fetch_max(u64::from_be_bytes(bytes), Ordering::Relaxed);
+        }
+    }
+
     /// Cancelled when the client is found stalled.
     pub(super) fn stalled(&self) -> &CancellationToken {
         &self.stalled
@@ -91,8 +125,23 @@ impl Outbox {
 /// dropped, or on a stall.
 pub(super) fn spawn(sink: SplitSink<WebSocket, Message>, slow_timeout: Duration) -> (Outbox, JoinHandle<()>) {
     let (queue, outgoing) = mpsc::channel(OUTBOX);
-    let outbox = Outbox { queue, pong: Arc::new(Notify::new()), stalled: CancellationToken::new(), slow_timeout };
-    let writer = Writer { sink, outgoing, pong: outbox.pong.clone(), stalled: outbox.stalled.clone(), slow_timeout };
+    let outbox = Outbox {
+        queue,
+        pong: Arc::new(Notify::new()),
+        stalled: CancellationToken::new(),
+        slow_timeout,
+        answered: Arc::new(AtomicU64::new(0)),
+    };
+    let writer = Writer {
+        sink,
+        outgoing,
+        pong: outbox.pong.clone(),
+        stalled: outbox.stalled.clone(),
+        slow_timeout,
+        answered: outbox.answered.clone(),
+        probe: 0,
+        probed_at: None,
+    };
     (outbox, tokio::spawn(writer.run()))
 }
 
@@ -102,14 +151,44 @@ struct Writer {
     pong: Arc<Notify>,
     stalled: CancellationToken,
     slow_timeout: Duration,
+    answered: Arc<AtomicU64>,
+    /// The last reading probe sent, and when.
+    probe: u64,
+    probed_at: Option<Instant>,
 }
 
 impl Writer {
+    /// When the client's answer to the last probe is due (`None`: answered, or none sent).
+    fn probe_due(&self) -> Option<Instant> {
+        let sent = self.probed_at?;
+        (self.answered.load(Ordering::Relaxed) < self.probe).then(|| sent + self.slow_timeout)
+    }
+
+    /// A new probe for this write, if the last was answered and is old enough.
+    fn next_probe(&mut self) -> Option<Message> {
+        if self.probe_due().is_some()
+            || self.probed_at.is_some_and(|sent| sent.elapsed() < self.slow_timeout / PROBE_INTERVAL)
+        {
+            return None;
+        }
+        self.probe += 1;
+        self.probed_at = Some(Instant::now());
+        Some(Message::Ping(Bytes::copy_from_slice(&self.probe.to_be_bytes())))
+    }
+
     async fn run(mut self) {
         loop {
+            let due = self.probe_due();
             let first = tokio::select! {
                 biased;
                 () = self.stalled.cancelled() => break,
+                () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                    if self.probe_due().is_some_and(|due| due <= Instant::now()) {
+                        self.stalled.cancel();
+                        break;
+                    }
+                    continue;
+                }
                 message = self.outgoing.recv() => match message {
                     Some(message) => message,
                     None => return self.finish().await,
@@ -125,6 +204,9 @@ impl Writer {
                 let Ok(message) = self.outgoing.try_recv() else { break };
                 closing = matches!(message, Message::Close(_));
                 batch.push(message);
+            }
+            if !closing && let Some(probe) = self.next_probe() {
+                batch.push(probe);
             }
             let sink = &mut self.sink;
             let write = async move {
@@ -152,8 +234,11 @@ impl Writer {
         // Stalled: the reason goes right behind what the socket already took.
         let reason = format!("slow consumer: messages unread for {} ms", self.slow_timeout.as_millis());
         let frame = CloseFrame { code: SLOW_CONSUMER, reason: Utf8Bytes::from(reason) };
-        let _ = tokio::time::timeout(self.slow_timeout, self.sink.send(Message::Close(Some(frame)))).await;
-        let _ = tokio::time::timeout(self.slow_timeout, self.sink.close()).await;
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            let _ = self.sink.send(Message::Close(Some(frame))).await;
+            let _ = self.sink.close().await;
+        })
+        .await;
     }
 
     /// The close handshake, bounded like every other write.
