@@ -407,7 +407,7 @@ mod tests {
     fn revocations_expire() {
         let set = Revocations::local(Duration::ZERO);
         let session = Uuid::new_v4();
-        assert!(set.merge([(session, now_ms() - 1)]) == false);
+        assert!(!set.merge([(session, now_ms() - 1)]));
         assert!(!set.is_revoked(session));
         assert!(set.merge([(session, now_ms() + 60_000)]));
         assert!(set.is_revoked(session));
