@@ -512,6 +512,17 @@ mod tests {
     }
 
     #[test]
+    fn jwt_leeway_defaults_small_and_is_capped() {
+        let secret = "x".repeat(32);
+        let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap();
+        assert_eq!(default.auth.leeway, Duration::from_secs(5));
+        let zero = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_JWT_LEEWAY_SECS", "0")]).unwrap();
+        assert_eq!(zero.auth.leeway, Duration::ZERO);
+        let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_JWT_LEEWAY_SECS", "31")]).unwrap_err();
+        assert!(err.to_string().contains("FINQL_JWT_LEEWAY_SECS"), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         let err = config(&[("JWT_SECRET", &"x".repeat(32)), ("FINQL_MAX_BATCH", "lots")]).unwrap_err();
         assert!(err.to_string().contains("FINQL_MAX_BATCH"), "{err}");
