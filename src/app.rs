@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    accounts::{AccountsService, TokenIssuer, password::PasswordHasher},
+    accounts::{AccountsService, Revocations, TokenIssuer, password::PasswordHasher},
     config::Config,
     db,
     graphql::{FinqlSchema, build_schema},
@@ -86,7 +86,13 @@ impl App {
         // One argon2 hash at a time per core: more would only queue inside the CPU.
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let hasher = PasswordHasher::new(cores).await?;
-        let tokens = TokenIssuer::new(&config.auth);
+        let revocations = Revocations::connect(
+            config.redis_url.as_ref().map(|url| url.expose().as_str()),
+            &config.cache_namespace,
+            config.auth.access_token_ttl + config.auth.leeway,
+        )
+        .await?;
+        let tokens = TokenIssuer::new(&config.auth, revocations.clone());
         let shared_quotes = match &config.redis_url {
             Some(url) => Some(
                 SharedQuotes::connect(
@@ -112,6 +118,7 @@ impl App {
                 .await?;
         let throttle = AuthThrottle::new(limiter, config.throttle.clone(), config.auth.jwt_secret.expose());
         let shutdown = CancellationToken::new();
+        revocations.spawn_sync(shutdown.clone());
         let live = live::start(live::build_stream(&config.market)?, &config, shutdown.clone()).await?;
         let state = AppState(Arc::new(Services {
             schema: build_schema(&config.limits),

@@ -115,6 +115,11 @@ pub struct AuthConfig {
     pub access_token_ttl: Duration,
     /// `FINQL_REFRESH_TOKEN_TTL_SECS` (default 30 days).
     pub refresh_token_ttl: Duration,
+    /// `FINQL_JWT_LEEWAY_SECS` (default 5, at most 30): clock skew tolerated on a token's
+    /// `exp`, `iat` and `nbf`, for HTTP requests and WebSocket connections alike. Replicas
+    /// synchronised by NTP differ by milliseconds; 5 s covers a badly kept clock, and every
+    /// second of it is a second an expired token still works.
+    pub leeway: Duration,
 }
 
 /// Which market-data source serves quotes and candles, and how long data stays fresh.
@@ -287,6 +292,10 @@ fn default_replica_id(hostname: Option<String>) -> String {
     format!("{}-{}-{:08x}", hostname.unwrap_or_else(|| "finql".into()), std::process::id(), rand::rng().next_u32())
 }
 
+/// The largest clock-skew leeway accepted: beyond half a minute, it stops being skew and starts
+/// being a longer token lifetime nobody configured.
+const MAX_LEEWAY_SECS: u64 = 30;
+
 /// The shortest JWT secret accepted in production: 256 bits, the HS256 key size.
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -362,6 +371,12 @@ impl Config {
                 audience: get("FINQL_JWT_AUDIENCE").unwrap_or_else(|| "finql-api".into()),
                 access_token_ttl: secs(parse_or(&get, "FINQL_ACCESS_TOKEN_TTL_SECS", 900)?),
                 refresh_token_ttl: secs(parse_or(&get, "FINQL_REFRESH_TOKEN_TTL_SECS", 30 * 86_400)?),
+                leeway: match parse_or(&get, "FINQL_JWT_LEEWAY_SECS", 5u64)? {
+                    n if n > MAX_LEEWAY_SECS => {
+                        bail!("FINQL_JWT_LEEWAY_SECS must be at most {MAX_LEEWAY_SECS}, not {n}")
+                    }
+                    n => secs(n),
+                },
             },
             market: MarketSettings {
                 sources: parse_sources(get("FINQL_MARKET_SOURCE").as_deref().unwrap_or("simulated"))?,
@@ -701,6 +716,17 @@ mod tests {
         );
         let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_REQUEST_TIMEOUT_MS", "0")]).unwrap_err();
         assert!(err.to_string().contains("FINQL_REQUEST_TIMEOUT_MS"), "{err}");
+    }
+
+    #[test]
+    fn jwt_leeway_defaults_small_and_is_capped() {
+        let secret = "x".repeat(32);
+        let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap();
+        assert_eq!(default.auth.leeway, Duration::from_secs(5));
+        let zero = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_JWT_LEEWAY_SECS", "0")]).unwrap();
+        assert_eq!(zero.auth.leeway, Duration::ZERO);
+        let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_JWT_LEEWAY_SECS", "31")]).unwrap_err();
+        assert!(err.to_string().contains("FINQL_JWT_LEEWAY_SECS"), "{err}");
     }
 
     #[test]

@@ -140,3 +140,14 @@ impl From<AppError> for async_graphql::Error {
 pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
+
+/// For a write of a user's own record: a foreign-key violation means the owner (the user the
+/// access token names) no longer exists, which is the token's fault, not the server's.
+pub fn owner_gone_or(err: sea_orm::DbErr) -> AppError {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+            AppError::Unauthenticated("invalid access token".into())
+        }
+        _ => err.into(),
+    }
+}

@@ -146,6 +146,8 @@ impl Loader<Uuid> for UserLoader {
 pub async fn load_user(ctx: &Context<'_>, id: Uuid) -> Result<UserObject> {
     let loader = ctx.data::<DataLoader<UserLoader>>()?;
     let user = loader.load_one(id).await?;
-    let user = user.ok_or_else(|| AppError::internal(anyhow::anyhow!("user {id} referenced but missing")))?;
+    // Records are only ever shown to their owner, the requester: a missing owner is a token
+    // for a user that no longer exists.
+    let user = user.ok_or_else(|| AppError::Unauthenticated("invalid access token".into()))?;
     Ok(UserObject(user))
 }

@@ -8,10 +8,13 @@ pub mod email;
 pub mod graphql;
 /// Argon2id hashing, run off the async runtime and bounded in concurrency.
 pub mod password;
+/// Ended sessions (`sid`s) that access tokens are checked against, shared through Redis.
+pub mod revocation;
 /// Account operations; knows nothing of GraphQL.
 pub mod service;
 /// JWT access tokens, opaque refresh tokens, and the request's `Credentials`.
 pub mod tokens;
 
+pub use revocation::Revocations;
 pub use service::AccountsService;
-pub use tokens::{Credentials, TokenIssuer};
+pub use tokens::{AccessGrant, Authentication, Credentials, Lapsed, TokenIssuer};

@@ -172,6 +172,8 @@ impl AccountsService {
         Ok(rows.into_iter().map(User::from).collect())
     }
 
+    /// Revokes the family's refresh tokens, and its access tokens (the family id is their
+    /// `sid`): on this replica at once, on the others within a second.
     async fn revoke_family(&self, family_id: Uuid) -> AppResult<()> {
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
@@ -179,6 +181,7 @@ impl AccountsService {
             .filter(refresh_token::Column::RevokedAt.is_null())
             .exec(&self.db)
             .await?;
+        self.tokens.revocations().revoke(family_id).await;
         Ok(())
     }
 
@@ -199,7 +202,7 @@ impl AccountsService {
         .insert(&self.db)
         .await?;
         Ok(Session {
-            access: self.tokens.issue_access(user.id)?,
+            access: self.tokens.issue_access(user.id, family_id)?,
             refresh_token: secret.token,
             refresh_expires_at: expires_at,
             user,

@@ -165,7 +165,7 @@ impl LedgerService {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        row.insert(&self.db).await?.try_into()
+        row.insert(&self.db).await.map_err(crate::error::owner_gone_or)?.try_into()
     }
 
     pub async fn get(&self, user_id: Uuid, id: Uuid) -> AppResult<TransactionRecord> {

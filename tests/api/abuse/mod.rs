@@ -13,3 +13,6 @@ mod credential_stuffing;
 
 /// Fragment bombs, huge documents, auth-mutation floods, the request deadline, stray methods.
 mod query_bombs;
+
+/// Sessions that outlive their token; sockets that outlive their reader; unreadable frames.
+mod sessions;
