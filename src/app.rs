@@ -17,6 +17,7 @@ use crate::{
     ledger::LedgerService,
     live::{self, LiveHub},
     market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
+    resilience::redis::RedisGuard,
     reference::ReferenceService,
 };
 
@@ -90,18 +91,23 @@ impl App {
                     &config.cache_namespace,
                     config.market.quote_ttl,
                     config.market.max_stale,
+                    RedisGuard::new(config.resilience.redis_timeout, config.resilience.breaker()),
                 )
                 .await?,
             ),
             None => None,
         };
-        let source = market::build_source(&config.market)?;
+        let (source, _health) = market::build_source(&config.market, config.resilience.breaker())?;
         let market_service = MarketService::new(
             source.clone(),
             shared_quotes,
             Some(market::history::KlineHistory::new(db.clone())),
             ReferenceService::new(db.clone()),
-            MarketConfig { quote_ttl: config.market.quote_ttl, max_stale: config.market.max_stale },
+            MarketConfig {
+                quote_ttl: config.market.quote_ttl,
+                max_stale: config.market.max_stale,
+                upstream_budget: config.resilience.upstream_budget,
+            },
         );
         let shutdown = CancellationToken::new();
         let live = live::start(live::build_stream(&config.market)?, &config, shutdown.clone()).await?;

@@ -63,6 +63,8 @@ pub struct Config {
     /// `FINQL_CACHE_NAMESPACE` (default `finql`): prefix of every shared-cache key, so several
     /// deployments (or test runs) can share one Redis.
     pub cache_namespace: String,
+    /// Time budgets and circuit breakers for upstream sources and Redis.
+    pub resilience: ResilienceSettings,
     pub auth: AuthConfig,
     pub market: MarketSettings,
     pub limits: Limits,
@@ -160,6 +162,44 @@ pub struct ItickSettings {
     pub max_retries: u32,
 }
 
+/// How long finql waits for what it does not control (market sources, Redis), and when it
+/// stops asking (`crate::resilience`).
+#[derive(Clone, Debug)]
+pub struct ResilienceSettings {
+    /// `FINQL_UPSTREAM_BUDGET_MS` (default 2000): the most one request waits for upstream market
+    /// data, across retries and fallback sources. Within it finql serves a stale quote when it
+    /// has one, else `UPSTREAM_UNAVAILABLE`. Two seconds is far above a healthy iTick answer
+    /// (~100 ms) with a retry, and short enough that a client never hangs on a dead upstream.
+    pub upstream_budget: Duration,
+    /// `FINQL_REDIS_TIMEOUT_MS` (default 100): the most any one Redis call may take; a Redis on
+    /// the same network answers in well under a millisecond.
+    pub redis_timeout: Duration,
+    /// `FINQL_BREAKER_FAILURES` (default 5): consecutive failures (errors or timeouts) of one
+    /// source, or of Redis, that open its circuit breaker: then calls fail at once.
+    pub breaker_failures: u32,
+    /// `FINQL_BREAKER_COOLDOWN_MS` (default 5000): how long an open breaker refuses calls before
+    /// it lets one probe through (whose success closes it).
+    pub breaker_cool_down: Duration,
+}
+
+impl ResilienceSettings {
+    /// The breaker settings every source and Redis use.
+    pub fn breaker(&self) -> crate::resilience::breaker::BreakerConfig {
+        crate::resilience::breaker::BreakerConfig { failures: self.breaker_failures, cool_down: self.breaker_cool_down }
+    }
+}
+
+impl Default for ResilienceSettings {
+    fn default() -> Self {
+        Self {
+            upstream_budget: Duration::from_millis(2000),
+            redis_timeout: Duration::from_millis(100),
+            breaker_failures: 5,
+            breaker_cool_down: Duration::from_millis(5000),
+        }
+    }
+}
+
 /// Guards against expensive or abusive requests. Each rejection carries `extensions.code`.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -203,6 +243,10 @@ pub struct LiveSettings {
     /// `FINQL_LIVE_TICK_BUFFER` (default 1024): trades of one symbol a `ticks` subscriber may be
     /// behind before its subscription is ended (every trade matters, so ticks are not conflated).
     pub tick_buffer: usize,
+    /// `FINQL_LIVE_STALE_MS` (default 10000): a quote topic that received nothing for this long
+    /// (upstream disconnected, silent, or its lease holder gone) has its last quote sent again
+    /// with `stale: true`, so subscribers learn the upstream is down instead of hearing nothing.
+    pub stale_after: Duration,
 }
 
 /// How replicas share one live upstream connection through Redis (`live::replicas`).
@@ -298,6 +342,21 @@ impl Config {
             data_dir,
             redis_url: get("REDIS_URL").map(Secret::new),
             cache_namespace: get("FINQL_CACHE_NAMESPACE").unwrap_or_else(|| "finql".into()),
+            resilience: ResilienceSettings {
+                upstream_budget: match parse_or(&get, "FINQL_UPSTREAM_BUDGET_MS", 2000u64)? {
+                    0 => bail!("FINQL_UPSTREAM_BUDGET_MS must be at least 1"),
+                    ms => Duration::from_millis(ms),
+                },
+                redis_timeout: match parse_or(&get, "FINQL_REDIS_TIMEOUT_MS", 100u64)? {
+                    0 => bail!("FINQL_REDIS_TIMEOUT_MS must be at least 1"),
+                    ms => Duration::from_millis(ms),
+                },
+                breaker_failures: match parse_or(&get, "FINQL_BREAKER_FAILURES", 5u32)? {
+                    0 => bail!("FINQL_BREAKER_FAILURES must be at least 1"),
+                    n => n,
+                },
+                breaker_cool_down: Duration::from_millis(parse_or(&get, "FINQL_BREAKER_COOLDOWN_MS", 5000)?),
+            },
             auth: AuthConfig {
                 jwt_secret: Secret::new(jwt_secret),
                 issuer: get("FINQL_JWT_ISSUER").unwrap_or_else(|| "finql".into()),
@@ -347,6 +406,10 @@ impl Config {
                 tick_buffer: match parse_or(&get, "FINQL_LIVE_TICK_BUFFER", 1024usize)? {
                     0 => bail!("FINQL_LIVE_TICK_BUFFER must be at least 1"),
                     n => n,
+                },
+                stale_after: match parse_or(&get, "FINQL_LIVE_STALE_MS", 10_000u64)? {
+                    0 => bail!("FINQL_LIVE_STALE_MS must be at least 1"),
+                    ms => Duration::from_millis(ms),
                 },
             },
             live_replicas: LiveReplicaSettings {

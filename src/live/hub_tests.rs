@@ -46,7 +46,7 @@ const GRACE: Duration = Duration::from_millis(200);
 
 fn hub(tick_buffer: usize) -> (LiveHub, Arc<RecordingFeed>, mpsc::Sender<LiveEvent>) {
     let feed = Arc::new(RecordingFeed::default());
-    let hub = LiveHub::new("test", feed.clone(), HubConfig { grace: GRACE, tick_buffer });
+    let hub = LiveHub::new("test", feed.clone(), HubConfig { grace: GRACE, tick_buffer, stale_after: Duration::from_secs(3600) });
     let (events, receiver) = mpsc::channel(1024);
     hub.spawn(receiver, CancellationToken::new());
     (hub, feed, events)
