@@ -17,8 +17,8 @@ use crate::{
     ledger::LedgerService,
     live::{self, LiveHub},
     market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
-    resilience::redis::RedisGuard,
     reference::ReferenceService,
+    resilience::redis::RedisGuard,
 };
 
 /// Everything a request handler can reach: one reference-counted [`Services`], so that cloning

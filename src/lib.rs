@@ -23,10 +23,10 @@ pub mod ledger;
 pub mod live;
 /// Market data: quotes, klines, order books and ticks from pluggable sources.
 pub mod market;
-/// Bounded waits on what finql does not control: circuit breakers, Redis call timeouts.
-pub mod resilience;
 /// Reference data: symbols and the instrument catalog.
 pub mod reference;
+/// Bounded waits on what finql does not control: circuit breakers, Redis call timeouts.
+pub mod resilience;
 /// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
 pub mod telemetry;
 

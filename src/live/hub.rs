@@ -130,7 +130,12 @@ impl TopicSlot {
             Channel::Tick => Fanout::Every(broadcast::channel(tick_buffer).0),
             _ => Fanout::Latest(watch::channel(None).0),
         };
-        Self { fanout, closed: AtomicBool::new(false), heard_ms: AtomicU64::new(0), marked_stale: AtomicBool::new(false) }
+        Self {
+            fanout,
+            closed: AtomicBool::new(false),
+            heard_ms: AtomicU64::new(0),
+            marked_stale: AtomicBool::new(false),
+        }
     }
 
     /// The newest quote marked stale, if the topic holds a quote not yet marked.

@@ -575,8 +575,10 @@ impl MarketService {
     pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> Result<Vec<Tick>, MarketError> {
         let instrument = self.instrument(symbol).await?;
         self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
-        let ticks =
-            self.upstream(self.inner.source.ticks(&instrument, limit)).await.map_err(|err| upstream_error(symbol, &err))?;
+        let ticks = self
+            .upstream(self.inner.source.ticks(&instrument, limit))
+            .await
+            .map_err(|err| upstream_error(symbol, &err))?;
         let now = Utc::now();
         Ok(ticks
             .into_iter()
@@ -592,7 +594,10 @@ impl MarketService {
 
     /// One upstream call under the request's deadline (started now unless one is in force):
     /// cut off with [`SourceError::Down`] when it passes, whatever the source does.
-    async fn upstream<T>(&self, call: impl std::future::Future<Output = Result<T, SourceError>>) -> Result<T, SourceError> {
+    pub(super) async fn upstream<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, SourceError> {
         let deadline = health::deadline().unwrap_or_else(|| tokio::time::Instant::now() + self.inner.source_budget);
         match tokio::time::timeout_at(deadline, health::within(deadline, call)).await {
             Ok(answer) => answer,
@@ -672,6 +677,11 @@ fn internal(err: impl Into<anyhow::Error>) -> MarketError {
 }
 
 impl MarketService {
+    /// The health of Redis as the shared quote cache sees it (`None` without `REDIS_URL`).
+    pub fn redis_health(&self) -> Option<crate::resilience::breaker::BreakerSnapshot> {
+        self.inner.shared.as_ref().map(|shared| shared.guard().snapshot())
+    }
+
     /// Upstream calls made since start (for observability and tests).
     pub fn upstream_calls(&self) -> u64 {
         self.inner.upstream_calls.load(Ordering::Relaxed)

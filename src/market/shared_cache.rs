@@ -100,14 +100,14 @@ impl SharedQuotes {
         }
         let keys: Vec<String> = symbols.iter().map(|s| self.key(s)).collect();
         let mut conn = self.conn.clone();
-        let values: Vec<Option<String>> = match self.guard.run(redis::cmd("MGET").arg(&keys).query_async(&mut conn)).await
-        {
-            Ok(values) => values,
-            Err(err) => {
-                log_unavailable(&err, "shared quote cache unavailable; using the local cache");
-                return HashMap::new();
-            }
-        };
+        let values: Vec<Option<String>> =
+            match self.guard.run(redis::cmd("MGET").arg(&keys).query_async(&mut conn)).await {
+                Ok(values) => values,
+                Err(err) => {
+                    log_unavailable(&err, "shared quote cache unavailable; using the local cache");
+                    return HashMap::new();
+                }
+            };
         symbols.iter().zip(values).filter_map(|(symbol, value)| Some((symbol.clone(), decode(&value?)?))).collect()
     }
 

@@ -121,10 +121,7 @@ mod tests {
     use super::*;
 
     fn guard() -> RedisGuard {
-        RedisGuard::new(
-            Duration::from_millis(100),
-            BreakerConfig { failures: 2, cool_down: Duration::from_secs(1) },
-        )
+        RedisGuard::new(Duration::from_millis(100), BreakerConfig { failures: 2, cool_down: Duration::from_secs(1) })
     }
 
     #[tokio::test(start_paused = true)]
