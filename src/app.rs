@@ -97,7 +97,7 @@ impl App {
             ),
             None => None,
         };
-        let (source, _health) = market::build_source(&config.market, config.resilience.breaker())?;
+        let (source, health) = market::build_source(&config.market, config.resilience.breaker())?;
         let market_service = MarketService::new(
             source.clone(),
             shared_quotes,
@@ -108,6 +108,7 @@ impl App {
                 max_stale: config.market.max_stale,
                 upstream_budget: config.resilience.upstream_budget,
             },
+            health,
         );
         let shutdown = CancellationToken::new();
         let live = live::start(live::build_stream(&config.market)?, &config, shutdown.clone()).await?;

@@ -39,7 +39,7 @@ use super::{
 };
 use crate::{
     reference::Symbol,
-    resilience::breaker::{BreakerConfig, BreakerSnapshot, CircuitBreaker},
+    resilience::breaker::{BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker},
 };
 
 tokio::task_local! {
@@ -194,6 +194,13 @@ pub struct SourceHealth {
 impl SourceHealth {
     pub fn new(breakers: Vec<Arc<CircuitBreaker>>) -> Self {
         Self { breakers }
+    }
+
+    /// Whether every source is failing or suspect: none has a breaker closed with no failure
+    /// since its last success. (No breakers at all, as in tests of the service alone: healthy.)
+    pub fn degraded(&self) -> bool {
+        !self.breakers.is_empty()
+            && self.breakers.iter().all(|b| !matches!(b.snapshot().state, BreakerState::Closed { failures: 0 }))
     }
 
     pub fn snapshots(&self) -> Vec<BreakerSnapshot> {

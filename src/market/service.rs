@@ -12,7 +12,13 @@
 //!   upstream call runs under one deadline, retries and fallback sources included, so a dead
 //!   upstream costs a request its budget at most, and nothing at all once the source's circuit
 //!   breaker is open. With a shared cache, the time of one Redis call is kept back from the
-//!   budget so that looking up the last known quote still fits in it.
+//!   budget so that looking up the last known quote still fits in it;
+//! - while the sources are failing (no source's breaker is cleanly closed: `SourceHealth`),
+//!   answers an expired quote from its last known value (`stale`) at once, instead of making
+//!   the request wait for the refresh: the refresh still runs (a batch is driven by a task of
+//!   its own, not by its waiters), and its answer serves the next request. Without this,
+//!   every request for a symbol would queue behind each failing refresh and each half-open
+//!   probe, and a dead upstream would cut warm-cache throughput by the budget's length.
 //!
 //! The caches are in-process (moka); with `REDIS_URL`, quotes also go through a second level
 //! shared by all replicas (`shared_cache`).
@@ -34,7 +40,7 @@ use futures::{
 use moka::future::Cache;
 
 use super::{
-    health,
+    health::{self, SourceHealth},
     history::{Fetched, KlineHistory, Series},
     shared_cache::SharedQuotes,
     source::{MarketSource, SourceError},
@@ -104,6 +110,8 @@ struct Inner {
     rejected: AtomicU64,
     /// How long a fetch may wait for the source (the budget less a Redis call, see above).
     source_budget: Duration,
+    /// The sources' circuit breakers.
+    health: SourceHealth,
 }
 
 impl MarketService {
@@ -113,6 +121,7 @@ impl MarketService {
         history: Option<KlineHistory>,
         reference: ReferenceService,
         config: MarketConfig,
+        health: SourceHealth,
     ) -> Self {
         let inner = Inner {
             instruments: Cache::builder()
@@ -137,6 +146,7 @@ impl MarketService {
             shared,
             history,
             reference,
+            health,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -207,7 +217,23 @@ impl MarketService {
         if missing.is_empty() {
             return results;
         }
-        let waits = self.join_or_start_batches(missing);
+        let mut waits = self.join_or_start_batches(missing);
+        if self.inner.health.degraded() {
+            // Failing sources: whatever has a last known value is answered now (see above).
+            for (symbols, _) in &mut waits {
+                let mut waiting = Vec::with_capacity(symbols.len());
+                for symbol in symbols.drain(..) {
+                    match self.inner.last_known.get(&symbol).await {
+                        Some(quote) => {
+                            results.insert(symbol, Ok(Quote { stale: true, ..quote }));
+                        }
+                        None => waiting.push(symbol),
+                    }
+                }
+                *symbols = waiting;
+            }
+            waits.retain(|(symbols, _)| !symbols.is_empty());
+        }
         let outcomes = join_all(waits.into_iter().map(|(symbols, batch)| async move { (symbols, batch.await) })).await;
         for (symbols, outcome) in outcomes {
             for symbol in symbols {
@@ -258,6 +284,9 @@ impl MarketService {
                 for symbol in &symbols {
                     in_flight.insert(symbol.clone(), batch.clone());
                 }
+                // Driven to its end by a task of its own, even when every waiter went (served
+                // stale, or gave up): its answer fills the cache for the next request.
+                tokio::spawn(batch.clone());
                 waits.push((symbols, batch));
             }
         }
