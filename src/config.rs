@@ -189,17 +189,6 @@ impl ResilienceSettings {
     }
 }
 
-impl Default for ResilienceSettings {
-    fn default() -> Self {
-        Self {
-            upstream_budget: Duration::from_millis(2000),
-            redis_timeout: Duration::from_millis(100),
-            breaker_failures: 5,
-            breaker_cool_down: Duration::from_millis(5000),
-        }
-    }
-}
-
 /// Guards against expensive or abusive requests. Each rejection carries `extensions.code`.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -557,6 +546,35 @@ mod tests {
         assert_eq!(set.live_replicas.replica_id, "a");
         let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_LIVE_LEASE_MS", "5")]).unwrap_err();
         assert!(err.to_string().contains("FINQL_LIVE_LEASE_MS"), "{err}");
+    }
+
+    #[test]
+    fn waits_on_dependencies_are_bounded_by_default_and_configurable() {
+        let secret = "x".repeat(32);
+        let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap();
+        let r = &default.resilience;
+        assert_eq!(r.upstream_budget, Duration::from_millis(2000));
+        assert_eq!(r.redis_timeout, Duration::from_millis(100));
+        assert_eq!((r.breaker_failures, r.breaker_cool_down), (5, Duration::from_millis(5000)));
+        assert_eq!(default.live.stale_after, Duration::from_millis(10_000));
+        let set = config(&[
+            ("JWT_SECRET", secret.as_str()),
+            ("FINQL_UPSTREAM_BUDGET_MS", "750"),
+            ("FINQL_REDIS_TIMEOUT_MS", "20"),
+            ("FINQL_BREAKER_FAILURES", "2"),
+            ("FINQL_BREAKER_COOLDOWN_MS", "300"),
+            ("FINQL_LIVE_STALE_MS", "1500"),
+        ])
+        .unwrap();
+        assert_eq!(set.resilience.upstream_budget, Duration::from_millis(750));
+        assert_eq!(set.resilience.breaker().failures, 2);
+        assert_eq!(set.live.stale_after, Duration::from_millis(1500));
+        for zero in
+            ["FINQL_UPSTREAM_BUDGET_MS", "FINQL_REDIS_TIMEOUT_MS", "FINQL_BREAKER_FAILURES", "FINQL_LIVE_STALE_MS"]
+        {
+            let err = config(&[("JWT_SECRET", secret.as_str()), (zero, "0")]).unwrap_err();
+            assert!(err.to_string().contains(zero), "{err}");
+        }
     }
 
     #[test]

@@ -706,6 +706,11 @@ fn internal(err: impl Into<anyhow::Error>) -> MarketError {
 }
 
 impl MarketService {
+    /// The circuit breakers of the sources, in fallback order (for health checks and routing).
+    pub fn source_health(&self) -> Vec<crate::resilience::breaker::BreakerSnapshot> {
+        self.inner.health.snapshots()
+    }
+
     /// The health of Redis as the shared quote cache sees it (`None` without `REDIS_URL`).
     pub fn redis_health(&self) -> Option<crate::resilience::breaker::BreakerSnapshot> {
         self.inner.shared.as_ref().map(|shared| shared.guard().snapshot())
