@@ -18,6 +18,7 @@ use crate::{
     live::{self, LiveHub},
     market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
     reference::ReferenceService,
+    resilience::redis::RedisGuard,
     throttle::{self, AuthThrottle},
 };
 
@@ -100,18 +101,24 @@ impl App {
                     &config.cache_namespace,
                     config.market.quote_ttl,
                     config.market.max_stale,
+                    RedisGuard::new(config.resilience.redis_timeout, config.resilience.breaker()),
                 )
                 .await?,
             ),
             None => None,
         };
-        let source = market::build_source(&config.market)?;
+        let (source, health) = market::build_source(&config.market, config.resilience.breaker())?;
         let market_service = MarketService::new(
             source.clone(),
             shared_quotes,
             Some(market::history::KlineHistory::new(db.clone())),
             ReferenceService::new(db.clone()),
-            MarketConfig { quote_ttl: config.market.quote_ttl, max_stale: config.market.max_stale },
+            MarketConfig {
+                quote_ttl: config.market.quote_ttl,
+                max_stale: config.market.max_stale,
+                upstream_budget: config.resilience.upstream_budget,
+            },
+            health,
         );
         let limiter =
             throttle::build_limiter(config.redis_url.as_ref().map(|u| u.expose().as_str()), &config.cache_namespace)

@@ -65,6 +65,8 @@ pub struct Config {
     /// `FINQL_CACHE_NAMESPACE` (default `finql`): prefix of every shared-cache key, so several
     /// deployments (or test runs) can share one Redis.
     pub cache_namespace: String,
+    /// Time budgets and circuit breakers for upstream sources and Redis.
+    pub resilience: ResilienceSettings,
     pub auth: AuthConfig,
     pub market: MarketSettings,
     pub limits: Limits,
@@ -177,6 +179,33 @@ pub struct ItickSettings {
     pub max_retries: u32,
 }
 
+/// How long finql waits for what it does not control (market sources, Redis), and when it
+/// stops asking (`crate::resilience`).
+#[derive(Clone, Debug)]
+pub struct ResilienceSettings {
+    /// `FINQL_UPSTREAM_BUDGET_MS` (default 2000): the most one request waits for upstream market
+    /// data, across retries and fallback sources. Within it finql serves a stale quote when it
+    /// has one, else `UPSTREAM_UNAVAILABLE`. Two seconds is far above a healthy iTick answer
+    /// (~100 ms) with a retry, and short enough that a client never hangs on a dead upstream.
+    pub upstream_budget: Duration,
+    /// `FINQL_REDIS_TIMEOUT_MS` (default 100): the most any one Redis call may take; a Redis on
+    /// the same network answers in well under a millisecond.
+    pub redis_timeout: Duration,
+    /// `FINQL_BREAKER_FAILURES` (default 5): consecutive failures (errors or timeouts) of one
+    /// source, or of Redis, that open its circuit breaker: then calls fail at once.
+    pub breaker_failures: u32,
+    /// `FINQL_BREAKER_COOLDOWN_MS` (default 5000): how long an open breaker refuses calls before
+    /// it lets one probe through (whose success closes it).
+    pub breaker_cool_down: Duration,
+}
+
+impl ResilienceSettings {
+    /// The breaker settings every source and Redis use.
+    pub fn breaker(&self) -> crate::resilience::breaker::BreakerConfig {
+        crate::resilience::breaker::BreakerConfig { failures: self.breaker_failures, cool_down: self.breaker_cool_down }
+    }
+}
+
 /// Guards against expensive or abusive requests. Each rejection carries `extensions.code`.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -266,6 +295,10 @@ pub struct LiveSettings {
     /// `FINQL_LIVE_TICK_BUFFER` (default 1024): trades of one symbol a `ticks` subscriber may be
     /// behind before its subscription is ended (every trade matters, so ticks are not conflated).
     pub tick_buffer: usize,
+    /// `FINQL_LIVE_STALE_MS` (default 10000): a quote topic that received nothing for this long
+    /// (upstream disconnected, silent, or its lease holder gone) has its last quote sent again
+    /// with `stale: true`, so subscribers learn the upstream is down instead of hearing nothing.
+    pub stale_after: Duration,
 }
 
 /// How replicas share one live upstream connection through Redis (`live::replicas`).
@@ -365,6 +398,21 @@ impl Config {
             data_dir,
             redis_url: get("REDIS_URL").map(Secret::new),
             cache_namespace: get("FINQL_CACHE_NAMESPACE").unwrap_or_else(|| "finql".into()),
+            resilience: ResilienceSettings {
+                upstream_budget: match parse_or(&get, "FINQL_UPSTREAM_BUDGET_MS", 2000u64)? {
+                    0 => bail!("FINQL_UPSTREAM_BUDGET_MS must be at least 1"),
+                    ms => Duration::from_millis(ms),
+                },
+                redis_timeout: match parse_or(&get, "FINQL_REDIS_TIMEOUT_MS", 100u64)? {
+                    0 => bail!("FINQL_REDIS_TIMEOUT_MS must be at least 1"),
+                    ms => Duration::from_millis(ms),
+                },
+                breaker_failures: match parse_or(&get, "FINQL_BREAKER_FAILURES", 5u32)? {
+                    0 => bail!("FINQL_BREAKER_FAILURES must be at least 1"),
+                    n => n,
+                },
+                breaker_cool_down: Duration::from_millis(parse_or(&get, "FINQL_BREAKER_COOLDOWN_MS", 5000)?),
+            },
             auth: AuthConfig {
                 jwt_secret: Secret::new(jwt_secret),
                 issuer: get("FINQL_JWT_ISSUER").unwrap_or_else(|| "finql".into()),
@@ -436,6 +484,10 @@ impl Config {
                 tick_buffer: match parse_or(&get, "FINQL_LIVE_TICK_BUFFER", 1024usize)? {
                     0 => bail!("FINQL_LIVE_TICK_BUFFER must be at least 1"),
                     n => n,
+                },
+                stale_after: match parse_or(&get, "FINQL_LIVE_STALE_MS", 10_000u64)? {
+                    0 => bail!("FINQL_LIVE_STALE_MS must be at least 1"),
+                    ms => Duration::from_millis(ms),
                 },
             },
             live_replicas: LiveReplicaSettings {
@@ -692,6 +744,35 @@ mod tests {
         ] {
             let err = config(&[("JWT_SECRET", secret.as_str()), (key, value)]).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn waits_on_dependencies_are_bounded_by_default_and_configurable() {
+        let secret = "x".repeat(32);
+        let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap();
+        let r = &default.resilience;
+        assert_eq!(r.upstream_budget, Duration::from_millis(2000));
+        assert_eq!(r.redis_timeout, Duration::from_millis(100));
+        assert_eq!((r.breaker_failures, r.breaker_cool_down), (5, Duration::from_millis(5000)));
+        assert_eq!(default.live.stale_after, Duration::from_millis(10_000));
+        let set = config(&[
+            ("JWT_SECRET", secret.as_str()),
+            ("FINQL_UPSTREAM_BUDGET_MS", "750"),
+            ("FINQL_REDIS_TIMEOUT_MS", "20"),
+            ("FINQL_BREAKER_FAILURES", "2"),
+            ("FINQL_BREAKER_COOLDOWN_MS", "300"),
+            ("FINQL_LIVE_STALE_MS", "1500"),
+        ])
+        .unwrap();
+        assert_eq!(set.resilience.upstream_budget, Duration::from_millis(750));
+        assert_eq!(set.resilience.breaker().failures, 2);
+        assert_eq!(set.live.stale_after, Duration::from_millis(1500));
+        for zero in
+            ["FINQL_UPSTREAM_BUDGET_MS", "FINQL_REDIS_TIMEOUT_MS", "FINQL_BREAKER_FAILURES", "FINQL_LIVE_STALE_MS"]
+        {
+            let err = config(&[("JWT_SECRET", secret.as_str()), (zero, "0")]).unwrap_err();
+            assert!(err.to_string().contains(zero), "{err}");
         }
     }
 

@@ -25,6 +25,8 @@ pub mod live;
 pub mod market;
 /// Reference data: symbols and the instrument catalog.
 pub mod reference;
+/// Bounded waits on what finql does not control: circuit breakers, Redis call timeouts.
+pub mod resilience;
 /// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
 pub mod telemetry;
 /// Throttling of logins, sign-ups and refreshes: GCRA rates and failure backoff, in process or

@@ -31,6 +31,21 @@
 //! it consults the shared topic map (a mutex touched otherwise only when subscriptions start and
 //! end) only for a topic it has not seen yet. Data lag (now minus the upstream's timestamp) is
 //! measured on every event into atomics, read with [`LiveHub::lag`].
+//!
+//! # When the upstream goes quiet: stale quotes
+//!
+//! A subscriber must not mistake a dead upstream for a quiet market. The dispatcher notes when
+//! each topic last received an event; a quote topic that has received nothing for
+//! `FINQL_LIVE_STALE_MS` has its last quote published again with `stale: true` (once per
+//! silence: the next real event clears it). This is decided here, at the one place every
+//! event passes, rather than by each stream or feed, so it covers every way the data can
+//! stop: the iTick socket disconnected or silent past its silence timeout, the lease holder
+//! gone or Redis cut (replicas), a stream that stopped pushing for any other reason. The price
+//! is that a genuinely quiet instrument (a closed market) is marked stale too, which is true:
+//! nothing newer is known. A `stale` quote is a state, not an error, so the subscription goes
+//! on and resumes with fresh quotes when the upstream does; ending it with an error would make
+//! every client reconnect into the same outage. Order books, bars and ticks carry no `stale`
+//! field and are left as they are.
 
 use std::{
     collections::HashMap,
@@ -42,7 +57,10 @@ use std::{
 };
 
 use chrono::Utc;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::{
+    sync::{broadcast, mpsc, watch},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{Channel, Feed, LiveEvent, Topic};
@@ -55,6 +73,8 @@ pub struct HubConfig {
     pub grace: Duration,
     /// Length of each tick topic's ring: how far behind a ticks subscriber may fall.
     pub tick_buffer: usize,
+    /// Silence after which a quote topic's last quote is re-sent marked `stale`.
+    pub stale_after: Duration,
 }
 
 /// The live-data hub of one process. Cheap to clone.
@@ -93,6 +113,10 @@ struct TopicSlot {
     fanout: Fanout,
     /// Set when the topic is released: the dispatcher then forgets it.
     closed: AtomicBool,
+    /// When the dispatcher last published an event here (ms since it started).
+    heard_ms: AtomicU64,
+    /// Whether its last quote was re-sent as stale since then.
+    marked_stale: AtomicBool,
 }
 
 enum Fanout {
@@ -106,7 +130,23 @@ impl TopicSlot {
             Channel::Tick => Fanout::Every(broadcast::channel(tick_buffer).0),
             _ => Fanout::Latest(watch::channel(None).0),
         };
-        Self { fanout, closed: AtomicBool::new(false) }
+        Self {
+            fanout,
+            closed: AtomicBool::new(false),
+            heard_ms: AtomicU64::new(0),
+            marked_stale: AtomicBool::new(false),
+        }
+    }
+
+    /// The newest quote marked stale, if the topic holds a quote not yet marked.
+    fn stale_quote(&self) -> Option<Arc<LiveEvent>> {
+        let Fanout::Latest(tx) = &self.fanout else { return None };
+        match tx.borrow().as_deref() {
+            Some(LiveEvent::Quote(quote)) if !quote.stale => {
+                Some(Arc::new(LiveEvent::Quote(crate::market::Quote { stale: true, ..quote.clone() })))
+            }
+            _ => None,
+        }
     }
 
     fn publish(&self, event: Arc<LiveEvent>) {
@@ -256,8 +296,14 @@ impl LiveHub {
     pub async fn run(self, mut events: mpsc::Receiver<LiveEvent>, shutdown: CancellationToken) {
         // The dispatcher's own view of the topics: no lock per event.
         let mut known: HashMap<TopicKey, Arc<TopicSlot>> = HashMap::new();
+        // Times of the last event per topic, in ms since this instant.
+        let epoch = Instant::now();
         // Forget released topics now and then, so the map follows the live set.
         let mut prune = tokio::time::interval(Duration::from_secs(10));
+        let stale_after = self.inner.config.stale_after;
+        // Checked four times per period: a topic is marked at most a quarter period late.
+        let mut stale_check = tokio::time::interval((stale_after / 4).max(Duration::from_millis(10)));
+        stale_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let event = tokio::select! {
                 event = events.recv() => match event {
@@ -266,6 +312,20 @@ impl LiveHub {
                 },
                 _ = prune.tick() => {
                     known.retain(|_, slot| !slot.closed.load(Ordering::Acquire));
+                    continue;
+                }
+                _ = stale_check.tick() => {
+                    let now = epoch.elapsed().as_millis() as u64;
+                    let after = stale_after.as_millis() as u64;
+                    for slot in known.values() {
+                        // Only the dispatcher writes these two: relaxed is enough.
+                        let quiet = now.saturating_sub(slot.heard_ms.load(Ordering::Relaxed)) >= after;
+                        if quiet && !slot.closed.load(Ordering::Acquire) && !slot.marked_stale.swap(true, Ordering::Relaxed)
+                            && let Some(stale) = slot.stale_quote()
+                        {
+                            slot.publish(stale);
+                        }
+                    }
                     continue;
                 }
                 () = shutdown.cancelled() => break,
@@ -286,6 +346,10 @@ impl LiveHub {
             };
             // An event for a topic nobody wants (released, or a stream's stray push) is dropped.
             if let Some(slot) = slot {
+                if channel == Channel::Quote {
+                    slot.heard_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    slot.marked_stale.store(false, Ordering::Relaxed);
+                }
                 slot.publish(Arc::new(event));
             }
         }

@@ -46,7 +46,11 @@ const GRACE: Duration = Duration::from_millis(200);
 
 fn hub(tick_buffer: usize) -> (LiveHub, Arc<RecordingFeed>, mpsc::Sender<LiveEvent>) {
     let feed = Arc::new(RecordingFeed::default());
-    let hub = LiveHub::new("test", feed.clone(), HubConfig { grace: GRACE, tick_buffer });
+    let hub = LiveHub::new(
+        "test",
+        feed.clone(),
+        HubConfig { grace: GRACE, tick_buffer, stale_after: Duration::from_secs(3600) },
+    );
     let (events, receiver) = mpsc::channel(1024);
     hub.spawn(receiver, CancellationToken::new());
     (hub, feed, events)
@@ -216,4 +220,39 @@ async fn events_without_subscribers_are_dropped_and_lag_is_measured() {
     // The quotes above are 250 ms old when sent.
     assert!(lag.max_ms >= 250 && lag.last_ms >= 250, "{lag:?}");
     assert_eq!(hub.stats().topics, 1, "the MSFT event created no topic");
+}
+
+fn stale_of(event: &LiveEvent) -> (Decimal, bool) {
+    match event {
+        LiveEvent::Quote(q) => (q.last, q.stale),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_quote_topic_is_re_sent_stale_once_per_silence() {
+    let feed = Arc::new(RecordingFeed::default());
+    let config = HubConfig { grace: GRACE, tick_buffer: 16, stale_after: Duration::from_secs(10) };
+    let hub = LiveHub::new("test", feed, config);
+    let (events, receiver) = mpsc::channel(16);
+    hub.spawn(receiver, CancellationToken::new());
+    let aapl = topic("AAPL.US", Channel::Quote);
+    let mut subscription = hub.subscribe(vec![aapl.clone()]);
+    let (_, mut rx) = subscription.take_receivers().remove(0);
+
+    events.send(quote("AAPL.US", 10)).await.unwrap();
+    assert_eq!(stale_of(&rx.next(&aapl).await.unwrap().unwrap()), (Decimal::from(10), false));
+    // Nothing more arrives: the last quote comes again, marked stale, once the silence is long
+    // enough (checked every quarter period), and only once.
+    let started = tokio::time::Instant::now();
+    assert_eq!(stale_of(&rx.next(&aapl).await.unwrap().unwrap()), (Decimal::from(10), true));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(10) && waited <= Duration::from_millis(12_500), "{waited:?}");
+    let again = tokio::time::timeout(Duration::from_secs(60), rx.next(&aapl)).await;
+    assert!(again.is_err(), "marked once per silence");
+
+    // Fresh data clears it; a new silence marks it again.
+    events.send(quote("AAPL.US", 11)).await.unwrap();
+    assert_eq!(stale_of(&rx.next(&aapl).await.unwrap().unwrap()), (Decimal::from(11), false));
+    assert_eq!(stale_of(&rx.next(&aapl).await.unwrap().unwrap()), (Decimal::from(11), true));
 }

@@ -64,8 +64,11 @@ pub fn start_local(stream: Arc<dyn MarketStream>, settings: &LiveSettings, shutd
     let (events, receiver) = mpsc::channel(EVENT_BUFFER);
     let name = stream.name();
     let feed = LocalFeed::start(stream, events, shutdown.clone());
-    let hub =
-        LiveHub::new(name, Arc::new(feed), HubConfig { grace: settings.grace, tick_buffer: settings.tick_buffer });
+    let hub = LiveHub::new(
+        name,
+        Arc::new(feed),
+        HubConfig { grace: settings.grace, tick_buffer: settings.tick_buffer, stale_after: settings.stale_after },
+    );
     hub.spawn(receiver, shutdown);
     hub
 }
@@ -90,8 +93,11 @@ pub async fn start(
     )
     .await?;
     let settings = &config.live;
-    let hub =
-        LiveHub::new(name, Arc::new(feed), HubConfig { grace: settings.grace, tick_buffer: settings.tick_buffer });
+    let hub = LiveHub::new(
+        name,
+        Arc::new(feed),
+        HubConfig { grace: settings.grace, tick_buffer: settings.tick_buffer, stale_after: settings.stale_after },
+    );
     hub.spawn(receiver, shutdown);
     Ok(hub)
 }

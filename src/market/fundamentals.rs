@@ -71,11 +71,11 @@ impl FundamentalsService {
         if !has_actions(&instrument) {
             return Ok(Arc::new(Vec::new()));
         }
-        let source = self.inner.source.clone();
+        let (source, market) = (self.inner.source.clone(), self.inner.market.clone());
         self.inner
             .actions
             .try_get_with(symbol.clone(), async move {
-                let mut actions = source.corporate_actions(&instrument).await?;
+                let mut actions = market.upstream(source.corporate_actions(&instrument)).await?;
                 actions.sort_by_key(|a| a.ex_date);
                 Ok::<_, SourceError>(Arc::new(actions))
             })
@@ -96,11 +96,11 @@ impl FundamentalsService {
         if !has_actions(&instrument) {
             return Ok(Arc::new(Vec::new()));
         }
-        let source = self.inner.source.clone();
+        let (source, market) = (self.inner.source.clone(), self.inner.market.clone());
         self.inner
             .fundamentals
             .try_get_with((symbol.clone(), from, to), async move {
-                let mut points = source.fundamentals(&instrument, from, to).await?;
+                let mut points = market.upstream(source.fundamentals(&instrument, from, to)).await?;
                 points.retain(|p| p.date >= from && p.date <= to);
                 points.sort_by_key(|p| p.date);
                 Ok::<_, SourceError>(Arc::new(points))
@@ -196,6 +196,10 @@ fn upstream_error(symbol: &Symbol, err: &SourceError) -> MarketError {
         SourceError::NotFound(_) => MarketError {
             code: ErrorCode::NotFound,
             message: format!("the market source has no reference data for `{symbol}`"),
+        },
+        SourceError::Down(state) => MarketError {
+            code: ErrorCode::UpstreamUnavailable,
+            message: format!("reference data for `{symbol}` is unavailable right now ({state}); retry shortly"),
         },
         other => {
             tracing::warn!(%symbol, error = %other, "reference data source failed");

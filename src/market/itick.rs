@@ -6,7 +6,9 @@
 //! 1. waits for a token (bounded by the request timeout, else `Unavailable`);
 //! 2. sends `GET {base}/{asset}/{endpoint}?…` with headers `token` and `accept`;
 //! 3. retries 429, 5xx, timeouts and connection failures with exponential backoff and full jitter
-//!    (honouring `Retry-After`), up to `max_retries` times, then answers `Unavailable`;
+//!    (honouring `Retry-After`), up to `max_retries` times, then answers `Unavailable`; but only
+//!    while the request's upstream budget (`market::health`) leaves time for the wait and
+//!    another attempt: a retry that cannot finish in time is not started;
 //! 4. opens the `{code, msg, data}` envelope, maps `data` to domain types (exact decimals: JSON
 //!    numbers go through their shortest round-trip text, never through arithmetic on `f64`);
 //! 5. validates every item and drops (and counts, and logs) the ones that make no sense: a
@@ -211,6 +213,13 @@ impl ItickSource {
                 Some(after) => after,
                 None => backoff_delay(attempt, rand::random::<f64>()),
             };
+            if let Some(deadline) = super::health::deadline()
+                && tokio::time::Instant::now() + delay >= deadline
+            {
+                return Err(SourceError::Unavailable(format!(
+                    "iTick {path}: {last}; no time left in the budget to retry"
+                )));
+            }
             tracing::debug!(source = "itick", path, attempt, delay_ms = delay.as_millis() as u64, why = %last, "retrying");
             tokio::time::sleep(delay).await;
         }

@@ -14,6 +14,8 @@ pub mod fundamentals;
 pub mod fundamentals_graphql;
 /// `quote`, `quotes`, `klines`, `orderBook`, `ticks`, and the quote DataLoader.
 pub mod graphql;
+/// The upstream time budget of a request, and a circuit breaker per source.
+pub mod health;
 /// Closed klines kept in the database, so history is fetched upstream once.
 pub mod history;
 /// The iTick REST adapter.
@@ -36,13 +38,21 @@ pub use service::{MarketConfig, MarketError, MarketService};
 
 use std::sync::Arc;
 
-use crate::config::{MarketSettings, MarketSourceKind};
+use crate::{
+    config::{MarketSettings, MarketSourceKind},
+    resilience::breaker::BreakerConfig,
+};
 
-/// The sources `FINQL_MARKET_SOURCE` names, configured, in fallback order.
-pub fn build_source(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketSource>> {
+/// The sources `FINQL_MARKET_SOURCE` names, configured, in fallback order, each behind its
+/// circuit breaker (`health`); and those breakers.
+pub fn build_source(
+    settings: &MarketSettings,
+    breaker: BreakerConfig,
+) -> anyhow::Result<(Arc<dyn MarketSource>, health::SourceHealth)> {
     let mut sources: Vec<Arc<dyn MarketSource>> = Vec::new();
+    let mut breakers = Vec::new();
     for kind in &settings.sources {
-        sources.push(match kind {
+        let source: Arc<dyn MarketSource> = match kind {
             MarketSourceKind::Simulated => Arc::new(simulated::SimulatedMarket::new()),
             MarketSourceKind::Itick => {
                 let itick = &settings.itick;
@@ -57,12 +67,16 @@ pub fn build_source(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketS
                     max_retries: itick.max_retries,
                 })?)
             }
-        });
+        };
+        let guarded = health::GuardedSource::new(source, breaker);
+        breakers.push(guarded.breaker());
+        sources.push(Arc::new(guarded));
     }
+    let health = health::SourceHealth::new(breakers);
     match sources.len() {
         0 => anyhow::bail!("FINQL_MARKET_SOURCE names no source"),
-        1 => Ok(sources.remove(0)),
-        _ => Ok(Arc::new(source::FallbackSource::new(sources))),
+        1 => Ok((sources.remove(0), health)),
+        _ => Ok((Arc::new(source::FallbackSource::new(sources)), health)),
     }
 }
 pub use source::{MarketSource, SourceError};

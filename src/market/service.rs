@@ -7,7 +7,18 @@
 //! - makes concurrent misses for the same symbols share one upstream call (single flight);
 //! - checks every value before serving it (no high < low, no negative price, no future time);
 //! - when the source fails, serves the last known quote marked `stale` while it is younger than
-//!   `FINQL_MAX_STALE_SECS`, and otherwise answers `UPSTREAM_UNAVAILABLE`.
+//!   `FINQL_MAX_STALE_SECS`, and otherwise answers `UPSTREAM_UNAVAILABLE`;
+//! - waits for the source at most `FINQL_UPSTREAM_BUDGET_MS` per request (`health`): every
+//!   upstream call runs under one deadline, retries and fallback sources included, so a dead
+//!   upstream costs a request its budget at most, and nothing at all once the source's circuit
+//!   breaker is open. With a shared cache, the time of one Redis call is kept back from the
+//!   budget so that looking up the last known quote still fits in it;
+//! - while the sources are failing (no source's breaker is cleanly closed: `SourceHealth`),
+//!   answers an expired quote from its last known value (`stale`) at once, instead of making
+//!   the request wait for the refresh: the refresh still runs (a batch is driven by a task of
+//!   its own, not by its waiters), and its answer serves the next request. Without this,
+//!   every request for a symbol would queue behind each failing refresh and each half-open
+//!   probe, and a dead upstream would cut warm-cache throughput by the budget's length.
 //!
 //! The caches are in-process (moka); with `REDIS_URL`, quotes also go through a second level
 //! shared by all replicas (`shared_cache`).
@@ -29,6 +40,7 @@ use futures::{
 use moka::future::Cache;
 
 use super::{
+    health::{self, SourceHealth},
     history::{Fetched, KlineHistory, Series},
     shared_cache::SharedQuotes,
     source::{MarketSource, SourceError},
@@ -44,6 +56,8 @@ use crate::{
 pub struct MarketConfig {
     pub quote_ttl: Duration,
     pub max_stale: Duration,
+    /// `FINQL_UPSTREAM_BUDGET_MS`: the most a request waits for the source.
+    pub upstream_budget: Duration,
 }
 
 /// A per-symbol failure that can be cloned into every request waiting for it.
@@ -94,6 +108,10 @@ struct Inner {
     in_flight: Mutex<HashMap<Symbol, SharedBatch>>,
     upstream_calls: AtomicU64,
     rejected: AtomicU64,
+    /// How long a fetch may wait for the source (the budget less a Redis call, see above).
+    source_budget: Duration,
+    /// The sources' circuit breakers.
+    health: SourceHealth,
 }
 
 impl MarketService {
@@ -103,6 +121,7 @@ impl MarketService {
         history: Option<KlineHistory>,
         reference: ReferenceService,
         config: MarketConfig,
+        health: SourceHealth,
     ) -> Self {
         let inner = Inner {
             instruments: Cache::builder()
@@ -118,10 +137,16 @@ impl MarketService {
             in_flight: Mutex::new(HashMap::new()),
             upstream_calls: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            source_budget: match &shared {
+                // Never less than half the budget, whatever the Redis timeout.
+                Some(shared) => config.upstream_budget.saturating_sub(shared.timeout()).max(config.upstream_budget / 2),
+                None => config.upstream_budget,
+            },
             source,
             shared,
             history,
             reference,
+            health,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -192,7 +217,23 @@ impl MarketService {
         if missing.is_empty() {
             return results;
         }
-        let waits = self.join_or_start_batches(missing);
+        let mut waits = self.join_or_start_batches(missing);
+        if self.inner.health.degraded() {
+            // Failing sources: whatever has a last known value is answered now (see above).
+            for (symbols, _) in &mut waits {
+                let mut waiting = Vec::with_capacity(symbols.len());
+                for symbol in symbols.drain(..) {
+                    match self.inner.last_known.get(&symbol).await {
+                        Some(quote) => {
+                            results.insert(symbol, Ok(Quote { stale: true, ..quote }));
+                        }
+                        None => waiting.push(symbol),
+                    }
+                }
+                *symbols = waiting;
+            }
+            waits.retain(|(symbols, _)| !symbols.is_empty());
+        }
         let outcomes = join_all(waits.into_iter().map(|(symbols, batch)| async move { (symbols, batch.await) })).await;
         for (symbols, outcome) in outcomes {
             for symbol in symbols {
@@ -243,6 +284,9 @@ impl MarketService {
                 for symbol in &symbols {
                     in_flight.insert(symbol.clone(), batch.clone());
                 }
+                // Driven to its end by a task of its own, even when every waiter went (served
+                // stale, or gave up): its answer fills the cache for the next request.
+                tokio::spawn(batch.clone());
                 waits.push((symbols, batch));
             }
         }
@@ -253,7 +297,7 @@ impl MarketService {
         let service = self.clone();
         async move {
             service.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
-            let fetched = service.inner.source.quotes(&chunk).await;
+            let fetched = service.upstream(service.inner.source.quotes(&chunk)).await;
             let mut answer = HashMap::new();
             let mut valid = Vec::new();
             if let Ok(quotes) = &fetched {
@@ -306,6 +350,18 @@ impl MarketService {
     /// bar in progress), oldest first. Closed bars come from the database where stored
     /// (`history`), and only the rest from the source.
     pub async fn klines(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        end: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Arc<Vec<Kline>>, MarketError> {
+        // One budget for every upstream call this may make (recent bars, then older ones).
+        let deadline = tokio::time::Instant::now() + self.inner.source_budget;
+        health::within(deadline, self.klines_within_budget(symbol, interval, end, limit)).await
+    }
+
+    async fn klines_within_budget(
         &self,
         symbol: &Symbol,
         interval: Interval,
@@ -368,9 +424,7 @@ impl MarketService {
     ) -> Result<Fetched, MarketError> {
         self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let bars = self
-            .inner
-            .source
-            .klines(instrument, interval, end, limit)
+            .upstream(self.inner.source.klines(instrument, interval, end, limit))
             .await
             .map_err(|err| upstream_error(&instrument.symbol, &err))?;
         let (mut valid, had_rejects) = self.valid_bars(&instrument.symbol, bars);
@@ -430,7 +484,7 @@ impl MarketService {
         let chunks = self.chunks(missing);
         let answers = join_all(chunks.iter().map(|chunk| {
             self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
-            self.inner.source.latest_klines(chunk, interval, limit)
+            self.upstream(self.inner.source.latest_klines(chunk, interval, limit))
         }))
         .await;
         for (chunk, answer) in chunks.into_iter().zip(answers) {
@@ -491,8 +545,8 @@ impl MarketService {
             self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
             match chunk.as_slice() {
                 // One instrument: the single endpoint.
-                [one] => self.inner.source.order_book(one, levels).await.map(|book| vec![book]),
-                many => self.inner.source.order_books(many, levels).await,
+                [one] => self.upstream(self.inner.source.order_book(one, levels)).await.map(|book| vec![book]),
+                many => self.upstream(self.inner.source.order_books(many, levels)).await,
             }
         }))
         .await;
@@ -550,7 +604,10 @@ impl MarketService {
     pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> Result<Vec<Tick>, MarketError> {
         let instrument = self.instrument(symbol).await?;
         self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
-        let ticks = self.inner.source.ticks(&instrument, limit).await.map_err(|err| upstream_error(symbol, &err))?;
+        let ticks = self
+            .upstream(self.inner.source.ticks(&instrument, limit))
+            .await
+            .map_err(|err| upstream_error(symbol, &err))?;
         let now = Utc::now();
         Ok(ticks
             .into_iter()
@@ -562,6 +619,19 @@ impl MarketService {
                 ok
             })
             .collect())
+    }
+
+    /// One upstream call under the request's deadline (started now unless one is in force):
+    /// cut off with [`SourceError::Down`] when it passes, whatever the source does.
+    pub(super) async fn upstream<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, SourceError> {
+        let deadline = health::deadline().unwrap_or_else(|| tokio::time::Instant::now() + self.inner.source_budget);
+        match tokio::time::timeout_at(deadline, health::within(deadline, call)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(SourceError::Down(format!("{}: no answer within the time budget", self.inner.source.name()))),
+        }
     }
 
     fn reject(&self, what: &str, symbol: &Symbol, reason: &str) {
@@ -614,6 +684,11 @@ fn upstream_error(symbol: &Symbol, err: &SourceError) -> MarketError {
         SourceError::NotFound(_) => {
             MarketError { code: ErrorCode::NotFound, message: format!("the market source does not know `{symbol}`") }
         }
+        // Names the source and its state (never a URL or the provider's own text).
+        SourceError::Down(state) => MarketError {
+            code: ErrorCode::UpstreamUnavailable,
+            message: format!("market data for `{symbol}` is unavailable right now ({state}); retry shortly"),
+        },
         other => {
             tracing::warn!(%symbol, error = %other, "market source failed");
             MarketError {
@@ -631,6 +706,16 @@ fn internal(err: impl Into<anyhow::Error>) -> MarketError {
 }
 
 impl MarketService {
+    /// The circuit breakers of the sources, in fallback order (for health checks and routing).
+    pub fn source_health(&self) -> Vec<crate::resilience::breaker::BreakerSnapshot> {
+        self.inner.health.snapshots()
+    }
+
+    /// The health of Redis as the shared quote cache sees it (`None` without `REDIS_URL`).
+    pub fn redis_health(&self) -> Option<crate::resilience::breaker::BreakerSnapshot> {
+        self.inner.shared.as_ref().map(|shared| shared.guard().snapshot())
+    }
+
     /// Upstream calls made since start (for observability and tests).
     pub fn upstream_calls(&self) -> u64 {
         self.inner.upstream_calls.load(Ordering::Relaxed)

@@ -6,7 +6,12 @@
 //! and the last known value (for stale fallback) survives a replica's restart.
 //!
 //! Redis is an optimisation here, never a dependency of correctness: any Redis error is logged
-//! and treated as a miss, and the request goes upstream. Keys:
+//! and treated as a miss, and the request goes upstream. Nor may it cost time when it is
+//! gone: every call goes through the process's [`RedisGuard`] (`FINQL_REDIS_TIMEOUT_MS`, default
+//! 100 ms, and the `redis` circuit breaker), so a Redis that is down, refusing or silent costs
+//! a few timed-out calls, and then nothing (the breaker is open: the local cache alone answers)
+//! until a probe finds it back. The connection is made lazily: start-up does not wait for it.
+//! Keys:
 //! `{namespace}:quote:{symbol}` (expires with the quote TTL) and
 //! `{namespace}:quote:last:{symbol}` (expires after `FINQL_MAX_STALE_SECS`).
 
@@ -14,16 +19,20 @@ use std::{collections::HashMap, str::FromStr, time::Duration};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::types::{Quote, TradingStatus};
-use crate::reference::Symbol;
+use crate::{
+    reference::Symbol,
+    resilience::redis::{RedisGuard, RedisUnavailable},
+};
 
 #[derive(Clone)]
 pub struct SharedQuotes {
     conn: ConnectionManager,
+    guard: RedisGuard,
     namespace: String,
     ttl: Duration,
     max_stale: Duration,
@@ -46,22 +55,34 @@ pub(crate) struct StoredQuote {
     source: String,
 }
 
-/// Redis must answer fast or not at all: a slow cache is worse than a miss.
-const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
 impl SharedQuotes {
-    /// Connects (failing fast, with a clear message, if Redis is unreachable at start-up).
-    pub async fn connect(url: &str, namespace: &str, ttl: Duration, max_stale: Duration) -> anyhow::Result<Self> {
+    /// Sets up the connection (lazily: a Redis that is down at start-up only means misses
+    /// until it is up; a PING that fails is logged). Fails only on an invalid URL.
+    pub async fn connect(
+        url: &str,
+        namespace: &str,
+        ttl: Duration,
+        max_stale: Duration,
+        guard: RedisGuard,
+    ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2);
-        let mut conn =
-            client.get_connection_manager_with_config(config).await.context("connecting to Redis (REDIS_URL)")?;
-        let _: String = redis::cmd("PING").query_async(&mut conn).await.context("Redis did not answer PING")?;
-        Ok(Self { conn, namespace: namespace.to_owned(), ttl, max_stale })
+        let conn = guard.connection(client).context("setting up the Redis connection (REDIS_URL)")?;
+        let shared = Self { conn, guard, namespace: namespace.to_owned(), ttl, max_stale };
+        let mut conn = shared.conn.clone();
+        if let Err(err) = shared.guard.run(redis::cmd("PING").query_async::<String>(&mut conn)).await {
+            tracing::warn!(error = %err, "Redis did not answer PING; the shared quote cache is skipped until it does");
+        }
+        Ok(shared)
+    }
+
+    /// The Redis call timeout.
+    pub fn timeout(&self) -> Duration {
+        self.guard.timeout()
+    }
+
+    /// The guard (timeout and breaker) of this process's Redis calls, for reuse and health.
+    pub fn guard(&self) -> &RedisGuard {
+        &self.guard
     }
 
     fn key(&self, symbol: &Symbol) -> String {
@@ -79,25 +100,27 @@ impl SharedQuotes {
         }
         let keys: Vec<String> = symbols.iter().map(|s| self.key(s)).collect();
         let mut conn = self.conn.clone();
-        let values: Vec<Option<String>> = match redis::cmd("MGET").arg(&keys).query_async(&mut conn).await {
-            Ok(values) => values,
-            Err(err) => {
-                tracing::warn!(error = %err, "shared quote cache unavailable; going upstream");
-                return HashMap::new();
-            }
-        };
+        let values: Vec<Option<String>> =
+            match self.guard.run(redis::cmd("MGET").arg(&keys).query_async(&mut conn)).await {
+                Ok(values) => values,
+                Err(err) => {
+                    log_unavailable(&err, "shared quote cache unavailable; using the local cache");
+                    return HashMap::new();
+                }
+            };
         symbols.iter().zip(values).filter_map(|(symbol, value)| Some((symbol.clone(), decode(&value?)?))).collect()
     }
 
     pub async fn last_known(&self, symbol: &Symbol) -> Option<Quote> {
         let mut conn = self.conn.clone();
-        let value: Option<String> = match redis::cmd("GET").arg(self.last_key(symbol)).query_async(&mut conn).await {
-            Ok(value) => value,
-            Err(err) => {
-                tracing::warn!(error = %err, "shared quote cache unavailable for the last known value");
-                return None;
-            }
-        };
+        let value: Option<String> =
+            match self.guard.run(redis::cmd("GET").arg(self.last_key(symbol)).query_async(&mut conn)).await {
+                Ok(value) => value,
+                Err(err) => {
+                    log_unavailable(&err, "shared quote cache unavailable for the last known value");
+                    return None;
+                }
+            };
         decode(&value?)
     }
 
@@ -114,9 +137,18 @@ impl SharedQuotes {
             pipe.cmd("SET").arg(self.last_key(&quote.symbol)).arg(&value).arg("PX").arg(stale_ms).ignore();
         }
         let mut conn = self.conn.clone();
-        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
-            tracing::warn!(error = %err, "could not write quotes to the shared cache");
+        if let Err(err) = self.guard.run(pipe.query_async::<()>(&mut conn)).await {
+            log_unavailable(&err, "could not write quotes to the shared cache");
         }
+    }
+}
+
+/// A failed call is worth a warning; a call the open breaker refused is the expected, quiet
+/// consequence of one (the breaker logged when it opened).
+fn log_unavailable(err: &RedisUnavailable, what: &str) {
+    match err {
+        RedisUnavailable::Open => tracing::debug!("{what}: {err}"),
+        _ => tracing::warn!(error = %err, "{what}"),
     }
 }
 

@@ -25,6 +25,10 @@ pub enum SourceError {
     NotFound(String),
     /// The source's answer could not be understood.
     Invalid(String),
+    /// The source is down as finql sees it: its circuit breaker is open, it failed, or it did
+    /// not answer within the request's time budget (`market::health`). The text names the
+    /// source and its state only, so it may be shown to clients.
+    Down(String),
 }
 
 impl std::fmt::Display for SourceError {
@@ -34,6 +38,7 @@ impl std::fmt::Display for SourceError {
             Self::Unauthorized(m) => write!(f, "source rejected the credentials: {m}"),
             Self::NotFound(m) => write!(f, "not found at the source: {m}"),
             Self::Invalid(m) => write!(f, "invalid answer from the source: {m}"),
+            Self::Down(m) => write!(f, "source down: {m}"),
         }
     }
 }
@@ -131,6 +136,10 @@ fn known<T>(answers: Vec<Result<T, SourceError>>) -> Result<Vec<T>, SourceError>
 
 /// Several sources in order: each call goes to the first, and to the next only when the one
 /// before it fails. Every value still says which source produced it (`Quote.source`).
+///
+/// Within a request's upstream budget (`market::health`) each source gets an equal share of
+/// the time left when its turn comes, so a silent primary leaves the fallback time to answer;
+/// a source whose breaker is open fails at once and leaves it all.
 pub struct FallbackSource {
     sources: Vec<std::sync::Arc<dyn MarketSource>>,
 }
@@ -145,8 +154,14 @@ impl FallbackSource {
         F: Fn(&'a dyn MarketSource) -> futures::future::BoxFuture<'a, Result<T, SourceError>>,
     {
         let mut last = SourceError::Unavailable("no source configured".into());
-        for source in &self.sources {
-            match call(source.as_ref()).await {
+        let count = self.sources.len();
+        for (index, source) in self.sources.iter().enumerate() {
+            let attempt = call(source.as_ref());
+            let answer = match super::health::share(index, count) {
+                Some(deadline) => super::health::within(deadline, attempt).await,
+                None => attempt.await,
+            };
+            match answer {
                 Ok(value) => return Ok(value),
                 Err(err) => {
                     tracing::warn!(source = source.name(), error = %err, "market source failed; trying the next");

@@ -16,3 +16,5 @@ mod query_bombs;
 
 /// Sessions that outlive their token; sockets that outlive their reader; unreadable frames.
 mod sessions;
+/// Upstreams and Redis that are slow, silent or gone: budgets, breakers, stale answers.
+mod upstream_faults;
