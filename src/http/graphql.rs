@@ -321,7 +321,9 @@ async fn execute(
 
 /// What the transport knows of the caller: its address and, for writes, its idempotency key.
 fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
-    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    // Lossy rather than dropped: a key with bytes outside printable ASCII must be refused by
+    // the write it was meant to protect, not silently ignored.
+    let idempotency_key = headers.get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     ClientInfo { addr: Some(peer.ip()), idempotency_key }
 }
 

@@ -7,9 +7,14 @@ use uuid::Uuid;
 
 use super::{
     analytics::{AnalyticsScope, Bucket, Totals},
+    idempotency::IdempotencyKey,
     listing::{Columns, Cursor, PageRequest, TransactionFilter, TransactionOrder},
-    money::{Currency, format_decimal, format_scaled},
-    service::{Kind, NewTransaction, Patch, Status, TransactionPatch, TransactionRecord, ceil_micros},
+    money::{Currency, Money, format_decimal, format_scaled},
+    service::{
+        Kind, MAX_CATEGORY, MAX_DESCRIPTION, NewTransaction, Patch, Status, Text, TransactionPatch, TransactionRecord,
+        check_text,
+    },
+    time::{OccurredAt, range_bound},
 };
 use crate::{
     accounts::graphql::{UserObject, load_user},
@@ -150,11 +155,18 @@ pub struct CreateTransactionInput {
     status: Option<StatusGql>,
     description: Option<String>,
     category: Option<String>,
-    /// Defaults to now.
+    /// Defaults to now. From 1970-01-01 up to (not including) 2100-01-01.
     occurred_at: Option<DateTime<Utc>>,
+    /// Makes retries safe: the same key with the same input, within 24 hours, answers with the
+    /// transaction the first request created instead of creating another. 1 to 255 printable
+    /// ASCII characters (a UUID is ideal), per user. Over HTTP the `Idempotency-Key` header
+    /// does the same.
+    idempotency_key: Option<String>,
 }
 
-/// Only the fields given change; `null` clears `description` or `category`.
+/// Only the fields given change; `null` clears `description` or `category`. Changing the
+/// currency keeps the amount's value and checks its digits: 12.34 USD to BHD is 12.340 BHD,
+/// to JPY it is refused unless `amount` is given too.
 #[derive(InputObject)]
 pub struct UpdateTransactionInput {
     amount: Option<DecimalString>,
@@ -163,7 +175,10 @@ pub struct UpdateTransactionInput {
     status: Option<StatusGql>,
     description: MaybeUndefined<String>,
     category: MaybeUndefined<String>,
+    /// From 1970-01-01 up to (not including) 2100-01-01.
     occurred_at: Option<DateTime<Utc>>,
+    /// As in `CreateTransactionInput`: a retried update answers with the first result.
+    idempotency_key: Option<String>,
 }
 
 /// All conditions must hold. Time bounds: `from` inclusive, `to` exclusive.
@@ -195,13 +210,17 @@ impl TransactionFilterInput {
         {
             return Err(AppError::bad_field("minAmount", "`minAmount` must not exceed `maxAmount`"));
         }
+        let category = self.category.map(|c| c.trim().to_owned());
+        if let Some(category) = &category {
+            check_text(category, "category", MAX_CATEGORY)?;
+        }
         Ok(TransactionFilter {
             kind: self.kind.map(Into::into),
             status: self.status.map(Into::into),
-            category: self.category,
+            category,
             currency: self.currency.as_deref().map(Currency::parse).transpose()?,
-            from: self.from.map(ceil_micros),
-            to: self.to.map(ceil_micros),
+            from: self.from.map(|at| range_bound(at, "from")).transpose()?,
+            to: self.to.map(|at| range_bound(at, "to")).transpose()?,
             min_amount: self.min_amount.map(|d| d.0),
             max_amount: self.max_amount.map(|d| d.0),
         })
@@ -261,11 +280,6 @@ fn selected_columns(ctx: &Context<'_>) -> Columns {
         created_at: wants("createdAt"),
         updated_at: wants("updatedAt"),
     }
-}
-
-fn parse_id(id: &ID) -> Result<Uuid, AppError> {
-    Uuid::parse_str(id.as_str())
-        .map_err(|_| AppError::bad_field("id", format!("`{}` is not a valid transaction id", id.as_str())))
 }
 
 #[derive(Default)]
@@ -341,8 +355,10 @@ impl LedgerQuery {
             Some(list) => list.into_iter().map(Into::into).collect(),
             None => vec![Status::Pending, Status::Success],
         };
+        let from = from.map(|at| range_bound(at, "from")).transpose()?;
+        let to = to.map(|at| range_bound(at, "to")).transpose()?;
         Ok(TransactionAnalytics {
-            scope: AnalyticsScope { user_id, currency, from: from.map(ceil_micros), to: to.map(ceil_micros), statuses },
+            scope: AnalyticsScope { user_id, currency, from, to, statuses },
             totals: OnceCell::new(),
         })
     }
@@ -353,26 +369,21 @@ pub struct LedgerMutation;
 
 #[Object]
 impl LedgerMutation {
+    /// Records a transaction. See `idempotencyKey` for safe retries.
     async fn create_transaction(&self, ctx: &Context<'_>, input: CreateTransactionInput) -> Result<TransactionObject> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
-        let record = rc
-            .state
-            .ledger
-            .create(
-                user_id,
-                NewTransaction {
-                    amount: input.amount.0,
-                    currency: input.currency,
-                    kind: input.kind.into(),
-                    status: input.status.map(Into::into),
-                    description: input.description,
-                    category: input.category,
-                    occurred_at: input.occurred_at,
-                },
-            )
-            .await?;
-        Ok(TransactionObject(record))
+        let key = idempotency_key(ctx, rc, input.idempotency_key.as_deref())?;
+        let currency = input.currency.as_deref().map(Currency::parse).transpose()?.unwrap_or(Currency::USD);
+        let new = NewTransaction {
+            money: Money::new(input.amount.0, currency)?,
+            kind: input.kind.into(),
+            status: input.status.map(Into::into),
+            description: optional_text(input.description, "description", MAX_DESCRIPTION)?,
+            category: optional_text(input.category, "category", MAX_CATEGORY)?,
+            occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at, "occurredAt")).transpose()?,
+        };
+        Ok(TransactionObject(rc.state.ledger.create(user_id, new, key.as_ref()).await?))
     }
 
     /// Changes only the fields given.
@@ -384,34 +395,89 @@ impl LedgerMutation {
     ) -> Result<TransactionObject> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
+        let key = idempotency_key(ctx, rc, input.idempotency_key.as_deref())?;
         let patch = TransactionPatch {
             amount: input.amount.map(|d| d.0),
-            currency: input.currency,
+            currency: input.currency.as_deref().map(Currency::parse).transpose()?,
             kind: input.kind.map(Into::into),
             status: input.status.map(Into::into),
-            description: patch_of(input.description),
-            category: patch_of(input.category),
-            occurred_at: input.occurred_at,
+            description: text_patch(input.description, "description", MAX_DESCRIPTION)?,
+            category: text_patch(input.category, "category", MAX_CATEGORY)?,
+            occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at, "occurredAt")).transpose()?,
         };
-        Ok(TransactionObject(rc.state.ledger.update(user_id, parse_id(&id)?, patch).await?))
+        Ok(TransactionObject(rc.state.ledger.update(user_id, parse_id(&id)?, patch, key.as_ref()).await?))
     }
 
-    /// Deletes one of your transactions and returns its id.
-    async fn delete_transaction(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    /// Deletes one of your transactions and returns its id. With an idempotency key, a retry
+    /// answers with the id again rather than NOT_FOUND.
+    async fn delete_transaction(&self, ctx: &Context<'_>, id: ID, idempotency_key: Option<String>) -> Result<ID> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
-        let id = parse_id(&id)?;
-        rc.state.ledger.delete(user_id, id).await?;
+        let key = self::idempotency_key(ctx, rc, idempotency_key.as_deref())?;
+        let id = rc.state.ledger.delete(user_id, parse_id(&id)?, key.as_ref()).await?;
         Ok(ID(id.to_string()))
     }
 }
 
-fn patch_of(value: MaybeUndefined<String>) -> Patch<String> {
-    match value {
+fn optional_text(value: Option<String>, field: &'static str, max: usize) -> Result<Option<Text>, AppError> {
+    value.map(|raw| Text::parse(&raw, field, max)).transpose().map(Option::flatten)
+}
+
+/// `null` clears; blank text clears too (as on create, blank is absent).
+fn text_patch(value: MaybeUndefined<String>, field: &'static str, max: usize) -> Result<Patch<Text>, AppError> {
+    Ok(match value {
         MaybeUndefined::Undefined => Patch::Keep,
         MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(v) => Patch::Set(v),
+        MaybeUndefined::Value(raw) => match Text::parse(&raw, field, max)? {
+            Some(text) => Patch::Set(text),
+            None => Patch::Clear,
+        },
+    })
+}
+
+/// The idempotency key of a write: the `idempotencyKey` input, or the `Idempotency-Key` header.
+///
+/// The header names one write, so it applies only to a document whose operation selects exactly
+/// one root field: with aliases or several mutations in one document, it would name them all,
+/// and all but the first would be refused as a different request under the same key. Such a
+/// document with the header is refused; each mutation carries its own `idempotencyKey`
+/// instead. When both are given they must be equal. Over WebSocket there is no header.
+fn idempotency_key(
+    ctx: &Context<'_>,
+    rc: &RequestContext,
+    field: Option<&str>,
+) -> Result<Option<IdempotencyKey>, AppError> {
+    let header = rc.client.idempotency_key.as_deref();
+    if header.is_some() && !single_root_field(ctx) {
+        return Err(AppError::bad_field(
+            "idempotencyKey",
+            "the Idempotency-Key header applies to a single mutation per request; with several, give each its own \
+             `idempotencyKey` input",
+        ));
     }
+    match (header, field) {
+        (Some(header), Some(field)) if header != field => Err(AppError::bad_field(
+            "idempotencyKey",
+            "the Idempotency-Key header and the `idempotencyKey` input differ; send one of them",
+        )),
+        (Some(header), _) => IdempotencyKey::parse(header, "Idempotency-Key").map(Some),
+        (None, Some(field)) => IdempotencyKey::parse(field, "idempotencyKey").map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Whether the executing operation's root selection is one plain field (no fragment spread,
+/// no inline fragment, no sibling). Read from the operation async-graphql is executing: its
+/// public API offers no other way to see a field's siblings.
+fn single_root_field(ctx: &Context<'_>) -> bool {
+    use async_graphql::parser::types::Selection;
+    let items = &ctx.query_env.operation.node.selection_set.node.items;
+    matches!(items.as_slice(), [only] if matches!(only.node, Selection::Field(_)))
+}
+
+fn parse_id(id: &ID) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.as_str())
+        .map_err(|_| AppError::bad_field("id", format!("`{}` is not a valid transaction id", id.as_str())))
 }
 
 /// Figures for one currency. Each field runs its own aggregate query, only when asked for.
