@@ -3,3 +3,5 @@
 //! connection floods, slow or missing dependencies, hostile input, retried writes) and does
 //! what an attacker or a failing network did, then checks that finql refused it with a code,
 //! in time, and kept serving everyone else.
+mod hostile_input;
+mod retried_writes;
