@@ -154,6 +154,46 @@ async fn concurrent_duplicates_create_one_row(app: TestApp) {
     }
 }
 
+/// 20 writers past the replay check before any has committed (held at a barrier), so that all
+/// but one meet the winner at the key's unique constraint, wait for its commit, and answer
+/// with its result. Over HTTP the requests may arrive spread out enough to take the replay
+/// path instead; this takes the conflict path every time.
+async fn concurrent_claims_wait_for_the_winner(app: TestApp) {
+    use finql::ledger::{
+        idempotency::IdempotencyKey,
+        money::{Currency, Money},
+        service::{Kind, NewTransaction},
+    };
+    let user = app.new_user().await;
+    let user_id: uuid::Uuid = user.id.parse().expect("user id");
+    for round in 0..3 {
+        let k = IdempotencyKey::parse(&key(), "idempotencyKey").expect("key");
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+        let writers = (0..20).map(|_| {
+            let (ledger, barrier, k) = (app.state.ledger.clone(), barrier.clone(), k.clone());
+            tokio::spawn(async move {
+                let input = NewTransaction {
+                    money: Money::new(rust_decimal::Decimal::new(1999, 2), Currency::USD).expect("money"),
+                    kind: Kind::Debit,
+                    status: None,
+                    description: None,
+                    category: None,
+                    occurred_at: None,
+                };
+                barrier.wait().await;
+                ledger.create(user_id, input, Some(&k)).await.map(|record| record.id)
+            })
+        });
+        let ids: Vec<uuid::Uuid> = join_all(writers)
+            .await
+            .into_iter()
+            .map(|joined| joined.expect("writer").unwrap_or_else(|err| panic!("round {round}: {err:?}")))
+            .collect();
+        assert!(ids.iter().all(|id| *id == ids[0]), "round {round}: {ids:?}");
+        assert_eq!(count(&app, &user.access_token).await, round + 1);
+    }
+}
+
 /// Keys are per user: another user's identical key is theirs alone.
 async fn keys_are_per_user(app: TestApp) {
     let alice = app.new_user().await;
@@ -280,6 +320,7 @@ crate::backend_tests!(
     same_key_same_input_returns_the_first_result,
     same_key_different_input_is_bad_user_input,
     concurrent_duplicates_create_one_row,
+    concurrent_claims_wait_for_the_winner,
     keys_are_per_user,
     expired_keys_do_not_match,
     header_and_input_field,
