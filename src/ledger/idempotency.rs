@@ -25,6 +25,9 @@
 //! selection set and the transport are not part of it. Only successful writes are remembered:
 //! a refused write leaves nothing behind, and a retry with the same key tries again.
 //!
+//! A duplicate waits at most 5 s for the request holding its key (a stuck holder): then it is
+//! told `BAD_USER_INPUT` with a message starting `IDEMPOTENCY_IN_PROGRESS` and may retry.
+//!
 //! Keys live 24 hours (`KEY_TTL`, the window in which clients retry; Stripe's is the same).
 //! An expired key matches nothing: it is deleted when its key is used again, and every process
 //! purges all expired keys at most every `PURGE_EVERY`, in the background.
@@ -35,8 +38,8 @@ use chrono::{DateTime, Utc};
 use entity::{idempotency_key, transaction};
 use rust_decimal::Decimal;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, RuntimeErr, TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -54,6 +57,11 @@ pub const KEY_TTL: chrono::Duration = chrono::Duration::hours(24);
 /// How often a process purges expired keys: often enough that the table stays about one
 /// day of writes, rarely enough to cost nothing.
 const PURGE_EVERY: chrono::Duration = chrono::Duration::minutes(10);
+/// How long a duplicate waits on PostgreSQL for the request holding its key: that request's
+/// transaction is a handful of statements, so 5 s means it is stuck, and the duplicate is told
+/// to retry (`IDEMPOTENCY_IN_PROGRESS`) instead of hanging. SQLite's busy timeout (5 s) bounds
+/// the same wait there.
+const HOLDER_WAIT: &str = "SET LOCAL lock_timeout = '5s'";
 /// A purge that takes longer is abandoned (the next one resumes).
 const PURGE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -217,6 +225,9 @@ impl LedgerService {
             return replay(found, operation, &hash);
         }
         let txn = self.db.begin().await?;
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            txn.execute_unprepared(HOLDER_WAIT).await?;
+        }
         idempotency_key::Entity::delete_many()
             .filter(idempotency_key::Column::UserId.eq(user_id))
             .filter(idempotency_key::Column::Key.eq(key.as_str()))
@@ -242,6 +253,14 @@ impl LedgerService {
                     Some(found) => replay(found, operation, &hash),
                     None => Err(AppError::internal(anyhow::anyhow!("idempotency key vanished after a conflict"))),
                 };
+            }
+            Err(err) if is_lock_timeout(&err) => {
+                let _ = txn.rollback().await;
+                return Err(AppError::bad_field(
+                    "idempotencyKey",
+                    "IDEMPOTENCY_IN_PROGRESS: a request with this idempotency key is still being processed; retry \
+                     it in a few seconds",
+                ));
             }
             Err(err) => return Err(err.into()),
         }
@@ -287,6 +306,16 @@ async fn purge_expired(db: &DatabaseConnection, cutoff: DateTime<Utc>) -> Result
     let result =
         idempotency_key::Entity::delete_many().filter(idempotency_key::Column::CreatedAt.lt(cutoff)).exec(db).await?;
     Ok(result.rows_affected)
+}
+
+/// PostgreSQL's `lock_not_available` (55P03): `lock_timeout` expired.
+fn is_lock_timeout(err: &DbErr) -> bool {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(&**e, sea_orm::sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
+        }
+        _ => false,
+    }
 }
 
 /// The key's committed, unexpired row.

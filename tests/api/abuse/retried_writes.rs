@@ -194,6 +194,51 @@ async fn concurrent_claims_wait_for_the_winner(app: TestApp) {
     }
 }
 
+/// A holder stuck inside its transaction (here: a test holding the key's row uncommitted)
+/// makes a duplicate wait 5 s at most, then answer BAD_USER_INPUT, IDEMPOTENCY_IN_PROGRESS.
+/// PostgreSQL only: on SQLite the held transaction would lock the whole database.
+async fn a_stuck_holder_is_waited_for_a_bounded_time(app: TestApp) {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, TransactionTrait};
+    if app.backend == Backend::Sqlite {
+        return;
+    }
+    let user = app.new_user().await;
+    let k = key();
+    let held = app.state.db.begin().await.expect("begin");
+    entity::idempotency_key::ActiveModel {
+        user_id: Set(user.id.parse().expect("user id")),
+        key: Set(k.clone()),
+        operation: Set("createTransaction".into()),
+        request_hash: Set("0".repeat(64)),
+        response: Set(None),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&held)
+    .await
+    .expect("hold the key");
+    let started = std::time::Instant::now();
+    let body = app
+        .gql(
+            Some(&user.access_token),
+            CREATE,
+            json!({ "input": { "amount": "1", "kind": "DEBIT", "idempotencyKey": k } }),
+        )
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap_or("").starts_with("IDEMPOTENCY_IN_PROGRESS"), "{body}");
+    assert!(waited >= std::time::Duration::from_secs(4) && waited < std::time::Duration::from_secs(15), "{waited:?}");
+    held.rollback().await.expect("rollback");
+    // The holder gave up: the key is free, and the write goes through once.
+    app.data(
+        Some(&user.access_token),
+        CREATE,
+        json!({ "input": { "amount": "1", "kind": "DEBIT", "idempotencyKey": k } }),
+    )
+    .await;
+    assert_eq!(count(&app, &user.access_token).await, 1);
+}
+
 /// Keys are per user: another user's identical key is theirs alone.
 async fn keys_are_per_user(app: TestApp) {
     let alice = app.new_user().await;
@@ -321,6 +366,7 @@ crate::backend_tests!(
     same_key_different_input_is_bad_user_input,
     concurrent_duplicates_create_one_row,
     concurrent_claims_wait_for_the_winner,
+    a_stuck_holder_is_waited_for_a_bounded_time,
     keys_are_per_user,
     expired_keys_do_not_match,
     header_and_input_field,
