@@ -361,6 +361,25 @@ mod tests {
     }
 
     #[test]
+    fn cursor_keys_are_ones_a_row_can_have() {
+        let id = Uuid::now_v7();
+        let raw = |tag: &str, key: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{tag}:{key}:{id}"))
+        };
+        // The reported crafted cursor, and its kin.
+        for key in ["-8210298412800000000", "-1", "4102444800000000", "9223372036854775807", "99999999999999999999"] {
+            assert!(Cursor::decode(&raw("od", key), TransactionOrder::OccurredAtDesc, "after").is_err(), "{key}");
+        }
+        for key in ["0", "-1", "10000000000000001"] {
+            assert!(Cursor::decode(&raw("aa", key), TransactionOrder::AmountAsc, "after").is_err(), "{key}");
+        }
+        assert!(Cursor::decode(&raw("od", "0"), TransactionOrder::OccurredAtDesc, "after").is_ok());
+        assert!(Cursor::decode(&raw("od", "4102444799999999"), TransactionOrder::OccurredAtDesc, "after").is_ok());
+        assert!(Cursor::decode(&raw("aa", "10000000000000000"), TransactionOrder::AmountAsc, "after").is_ok());
+        assert!(Cursor::decode(&"A".repeat(200), TransactionOrder::AmountAsc, "after").is_err());
+    }
+
+    #[test]
     fn page_sizes_are_bounded() {
         let order = TransactionOrder::default();
         assert!(PageRequest::from_relay(Some(101), None, None, None, order).is_err());

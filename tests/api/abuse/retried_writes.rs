@@ -239,6 +239,33 @@ async fn a_stuck_holder_is_waited_for_a_bounded_time(app: TestApp) {
     assert_eq!(count(&app, &user.access_token).await, 1);
 }
 
+/// Over WebSocket there is no header: the input field is the way, and a key is one key
+/// whichever transport carries it.
+async fn over_websocket_the_input_field_is_the_key(app: TestApp) {
+    use crate::ws::{TRANSPORT_WS, Ws};
+    let user = app.new_user().await;
+    let k = key();
+    let mutation = format!(
+        "mutation {{ createTransaction(input: {{ amount: \"4.20\", kind: CREDIT, idempotencyKey: \"{k}\" }}) {{ id }} }}"
+    );
+    let mut ws = Ws::connect(&app, TRANSPORT_WS).await;
+    ws.init(Some(&user.access_token)).await;
+    let mut ids = vec![];
+    for id in ["1", "2"] {
+        ws.subscribe(id, &mutation).await;
+        let next = ws.next_json().await;
+        assert_eq!(next["type"], "next", "{next}");
+        ids.push(next["payload"]["data"]["createTransaction"]["id"].clone());
+        assert_eq!(ws.next_json().await, json!({ "type": "complete", "id": id }));
+    }
+    assert!(ids[0].is_string() && ids[0] == ids[1], "{ids:?}");
+    let over_http =
+        post(&app, &user.access_token, Some(&k), CREATE, json!({ "input": { "amount": "4.2", "kind": "CREDIT" } }))
+            .await;
+    assert_eq!(over_http["data"]["createTransaction"]["id"], ids[0], "{over_http}");
+    assert_eq!(count(&app, &user.access_token).await, 1);
+}
+
 /// Keys are per user: another user's identical key is theirs alone.
 async fn keys_are_per_user(app: TestApp) {
     let alice = app.new_user().await;
@@ -367,6 +394,7 @@ crate::backend_tests!(
     concurrent_duplicates_create_one_row,
     concurrent_claims_wait_for_the_winner,
     a_stuck_holder_is_waited_for_a_bounded_time,
+    over_websocket_the_input_field_is_the_key,
     keys_are_per_user,
     expired_keys_do_not_match,
     header_and_input_field,
