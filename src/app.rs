@@ -1,9 +1,9 @@
 //! The application: state, router, and serving with graceful shutdown.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use axum::{Router, serve::ListenerExt};
+use axum::Router;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -138,31 +138,25 @@ impl App {
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let shutdown = self.state.shutdown.clone();
-        let grace: Duration = self.state.config.shutdown_grace;
+        let config = &self.state.config;
         tracing::info!(%addr, "finql listening; GraphiQL at http://{addr}/graphiql");
         let trigger = shutdown.clone();
-        // Small writes (a WebSocket `complete` right after `next`, a short response) must not
-        // wait for the peer's delayed ACK: Nagle's algorithm off.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(%err, "could not set TCP_NODELAY");
+        tokio::spawn(async move {
+            tokio::select! {
+                () = signal => {
+                    tracing::info!("shutting down: finishing requests in flight");
+                    trigger.cancel();
+                }
+                () = trigger.cancelled() => {}
             }
         });
-        let server = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                signal.await;
-                tracing::info!("shutting down: finishing requests in flight");
-                trigger.cancel();
-            });
-        let mut server = std::pin::pin!(server.into_future());
-        tokio::select! {
-            result = &mut server => return result.context("serving HTTP"),
-            () = shutdown.cancelled() => {}
-        }
-        match tokio::time::timeout(grace, server).await {
-            Ok(result) => result.context("serving HTTP")?,
-            Err(_) => tracing::warn!(?grace, "shutdown grace period over; dropping remaining connections"),
-        }
+        let server = http::server::Server::new(
+            self.listener,
+            self.router,
+            config.connections.clone(),
+            u64::from(config.database.max_connections),
+        );
+        server.run(shutdown, config.shutdown_grace).await.context("serving HTTP")?;
         self.state.db.clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())

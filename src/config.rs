@@ -67,6 +67,8 @@ pub struct Config {
     pub market: MarketSettings,
     pub limits: Limits,
     pub websocket: WebSocketConfig,
+    /// Timeouts and caps on TCP connections (`http::server`).
+    pub connections: ConnectionSettings,
     /// How replicas share one upstream stream through Redis (used when `REDIS_URL` is set).
     pub live_replicas: LiveReplicaSettings,
     /// Live market data (subscriptions).
@@ -174,7 +176,26 @@ pub struct Limits {
     /// `FINQL_MAX_COMPLEXITY` (default 2000 fields).
     pub max_complexity: usize,
     /// `FINQL_MAX_ALIASES` (default 30: aliases multiply work, e.g. many `login`s in one request).
+    /// Counted as executed: an alias inside a fragment spread twice counts twice.
     pub max_aliases: usize,
+    /// `FINQL_MAX_FIELDS` (default 1000): fields one operation executes once its fragments are
+    /// expanded, each spread counted every time it appears. The largest query finql's own tools
+    /// send, GraphiQL's introspection query, executes 226; the README tour's largest, under 40.
+    /// 1000 leaves room for big generated queries and refuses a ten-level doubling fragment bomb
+    /// (1024 fields).
+    pub max_fields: usize,
+    /// `FINQL_MAX_TOKENS` (default 10000): names, values and punctuation in one document, counted
+    /// before it is parsed, so a huge document is refused without building its tree. The
+    /// introspection query is 180 tokens, a 500-symbol list about 500; a 100 KiB body could
+    /// otherwise carry 50,000.
+    pub max_tokens: usize,
+    /// `FINQL_REQUEST_TIMEOUT_MS` (default 10000): how long one HTTP request (all operations of a
+    /// batch together) or one WebSocket query or mutation may execute. Subscriptions are not
+    /// bounded by it. finql answers its queries in milliseconds, and upstream calls have their
+    /// own timeouts; this is the ceiling on what any one request can hold (connections, memory,
+    /// a database transaction) whatever it waits on, well under the 30-60 s after which proxies
+    /// and clients give up on their own. At least 1.
+    pub request_timeout: Duration,
     /// Whether introspection and field suggestions are on (off in production).
     pub introspection: bool,
 }
@@ -190,6 +211,33 @@ pub struct WebSocketConfig {
     /// `FINQL_WS_SLOW_CLIENT_MS` (default 10000): how long a client may leave its messages unread
     /// (its outbox full) before the server closes the connection with 1008 "slow consumer".
     pub slow_client_timeout: Duration,
+}
+
+/// How long a connection may take to say what it wants, and how many may be open: the
+/// slowloris and connection-flood defences of `http::server`.
+#[derive(Clone, Debug)]
+pub struct ConnectionSettings {
+    /// `FINQL_HEADER_READ_TIMEOUT_MS` (default 5000): time to send a complete request head,
+    /// counted from the accept for a connection's first request and from the first byte for
+    /// the next ones on a keep-alive connection.
+    pub header_read_timeout: Duration,
+    /// `FINQL_BODY_READ_TIMEOUT_MS` (default 10000): time to send the whole request body once
+    /// the head arrived (100 KiB at the default body limit is well under a second on any link
+    /// that can use the API; a client dribbling a byte a second would hold the request 28 h).
+    pub body_read_timeout: Duration,
+    /// `FINQL_IDLE_TIMEOUT_SECS` (default 60; fractions allowed): an HTTP connection on which no
+    /// byte moved either way for this long, while no request of it is being handled, is closed:
+    /// a keep-alive connection waiting for its next request, a client that stopped reading its
+    /// response. Upgraded connections (WebSocket) are exempt: they have their own keep-alive and
+    /// slow-client rules.
+    pub idle_timeout: Duration,
+    /// `FINQL_MAX_CONNECTIONS` (default 10000): open TCP connections (WebSockets included)
+    /// served normally. Above it a connection gets a `503` with `Retry-After` and is closed.
+    pub max_connections: usize,
+    /// `FINQL_CONNECTION_RESERVE` (default 32): connections beyond `max_connections` kept for
+    /// `/health` and `/ready`, so probes answer during a flood (anything else gets a `503`). A
+    /// reserve connection serves one request and must send it within a second.
+    pub reserve: usize,
 }
 
 /// Live market data (subscriptions): see `live::hub`.
@@ -333,6 +381,12 @@ impl Config {
                 max_depth: parse_or(&get, "FINQL_MAX_DEPTH", 16)?,
                 max_complexity: parse_or(&get, "FINQL_MAX_COMPLEXITY", 2000)?,
                 max_aliases: parse_or(&get, "FINQL_MAX_ALIASES", 30)?,
+                max_fields: parse_or(&get, "FINQL_MAX_FIELDS", 1000)?,
+                max_tokens: parse_or(&get, "FINQL_MAX_TOKENS", 10_000)?,
+                request_timeout: match parse_or(&get, "FINQL_REQUEST_TIMEOUT_MS", 10_000u64)? {
+                    0 => bail!("FINQL_REQUEST_TIMEOUT_MS must be at least 1"),
+                    ms => Duration::from_millis(ms),
+                },
                 introspection: !production,
             },
             websocket: WebSocketConfig {
@@ -340,6 +394,16 @@ impl Config {
                 keepalive_interval: secs(parse_or(&get, "FINQL_WS_KEEPALIVE_SECS", 15)?),
                 max_subscriptions: parse_or(&get, "FINQL_WS_MAX_SUBSCRIPTIONS", 100)?,
                 slow_client_timeout: Duration::from_millis(parse_or(&get, "FINQL_WS_SLOW_CLIENT_MS", 10_000)?),
+            },
+            connections: ConnectionSettings {
+                header_read_timeout: positive_millis(&get, "FINQL_HEADER_READ_TIMEOUT_MS", 5000)?,
+                body_read_timeout: positive_millis(&get, "FINQL_BODY_READ_TIMEOUT_MS", 10_000)?,
+                idle_timeout: fractional_secs(&get, "FINQL_IDLE_TIMEOUT_SECS", 60.0)?,
+                max_connections: match parse_or(&get, "FINQL_MAX_CONNECTIONS", 10_000usize)? {
+                    0 => bail!("FINQL_MAX_CONNECTIONS must be at least 1"),
+                    n => n,
+                },
+                reserve: parse_or(&get, "FINQL_CONNECTION_RESERVE", 32)?,
             },
             live: LiveSettings {
                 grace: Duration::from_millis(parse_or(&get, "FINQL_LIVE_GRACE_MS", 5000)?),
@@ -387,6 +451,24 @@ fn parse_sources(raw: &str) -> anyhow::Result<Vec<MarketSourceKind>> {
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+/// A duration in milliseconds that must not be zero (a zero timeout would refuse everything).
+fn positive_millis(get: &impl Fn(&str) -> Option<String>, key: &str, default: u64) -> anyhow::Result<Duration> {
+    match parse_or(get, key, default)? {
+        0 => bail!("{key} must be at least 1"),
+        ms => Ok(Duration::from_millis(ms)),
+    }
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`), so tests can use short timeouts
+/// under the same variable operators set in whole seconds.
+fn fractional_secs(get: &impl Fn(&str) -> Option<String>, key: &str, default: f64) -> anyhow::Result<Duration> {
+    let secs: f64 = parse_or(get, key, default)?;
+    match Duration::try_from_secs_f64(secs) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        _ => bail!("{key}=`{secs}` must be a positive number of seconds"),
+    }
 }
 
 fn parse_or<T>(get: &impl Fn(&str) -> Option<String>, key: &str, default: T) -> anyhow::Result<T>
@@ -494,6 +576,50 @@ mod tests {
         assert_eq!(set.live_replicas.replica_id, "a");
         let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_LIVE_LEASE_MS", "5")]).unwrap_err();
         assert!(err.to_string().contains("FINQL_LIVE_LEASE_MS"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_take_fractions() {
+        let secret = "x".repeat(32);
+        let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap().connections;
+        assert_eq!(default.header_read_timeout, Duration::from_millis(5000));
+        assert_eq!(default.idle_timeout, Duration::from_secs(60));
+        assert_eq!((default.max_connections, default.reserve), (10_000, 32));
+        let set = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_IDLE_TIMEOUT_SECS", "0.25")]).unwrap();
+        assert_eq!(set.connections.idle_timeout, Duration::from_millis(250));
+        for (key, value) in [
+            ("FINQL_IDLE_TIMEOUT_SECS", "0"),
+            ("FINQL_IDLE_TIMEOUT_SECS", "-1"),
+            ("FINQL_IDLE_TIMEOUT_SECS", "NaN"),
+            ("FINQL_HEADER_READ_TIMEOUT_MS", "0"),
+            ("FINQL_MAX_CONNECTIONS", "0"),
+        ] {
+            let err = config(&[("JWT_SECRET", secret.as_str()), (key, value)]).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn query_limits_and_the_request_deadline_have_defaults_and_overrides() {
+        let secret = "x".repeat(32);
+        let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap();
+        assert_eq!(
+            (default.limits.max_fields, default.limits.max_tokens, default.limits.request_timeout),
+            (1000, 10_000, Duration::from_secs(10))
+        );
+        let set = config(&[
+            ("JWT_SECRET", secret.as_str()),
+            ("FINQL_MAX_FIELDS", "50"),
+            ("FINQL_MAX_TOKENS", "500"),
+            ("FINQL_REQUEST_TIMEOUT_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (set.limits.max_fields, set.limits.max_tokens, set.limits.request_timeout),
+            (50, 500, Duration::from_millis(250))
+        );
+        let err = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_REQUEST_TIMEOUT_MS", "0")]).unwrap_err();
+        assert!(err.to_string().contains("FINQL_REQUEST_TIMEOUT_MS"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub enum ErrorCode {
     BadUserInput,
     RateLimited,
     UpstreamUnavailable,
+    /// The request ran past its deadline (`FINQL_REQUEST_TIMEOUT_MS`); set at the edge, never by a
+    /// service. A timed-out mutation may or may not have been applied.
+    Timeout,
     Internal,
 }
 
@@ -33,6 +36,7 @@ impl ErrorCode {
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::RateLimited => "RATE_LIMITED",
             Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            Self::Timeout => "TIMEOUT",
             Self::Internal => "INTERNAL",
         }
     }

@@ -5,7 +5,8 @@
 pub mod context;
 /// Parsed documents kept by query text, so repeated operations skip the parser.
 pub mod documents;
-/// Edge guards: alias limits, error codes for async-graphql's own errors, caught panics.
+/// Edge guards: token, field, depth, alias and auth-mutation limits measured as executed, the
+/// request deadline, error codes for async-graphql's own errors, caught panics.
 pub mod guard;
 /// The `Decimal` scalar: money as exact strings.
 pub mod scalars;

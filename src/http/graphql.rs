@@ -8,11 +8,13 @@
 //! - GET runs queries only: a mutation answers 405;
 //! - the body is capped (413) and batches are capped (`FINQL_MAX_BATCH`);
 //! - `Accept` picks `application/graphql-response+json` or `application/json` (406 otherwise);
-//! - malformed JSON, requests and documents answer 400 with a GraphQL error document.
+//! - malformed JSON, requests and documents answer 400 with a GraphQL error document;
+//! - every operation of a batch passes the edge guards (`graphql::guard`) before any runs, and
+//!   the batch as a whole holds at most one `login`, `signUp` or `refreshToken`;
+//! - execution stops at `FINQL_REQUEST_TIMEOUT_MS` (504 `TIMEOUT`, see `guard::deadline`).
 
 use async_graphql::{
-    BatchRequest, BatchResponse, Request, Response as GqlResponse, ServerError, Value,
-    parser::types::{DocumentOperations, OperationType},
+    BatchRequest, BatchResponse, Request, Response as GqlResponse, ServerError, Value, parser::types::OperationType,
 };
 use axum::{
     body::{Body, Bytes},
@@ -20,6 +22,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use futures::{StreamExt, stream::FuturesOrdered};
 use serde_json::json;
 
 use super::REQUEST_ID;
@@ -68,6 +71,11 @@ impl Rejection {
         let mut error = ServerError::new(message, None);
         error.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
         Self { status, error: Box::new(error), media, allow_post_only: false }
+    }
+
+    /// A document the edge guards refused (400, the guard's error as it is).
+    fn refused(error: ServerError, media: Media) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, error: Box::new(error), media, allow_post_only: false }
     }
 }
 
@@ -145,15 +153,19 @@ async fn post_inner(
         }
         other => BatchRequest::Single(parse_request(other, media)?),
     };
+    let mut auth_mutations = 0u64;
     for request in batch.iter_mut() {
-        if inspect(state, request, media)? == Some(OperationType::Subscription) {
+        let (operation, checked) = inspect(state, request, media)?;
+        if operation == Some(OperationType::Subscription) {
             return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
                 "subscriptions are served over WebSocket at /graphql",
                 media,
             ));
         }
+        auth_mutations = auth_mutations.saturating_add(checked.auth_mutations());
     }
+    guard::check_auth_mutations(auth_mutations).map_err(|error| Rejection::refused(error, media))?;
     Ok(execute(state, peer, headers, batch, media).await)
 }
 
@@ -191,7 +203,7 @@ async fn get_inner(state: &AppState, peer: SocketAddr, request: HttpRequest) -> 
         fields.insert(key.into_owned(), value);
     }
     let mut gql = parse_request(serde_json::Value::Object(fields), media)?;
-    match inspect(state, &mut gql, media)? {
+    match inspect(state, &mut gql, media)?.0 {
         Some(OperationType::Query) | None => {}
         Some(OperationType::Mutation) => {
             let mut rejection =
@@ -228,37 +240,34 @@ fn parse_request(value: serde_json::Value, media: Media) -> Result<Request, Reje
     serde_json::from_value(value).map_err(|err| bad(format!("invalid GraphQL request: {err}")))
 }
 
-/// Parses the document (once: the parsed form is kept for execution), applies the edge
-/// guards, and finds the type of the operation that will run. `None` when that is for
-/// execution to decide (several operations and no `operationName`, which it rejects clearly).
-fn inspect(state: &AppState, request: &mut Request, media: Media) -> Result<Option<OperationType>, Rejection> {
+/// Counts the document's tokens, parses it (once: the parsed form is kept for execution),
+/// applies the edge guards, and finds the type of the operation that will run (`None` when
+/// that is for execution to decide). A document seen before comes from the cache, which holds
+/// only documents that passed.
+fn inspect(
+    state: &AppState,
+    request: &mut Request,
+    media: Media,
+) -> Result<(Option<OperationType>, guard::Checked), Rejection> {
     let limits = &state.config.limits;
-    let operation_name = request.operation_name.clone();
-    let rejected = |error: ServerError| Rejection {
-        status: StatusCode::BAD_REQUEST,
-        error: Box::new(error),
-        media,
-        allow_post_only: false,
-    };
-    let document = match state.documents.get(&request.query) {
-        Some(known) => {
+    let refused = |error: ServerError| Rejection::refused(error, media);
+    let checked = match state.documents.get(&request.query) {
+        Some((known, checked)) => {
             request.set_parsed_query(known);
-            request.parsed_query().map_err(|err| rejected(guard::parse_error(&err, limits)))?
+            checked
         }
         None => {
+            guard::check_tokens(&request.query, limits).map_err(refused)?;
             let query = request.query.clone();
-            let document = request.parsed_query().map_err(|err| rejected(guard::parse_error(&err, limits)))?;
-            guard::check_document(document, limits).map_err(rejected)?;
-            state.documents.insert(&query, document);
-            document
+            let document = request.parsed_query().map_err(|err| refused(guard::parse_error(&err, limits)))?;
+            let checked = guard::check_document(document, limits).map_err(refused)?;
+            state.documents.insert(&query, document, checked);
+            checked
         }
     };
-    Ok(match (&document.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
-        _ => None,
-    })
+    let operation_name = request.operation_name.clone();
+    let document = request.parsed_query().map_err(|err| refused(guard::parse_error(&err, limits)))?;
+    Ok((guard::operation_type(document, operation_name.as_deref()), checked))
 }
 
 async fn execute(
@@ -285,24 +294,41 @@ async fn execute(
         ),
     };
     let trace_id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let single = matches!(batch, BatchRequest::Single(_));
-    let mut response = guard::catch_panic(state.schema.execute_batch(batch), || {
-        let failed = GqlResponse::from_errors(vec![guard::internal_error()]);
-        if single { BatchResponse::Single(failed) } else { BatchResponse::Batch(vec![failed]) }
-    })
-    .await;
     let limits = &state.config.limits;
-    let status = match &mut response {
+    // One deadline for the whole HTTP request: a batch shares it.
+    let deadline = tokio::time::Instant::now() + limits.request_timeout;
+    let run = |request: Request| {
+        // Each operation on its own, as async-graphql's `execute_batch` does (concurrently), so
+        // a panic or the deadline costs only the operations it hits.
+        let execution = guard::catch_panic(state.schema.execute(request), || {
+            GqlResponse::from_errors(vec![guard::internal_error()])
+        });
+        guard::deadline::run_until(execution, deadline, limits.request_timeout)
+    };
+    let mut response = match batch {
+        BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
+        BatchRequest::Batch(requests) => {
+            BatchResponse::Batch(requests.into_iter().map(run).collect::<FuturesOrdered<_>>().collect().await)
+        }
+    };
+    let (status, body) = match &mut response {
         BatchResponse::Single(single) => {
             finish(single, trace_id.as_deref(), limits);
-            if guard::is_request_error(single) { StatusCode::BAD_REQUEST } else { StatusCode::OK }
+            if guard::deadline::is_timeout(single) {
+                // No result at all: the errors alone, as for any request without one.
+                (StatusCode::GATEWAY_TIMEOUT, serde_json::to_vec(&json!({ "errors": single.errors })))
+            } else if guard::is_request_error(single) {
+                (StatusCode::BAD_REQUEST, serde_json::to_vec(&response))
+            } else {
+                (StatusCode::OK, serde_json::to_vec(&response))
+            }
         }
         BatchResponse::Batch(all) => {
             all.iter_mut().for_each(|single| finish(single, trace_id.as_deref(), limits));
-            StatusCode::OK
+            (StatusCode::OK, serde_json::to_vec(&response))
         }
     };
-    let body = match serde_json::to_vec(&response) {
+    let body = match body {
         Ok(body) => body,
         Err(err) => {
             tracing::error!(%err, "serialising a GraphQL response");

@@ -26,6 +26,9 @@ pub mod graphiql;
 pub mod graphql;
 /// `/health` (alive), `/ready` (database reachable), and the container probe.
 pub mod health;
+/// The accept loop around hyper: header, body and idle timeouts, the connection cap and its
+/// probe reserve, the open-files limit, graceful drain.
+pub mod server;
 /// GraphQL over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`.
 pub mod ws;
 
@@ -34,7 +37,7 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
     let mut router = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql", get(graphql::get).post(graphql::post).fallback(graphql_method_not_allowed))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready));
     // No playground (nor introspection) in production: it is a map of the API for attackers.
@@ -42,6 +45,11 @@ pub fn router(state: AppState) -> Router {
         router = router.route("/", get(|| async { Redirect::temporary("/graphiql") })).merge(graphiql::routes());
     }
     let mut router = router
+        // Other methods on a known route: a JSON error like every other refusal, not an empty
+        // body (axum adds `Allow` with the route's methods).
+        .method_not_allowed_fallback(|| async {
+            error_body(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route", ErrorCode::BadUserInput)
+        })
         .fallback(|| async {
             error_body(StatusCode::NOT_FOUND, "no such route; GraphQL is at /graphql", ErrorCode::NotFound)
         })
@@ -72,6 +80,18 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
+}
+
+/// PUT, DELETE, PATCH, … on `/graphql`: 405 with `Allow: GET, POST` (HEAD, which axum answers
+/// as GET, is not advertised: GraphQL-over-HTTP defines GET and POST).
+async fn graphql_method_not_allowed() -> Response {
+    let mut response = error_body(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "GraphQL requests are GET (queries) or POST",
+        ErrorCode::BadUserInput,
+    );
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    response
 }
 
 /// A GraphQL-shaped error document for failures outside GraphQL execution.

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::{Request, Response as GqlResponse};
+use async_graphql::{Request, Response as GqlResponse, parser::types::OperationType};
 use axum::{
     extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
     http::StatusCode,
@@ -317,15 +317,23 @@ impl Connection {
             }
         };
         let limits = self.state.config.limits.clone();
-        let checked = match request.parsed_query() {
-            Ok(document) => guard::check_document(document, &limits),
+        let operation_name = request.operation_name.clone();
+        let checked = guard::check_tokens(&request.query, &limits).and_then(|()| match request.parsed_query() {
+            Ok(document) => guard::check_document(document, &limits)
+                .map(|_| guard::operation_type(document, operation_name.as_deref())),
             Err(err) => Err(guard::parse_error(&err, &limits)),
+        });
+        let operation = match checked {
+            Ok(operation) => operation,
+            Err(mut rejected) => {
+                guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
+                let _ = self.send(json!({ "type": error, "id": id, "payload": [rejected] })).await;
+                return;
+            }
         };
-        if let Err(mut rejected) = checked {
-            guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
-            let _ = self.send(json!({ "type": error, "id": id, "payload": [rejected] })).await;
-            return;
-        }
+        // Queries and mutations end by `FINQL_REQUEST_TIMEOUT_MS`; subscriptions are meant to last.
+        let deadline = (operation != Some(OperationType::Subscription))
+            .then(|| tokio::time::Instant::now() + limits.request_timeout);
         let request = RequestContext::new(self.state.clone(), credentials, self.client.clone()).into_request(request);
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
@@ -345,7 +353,15 @@ impl Connection {
                     panicked = true;
                     Some(GqlResponse::from_errors(vec![guard::internal_error()]))
                 });
-                let Some(mut response) = next_response.await else { break };
+                let Some(next_response) = guard::deadline::before(deadline, next_response).await else {
+                    // Like a failed request: an `error` ends the operation.
+                    let timeout = guard::deadline::timeout_error(limits.request_timeout);
+                    let message = json!({ "type": error, "id": task_id, "payload": [timeout] });
+                    let _ = finished.send((task_id, seq));
+                    let _ = outbox.send(Message::Text(message.to_string().into())).await;
+                    return;
+                };
+                let Some(mut response) = next_response else { break };
                 guard::assign_codes(&mut response.errors, &limits);
                 let failed_request = first && guard::is_request_error(&response);
                 first = false;

@@ -30,10 +30,22 @@ impl FinqlProcess {
     /// Starts `finql serve` on a free port with `vars` (on top of a test JWT secret, a data
     /// folder of its own and JSON logs) and waits until it listens.
     pub async fn start(vars: &[(&str, &str)]) -> Self {
-        let data_dir = tempfile::tempdir().expect("temp dir");
         let mut command = Command::new(env!("CARGO_BIN_EXE_finql"));
+        command.arg("serve");
+        Self::start_command(command, vars).await
+    }
+
+    /// Like [`FinqlProcess::start`], with the process allowed only `open_files` descriptors
+    /// (soft and hard limit, as a container's `ulimit -n` would).
+    pub async fn start_with_open_files(open_files: u64, vars: &[(&str, &str)]) -> Self {
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg(format!("ulimit -n {open_files} && exec \"$0\" serve")).arg(env!("CARGO_BIN_EXE_finql"));
+        Self::start_command(command, vars).await
+    }
+
+    async fn start_command(mut command: Command, vars: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
         command
-            .arg("serve")
             // Nothing from the test's environment (or a `.env`) leaks in.
             .env_clear()
             .current_dir(data_dir.path())

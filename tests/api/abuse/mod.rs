@@ -3,5 +3,15 @@
 //! connection floods, slow or missing dependencies, hostile input, retried writes) and does
 //! what an attacker or a failing network did, then checks that finql refused it with a code,
 //! in time, and kept serving everyone else.
+
+/// Slowloris, silent and stalled clients, connection floods beyond the cap.
+mod connection_floods;
+
+/// NUL bytes, over-long strings, crafted cursors, out-of-range times, duplicate symbols.
 mod hostile_input;
+
+/// Fragment bombs, huge documents, auth-mutation floods, the request deadline, stray methods.
+mod query_bombs;
+
+/// Idempotency keys: replays, mismatches, concurrent duplicates, expiry, header vs field.
 mod retried_writes;
