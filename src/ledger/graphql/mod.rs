@@ -1,0 +1,335 @@
+//! GraphQL resolvers for the ledger: thin wrappers over [`LedgerService`](super::LedgerService).
+//! The `Transaction` type, its connection and the queries here; mutations and analytics in the
+//! submodules.
+
+/// `transactionAnalytics` and its breakdown types; the `Date` scalar.
+mod analytics;
+/// `createTransaction`, `updateTransaction`, `deleteTransaction`, with idempotency keys.
+mod mutations;
+
+pub use analytics::{Date, TransactionAnalytics};
+pub use mutations::{CreateTransactionInput, LedgerMutation, UpdateTransactionInput};
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    analytics::AnalyticsScope,
+    listing::{Columns, Cursor, PageRequest, TransactionFilter, TransactionOrder},
+    money::Currency,
+    service::{Kind, MAX_CATEGORY, Status, TransactionRecord, check_text},
+    time::range_bound,
+};
+use crate::{
+    accounts::graphql::{UserObject, load_user},
+    error::AppError,
+    graphql::{PageInfo, context::RequestContext, scalars::DecimalString},
+};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "TransactionKind")]
+pub enum KindGql {
+    /// Money in.
+    Credit,
+    /// Money out.
+    Debit,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "TransactionStatus")]
+pub enum StatusGql {
+    Pending,
+    Success,
+    Failed,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+#[graphql(name = "TransactionOrder")]
+pub enum OrderGql {
+    /// Newest first (the default).
+    #[default]
+    OccurredAtDesc,
+    OccurredAtAsc,
+    AmountDesc,
+    AmountAsc,
+}
+
+impl From<KindGql> for Kind {
+    fn from(k: KindGql) -> Self {
+        match k {
+            KindGql::Credit => Kind::Credit,
+            KindGql::Debit => Kind::Debit,
+        }
+    }
+}
+impl From<Kind> for KindGql {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Credit => KindGql::Credit,
+            Kind::Debit => KindGql::Debit,
+        }
+    }
+}
+impl From<StatusGql> for Status {
+    fn from(s: StatusGql) -> Self {
+        match s {
+            StatusGql::Pending => Status::Pending,
+            StatusGql::Success => Status::Success,
+            StatusGql::Failed => Status::Failed,
+        }
+    }
+}
+impl From<Status> for StatusGql {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Pending => StatusGql::Pending,
+            Status::Success => StatusGql::Success,
+            Status::Failed => StatusGql::Failed,
+        }
+    }
+}
+impl From<OrderGql> for TransactionOrder {
+    fn from(o: OrderGql) -> Self {
+        match o {
+            OrderGql::OccurredAtDesc => TransactionOrder::OccurredAtDesc,
+            OrderGql::OccurredAtAsc => TransactionOrder::OccurredAtAsc,
+            OrderGql::AmountDesc => TransactionOrder::AmountDesc,
+            OrderGql::AmountAsc => TransactionOrder::AmountAsc,
+        }
+    }
+}
+
+/// A personal-finance transaction, visible only to its owner.
+pub struct TransactionObject(pub TransactionRecord);
+
+/// A column the query did not select: a bug in look-ahead, never the client's fault.
+fn unloaded(field: &str) -> AppError {
+    AppError::internal(anyhow::anyhow!("transaction field `{field}` resolved but not loaded"))
+}
+
+#[Object(name = "Transaction")]
+impl TransactionObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Positive, with exactly the currency's minor-unit digits (`"42.00"` USD, `"500"` JPY).
+    async fn amount(&self) -> Result<DecimalString> {
+        Ok(DecimalString(self.0.money.ok_or_else(|| unloaded("amount"))?.amount()))
+    }
+    /// ISO 4217 code.
+    async fn currency(&self) -> Result<&'static str> {
+        Ok(self.0.money.ok_or_else(|| unloaded("currency"))?.currency().code())
+    }
+    async fn kind(&self) -> Result<KindGql> {
+        Ok(self.0.kind.ok_or_else(|| unloaded("kind"))?.into())
+    }
+    async fn status(&self) -> Result<StatusGql> {
+        Ok(self.0.status.ok_or_else(|| unloaded("status"))?.into())
+    }
+    async fn description(&self) -> Result<Option<&str>> {
+        Ok(self.0.description.as_ref().ok_or_else(|| unloaded("description"))?.as_deref())
+    }
+    async fn category(&self) -> Result<Option<&str>> {
+        Ok(self.0.category.as_ref().ok_or_else(|| unloaded("category"))?.as_deref())
+    }
+    /// When the money moved (UTC).
+    async fn occurred_at(&self) -> Result<DateTime<Utc>> {
+        Ok(self.0.occurred_at.ok_or_else(|| unloaded("occurredAt"))?)
+    }
+    async fn created_at(&self) -> Result<DateTime<Utc>> {
+        Ok(self.0.created_at.ok_or_else(|| unloaded("createdAt"))?)
+    }
+    async fn updated_at(&self) -> Result<DateTime<Utc>> {
+        Ok(self.0.updated_at.ok_or_else(|| unloaded("updatedAt"))?)
+    }
+    /// The owner (batched through a DataLoader).
+    async fn user(&self, ctx: &Context<'_>) -> Result<UserObject> {
+        load_user(ctx, self.0.user_id).await
+    }
+}
+
+/// All conditions must hold. Time bounds: `from` inclusive, `to` exclusive.
+#[derive(InputObject, Default)]
+pub struct TransactionFilterInput {
+    kind: Option<KindGql>,
+    status: Option<StatusGql>,
+    /// Exact category name.
+    category: Option<String>,
+    /// ISO 4217 code.
+    currency: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    /// Inclusive.
+    min_amount: Option<DecimalString>,
+    /// Inclusive.
+    max_amount: Option<DecimalString>,
+}
+
+impl TransactionFilterInput {
+    fn into_filter(self) -> Result<TransactionFilter, AppError> {
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from > to
+        {
+            return Err(AppError::bad_field("from", "`from` must not be after `to`"));
+        }
+        if let (Some(min), Some(max)) = (self.min_amount, self.max_amount)
+            && min.0 > max.0
+        {
+            return Err(AppError::bad_field("minAmount", "`minAmount` must not exceed `maxAmount`"));
+        }
+        let category = self.category.map(|c| c.trim().to_owned());
+        if let Some(category) = &category {
+            check_text(category, "category", MAX_CATEGORY)?;
+        }
+        Ok(TransactionFilter {
+            kind: self.kind.map(Into::into),
+            status: self.status.map(Into::into),
+            category,
+            currency: self.currency.as_deref().map(Currency::parse).transpose()?,
+            from: self.from.map(|at| range_bound(at, "from")).transpose()?,
+            to: self.to.map(|at| range_bound(at, "to")).transpose()?,
+            min_amount: self.min_amount.map(|d| d.0),
+            max_amount: self.max_amount.map(|d| d.0),
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct TransactionEdge {
+    /// Opaque; pass as `after` or `before`.
+    cursor: String,
+    node: TransactionObject,
+}
+
+/// A page of transactions (Relay connection).
+pub struct TransactionConnection {
+    user_id: Uuid,
+    filter: TransactionFilter,
+    edges: Vec<(String, TransactionRecord)>,
+    page_info: PageInfo,
+}
+
+#[Object]
+impl TransactionConnection {
+    async fn edges(&self) -> Vec<TransactionEdge> {
+        self.edges
+            .iter()
+            .map(|(cursor, record)| TransactionEdge { cursor: cursor.clone(), node: TransactionObject(record.clone()) })
+            .collect()
+    }
+    /// The nodes without their cursors.
+    async fn nodes(&self) -> Vec<TransactionObject> {
+        self.edges.iter().map(|(_, record)| TransactionObject(record.clone())).collect()
+    }
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+    /// All transactions matching the filter, across pages. Costs a COUNT: ask only when needed.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let rc = RequestContext::of(ctx)?;
+        Ok(rc.state.ledger.count(self.user_id, &self.filter).await?)
+    }
+}
+
+/// The columns a selection set needs, from `edges { node { … } }` and `nodes { … }`.
+fn selected_columns(ctx: &Context<'_>) -> Columns {
+    let look = ctx.look_ahead();
+    let edge_node = look.field("edges").field("node");
+    let node = look.field("nodes");
+    let wants = |name: &str| edge_node.field(name).exists() || node.field(name).exists();
+    Columns {
+        amount: wants("amount") || wants("currency"),
+        kind: wants("kind"),
+        status: wants("status"),
+        description: wants("description"),
+        category: wants("category"),
+        occurred_at: wants("occurredAt"),
+        created_at: wants("createdAt"),
+        updated_at: wants("updatedAt"),
+    }
+}
+
+#[derive(Default)]
+pub struct LedgerQuery;
+
+#[Object]
+impl LedgerQuery {
+    /// One of your transactions. Another user's id answers NOT_FOUND, like a missing one.
+    async fn transaction(&self, ctx: &Context<'_>, id: ID) -> Result<TransactionObject> {
+        let rc = RequestContext::of(ctx)?;
+        let user_id = rc.user_id()?;
+        Ok(TransactionObject(rc.state.ledger.get(user_id, parse_id(&id)?).await?))
+    }
+
+    /// Your transactions, newest first unless `orderBy` says otherwise. At most 100 per page.
+    // One parameter per GraphQL argument: that is the API's shape.
+    #[allow(clippy::too_many_arguments)]
+    async fn transactions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<TransactionFilterInput>,
+        #[graphql(default)] order_by: OrderGql,
+    ) -> Result<TransactionConnection> {
+        let rc = RequestContext::of(ctx)?;
+        let user_id = rc.user_id()?;
+        let order: TransactionOrder = order_by.into();
+        let page = PageRequest::from_relay(first, after, last, before, order)?;
+        let filter = filter.unwrap_or_default().into_filter()?;
+        let result = rc.state.ledger.list(user_id, &filter, order, &page, selected_columns(ctx)).await?;
+        let edges: Vec<(String, TransactionRecord)> = result
+            .records
+            .into_iter()
+            .map(|record| {
+                let cursor = Cursor::of(&record, order).ok_or_else(|| unloaded("sort key"))?;
+                Ok((cursor.encode(), record))
+            })
+            .collect::<Result<_, AppError>>()?;
+        let page_info = PageInfo {
+            has_next_page: result.has_next_page,
+            has_previous_page: result.has_previous_page,
+            start_cursor: edges.first().map(|(c, _)| c.clone()),
+            end_cursor: edges.last().map(|(c, _)| c.clone()),
+        };
+        Ok(TransactionConnection { user_id, filter, edges, page_info })
+    }
+
+    /// Figures over your transactions in one currency (default USD) and a time range (`from`
+    /// inclusive, `to` exclusive). `statuses` defaults to PENDING and SUCCESS.
+    async fn transaction_analytics(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        currency: Option<String>,
+        statuses: Option<Vec<StatusGql>>,
+    ) -> Result<TransactionAnalytics> {
+        let rc = RequestContext::of(ctx)?;
+        let user_id = rc.user_id()?;
+        if let (Some(from), Some(to)) = (from, to)
+            && from > to
+        {
+            return Err(AppError::bad_field("from", "`from` must not be after `to`").into());
+        }
+        let currency = currency.as_deref().map(Currency::parse).transpose()?.unwrap_or(Currency::USD);
+        let statuses = match statuses {
+            Some(list) if list.is_empty() => {
+                return Err(AppError::bad_field("statuses", "`statuses` must not be empty").into());
+            }
+            Some(list) => list.into_iter().map(Into::into).collect(),
+            None => vec![Status::Pending, Status::Success],
+        };
+        let from = from.map(|at| range_bound(at, "from")).transpose()?;
+        let to = to.map(|at| range_bound(at, "to")).transpose()?;
+        Ok(TransactionAnalytics::new(AnalyticsScope { user_id, currency, from, to, statuses }))
+    }
+}
+
+fn parse_id(id: &ID) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.as_str())
+        .map_err(|_| AppError::bad_field("id", format!("`{}` is not a valid transaction id", id.as_str())))
+}
