@@ -3,6 +3,7 @@
 //! These are storage shapes, never published directly: the GraphQL layer has its own output types
 //! (a `users` row carries `password_hash`, which must never reach a client).
 
+pub mod idempotency_key;
 pub mod kline;
 pub mod kline_coverage;
 pub mod refresh_token;

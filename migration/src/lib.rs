@@ -7,6 +7,7 @@ mod m20261124_000001_accounts;
 mod m20261124_000002_transactions;
 mod m20261124_000003_securities;
 mod m20261124_000004_klines;
+mod m20261130_000001_idempotency_keys;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_transactions::Migration),
             Box::new(m20261124_000003_securities::Migration),
             Box::new(m20261124_000004_klines::Migration),
+            Box::new(m20261130_000001_idempotency_keys::Migration),
         ]
     }
 }

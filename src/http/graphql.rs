@@ -348,7 +348,9 @@ async fn execute(
 /// What the transport knows of the caller: its address and, for writes, its idempotency key.
 /// The address is the TCP peer's, or behind `FINQL_TRUSTED_PROXIES` the one they forwarded.
 fn client_info(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
-    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    // Lossy rather than dropped: a key with bytes outside printable ASCII must be refused by
+    // the write it was meant to protect, not silently ignored.
+    let idempotency_key = headers.get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
     let addr = state.config.trusted_proxies.client_addr(peer.ip(), forwarded);
     ClientInfo { addr: Some(addr), idempotency_key }

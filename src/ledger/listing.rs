@@ -16,8 +16,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    money::{Currency, Money, SCALE},
+    money::{Currency, MAX_SCALED, Money, SCALE},
     service::{Kind, LedgerService, Status, TransactionRecord, kind_from_db, status_from_db},
+    time::OccurredAt,
 };
 use crate::error::{AppError, AppResult};
 
@@ -25,11 +26,14 @@ use crate::error::{AppError, AppResult};
 pub const MAX_PAGE: u64 = 100;
 /// Page size when neither `first` nor `last` is given.
 pub const DEFAULT_PAGE: u64 = 20;
+/// The longest cursor accepted: ours are at most 90 characters; a little room for versions.
+const MAX_CURSOR_LEN: usize = 128;
 
 #[derive(Clone, Debug, Default)]
 pub struct TransactionFilter {
     pub kind: Option<Kind>,
     pub status: Option<Status>,
+    /// Exact match, trimmed; checked like a stored category (`service::check_text`).
     pub category: Option<String>,
     pub currency: Option<Currency>,
     /// Inclusive lower bound of `occurred_at`.
@@ -101,8 +105,14 @@ impl Cursor {
         ))
     }
 
-    pub fn decode(raw: &str, order: TransactionOrder) -> AppResult<Self> {
-        let invalid = || AppError::bad_input(format!("`{raw}` is not a valid cursor"));
+    /// Parses a cursor a client sent back. Its key must be one a row can have (a time in
+    /// `OccurredAt`'s range, or a valid scaled amount): anything else was made by hand.
+    pub fn decode(raw: &str, order: TransactionOrder, field: &'static str) -> AppResult<Self> {
+        // The longest cursor we issue: "v1:od:" + 20 digits + ":" + a 36-char UUID, base64.
+        if raw.len() > MAX_CURSOR_LEN {
+            return Err(AppError::bad_field(field, "not a valid cursor"));
+        }
+        let invalid = || AppError::bad_field(field, format!("`{raw}` is not a valid cursor"));
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let mut parts = text.split(':');
@@ -112,9 +122,18 @@ impl Cursor {
             return Err(invalid());
         };
         if tag != order.tag() {
-            return Err(AppError::bad_input("cursor belongs to a different orderBy; restart pagination"));
+            return Err(AppError::bad_field(field, "cursor belongs to a different orderBy; restart pagination"));
         }
-        Ok(Self { order, key: key.parse().map_err(|_| invalid())?, id: id.parse().map_err(|_| invalid())? })
+        let key: i64 = key.parse().map_err(|_| invalid())?;
+        let in_range = match order.column() {
+            Column::AmountScaled => (1..=MAX_SCALED).contains(&key),
+            _ => OccurredAt::from_micros(key, field).is_ok(),
+        };
+        if !in_range {
+            return Err(AppError::bad_field(field, "cursor is out of range"));
+        }
+        let id = Uuid::try_parse(id).map_err(|_| invalid())?;
+        Ok(Self { order, key, id })
     }
 
     pub fn of(record: &TransactionRecord, order: TransactionOrder) -> Option<Self> {
@@ -150,8 +169,8 @@ impl PageRequest {
             }
             Ok(n)
         };
-        let after = after.map(|c| Cursor::decode(&c, order)).transpose()?;
-        let before = before.map(|c| Cursor::decode(&c, order)).transpose()?;
+        let after = after.map(|c| Cursor::decode(&c, order, "after")).transpose()?;
+        let before = before.map(|c| Cursor::decode(&c, order, "before")).transpose()?;
         match (first, last) {
             (Some(_), Some(_)) => Err(AppError::bad_input("pass `first` or `last`, not both")),
             (None, Some(last)) => {
@@ -248,7 +267,7 @@ fn filtered(user_id: Uuid, filter: &TransactionFilter) -> AppResult<Select<trans
     if let Some(status) = filter.status {
         query = query.filter(Column::Status.eq(status.as_str()));
     }
-    if let Some(category) = filter.category.as_deref().map(str::trim) {
+    if let Some(category) = filter.category.as_deref() {
         query = query.filter(Column::Category.eq(category));
     }
     if let Some(currency) = filter.currency {
@@ -278,9 +297,7 @@ fn bound_to_scaled(value: Decimal, field: &'static str) -> AppResult<i64> {
 /// `(sort, id) > (key, id)` (or `<`), spelled out for portability.
 fn after_cursor(sort: Column, cursor: &Cursor, ascending: bool) -> AppResult<Condition> {
     let key: sea_orm::Value = match sort {
-        Column::OccurredAt => DateTime::from_timestamp_micros(cursor.key)
-            .ok_or_else(|| AppError::bad_input("cursor is out of range"))?
-            .into(),
+        Column::OccurredAt => OccurredAt::from_micros(cursor.key, "after")?.get().into(),
         _ => cursor.key.into(),
     };
     let (beyond_key, beyond_id) = if ascending {
@@ -338,9 +355,28 @@ mod tests {
     fn cursors_round_trip_and_are_bound_to_their_order() {
         let cursor = Cursor { order: TransactionOrder::AmountAsc, key: 250_089, id: Uuid::now_v7() };
         let encoded = cursor.encode();
-        assert_eq!(Cursor::decode(&encoded, TransactionOrder::AmountAsc).unwrap(), cursor);
-        assert!(Cursor::decode(&encoded, TransactionOrder::OccurredAtDesc).is_err());
-        assert!(Cursor::decode("not-a-cursor", TransactionOrder::AmountAsc).is_err());
+        assert_eq!(Cursor::decode(&encoded, TransactionOrder::AmountAsc, "after").unwrap(), cursor);
+        assert!(Cursor::decode(&encoded, TransactionOrder::OccurredAtDesc, "after").is_err());
+        assert!(Cursor::decode("not-a-cursor", TransactionOrder::AmountAsc, "after").is_err());
+    }
+
+    #[test]
+    fn cursor_keys_are_ones_a_row_can_have() {
+        let id = Uuid::now_v7();
+        let raw = |tag: &str, key: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{tag}:{key}:{id}"))
+        };
+        // The reported crafted cursor, and its kin.
+        for key in ["-8210298412800000000", "-1", "4102444800000000", "9223372036854775807", "99999999999999999999"] {
+            assert!(Cursor::decode(&raw("od", key), TransactionOrder::OccurredAtDesc, "after").is_err(), "{key}");
+        }
+        for key in ["0", "-1", "10000000000000001"] {
+            assert!(Cursor::decode(&raw("aa", key), TransactionOrder::AmountAsc, "after").is_err(), "{key}");
+        }
+        assert!(Cursor::decode(&raw("od", "0"), TransactionOrder::OccurredAtDesc, "after").is_ok());
+        assert!(Cursor::decode(&raw("od", "4102444799999999"), TransactionOrder::OccurredAtDesc, "after").is_ok());
+        assert!(Cursor::decode(&raw("aa", "10000000000000000"), TransactionOrder::AmountAsc, "after").is_ok());
+        assert!(Cursor::decode(&"A".repeat(200), TransactionOrder::AmountAsc, "after").is_err());
     }
 
     #[test]

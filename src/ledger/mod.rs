@@ -7,11 +7,15 @@
 pub mod analytics;
 /// Resolvers: `transaction(s)`, mutations, `transactionAnalytics`.
 pub mod graphql;
+/// Idempotency keys: a retried write answered with the first result, applied once.
+pub mod idempotency;
 /// Filtered, ordered keyset pagination with opaque cursors; column selection.
 pub mod listing;
 /// `Currency` (ISO 4217 with minor units) and `Money` (exact, scaled integers).
 pub mod money;
 /// The transaction record, its enums, and create / read / update / delete.
 pub mod service;
+/// `OccurredAt` (1970 to 2099) and time-range bounds.
+pub mod time;
 
 pub use service::LedgerService;

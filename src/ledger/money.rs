@@ -90,6 +90,8 @@ pub const SCALE: u32 = 4;
 /// The largest amount of one transaction: a trillion units (10^16 scaled, well inside i64).
 /// Sums are computed in parts and widened to i128 (see `analytics`).
 const MAX_AMOUNT: i64 = 1_000_000_000_000;
+/// `MAX_AMOUNT` in storage form: the largest `amount_scaled` a row can hold.
+pub const MAX_SCALED: i64 = MAX_AMOUNT * 10_i64.pow(SCALE);
 
 impl Money {
     pub fn new(amount: Decimal, currency: Currency) -> AppResult<Self> {

@@ -1,12 +1,20 @@
 //! Transactions: the record, its enums, and create / read / update / delete for their owner.
 
+use std::sync::{Arc, atomic::AtomicI64};
+
 use chrono::{DateTime, Utc};
 use entity::transaction;
 use rust_decimal::Decimal;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+};
 use uuid::Uuid;
 
-use super::money::{Currency, Money};
+use super::{
+    idempotency::IdempotencyKey,
+    money::{Currency, Money},
+    time::OccurredAt,
+};
 use crate::error::{AppError, AppResult};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,17 +107,17 @@ pub(super) fn status_from_db(s: &str) -> AppResult<Status> {
     Status::from_db(s)
 }
 
+/// A transaction to record, parsed: every field already valid.
+#[derive(Clone, Debug)]
 pub struct NewTransaction {
-    pub amount: Decimal,
-    /// Defaults to USD.
-    pub currency: Option<String>,
+    pub money: Money,
     pub kind: Kind,
     /// Defaults to SUCCESS: a recorded transaction has usually happened.
     pub status: Option<Status>,
-    pub description: Option<String>,
-    pub category: Option<String>,
+    pub description: Option<Text>,
+    pub category: Option<Text>,
     /// Defaults to now.
-    pub occurred_at: Option<DateTime<Utc>>,
+    pub occurred_at: Option<OccurredAt>,
 }
 
 /// A change to an optional text field: leave it, clear it, or set it.
@@ -121,157 +129,231 @@ pub enum Patch<T> {
     Set(T),
 }
 
-#[derive(Default)]
+/// A change to a transaction, parsed. The amount stays a bare decimal: its digits are checked
+/// against the currency it will have, which may be the stored one (see [`LedgerService::update`]).
+#[derive(Clone, Debug, Default)]
 pub struct TransactionPatch {
     pub amount: Option<Decimal>,
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     pub kind: Option<Kind>,
     pub status: Option<Status>,
-    pub description: Patch<String>,
-    pub category: Patch<String>,
-    pub occurred_at: Option<DateTime<Utc>>,
+    pub description: Patch<Text>,
+    pub category: Patch<Text>,
+    pub occurred_at: Option<OccurredAt>,
 }
 
-const MAX_DESCRIPTION: usize = 500;
-const MAX_CATEGORY: usize = 100;
+/// Free text of a transaction (description, category): trimmed, bounded, without control
+/// characters other than newlines (a NUL byte, which PostgreSQL cannot store, included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text(String);
+
+/// Why 500: a bank statement line or a note, not a document.
+pub const MAX_DESCRIPTION: usize = 500;
+/// Why 100: a label to group by, not prose.
+pub const MAX_CATEGORY: usize = 100;
+
+impl Text {
+    /// `None` when blank: an empty description is no description.
+    pub fn parse(raw: &str, field: &'static str, max: usize) -> AppResult<Option<Self>> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Ok(None);
+        }
+        check_text(trimmed, field, max)?;
+        Ok(Some(Self(trimmed.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The rule of [`Text`], for text that is matched rather than stored (a category filter).
+pub fn check_text(text: &str, field: &'static str, max: usize) -> AppResult<()> {
+    // Bytes first: a megabyte of text is refused without counting its characters.
+    if text.len() > max * 4 || text.chars().count() > max {
+        return Err(AppError::bad_field(field, format!("{field} must be at most {max} characters")));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(AppError::bad_field(field, format!("{field} must not contain control characters")));
+    }
+    Ok(())
+}
+
+/// One write to the ledger: what an idempotency key guards (see `idempotency`).
+#[derive(Clone, Debug)]
+pub enum Write {
+    Create(NewTransaction),
+    Update(Uuid, TransactionPatch),
+    Delete(Uuid),
+}
+
+/// What a write produced.
+#[derive(Clone, Debug)]
+pub enum Written {
+    /// The transaction as it was written.
+    Record(transaction::Model),
+    /// The id of the deleted transaction.
+    Deleted(Uuid),
+}
 
 #[derive(Clone)]
 pub struct LedgerService {
     pub(super) db: DatabaseConnection,
+    /// When this process last purged expired idempotency keys (seconds since the epoch).
+    pub(super) last_purge: Arc<AtomicI64>,
 }
 
 impl LedgerService {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db, last_purge: Arc::new(AtomicI64::new(0)) }
     }
 
-    pub async fn create(&self, user_id: Uuid, input: NewTransaction) -> AppResult<TransactionRecord> {
-        let currency = match &input.currency {
-            Some(code) => Currency::parse(code)?,
-            None => Currency::USD,
-        };
-        let money = Money::new(input.amount, currency)?;
-        let now = now_micros();
-        let row = transaction::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            user_id: Set(user_id),
-            amount_scaled: Set(money.scaled()),
-            currency: Set(currency.code().to_owned()),
-            kind: Set(input.kind.as_str().to_owned()),
-            status: Set(input.status.unwrap_or(Status::Success).as_str().to_owned()),
-            description: Set(clean_text(input.description, "description", MAX_DESCRIPTION)?),
-            category: Set(clean_text(input.category, "category", MAX_CATEGORY)?),
-            occurred_at: Set(input.occurred_at.map(truncate_micros).unwrap_or(now)),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        row.insert(&self.db).await.map_err(crate::error::owner_gone_or)?.try_into()
+    pub async fn create(
+        &self,
+        user_id: Uuid,
+        input: NewTransaction,
+        key: Option<&IdempotencyKey>,
+    ) -> AppResult<TransactionRecord> {
+        self.write(user_id, Write::Create(input), key).await?.into_record()
     }
 
     pub async fn get(&self, user_id: Uuid, id: Uuid) -> AppResult<TransactionRecord> {
-        self.find_owned(user_id, id).await?.try_into()
+        find_owned(&self.db, user_id, id).await?.try_into()
     }
 
-    pub async fn update(&self, user_id: Uuid, id: Uuid, patch: TransactionPatch) -> AppResult<TransactionRecord> {
-        let current = self.find_owned(user_id, id).await?;
-        let currency = match &patch.currency {
-            Some(code) => Currency::parse(code)?,
-            None => Currency::parse(&current.currency)?,
-        };
-        // Re-validate the amount whenever it or the currency changes: 12.34 USD cannot become
-        // 12.34 JPY.
-        let amount = match patch.amount {
-            Some(amount) => Some(Money::new(amount, currency)?),
-            None if patch.currency.is_some() => {
-                let existing = Money::from_scaled(current.amount_scaled, Currency::parse(&current.currency)?);
-                Some(Money::new(existing.amount(), currency)?)
+    /// Changes the fields given. Changing the currency re-validates the amount: amounts are
+    /// stored scaled by 10^4 whatever the currency, so the stored integer keeps its value
+    /// (12.34 USD becomes 12.340 BHD, the same number) and is refused when the new currency has
+    /// too few digits for it (12.34 to JPY), unless the same update brings a new amount.
+    pub async fn update(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        patch: TransactionPatch,
+        key: Option<&IdempotencyKey>,
+    ) -> AppResult<TransactionRecord> {
+        self.write(user_id, Write::Update(id, patch), key).await?.into_record()
+    }
+
+    pub async fn delete(&self, user_id: Uuid, id: Uuid, key: Option<&IdempotencyKey>) -> AppResult<Uuid> {
+        match self.write(user_id, Write::Delete(id), key).await? {
+            Written::Deleted(id) => Ok(id),
+            Written::Record(_) => Err(AppError::internal(anyhow::anyhow!("a delete answered with a record"))),
+        }
+    }
+
+    /// Applies a write: directly, or exactly once per key (see `idempotency`).
+    pub async fn write(&self, user_id: Uuid, write: Write, key: Option<&IdempotencyKey>) -> AppResult<Written> {
+        match key {
+            Some(key) => self.write_once(user_id, key, write).await,
+            None => apply(&self.db, user_id, write).await,
+        }
+    }
+}
+
+impl Written {
+    fn into_record(self) -> AppResult<TransactionRecord> {
+        match self {
+            Written::Record(model) => model.try_into(),
+            Written::Deleted(_) => Err(AppError::internal(anyhow::anyhow!("a write answered with a deletion"))),
+        }
+    }
+}
+
+/// Performs one write on `conn` (the pool, or the transaction that also holds its key).
+pub(super) async fn apply(conn: &impl ConnectionTrait, user_id: Uuid, write: Write) -> AppResult<Written> {
+    match write {
+        Write::Create(input) => {
+            let now = OccurredAt::now().get();
+            let row = transaction::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                user_id: Set(user_id),
+                amount_scaled: Set(input.money.scaled()),
+                currency: Set(input.money.currency().code().to_owned()),
+                kind: Set(input.kind.as_str().to_owned()),
+                status: Set(input.status.unwrap_or(Status::Success).as_str().to_owned()),
+                description: Set(input.description.map(|t| t.0)),
+                category: Set(input.category.map(|t| t.0)),
+                occurred_at: Set(input.occurred_at.map(OccurredAt::get).unwrap_or(now)),
+                created_at: Set(now),
+                updated_at: Set(now),
+            };
+            // The owner may have been deleted since its token was issued.
+            Ok(Written::Record(row.insert(conn).await.map_err(crate::error::owner_gone_or)?))
+        }
+        Write::Update(id, patch) => Ok(Written::Record(update_row(conn, user_id, id, patch).await?)),
+        Write::Delete(id) => {
+            let result = transaction::Entity::delete_many()
+                .filter(transaction::Column::Id.eq(id))
+                .filter(transaction::Column::UserId.eq(user_id))
+                .exec(conn)
+                .await?;
+            if result.rows_affected == 0 {
+                return Err(not_found(id));
             }
-            None => None,
-        };
-        let mut row: transaction::ActiveModel = current.into();
-        if let Some(money) = amount {
-            row.amount_scaled = Set(money.scaled());
-            row.currency = Set(currency.code().to_owned());
+            Ok(Written::Deleted(id))
         }
-        if let Some(kind) = patch.kind {
-            row.kind = Set(kind.as_str().to_owned());
-        }
-        if let Some(status) = patch.status {
-            row.status = Set(status.as_str().to_owned());
-        }
-        match patch.description {
-            Patch::Keep => {}
-            Patch::Clear => row.description = Set(None),
-            Patch::Set(text) => row.description = Set(clean_text(Some(text), "description", MAX_DESCRIPTION)?),
-        }
-        match patch.category {
-            Patch::Keep => {}
-            Patch::Clear => row.category = Set(None),
-            Patch::Set(text) => row.category = Set(clean_text(Some(text), "category", MAX_CATEGORY)?),
-        }
-        if let Some(at) = patch.occurred_at {
-            row.occurred_at = Set(truncate_micros(at));
-        }
-        row.updated_at = Set(now_micros());
-        row.update(&self.db).await?.try_into()
     }
+}
 
-    pub async fn delete(&self, user_id: Uuid, id: Uuid) -> AppResult<()> {
-        let result = transaction::Entity::delete_many()
-            .filter(transaction::Column::Id.eq(id))
-            .filter(transaction::Column::UserId.eq(user_id))
-            .exec(&self.db)
-            .await?;
-        if result.rows_affected == 0 {
-            return Err(not_found(id));
+async fn update_row(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    patch: TransactionPatch,
+) -> AppResult<transaction::Model> {
+    let current = find_owned(conn, user_id, id).await?;
+    let stored_currency = Currency::parse(&current.currency)
+        .map_err(|_| AppError::internal(anyhow::anyhow!("unknown currency `{}` in database", current.currency)))?;
+    let currency = patch.currency.unwrap_or(stored_currency);
+    // The amount is re-validated whenever it or the currency changes. The stored amount is
+    // re-read as a value (`12.3400`), never as digits of the new currency.
+    let money = match patch.amount {
+        Some(amount) => Some(Money::new(amount, currency)?),
+        None if patch.currency.is_some() => {
+            let existing = Money::from_scaled(current.amount_scaled, stored_currency);
+            Some(Money::new(existing.amount(), currency)?)
         }
-        Ok(())
+        None => None,
+    };
+    let mut row: transaction::ActiveModel = current.into();
+    if let Some(money) = money {
+        row.amount_scaled = Set(money.scaled());
+        row.currency = Set(currency.code().to_owned());
     }
+    if let Some(kind) = patch.kind {
+        row.kind = Set(kind.as_str().to_owned());
+    }
+    if let Some(status) = patch.status {
+        row.status = Set(status.as_str().to_owned());
+    }
+    match patch.description {
+        Patch::Keep => {}
+        Patch::Clear => row.description = Set(None),
+        Patch::Set(text) => row.description = Set(Some(text.0)),
+    }
+    match patch.category {
+        Patch::Keep => {}
+        Patch::Clear => row.category = Set(None),
+        Patch::Set(text) => row.category = Set(Some(text.0)),
+    }
+    if let Some(at) = patch.occurred_at {
+        row.occurred_at = Set(at.get());
+    }
+    row.updated_at = Set(OccurredAt::now().get());
+    Ok(row.update(conn).await?)
+}
 
-    async fn find_owned(&self, user_id: Uuid, id: Uuid) -> AppResult<transaction::Model> {
-        transaction::Entity::find_by_id(id)
-            .filter(transaction::Column::UserId.eq(user_id))
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| not_found(id))
-    }
+async fn find_owned(conn: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> AppResult<transaction::Model> {
+    transaction::Entity::find_by_id(id)
+        .filter(transaction::Column::UserId.eq(user_id))
+        .one(conn)
+        .await?
+        .ok_or_else(|| not_found(id))
 }
 
 /// The same answer for "does not exist" and "belongs to someone else".
 fn not_found(id: Uuid) -> AppError {
     AppError::NotFound(format!("transaction `{id}` not found"))
-}
-
-/// Trimmed; empty means absent; bounded length; no control characters except newlines.
-fn clean_text(value: Option<String>, field: &'static str, max: usize) -> AppResult<Option<String>> {
-    let Some(value) = value else { return Ok(None) };
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Ok(None);
-    }
-    if trimmed.chars().count() > max {
-        return Err(AppError::bad_field(field, format!("{field} must be at most {max} characters")));
-    }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(AppError::bad_field(field, format!("{field} must not contain control characters")));
-    }
-    Ok(Some(trimmed.to_owned()))
-}
-
-/// Timestamps are kept to the microsecond, PostgreSQL's precision, so that a value reads back
-/// exactly as written on every backend (cursors depend on it).
-pub fn truncate_micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
-}
-
-/// A time bound on microsecond-precise rows, rounded up to the next microsecond: for stored
-/// `t`, `t >= bound` and `t >= ceil(bound)` agree (likewise `<`), and the database never sees
-/// a precision it would cut silently (PostgreSQL truncates nanoseconds).
-pub fn ceil_micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    let truncated = truncate_micros(at);
-    if truncated < at { truncated + chrono::Duration::microseconds(1) } else { truncated }
-}
-
-fn now_micros() -> DateTime<Utc> {
-    truncate_micros(Utc::now())
 }

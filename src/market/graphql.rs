@@ -462,14 +462,20 @@ impl MarketQuery {
             return Err(AppError::bad_field("symbols", format!("at most {MAX_SYMBOLS} symbols per request")).into());
         }
         let parsed = symbols.iter().map(|s| parse_symbol(s)).collect::<Result<Vec<_>, _>>()?;
+        // Asked once each (`AAPL.US` twice, or `700.HK` and `0700.HK`, are one instrument),
+        // answered once per position.
+        let mut distinct = parsed.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
         // All the symbols are in hand: straight to the service (which batches them per region
         // and shares in-flight fetches across requests), without the loader's collection delay.
-        let mut found = RequestContext::of(ctx)?.state.market.quotes(&parsed).await;
+        let found = RequestContext::of(ctx)?.state.market.quotes(&distinct).await;
         parsed
             .iter()
             .map(|symbol| {
                 let outcome = found
-                    .remove(symbol)
+                    .get(symbol)
+                    .cloned()
                     .ok_or_else(|| AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))?;
                 Ok(QuoteObject(outcome.map_err(AppError::from)?))
             })

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 
 use super::{
-    service::{AssetClass, Security, SecurityFilter, encode_cursor},
+    service::{AssetClass, Security, SecurityFilter, encode_cursor, parse_region, parse_search},
     symbol::Symbol,
 };
 use crate::{
@@ -194,7 +194,11 @@ impl ReferenceQuery {
         if !(0..=MAX_PAGE).contains(&first) {
             return Err(AppError::bad_field("first", format!("`first` must be between 0 and {MAX_PAGE}")).into());
         }
-        let filter = SecurityFilter { search, region, asset_class: asset_class.map(Into::into) };
+        let filter = SecurityFilter {
+            search: search.as_deref().map(parse_search).transpose()?.flatten(),
+            region: region.as_deref().map(parse_region).transpose()?,
+            asset_class: asset_class.map(Into::into),
+        };
         let page = rc.state.reference.search(&filter, first as u64, after.as_deref()).await?;
         let look = ctx.look_ahead();
         if look.field("nodes").field("quote").exists() || look.field("edges").field("node").field("quote").exists() {

@@ -80,6 +80,7 @@ impl TryFrom<security::Model> for Security {
     }
 }
 
+/// Parsed: `search` by [`parse_search`], `region` by [`parse_region`].
 #[derive(Clone, Debug, Default)]
 pub struct SecurityFilter {
     /// Matches symbol or name, case-insensitively, anywhere in them.
@@ -95,6 +96,39 @@ pub struct SecurityPage {
 
 /// The longest search string accepted: longer than any name in the catalog.
 const MAX_SEARCH: usize = 100;
+/// The longest region code: `GLOBAL`, with room to spare.
+const MAX_REGION: usize = 12;
+/// The longest cursor accepted: ours encode `v1:sec:` and a symbol of at most 27 characters.
+const MAX_CURSOR_LEN: usize = 128;
+
+/// A catalog search string: trimmed, at most `MAX_SEARCH` characters, no control characters
+/// (PostgreSQL cannot even receive a NUL byte). `None` when blank: no search.
+pub fn parse_search(raw: &str) -> AppResult<Option<String>> {
+    let search = raw.trim();
+    if search.is_empty() {
+        return Ok(None);
+    }
+    if search.len() > MAX_SEARCH * 4 || search.chars().count() > MAX_SEARCH {
+        return Err(AppError::bad_field("search", format!("search must be at most {MAX_SEARCH} characters")));
+    }
+    if search.chars().any(char::is_control) {
+        return Err(AppError::bad_field("search", "search must not contain control characters"));
+    }
+    Ok(Some(search.to_owned()))
+}
+
+/// A region code (`US`, `HK`, `GLOBAL`, …), upper-cased: 1 to 12 ASCII letters. A well-formed
+/// region the catalog does not have simply matches nothing.
+pub fn parse_region(raw: &str) -> AppResult<String> {
+    let region = raw.trim();
+    if region.is_empty() || region.len() > MAX_REGION || !region.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(AppError::bad_field(
+            "region",
+            format!("a region is 1 to {MAX_REGION} letters, e.g. US, HK, GLOBAL"),
+        ));
+    }
+    Ok(region.to_ascii_uppercase())
+}
 
 #[derive(Clone)]
 pub struct ReferenceService {
@@ -134,16 +168,13 @@ impl ReferenceService {
 
 fn filtered(filter: &SecurityFilter) -> AppResult<Select<security::Entity>> {
     let mut query = security::Entity::find();
-    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        if search.chars().count() > MAX_SEARCH {
-            return Err(AppError::bad_field("search", format!("search must be at most {MAX_SEARCH} characters")));
-        }
+    if let Some(search) = filter.search.as_deref() {
         // `search_text` is stored lower-cased; LIKE wildcards in the input are literal.
         let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         query = query.filter(Column::SearchText.like(LikeExpr::new(format!("%{escaped}%")).escape('\\')));
     }
     if let Some(region) = &filter.region {
-        query = query.filter(Column::Region.eq(region.trim().to_ascii_uppercase()));
+        query = query.filter(Column::Region.eq(region.as_str()));
     }
     if let Some(asset_class) = filter.asset_class {
         query = query.filter(Column::AssetClass.eq(asset_class.as_str()));
@@ -155,11 +186,18 @@ pub fn encode_cursor(symbol: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:sec:{symbol}"))
 }
 
+/// The symbol a cursor points after. Cursors hold catalog symbols, which are canonical: any
+/// other content (a NUL byte, a megabyte) was made by hand.
 fn decode_cursor(raw: &str) -> AppResult<String> {
+    let invalid = || AppError::bad_field("after", "not a valid cursor; pass a cursor from this connection");
+    if raw.len() > MAX_CURSOR_LEN {
+        return Err(invalid());
+    }
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("v1:sec:").map(str::to_owned))
-        .ok_or_else(|| AppError::bad_input(format!("`{raw}` is not a valid cursor")))
+        .and_then(|text| text.strip_prefix("v1:sec:").and_then(|symbol| Symbol::parse(symbol).ok()))
+        .map(|symbol| symbol.as_str().to_owned())
+        .ok_or_else(invalid)
 }

@@ -11,10 +11,17 @@ mod connection_floods;
 /// across replicas, without Redis, and behind (forged) proxies.
 mod credential_stuffing;
 
+/// NUL bytes, over-long strings, crafted cursors, out-of-range times, duplicate symbols.
+mod hostile_input;
+
 /// Fragment bombs, huge documents, auth-mutation floods, the request deadline, stray methods.
 mod query_bombs;
 
+/// Idempotency keys: replays, mismatches, concurrent duplicates, expiry, header vs field.
+mod retried_writes;
+
 /// Sessions that outlive their token; sockets that outlive their reader; unreadable frames.
 mod sessions;
+
 /// Upstreams and Redis that are slow, silent or gone: budgets, breakers, stale answers.
 mod upstream_faults;

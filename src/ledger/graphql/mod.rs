@@ -1,15 +1,25 @@
-//! GraphQL resolvers for the ledger: thin wrappers over [`LedgerService`].
+//! GraphQL resolvers for the ledger: thin wrappers over [`LedgerService`](super::LedgerService).
+//! The `Transaction` type, its connection and the queries here; mutations and analytics in the
+//! submodules.
 
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
-use chrono::{DateTime, NaiveDate, Utc};
-use tokio::sync::OnceCell;
+/// `transactionAnalytics` and its breakdown types; the `Date` scalar.
+mod analytics;
+/// `createTransaction`, `updateTransaction`, `deleteTransaction`, with idempotency keys.
+mod mutations;
+
+pub use analytics::{Date, TransactionAnalytics};
+pub use mutations::{CreateTransactionInput, LedgerMutation, UpdateTransactionInput};
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    analytics::{AnalyticsScope, Bucket, Totals},
+    analytics::AnalyticsScope,
     listing::{Columns, Cursor, PageRequest, TransactionFilter, TransactionOrder},
-    money::{Currency, format_decimal, format_scaled},
-    service::{Kind, NewTransaction, Patch, Status, TransactionPatch, TransactionRecord, ceil_micros},
+    money::Currency,
+    service::{Kind, MAX_CATEGORY, Status, TransactionRecord, check_text},
+    time::range_bound,
 };
 use crate::{
     accounts::graphql::{UserObject, load_user},
@@ -139,33 +149,6 @@ impl TransactionObject {
     }
 }
 
-#[derive(InputObject)]
-pub struct CreateTransactionInput {
-    /// A positive decimal string with at most the currency's minor-unit digits.
-    amount: DecimalString,
-    /// ISO 4217 code; defaults to USD.
-    currency: Option<String>,
-    kind: KindGql,
-    /// Defaults to SUCCESS.
-    status: Option<StatusGql>,
-    description: Option<String>,
-    category: Option<String>,
-    /// Defaults to now.
-    occurred_at: Option<DateTime<Utc>>,
-}
-
-/// Only the fields given change; `null` clears `description` or `category`.
-#[derive(InputObject)]
-pub struct UpdateTransactionInput {
-    amount: Option<DecimalString>,
-    currency: Option<String>,
-    kind: Option<KindGql>,
-    status: Option<StatusGql>,
-    description: MaybeUndefined<String>,
-    category: MaybeUndefined<String>,
-    occurred_at: Option<DateTime<Utc>>,
-}
-
 /// All conditions must hold. Time bounds: `from` inclusive, `to` exclusive.
 #[derive(InputObject, Default)]
 pub struct TransactionFilterInput {
@@ -195,13 +178,17 @@ impl TransactionFilterInput {
         {
             return Err(AppError::bad_field("minAmount", "`minAmount` must not exceed `maxAmount`"));
         }
+        let category = self.category.map(|c| c.trim().to_owned());
+        if let Some(category) = &category {
+            check_text(category, "category", MAX_CATEGORY)?;
+        }
         Ok(TransactionFilter {
             kind: self.kind.map(Into::into),
             status: self.status.map(Into::into),
-            category: self.category,
+            category,
             currency: self.currency.as_deref().map(Currency::parse).transpose()?,
-            from: self.from.map(ceil_micros),
-            to: self.to.map(ceil_micros),
+            from: self.from.map(|at| range_bound(at, "from")).transpose()?,
+            to: self.to.map(|at| range_bound(at, "to")).transpose()?,
             min_amount: self.min_amount.map(|d| d.0),
             max_amount: self.max_amount.map(|d| d.0),
         })
@@ -261,11 +248,6 @@ fn selected_columns(ctx: &Context<'_>) -> Columns {
         created_at: wants("createdAt"),
         updated_at: wants("updatedAt"),
     }
-}
-
-fn parse_id(id: &ID) -> Result<Uuid, AppError> {
-    Uuid::parse_str(id.as_str())
-        .map_err(|_| AppError::bad_field("id", format!("`{}` is not a valid transaction id", id.as_str())))
 }
 
 #[derive(Default)]
@@ -341,226 +323,13 @@ impl LedgerQuery {
             Some(list) => list.into_iter().map(Into::into).collect(),
             None => vec![Status::Pending, Status::Success],
         };
-        Ok(TransactionAnalytics {
-            scope: AnalyticsScope { user_id, currency, from: from.map(ceil_micros), to: to.map(ceil_micros), statuses },
-            totals: OnceCell::new(),
-        })
+        let from = from.map(|at| range_bound(at, "from")).transpose()?;
+        let to = to.map(|at| range_bound(at, "to")).transpose()?;
+        Ok(TransactionAnalytics::new(AnalyticsScope { user_id, currency, from, to, statuses }))
     }
 }
 
-#[derive(Default)]
-pub struct LedgerMutation;
-
-#[Object]
-impl LedgerMutation {
-    async fn create_transaction(&self, ctx: &Context<'_>, input: CreateTransactionInput) -> Result<TransactionObject> {
-        let rc = RequestContext::of(ctx)?;
-        let user_id = rc.user_id()?;
-        let record = rc
-            .state
-            .ledger
-            .create(
-                user_id,
-                NewTransaction {
-                    amount: input.amount.0,
-                    currency: input.currency,
-                    kind: input.kind.into(),
-                    status: input.status.map(Into::into),
-                    description: input.description,
-                    category: input.category,
-                    occurred_at: input.occurred_at,
-                },
-            )
-            .await?;
-        Ok(TransactionObject(record))
-    }
-
-    /// Changes only the fields given.
-    async fn update_transaction(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        input: UpdateTransactionInput,
-    ) -> Result<TransactionObject> {
-        let rc = RequestContext::of(ctx)?;
-        let user_id = rc.user_id()?;
-        let patch = TransactionPatch {
-            amount: input.amount.map(|d| d.0),
-            currency: input.currency,
-            kind: input.kind.map(Into::into),
-            status: input.status.map(Into::into),
-            description: patch_of(input.description),
-            category: patch_of(input.category),
-            occurred_at: input.occurred_at,
-        };
-        Ok(TransactionObject(rc.state.ledger.update(user_id, parse_id(&id)?, patch).await?))
-    }
-
-    /// Deletes one of your transactions and returns its id.
-    async fn delete_transaction(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
-        let rc = RequestContext::of(ctx)?;
-        let user_id = rc.user_id()?;
-        let id = parse_id(&id)?;
-        rc.state.ledger.delete(user_id, id).await?;
-        Ok(ID(id.to_string()))
-    }
-}
-
-fn patch_of(value: MaybeUndefined<String>) -> Patch<String> {
-    match value {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(v) => Patch::Set(v),
-    }
-}
-
-/// Figures for one currency. Each field runs its own aggregate query, only when asked for.
-pub struct TransactionAnalytics {
-    scope: AnalyticsScope,
-    totals: OnceCell<Totals>,
-}
-
-impl TransactionAnalytics {
-    async fn totals(&self, ctx: &Context<'_>) -> Result<&Totals> {
-        let rc = RequestContext::of(ctx)?;
-        Ok(self.totals.get_or_try_init(|| rc.state.ledger.totals(&self.scope)).await?)
-    }
-    fn money(&self, scaled: i128) -> DecimalString {
-        DecimalString(format_scaled(scaled, self.scope.currency))
-    }
-}
-
-#[Object]
-impl TransactionAnalytics {
-    /// The currency every amount here is in.
-    async fn currency(&self) -> &'static str {
-        self.scope.currency.code()
-    }
-    async fn count(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(self.totals(ctx).await?.count)
-    }
-    /// Mean transaction amount (credits and debits alike), rounded half away from zero to the
-    /// currency's digits; null when there are no transactions.
-    async fn average_amount(&self, ctx: &Context<'_>) -> Result<Option<DecimalString>> {
-        let totals = self.totals(ctx).await?;
-        if totals.count == 0 {
-            return Ok(None);
-        }
-        let mean = rust_decimal::Decimal::from_i128_with_scale(totals.sum, super::money::SCALE)
-            / rust_decimal::Decimal::from(totals.count);
-        Ok(Some(DecimalString(format_decimal(mean, self.scope.currency))))
-    }
-    async fn total_credit(&self, ctx: &Context<'_>) -> Result<DecimalString> {
-        Ok(self.money(self.totals(ctx).await?.credit))
-    }
-    async fn total_debit(&self, ctx: &Context<'_>) -> Result<DecimalString> {
-        Ok(self.money(self.totals(ctx).await?.debit))
-    }
-    /// Credits minus debits.
-    async fn net(&self, ctx: &Context<'_>) -> Result<DecimalString> {
-        let totals = self.totals(ctx).await?;
-        Ok(self.money(totals.credit - totals.debit))
-    }
-    /// The UTC day with the most transactions (ties: the earliest); null when there are none.
-    async fn busiest_day(&self, ctx: &Context<'_>) -> Result<Option<DayCount>> {
-        let rc = RequestContext::of(ctx)?;
-        let day = rc.state.ledger.busiest_day(&self.scope).await?;
-        Ok(day.map(|b| DayCount { date: b.key.into(), count: b.totals.count }))
-    }
-    /// One entry per UTC day that has transactions, oldest first.
-    async fn by_day(&self, ctx: &Context<'_>) -> Result<Vec<DayBreakdown>> {
-        let rc = RequestContext::of(ctx)?;
-        let days = rc.state.ledger.by_day(&self.scope).await?;
-        Ok(days.into_iter().map(|b| DayBreakdown { date: b.key.into(), sums: self.sums(&b) }).collect())
-    }
-    /// One entry per UTC month (`YYYY-MM`) that has transactions, oldest first.
-    async fn by_month(&self, ctx: &Context<'_>) -> Result<Vec<MonthBreakdown>> {
-        let rc = RequestContext::of(ctx)?;
-        let months = rc.state.ledger.by_month(&self.scope).await?;
-        Ok(months.iter().map(|b| MonthBreakdown { month: b.key.clone(), sums: self.sums(b) }).collect())
-    }
-    /// One entry per category (null: uncategorised), most transactions first.
-    async fn by_category(&self, ctx: &Context<'_>) -> Result<Vec<CategoryBreakdown>> {
-        let rc = RequestContext::of(ctx)?;
-        let categories = rc.state.ledger.by_category(&self.scope).await?;
-        Ok(categories.iter().map(|b| CategoryBreakdown { category: b.key.clone(), sums: self.sums(b) }).collect())
-    }
-    /// Every currency you have transactions in over this range and these statuses.
-    async fn currencies(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        let rc = RequestContext::of(ctx)?;
-        Ok(rc.state.ledger.currencies(&self.scope).await?)
-    }
-}
-
-impl TransactionAnalytics {
-    fn sums<K>(&self, bucket: &Bucket<K>) -> Sums {
-        let t = &bucket.totals;
-        Sums {
-            count: t.count,
-            total_credit: self.money(t.credit),
-            total_debit: self.money(t.debit),
-            net: self.money(t.credit - t.debit),
-        }
-    }
-}
-
-/// A calendar date, `YYYY-MM-DD`.
-#[derive(Clone, Copy)]
-pub struct Date(pub NaiveDate);
-
-impl From<NaiveDate> for Date {
-    fn from(d: NaiveDate) -> Self {
-        Self(d)
-    }
-}
-
-#[async_graphql::Scalar(name = "Date")]
-impl async_graphql::ScalarType for Date {
-    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
-        match &value {
-            async_graphql::Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Date)
-                .map_err(|_| async_graphql::InputValueError::custom("expected a date as YYYY-MM-DD")),
-            _ => Err(async_graphql::InputValueError::expected_type(value)),
-        }
-    }
-    fn to_value(&self) -> async_graphql::Value {
-        async_graphql::Value::String(self.0.format("%Y-%m-%d").to_string())
-    }
-}
-
-#[derive(SimpleObject)]
-pub struct DayCount {
-    date: Date,
-    count: i64,
-}
-
-#[derive(SimpleObject)]
-pub struct Sums {
-    count: i64,
-    total_credit: DecimalString,
-    total_debit: DecimalString,
-    net: DecimalString,
-}
-
-#[derive(SimpleObject)]
-pub struct DayBreakdown {
-    date: Date,
-    #[graphql(flatten)]
-    sums: Sums,
-}
-
-#[derive(SimpleObject)]
-pub struct MonthBreakdown {
-    /// `YYYY-MM`.
-    month: String,
-    #[graphql(flatten)]
-    sums: Sums,
-}
-
-#[derive(SimpleObject)]
-pub struct CategoryBreakdown {
-    category: Option<String>,
-    #[graphql(flatten)]
-    sums: Sums,
+fn parse_id(id: &ID) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.as_str())
+        .map_err(|_| AppError::bad_field("id", format!("`{}` is not a valid transaction id", id.as_str())))
 }

@@ -1,0 +1,168 @@
+//! `transactionAnalytics`: figures over a user's transactions, each computed only when asked.
+
+use async_graphql::{Context, Object, Result, SimpleObject};
+use chrono::NaiveDate;
+use tokio::sync::OnceCell;
+
+use crate::{
+    graphql::{context::RequestContext, scalars::DecimalString},
+    ledger::{
+        analytics::{AnalyticsScope, Bucket, Totals},
+        money::{format_decimal, format_scaled},
+    },
+};
+
+/// Figures for one currency. Each field runs its own aggregate query, only when asked for.
+pub struct TransactionAnalytics {
+    scope: AnalyticsScope,
+    totals: OnceCell<Totals>,
+}
+
+impl TransactionAnalytics {
+    pub fn new(scope: AnalyticsScope) -> Self {
+        Self { scope, totals: OnceCell::new() }
+    }
+
+    async fn totals(&self, ctx: &Context<'_>) -> Result<&Totals> {
+        let rc = RequestContext::of(ctx)?;
+        Ok(self.totals.get_or_try_init(|| rc.state.ledger.totals(&self.scope)).await?)
+    }
+    fn money(&self, scaled: i128) -> DecimalString {
+        DecimalString(format_scaled(scaled, self.scope.currency))
+    }
+}
+
+#[Object]
+impl TransactionAnalytics {
+    /// The currency every amount here is in.
+    async fn currency(&self) -> &'static str {
+        self.scope.currency.code()
+    }
+    async fn count(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(self.totals(ctx).await?.count)
+    }
+    /// Mean transaction amount (credits and debits alike), rounded half away from zero to the
+    /// currency's digits; null when there are no transactions.
+    async fn average_amount(&self, ctx: &Context<'_>) -> Result<Option<DecimalString>> {
+        let totals = self.totals(ctx).await?;
+        if totals.count == 0 {
+            return Ok(None);
+        }
+        let mean = rust_decimal::Decimal::from_i128_with_scale(totals.sum, crate::ledger::money::SCALE)
+            / rust_decimal::Decimal::from(totals.count);
+        Ok(Some(DecimalString(format_decimal(mean, self.scope.currency))))
+    }
+    async fn total_credit(&self, ctx: &Context<'_>) -> Result<DecimalString> {
+        Ok(self.money(self.totals(ctx).await?.credit))
+    }
+    async fn total_debit(&self, ctx: &Context<'_>) -> Result<DecimalString> {
+        Ok(self.money(self.totals(ctx).await?.debit))
+    }
+    /// Credits minus debits.
+    async fn net(&self, ctx: &Context<'_>) -> Result<DecimalString> {
+        let totals = self.totals(ctx).await?;
+        Ok(self.money(totals.credit - totals.debit))
+    }
+    /// The UTC day with the most transactions (ties: the earliest); null when there are none.
+    async fn busiest_day(&self, ctx: &Context<'_>) -> Result<Option<DayCount>> {
+        let rc = RequestContext::of(ctx)?;
+        let day = rc.state.ledger.busiest_day(&self.scope).await?;
+        Ok(day.map(|b| DayCount { date: b.key.into(), count: b.totals.count }))
+    }
+    /// One entry per UTC day that has transactions, oldest first.
+    async fn by_day(&self, ctx: &Context<'_>) -> Result<Vec<DayBreakdown>> {
+        let rc = RequestContext::of(ctx)?;
+        let days = rc.state.ledger.by_day(&self.scope).await?;
+        Ok(days.into_iter().map(|b| DayBreakdown { date: b.key.into(), sums: self.sums(&b) }).collect())
+    }
+    /// One entry per UTC month (`YYYY-MM`) that has transactions, oldest first.
+    async fn by_month(&self, ctx: &Context<'_>) -> Result<Vec<MonthBreakdown>> {
+        let rc = RequestContext::of(ctx)?;
+        let months = rc.state.ledger.by_month(&self.scope).await?;
+        Ok(months.iter().map(|b| MonthBreakdown { month: b.key.clone(), sums: self.sums(b) }).collect())
+    }
+    /// One entry per category (null: uncategorised), most transactions first.
+    async fn by_category(&self, ctx: &Context<'_>) -> Result<Vec<CategoryBreakdown>> {
+        let rc = RequestContext::of(ctx)?;
+        let categories = rc.state.ledger.by_category(&self.scope).await?;
+        Ok(categories.iter().map(|b| CategoryBreakdown { category: b.key.clone(), sums: self.sums(b) }).collect())
+    }
+    /// Every currency you have transactions in over this range and these statuses.
+    async fn currencies(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        let rc = RequestContext::of(ctx)?;
+        Ok(rc.state.ledger.currencies(&self.scope).await?)
+    }
+}
+
+impl TransactionAnalytics {
+    fn sums<K>(&self, bucket: &Bucket<K>) -> Sums {
+        let t = &bucket.totals;
+        Sums {
+            count: t.count,
+            total_credit: self.money(t.credit),
+            total_debit: self.money(t.debit),
+            net: self.money(t.credit - t.debit),
+        }
+    }
+}
+
+/// A calendar date, `YYYY-MM-DD`.
+#[derive(Clone, Copy)]
+pub struct Date(pub NaiveDate);
+
+impl From<NaiveDate> for Date {
+    fn from(d: NaiveDate) -> Self {
+        Self(d)
+    }
+}
+
+#[async_graphql::Scalar(name = "Date")]
+impl async_graphql::ScalarType for Date {
+    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
+        match &value {
+            async_graphql::Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| async_graphql::InputValueError::custom("expected a date as YYYY-MM-DD")),
+            _ => Err(async_graphql::InputValueError::expected_type(value)),
+        }
+    }
+    fn to_value(&self) -> async_graphql::Value {
+        async_graphql::Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DayCount {
+    date: Date,
+    count: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct Sums {
+    count: i64,
+    total_credit: DecimalString,
+    total_debit: DecimalString,
+    net: DecimalString,
+}
+
+#[derive(SimpleObject)]
+pub struct DayBreakdown {
+    date: Date,
+    #[graphql(flatten)]
+    sums: Sums,
+}
+
+#[derive(SimpleObject)]
+pub struct MonthBreakdown {
+    /// `YYYY-MM`.
+    month: String,
+    #[graphql(flatten)]
+    sums: Sums,
+}
+
+#[derive(SimpleObject)]
+pub struct CategoryBreakdown {
+    category: Option<String>,
+    #[graphql(flatten)]
+    sums: Sums,
+}
