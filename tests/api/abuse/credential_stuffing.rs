@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::{
     helpers::{Backend, PASSWORD, TestApp, error_code, spawn_app},
     live_replicas::fakes::RedisProxy,
+    process::FinqlProcess,
 };
 
 const LOGIN: &str = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }";
@@ -363,4 +364,41 @@ async fn logins_over_websocket_count_against_the_address() {
     assert_eq!(tally(&bodies), (3, 2));
     let over_http = login(&app, &unique_email(), "guess").await;
     assert_eq!(error_code(&over_http), "RATE_LIMITED", "one allowance per address: {over_http}");
+}
+
+/// The same as replicas really run: two `finql` processes sharing nothing but Redis (each has a
+/// SQLite file of its own, so the guessed email exists on neither, which must not matter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_holds_across_two_finql_processes() {
+    let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped: TEST_REDIS_URL is not set");
+        return;
+    };
+    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let vars = [
+        ("REDIS_URL", redis.as_str()),
+        ("FINQL_CACHE_NAMESPACE", namespace.as_str()),
+        ("FINQL_LOGIN_BACKOFF_BASE_MS", "60000"),
+    ];
+    let (a, b) = tokio::join!(FinqlProcess::start(&vars), FinqlProcess::start(&vars));
+    // reqwest's TLS needs a crypto provider even for plain HTTP; finql installs the same one.
+    finql::market::itick::install_crypto_provider();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let login_on = |process: &FinqlProcess, email: String| {
+        let request = client
+            .post(format!("http://{}/graphql", process.addr))
+            .json(&json!({ "query": LOGIN, "variables": { "e": email, "p": "guess" } }));
+        async move { request.send().await.expect("answers").json::<Value>().await.expect("JSON") }
+    };
+    let email = unique_email();
+    // The default five free attempts, alternating processes: all reach the password check.
+    for i in 0..5 {
+        let process = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(error_code(&login_on(process, email.clone()).await), "UNAUTHENTICATED");
+    }
+    for process in [&a, &b] {
+        let body = login_on(process, email.clone()).await;
+        assert_eq!(error_code(&body), "RATE_LIMITED", "the sixth guess, on either process: {body}\n{}", process.logs());
+        assert!(retry_after(&body) > 50, "{body}");
+    }
 }
