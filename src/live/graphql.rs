@@ -59,12 +59,13 @@ impl LiveSubscription {
         interval: IntervalGql,
     ) -> Result<impl Stream<Item = KlineObject> + use<>> {
         let subscription = subscribe(ctx, &[symbol], Channel::Kline(interval.into())).await?;
-        Ok(events(subscription, None).filter_map(|event| async move {
+        let bars = events(subscription, None).filter_map(|event| async move {
             match event.ok().as_deref() {
                 Some(LiveEvent::Kline { bar, .. }) => Some(KlineObject::from(bar)),
                 _ => None,
             }
-        }))
+        });
+        Ok(marking_silence(bars, stale_after(ctx)?, KlineObject::into_stale))
     }
 
     /// The order book, `levels` deep (at most 50), each time it changes.
@@ -76,7 +77,7 @@ impl LiveSubscription {
     ) -> Result<impl Stream<Item = OrderBookObject> + use<>> {
         let levels = bounded(levels.unwrap_or(10), 1, MAX_LEVELS, "levels")?;
         let subscription = subscribe(ctx, &[symbol], Channel::Depth).await?;
-        Ok(events(subscription, None).filter_map(move |event| async move {
+        let books = events(subscription, None).filter_map(move |event| async move {
             match event.ok().as_deref() {
                 Some(LiveEvent::OrderBook(book)) => {
                     let mut book = book.clone();
@@ -86,7 +87,8 @@ impl LiveSubscription {
                 }
                 _ => None,
             }
-        }))
+        });
+        Ok(marking_silence(books, stale_after(ctx)?, OrderBookObject::into_stale))
     }
 
     /// Every trade of these instruments, in order. Trades are not conflated: a subscriber that
@@ -127,6 +129,37 @@ fn slow_consumer(lag: &TickLag) -> async_graphql::Error {
     async_graphql::Error::new(message).extend_with(|_, ext| {
         ext.set("code", ErrorCode::RateLimited.as_str());
         ext.set("reason", "SLOW_CONSUMER");
+    })
+}
+
+/// `FINQL_LIVE_STALE_MS`: the silence after which a subscriber hears its last value again,
+/// marked stale.
+fn stale_after(ctx: &Context<'_>) -> Result<Duration, AppError> {
+    Ok(RequestContext::of(ctx)?.state.config.live.stale_after)
+}
+
+/// For one-topic subscriptions (a book, a forming bar) what the hub does for quote topics: when
+/// `after` passes with nothing new, the last item is sent again through `mark` (as the last
+/// known value, `stale: true`), once per silence; the next real item is unmarked. A subscriber
+/// whose upstream went down learns it instead of hearing nothing. (Trades have no "last value"
+/// to repeat: a trade stream is legitimately silent when nothing trades.)
+fn marking_silence<T: Clone + Send + 'static>(
+    items: impl Stream<Item = T> + Send + 'static,
+    after: Duration,
+    mark: fn(T) -> T,
+) -> impl Stream<Item = T> + Send + 'static {
+    futures::stream::unfold((items.boxed(), None::<T>, false), move |(mut items, last, marked)| async move {
+        let waiting = last.is_some() && !marked;
+        tokio::select! {
+            item = items.next() => {
+                let item = item?;
+                Some((item.clone(), (items, Some(item), false)))
+            }
+            () = tokio::time::sleep(after), if waiting => {
+                let stale = mark(last.clone()?);
+                Some((stale, (items, last, true)))
+            }
+        }
     })
 }
 
@@ -175,4 +208,29 @@ fn events(
         let _held = &subscription;
         item
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_repeats_the_last_item_marked_once_and_news_unmarks() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<(u32, bool)>();
+        let mut marked = Box::pin(marking_silence(rx, Duration::from_secs(1), |(n, _)| (n, true)));
+        // Nothing yet: nothing to repeat, however long the silence.
+        assert!(tokio::time::timeout(Duration::from_secs(5), marked.next()).await.is_err());
+        tx.unbounded_send((1, false)).unwrap();
+        assert_eq!(marked.next().await, Some((1, false)));
+        let before = tokio::time::Instant::now();
+        assert_eq!(marked.next().await, Some((1, true)));
+        assert_eq!(before.elapsed(), Duration::from_secs(1));
+        // Once per silence.
+        assert!(tokio::time::timeout(Duration::from_secs(5), marked.next()).await.is_err());
+        tx.unbounded_send((2, false)).unwrap();
+        assert_eq!(marked.next().await, Some((2, false)));
+        assert_eq!(marked.next().await, Some((2, true)));
+        drop(tx);
+        assert_eq!(marked.next().await, None);
+    }
 }

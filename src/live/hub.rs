@@ -44,8 +44,9 @@
 //! is that a genuinely quiet instrument (a closed market) is marked stale too, which is true:
 //! nothing newer is known. A `stale` quote is a state, not an error, so the subscription goes
 //! on and resumes with fresh quotes when the upstream does; ending it with an error would make
-//! every client reconnect into the same outage. Order books, bars and ticks carry no `stale`
-//! field and are left as they are.
+//! every client reconnect into the same outage. Order-book and forming-bar subscriptions get
+//! the same treatment per subscription (`live::graphql::marking_silence`: one topic each, so no
+//! hub state is needed); trades have no last value to repeat.
 
 use std::{
     collections::HashMap,

@@ -159,7 +159,7 @@ impl QuoteObject {
 }
 
 /// One candle; `time` is its start (UTC).
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 #[graphql(name = "Kline")]
 pub struct KlineObject {
     time: DateTime<Utc>,
@@ -169,6 +169,16 @@ pub struct KlineObject {
     close: DecimalString,
     volume: DecimalString,
     turnover: DecimalString,
+    /// True only on a live subscription that heard nothing newer for `FINQL_LIVE_STALE_MS`
+    /// (the upstream may be down): this is the last known bar, sent again.
+    stale: bool,
+}
+
+impl KlineObject {
+    /// The same bar, marked as the last known one.
+    pub fn into_stale(self) -> Self {
+        Self { stale: true, ..self }
+    }
 }
 
 impl From<&Kline> for KlineObject {
@@ -181,11 +191,12 @@ impl From<&Kline> for KlineObject {
             close: DecimalString(k.close),
             volume: DecimalString(k.volume),
             turnover: DecimalString(k.turnover),
+            stale: false,
         }
     }
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 #[graphql(name = "BookLevel")]
 pub struct BookLevelObject {
     price: DecimalString,
@@ -201,13 +212,23 @@ impl From<BookLevel> for BookLevelObject {
 }
 
 /// Bids best (highest) first; asks best (lowest) first.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 #[graphql(name = "OrderBook")]
 pub struct OrderBookObject {
     symbol: String,
     bids: Vec<BookLevelObject>,
     asks: Vec<BookLevelObject>,
     timestamp: DateTime<Utc>,
+    /// True only on a live subscription that heard nothing newer for `FINQL_LIVE_STALE_MS`
+    /// (the upstream may be down): this is the last known book, sent again.
+    stale: bool,
+}
+
+impl OrderBookObject {
+    /// The same book, marked as the last known one.
+    pub fn into_stale(self) -> Self {
+        Self { stale: true, ..self }
+    }
 }
 
 impl From<OrderBook> for OrderBookObject {
@@ -217,6 +238,7 @@ impl From<OrderBook> for OrderBookObject {
             bids: b.bids.into_iter().map(Into::into).collect(),
             asks: b.asks.into_iter().map(Into::into).collect(),
             timestamp: b.timestamp,
+            stale: false,
         }
     }
 }

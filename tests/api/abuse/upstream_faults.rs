@@ -389,3 +389,68 @@ async fn a_subscription_whose_upstream_goes_down_is_told_its_quote_is_stale() {
     };
     assert_eq!(fresh["stale"], false);
 }
+
+/// The same for a one-topic subscription that has no hub-level `stale` (an order book): the
+/// last book comes again marked `stale` once the upstream has been silent, and a fresh one
+/// clears the mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_book_subscription_whose_upstream_goes_down_is_told_its_book_is_stale() {
+    let fake = FakeItickWs::start().await;
+    let ws_url = fake.url();
+    let app = spawn_app(
+        Backend::Sqlite,
+        &[
+            ("FINQL_MARKET_SOURCE", "itick"),
+            ("ITICK_TOKEN", TOKEN),
+            ("ITICK_BASE_URL", "http://127.0.0.1:9"),
+            ("ITICK_WS_URL", ws_url.as_str()),
+            ("FINQL_LIVE_STALE_MS", "400"),
+        ],
+    )
+    .await
+    .unwrap();
+    let user = app.new_user().await;
+    let mut ws = Ws::connect_url(&app.ws_url(), TRANSPORT_WS).await;
+    ws.init(Some(&user.access_token)).await;
+    let query = "subscription { orderBook(symbol: \"AAPL.US\", levels: 1) { asks { price } stale } }";
+    ws.send_json(json!({ "type": "subscribe", "id": "b", "payload": { "query": query } })).await;
+    let push = |ask: &str| fake.push_depth("AAPL", "US", &[(ask, 10)], &[("231.00", 10)]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while push("231.5") == 0 {
+        assert!(Instant::now() < deadline, "nobody subscribed upstream");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let live = next_book(&mut ws).await;
+    assert_eq!((live["asks"][0]["price"].as_str(), live["stale"].as_bool()), (Some("231.5"), Some(false)), "{live}");
+
+    fake.silence_current();
+    let started = Instant::now();
+    let stale = next_book(&mut ws).await;
+    assert_eq!((stale["asks"][0]["price"].as_str(), stale["stale"].as_bool()), (Some("231.5"), Some(true)), "{stale}");
+    assert!(started.elapsed() < Duration::from_millis(400 + 500), "stale after {:?}", started.elapsed());
+
+    fake.drop_all();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let fresh = loop {
+        push("232.5");
+        if let Ok(book) = tokio::time::timeout(Duration::from_millis(200), next_book(&mut ws)).await
+            && book["asks"][0]["price"] == "232.5"
+        {
+            break book;
+        }
+        assert!(Instant::now() < deadline, "no fresh book after the upstream came back");
+    };
+    assert_eq!(fresh["stale"], false);
+}
+
+/// The next order book pushed to `ws`.
+async fn next_book(ws: &mut Ws) -> Value {
+    loop {
+        let message = ws.next_json().await;
+        match message["type"].as_str() {
+            Some("ping" | "pong" | "ka") => continue,
+            Some("next") => return message["payload"]["data"]["orderBook"].clone(),
+            _ => panic!("expected a book, got {message}"),
+        }
+    }
+}
