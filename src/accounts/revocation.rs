@@ -23,8 +23,12 @@
 //!   written back, so replicas started later learn them too;
 //! - a revocation that could not be written (Redis down) is kept and retried on every poll,
 //!   and holds on the replica that took it at once;
-//! - every Redis call has a short timeout: requests never wait on Redis (they only read the
-//!   in-memory set), and `logout` waits at most [`REDIS_TIMEOUT`].
+//! - every Redis call goes through a [`RedisGuard`] (a short timeout and a circuit breaker):
+//!   requests never wait on Redis (they only read the in-memory set), `logout` waits at most
+//!   [`REDIS_TIMEOUT`], and not at all while the breaker is open (Redis failed
+//!   [`FAILURES_FOR_OUTAGE`] times in a row). Polls go on every [`POLL_INTERVAL`] during an
+//!   outage; refused at once while the breaker is open, the first after each [`COOL_DOWN`]
+//!   probes Redis, so a Redis that returns is used again within a second.
 //!
 //! Without Redis the set is in memory only: exact for one process.
 //!
@@ -40,19 +44,28 @@ use std::{
 use anyhow::Context;
 use chrono::Utc;
 use rand::RngCore;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::resilience::{breaker::BreakerConfig, redis::RedisGuard};
 
 /// How often each replica looks for revocations made elsewhere: four times a second keeps the
 /// effect of a logout on other replicas well within a second, for one small GET each time.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Redis must answer fast or not at all: a slow Redis must not hold a logout, nor delay the
-/// next poll by more than this.
+/// next poll by more than this (the guard's call timeout, which also bounds connecting).
 const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Failed calls in a row after which the breaker opens and logouts stop waiting on Redis: one
+/// slow answer is retried at the next poll, three (about a second of polls) are an outage.
+const FAILURES_FOR_OUTAGE: u32 = 3;
+/// How long the open breaker refuses calls before one probes Redis. With polls every 250 ms,
+/// a Redis that returns is found again within `COOL_DOWN` + one poll (750 ms), so revocations
+/// made during the outage reach the other replicas within about a second of its return. Any
+/// shorter and the breaker would spare a dead Redis (and logouts) almost nothing.
+const COOL_DOWN: Duration = Duration::from_millis(500);
 
 /// Kept beyond the last possible expiry of a revoked family's tokens: covers a `refreshToken`
 /// that was already past its checks when the family was revoked and signs its access token a
@@ -76,7 +89,8 @@ struct Inner {
     pending: Mutex<HashMap<Uuid, i64>>,
 }
 
-/// The set as shared by replicas. One implementation: Redis ([`RedisRevocations`]).
+/// The set as shared by replicas. One implementation: Redis ([`RedisRevocations`]). Each call
+/// must be bounded (a short timeout) by the implementation: callers do not add their own.
 #[async_trait::async_trait]
 pub trait SharedRevocations: Send + Sync {
     /// Adds revocations (session id, forget-after Unix ms) and changes the version.
@@ -92,7 +106,7 @@ impl Revocations {
     /// token of a revoked session can still be accepted (access lifetime + leeway).
     pub async fn connect(redis_url: Option<&str>, namespace: &str, keep: Duration) -> anyhow::Result<Self> {
         let shared: Option<Arc<dyn SharedRevocations>> = match redis_url {
-            Some(url) => Some(Arc::new(RedisRevocations::connect(url, namespace).await?)),
+            Some(url) => Some(Arc::new(RedisRevocations::connect(url, namespace)?)),
             None => None,
         };
         Ok(Self::with_shared(keep, shared))
@@ -129,7 +143,7 @@ impl Revocations {
         self.merge([(session, until)]);
         if let Some(shared) = &self.inner.shared {
             let entry = [(session, until)];
-            if let Err(err) = timed(shared.add(&entry)).await {
+            if let Err(err) = shared.add(&entry).await {
                 tracing::warn!(error = %err, %session, "revocation not shared yet (Redis); retrying");
                 lock(&self.inner.pending).insert(session, until);
             }
@@ -201,18 +215,18 @@ impl Follower {
         let inner = &revocations.inner;
         let pending: Vec<(Uuid, i64)> = lock(&inner.pending).iter().map(|(k, v)| (*k, *v)).collect();
         if !pending.is_empty() {
-            timed(self.shared.add(&pending)).await?;
+            self.shared.add(&pending).await?;
             let mut still = lock(&inner.pending);
             for (session, _) in &pending {
                 still.remove(session);
             }
         }
-        let version = timed(self.shared.version()).await?;
+        let version = self.shared.version().await?;
         if self.seen.as_ref() == Some(&version) {
             return Ok(());
         }
         let now = now_ms();
-        let loaded = timed(self.shared.load(now)).await?;
+        let loaded = self.shared.load(now).await?;
         let remote: HashMap<Uuid, i64> = loaded.iter().copied().collect();
         revocations.merge(loaded);
         // What this replica knows and Redis lost (it restarted empty) goes back, so replicas
@@ -247,21 +261,24 @@ impl Follower {
 /// The set in Redis: see the module doc for the keys.
 pub struct RedisRevocations {
     conn: ConnectionManager,
+    /// Bounds every call and keeps Redis's health (see the module doc).
+    guard: RedisGuard,
     set_key: String,
     version_key: String,
 }
 
 impl RedisRevocations {
-    pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Self> {
+    /// Sets up the connection without waiting for Redis: the sync task's first poll (at once)
+    /// connects, and a Redis that is down only means the set is not shared until it is up.
+    /// Fails only on an invalid URL.
+    pub fn connect(url: &str, namespace: &str) -> anyhow::Result<Self> {
+        let guard =
+            RedisGuard::new(REDIS_TIMEOUT, BreakerConfig { failures: FAILURES_FOR_OUTAGE, cool_down: COOL_DOWN });
         let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(1);
-        let conn =
-            client.get_connection_manager_with_config(config).await.context("connecting to Redis (REDIS_URL)")?;
+        let conn = guard.connection(client).context("setting up the Redis connection (REDIS_URL)")?;
         Ok(Self {
             conn,
+            guard,
             set_key: format!("{namespace}:sessions:revoked"),
             version_key: format!("{namespace}:sessions:version"),
         })
@@ -286,31 +303,22 @@ impl SharedRevocations for RedisRevocations {
         let version = rand::rng().next_u64().to_string();
         pipe.cmd("SET").arg(&self.version_key).arg(version).arg("PX").arg(keep).ignore();
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
+        self.guard.run(pipe.query_async::<()>(&mut conn)).await?;
         Ok(())
     }
 
     async fn version(&self) -> anyhow::Result<Option<String>> {
         let mut conn = self.conn.clone();
-        Ok(redis::cmd("GET").arg(&self.version_key).query_async(&mut conn).await?)
+        Ok(self.guard.run(redis::cmd("GET").arg(&self.version_key).query_async(&mut conn)).await?)
     }
 
     async fn load(&self, now_ms: i64) -> anyhow::Result<Vec<(Uuid, i64)>> {
         let mut conn = self.conn.clone();
-        let members: Vec<(String, f64)> = redis::cmd("ZRANGE")
-            .arg(&self.set_key)
-            .arg(format!("({now_ms}"))
-            .arg("+inf")
-            .arg("BYSCORE")
-            .arg("WITHSCORES")
-            .query_async(&mut conn)
-            .await?;
+        let mut range = redis::cmd("ZRANGE");
+        range.arg(&self.set_key).arg(format!("({now_ms}")).arg("+inf").arg("BYSCORE").arg("WITHSCORES");
+        let members: Vec<(String, f64)> = self.guard.run(range.query_async(&mut conn)).await?;
         Ok(members.into_iter().filter_map(|(id, until)| Some((Uuid::parse_str(&id).ok()?, until as i64))).collect())
     }
-}
-
-async fn timed<T>(call: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::time::timeout(REDIS_TIMEOUT, call).await.map_err(|_| anyhow::anyhow!("Redis timed out"))?
 }
 
 fn now_ms() -> i64 {
@@ -401,6 +409,45 @@ mod tests {
         b_sync.once(&b).await.unwrap();
         assert!(lock(&shared.set).contains_key(&session), "written back");
         assert!(!a.is_revoked(Uuid::new_v4()));
+    }
+
+    /// A Redis that accepts connections and never answers: a logout waits at most the call
+    /// timeout, then not at all once the breaker is open (the revocation holds here and waits
+    /// to be written); polls fail at once; after the cool-down one call probes Redis again.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_redis_bounds_logouts_and_is_probed_again_after_the_cool_down() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let shared = Arc::new(RedisRevocations::connect(&url, "test").unwrap());
+        let set = Revocations::with_shared(Duration::from_secs(60), Some(shared.clone()));
+        let timed_revoke = async |session| {
+            let started = tokio::time::Instant::now();
+            set.revoke(session).await;
+            assert!(set.is_revoked(session), "holds here at once");
+            started.elapsed()
+        };
+        for _ in 0..FAILURES_FOR_OUTAGE {
+            let took = timed_revoke(Uuid::new_v4()).await;
+            assert!(took > Duration::ZERO && took <= REDIS_TIMEOUT, "{took:?}");
+        }
+        assert_eq!(shared.guard.snapshot().opened, 1, "an outage after {FAILURES_FOR_OUTAGE} failures");
+        assert_eq!(timed_revoke(Uuid::new_v4()).await, Duration::ZERO, "refused without waiting");
+        let mut sync = Follower { shared: shared.clone(), seen: None, healthy: true };
+        let started = tokio::time::Instant::now();
+        assert!(sync.once(&set).await.is_err());
+        assert_eq!(started.elapsed(), Duration::ZERO, "a poll fails at once too");
+        assert_eq!(lock(&set.inner.pending).len(), 4, "every revocation waits to be written");
+
+        tokio::time::advance(COOL_DOWN).await;
+        let probe = timed_revoke(Uuid::new_v4()).await;
+        assert!(probe > Duration::ZERO && probe <= REDIS_TIMEOUT, "the probe went to Redis: {probe:?}");
+        assert_eq!(shared.guard.snapshot().opened, 2, "the failed probe opened it again");
     }
 
     #[test]

@@ -48,6 +48,9 @@ impl std::fmt::Display for RedisUnavailable {
     }
 }
 
+// No `source`: `Display` already includes the Redis error, and a cause chain would repeat it.
+impl std::error::Error for RedisUnavailable {}
+
 /// The timeout and breaker every Redis call of a process goes through. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RedisGuard {

@@ -5,40 +5,51 @@
 //! replicas whose clocks disagree still agree on the limit. The scripts mirror `gcra::step`
 //! and `Backoff::step` line by line; the integration tests run both.
 //!
-//! Redis is not allowed to make a login wait or to switch throttling off: every call is
-//! bounded by `CALL_TIMEOUT`, and when one fails the decision is made by the in-process
-//! limiter instead; after `FAILURES_FOR_OUTAGE` failures in a row Redis is skipped for
-//! `OUTAGE_PAUSE` (so an outage costs one timeout per pause, not one per login). During an outage each replica throttles on its own:
-//! the limits hold per replica (at worst N times the configured rate across N replicas), which
-//! is far better than none, and failures counted locally are not carried back into Redis.
+//! Redis is not allowed to make a login wait or to switch throttling off: every call goes
+//! through this limiter's own [`RedisGuard`] (a `CALL_TIMEOUT` on each call and a circuit
+//! breaker), and when one fails the decision is made by the in-process limiter instead. After
+//! `FAILURES_FOR_OUTAGE` failures in a row the breaker opens and Redis is skipped for
+//! `OUTAGE_PAUSE`; then one call probes it (so an outage costs one timeout per pause, not one
+//! per login). During an outage each replica throttles on its own: the limits hold per replica
+//! (at worst N times the configured rate across N replicas), which is far better than none,
+//! and failures counted locally are not carried back into Redis. The connection is made
+//! lazily (start-up does not wait for Redis) and warmed with one `PING`.
+//!
+//! The guard is this limiter's, not the process's shared `redis` guard (the quote cache's,
+//! `FINQL_REDIS_TIMEOUT_MS`): a throttling decision may wait longer than a cache lookup (see
+//! `CALL_TIMEOUT`), and a slow cache answer must not switch throttling to local limits.
 //!
 //! Scripts are sent with `EVAL` (the `redis` crate's `Script`/`EVALSHA` needs its `script`
 //! feature, not enabled here); Redis caches compiled scripts by hash, so the cost is the
 //! ~0.5 KB of text per call.
 
 use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
 };
 
 use anyhow::Context;
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use super::{Decision, Limiter, backoff::Backoff, gcra::Quota, memory::MemoryLimiter};
+use crate::resilience::{
+    breaker::{BreakerConfig, BreakerState},
+    redis::{RedisGuard, RedisUnavailable},
+};
 
-/// The longest a throttling decision may wait for Redis (as for the shared quote cache). A
-/// round trip takes well under a millisecond; what takes longer is a replica so busy that its
-/// own timers run late (150 ms tripped under 60 concurrent logins on 2 loaded cores), and a
-/// decision made locally then is a weaker one.
+/// The longest a throttling decision may wait for Redis (the guard's call timeout, which also
+/// bounds connecting). A round trip takes well under a millisecond; what takes longer is a
+/// replica so busy that its own timers run late (150 ms tripped under 60 concurrent logins on
+/// 2 loaded cores), and a decision made locally then is a weaker one. Hence longer than the
+/// quote cache's 100 ms.
 const CALL_TIMEOUT: Duration = Duration::from_millis(250);
-/// Failed calls in a row after which Redis is considered gone: one slow answer under load is
-/// decided locally, but does not switch the replica to local limits.
+/// Failed calls in a row after which the breaker opens (Redis is considered gone): one slow
+/// answer under load is decided locally, but does not switch the replica to local limits.
 const FAILURES_FOR_OUTAGE: u32 = 3;
-/// How long Redis is skipped once considered gone, before one call tries it again: during an
-/// outage, one decision per pause waits `CALL_TIMEOUT`, the others none.
+/// The breaker's cool-down: how long Redis is skipped once considered gone, before one call
+/// probes it: during an outage, one decision per pause waits `CALL_TIMEOUT`, the others none.
 const OUTAGE_PAUSE: Duration = Duration::from_secs(2);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// GCRA (`gcra::step`). KEYS[1]: the bucket. ARGV: interval µs, burst, cost.
 /// Returns {allowed, retry_after_us, remaining}.
@@ -93,89 +104,66 @@ pub struct RedisLimiter {
     prefix: String,
     /// Decides while Redis cannot.
     local: MemoryLimiter,
-    /// Failed calls in a row, and until when Redis is skipped.
-    health: Mutex<Health>,
-}
-
-#[derive(Default)]
-struct Health {
-    failures: u32,
-    paused_until: Option<Instant>,
+    /// Bounds every call and keeps Redis's health (timeout and breaker: see the module doc).
+    guard: RedisGuard,
+    /// Whether limits are shared (Redis answers); only for logging the changes, once each.
+    shared: AtomicBool,
 }
 
 impl RedisLimiter {
+    /// Sets up the connection without waiting for Redis (a Redis that is down only means
+    /// local limits until it is up). Fails only on an invalid URL.
     pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Self> {
+        let guard =
+            RedisGuard::new(CALL_TIMEOUT, BreakerConfig { failures: FAILURES_FOR_OUTAGE, cool_down: OUTAGE_PAUSE });
         let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            // One attempt: a retry would only spend the caller's time; the local limiter decides.
-            .set_number_of_retries(1);
-        let conn =
-            client.get_connection_manager_with_config(config).await.context("connecting to Redis (REDIS_URL)")?;
-        Ok(Self {
-            conn,
-            prefix: format!("{namespace}:throttle:"),
-            local: MemoryLimiter::new(),
-            health: Mutex::new(Health::default()),
-        })
+        let conn = guard.connection(client).context("setting up the Redis connection (REDIS_URL)")?;
+        let ping = guard.run(redis::cmd("PING").query_async::<String>(&mut conn.clone())).await;
+        if let Err(err) = &ping {
+            tracing::warn!(error = %err, "throttle: Redis did not answer PING; limiting in process until it does");
+        }
+        let prefix = format!("{namespace}:throttle:");
+        Ok(Self { conn, prefix, local: MemoryLimiter::new(), guard, shared: AtomicBool::new(ping.is_ok()) })
     }
 
-    fn paused(&self) -> bool {
-        let health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        health.paused_until.is_some_and(|until| Instant::now() < until)
-    }
-
-    fn succeeded(&self) {
-        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        if health.failures >= FAILURES_FOR_OUTAGE {
-            tracing::info!("throttle: Redis answers again; limits are shared again");
+    /// Logs what an outcome changes: a failure at debug level, the switch to local limits
+    /// (the breaker opened) and back once each.
+    fn record<T>(&self, outcome: Result<T, RedisUnavailable>, doing: &str) -> Option<T> {
+        match outcome {
+            Ok(value) => {
+                if !self.shared.swap(true, Ordering::Relaxed) {
+                    tracing::info!("throttle: Redis answers again; limits are shared again");
+                }
+                Some(value)
+            }
+            Err(err) => {
+                if !matches!(err, RedisUnavailable::Open) {
+                    tracing::debug!(error = %err, "throttle: Redis failed while {doing}; decided in process");
+                }
+                let open = !matches!(self.guard.snapshot().state, BreakerState::Closed { .. });
+                if open && self.shared.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(error = %err, "throttle: Redis unavailable while {doing}; limiting in process");
+                }
+                None
+            }
         }
-        *health = Health::default();
-    }
-
-    fn failed(&self, doing: &str, err: &dyn std::fmt::Display) {
-        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        health.failures = health.failures.saturating_add(1);
-        if health.failures < FAILURES_FOR_OUTAGE {
-            tracing::debug!(error = %err, "throttle: Redis failed while {doing}; decided in process");
-            return;
-        }
-        if health.failures == FAILURES_FOR_OUTAGE {
-            tracing::warn!(error = %err, "throttle: Redis unavailable while {doing}; limiting in process");
-        }
-        health.paused_until = Some(Instant::now() + OUTAGE_PAUSE);
     }
 
     /// Runs a script; `None` when Redis did not answer in time (the caller decides locally).
     async fn eval(&self, script: &str, key: &str, args: &[u64], doing: &str) -> Option<Decision> {
-        if self.paused() {
-            return None;
-        }
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(script).arg(1).arg(format!("{}{key}", self.prefix));
         for arg in args {
             cmd.arg(*arg);
         }
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<(i64, i64, i64)>(&mut conn)).await {
-            Ok(Ok((allowed, retry_after_us, remaining))) => {
-                self.succeeded();
-                Some(Decision::from_us(
-                    allowed == 1,
-                    u64::try_from(retry_after_us).unwrap_or(0),
-                    u32::try_from(remaining).unwrap_or(0),
-                ))
-            }
-            Ok(Err(err)) => {
-                self.failed(doing, &err);
-                None
-            }
-            Err(_) => {
-                self.failed(doing, &format!("no answer within {CALL_TIMEOUT:?}"));
-                None
-            }
-        }
+        let outcome = self.guard.run(cmd.query_async::<(i64, i64, i64)>(&mut conn)).await;
+        let (allowed, retry_after_us, remaining) = self.record(outcome, doing)?;
+        Some(Decision::from_us(
+            allowed == 1,
+            u64::try_from(retry_after_us).unwrap_or(0),
+            u32::try_from(remaining).unwrap_or(0),
+        ))
     }
 }
 
@@ -201,17 +189,11 @@ impl Limiter for RedisLimiter {
     async fn forget(&self, key: &str) {
         // Both: state counted locally during an outage must not outlive a success either.
         self.local.forget(key).await;
-        if self.paused() {
-            return;
-        }
         let mut conn = self.conn.clone();
         let mut del = redis::cmd("DEL");
         del.arg(format!("{}{key}", self.prefix));
-        match tokio::time::timeout(CALL_TIMEOUT, del.query_async::<i64>(&mut conn)).await {
-            Ok(Ok(_)) => self.succeeded(),
-            Ok(Err(err)) => self.failed("clearing a count", &err),
-            Err(_) => self.failed("clearing a count", &format!("no answer within {CALL_TIMEOUT:?}")),
-        }
+        let outcome = self.guard.run(del.query_async::<i64>(&mut conn)).await;
+        self.record(outcome, "clearing a count");
     }
 }
 
