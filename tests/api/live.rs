@@ -174,7 +174,15 @@ async fn complete_releases_the_topic_upstream() {
     subscribe(&mut ws, "1", QUOTES, json!({ "symbols": ["AAPL.US"] })).await;
     next_data(&mut ws, "1").await;
     subscribe(&mut ws, "2", QUOTES, json!({ "symbols": ["AAPL.US", "MSFT.US"] })).await;
-    next_data(&mut ws, "2").await;
+    // Subscription 1 keeps streaming meanwhile: its updates may come first.
+    loop {
+        let message = next_message(&mut ws).await;
+        assert_eq!(message["type"], "next", "{message}");
+        if message["id"] == "2" {
+            break;
+        }
+        assert_eq!(message["id"], "1", "{message}");
+    }
     let stats = app.state.live.stats();
     assert_eq!((stats.topics, stats.subscribers, stats.releases), (2, 3, 0));
 
