@@ -339,22 +339,7 @@ async fn next_quote(ws: &mut Ws) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_whose_upstream_goes_down_is_told_its_quote_is_stale() {
     let fake = FakeItickWs::start().await;
-    let ws_url = fake.url();
-    let app = spawn_app(
-        Backend::Sqlite,
-        &[
-            ("FINQL_MARKET_SOURCE", "itick"),
-            ("ITICK_TOKEN", TOKEN),
-            ("ITICK_BASE_URL", "http://127.0.0.1:9"),
-            ("ITICK_WS_URL", ws_url.as_str()),
-            ("FINQL_LIVE_STALE_MS", "400"),
-        ],
-    )
-    .await
-    .unwrap();
-    let user = app.new_user().await;
-    let mut ws = Ws::connect_url(&app.ws_url(), TRANSPORT_WS).await;
-    ws.init(Some(&user.access_token)).await;
+    let (_app, mut ws) = live_on_fake_itick(&fake).await;
     let payload = json!({ "query": LIVE_QUOTES, "variables": { "s": ["AAPL.US"] } });
     ws.send_json(json!({ "type": "subscribe", "id": "q", "payload": payload })).await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -396,22 +381,7 @@ async fn a_subscription_whose_upstream_goes_down_is_told_its_quote_is_stale() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_book_subscription_whose_upstream_goes_down_is_told_its_book_is_stale() {
     let fake = FakeItickWs::start().await;
-    let ws_url = fake.url();
-    let app = spawn_app(
-        Backend::Sqlite,
-        &[
-            ("FINQL_MARKET_SOURCE", "itick"),
-            ("ITICK_TOKEN", TOKEN),
-            ("ITICK_BASE_URL", "http://127.0.0.1:9"),
-            ("ITICK_WS_URL", ws_url.as_str()),
-            ("FINQL_LIVE_STALE_MS", "400"),
-        ],
-    )
-    .await
-    .unwrap();
-    let user = app.new_user().await;
-    let mut ws = Ws::connect_url(&app.ws_url(), TRANSPORT_WS).await;
-    ws.init(Some(&user.access_token)).await;
+    let (_app, mut ws) = live_on_fake_itick(&fake).await;
     let query = "subscription { orderBook(symbol: \"AAPL.US\", levels: 1) { asks { price } stale } }";
     ws.send_json(json!({ "type": "subscribe", "id": "b", "payload": { "query": query } })).await;
     let push = |ask: &str| fake.push_depth("AAPL", "US", &[(ask, 10)], &[("231.00", 10)]);
@@ -453,4 +423,26 @@ async fn next_book(ws: &mut Ws) -> Value {
             _ => panic!("expected a book, got {message}"),
         }
     }
+}
+
+/// A server streaming from `fake` (iTick's WebSocket protocol) that calls a subscription stale
+/// after 400 ms of silence, and a signed-in `graphql-transport-ws` connection to it.
+async fn live_on_fake_itick(fake: &FakeItickWs) -> (TestApp, Ws) {
+    let ws_url = fake.url();
+    let app = spawn_app(
+        Backend::Sqlite,
+        &[
+            ("FINQL_MARKET_SOURCE", "itick"),
+            ("ITICK_TOKEN", TOKEN),
+            ("ITICK_BASE_URL", "http://127.0.0.1:9"),
+            ("ITICK_WS_URL", ws_url.as_str()),
+            ("FINQL_LIVE_STALE_MS", "400"),
+        ],
+    )
+    .await
+    .unwrap();
+    let user = app.new_user().await;
+    let mut ws = Ws::connect_url(&app.ws_url(), TRANSPORT_WS).await;
+    ws.init(Some(&user.access_token)).await;
+    (app, ws)
 }
