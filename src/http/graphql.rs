@@ -335,9 +335,18 @@ async fn execute(
             return Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", media).into_response();
         }
     };
+    let retry_after = match &response {
+        BatchResponse::Single(single) => retry_after(single),
+        BatchResponse::Batch(all) => all.iter().filter_map(retry_after).max(),
+    };
     let mut http = Response::new(Body::from(body));
     *http.status_mut() = status;
     let headers = http.headers_mut();
+    if let Some(seconds) = retry_after {
+        // The status stays 200 (GraphQL-over-HTTP: the request was well-formed and executed);
+        // the header tells HTTP-level clients and proxies when to come back, as 429s do.
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     headers.insert(header::CONTENT_TYPE, media.content_type());
     // Responses carry personal financial data: never stored by shared caches or browsers.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -354,6 +363,15 @@ fn client_info(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Clien
     let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
     let addr = state.config.trusted_proxies.client_addr(peer.ip(), forwarded);
     ClientInfo { addr: Some(addr), idempotency_key }
+}
+
+/// The longest `extensions.retryAfter` (seconds) of a response's `RATE_LIMITED` errors.
+fn retry_after(response: &GqlResponse) -> Option<u64> {
+    let seconds = |err: &ServerError| match err.extensions.as_ref()?.get("retryAfter")? {
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    };
+    response.errors.iter().filter_map(seconds).max()
 }
 
 /// Codes on every error; the request's trace id on `INTERNAL` ones, so a support request can

@@ -402,3 +402,24 @@ async fn throttling_holds_across_two_finql_processes() {
         assert!(retry_after(&body) > 50, "{body}");
     }
 }
+
+/// A refusal also says when to come back at the HTTP level (`Retry-After`, as a 429 would),
+/// equal to `extensions.retryAfter`; the status stays 200, as for any executed GraphQL request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_retry_after() {
+    let app =
+        app(Backend::Sqlite, &[("FINQL_LOGIN_FREE_FAILURES", "1"), ("FINQL_LOGIN_BACKOFF_BASE_MS", "30000")]).await;
+    let email = unique_email();
+    let request = || {
+        app.client.post(app.url("/graphql")).json(&json!({ "query": LOGIN, "variables": { "e": email, "p": "guess" } }))
+    };
+    let first = request().send().await.unwrap();
+    assert!(first.headers().get("retry-after").is_none(), "a checked attempt has no Retry-After");
+    let refused = request().send().await.unwrap();
+    assert_eq!(refused.status(), 200);
+    let header: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(error_code(&body), "RATE_LIMITED");
+    assert_eq!(header, retry_after(&body), "{body}");
+    assert!((25..=30).contains(&header), "{header}");
+}
