@@ -1,7 +1,7 @@
 //! Errors.
 //!
 //! Which type to use where:
-//! - services return [`AppResult`]; every failure a client can cause is an [`AppError`] variant
+//! - services return `AppResult`; every failure a client can cause is an `AppError` variant
 //!   with a message written for that client;
 //! - anything else (database down, a bug) is `AppError::Internal`: its cause is logged here,
 //!   once, and the client sees only "internal error" with code `INTERNAL`;

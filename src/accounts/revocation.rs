@@ -9,11 +9,11 @@
 //! expired (access lifetime + leeway + a margin). Checking a token is then signature + claims
 //! + one hash-map lookup, all in memory: no Redis round trip per request.
 //!
-//! Sharing between replicas (when `REDIS_URL` is set), behind [`SharedRevocations`]:
+//! Sharing between replicas (when `REDIS_URL` is set), behind `SharedRevocations`:
 //! - a revocation is a member of the sorted set `{namespace}:sessions:revoked`, scored by the
 //!   time (ms) it can be forgotten, written together (MULTI) with a new random value of
 //!   `{namespace}:sessions:version`;
-//! - every replica reads the version every [`POLL_INTERVAL`] and, when it changed, reloads the
+//! - every replica reads the version every `POLL_INTERVAL` and, when it changed, reloads the
 //!   set's live members and merges them into its own. A random version rather than a counter
 //!   (INCR): a Redis that restarted empty would count again from 1 and a replica that had seen
 //!   "1" before would miss the next revocation. Polling rather than pub/sub: a lost message (a
@@ -23,11 +23,11 @@
 //!   written back, so replicas started later learn them too;
 //! - a revocation that could not be written (Redis down) is kept and retried on every poll,
 //!   and holds on the replica that took it at once;
-//! - every Redis call goes through a [`RedisGuard`] (a short timeout and a circuit breaker):
+//! - every Redis call goes through a `RedisGuard` (a short timeout and a circuit breaker):
 //!   requests never wait on Redis (they only read the in-memory set), `logout` waits at most
-//!   [`REDIS_TIMEOUT`], and not at all while the breaker is open (Redis failed
-//!   [`FAILURES_FOR_OUTAGE`] times in a row). Polls go on every [`POLL_INTERVAL`] during an
-//!   outage; refused at once while the breaker is open, the first after each [`COOL_DOWN`]
+//!   `REDIS_TIMEOUT`, and not at all while the breaker is open (Redis failed
+//!   `FAILURES_FOR_OUTAGE` times in a row). Polls go on every `POLL_INTERVAL` during an
+//!   outage; refused at once while the breaker is open, the first after each `COOL_DOWN`
 //!   probes Redis, so a Redis that returns is used again within a second.
 //!
 //! Without Redis the set is in memory only: exact for one process.

@@ -2,7 +2,7 @@
 //!
 //! # Reference counting and grace
 //!
-//! The hub counts subscribers per [`Topic`]. The first subscriber makes it call
+//! The hub counts subscribers per `Topic`. The first subscriber makes it call
 //! [`Feed::want`]; when the last one leaves, the topic is kept for a grace period
 //! (`FINQL_LIVE_GRACE_MS`) and released with [`Feed::release`] only if nobody subscribed again in
 //! the meantime: a page reload or a client reconnect must not churn upstream subscriptions (iTick
@@ -22,7 +22,7 @@
 //!
 //! Ticks are events, every one matters: a topic keeps a `broadcast` ring of `FINQL_LIVE_TICK_BUFFER`
 //! shared `Arc`s. Each subscriber is a cursor into the ring (its bounded queue); one that falls
-//! further behind than the ring is long gets [`TickLag`] and its subscription ends with an error
+//! further behind than the ring is long gets `TickLag` and its subscription ends with an error
 //! saying so, rather than silently missing trades or holding memory without bound.
 //!
 //! # The hot path

@@ -2,10 +2,10 @@
 //!
 //! Three layers, each behind its own seam so they can be tested and replaced apart:
 //!
-//! - a [`MarketStream`] is one upstream that pushes data (the iTick WebSocket, the simulated
+//! - a `MarketStream` is one upstream that pushes data (the iTick WebSocket, the simulated
 //!   market). It owns its connection: auth, heartbeats, reconnects, and keeping the upstream
 //!   subscriptions equal to the topics it was last asked for (re-subscribing after a reconnect).
-//! - a [`Feed`] decides which process talks to the stream. In one process (no Redis) the hub's
+//! - a `Feed` decides which process talks to the stream. In one process (no Redis) the hub's
 //!   demand goes straight to the stream. With Redis, replicas publish their demand, exactly one
 //!   replica (the lease holder) runs the stream for the union of all demand, and every event
 //!   reaches every replica through pub/sub: the upstream sees one connection however many
@@ -14,7 +14,7 @@
 //!   subscribers per topic, and tells the feed when a topic is first wanted and when (after a
 //!   grace period) nobody wants it any more.
 //!
-//! Everything here is keyed by [`Topic`]: one instrument on one channel.
+//! Everything here is keyed by `Topic`: one instrument on one channel.
 
 /// `quotes`, `klines`, `orderBook` and `ticks` subscriptions.
 pub mod graphql;

@@ -7,7 +7,7 @@
 //! turned into instants day by day through the IANA zones of `chrono-tz`: daylight saving is
 //! the zone database's business, never arithmetic on offsets here.
 //!
-//! [`status`] is a pure function of the instant it is given (no clock inside), so every case,
+//! `status` is a pure function of the instant it is given (no clock inside), so every case,
 //! DST switches, lunch breaks, weekends and holidays included, is unit-tested at fixed instants.
 //!
 //! The holiday tables are data, not rules: they list the full-day closures of **2025 and 2026

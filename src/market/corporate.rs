@@ -14,7 +14,7 @@
 //!   restated in its terms (they grow with splits and reinvested dividends).
 //!
 //! Factors are multiplied as exact decimals; prices are rounded once, at the end, to
-//! [`ADJUSTED_PRICE_DP`] decimal places (or the raw price's own scale when finer), which is
+//! `ADJUSTED_PRICE_DP` decimal places (or the raw price's own scale when finer), which is
 //! finer than any stock's tick. Volumes move inversely to prices, for splits only (a dividend
 //! does not change the number of shares), and keep the raw volume's decimal places. Turnover is
 //! money traded and does not change.

@@ -5,10 +5,10 @@
 //! A request waits for upstream market data at most this long *in total*: across iTick's
 //! retries and across the sources of a fallback chain. Per-call timeouts alone do not give
 //! that: iTick's 5 s timeout times 4 attempts made a blackholed address cost 20 s. So the
-//! service sets one deadline when it goes upstream ([`within`]), and everything below reads it
-//! ([`deadline`]): a source is cut off when the deadline passes, iTick does not start a retry
+//! service sets one deadline when it goes upstream (`within`), and everything below reads it
+//! (`deadline`): a source is cut off when the deadline passes, iTick does not start a retry
 //! it cannot finish in time, and a [`crate::market::source::FallbackSource`] gives each source
-//! an equal share of what is left ([`share`]) so a silent primary cannot eat the fallback's
+//! an equal share of what is left (`share`) so a silent primary cannot eat the fallback's
 //! time. When the budget runs out the service serves the last known quote (marked `stale`) or
 //! answers `UPSTREAM_UNAVAILABLE`.
 //!
@@ -18,13 +18,13 @@
 //!
 //! # Source health
 //!
-//! [`GuardedSource`] wraps every configured source (`market::build_source`) with its own
-//! [`CircuitBreaker`]: failures and budget overruns count; after `FINQL_BREAKER_FAILURES` in a
+//! `GuardedSource` wraps every configured source (`market::build_source`) with its own
+//! `CircuitBreaker`: failures and budget overruns count; after `FINQL_BREAKER_FAILURES` in a
 //! row the source is skipped at once (no network wait) until a probe, after
 //! `FINQL_BREAKER_COOLDOWN_MS`, succeeds. An answer of the source ("not found") is a success:
 //! the source is up. The guard also turns the source's failure into [`SourceError::Down`],
 //! whose text names the source and its state only: the provider's own error text (which can
-//! hold URLs) is logged, never sent to a client. [`SourceHealth`] lists the breakers for health
+//! hold URLs) is logged, never sent to a client. `SourceHealth` lists the breakers for health
 //! reporting and, later, routing by health.
 
 use std::{future::Future, sync::Arc};

@@ -7,7 +7,7 @@
 //!
 //! Redis is an optimisation here, never a dependency of correctness: any Redis error is logged
 //! and treated as a miss, and the request goes upstream. Nor may it cost time when it is
-//! gone: every call goes through the process's [`RedisGuard`] (`FINQL_REDIS_TIMEOUT_MS`, default
+//! gone: every call goes through the process's `RedisGuard` (`FINQL_REDIS_TIMEOUT_MS`, default
 //! 100 ms, and the `redis` circuit breaker), so a Redis that is down, refusing or silent costs
 //! a few timed-out calls, and then nothing (the breaker is open: the local cache alone answers)
 //! until a probe finds it back. The connection is made lazily: start-up does not wait for it.

@@ -1,6 +1,6 @@
 //! `marketStatus(region)`: whether a market is trading now, and when it next opens and closes.
 //!
-//! A thin wrapper: sessions, holidays and time zones live in [`super::calendar`], a pure function
+//! A thin wrapper: sessions, holidays and time zones live in `super::calendar`, a pure function
 //! of the instant; this resolver only supplies the clock and maps the result to GraphQL types
 //! (kept apart from the domain types so the calendar stays free of GraphQL).
 

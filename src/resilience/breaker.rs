@@ -28,13 +28,13 @@
 //!
 //! # Use
 //!
-//! [`CircuitBreaker::permit`] asks to call; the [`Permit`] it returns must be resolved with
-//! [`Permit::success`] or [`Permit::failure`]. A permit dropped unresolved (the caller's
+//! `CircuitBreaker::permit` asks to call; the `Permit` it returns must be resolved with
+//! `Permit::success` or `Permit::failure`. A permit dropped unresolved (the caller's
 //! future was cancelled, e.g. by its own deadline) counts as a failure when it was the probe,
 //! so an abandoned probe can never leave the breaker half-open for ever, and as nothing
 //! otherwise. Time is `tokio::time::Instant`, so tests drive it with `tokio::time::pause`.
 //!
-//! [`CircuitBreaker::snapshot`] reports the state for health checks and for routing by health
+//! `CircuitBreaker::snapshot` reports the state for health checks and for routing by health
 //! (pick the first source whose breaker admits calls).
 
 use std::{

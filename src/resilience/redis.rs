@@ -7,15 +7,15 @@
 //! - every call runs under `FINQL_REDIS_TIMEOUT_MS` (default 100 ms: a healthy Redis answers
 //!   in well under a millisecond on the same network, so 100 ms is two orders of magnitude of
 //!   headroom and still invisible next to a request's own budget);
-//! - a [`CircuitBreaker`] named `redis` opens after `FINQL_BREAKER_FAILURES` failed or timed out
+//! - a `CircuitBreaker` named `redis` opens after `FINQL_BREAKER_FAILURES` failed or timed out
 //!   calls in a row: then calls fail at once, without touching the network, and the caller
 //!   does without (a cache miss, a local decision). After `FINQL_BREAKER_COOLDOWN_MS` one
 //!   call probes; its success closes the breaker.
 //!
-//! [`RedisGuard::connection`] builds the `ConnectionManager` the guard is meant for: lazily
+//! `RedisGuard::connection` builds the `ConnectionManager` the guard is meant for: lazily
 //! (start-up does not wait for Redis), with connect and response timeouts no longer than the
 //! call timeout, and a reconnect backoff capped low so a Redis that returns is used again
-//! within about a second. Callers own how they react to [`RedisUnavailable`]; the guard only
+//! within about a second. Callers own how they react to `RedisUnavailable`; the guard only
 //! bounds the wait and keeps the health.
 //!
 //! Other modules (lease, throttles, token revocation) can share one guard (it is cheap to

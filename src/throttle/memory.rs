@@ -3,7 +3,7 @@
 //!
 //! One map under one mutex: every operation is a few arithmetic steps on one entry, far
 //! shorter than the lock hand-over itself, so sharding would buy nothing at login rates. Time
-//! comes from a [`Clock`] (monotonic in production, a hand-advanced one in tests). The map is
+//! comes from a `Clock` (monotonic in production, a hand-advanced one in tests). The map is
 //! bounded (`MAX_KEYS`): an attacker cycling through a million emails or addresses fills it,
 //! and then expired entries are swept and, if that is not enough, the oldest-expiring half is
 //! dropped; that forgets some throttling state (fails towards allowing) rather than growing

@@ -1,22 +1,22 @@
 //! Throttling: how many times, how fast, a client may try something.
 //!
-//! Two questions, answered by one [`Limiter`]:
-//! - *rate* ("at most 30 a minute, 10 at once"): GCRA ([`gcra`]), one integer per key, exact
+//! Two questions, answered by one `Limiter`:
+//! - *rate* ("at most 30 a minute, 10 at once"): GCRA (`gcra`), one integer per key, exact
 //!   at any rate and over any window. The tenancy plans' request rates are meant to reuse it
 //!   (`Limiter::acquire` with a cost);
-//! - *backoff* ("after 5 failures, wait 1 s, then 2 s, 4 s… up to 15 min"): [`backoff`], two
+//! - *backoff* ("after 5 failures, wait 1 s, then 2 s, 4 s… up to 15 min"): `backoff`, two
 //!   integers per key, reset by a success.
 //!
 //! Both are pure functions of "now" so that the two limiters compute exactly the same thing:
-//! [`memory::MemoryLimiter`] in process (no `REDIS_URL`: one replica), and
-//! [`redis::RedisLimiter`] (atomic Lua scripts on Redis's clock, shared by every replica,
+//! `memory::MemoryLimiter` in process (no `REDIS_URL`: one replica), and
+//! `redis::RedisLimiter` (atomic Lua scripts on Redis's clock, shared by every replica,
 //! falling back to the in-process limiter, within 250 ms, when Redis does not answer: never
 //! failing open, never making a login wait on a dead Redis). GCRA rather than a sliding
 //! window: one integer instead of a log or two counters, no burst of twice the rate across a
 //! window edge, and a cost per request (what the tenancy plans' cost budgets need); `Decision`
 //! carries `retry_after` and `remaining`, what `Retry-After` and `RateLimit` headers need.
 //!
-//! [`AuthThrottle`] is the policy on top, applied by the `signUp`, `login` and `refreshToken`
+//! `AuthThrottle` is the policy on top, applied by the `signUp`, `login` and `refreshToken`
 //! resolvers to every call, so each alias in a document and each operation of a batch counts,
 //! and so do parallel requests on any replica:
 //! - `login`, per client address (GCRA), then per account (backoff), both *before* the

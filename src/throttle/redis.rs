@@ -6,7 +6,7 @@
 //! and `Backoff::step` line by line; the integration tests run both.
 //!
 //! Redis is not allowed to make a login wait or to switch throttling off: every call goes
-//! through this limiter's own [`RedisGuard`] (a `CALL_TIMEOUT` on each call and a circuit
+//! through this limiter's own `RedisGuard` (a `CALL_TIMEOUT` on each call and a circuit
 //! breaker), and when one fails the decision is made by the in-process limiter instead. After
 //! `FAILURES_FOR_OUTAGE` failures in a row the breaker opens and Redis is skipped for
 //! `OUTAGE_PAUSE`; then one call probes it (so an outage costs one timeout per pause, not one

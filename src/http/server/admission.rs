@@ -2,7 +2,7 @@
 //! fast refusal of everyone else.
 //!
 //! Every accepted socket is one file descriptor and one task until it closes, WebSockets
-//! included, so the count is of open sockets, not of requests: a [`Slot`] travels with the
+//! included, so the count is of open sockets, not of requests: a `Slot` travels with the
 //! socket (into the WebSocket after an upgrade) and frees its place when the socket is dropped.
 //! Up to `max` sockets are served normally; the next `reserve` are served only for `/health`
 //! and `/ready` (an orchestrator that cannot probe a busy replica kills it, which turns a flood

@@ -3,7 +3,7 @@
 //! hyper's header-read timeout ends once the head is in; after that a client can send the body
 //! a byte at a time and hold the request (and its connection, and a handler task) as long as
 //! it likes. tower-http's `RequestBodyTimeoutLayer` does not help: its timer restarts with every
-//! frame, so a byte every few seconds never trips it. [`DeadlineBody`] gives the whole body one
+//! frame, so a byte every few seconds never trips it. `DeadlineBody` gives the whole body one
 //! deadline, counted from when the head arrived, and records that it fired so the server can
 //! answer `408` instead of the handler's generic "could not read the request body".
 

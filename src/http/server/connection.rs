@@ -1,7 +1,7 @@
 //! One accepted connection: hyper's HTTP/1 with upgrades, the per-request work
 //! `into_make_service_with_connect_info` used to do, and the idle watchdog.
 //!
-//! Timeouts, by phase of a connection (finql keeps the clocks itself, in [`Activity`]):
+//! Timeouts, by phase of a connection (finql keeps the clocks itself, in `Activity`):
 //! - a new connection must deliver its first request head within the header-read timeout of
 //!   being accepted: a client that connects and says nothing, or dribbles its head, is cut;
 //! - between requests on a keep-alive connection, silence is allowed for the idle timeout
@@ -10,7 +10,7 @@
 //!   header-read timeout again. hyper's own `header_read_timeout` is off: in hyper 1.12 it
 //!   also runs from the moment a keep-alive connection goes idle (hyperium/hyper#3828), which
 //!   would end every keep-alive after the short header timeout;
-//! - reading the body: [`DeadlineBody`], one deadline for the whole body;
+//! - reading the body: `DeadlineBody`, one deadline for the whole body;
 //! - anything else (a response the client stopped reading, a stall no other timer covers): the
 //!   connection closes when no byte moved either way for the idle timeout while no handler of
 //!   it was running. A running handler is not idleness: the request deadline bounds it.
@@ -19,7 +19,7 @@
 //! WebSocket task and this connection's future ends, taking the watchdog with it. The WebSocket
 //! layer has its own rules (pings every `FINQL_WS_KEEPALIVE_SECS`, the slow-client close); an
 //! HTTP idle timeout on top would cut quiet subscriptions whose keep-alive interval is longer.
-//! The connection's [`Slot`] travels with the socket, so a WebSocket still counts against the cap.
+//! The connection's `Slot` travels with the socket, so a WebSocket still counts against the cap.
 
 use std::{
     convert::Infallible,

@@ -4,11 +4,11 @@
 //! answers a full descriptor table by sleeping a second per failed accept. The review held 500
 //! idle or half-sent connections open for over 90 s, and 1,100 made `/health` time out with
 //! "too many open files". This loop:
-//! - raises the open-files limit and fits the connection cap inside it ([`descriptors`]);
-//! - admits each accepted socket as normal, reserve (probes only) or refused ([`admission`]),
+//! - raises the open-files limit and fits the connection cap inside it (`descriptors`);
+//! - admits each accepted socket as normal, reserve (probes only) or refused (`admission`),
 //!   refusing without ever waiting, so a flood is answered as fast as it arrives;
 //! - serves each connection with hyper's HTTP/1 (WebSocket upgrades included) under the
-//!   header, body and idle timeouts ([`connection`], [`body`]);
+//!   header, body and idle timeouts (`connection`, `body`);
 //! - survives running out of descriptors (`EMFILE`/`ENFILE`): it backs off briefly and
 //!   retries instead of spinning on the error or giving up;
 //! - on shutdown closes the listener (new connections are refused by the kernel), lets each

@@ -1,4 +1,4 @@
-//! GraphQL resolvers for the ledger: thin wrappers over [`LedgerService`](super::LedgerService).
+//! GraphQL resolvers for the ledger: thin wrappers over `LedgerService`.
 //! The `Transaction` type, its connection and the queries here; mutations and analytics in the
 //! submodules.
 

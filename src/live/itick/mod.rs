@@ -13,7 +13,7 @@
 //! would count against the plan.
 //!
 //! Pushes are validated with the REST adapter's rules (`protocol`): rejected ones are logged and
-//! counted, never delivered. [`ItickStream::stats`] shows connections and counters.
+//! counted, never delivered. `ItickStream::stats` shows connections and counters.
 //!
 //! Configuration (see `config::ItickSettings`): `ITICK_TOKEN`, `ITICK_WS_URL`,
 //! `ITICK_WS_PING_SECS` (30), `ITICK_WS_SILENCE_SECS` (2 x ping), `ITICK_WS_BACKOFF_MIN_MS`

@@ -1,4 +1,4 @@
-//! Which connection carries which symbol: the pure bookkeeping behind [`super::ItickStream`].
+//! Which connection carries which symbol: the pure bookkeeping behind `super::ItickStream`.
 //!
 //! iTick has one socket per asset-class endpoint and allows at most 500 symbols on a socket,
 //! and plans allow only a handful of sockets: so topics are packed onto as few connections as

@@ -1,4 +1,4 @@
-//! [`RedisFeed`](crate::live::replicas::RedisFeed): the [`Feed`](crate::live::Feed) for several replicas sharing one Redis (`REDIS_URL` set), so the
+//! [`RedisFeed`](crate::live::replicas::RedisFeed): the `Feed` for several replicas sharing one Redis (`REDIS_URL` set), so the
 //! whole deployment holds ONE upstream connection however many replicas run (iTick plans allow
 //! 1 to 12 WebSocket connections, and each counts against the plan's subscriptions).
 //!
@@ -10,7 +10,7 @@
 //! - **Leadership.** One replica holds a lease: a key holding its *term token*
 //!   (`{replica}:{random}`, new for each term), taken when free and renewed every TTL/3 by a
 //!   compare-and-set script, deleted on clean shutdown by compare-and-delete (`lease`). The
-//!   holder runs the [`MarketStream`](crate::live::MarketStream) and keeps its subscriptions equal to the union of every
+//!   holder runs the `MarketStream` and keeps its subscriptions equal to the union of every
 //!   live replica's demand, re-reading it on each announcement and each heartbeat (`upstream`).
 //!   A holder that cannot renew stops its stream at the moment its lease could expire in Redis,
 //!   before anyone else can take it. Others bid at every heartbeat: after a crash, one takes
