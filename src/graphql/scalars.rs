@@ -3,6 +3,7 @@
 use std::str::FromStr;
 
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 /// An exact decimal number, as a string: `"2500.89"`.
@@ -44,6 +45,32 @@ pub fn parse_decimal(raw: &str) -> Result<Decimal, String> {
         return Err(format!("`{raw}` has too many digits"));
     }
     Decimal::from_str(raw).map_err(|_| invalid())
+}
+
+/// A calendar date, `YYYY-MM-DD` (ledger days, fundamentals, corporate actions). Here, in the
+/// GraphQL kit, so that domains share it without importing one another.
+#[derive(Clone, Copy)]
+pub struct Date(pub NaiveDate);
+
+impl From<NaiveDate> for Date {
+    fn from(d: NaiveDate) -> Self {
+        Self(d)
+    }
+}
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| InputValueError::custom("expected a date as YYYY-MM-DD")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
 }
 
 #[cfg(test)]

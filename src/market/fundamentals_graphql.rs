@@ -12,8 +12,8 @@ use super::{
 };
 use crate::{
     error::AppError,
+    graphql::scalars::Date,
     graphql::{context::RequestContext, scalars::DecimalString},
-    ledger::graphql::Date,
     reference::Symbol,
 };
 

@@ -8,8 +8,8 @@ use super::{
 };
 use crate::{
     error::AppError,
+    graphql::scalars::Date,
     graphql::{PageInfo, context::RequestContext},
-    ledger::graphql::Date,
     market::{
         fundamentals_graphql::{self, AdjustGql, CorporateActionObject, FundamentalPointObject, adjusted_klines},
         graphql::{

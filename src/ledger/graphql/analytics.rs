@@ -1,11 +1,13 @@
 //! `transactionAnalytics`: figures over a user's transactions, each computed only when asked.
 
 use async_graphql::{Context, Object, Result, SimpleObject};
-use chrono::NaiveDate;
 use tokio::sync::OnceCell;
 
 use crate::{
-    graphql::{context::RequestContext, scalars::DecimalString},
+    graphql::{
+        context::RequestContext,
+        scalars::{Date, DecimalString},
+    },
     ledger::{
         analytics::{AnalyticsScope, Bucket, Totals},
         money::{format_decimal, format_scaled},
@@ -103,31 +105,6 @@ impl TransactionAnalytics {
             total_debit: self.money(t.debit),
             net: self.money(t.credit - t.debit),
         }
-    }
-}
-
-/// A calendar date, `YYYY-MM-DD`.
-#[derive(Clone, Copy)]
-pub struct Date(pub NaiveDate);
-
-impl From<NaiveDate> for Date {
-    fn from(d: NaiveDate) -> Self {
-        Self(d)
-    }
-}
-
-#[async_graphql::Scalar(name = "Date")]
-impl async_graphql::ScalarType for Date {
-    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
-        match &value {
-            async_graphql::Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Date)
-                .map_err(|_| async_graphql::InputValueError::custom("expected a date as YYYY-MM-DD")),
-            _ => Err(async_graphql::InputValueError::expected_type(value)),
-        }
-    }
-    fn to_value(&self) -> async_graphql::Value {
-        async_graphql::Value::String(self.0.format("%Y-%m-%d").to_string())
     }
 }
 

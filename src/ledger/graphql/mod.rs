@@ -7,7 +7,7 @@ mod analytics;
 /// `createTransaction`, `updateTransaction`, `deleteTransaction`, with idempotency keys.
 mod mutations;
 
-pub use analytics::{Date, TransactionAnalytics};
+pub use analytics::TransactionAnalytics;
 pub use mutations::{CreateTransactionInput, LedgerMutation, UpdateTransactionInput};
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
