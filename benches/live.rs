@@ -16,6 +16,11 @@
 //! RSS growth from connecting the subscribers, divided by their number; client sockets and
 //! buffers are in this process too, so it is an upper bound for the server).
 
+// A benchmark that cannot unwrap has nothing to measure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// The counting allocator that measures heap per connection is a `GlobalAlloc`.
+#![allow(unsafe_code)]
+
 // Shared with the HTTP benchmarks; this one uses only `env_or` and `rss_kib`.
 #[allow(dead_code)]
 mod common;

@@ -13,6 +13,9 @@
 //! separate single-thread runtime, over keep-alive HTTP/1.1 connections on loopback. Data lives
 //! in the schema `finql_bench`, rebuilt on each run so figures are reproducible.
 
+// A benchmark that cannot unwrap has nothing to measure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::{

@@ -148,6 +148,7 @@ impl App {
         Ok(Self { listener, router, state })
     }
 
+    #[allow(clippy::expect_used, reason = "a bound TCP listener always has an address")]
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound TCP listener has an address")
     }

@@ -3,6 +3,8 @@
 //!
 //! Code tour, in the order a request travels:
 
+#![forbid(unsafe_code)]
+
 /// Users, passwords (argon2id), access tokens (JWT) and rotating refresh tokens.
 pub mod accounts;
 /// `App::build` wires config -> database -> services -> router; `run_until` serves until a signal.

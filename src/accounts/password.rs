@@ -51,6 +51,7 @@ impl Password {
     }
 }
 
+#[allow(clippy::expect_used, reason = "the parameters are constants, checked by every test that hashes")]
 fn argon2() -> Argon2<'static> {
     let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).expect("constant argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)

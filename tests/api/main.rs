@@ -4,6 +4,9 @@
 //! Each test runs against a fresh SQLite database, and again against PostgreSQL (in a schema of
 //! its own) when `TEST_DATABASE_URL` is set; see `backend_tests!`.
 
+// A test that cannot unwrap has failed: panicking is how it says so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 
 mod abuse;

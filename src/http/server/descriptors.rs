@@ -17,25 +17,26 @@ pub const DESCRIPTOR_MARGIN: u64 = 64;
 /// force (`None` where there is no such limit or it cannot be read).
 #[cfg(unix)]
 pub fn raise_open_files_limit() -> Option<u64> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `getrlimit` writes one `rlimit` through a valid, exclusive pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        tracing::warn!(err = %std::io::Error::last_os_error(), "cannot read the open-files limit (RLIMIT_NOFILE)");
-        return None;
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
-        // SAFETY: `setrlimit` reads one `rlimit` through a valid pointer.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            tracing::info!(from = limit.rlim_cur, to = raised.rlim_cur, "raised the open-files limit");
-            limit = raised;
-        } else {
-            // macOS refuses RLIM_INFINITY as a soft limit; the old one stays in force.
-            let err = std::io::Error::last_os_error();
-            tracing::warn!(%err, soft = limit.rlim_cur, hard = limit.rlim_max, "cannot raise the open-files limit");
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    // `None` is "unlimited" on either side.
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                tracing::info!(from = ?limit.current, to = ?raised.current, "raised the open-files limit");
+                limit = raised;
+            }
+            // macOS refuses an unlimited soft limit; the old one stays in force.
+            Err(err) => tracing::warn!(
+                err = %std::io::Error::from(err),
+                soft = ?limit.current,
+                hard = ?limit.maximum,
+                "cannot raise the open-files limit"
+            ),
         }
     }
-    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+    limit.current
 }
 
 #[cfg(not(unix))]
@@ -81,11 +82,9 @@ mod tests {
     #[test]
     fn the_soft_limit_ends_at_the_hard_limit() {
         let got = raise_open_files_limit();
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: as in `raise_open_files_limit`.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
-        if limit.rlim_max != libc::RLIM_INFINITY {
-            assert_eq!(got, Some(limit.rlim_max));
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if limit.maximum.is_some() {
+            assert_eq!(got, limit.maximum);
         }
     }
 }
