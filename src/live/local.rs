@@ -1,10 +1,7 @@
 //! The feed of a single process (no Redis): the hub's demand goes straight to the stream, which
 //! runs here, and its events go straight to the hub.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -14,8 +11,6 @@ use super::{Feed, LiveEvent, MarketStream, StreamCommand, Topic};
 /// Runs one [`MarketStream`] and forwards `want`/`release` to it as [`StreamCommand`]s.
 pub struct LocalFeed {
     commands: mpsc::UnboundedSender<StreamCommand>,
-    /// Commands sent since start (for tests and observability).
-    sent: Arc<AtomicU64>,
 }
 
 impl LocalFeed {
@@ -25,16 +20,10 @@ impl LocalFeed {
         // `want`/`release` must not wait.
         let (commands, receiver) = mpsc::unbounded_channel();
         tokio::spawn(stream.run(receiver, events, shutdown));
-        Self { commands, sent: Arc::new(AtomicU64::new(0)) }
-    }
-
-    /// Commands sent to the stream since start.
-    pub fn commands_sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+        Self { commands }
     }
 
     fn send(&self, command: StreamCommand) {
-        self.sent.fetch_add(1, Ordering::Relaxed);
         // The stream only stops at shutdown, when demand no longer matters.
         let _ = self.commands.send(command);
     }
