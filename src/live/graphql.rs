@@ -17,12 +17,11 @@ use crate::{
     error::{AppError, ErrorCode},
     graphql::context::RequestContext,
     market::graphql::{IntervalGql, KlineObject, OrderBookObject, QuoteObject, TickObject, bounded, parse_symbol},
+    market::limits::{DEFAULT_BOOK_LEVELS, MAX_BOOK_LEVELS},
 };
 
 /// The longest `throttleMs`: a minute (slower than that is polling, use the `quotes` query).
 const MAX_THROTTLE_MS: i32 = 60_000;
-/// Deepest order book a subscriber may ask for (as the `orderBook` query).
-const MAX_LEVELS: i32 = super::simulated::BOOK_LEVELS as i32;
 
 #[derive(Default)]
 pub struct LiveSubscription;
@@ -75,7 +74,7 @@ impl LiveSubscription {
         symbol: String,
         #[graphql(default = 10)] levels: Option<i32>,
     ) -> Result<impl Stream<Item = OrderBookObject> + use<>> {
-        let levels = bounded(levels.unwrap_or(10), 1, MAX_LEVELS, "levels")?;
+        let levels = bounded(levels.unwrap_or(DEFAULT_BOOK_LEVELS), 1, MAX_BOOK_LEVELS, "levels")?;
         let subscription = subscribe(ctx, &[symbol], Channel::Depth).await?;
         let books = events(subscription, None).filter_map(move |event| async move {
             match event.ok().as_deref() {

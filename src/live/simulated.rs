@@ -21,7 +21,7 @@ use super::{Channel, LiveEvent, MarketStream, StreamCommand, Topic};
 use crate::market::{Kline, MarketSource, OrderBook, Quote, simulated::SimulatedMarket};
 
 /// Depth pushed for order books: the deepest a subscriber may ask for (`orderBook(levels:)`).
-pub const BOOK_LEVELS: usize = 50;
+pub const BOOK_LEVELS: usize = crate::market::limits::MAX_BOOK_LEVELS as usize;
 
 /// Trades a simulated second has at most.
 const TRADES_PER_SECOND: usize = 5;

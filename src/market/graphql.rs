@@ -26,12 +26,9 @@ use crate::{
     reference::Symbol,
 };
 
-/// Limits of one request: the upstream's batch and history limits.
-const MAX_SYMBOLS: usize = 500;
-const MAX_KLINES: i32 = 1000;
-const DEFAULT_KLINES: i32 = 100;
-const MAX_LEVELS: i32 = 50;
-const MAX_TICKS: i32 = 1000;
+use super::limits::{
+    DEFAULT_BOOK_LEVELS, DEFAULT_KLINES, DEFAULT_TICKS, MAX_BOOK_LEVELS, MAX_KLINES, MAX_SYMBOLS, MAX_TICKS,
+};
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "KlineInterval")]
@@ -526,14 +523,14 @@ impl MarketQuery {
 
     /// The order book, `levels` deep (default 10, at most 50).
     async fn order_book(&self, ctx: &Context<'_>, symbol: String, levels: Option<i32>) -> Result<OrderBookObject> {
-        let levels = bounded(levels.unwrap_or(10), 1, MAX_LEVELS, "levels")?;
+        let levels = bounded(levels.unwrap_or(DEFAULT_BOOK_LEVELS), 1, MAX_BOOK_LEVELS, "levels")?;
         load_order_book(ctx, parse_symbol(&symbol)?, levels).await
     }
 
     /// Recent trades, newest last (default 20, at most 1000).
     async fn ticks(&self, ctx: &Context<'_>, symbol: String, limit: Option<i32>) -> Result<Vec<TickObject>> {
         let rc = RequestContext::of(ctx)?;
-        let limit = bounded(limit.unwrap_or(20), 1, MAX_TICKS, "limit")?;
+        let limit = bounded(limit.unwrap_or(DEFAULT_TICKS), 1, MAX_TICKS, "limit")?;
         let symbol = parse_symbol(&symbol)?;
         let ticks = rc.state.market.ticks(&symbol, limit).await.map_err(AppError::from)?;
         Ok(ticks.into_iter().map(Into::into).collect())

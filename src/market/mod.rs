@@ -20,6 +20,8 @@ pub mod health;
 pub mod history;
 /// The iTick REST adapter.
 pub mod itick;
+/// Limits of one request (symbols, bars, book depth, trades), shared by queries and subscriptions.
+pub mod limits;
 /// Caching, single flight, batching, validation and stale fallback in front of the source.
 pub mod service;
 /// The second-level quote cache shared by replicas through Redis.

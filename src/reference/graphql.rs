@@ -16,6 +16,7 @@ use crate::{
             IntervalGql, KlineObject, OrderBookObject, QuoteObject, bounded, load_order_book, load_quote,
             prefetch_quotes,
         },
+        limits,
     },
 };
 use chrono::{DateTime, Utc};
@@ -113,7 +114,7 @@ impl SecurityObject {
         after: Option<DateTime<Utc>>,
         adjust: Option<AdjustGql>,
     ) -> Result<Vec<KlineObject>> {
-        let limit = bounded(limit.unwrap_or(100), 1, 1000, "limit")?;
+        let limit = bounded(limit.unwrap_or(limits::DEFAULT_KLINES), 1, limits::MAX_KLINES, "limit")?;
         let symbol = Symbol::parse(&self.0.symbol)?;
         adjusted_klines(ctx, &symbol, interval.into(), limit, before, after, adjust).await
     }
@@ -130,7 +131,7 @@ impl SecurityObject {
     }
     /// The order book, `levels` deep (default 10, at most 50).
     async fn order_book(&self, ctx: &Context<'_>, levels: Option<i32>) -> Result<OrderBookObject> {
-        let levels = bounded(levels.unwrap_or(10), 1, 50, "levels")?;
+        let levels = bounded(levels.unwrap_or(limits::DEFAULT_BOOK_LEVELS), 1, limits::MAX_BOOK_LEVELS, "levels")?;
         load_order_book(ctx, Symbol::parse(&self.0.symbol)?, levels).await
     }
 }
