@@ -344,23 +344,11 @@ async fn legacy_graphql_ws_streams_and_stop_releases() {
     assert_eq!(app.state.live.stats().topics, 0);
 }
 
-/// A client with a small receive buffer, so that not reading fills the server's buffers fast.
-async fn slow_reader(app: &TestApp) -> Ws {
-    use tokio_tungstenite::{MaybeTlsStream, tungstenite::client::IntoClientRequest};
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let tcp = socket.connect(app.addr).await.unwrap();
-    let mut request = app.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert("Sec-WebSocket-Protocol", TRANSPORT_WS.parse().unwrap());
-    let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)).await.unwrap();
-    Ws { stream }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_with_1008_slow_consumer() {
     let app = live_app(&[("FINQL_WS_SLOW_CLIENT_MS", "300")]).await;
     let user = app.new_user().await;
-    let mut ws = slow_reader(&app).await;
+    let mut ws = Ws::connect_small_buffer(&app).await;
     ws.init(Some(&user.access_token)).await;
     let symbols: Vec<Value> =
         app.data(None, "{ securities(first: 100) { nodes { symbol } } }", json!({})).await["securities"]["nodes"]

@@ -48,6 +48,19 @@ impl Ws {
         Self::connect_url(&app.ws_url(), protocol).await
     }
 
+    /// A `graphql-transport-ws` connection whose socket has a 4 KiB receive buffer: when the
+    /// test stops reading it, the server's buffers fill at once, as behind a client that
+    /// stopped reading.
+    pub(crate) async fn connect_small_buffer(app: &TestApp) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(app.addr).await.unwrap();
+        let mut request = app.ws_url().into_client_request().unwrap();
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(TRANSPORT_WS));
+        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)).await.unwrap();
+        Self { stream }
+    }
+
     /// Connects to the GraphQL WebSocket endpoint at `url` (e.g. of a `FinqlProcess`).
     pub(crate) async fn connect_url(url: &str, protocol: &str) -> Self {
         let (stream, response) = handshake(url, Some(protocol)).await.expect("the WebSocket handshake succeeds");

@@ -15,10 +15,7 @@ use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::{
-    MaybeTlsStream,
-    tungstenite::{Message, client::IntoClientRequest},
-};
+use tokio_tungstenite::{MaybeTlsStream, tungstenite::Message};
 
 use crate::{
     helpers::*,
@@ -371,18 +368,6 @@ async fn jwt_matrix_is_the_same_for_http_and_sockets() {
     assert!((2.95..3.6).contains(&at), "closed {at:.3} s after exp, leeway 3 s");
 }
 
-/// A client socket with a small receive buffer that never reads: the server's buffers fill at
-/// once, as they would behind a client that stopped reading.
-async fn non_reader(app: &TestApp) -> Ws {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let tcp = socket.connect(app.addr).await.unwrap();
-    let mut request = app.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert("Sec-WebSocket-Protocol", TRANSPORT_WS.parse().unwrap());
-    let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)).await.unwrap();
-    Ws { stream }
-}
-
 /// The backlog, then the 1008 close.
 async fn expect_slow_consumer_close(ws: &mut Ws) {
     let (code, reason) = close_after_data(ws).await;
@@ -413,7 +398,7 @@ async fn never_reading_sockets_are_closed_1008_with_the_default_keepalive() {
             .map(|n| n["symbol"].clone())
             .collect();
     let client = async |_| {
-        let mut ws = non_reader(&app).await;
+        let mut ws = Ws::connect_small_buffer(&app).await;
         ws.init(Some(&user.access_token)).await;
         for id in 0..100 {
             let payload = json!({ "query": QUOTES, "variables": { "symbols": symbols } });
@@ -438,7 +423,7 @@ async fn never_reading_sockets_are_closed_1008_with_the_default_keepalive() {
 async fn a_ping_flooder_that_never_reads_is_closed_1008() {
     let app = spawn_app(Backend::Sqlite, &[("FINQL_WS_SLOW_CLIENT_MS", "1000")]).await.unwrap();
     let user = app.new_user().await;
-    let mut ws = non_reader(&app).await;
+    let mut ws = Ws::connect_small_buffer(&app).await;
     ws.init(Some(&user.access_token)).await;
     let payload = json!({ "query": QUOTES, "variables": { "symbols": ["AAPL.US"] } });
     ws.send_json(json!({ "type": "subscribe", "id": "q", "payload": payload })).await;
