@@ -111,6 +111,28 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, &str)]) -> Option<T
     })
 }
 
+/// `TEST_REDIS_URL`, or `None` when it is unset, having said that the calling test is skipped
+/// (the suite runs on a machine with nothing installed).
+pub fn test_redis_url() -> Option<String> {
+    let url = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!("skipped: TEST_REDIS_URL is not set");
+    }
+    url
+}
+
+/// A login attempt with `email` fails as for an unknown account.
+pub async fn assert_no_account(app: &TestApp, email: &str) {
+    let body = app
+        .gql(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            json!({ "e": email, "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "the account must not exist: {body}");
+}
+
 /// Creates an empty schema of its own in `TEST_DATABASE_URL` (which must be set).
 pub async fn new_postgres_schema() -> String {
     let url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");

@@ -116,17 +116,6 @@ fn sign_up_request(email: &str) -> Value {
     })
 }
 
-async fn assert_no_account(app: &TestApp, email: &str) {
-    let body = app
-        .gql(
-            None,
-            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
-            json!({ "e": email, "p": PASSWORD }),
-        )
-        .await;
-    assert_eq!(error_code(&body), "UNAUTHENTICATED", "the account must not exist: {body}");
-}
-
 /// A request written by hand on a fresh TCP connection, so that no header is added by a client
 /// library (reqwest always sends `Accept`). Returns the head (lower-cased) and the body.
 async fn raw_request(app: &TestApp, request: &str) -> (String, String) {

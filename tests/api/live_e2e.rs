@@ -118,9 +118,7 @@ async fn lease_holder(redis: &str, namespace: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_upstream_connection_and_the_survivor_takes_over() {
-    let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
-        return eprintln!("skipped: TEST_REDIS_URL is not set");
-    };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let fake = FakeItickWs::start().await;
     let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
     let mut replicas = Vec::new();
@@ -158,9 +156,7 @@ async fn two_replicas_share_one_upstream_connection_and_the_survivor_takes_over(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_finql_processes_share_one_upstream_connection_and_the_survivor_takes_over_from_a_killed_holder() {
-    let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
-        return eprintln!("skipped: TEST_REDIS_URL is not set");
-    };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let fake = FakeItickWs::start().await;
     let ws_url = fake.url();
     let namespace = format!("t{}", uuid::Uuid::new_v4().simple());

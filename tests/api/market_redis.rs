@@ -30,21 +30,13 @@ async fn replica(fake: &FakeItick, redis: &str, namespace: &str, quote_ttl_ms: &
     .unwrap()
 }
 
-fn redis_url() -> Option<String> {
-    let url = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
-    }
-    url
-}
-
 fn quote_calls(fake: &FakeItick) -> usize {
     fake.requests().iter().filter(|(path, _)| path.ends_with("/quotes") || path.ends_with("/quote")).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quote_fetched_by_one_replica_is_served_by_another() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
     let fake = FakeItick::start().await;
     let first = replica(&fake, &redis, &namespace, "60000").await;
@@ -58,7 +50,7 @@ async fn a_quote_fetched_by_one_replica_is_served_by_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_known_quote_outlives_the_replica_that_fetched_it() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
     let fake = FakeItick::start().await;
     let first = replica(&fake, &redis, &namespace, "1").await;

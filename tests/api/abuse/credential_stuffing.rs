@@ -260,10 +260,7 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy(backend: Backend) {
 /// other, and concurrent guesses split across both still stop at the free attempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_shared_by_replicas_through_redis() {
-    let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
-        return;
-    };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
     let vars = [
         ("REDIS_URL", redis.as_str()),
@@ -311,10 +308,7 @@ async fn throttling_is_shared_by_replicas_through_redis() {
 /// limits on its own until Redis is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_logins_answer_quickly_and_are_still_throttled() {
-    let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
-        return;
-    };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let proxy = RedisProxy::start(&redis).await;
     let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
     let app = app(
@@ -370,10 +364,7 @@ async fn logins_over_websocket_count_against_the_address() {
 /// SQLite file of its own, so the guessed email exists on neither, which must not matter).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_holds_across_two_finql_processes() {
-    let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
-        return;
-    };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
     let vars = [
         ("REDIS_URL", redis.as_str()),

@@ -264,10 +264,7 @@ async fn logout_ends_a_live_socket_and_http_access_within_a_second() {
 /// Two replicas on one Redis (and one database): a logout on one ends the token on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_on_one_replica_ends_the_token_on_another_within_a_second() {
-    let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
-        return;
-    };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/shared.db?mode=rwc", dir.path().display());
     let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());

@@ -241,11 +241,7 @@ async fn the_breaker_closes_after_a_probe_once_the_upstream_returns() {
 }
 
 fn redis_target() -> Option<SocketAddr> {
-    let url = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty());
-    let Some(url) = url else {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
-        return None;
-    };
+    let url = crate::helpers::test_redis_url()?;
     let url = url::Url::parse(&url).unwrap();
     let host = url.host_str().unwrap().replace("localhost", "127.0.0.1");
     Some(format!("{host}:{}", url.port().unwrap_or(6379)).parse().unwrap())

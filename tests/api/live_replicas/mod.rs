@@ -35,14 +35,6 @@ mod restart;
 /// Short, so that expiry and takeover happen within a test; long enough for a loaded machine.
 const TTL: Duration = Duration::from_millis(400);
 
-fn redis_url() -> Option<String> {
-    let url = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
-    }
-    url
-}
-
 fn namespace() -> String {
     format!("test-{}", uuid::Uuid::new_v4().simple())
 }
@@ -141,7 +133,7 @@ async fn next_event(replica: &mut TestReplica) -> LiveEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_one_replica_runs_the_upstream() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let (ns, running) = (namespace(), Arc::new(Running::default()));
     let a = replica(&redis, &ns, &running, TTL).await;
     let b = replica(&redis, &ns, &running, TTL).await;
@@ -156,7 +148,7 @@ async fn exactly_one_replica_runs_the_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_wanted_by_another_replica_is_streamed_by_the_holder_and_reaches_it() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let (ns, running) = (namespace(), Arc::new(Running::default()));
     let a = replica(&redis, &ns, &running, TTL).await;
     let b = replica(&redis, &ns, &running, TTL).await;
@@ -195,7 +187,7 @@ async fn a_topic_wanted_by_another_replica_is_streamed_by_the_holder_and_reaches
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_event_crosses_redis_exactly() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let (ns, running) = (namespace(), Arc::new(Running::default()));
     let mut only = replica(&redis, &ns, &running, TTL).await;
     holder(&[&only]).await;
@@ -248,7 +240,7 @@ async fn every_kind_of_event_crosses_redis_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn releasing_by_every_replica_unsubscribes_upstream() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let (ns, running) = (namespace(), Arc::new(Running::default()));
     let a = replica(&redis, &ns, &running, TTL).await;
     let b = replica(&redis, &ns, &running, TTL).await;
@@ -274,7 +266,7 @@ async fn releasing_by_every_replica_unsubscribes_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_holder_is_replaced_and_the_union_of_demand_resubscribed() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let (ns, running) = (namespace(), Arc::new(Running::default()));
     let mut replicas = vec![
         replica(&redis, &ns, &running, TTL).await,
@@ -320,7 +312,7 @@ async fn a_crashed_holder_is_replaced_and_the_union_of_demand_resubscribed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_replicas_demand_expires() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let (ns, running) = (namespace(), Arc::new(Running::default()));
     let a = replica(&redis, &ns, &running, TTL).await;
     let b = replica(&redis, &ns, &running, TTL).await;
@@ -342,7 +334,7 @@ async fn a_crashed_replicas_demand_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_shutdown_hands_the_lease_over_at_once() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let (ns, running) = (namespace(), Arc::new(Running::default()));
     // A long lease: only an explicit release lets the other replica in quickly.
     let long = Duration::from_secs(6);
@@ -369,7 +361,7 @@ async fn a_clean_shutdown_hands_the_lease_over_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_that_loses_its_lease_stops_its_stream_at_once() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let (ns, running) = (namespace(), Arc::new(Running::default()));
     let a = replica(&redis, &ns, &running, TTL).await;
     holder(&[&a]).await;
@@ -385,7 +377,7 @@ async fn a_holder_that_loses_its_lease_stops_its_stream_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_goes_away_the_holder_stops_and_events_resume_when_it_returns() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let (ns, running) = (namespace(), Arc::new(Running::default()));
     let proxy = RedisProxy::start(&redis).await;
     // A reaches Redis through a proxy the test can cut; B reaches it directly.

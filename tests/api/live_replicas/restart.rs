@@ -24,7 +24,7 @@ use tokio::{sync::mpsc, time::Instant};
 use super::{
     TTL, TestReplica, eventually,
     fakes::{PrivateRedis, RedisProxy, Running},
-    namespace, next_event, quote, redis_url, replica, topic,
+    namespace, next_event, quote, replica, topic,
 };
 
 /// The requirement: live events resume within this long after Redis returns.
@@ -256,7 +256,7 @@ async fn a_holder_deposed_by_a_redis_restart_publishes_nothing_and_stops_once_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_whose_lease_was_taken_has_its_next_event_refused_and_stops_at_once() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = crate::helpers::test_redis_url() else { return };
     let (ns, running) = (namespace(), Arc::new(Running::default()));
     // A long lease: the next renewal is 10 s away, so only a refused publish can stop A soon.
     let ttl = Duration::from_secs(30);
