@@ -284,17 +284,24 @@ pub struct MarketLoaders {
     klines: OnceLock<DataLoader<LatestKlineLoader>>,
 }
 
+/// How long the book and latest-kline loaders collect keys before one batch goes upstream. The
+/// default 1 ms closed before all 25 nodes of a `securities` page had asked on a loaded 2-core
+/// machine (two upstream calls for one page in 6 of 15 runs); an upstream call costs far more
+/// than the wait. (Prefetching a page's books and bars from the service, as `securities` does
+/// for quotes, would need no window at all.)
+const COLLECT: std::time::Duration = std::time::Duration::from_millis(5);
+
 impl MarketLoaders {
     pub fn new(market: MarketService) -> Self {
         Self { market, books: OnceLock::new(), klines: OnceLock::new() }
     }
 
     fn books(&self) -> &DataLoader<BookLoader> {
-        self.books.get_or_init(|| DataLoader::new(BookLoader(self.market.clone()), tokio::spawn))
+        self.books.get_or_init(|| DataLoader::new(BookLoader(self.market.clone()), tokio::spawn).delay(COLLECT))
     }
 
     fn klines(&self) -> &DataLoader<LatestKlineLoader> {
-        self.klines.get_or_init(|| DataLoader::new(LatestKlineLoader(self.market.clone()), tokio::spawn))
+        self.klines.get_or_init(|| DataLoader::new(LatestKlineLoader(self.market.clone()), tokio::spawn).delay(COLLECT))
     }
 }
 
