@@ -6,9 +6,10 @@
 //!   market services return `AppError` too, and where one answer is shared by several waiters
 //!   (a DataLoader's batch, a per-symbol result of one upstream call) it is cloned;
 //! - anything else (database down, a bug) is `AppError::Internal`, made with
-//!   [`AppError::internal`] and passed up unchanged: it is logged with its cause chain at the
-//!   edge (the conversion below), once however many clones reach it, and the client sees only
-//!   "internal error" with code `INTERNAL` (and the request's `traceId`);
+//!   [`AppError::internal`](crate::error::AppError::internal) and passed up unchanged: it is
+//!   logged with its cause chain at the edge (the conversion below), once however many clones
+//!   reach it, and the client sees only "internal error" with code `INTERNAL` (and the
+//!   request's `traceId`);
 //! - a market-data provider returns `SourceError` (`market::source`): what went wrong at the
 //!   provider, in its own words, which may hold URLs or credentials. It becomes an `AppError` in
 //!   one place, the `From<SourceFailure>` beside it (`SourceError::about` adds the symbol and
@@ -26,7 +27,7 @@
 //!   only place where `extensions.code` is set for domain errors. Errors produced by
 //!   async-graphql itself (parse, validation, argument coercion) get their codes in
 //!   `graphql::guard`; errors answered before GraphQL runs (HTTP and WebSocket protocol) use
-//!   [`ErrorCode`] directly.
+//!   [`ErrorCode`](crate::error::ErrorCode) directly.
 
 use std::sync::{
     Arc,
