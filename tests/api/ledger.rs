@@ -317,8 +317,8 @@ async fn update_changes_only_the_given_fields(app: TestApp) {
     )
     .await;
     let id = id_of(&original);
-    // The update must be stamped later than the creation: wait until the clock has moved a
-    // whole millisecond on (the finest a stored timestamp may keep).
+    // The update must be stamped later than the creation: wait until the clock has moved on
+    // past the creation stamp by more than the microsecond timestamps are kept to.
     let created = ts(&original["updatedAt"]);
     eventually("the clock passes the creation's millisecond", || Utc::now() > created + Duration::milliseconds(1))
         .await;
