@@ -103,11 +103,6 @@ pub struct InternalCause {
 }
 
 impl InternalCause {
-    /// The cause, with its chain (`{:#}` prints it all).
-    pub fn error(&self) -> &anyhow::Error {
-        &self.error
-    }
-
     /// Logs the cause unless a clone already did. The span of the request carries its trace
     /// id, so the line can be matched to the `traceId` the client is given.
     fn log_once(&self) {
