@@ -2,13 +2,37 @@
 //!
 //! Which type to use where:
 //! - services return `AppResult`; every failure a client can cause is an `AppError` variant
-//!   with a message written for that client;
-//! - anything else (database down, a bug) is `AppError::Internal`: its cause is logged here,
-//!   once, and the client sees only "internal error" with code `INTERNAL`;
+//!   with a message written for that client. There is no second error type per domain: the
+//!   market services return `AppError` too, and where one answer is shared by several waiters
+//!   (a DataLoader's batch, a per-symbol result of one upstream call) it is cloned;
+//! - anything else (database down, a bug) is `AppError::Internal`, made with
+//!   [`AppError::internal`](crate::error::AppError::internal) and passed up unchanged: it is
+//!   logged with its cause chain at the edge (the conversion below), once however many clones
+//!   reach it, and the client sees only "internal error" with code `INTERNAL` (and the
+//!   request's `traceId`);
+//! - a market-data provider returns `SourceError` (`market::source`): what went wrong at the
+//!   provider, in its own words, which may hold URLs or credentials. It becomes an `AppError` in
+//!   one place, the `From<SourceFailure>` beside it (`SourceError::about` adds the symbol and
+//!   what was asked for), which yields:
+//!
+//!   | `SourceError`                            | `extensions.code`      | the client is told            |
+//!   |------------------------------------------|------------------------|-------------------------------|
+//!   | `NotFound`                               | `NOT_FOUND`            | the source lacks the symbol   |
+//!   | `Down` (breaker open, out of budget)     | `UPSTREAM_UNAVAILABLE` | the source's state; retry     |
+//!   | `Unavailable`, `Unauthorized`, `Invalid` | `UPSTREAM_UNAVAILABLE` | retry (the cause is logged)   |
+//!
+//!   A quote's source failure is first answered from the last known quote (`stale`) when there
+//!   is one; the table applies when there is none;
 //! - resolvers return `async_graphql::Result` and convert with `?`: the conversion below is the
 //!   only place where `extensions.code` is set for domain errors. Errors produced by
 //!   async-graphql itself (parse, validation, argument coercion) get their codes in
-//!   `graphql::guard`.
+//!   `graphql::guard`; errors answered before GraphQL runs (HTTP and WebSocket protocol) use
+//!   [`ErrorCode`](crate::error::ErrorCode) directly.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use async_graphql::ErrorExtensions;
 
@@ -45,7 +69,11 @@ impl ErrorCode {
 /// Deliberately not `Display`: async-graphql converts any `Display` error into a GraphQL error
 /// without a code, and `?` would pick that conversion silently. Without `Display`, the only
 /// conversion is the one below, which sets the code.
-#[derive(Debug)]
+///
+/// `Clone`, so that one answer can be handed to every waiter: a DataLoader gives each field that
+/// asked for a key the same `Result`, and a batch answers all the symbols in it. An internal
+/// cause is shared by the clones, not copied ([`InternalCause`]).
+#[derive(Clone, Debug)]
 pub enum AppError {
     Unauthenticated(String),
     Forbidden(String),
@@ -58,8 +86,30 @@ pub enum AppError {
     RateLimited {
         retry_after_secs: u64,
     },
+    /// A market-data source failed or is down. The message says what could not be had and, for
+    /// a source that is down, its state ("itick: circuit open"): never a URL or the provider's
+    /// own text.
     UpstreamUnavailable(String),
-    Internal(anyhow::Error),
+    /// Anything the client did not cause. Built with [`AppError::internal`].
+    Internal(Arc<InternalCause>),
+}
+
+/// The cause of an [`AppError::Internal`], shared by its clones and logged by the first of them
+/// to reach the edge: one log line per failure, however many fields waited for it.
+#[derive(Debug)]
+pub struct InternalCause {
+    error: anyhow::Error,
+    logged: AtomicBool,
+}
+
+impl InternalCause {
+    /// Logs the cause unless a clone already did. The span of the request carries its trace
+    /// id, so the line can be matched to the `traceId` the client is given.
+    fn log_once(&self) {
+        if !self.logged.swap(true, Ordering::Relaxed) {
+            tracing::error!(error = format!("{:#}", self.error), "internal error");
+        }
+    }
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -74,7 +124,7 @@ impl AppError {
     }
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(err.into())
+        Self::Internal(Arc::new(InternalCause { error: err.into(), logged: AtomicBool::new(false) }))
     }
 
     /// What the client is told. Internal causes are never part of it.
@@ -104,7 +154,7 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self::Internal(err.into())
+        Self::internal(err)
     }
 }
 
@@ -121,8 +171,7 @@ impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
         let code = err.code();
         if let AppError::Internal(cause) = &err {
-            // The span of the request carries its trace id, so this line can be matched to it.
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+            cause.log_once();
         }
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", code.as_str());
@@ -149,5 +198,76 @@ pub fn owner_gone_or(err: sea_orm::DbErr) -> AppError {
             AppError::Unauthenticated("invalid access token".into())
         }
         _ => err.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io,
+        sync::{Arc, Mutex},
+    };
+
+    use async_graphql::Value;
+
+    use super::*;
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_internal_error_is_logged_once_with_its_cause_and_never_shown() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let shown: Vec<async_graphql::Error> = tracing::subscriber::with_default(subscriber, || {
+            let cause = anyhow::anyhow!("disk on fire at /var/lib/finql").context("loading the catalog");
+            let err = AppError::internal(cause);
+            // Three fields waited for the same answer (a DataLoader hands each a clone).
+            vec![err.clone().into(), err.clone().into(), err.into()]
+        });
+        for err in &shown {
+            assert_eq!(err.message, "internal error");
+            let code = err.extensions.as_ref().and_then(|ext| ext.get("code"));
+            assert_eq!(code, Some(&Value::from("INTERNAL")));
+        }
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.matches("internal error").count(), 1, "{logs}");
+        assert!(logs.contains("loading the catalog: disk on fire at /var/lib/finql"), "the cause chain: {logs}");
+    }
+
+    #[test]
+    fn client_errors_keep_their_codes_and_extensions() {
+        let cases = [
+            (AppError::Unauthenticated("who?".into()), "UNAUTHENTICATED"),
+            (AppError::Forbidden("no".into()), "FORBIDDEN"),
+            (AppError::NotFound("none".into()), "NOT_FOUND"),
+            (AppError::bad_field("limit", "too many"), "BAD_USER_INPUT"),
+            (AppError::RateLimited { retry_after_secs: 3 }, "RATE_LIMITED"),
+            (AppError::UpstreamUnavailable("down".into()), "UPSTREAM_UNAVAILABLE"),
+        ];
+        for (err, code) in cases {
+            let message = err.message();
+            let shown = async_graphql::Error::from(err);
+            let ext = shown.extensions.as_ref().unwrap();
+            assert_eq!(ext.get("code"), Some(&Value::from(code)));
+            assert_eq!(shown.message, message);
+            match code {
+                "BAD_USER_INPUT" => assert_eq!(ext.get("field"), Some(&Value::from("limit"))),
+                "RATE_LIMITED" => assert_eq!(ext.get("retryAfter"), Some(&Value::from(3u64))),
+                _ => {}
+            }
+        }
     }
 }

@@ -13,7 +13,8 @@ pub mod app;
 pub mod config;
 /// Database connection and migrations (SQLite by default, PostgreSQL in production).
 pub mod db;
-/// The one error enum, and how each variant becomes a GraphQL `extensions.code`.
+/// The one error enum (`AppError`, services to resolvers), how each variant becomes a GraphQL
+/// `extensions.code`, and how a market source's `SourceError` becomes an `AppError`.
 pub mod error;
 /// Schema assembly, request context, safety limits and error-code mapping. No business logic.
 pub mod graphql;

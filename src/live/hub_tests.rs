@@ -1,6 +1,7 @@
 //! The hub's reference counting, grace period, conflation and tick lag, against a fake feed that
-//! records what it is asked (a seam, not the logic under test). The grace period is short and
-//! real; every wait for something to happen polls for it with a deadline.
+//! records what it is asked (a seam, not the logic under test). Tests of the grace period and
+//! of staleness run on tokio's paused clock, stepped with `advance` (nothing else in the hub
+//! keeps time): they are exact to the millisecond and wait for nothing real.
 
 use std::{
     sync::{Arc, Mutex},
@@ -113,16 +114,17 @@ async fn settle() {
     }
 }
 
-/// Waits (at most 5 s) until the feed has received `n` calls.
-async fn calls(feed: &RecordingFeed, n: usize) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while feed.calls().len() < n && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    feed.calls()
+/// Moves the paused clock on by `by`, and lets the tasks due by then run (the grace timer is
+/// armed by a task of its own: `settle` first, so that it has started before time moves).
+async fn advance(by: Duration) {
+    settle().await;
+    tokio::time::advance(by).await;
+    settle().await;
 }
 
-#[tokio::test]
+const MS: Duration = Duration::from_millis(1);
+
+#[tokio::test(start_paused = true)]
 async fn first_subscriber_wants_and_last_one_releases_after_the_grace_period() {
     let (hub, feed, _events) = hub(16);
     let aapl = topic("AAPL.US", Channel::Quote);
@@ -132,28 +134,31 @@ async fn first_subscriber_wants_and_last_one_releases_after_the_grace_period() {
     assert_eq!(hub.stats().subscribers, 3);
 
     drop(first);
-    tokio::time::sleep(GRACE * 2).await;
+    advance(GRACE * 2).await;
     assert_eq!(feed.calls().len(), 2, "AAPL still has a subscriber: nothing released");
 
-    let left = tokio::time::Instant::now();
     drop(second);
-    let mut calls = calls(&feed, 3).await;
-    assert!(left.elapsed() >= GRACE, "released only once the grace period is over");
+    advance(GRACE - MS).await;
+    assert_eq!(feed.calls().len(), 2, "nothing released before the grace period is over");
+    advance(MS).await;
+    let mut calls = feed.calls();
+    assert_eq!(calls.len(), 3, "released as the grace period ends: {calls:?}");
     let release = calls.pop().unwrap();
     assert!(release == "release AAPL.US,MSFT.US" || release == "release MSFT.US,AAPL.US", "{release}");
     assert_eq!(hub.stats(), HubStats { topics: 0, subscribers: 0, releases: 2 });
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn subscribing_again_within_the_grace_period_keeps_the_topic() {
     let (hub, feed, _events) = hub(16);
     let aapl = topic("AAPL.US", Channel::Quote);
     drop(hub.subscribe(vec![aapl.clone()]));
     let again = hub.subscribe(vec![aapl.clone()]);
-    tokio::time::sleep(GRACE * 3).await;
+    advance(GRACE * 3).await;
     assert_eq!(feed.calls(), ["want AAPL.US"], "no release, and no second want");
     drop(again);
-    assert_eq!(calls(&feed, 2).await, ["want AAPL.US", "release AAPL.US"]);
+    advance(GRACE).await;
+    assert_eq!(feed.calls(), ["want AAPL.US", "release AAPL.US"]);
     // After the release, a new subscriber wants it afresh.
     let _third = hub.subscribe(vec![aapl]);
     assert_eq!(feed.calls().last().unwrap(), "want AAPL.US");

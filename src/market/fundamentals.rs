@@ -18,11 +18,15 @@ use moka::future::Cache;
 
 use super::{
     corporate::{self, ActionKind, Adjust, AdjustmentEvent, CorporateAction, FundamentalPoint},
-    service::{MarketError, MarketService},
-    source::{MarketSource, SourceError},
+    service::MarketService,
+    source::{Asked, MarketSource, SourceError},
     types::{Instrument, Interval, Kline},
 };
-use crate::{error::ErrorCode, reference::Symbol, reference::service::AssetClass};
+use crate::{
+    error::{AppError, AppResult},
+    reference::Symbol,
+    reference::service::AssetClass,
+};
 
 /// Reference data is restated at most daily upstream.
 const TTL: Duration = Duration::from_secs(86_400);
@@ -66,7 +70,7 @@ impl FundamentalsService {
     }
 
     /// Splits and dividends, oldest first.
-    pub async fn corporate_actions(&self, symbol: &Symbol) -> Result<Arc<Vec<CorporateAction>>, MarketError> {
+    pub async fn corporate_actions(&self, symbol: &Symbol) -> AppResult<Arc<Vec<CorporateAction>>> {
         let instrument = self.inner.market.instrument(symbol).await?;
         if !has_actions(&instrument) {
             return Ok(Arc::new(Vec::new()));
@@ -80,7 +84,7 @@ impl FundamentalsService {
                 Ok::<_, SourceError>(Arc::new(actions))
             })
             .await
-            .map_err(|err| upstream_error(symbol, &err))
+            .map_err(|err| SourceError::clone(&err).about(symbol, Asked::ReferenceData).into())
     }
 
     /// Valuation points from `from` to `to` (inclusive), oldest first. BAD_USER_INPUT when
@@ -90,7 +94,7 @@ impl FundamentalsService {
         symbol: &Symbol,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Arc<Vec<FundamentalPoint>>, MarketError> {
+    ) -> AppResult<Arc<Vec<FundamentalPoint>>> {
         check_range(from, to)?;
         let instrument = self.inner.market.instrument(symbol).await?;
         if !has_actions(&instrument) {
@@ -106,7 +110,7 @@ impl FundamentalsService {
                 Ok::<_, SourceError>(Arc::new(points))
             })
             .await
-            .map_err(|err| upstream_error(symbol, &err))
+            .map_err(|err| SourceError::clone(&err).about(symbol, Asked::ReferenceData).into())
     }
 
     /// `bars` of `interval` (as traded, oldest first) of `symbol`, adjusted. A weekly or monthly
@@ -117,7 +121,7 @@ impl FundamentalsService {
         interval: Interval,
         bars: Vec<Kline>,
         mode: Adjust,
-    ) -> Result<Vec<Kline>, MarketError> {
+    ) -> AppResult<Vec<Kline>> {
         if mode == Adjust::None || bars.is_empty() {
             return Ok(bars);
         }
@@ -133,7 +137,7 @@ impl FundamentalsService {
                 ActionKind::Dividend { .. } => self.close_before(symbol, action.effective()).await?,
                 ActionKind::Split { .. } => None,
             };
-            Ok::<_, MarketError>(AdjustmentEvent::new(action, prev_close))
+            Ok::<_, AppError>(AdjustmentEvent::new(action, prev_close))
         }))
         .await?;
         let mut adjusted = corporate::adjust_klines(&bars, &events, mode);
@@ -153,12 +157,7 @@ impl FundamentalsService {
     }
 
     /// The daily bars from `start` to `end` (as traded), up to now.
-    async fn days_of(
-        &self,
-        symbol: &Symbol,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    ) -> Result<Vec<Kline>, MarketError> {
+    async fn days_of(&self, symbol: &Symbol, start: DateTime<Utc>, end: DateTime<Utc>) -> AppResult<Vec<Kline>> {
         let now = Utc::now();
         let until = end.min(now);
         let count = ((until - start).num_seconds() + 86_399) / 86_400;
@@ -168,19 +167,15 @@ impl FundamentalsService {
     }
 
     /// The close of the last daily bar before `at`, as traded.
-    async fn close_before(
-        &self,
-        symbol: &Symbol,
-        at: DateTime<Utc>,
-    ) -> Result<Option<rust_decimal::Decimal>, MarketError> {
+    async fn close_before(&self, symbol: &Symbol, at: DateTime<Utc>) -> AppResult<Option<rust_decimal::Decimal>> {
         let bars = self.inner.market.klines(symbol, Interval::OneDay, Some(at), 1).await?;
         Ok(bars.last().map(|bar| bar.close))
     }
 }
 
 /// `from` ≤ `to`, at most [`MAX_FUNDAMENTALS_YEARS`] apart.
-pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), MarketError> {
-    let bad = |message: String| MarketError { code: ErrorCode::BadUserInput, message };
+pub fn check_range(from: NaiveDate, to: NaiveDate) -> AppResult<()> {
+    let bad = AppError::bad_input;
     if from > to {
         return Err(bad(format!("`from` ({from}) must not be after `to` ({to})")));
     }
@@ -191,29 +186,10 @@ pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), MarketError> {
     Ok(())
 }
 
-fn upstream_error(symbol: &Symbol, err: &SourceError) -> MarketError {
-    match err {
-        SourceError::NotFound(_) => MarketError {
-            code: ErrorCode::NotFound,
-            message: format!("the market source has no reference data for `{symbol}`"),
-        },
-        SourceError::Down(state) => MarketError {
-            code: ErrorCode::UpstreamUnavailable,
-            message: format!("reference data for `{symbol}` is unavailable right now ({state}); retry shortly"),
-        },
-        other => {
-            tracing::warn!(%symbol, error = %other, "reference data source failed");
-            MarketError {
-                code: ErrorCode::UpstreamUnavailable,
-                message: format!("reference data for `{symbol}` is unavailable right now; retry shortly"),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
@@ -224,7 +200,7 @@ mod tests {
         assert!(check_range(date(2020, 1, 1), date(2020, 1, 1)).is_ok());
         assert!(check_range(date(2005, 1, 1), date(2025, 1, 1)).is_ok(), "exactly 20 years");
         let err = check_range(date(2005, 1, 1), date(2025, 1, 2)).unwrap_err();
-        assert_eq!(err.code, ErrorCode::BadUserInput);
-        assert_eq!(check_range(date(2020, 1, 2), date(2020, 1, 1)).unwrap_err().code, ErrorCode::BadUserInput);
+        assert_eq!(err.code(), ErrorCode::BadUserInput);
+        assert_eq!(check_range(date(2020, 1, 2), date(2020, 1, 1)).unwrap_err().code(), ErrorCode::BadUserInput);
     }
 }

@@ -11,7 +11,6 @@ use super::{
     types::Interval,
 };
 use crate::{
-    error::AppError,
     graphql::scalars::Date,
     graphql::{context::RequestContext, scalars::DecimalString},
     reference::Symbol,
@@ -142,7 +141,7 @@ impl From<&FundamentalPoint> for FundamentalPointObject {
 /// `Security.corporateActions`.
 pub async fn corporate_actions(ctx: &Context<'_>, symbol: &Symbol) -> Result<Vec<CorporateActionObject>> {
     let rc = RequestContext::of(ctx)?;
-    let actions = rc.state.fundamentals.corporate_actions(symbol).await.map_err(AppError::from)?;
+    let actions = rc.state.fundamentals.corporate_actions(symbol).await?;
     Ok(actions.iter().cloned().map(CorporateActionObject).collect())
 }
 
@@ -154,7 +153,7 @@ pub async fn fundamentals(
     to: NaiveDate,
 ) -> Result<Vec<FundamentalPointObject>> {
     let rc = RequestContext::of(ctx)?;
-    let points = rc.state.fundamentals.fundamentals(symbol, from, to).await.map_err(AppError::from)?;
+    let points = rc.state.fundamentals.fundamentals(symbol, from, to).await?;
     Ok(points.iter().map(FundamentalPointObject::from).collect())
 }
 
@@ -176,6 +175,6 @@ pub async fn adjusted_klines(
     }
     let rc = RequestContext::of(ctx)?;
     let bars = klines_bars(&rc.state.market, symbol, interval, limit, before, after).await?;
-    let bars = rc.state.fundamentals.adjust(symbol, interval, bars, adjust.into()).await.map_err(AppError::from)?;
+    let bars = rc.state.fundamentals.adjust(symbol, interval, bars, adjust.into()).await?;
     Ok(bars.iter().map(KlineObject::from).collect())
 }

@@ -17,7 +17,7 @@ use futures::future::join_all;
 
 use super::{
     fundamentals_graphql::{AdjustGql, adjusted_klines},
-    service::{MarketError, MarketService},
+    service::MarketService,
     types::{BookLevel, Interval, Kline, OrderBook, Quote, Tick, TickDirection, TradingStatus},
 };
 use crate::{
@@ -267,7 +267,7 @@ impl From<Tick> for TickObject {
 pub struct QuoteLoader(pub MarketService);
 
 impl Loader<Symbol> for QuoteLoader {
-    type Value = Result<Quote, MarketError>;
+    type Value = Result<Quote, AppError>;
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[Symbol]) -> std::result::Result<HashMap<Symbol, Self::Value>, Self::Error> {
@@ -308,7 +308,7 @@ impl MarketLoaders {
 pub struct BookLoader(MarketService);
 
 impl Loader<(Symbol, usize)> for BookLoader {
-    type Value = Result<OrderBook, MarketError>;
+    type Value = Result<OrderBook, AppError>;
     type Error = Arc<AppError>;
 
     async fn load(
@@ -333,7 +333,7 @@ pub struct LatestKlineLoader(MarketService);
 type LatestKey = (Symbol, Interval, usize);
 
 impl Loader<LatestKey> for LatestKlineLoader {
-    type Value = Result<Arc<Vec<Kline>>, MarketError>;
+    type Value = Result<Arc<Vec<Kline>>, AppError>;
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[LatestKey]) -> std::result::Result<HashMap<LatestKey, Self::Value>, Self::Error> {
@@ -364,7 +364,7 @@ pub async fn load_order_book(ctx: &Context<'_>, symbol: Symbol, levels: usize) -
         .await
         .map_err(|err| async_graphql::Error::new(err.message()))?;
     let book = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("order book for {symbol} missing")))?;
-    Ok(book.map_err(AppError::from)?.into())
+    Ok(book?.into())
 }
 
 /// Klines for `Query.klines` and `Security.klines`: the latest window through the request's
@@ -388,7 +388,7 @@ pub async fn load_klines(
         .await
         .map_err(|err| async_graphql::Error::new(err.message()))?;
     let bars = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("klines for {symbol} missing")))?;
-    Ok(bars.map_err(AppError::from)?.iter().map(KlineObject::from).collect())
+    Ok(bars?.iter().map(KlineObject::from).collect())
 }
 
 /// A quote through the request's DataLoader.
@@ -396,7 +396,7 @@ pub async fn load_quote(ctx: &Context<'_>, symbol: Symbol) -> Result<QuoteObject
     let loader = ctx.data::<DataLoader<QuoteLoader, HashMapCache>>()?;
     let outcome = loader.load_one(symbol.clone()).await.map_err(|err| async_graphql::Error::new(err.message()))?;
     let quote = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))?;
-    Ok(QuoteObject(quote.map_err(AppError::from)?))
+    Ok(QuoteObject(quote?))
 }
 
 /// Loads many quotes in one batch into the request's loader cache, for resolvers to read.
@@ -503,7 +503,7 @@ impl MarketQuery {
                     .get(symbol)
                     .cloned()
                     .ok_or_else(|| AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))?;
-                Ok(QuoteObject(outcome.map_err(AppError::from)?))
+                Ok(QuoteObject(outcome?))
             })
             .collect::<Result<Vec<_>, AppError>>()
             .map_err(Into::into)
@@ -539,7 +539,7 @@ impl MarketQuery {
         let rc = RequestContext::of(ctx)?;
         let limit = bounded(limit.unwrap_or(DEFAULT_TICKS), 1, MAX_TICKS, "limit")?;
         let symbol = parse_symbol(&symbol)?;
-        let ticks = rc.state.market.ticks(&symbol, limit).await.map_err(AppError::from)?;
+        let ticks = rc.state.market.ticks(&symbol, limit).await?;
         Ok(ticks.into_iter().map(Into::into).collect())
     }
 }

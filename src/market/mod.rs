@@ -36,7 +36,7 @@ pub mod status_graphql;
 pub mod types;
 
 pub use fundamentals::FundamentalsService;
-pub use service::{MarketConfig, MarketError, MarketService};
+pub use service::{MarketConfig, MarketService};
 
 use std::sync::Arc;
 

@@ -43,11 +43,11 @@ use super::{
     health::{self, SourceHealth},
     history::{Fetched, KlineHistory, Series},
     shared_cache::SharedQuotes,
-    source::{MarketSource, SourceError},
+    source::{Asked, MarketSource, SourceError},
     types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
 };
 use crate::{
-    error::{AppError, ErrorCode},
+    error::{AppError, AppResult},
     reference::{ReferenceService, Symbol},
 };
 
@@ -58,24 +58,6 @@ pub struct MarketConfig {
     pub max_stale: Duration,
     /// `FINQL_UPSTREAM_BUDGET_MS`: the most a request waits for the source.
     pub upstream_budget: Duration,
-}
-
-/// A per-symbol failure that can be cloned into every request waiting for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MarketError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl From<MarketError> for AppError {
-    fn from(err: MarketError) -> Self {
-        match err.code {
-            ErrorCode::NotFound => AppError::NotFound(err.message),
-            ErrorCode::BadUserInput => AppError::bad_input(err.message),
-            ErrorCode::UpstreamUnavailable => AppError::UpstreamUnavailable(err.message),
-            _ => AppError::internal(anyhow::anyhow!(err.message)),
-        }
-    }
 }
 
 type BatchResult = Result<Arc<HashMap<Symbol, Quote>>, SourceError>;
@@ -157,15 +139,11 @@ impl MarketService {
     }
 
     /// The catalog entry behind a symbol, or NOT_FOUND naming it.
-    pub async fn instrument(&self, symbol: &Symbol) -> Result<Instrument, MarketError> {
+    pub async fn instrument(&self, symbol: &Symbol) -> AppResult<Instrument> {
         if let Some(found) = self.inner.instruments.get(symbol).await {
             return Ok(found);
         }
-        let security = self.inner.reference.security(symbol).await.map_err(|err| match err {
-            AppError::NotFound(message) => MarketError { code: ErrorCode::NotFound, message },
-            AppError::Internal(cause) => internal(cause),
-            other => internal(anyhow::anyhow!(other.message())),
-        })?;
+        let security = self.inner.reference.security(symbol).await?;
         let instrument = Instrument {
             symbol: symbol.clone(),
             asset_class: security.asset_class,
@@ -179,7 +157,7 @@ impl MarketService {
 
     /// Quotes for many symbols at once: cache first, then one upstream call per (asset class,
     /// region) chunk for the rest, shared with any concurrent request for the same symbols.
-    pub async fn quotes(&self, symbols: &[Symbol]) -> HashMap<Symbol, Result<Quote, MarketError>> {
+    pub async fn quotes(&self, symbols: &[Symbol]) -> HashMap<Symbol, AppResult<Quote>> {
         let mut results = HashMap::with_capacity(symbols.len());
         let mut missing = Vec::new();
         for symbol in symbols {
@@ -236,10 +214,7 @@ impl MarketService {
                 let result = match &outcome {
                     Ok(quotes) => match quotes.get(&symbol) {
                         Some(quote) => Ok(quote.clone()),
-                        None => Err(MarketError {
-                            code: ErrorCode::NotFound,
-                            message: format!("the market source has no quote for `{symbol}`"),
-                        }),
+                        None => Err(AppError::NotFound(format!("the market source has no quote for `{symbol}`"))),
                     },
                     Err(err) => self.stale_or_unavailable(&symbol, err).await,
                 };
@@ -249,9 +224,10 @@ impl MarketService {
         results
     }
 
-    pub async fn quote(&self, symbol: &Symbol) -> Result<Quote, MarketError> {
+    pub async fn quote(&self, symbol: &Symbol) -> AppResult<Quote> {
         let mut all = self.quotes(std::slice::from_ref(symbol)).await;
-        all.remove(symbol).unwrap_or_else(|| Err(internal(anyhow::anyhow!("quote for {symbol} went missing"))))
+        all.remove(symbol)
+            .unwrap_or_else(|| Err(AppError::internal(anyhow::anyhow!("quote for {symbol} went missing"))))
     }
 
     /// For each missing instrument, the batch that will answer it: one already in flight, or a
@@ -328,7 +304,7 @@ impl MarketService {
         }
     }
 
-    async fn stale_or_unavailable(&self, symbol: &Symbol, err: &SourceError) -> Result<Quote, MarketError> {
+    async fn stale_or_unavailable(&self, symbol: &Symbol, err: &SourceError) -> AppResult<Quote> {
         let mut last = self.inner.last_known.get(symbol).await;
         if last.is_none()
             && let Some(shared) = &self.inner.shared
@@ -339,7 +315,7 @@ impl MarketService {
             quote.stale = true;
             return Ok(quote);
         }
-        Err(upstream_error(symbol, err))
+        Err(err.clone().about(symbol, Asked::MarketData).into())
     }
 
     /// Up to `limit` bars of `interval` starting before `end` (default now, which includes the
@@ -351,7 +327,7 @@ impl MarketService {
         interval: Interval,
         end: Option<DateTime<Utc>>,
         limit: usize,
-    ) -> Result<Arc<Vec<Kline>>, MarketError> {
+    ) -> AppResult<Arc<Vec<Kline>>> {
         // One budget for every upstream call this may make (recent bars, then older ones).
         let deadline = tokio::time::Instant::now() + self.inner.source_budget;
         health::within(deadline, self.klines_within_budget(symbol, interval, end, limit)).await
@@ -363,7 +339,7 @@ impl MarketService {
         interval: Interval,
         end: Option<DateTime<Utc>>,
         limit: usize,
-    ) -> Result<Arc<Vec<Kline>>, MarketError> {
+    ) -> AppResult<Arc<Vec<Kline>>> {
         let instrument = self.instrument(symbol).await?;
         let current = interval.bar_start(Utc::now());
         let series = Series { source: self.inner.source.name(), symbol, interval };
@@ -417,12 +393,12 @@ impl MarketService {
         interval: Interval,
         end: Option<DateTime<Utc>>,
         limit: usize,
-    ) -> Result<Fetched, MarketError> {
+    ) -> AppResult<Fetched> {
         self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let bars = self
             .upstream(self.inner.source.klines(instrument, interval, end, limit))
             .await
-            .map_err(|err| upstream_error(&instrument.symbol, &err))?;
+            .map_err(|err| err.about(&instrument.symbol, Asked::MarketData))?;
         let (mut valid, had_rejects) = self.valid_bars(&instrument.symbol, bars);
         if let Some(end) = end {
             valid.retain(|bar| bar.time < end);
@@ -455,7 +431,7 @@ impl MarketService {
         symbols: &[Symbol],
         interval: Interval,
         limit: usize,
-    ) -> HashMap<Symbol, Result<Arc<Vec<Kline>>, MarketError>> {
+    ) -> HashMap<Symbol, AppResult<Arc<Vec<Kline>>>> {
         let mut results = HashMap::with_capacity(symbols.len());
         let mut missing = Vec::new();
         for symbol in symbols {
@@ -488,7 +464,7 @@ impl MarketService {
                 Ok(series) => series.into_iter().collect(),
                 Err(err) => {
                     for instrument in chunk {
-                        let err = upstream_error(&instrument.symbol, &err);
+                        let err = err.clone().about(&instrument.symbol, Asked::MarketData).into();
                         results.insert(instrument.symbol, Err(err));
                     }
                     continue;
@@ -497,7 +473,7 @@ impl MarketService {
             for instrument in chunk {
                 let symbol = instrument.symbol;
                 let Some(bars) = found.remove(&symbol) else {
-                    let err = upstream_error(&symbol, &SourceError::NotFound(String::new()));
+                    let err = SourceError::NotFound(String::new()).about(&symbol, Asked::MarketData).into();
                     results.insert(symbol, Err(err));
                     continue;
                 };
@@ -517,11 +493,7 @@ impl MarketService {
 
     /// Order books of many instruments, `levels` deep: one upstream call per (asset class,
     /// region) chunk for those not cached (books are cached as briefly as quotes).
-    pub async fn order_books(
-        &self,
-        symbols: &[Symbol],
-        levels: usize,
-    ) -> HashMap<Symbol, Result<OrderBook, MarketError>> {
+    pub async fn order_books(&self, symbols: &[Symbol], levels: usize) -> HashMap<Symbol, AppResult<OrderBook>> {
         let mut results = HashMap::with_capacity(symbols.len());
         let mut missing = Vec::new();
         for symbol in symbols {
@@ -551,7 +523,7 @@ impl MarketService {
                 Ok(books) => books.into_iter().map(|book| (book.symbol.clone(), book)).collect(),
                 Err(err) => {
                     for instrument in chunk {
-                        let err = upstream_error(&instrument.symbol, &err);
+                        let err = err.clone().about(&instrument.symbol, Asked::MarketData).into();
                         results.insert(instrument.symbol, Err(err));
                     }
                     continue;
@@ -560,13 +532,12 @@ impl MarketService {
             for instrument in chunk {
                 let symbol = instrument.symbol;
                 let result = match found.remove(&symbol) {
-                    None => Err(upstream_error(&symbol, &SourceError::NotFound(String::new()))),
+                    None => Err(SourceError::NotFound(String::new()).about(&symbol, Asked::MarketData).into()),
                     Some(book) if !valid_book(&book) => {
                         self.reject("order book", &symbol, "unordered or non-positive levels");
-                        Err(MarketError {
-                            code: ErrorCode::UpstreamUnavailable,
-                            message: format!("the market source sent an invalid order book for `{symbol}`"),
-                        })
+                        Err(AppError::UpstreamUnavailable(format!(
+                            "the market source sent an invalid order book for `{symbol}`"
+                        )))
                     }
                     Some(book) => {
                         self.inner.books.insert((symbol.clone(), levels), book.clone()).await;
@@ -579,9 +550,10 @@ impl MarketService {
         results
     }
 
-    pub async fn order_book(&self, symbol: &Symbol, levels: usize) -> Result<OrderBook, MarketError> {
+    pub async fn order_book(&self, symbol: &Symbol, levels: usize) -> AppResult<OrderBook> {
         let mut all = self.order_books(std::slice::from_ref(symbol), levels).await;
-        all.remove(symbol).unwrap_or_else(|| Err(internal(anyhow::anyhow!("order book for {symbol} went missing"))))
+        all.remove(symbol)
+            .unwrap_or_else(|| Err(AppError::internal(anyhow::anyhow!("order book for {symbol} went missing"))))
     }
 
     /// Instruments grouped by (asset class, upstream region), chunked at the source's limit.
@@ -597,13 +569,13 @@ impl MarketService {
             .collect()
     }
 
-    pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> Result<Vec<Tick>, MarketError> {
+    pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> AppResult<Vec<Tick>> {
         let instrument = self.instrument(symbol).await?;
         self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let ticks = self
             .upstream(self.inner.source.ticks(&instrument, limit))
             .await
-            .map_err(|err| upstream_error(symbol, &err))?;
+            .map_err(|err| err.about(symbol, Asked::MarketData))?;
         let now = Utc::now();
         Ok(ticks
             .into_iter()
@@ -673,32 +645,6 @@ fn validate_kline(bar: &Kline, now: DateTime<Utc>) -> Result<(), String> {
         return Err(format!("bar at {} starts in the future", bar.time));
     }
     Ok(())
-}
-
-fn upstream_error(symbol: &Symbol, err: &SourceError) -> MarketError {
-    match err {
-        SourceError::NotFound(_) => {
-            MarketError { code: ErrorCode::NotFound, message: format!("the market source does not know `{symbol}`") }
-        }
-        // Names the source and its state (never a URL or the provider's own text).
-        SourceError::Down(state) => MarketError {
-            code: ErrorCode::UpstreamUnavailable,
-            message: format!("market data for `{symbol}` is unavailable right now ({state}); retry shortly"),
-        },
-        other => {
-            tracing::warn!(%symbol, error = %other, "market source failed");
-            MarketError {
-                code: ErrorCode::UpstreamUnavailable,
-                message: format!("market data for `{symbol}` is unavailable right now; retry shortly"),
-            }
-        }
-    }
-}
-
-fn internal(err: impl Into<anyhow::Error>) -> MarketError {
-    let err = err.into();
-    tracing::error!(error = format!("{err:#}"), "internal error in market data");
-    MarketError { code: ErrorCode::Internal, message: "internal error".into() }
 }
 
 impl MarketService {

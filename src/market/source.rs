@@ -13,7 +13,7 @@ use super::{
     corporate::{CorporateAction, FundamentalPoint},
     types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
 };
-use crate::reference::Symbol;
+use crate::{error::AppError, reference::Symbol};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceError {
@@ -44,6 +44,61 @@ impl std::fmt::Display for SourceError {
 }
 
 impl std::error::Error for SourceError {}
+
+/// What a request asked a source for, which names it in the message a failure gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    /// Quotes, klines, order books, ticks.
+    MarketData,
+    /// Corporate actions and fundamentals.
+    ReferenceData,
+}
+
+/// A source's failure on one instrument, with what was asked of it: the context a
+/// [`SourceError`] needs to become the [`AppError`] a client sees (through the one `From`
+/// below). Made with [`SourceError::about`].
+#[derive(Debug)]
+pub struct SourceFailure<'a> {
+    asked: Asked,
+    symbol: &'a Symbol,
+    error: SourceError,
+}
+
+impl SourceError {
+    /// This failure, as met when asking for `symbol`'s `asked` data.
+    pub fn about(self, symbol: &Symbol, asked: Asked) -> SourceFailure<'_> {
+        SourceFailure { asked, symbol, error: self }
+    }
+}
+
+/// The one place a `SourceError` becomes an `AppError` (`error`'s guide lists the codes):
+/// `NotFound` is `NOT_FOUND`, everything else `UPSTREAM_UNAVAILABLE`. Only `Down`'s text (the
+/// source and its state) is shown; the provider's own text of the others may hold a URL or
+/// worse, so it is logged instead.
+impl From<SourceFailure<'_>> for AppError {
+    fn from(SourceFailure { asked, symbol, error }: SourceFailure<'_>) -> Self {
+        let data = match asked {
+            Asked::MarketData => "market data",
+            Asked::ReferenceData => "reference data",
+        };
+        match error {
+            SourceError::NotFound(_) => AppError::NotFound(match asked {
+                Asked::MarketData => format!("the market source does not know `{symbol}`"),
+                Asked::ReferenceData => format!("the market source has no reference data for `{symbol}`"),
+            }),
+            SourceError::Down(state) => AppError::UpstreamUnavailable(format!(
+                "{data} for `{symbol}` is unavailable right now ({state}); retry shortly"
+            )),
+            SourceError::Unavailable(_) | SourceError::Unauthorized(_) | SourceError::Invalid(_) => {
+                match asked {
+                    Asked::MarketData => tracing::warn!(%symbol, %error, "market source failed"),
+                    Asked::ReferenceData => tracing::warn!(%symbol, %error, "reference data source failed"),
+                }
+                AppError::UpstreamUnavailable(format!("{data} for `{symbol}` is unavailable right now; retry shortly"))
+            }
+        }
+    }
+}
 
 #[async_trait::async_trait]
 pub trait MarketSource: Send + Sync + 'static {
@@ -235,5 +290,48 @@ impl MarketSource for FallbackSource {
         to: NaiveDate,
     ) -> Result<Vec<FundamentalPoint>, SourceError> {
         self.first_success(|s| s.fundamentals(instrument, from, to)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    /// What a provider may put in its own text: none of it reaches a client.
+    const PROVIDER_TEXT: &str = "GET https://api.itick.org/stock/quote?token=s3cret: 502";
+
+    #[test]
+    fn each_source_error_has_one_code_and_never_shows_the_providers_text() {
+        let symbol = Symbol::parse("AAPL.US").unwrap();
+        let cases = [
+            (SourceError::NotFound(PROVIDER_TEXT.into()), ErrorCode::NotFound),
+            (SourceError::Unavailable(PROVIDER_TEXT.into()), ErrorCode::UpstreamUnavailable),
+            (SourceError::Unauthorized(PROVIDER_TEXT.into()), ErrorCode::UpstreamUnavailable),
+            (SourceError::Invalid(PROVIDER_TEXT.into()), ErrorCode::UpstreamUnavailable),
+        ];
+        for (error, code) in cases {
+            for asked in [Asked::MarketData, Asked::ReferenceData] {
+                let shown = AppError::from(error.clone().about(&symbol, asked));
+                assert_eq!(shown.code(), code, "{error:?}");
+                let message = shown.message();
+                assert!(message.contains("`AAPL.US`"), "names the symbol: {message}");
+                assert!(!message.contains("itick.org") && !message.contains("s3cret"), "leaks: {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_down_source_is_named_with_its_state() {
+        let symbol = Symbol::parse("700.HK").unwrap();
+        let down = SourceError::Down("itick: circuit open".into());
+        let shown = AppError::from(down.clone().about(&symbol, Asked::MarketData));
+        assert_eq!(shown.code(), ErrorCode::UpstreamUnavailable);
+        assert_eq!(
+            shown.message(),
+            "market data for `700.HK` is unavailable right now (itick: circuit open); retry shortly"
+        );
+        let shown = AppError::from(down.about(&symbol, Asked::ReferenceData));
+        assert!(shown.message().starts_with("reference data for `700.HK`"), "{}", shown.message());
     }
 }

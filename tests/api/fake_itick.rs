@@ -194,6 +194,7 @@ async fn handle(
         controls.delay
     };
     if !delay.is_zero() {
+        // A slow upstream, as the test set it: real time, as the server's timeouts are.
         tokio::time::sleep(delay).await;
     }
     let mut controls = state.lock();

@@ -216,3 +216,40 @@ impl TestApp {
 pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
 }
+
+/// How long a test waits for something it expects before failing: long, so that a loaded
+/// machine is never why a test fails (a passing test waits only as long as the thing takes).
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// How often a condition is polled: short against anything the tests wait for.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Polls `condition` until it holds, for at most `limit`: how long it took, or `None`.
+///
+/// Waiting in these tests is on what can be observed, never for a fixed time. Tests that drive
+/// tokio timers within one runtime use the paused clock instead (the unit tests); these cannot:
+/// they talk to a real server over real sockets, and the paused clock would fire the server's
+/// own timeouts while the test waits for I/O.
+pub async fn poll(limit: Duration, mut condition: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    loop {
+        if condition().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Polls `condition` until it holds; panics naming `what` if it does not within `limit`.
+/// Returns how long it took.
+pub async fn within(limit: Duration, what: &str, condition: impl AsyncFnMut() -> bool) -> Duration {
+    poll(limit, condition).await.unwrap_or_else(|| panic!("timed out after {limit:?} waiting for: {what}"))
+}
+
+/// Polls `condition` until it holds; panics naming `what` after [`PATIENCE`].
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    within(PATIENCE, what, async || condition()).await;
+}

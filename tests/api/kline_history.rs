@@ -153,6 +153,7 @@ async fn the_window_up_to_now_fetches_only_the_newest_bars() {
     let first = klines(&app, None, 48).await;
     assert_eq!(first.len(), 48);
     assert_eq!(kline_calls(&fake), [("48".to_owned(), None)]);
+    // Real time: the bar in progress is cached for 1 ms (moka's own clock), and must expire.
     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
 
     fake.reset_calls();

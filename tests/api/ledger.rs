@@ -317,7 +317,11 @@ async fn update_changes_only_the_given_fields(app: TestApp) {
     )
     .await;
     let id = id_of(&original);
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // The update must be stamped later than the creation: wait until the clock has moved on
+    // past the creation stamp by more than the microsecond timestamps are kept to.
+    let created = ts(&original["updatedAt"]);
+    eventually("the clock passes the creation's millisecond", || Utc::now() > created + Duration::milliseconds(1))
+        .await;
 
     // Only the amount.
     let data = app.data(Some(token), UPDATE, json!({ "id": id, "input": { "amount": "99.5" } })).await;

@@ -17,10 +17,6 @@ use crate::{
     ws::{LEGACY_WS, TRANSPORT_WS, Ws},
 };
 
-/// The longest any test waits for something the server owes it (a safety net, not a timing
-/// assertion).
-const PATIENCE: Duration = Duration::from_secs(10);
-
 /// A server with a short grace period and a fast simulated stream, plus `overrides`.
 async fn live_app(overrides: &[(&str, &str)]) -> TestApp {
     let mut vars = vec![("FINQL_LIVE_GRACE_MS", "100"), ("FINQL_SIM_TICKS_PER_SEC", "10")];
@@ -82,15 +78,6 @@ fn time(value: &Value) -> DateTime<Utc> {
 
 fn decimal(value: &Value) -> f64 {
     value.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not a decimal string: {value}"))
-}
-
-/// Polls `condition` until it holds, failing after `PATIENCE`.
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 const QUOTES: &str = "subscription($symbols: [String!]!, $throttleMs: Int) { \

@@ -2,8 +2,6 @@
 //! iTick server), in one process, across two in-process replicas sharing one Redis (graceful
 //! hand-over), and across two `finql` processes (a replica killed outright).
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
 use crate::{
@@ -15,15 +13,6 @@ use crate::{
 };
 
 const QUOTES: &str = "subscription($s: [String!]!) { quotes(symbols: $s) { symbol last source } }";
-
-/// Waits (polling, up to 10 s) until `done` holds; panics with `what` otherwise.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn itick_app(fake: &FakeItickWs, extra: &[(&str, &str)]) -> TestApp {
     let ws_url = fake.url();
@@ -76,11 +65,7 @@ async fn next_quote(ws: &mut Ws) -> Value {
 
 /// Pushes a quote until some connection is subscribed to it (subscription is asynchronous).
 async fn push_when_subscribed(fake: &FakeItickWs, code: &str, region: &str, last: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fake.push_quote(code, region, last) == 0 {
-        assert!(Instant::now() < deadline, "nobody subscribed to {code}${region}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("someone subscribes to {code}${region}"), || fake.push_quote(code, region, last) > 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,17 +88,16 @@ async fn itick_pushes_reach_graphql_subscribers() {
 /// The id of the replica holding the live lease of `namespace`, once one does.
 async fn lease_holder(redis: &str, namespace: &str) -> String {
     let mut conn = redis::Client::open(redis).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let holder: Option<String> =
+    let mut holder = None;
+    within(PATIENCE, "a replica takes the lease", async || {
+        let lease: Option<String> =
             redis::cmd("GET").arg(format!("{namespace}:live:lease")).query_async(&mut conn).await.unwrap();
         // The lease holds the holder's term token, `{replica id}:{random}`.
-        if let Some((holder, _term)) = holder.as_deref().and_then(|h| h.rsplit_once(':')) {
-            return holder.to_owned();
-        }
-        assert!(Instant::now() < deadline, "no replica took the lease");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        holder = lease.as_deref().and_then(|h| h.rsplit_once(':')).map(|(holder, _term)| holder.to_owned());
+        holder.is_some()
+    })
+    .await;
+    holder.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,11 +181,8 @@ async fn two_finql_processes_share_one_upstream_connection_and_the_survivor_take
 
     // SIGKILL: the holder neither releases its lease nor closes anything; the lease expires.
     holder.kill().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fake.connections_opened("stock") < 2 {
-        assert!(Instant::now() < deadline, "the survivor did not take over; its log:\n{}", survivor.logs());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let took_over = poll(PATIENCE, async || fake.connections_opened("stock") >= 2).await;
+    assert!(took_over.is_some(), "the survivor did not take over; its log:\n{}", survivor.logs());
     assert_eq!(
         lease_holder(&redis, &namespace).await,
         if holder_id == "process-a" { "process-b" } else { "process-a" }

@@ -105,6 +105,7 @@ async fn a_down_upstream_serves_the_last_known_quote_as_stale() {
     let app = app_on(&fake, &[("FINQL_QUOTE_TTL_MS", "1"), ("FINQL_MAX_STALE_SECS", "300")]).await;
     let fresh = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
     fake.set_down(true);
+    // Real time: the quote cache's TTL (moka's own clock) is what must pass; nothing shows it.
     tokio::time::sleep(Duration::from_millis(20)).await; // let the 1 ms quote TTL pass
     let stale = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
     assert_eq!(stale["quotes"][0]["stale"], true);
@@ -171,12 +172,13 @@ async fn a_fallback_source_answers_when_the_first_fails_and_says_so() {
     let first = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
     assert_eq!(first["quotes"][0]["source"], "itick");
     fake.set_down(true);
+    // Real time: the quote cache's TTL (moka's own clock) is what must pass; nothing shows it.
     tokio::time::sleep(Duration::from_millis(20)).await; // let the 1 ms quote TTL pass
     let fallback = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
     assert_eq!(fallback["quotes"][0]["source"], "simulated");
     assert_eq!(fallback["quotes"][0]["stale"], false);
     fake.set_down(false);
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await; // the fallback's quote expires (real TTL)
     let back = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
     assert_eq!(back["quotes"][0]["source"], "itick");
 }

@@ -57,6 +57,7 @@ async fn the_last_known_quote_outlives_the_replica_that_fetched_it() {
     let fresh = first.data(None, QUOTES, json!({ "s": ["MSFT.US"] })).await;
     first.shutdown().await.unwrap();
     fake.set_down(true);
+    // Real time: the quote cache's TTL (moka's own clock) is what must pass; nothing shows it.
     tokio::time::sleep(Duration::from_millis(20)).await; // let the 1 ms quote TTL pass
     let second = replica(&fake, &redis, &namespace, "1").await;
     let stale = second.data(None, QUOTES, json!({ "s": ["MSFT.US"] })).await;

@@ -68,11 +68,14 @@ pub fn is_timeout(response: &Response) -> bool {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    // On tokio's paused clock: a pending future lets it jump to the deadline at once.
+    #[tokio::test(start_paused = true)]
     async fn execution_past_the_deadline_is_a_timeout_error() {
         let limit = Duration::from_millis(20);
         let never = std::future::pending::<Response>();
-        let response = run_until(never, Instant::now() + limit, limit).await;
+        let started = Instant::now();
+        let response = run_until(never, started + limit, limit).await;
+        assert_eq!(started.elapsed(), limit, "cut off at the deadline, not before or after");
         assert!(is_timeout(&response));
         assert_eq!(response.errors[0].message, "request exceeded its time limit of 20 ms");
 
@@ -81,10 +84,10 @@ mod tests {
         assert!(!is_timeout(&response) && response.errors.is_empty());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn without_a_deadline_nothing_is_cut_off() {
         let slow = async {
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
             7
         };
         assert_eq!(before(None, slow).await, Some(7));

@@ -109,23 +109,12 @@ async fn me_code(app: &TestApp, token: &str) -> Option<String> {
     body["errors"][0]["extensions"]["code"].as_str().map(str::to_owned)
 }
 
-/// Polls `check` every 20 ms until it holds; panics after `within`. Returns the time taken.
-async fn within(within: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_cannot_create_over_the_socket_it_opened() {
     let app = short_lived("2").await;
     let user = app.new_user().await;
     let mut ws = user_socket(&app, TRANSPORT_WS, &user.access_token).await;
+    // Real time: a token's `exp` is wall-clock seconds, and its passing is the behaviour under test.
     tokio::time::sleep(Duration::from_secs_f64(until_exp(&user.access_token).max(0.0) + 0.2)).await;
     assert_eq!(me_code(&app, &user.access_token).await.as_deref(), Some("UNAUTHENTICATED"), "HTTP refuses it");
     let input = json!({ "amount": "12.34", "kind": "DEBIT" });
@@ -160,7 +149,7 @@ async fn legacy_repeated_init_renews_and_expiry_still_closes() {
     let app = short_lived("3").await;
     let user = app.new_user().await;
     let mut ws = user_socket(&app, LEGACY_WS, &user.access_token).await;
-    // A token with a later `exp`: the next second's.
+    // A token with a later `exp`: the next second's (real time: `exp` is wall-clock seconds).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let renewed = app.data(None, REFRESH, json!({ "token": user.refresh_token })).await;
     let renewed = renewed["refreshToken"]["accessToken"].as_str().unwrap().to_owned();
@@ -186,7 +175,8 @@ async fn a_ping_payload_renews_and_the_subscription_outlives_the_first_token() {
     let user = app.new_user().await;
     let mut ws = user_socket(&app, TRANSPORT_WS, &user.access_token).await;
     subscribe_quotes(&mut ws, "q").await;
-    // A token that expires two seconds later: time for quotes between the two expiries.
+    // A token that expires two seconds later: time for quotes between the two expiries (real
+    // time: `exp` is wall-clock seconds).
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let renewed = app.data(None, REFRESH, json!({ "token": user.refresh_token })).await;
     let renewed = renewed["refreshToken"]["accessToken"].as_str().unwrap().to_owned();
@@ -403,6 +393,7 @@ async fn never_reading_sockets_are_closed_1008_with_the_default_keepalive() {
             ws.stream.feed(Message::text(message.to_string())).await.unwrap();
         }
         ws.stream.flush().await.unwrap();
+        // Real time: not reading for longer than the server's slow-consumer limit is the point.
         tokio::time::sleep(Duration::from_millis(2500)).await;
         expect_slow_consumer_close(&mut ws).await;
     };

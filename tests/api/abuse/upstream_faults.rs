@@ -183,6 +183,7 @@ async fn cached_quotes_are_served_stale_within_the_budget() {
     assert_eq!(fresh["quote"]["stale"], false);
 
     port.set(SILENT);
+    // Real time: the 100 ms quote TTL (moka's own clock) must pass; nothing shows it.
     tokio::time::sleep(Duration::from_millis(150)).await; // the fresh quote expires
     for n in 0..6 {
         let (body, took) = timed(&app, QUOTE, json!({ "s": "AAPL.US" })).await;
@@ -230,6 +231,8 @@ async fn the_breaker_closes_after_a_probe_once_the_upstream_returns() {
     let before = fake.total_calls();
     assert_unavailable(&app.gql(None, QUOTE, json!({ "s": "AAPL.US" })).await, "cooling down");
     assert_eq!(fake.total_calls(), before);
+    // Real time: the 700 ms cool-down is the behaviour under test (the breaker turns half-open
+    // only when a call comes after it, so there is no state to poll for).
     tokio::time::sleep(Duration::from_millis(800)).await;
     // The probe goes through, succeeds, and closes the breaker for everyone.
     let probe = app.data(None, QUOTE, json!({ "s": "AAPL.US" })).await;
@@ -298,6 +301,7 @@ async fn quotes_keep_answering_when_redis_goes_silent_or_refuses_and_use_it_agai
         let open = slowest_of(&app, 10).await;
         assert!(open < FAST, "Redis {what}, breaker open: a query took {open:?}");
         assert!(health().refused >= refused + 10, "calls were refused without going to Redis: {:?}", health());
+        // Real time: the breaker's cool-down must pass before its next probe (see above).
         tokio::time::sleep(Duration::from_millis(600)).await; // the next probe is due
     }
 
@@ -306,16 +310,12 @@ async fn quotes_keep_answering_when_redis_goes_silent_or_refuses_and_use_it_agai
     let key = format!("{namespace}:quote:last:AAPL.US");
     let mut redis = redis::Client::open(format!("redis://{target}")).unwrap();
     let _: () = redis::cmd("DEL").arg(&key).query(&mut redis).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    within(Duration::from_secs(5), "quotes reach Redis again", async || {
         slowest_of(&app, 1).await;
         let stored: Option<String> = redis::cmd("GET").arg(&key).query(&mut redis).unwrap();
-        if stored.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "quotes never reached Redis again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        stored.is_some()
+    })
+    .await;
 }
 
 const LIVE_QUOTES: &str = "subscription($s: [String!]!) { quotes(symbols: $s) { symbol last stale } }";
@@ -338,11 +338,7 @@ async fn a_subscription_whose_upstream_goes_down_is_told_its_quote_is_stale() {
     let (_app, mut ws) = live_on_fake_itick(&fake).await;
     let payload = json!({ "query": LIVE_QUOTES, "variables": { "s": ["AAPL.US"] } });
     ws.send_json(json!({ "type": "subscribe", "id": "q", "payload": payload })).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fake.push_quote("AAPL", "US", "231.45") == 0 {
-        assert!(Instant::now() < deadline, "nobody subscribed upstream");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("AAPL is subscribed upstream", || fake.push_quote("AAPL", "US", "231.45") > 0).await;
     let live = next_quote(&mut ws).await;
     assert_eq!((live["last"].as_str(), live["stale"].as_bool()), (Some("231.45"), Some(false)));
 
@@ -381,11 +377,7 @@ async fn an_order_book_subscription_whose_upstream_goes_down_is_told_its_book_is
     let query = "subscription { orderBook(symbol: \"AAPL.US\", levels: 1) { asks { price } stale } }";
     ws.send_json(json!({ "type": "subscribe", "id": "b", "payload": { "query": query } })).await;
     let push = |ask: &str| fake.push_depth("AAPL", "US", &[(ask, 10)], &[("231.00", 10)]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while push("231.5") == 0 {
-        assert!(Instant::now() < deadline, "nobody subscribed upstream");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("AAPL's book is subscribed upstream", || push("231.5") > 0).await;
     let live = next_book(&mut ws).await;
     assert_eq!((live["asks"][0]["price"].as_str(), live["stale"].as_bool()), (Some("231.5"), Some(false)), "{live}");
 

@@ -103,15 +103,6 @@ impl Drop for Running {
     }
 }
 
-/// Polls `done` every 10 ms for up to 5 s.
-pub async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 pub fn params(message: &serde_json::Value) -> BTreeSet<String> {
     message["params"].as_str().unwrap().split(',').map(str::to_owned).collect()
 }

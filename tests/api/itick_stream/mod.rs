@@ -19,7 +19,10 @@ use serde_json::json;
 
 use self::harness::*;
 
-use crate::fake_itick_ws::{FakeItickWs, TOKEN, number};
+use crate::{
+    fake_itick_ws::{FakeItickWs, TOKEN, number},
+    helpers::eventually,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_become_live_events_with_exact_decimals() {
@@ -36,7 +39,7 @@ async fn pushes_become_live_events_with_exact_decimals() {
         ])],
     );
     let expected_stock: BTreeSet<_> = [sub("AAPL$US", "quote"), sub("AAPL$US", "depth"), sub("700$HK", "tick")].into();
-    wait_for("all subscriptions", || {
+    eventually("all subscriptions", || {
         fake.subscribed("stock") == expected_stock
             && fake.subscribed("crypto") == [sub("BTCUSDT$BA", "kline@1")].into()
             && fake.subscribed("forex") == [sub("EURUSD$GB", "quote")].into()
@@ -76,7 +79,7 @@ async fn pushes_become_live_events_with_exact_decimals() {
     assert_eq!((fx.symbol.as_str(), fx.last.to_string().as_str()), ("FX:EURUSD", "1.08345"));
 
     // Counted once the hub has taken it, which may be just after we see it.
-    wait_for("five events counted", || stream.stream.stats().events == 5).await;
+    eventually("five events counted", || stream.stream.stats().events == 5).await;
     let stats = stream.stream.stats();
     assert_eq!(stats.subscribed_topics, 5);
     assert!(stats.newest_upstream_time.is_some_and(|t| t.timestamp_millis() >= now));
@@ -84,7 +87,7 @@ async fn pushes_become_live_events_with_exact_decimals() {
 
     // Shutdown closes every connection.
     stream.stop().await;
-    wait_for("connections closed", || open_anywhere(&fake) == 0).await;
+    eventually("connections closed", || open_anywhere(&fake) == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +102,7 @@ async fn commands_are_batched_into_one_subscribe_message() {
             StreamCommand::Subscribe(vec![topic("NVDA.US", Channel::Quote)]),
         ],
     );
-    wait_for("four subscriptions", || fake.subscribed("stock").len() == 4).await;
+    eventually("four subscriptions", || fake.subscribed("stock").len() == 4).await;
     let messages = fake.messages("subscribe");
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0]["types"], "quote");
@@ -109,7 +112,7 @@ async fn commands_are_batched_into_one_subscribe_message() {
     stream.send(StreamCommand::Subscribe(
         ["TSLA.US", "AMZN.US", "META.US"].iter().map(|s| topic(s, Channel::Quote)).collect(),
     ));
-    wait_for("seven subscriptions", || fake.subscribed("stock").len() == 7).await;
+    eventually("seven subscriptions", || fake.subscribed("stock").len() == 7).await;
     let messages = fake.messages("subscribe");
     assert_eq!(messages.len(), 2, "{messages:?}");
     assert_eq!(params(&messages[1]), ["TSLA$US", "AMZN$US", "META$US"].map(String::from).into());
@@ -123,7 +126,7 @@ async fn more_than_500_symbols_are_split_over_as_few_connections_as_needed() {
     let symbol = |i: usize| format!("S{i}.US");
     let topics = |range: std::ops::Range<usize>| range.map(|i| topic(&symbol(i), Channel::Quote)).collect::<Vec<_>>();
     let stream = Running::start(config(&fake), vec![StreamCommand::Subscribe(topics(0..1200))]);
-    wait_for("1200 symbols on 3 connections", || {
+    eventually("1200 symbols on 3 connections", || {
         fake.open_connections("stock") == 3 && fake.subscribed("stock").len() == 1200
     })
     .await;
@@ -141,7 +144,7 @@ async fn more_than_500_symbols_are_split_over_as_few_connections_as_needed() {
     // Down to 400 symbols: one connection is enough; the others are merged and closed.
     stream.send(StreamCommand::Unsubscribe(topics(0..800)));
     let remaining: BTreeSet<_> = (800..1200).map(|i| sub(&format!("S{i}$US"), "quote")).collect();
-    wait_for("400 symbols on 1 connection", || {
+    eventually("400 symbols on 1 connection", || {
         fake.open_connections("stock") == 1 && fake.subscribed("stock") == remaining
     })
     .await;
@@ -162,9 +165,9 @@ async fn unsubscribes_are_sent_upstream() {
             topic("MSFT.US", Channel::Quote),
         ])],
     );
-    wait_for("three subscriptions", || fake.subscribed("stock").len() == 3).await;
+    eventually("three subscriptions", || fake.subscribed("stock").len() == 3).await;
     stream.send(StreamCommand::Unsubscribe(vec![topic("AAPL.US", Channel::Tick)]));
-    wait_for("AAPL ticks unsubscribed", || {
+    eventually("AAPL ticks unsubscribed", || {
         fake.subscribed("stock") == [sub("AAPL$US", "quote"), sub("MSFT$US", "quote")].into()
     })
     .await;
@@ -172,8 +175,8 @@ async fn unsubscribes_are_sent_upstream() {
 
     // Nothing wanted: the connection is closed rather than kept idle.
     stream.send(StreamCommand::Unsubscribe(vec![topic("AAPL.US", Channel::Quote), topic("MSFT.US", Channel::Quote)]));
-    wait_for("the connection closed", || fake.open_connections("stock") == 0).await;
-    wait_for("no connection in the stats", || stream.stream.stats().connections.is_empty()).await;
+    eventually("the connection closed", || fake.open_connections("stock") == 0).await;
+    eventually("no connection in the stats", || stream.stream.stats().connections.is_empty()).await;
     assert_eq!(stream.stream.stats().subscribed_topics, 0);
     stream.stop().await;
 }
@@ -186,8 +189,10 @@ async fn pings_are_sent_and_pongs_keep_the_connection_alive() {
     config.silence_timeout = Duration::from_millis(800);
     let stream = Running::start(config, vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
     // 40 pings span well over the silence timeout: only the pongs can have kept it alive.
-    wait_for("40 pings and pongs", || fake.messages("ping").len() >= 40 && stream.stream.stats().pongs_received >= 40)
-        .await;
+    eventually("40 pings and pongs", || {
+        fake.messages("ping").len() >= 40 && stream.stream.stats().pongs_received >= 40
+    })
+    .await;
     let ping = &fake.messages("ping")[0];
     let sent_ms: i64 = ping["params"].as_str().unwrap().parse().expect("ms in params");
     assert!((chrono::Utc::now().timestamp_millis() - sent_ms).abs() < 60_000, "{ping}");
@@ -210,10 +215,10 @@ async fn a_dropped_connection_is_reopened_with_everything_resubscribed() {
     );
     let stock: BTreeSet<_> = [sub("AAPL$US", "quote"), sub("700$HK", "tick")].into();
     let crypto: BTreeSet<_> = [sub("BTCUSDT$BA", "quote")].into();
-    wait_for("subscribed", || fake.subscribed("stock") == stock && fake.subscribed("crypto") == crypto).await;
+    eventually("subscribed", || fake.subscribed("stock") == stock && fake.subscribed("crypto") == crypto).await;
 
     fake.drop_all();
-    wait_for("reconnected and resubscribed", || {
+    eventually("reconnected and resubscribed", || {
         fake.connections_opened("stock") == 2
             && fake.connections_opened("crypto") == 2
             && fake.subscribed("stock") == stock
@@ -235,11 +240,11 @@ async fn a_silent_connection_is_detected_and_replaced() {
     config.ping_interval = Duration::from_millis(50);
     config.silence_timeout = Duration::from_millis(500);
     let mut stream = Running::start(config, vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
-    wait_for("subscribed", || fake.subscribed("stock").len() == 1).await;
+    eventually("subscribed", || fake.subscribed("stock").len() == 1).await;
 
     // The socket stays open, but nothing comes back any more (no pongs, no pushes).
     fake.silence_current();
-    wait_for("a second connection, subscribed", || {
+    eventually("a second connection, subscribed", || {
         fake.connections_opened("stock") == 2
             && fake.open_connections("stock") == 1
             && fake.subscribed("stock").len() == 1
@@ -262,7 +267,9 @@ async fn a_rejected_token_is_reported_and_not_retried_in_a_loop() {
     config.backoff_min = Duration::from_millis(5);
     config.backoff_max = Duration::from_millis(10);
     let stream = Running::start(config, vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
-    wait_for("the auth failure", || stream.stream.stats().auth_failures >= 1).await;
+    eventually("the auth failure", || stream.stream.stats().auth_failures >= 1).await;
+    // Real time, as the behaviour under test is an absence: 300 ms is 30 backoffs at most, in
+    // which a retry loop would have reconnected many times.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stats = stream.stream.stats();
     assert_eq!(fake.connections_opened("stock"), 1, "no reconnect loop: {stats:?}");
@@ -281,14 +288,14 @@ async fn servers_wanting_the_auth_message_get_it() {
     let mut config = config(&fake);
     config.auth_timeout = Duration::from_millis(150);
     let mut stream = Running::start(config, vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
-    wait_for("subscribed after the auth message", || fake.subscribed("stock").len() == 1).await;
+    eventually("subscribed after the auth message", || fake.subscribed("stock").len() == 1).await;
     assert_eq!(fake.messages("auth"), [json!({"ac": "auth", "params": TOKEN})]);
     fake.push_quote("AAPL", "US", "189.98");
     assert!(matches!(stream.next_event().await, LiveEvent::Quote(_)));
 
     // Learned: the next connection sends the message straight away, and works.
     fake.drop_all();
-    wait_for("resubscribed", || fake.connections_opened("stock") == 2 && fake.subscribed("stock").len() == 1).await;
+    eventually("resubscribed", || fake.connections_opened("stock") == 2 && fake.subscribed("stock").len() == 1).await;
     assert_eq!(fake.messages("auth").len(), 2);
     assert_eq!(stream.stream.stats().auth_failures, 0);
     stream.stop().await;
@@ -306,7 +313,7 @@ async fn invalid_pushes_are_rejected_and_counted() {
             topic("AAPL.US", kline),
         ])],
     );
-    wait_for("subscribed", || fake.subscribed("stock").len() == 3).await;
+    eventually("subscribed", || fake.subscribed("stock").len() == 3).await;
     let now = chrono::Utc::now().timestamp_millis();
     let price = number("189.98");
     // Rejected: high below low, negative price, a timestamp a minute ahead, a bar with its high
@@ -324,7 +331,7 @@ async fn invalid_pushes_are_rejected_and_counted() {
     fake.push_quote("AAPL", "US", "190.01");
     let LiveEvent::Quote(quote) = stream.next_event().await else { panic!("expected a quote") };
     assert_eq!(quote.last.to_string(), "190.01");
-    wait_for("the event counted", || stream.stream.stats().events == 1).await;
+    eventually("the event counted", || stream.stream.stats().events == 1).await;
     let stats = stream.stream.stats();
     assert_eq!((stats.rejected_pushes, stats.ignored_pushes, stats.events), (5, 3, 1), "{stats:?}");
     assert!(stream.events.try_recv().is_err());
@@ -336,7 +343,7 @@ async fn refused_subscriptions_are_counted() {
     let fake = FakeItickWs::start().await;
     fake.refuse_subscriptions(true);
     let stream = Running::start(config(&fake), vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
-    wait_for("the refusal counted", || stream.stream.stats().subscribe_errors == 1).await;
+    eventually("the refusal counted", || stream.stream.stats().subscribe_errors == 1).await;
     assert!(fake.subscribed("stock").is_empty());
     // Refused, not broken: the connection stays up.
     assert_eq!(stream.stream.stats().connected_endpoints(), ["stock"]);
@@ -348,11 +355,11 @@ async fn the_stream_stops_when_the_hub_is_gone() {
     let fake = FakeItickWs::start().await;
     let mut stream =
         Running::start(config(&fake), vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
-    wait_for("subscribed", || fake.subscribed("stock").len() == 1).await;
+    eventually("subscribed", || fake.subscribed("stock").len() == 1).await;
     stream.events.close();
     let task = stream.task.take().unwrap();
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("run returns").unwrap();
-    wait_for("the connection closed", || fake.open_connections("stock") == 0).await;
+    eventually("the connection closed", || fake.open_connections("stock") == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,7 +369,7 @@ async fn futures_are_refused_clearly() {
         config(&fake),
         vec![StreamCommand::Subscribe(vec![topic("FUT:CL.US", Channel::Quote), topic("AAPL.US", Channel::Quote)])],
     );
-    wait_for("AAPL subscribed", || fake.subscribed("stock").len() == 1).await;
+    eventually("AAPL subscribed", || fake.subscribed("stock").len() == 1).await;
     assert!(!ItickStream::supports(&instrument("FUT:CL.US")));
     assert!(ItickStream::supports(&instrument("AAPL.US")));
     let stats = stream.stream.stats();
@@ -405,7 +412,7 @@ async fn configured_from_the_environment() {
     // And it works: one line from settings to a live subscription.
     let stream =
         Running::with(Arc::new(stream), vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
-    wait_for("subscribed", || fake.subscribed("stock").len() == 1).await;
+    eventually("subscribed", || fake.subscribed("stock").len() == 1).await;
     stream.stop().await;
 }
 
@@ -424,7 +431,7 @@ async fn wss_goes_through_rustls_and_failures_are_retried() {
     config.backoff_max = Duration::from_millis(50);
     let stream = Running::start(config, vec![StreamCommand::Subscribe(vec![topic("AAPL.US", Channel::Quote)])]);
     // Retried (the connection task neither panicked nor gave up) ...
-    wait_for("retries", || stream.stream.stats().connects >= 3).await;
+    eventually("retries", || stream.stream.stats().connects >= 3).await;
     let stats = stream.stream.stats();
     let error = stats.last_error.clone().unwrap_or_default();
     // ... after a TLS failure, not a "TLS support not compiled in".

@@ -140,6 +140,7 @@ impl Market {
             self.running().len(),
             back.elapsed()
         );
+        // Stability over two lease TTLs (Redis's clock): real time.
         tokio::time::sleep(TTL * 2).await;
         assert_eq!(self.running().len(), 1, "one upstream stream, still");
         assert_eq!(running.now.load(Ordering::SeqCst), 1);
@@ -173,6 +174,7 @@ async fn redis_restarts_empty(ttl: Duration, outage: Duration) {
 
     redis.kill().await;
     let killed = market.now();
+    // Real time: an outage of this length (against leases on Redis's clock) is the scenario.
     tokio::time::sleep(outage).await;
     if outage > ttl * 2 {
         assert!(market.running().is_empty(), "the holder stopped its stream once its lease could have expired");
@@ -264,6 +266,7 @@ async fn a_holder_whose_lease_was_taken_has_its_next_event_refused_and_stops_at_
     assert!(eventually(Duration::from_secs(5), || a.upstream.is_running()).await, "A takes the lease");
     let mut b = replica(&redis, &ns, &running, ttl).await;
     b.feed.want(vec![topic("AAPL.US", Channel::Quote)]);
+    // A fixed wait: nothing shows that B's subscription to the Redis channel is in place.
     tokio::time::sleep(Duration::from_millis(300)).await; // B listens
     assert!(a.upstream.emit(LiveEvent::Quote(quote("AAPL.US", "1.5"))).await);
     let LiveEvent::Quote(first) = next_event(&mut b).await else { panic!("a quote") };
