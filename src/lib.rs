@@ -29,6 +29,9 @@ pub mod market;
 pub mod reference;
 /// Bounded waits on what finql does not control: circuit breakers, Redis call timeouts.
 pub mod resilience;
+/// Market-data providers, each owning its request side (`MarketSource`) and its live side
+/// (`MarketStream`): iTick and the simulated market; `build_source` and `build_stream`.
+pub mod sources;
 /// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
 pub mod telemetry;
 /// Throttling of logins, sign-ups and refreshes: GCRA rates and failure backoff, in process or

@@ -89,8 +89,8 @@ impl FakeItick {
     }
 
     /// An adapter configuration pointing here: right token, short timeout, generous quota.
-    pub fn config(&self) -> finql::market::itick::ItickConfig {
-        finql::market::itick::ItickConfig {
+    pub fn config(&self) -> finql::sources::itick::ItickConfig {
+        finql::sources::itick::ItickConfig {
             base_url: self.base_url(),
             token: finql::config::Secret::new(TOKEN.to_owned()),
             timeout: Duration::from_secs(2),
@@ -451,18 +451,16 @@ fn klines(controls: &Controls, code: &str, query: &HashMap<String, String>, now:
     Ok(Value::Array(bars))
 }
 
-/// The adapter (`finql::market::itick`) against this fake.
+/// The adapter (`finql::sources::itick`) against this fake.
 #[cfg(test)]
 mod adapter_tests {
     use std::{str::FromStr, time::Duration};
 
     use chrono::{TimeZone, Utc};
     use finql::{
-        market::{
-            Instrument, Interval, MarketSource, SourceError, TickDirection,
-            itick::{ItickConfig, ItickSource},
-        },
+        market::{Instrument, Interval, MarketSource, SourceError, TickDirection},
         reference::{Symbol, service::AssetClass},
+        sources::itick::{ItickConfig, ItickSource},
     };
     use rust_decimal::Decimal;
 

@@ -3,7 +3,7 @@
 //!
 //! Pure functions over `serde_json::Value`, taking `now` where validation needs it, so they can
 //! be unit-tested without a socket. Field parsing and validation are the REST adapter's
-//! (`market::itick`): a quote pushed over the socket is held to exactly the rules of a quote
+//! (`sources::itick::parse`): a quote pushed over the socket is held to exactly the rules of a quote
 //! fetched over HTTP.
 
 use std::collections::BTreeMap;
@@ -13,11 +13,9 @@ use serde_json::{Value, json};
 
 use crate::{
     live::{Channel, LiveEvent},
-    market::{
-        Instrument, Interval, OrderBook,
-        itick::{normalize_code, parse_kline, parse_level, parse_quote, parse_tick, required_time},
-    },
+    market::{Instrument, Interval, OrderBook},
     reference::service::AssetClass,
+    sources::itick::{normalize_code, parse_kline, parse_level, parse_quote, parse_tick, required_time},
 };
 
 /// iTick's documented limit of symbols on one connection.

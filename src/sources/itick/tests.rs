@@ -1,4 +1,4 @@
-//! Unit tests of `market::itick`.
+//! Unit tests of `sources::itick`.
 
 use serde_json::json;
 

@@ -31,7 +31,7 @@ use reqwest::{StatusCode, header};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::{
+use crate::market::{
     corporate::{CorporateAction, FundamentalPoint},
     source::{MarketSource, SourceError},
     types::{BookLevel, Instrument, Interval, Kline, OrderBook, Quote, Tick, TickDirection, TradingStatus},
@@ -43,6 +43,10 @@ use crate::{
 
 /// Splits (`/stock/split`, cached per region) and the fundamentals snapshot (`/stock/info`).
 pub mod reference;
+/// The WebSocket stream (`MarketStream`): connections, plan, wire format, stats.
+pub mod stream;
+
+pub use stream::{ItickStream, ItickStreamConfig};
 
 /// The public API.
 pub const DEFAULT_BASE_URL: &str = "https://api.itick.org";
@@ -213,7 +217,7 @@ impl ItickSource {
                 Some(after) => after,
                 None => backoff_delay(attempt, rand::random::<f64>()),
             };
-            if let Some(deadline) = super::health::deadline()
+            if let Some(deadline) = crate::market::health::deadline()
                 && tokio::time::Instant::now() + delay >= deadline
             {
                 return Err(SourceError::Unavailable(format!(

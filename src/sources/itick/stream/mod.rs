@@ -43,8 +43,8 @@ use self::{
     plan::{Action, Planner},
     stats::Counters,
 };
-use super::{LiveEvent, MarketStream, StreamCommand};
 use crate::config::{ItickSettings, Secret};
+use crate::live::{LiveEvent, MarketStream, StreamCommand};
 
 /// How the stream connects and keeps connections healthy.
 #[derive(Clone, Debug)]
@@ -124,7 +124,7 @@ impl ItickStream {
         config.max_symbols_per_connection =
             config.max_symbols_per_connection.clamp(1, protocol::MAX_SYMBOLS_PER_CONNECTION);
         // wss:// goes through rustls, which needs the process-wide provider (ring).
-        crate::market::itick::install_crypto_provider();
+        super::install_crypto_provider();
         Ok(Self { config: Arc::new(config), counters: Arc::default() })
     }
 
