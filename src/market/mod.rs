@@ -30,6 +30,9 @@ pub mod source;
 pub mod status_graphql;
 /// Quote, Kline, OrderBook, Tick, Interval: the vocabulary every source speaks.
 pub mod types;
+/// What makes a quote, bar, order book or trade make sense; one clock-skew allowance. Used by the
+/// service and by every provider, for queries and live pushes alike.
+pub mod validate;
 
 pub use fundamentals::FundamentalsService;
 pub use service::{MarketConfig, MarketError, MarketService};

@@ -5,7 +5,8 @@
 //!   briefly;
 //! - batches quote fetches per (asset class, upstream region), chunked at the source's limit;
 //! - makes concurrent misses for the same symbols share one upstream call (single flight);
-//! - checks every value before serving it (no high < low, no negative price, no future time);
+//! - checks every value before serving it (`validate`: no high < low, no negative price, no
+//!   future time);
 //! - when the source fails, serves the last known quote marked `stale` while it is younger than
 //!   `FINQL_MAX_STALE_SECS`, and otherwise answers `UPSTREAM_UNAVAILABLE`;
 //! - waits for the source at most `FINQL_UPSTREAM_BUDGET_MS` per request (`health`): every
@@ -45,6 +46,7 @@ use super::{
     shared_cache::SharedQuotes,
     source::{MarketSource, SourceError},
     types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
+    validate,
 };
 use crate::{
     error::{AppError, ErrorCode},
@@ -299,7 +301,7 @@ impl MarketService {
             if let Ok(quotes) = &fetched {
                 let now = Utc::now();
                 for quote in quotes {
-                    if let Err(reason) = validate_quote(quote, now) {
+                    if let Err(reason) = validate::quote(quote, now) {
                         service.reject("quote", &quote.symbol, &reason);
                         continue;
                     }
@@ -436,7 +438,7 @@ impl MarketService {
         let received = bars.len();
         let mut valid: Vec<Kline> = Vec::with_capacity(bars.len());
         for bar in bars {
-            match validate_kline(&bar, now) {
+            match validate::kline(&bar, now) {
                 Ok(()) => valid.push(bar),
                 Err(reason) => self.reject("kline", symbol, &reason),
             }
@@ -561,8 +563,8 @@ impl MarketService {
                 let symbol = instrument.symbol;
                 let result = match found.remove(&symbol) {
                     None => Err(upstream_error(&symbol, &SourceError::NotFound(String::new()))),
-                    Some(book) if !valid_book(&book) => {
-                        self.reject("order book", &symbol, "unordered or non-positive levels");
+                    Some(book) if let Err(reason) = validate::order_book(&book, Utc::now()) => {
+                        self.reject("order book", &symbol, &reason);
                         Err(MarketError {
                             code: ErrorCode::UpstreamUnavailable,
                             message: format!("the market source sent an invalid order book for `{symbol}`"),
@@ -607,12 +609,12 @@ impl MarketService {
         let now = Utc::now();
         Ok(ticks
             .into_iter()
-            .filter(|t| {
-                let ok = t.price > rust_decimal::Decimal::ZERO && t.timestamp <= now + chrono::Duration::seconds(5);
-                if !ok {
-                    self.reject("tick", symbol, "non-positive price or future time");
+            .filter(|tick| match validate::tick(tick, now) {
+                Ok(()) => true,
+                Err(reason) => {
+                    self.reject("tick", symbol, &reason);
+                    false
                 }
-                ok
             })
             .collect())
     }
@@ -634,45 +636,6 @@ impl MarketService {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(source = self.inner.source.name(), %symbol, what, reason, "rejected market data");
     }
-}
-
-/// How far ahead of our clock a source's timestamp may be (clock skew), before it is refused.
-const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
-
-fn validate_quote(quote: &Quote, now: DateTime<Utc>) -> Result<(), String> {
-    let zero = rust_decimal::Decimal::ZERO;
-    if quote.last <= zero || quote.high < quote.low || quote.low < zero || quote.prev_close < zero {
-        return Err(format!("prices out of order (last {}, high {}, low {})", quote.last, quote.high, quote.low));
-    }
-    if quote.volume < zero || quote.turnover < zero {
-        return Err("negative volume or turnover".into());
-    }
-    if quote.timestamp > now + MAX_CLOCK_SKEW {
-        return Err(format!("timestamp {} is in the future", quote.timestamp));
-    }
-    Ok(())
-}
-
-fn valid_book(book: &OrderBook) -> bool {
-    let zero = rust_decimal::Decimal::ZERO;
-    book.bids.iter().chain(&book.asks).all(|l| l.price > zero)
-        && book.bids.windows(2).all(|w| w[0].price >= w[1].price)
-        && book.asks.windows(2).all(|w| w[0].price <= w[1].price)
-}
-
-fn validate_kline(bar: &Kline, now: DateTime<Utc>) -> Result<(), String> {
-    let zero = rust_decimal::Decimal::ZERO;
-    if bar.low <= zero || bar.high < bar.low || bar.high < bar.open.max(bar.close) || bar.low > bar.open.min(bar.close)
-    {
-        return Err(format!("bar at {} has inconsistent OHLC", bar.time));
-    }
-    if bar.volume < zero || bar.turnover < zero {
-        return Err(format!("bar at {} has negative volume", bar.time));
-    }
-    if bar.time > now + MAX_CLOCK_SKEW {
-        return Err(format!("bar at {} starts in the future", bar.time));
-    }
-    Ok(())
 }
 
 fn upstream_error(symbol: &Symbol, err: &SourceError) -> MarketError {

@@ -13,6 +13,8 @@
 
 /// iTick: REST (`ItickSource`) and WebSocket (`ItickStream`).
 pub mod itick;
+/// The one retry policy (exponential backoff with equal jitter) of every provider.
+pub mod retry;
 /// The built-in simulated market: deterministic history, live-moving quotes, no network.
 pub mod simulated;
 

@@ -7,12 +7,13 @@
 //! leave more than needed. Each connection (`connection`) authenticates with the `token`
 //! header (falling back to the older auth message when the server does not confirm), subscribes
 //! in batches, pings every `ITICK_WS_PING_SECS`, treats `ITICK_WS_SILENCE_SECS` without any
-//! frame as a dead connection, and reconnects with bounded, jittered exponential backoff,
+//! frame as a dead connection, and reconnects with the providers' backoff (`sources::retry`),
 //! subscribing again to everything it carries. A rejected token is logged at error and retried
 //! only after `ITICK_WS_AUTH_BACKOFF_SECS`: retrying sooner cannot fix a key, and hammering
 //! would count against the plan.
 //!
-//! Pushes are validated with the REST adapter's rules (`protocol`): rejected ones are logged and
+//! Pushes are parsed as the REST adapter parses them (`parse`) and held to `market::validate`
+//! (`protocol`): rejected ones are logged and
 //! counted, never delivered. `ItickStream::stats` shows connections and counters.
 //!
 //! Configuration (see `config::ItickSettings`): `ITICK_TOKEN`, `ITICK_WS_URL`,
@@ -35,7 +36,6 @@ use futures::future::BoxFuture;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-pub use connection::reconnect_delay;
 pub use stats::{ConnectionState, ConnectionStatus, ItickStreamStats};
 
 use self::{

@@ -2,9 +2,9 @@
 //! sends, how it reads what comes back, and how a push becomes a validated [`LiveEvent`].
 //!
 //! Pure functions over `serde_json::Value`, taking `now` where validation needs it, so they can
-//! be unit-tested without a socket. Field parsing and validation are the REST adapter's
-//! (`sources::itick::parse`): a quote pushed over the socket is held to exactly the rules of a quote
-//! fetched over HTTP.
+//! be unit-tested without a socket. Field parsing is shared with the REST adapter
+//! (`sources::itick::parse`) and validation is the domain's (`market::validate`): a quote pushed
+//! over the socket is held to exactly the rules of a quote fetched over HTTP.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 
 use crate::{
     live::{Channel, LiveEvent},
-    market::{Instrument, Interval, OrderBook},
+    market::{Instrument, Interval, OrderBook, validate},
     reference::service::AssetClass,
-    sources::itick::{normalize_code, parse_kline, parse_level, parse_quote, parse_tick, required_time},
+    sources::itick::parse::{book_time, normalize_code, parse_kline, parse_level, parse_quote, parse_tick},
 };
 
 /// iTick's documented limit of symbols on one connection.
@@ -197,11 +197,9 @@ fn parse_book(data: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Resu
     let mut asks = side("a")?;
     bids.sort_by_key(|level| std::cmp::Reverse(level.price));
     asks.sort_by_key(|level| level.price);
-    let timestamp = match data.get("t") {
-        Some(t) if !t.is_null() => required_time(data, "t", now)?,
-        _ => now,
-    };
-    Ok(OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp })
+    let book = OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp: book_time(data, now)? };
+    validate::order_book(&book, now)?;
+    Ok(book)
 }
 
 #[cfg(test)]
