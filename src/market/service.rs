@@ -108,7 +108,6 @@ struct Inner {
     live_klines: Cache<(Symbol, Interval, usize), Arc<Vec<Kline>>>,
     books: Cache<(Symbol, usize), OrderBook>,
     in_flight: Mutex<HashMap<Symbol, SharedBatch>>,
-    upstream_calls: AtomicU64,
     rejected: AtomicU64,
     /// How long a fetch may wait for the source (the budget less a Redis call, see above).
     source_budget: Duration,
@@ -137,7 +136,6 @@ impl MarketService {
             live_klines: Cache::builder().max_capacity(KLINE_CACHE).time_to_live(config.quote_ttl).build(),
             books: Cache::builder().max_capacity(QUOTE_CACHE).time_to_live(config.quote_ttl).build(),
             in_flight: Mutex::new(HashMap::new()),
-            upstream_calls: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             source_budget: match &shared {
                 // Never less than half the budget, whatever the Redis timeout.
@@ -294,7 +292,6 @@ impl MarketService {
     fn fetch_batch(&self, chunk: Vec<Instrument>) -> impl std::future::Future<Output = BatchResult> + Send + 'static {
         let service = self.clone();
         async move {
-            service.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
             let fetched = service.upstream(service.inner.source.quotes(&chunk)).await;
             let mut answer = HashMap::new();
             let mut valid = Vec::new();
@@ -420,7 +417,6 @@ impl MarketService {
         end: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<Fetched, MarketError> {
-        self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let bars = self
             .upstream(self.inner.source.klines(instrument, interval, end, limit))
             .await
@@ -480,11 +476,9 @@ impl MarketService {
         }
         let current = interval.bar_start(Utc::now());
         let chunks = self.chunks(missing);
-        let answers = join_all(chunks.iter().map(|chunk| {
-            self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
-            self.upstream(self.inner.source.latest_klines(chunk, interval, limit))
-        }))
-        .await;
+        let answers =
+            join_all(chunks.iter().map(|chunk| self.upstream(self.inner.source.latest_klines(chunk, interval, limit))))
+                .await;
         for (chunk, answer) in chunks.into_iter().zip(answers) {
             let mut found: HashMap<Symbol, Vec<Kline>> = match answer {
                 Ok(series) => series.into_iter().collect(),
@@ -540,7 +534,6 @@ impl MarketService {
         }
         let chunks = self.chunks(missing);
         let answers = join_all(chunks.iter().map(|chunk| async move {
-            self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
             match chunk.as_slice() {
                 // One instrument: the single endpoint.
                 [one] => self.upstream(self.inner.source.order_book(one, levels)).await.map(|book| vec![book]),
@@ -601,7 +594,6 @@ impl MarketService {
 
     pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> Result<Vec<Tick>, MarketError> {
         let instrument = self.instrument(symbol).await?;
-        self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let ticks = self
             .upstream(self.inner.source.ticks(&instrument, limit))
             .await
@@ -673,10 +665,5 @@ impl MarketService {
     /// The health of Redis as the shared quote cache sees it (`None` without `REDIS_URL`).
     pub fn redis_health(&self) -> Option<crate::resilience::breaker::BreakerSnapshot> {
         self.inner.shared.as_ref().map(|shared| shared.guard().snapshot())
-    }
-
-    /// Upstream calls made since start (for observability and tests).
-    pub fn upstream_calls(&self) -> u64 {
-        self.inner.upstream_calls.load(Ordering::Relaxed)
     }
 }
