@@ -262,6 +262,21 @@ impl ItickSource {
     }
 }
 
+/// The `et` that makes a kline answer end with the last bar starting before `end`.
+///
+/// iTick does not say whether `et` includes the bar starting exactly at it (`shared/itick.md`):
+/// asking with `et = end` for a window ending at a bar's start returned that bar too from an
+/// inclusive upstream, and once it was dropped (it is not before `end`) the window held
+/// `limit - 1` bars. One millisecond into the last bar wanted is inside it for either reading:
+/// an inclusive upstream ends with it (it starts before `et`), an exclusive one too (it starts
+/// before `et`), and neither includes the next bar, which starts at least a minute later.
+fn upstream_end(interval: Interval, end: DateTime<Utc>) -> DateTime<Utc> {
+    // Bars start on whole milliseconds: the last one starting before `end` is the one holding
+    // the instant just before it.
+    let last_wanted = interval.bar_start(end - chrono::Duration::nanoseconds(1));
+    last_wanted + chrono::Duration::milliseconds(1)
+}
+
 /// Checks that instruments share an asset class and region (one iTick batch call takes one);
 /// the first of them, if any.
 fn one_group(instruments: &[Instrument]) -> Result<Option<&Instrument>, SourceError> {
@@ -325,7 +340,7 @@ impl MarketSource for ItickSource {
         let limit = limit.min(KLINE_LIMIT);
         let mut extra = vec![("kType", interval.itick_ktype().to_string()), ("limit", limit.to_string())];
         if let Some(end) = end {
-            extra.push(("et", end.timestamp_millis().to_string()));
+            extra.push(("et", upstream_end(interval, end).timestamp_millis().to_string()));
         }
         let data = self.single(instrument, "kline", &extra).await?;
         let items = match &data {
