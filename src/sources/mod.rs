@@ -8,8 +8,8 @@
 //! REST path (`MarketService`) and the live path (each stream, before it pushes) alike.
 //!
 //! The dependency runs one way: `sources` implements the traits of `market` and `live`, and
-//! whoever builds the app calls [`build_source`] and [`build_stream`]; `market` and `live` never
-//! name a provider.
+//! whoever builds the app calls [`build_source`](crate::sources::build_source) and
+//! [`build_stream`](crate::sources::build_stream); `market` and `live` never name a provider.
 
 /// iTick: REST (`ItickSource`) and WebSocket (`ItickStream`).
 pub mod itick;

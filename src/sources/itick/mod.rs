@@ -26,9 +26,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::header;
 use serde_json::Value;
 
-use self::parse::{
-    SOLE, asset_prefix, book_time, index_by_code, normalize_code, parse_kline, parse_level, parse_quote, parse_tick,
-    unwrap_single,
+use self::{
+    parse::{SOLE, book_time, index_by_code, parse_kline, parse_level, parse_quote, parse_tick, unwrap_single},
+    symbols::{asset_prefix, normalize_code},
 };
 use crate::{
     config::Secret,
@@ -49,6 +49,8 @@ pub mod reference;
 mod rest;
 /// The WebSocket stream (`MarketStream`): connections, plan, wire format, stats.
 pub mod stream;
+/// How iTick names instruments (paths, `CODE$REGION`, normalised codes), for REST and stream.
+pub mod symbols;
 
 pub use stream::{ItickStream, ItickStreamConfig};
 

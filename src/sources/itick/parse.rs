@@ -11,25 +11,11 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::{
-    market::{
-        types::{BookLevel, Instrument, Kline, Quote, Tick, TickDirection, TradingStatus},
-        validate,
-    },
-    reference::service::AssetClass,
+use super::symbols::normalize_code;
+use crate::market::{
+    types::{BookLevel, Instrument, Kline, Quote, Tick, TickDirection, TradingStatus},
+    validate,
 };
-
-/// The URL prefix of an asset class.
-pub fn asset_prefix(class: AssetClass) -> &'static str {
-    match class {
-        AssetClass::Stock => "stock",
-        AssetClass::Fund => "fund",
-        AssetClass::Forex => "forex",
-        AssetClass::Index => "indices",
-        AssetClass::Crypto => "crypto",
-        AssetClass::Future => "future",
-    }
-}
 
 /// An exact decimal from a JSON number or numeric string. JSON numbers are printed by serde_json
 /// as the shortest text that round-trips (189.98 prints `189.98`), so no binary noise creeps in.
@@ -83,17 +69,6 @@ pub(crate) fn required_time(object: &Value, field: &str) -> Result<DateTime<Utc>
         None | Some(Value::Null) => Err(format!("missing `{field}`")),
         Some(v) => millis(v).ok_or_else(|| format!("`{field}` is not a time in ms: {v}")),
     }
-}
-
-/// Upper case, without a `$REGION` suffix, and for all-digit codes without leading zeros (iTick
-/// and exchanges disagree on `700` vs `00700`).
-pub fn normalize_code(code: &str) -> String {
-    let code = code.split('$').next().unwrap_or(code).trim().to_ascii_uppercase();
-    if !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) {
-        let trimmed = code.trim_start_matches('0');
-        return if trimmed.is_empty() { "0".to_owned() } else { trimmed.to_owned() };
-    }
-    code
 }
 
 /// Key under which a lone quote object (not wrapped in a map) is indexed.

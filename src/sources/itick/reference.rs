@@ -24,7 +24,8 @@ use serde_json::Value;
 
 use super::{
     ItickSource,
-    parse::{decimal, int, millis, normalize_code},
+    parse::{decimal, int, millis},
+    symbols::normalize_code,
 };
 use crate::{
     market::{

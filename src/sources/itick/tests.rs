@@ -11,6 +11,7 @@ use std::str::FromStr;
 use super::{
     parse::*,
     rest::{Attempt, open_envelope, retry_after},
+    symbols::*,
     *,
 };
 use crate::{

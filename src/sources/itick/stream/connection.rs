@@ -37,7 +37,7 @@ use super::{
 use crate::{
     live::{Channel, LiveEvent, Topic},
     market::Instrument,
-    sources::retry,
+    sources::{itick::symbols, retry},
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
@@ -81,7 +81,7 @@ impl Wanted {
         match command {
             ConnCommand::Subscribe(topics) => {
                 for topic in topics {
-                    let key = protocol::upstream_symbol(&topic.instrument);
+                    let key = symbols::upstream_symbol(&topic.instrument);
                     self.symbols
                         .entry(key)
                         .or_insert_with(|| (topic.instrument, HashSet::new()))
@@ -91,7 +91,7 @@ impl Wanted {
             }
             ConnCommand::Unsubscribe(topics) => {
                 for topic in topics {
-                    let key = protocol::upstream_symbol(&topic.instrument);
+                    let key = symbols::upstream_symbol(&topic.instrument);
                     if let Some((_, channels)) = self.symbols.get_mut(&key) {
                         channels.remove(&topic.channel);
                         if channels.is_empty() {
@@ -120,7 +120,7 @@ impl Wanted {
     fn find(&self, key: &(String, String)) -> Option<(&Instrument, &HashSet<Channel>)> {
         let mut found = None;
         for (instrument, channels) in self.symbols.values() {
-            let (code, region) = protocol::push_key(&instrument.code, &instrument.region);
+            let (code, region) = symbols::push_key(&instrument.code, &instrument.region);
             if code != key.0 {
                 continue;
             }

@@ -43,8 +43,11 @@ use self::{
     plan::{Action, Planner},
     stats::Counters,
 };
-use crate::config::{ItickSettings, Secret};
-use crate::live::{LiveEvent, MarketStream, StreamCommand};
+use super::symbols;
+use crate::{
+    config::{ItickSettings, Secret},
+    live::{LiveEvent, MarketStream, StreamCommand},
+};
 
 /// How the stream connects and keeps connections healthy.
 #[derive(Clone, Debug)]
@@ -150,7 +153,7 @@ impl ItickStream {
     /// Whether iTick streams this instrument at all (futures: no). Topics it does not are
     /// counted and logged, never subscribed; a caller can refuse them up front instead.
     pub fn supports(instrument: &crate::market::Instrument) -> bool {
-        protocol::endpoint(instrument.asset_class).is_some()
+        symbols::endpoint(instrument.asset_class).is_some()
     }
 
     pub fn config(&self) -> &ItickStreamConfig {

@@ -14,38 +14,14 @@ use serde_json::{Value, json};
 use crate::{
     live::{Channel, LiveEvent},
     market::{Instrument, Interval, OrderBook, validate},
-    reference::service::AssetClass,
-    sources::itick::parse::{book_time, normalize_code, parse_kline, parse_level, parse_quote, parse_tick},
+    sources::itick::{
+        parse::{book_time, parse_kline, parse_level, parse_quote, parse_tick},
+        symbols::push_key,
+    },
 };
 
 /// iTick's documented limit of symbols on one connection.
 pub const MAX_SYMBOLS_PER_CONNECTION: usize = 500;
-
-/// The WebSocket path of an asset class (`{ws_url}/{endpoint}`), or `None` when iTick streams
-/// none for it.
-///
-/// Funds go to `stock`: the funds finql lists are exchange-traded (iTick's fund data is US
-/// only), quoted on the stock feed, and the socket has no `/fund` path. Futures have REST
-/// endpoints but no documented socket: they are refused rather than guessed.
-pub fn endpoint(class: AssetClass) -> Option<&'static str> {
-    match class {
-        AssetClass::Stock | AssetClass::Fund => Some("stock"),
-        AssetClass::Forex => Some("forex"),
-        AssetClass::Index => Some("indices"),
-        AssetClass::Crypto => Some("crypto"),
-        AssetClass::Future => None,
-    }
-}
-
-/// `CODE$REGION`, as `params` lists symbols.
-pub fn upstream_symbol(instrument: &Instrument) -> String {
-    format!("{}${}", instrument.code.trim(), instrument.region.trim().to_ascii_uppercase())
-}
-
-/// The key a push is matched on: normalised code (see [`normalize_code`]) and upper-case region.
-pub fn push_key(code: &str, region: &str) -> (String, String) {
-    (normalize_code(code), region.trim().to_ascii_uppercase())
-}
 
 /// The `types` entry of a channel: `quote`, `tick`, `depth`, `kline@N` (N = kType).
 pub fn channel_type(channel: Channel) -> String {
@@ -205,7 +181,10 @@ fn parse_book(data: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::Symbol;
+    use crate::{
+        reference::{Symbol, service::AssetClass},
+        sources::itick::symbols::{endpoint, upstream_symbol},
+    };
 
     fn aapl() -> Instrument {
         Instrument {
