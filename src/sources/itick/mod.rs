@@ -156,7 +156,7 @@ impl ItickSource {
             token: config.token,
             timeout: config.timeout,
             max_retries: config.max_retries,
-            limiter: rest::Limiter::direct(rest::quota(config.requests_per_minute)),
+            limiter: rest::limiter(config.requests_per_minute),
             rejected: AtomicU64::new(0),
             splits: moka::future::Cache::builder()
                 .max_capacity(reference::SPLITS_CACHE)

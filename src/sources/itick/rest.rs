@@ -16,7 +16,8 @@ use std::{num::NonZeroU32, time::Duration};
 
 use governor::{
     Quota, RateLimiter,
-    clock::{Clock, DefaultClock},
+    clock::Clock,
+    middleware::NoOpMiddleware,
     state::{InMemoryState, NotKeyed},
 };
 use reqwest::{StatusCode, header};
@@ -28,7 +29,28 @@ use crate::{market::SourceError, sources::retry};
 const UNAUTHORIZED: &str = "iTick rejected the token (check ITICK_TOKEN)";
 
 /// The client-side limiter of one `ItickSource`.
-pub(super) type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+pub(super) type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
+
+/// The limiter of `per_minute` calls a minute ([`quota`]).
+pub(super) fn limiter(per_minute: u32) -> Limiter {
+    RateLimiter::direct_with_clock(quota(per_minute), TokioClock { start: tokio::time::Instant::now() })
+}
+
+/// governor on tokio's clock: the quota is paced by the clock the waits sleep on, so a test that
+/// pauses time (`tokio::time::pause`) paces it too.
+#[derive(Clone, Debug)]
+pub(super) struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl Clock for TokioClock {
+    /// Time since the limiter was made (governor's relative instants, as its own fake clock).
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
 
 /// At most `per_minute` calls in any 60 s window: a burst of a tenth of the quota (at least 1,
 /// less than the whole when the quota allows), then one call every `60 s / (per_minute -
@@ -47,8 +69,7 @@ pub fn quota(per_minute: u32) -> Quota {
 impl ItickSource {
     /// Waits for a permit of the client-side quota: at most the attempt timeout, and never past
     /// the request's deadline; `Unavailable` at once when the permit is further away than that.
-    async fn acquire(&self) -> Result<(), SourceError> {
-        let clock = DefaultClock::default();
+    pub(super) async fn acquire(&self) -> Result<(), SourceError> {
         let mut latest = tokio::time::Instant::now() + self.timeout;
         if let Some(deadline) = crate::market::health::deadline() {
             latest = latest.min(deadline);
@@ -56,7 +77,7 @@ impl ItickSource {
         loop {
             let wait = match self.limiter.check() {
                 Ok(()) => return Ok(()),
-                Err(not_until) => not_until.wait_time_from(clock.now()),
+                Err(not_until) => not_until.wait_time_from(self.limiter.clock().now()),
             };
             // Without a reservation, waiters race for the next permit: each retries until its
             // own bound, never past it.

@@ -309,3 +309,25 @@ fn config_is_checked_and_the_token_never_prints() {
     config.token = Secret::new("line\nbreak".into());
     assert!(ItickSource::new(config).is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waits_for_its_permit_at_most_its_timeout() {
+    let mut config = ItickConfig::new("token");
+    // A burst of 6, then one call every 60/54 s.
+    config.requests_per_minute = 60;
+    config.timeout = Duration::from_secs(1);
+    let source = ItickSource::new(config).unwrap();
+    let start = tokio::time::Instant::now();
+    for _ in 0..6 {
+        source.acquire().await.unwrap();
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO, "the burst is free");
+    // The next permit is 1.11 s away, beyond the 1 s timeout: refused at once, not after waiting.
+    assert!(matches!(source.acquire().await, Err(SourceError::Unavailable(_))));
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    // 0.2 s later it is 0.91 s away: the call waits for it.
+    tokio::time::advance(Duration::from_millis(200)).await;
+    source.acquire().await.unwrap();
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(1_110) && waited < Duration::from_millis(1_130), "{waited:?}");
+}
