@@ -21,7 +21,8 @@ pub mod graphql;
 pub mod http;
 /// Personal-finance transactions: money, CRUD, keyset pagination and SQL analytics.
 pub mod ledger;
-/// Live market data: upstream streams, the fan-out hub, subscriptions.
+/// Live market data: the `MarketStream` seam, feeds (one process or replicas), the fan-out hub,
+/// subscriptions.
 pub mod live;
 /// Market data: quotes, klines, order books and ticks from pluggable sources.
 pub mod market;

@@ -2,9 +2,11 @@
 //!
 //! Three layers, each behind its own seam so they can be tested and replaced apart:
 //!
-//! - a `MarketStream` is one upstream that pushes data (the iTick WebSocket, the simulated
-//!   market). It owns its connection: auth, heartbeats, reconnects, and keeping the upstream
-//!   subscriptions equal to the topics it was last asked for (re-subscribing after a reconnect).
+//! - a `MarketStream` is one upstream that pushes data (a provider in `crate::sources`: the
+//!   iTick WebSocket, the simulated market). It owns its connection: auth, heartbeats,
+//!   reconnects, and keeping the upstream subscriptions equal to the topics it was last asked
+//!   for (re-subscribing after a reconnect). This module defines the seam and never names a
+//!   provider.
 //! - a `Feed` decides which process talks to the stream. In one process (no Redis) the hub's
 //!   demand goes straight to the stream. With Redis, replicas publish their demand, exactly one
 //!   replica (the lease holder) runs the stream for the union of all demand, and every event

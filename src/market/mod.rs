@@ -1,8 +1,9 @@
 //! Market data: quotes, klines (candles), order books and ticks, from pluggable sources.
 //!
 //! Data flows one way: resolver -> `MarketService` (cache, single flight, batching, stale
-//! fallback) -> `MarketSource` (the simulated market, or iTick over REST). Sources speak in the
-//! domain types of `types`; every value they return passes `validate` before it is served.
+//! fallback) -> `MarketSource` (a provider in `crate::sources`: the simulated market, or iTick
+//! over REST). Sources speak in the domain types of `types`; every value they return passes
+//! `validate` before it is served. This module defines the seam and never names a provider.
 
 /// Trading sessions of each market, in its own time zone.
 pub mod calendar;
