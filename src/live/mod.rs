@@ -2,7 +2,7 @@
 //!
 //! Three layers, each behind its own seam so they can be tested and replaced apart:
 //!
-//! - a `MarketStream` is one upstream that pushes data (a provider in `crate::sources`: the
+//! - a `MarketStream` is one upstream that pushes data (a provider of `sources`: the
 //!   iTick WebSocket, the simulated market). It owns its connection: auth, heartbeats,
 //!   reconnects, and keeping the upstream subscriptions equal to the topics it was last asked
 //!   for (re-subscribing after a reconnect). This module defines the seam and never names a

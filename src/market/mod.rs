@@ -1,7 +1,7 @@
 //! Market data: quotes, klines (candles), order books and ticks, from pluggable sources.
 //!
 //! Data flows one way: resolver -> `MarketService` (cache, single flight, batching, stale
-//! fallback) -> `MarketSource` (a provider in `crate::sources`: the simulated market, or iTick
+//! fallback) -> `MarketSource` (a provider of `sources`: the simulated market, or iTick
 //! over REST). Sources speak in the domain types of `types`; every value they return passes
 //! `validate` before it is served. This module defines the seam and never names a provider.
 
