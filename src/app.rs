@@ -19,6 +19,7 @@ use crate::{
     market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
     reference::ReferenceService,
     resilience::redis::RedisGuard,
+    sources,
     throttle::{self, AuthThrottle},
 };
 
@@ -76,7 +77,7 @@ impl App {
     /// to port 0 and read [`App::local_addr`] to get a free port (as the tests do).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // One TLS crypto provider (ring) for every client in the process; must precede them.
-        market::itick::install_crypto_provider();
+        sources::itick::install_crypto_provider();
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
@@ -107,7 +108,7 @@ impl App {
             ),
             None => None,
         };
-        let (source, health) = market::build_source(&config.market, config.resilience.breaker())?;
+        let (source, health) = sources::build_source(&config.market, config.resilience.breaker())?;
         let market_service = MarketService::new(
             source.clone(),
             shared_quotes,
@@ -126,7 +127,7 @@ impl App {
         let throttle = AuthThrottle::new(limiter, config.throttle.clone(), config.auth.jwt_secret.expose());
         let shutdown = CancellationToken::new();
         revocations.spawn_sync(shutdown.clone());
-        let live = live::start(live::build_stream(&config.market)?, &config, shutdown.clone()).await?;
+        let live = live::start(sources::build_stream(&config.market)?, &config, shutdown.clone()).await?;
         let state = AppState(Arc::new(Services {
             schema: build_schema(&config.limits),
             documents: crate::graphql::documents::DocumentCache::new(),

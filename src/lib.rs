@@ -22,7 +22,8 @@ pub mod graphql;
 pub mod http;
 /// Personal-finance transactions: money, CRUD, keyset pagination and SQL analytics.
 pub mod ledger;
-/// Live market data: upstream streams, the fan-out hub, subscriptions.
+/// Live market data: the `MarketStream` seam, feeds (one process or replicas), the fan-out hub,
+/// subscriptions.
 pub mod live;
 /// Market data: quotes, klines, order books and ticks from pluggable sources.
 pub mod market;
@@ -30,6 +31,9 @@ pub mod market;
 pub mod reference;
 /// Bounded waits on what finql does not control: circuit breakers, Redis call timeouts.
 pub mod resilience;
+/// Market-data providers, each owning its request side (`MarketSource`) and its live side
+/// (`MarketStream`): iTick and the simulated market; `build_source` and `build_stream`.
+pub mod sources;
 /// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
 pub mod telemetry;
 /// Throttling of logins, sign-ups and refreshes: GCRA rates and failure backoff, in process or

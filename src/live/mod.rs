@@ -2,9 +2,11 @@
 //!
 //! Three layers, each behind its own seam so they can be tested and replaced apart:
 //!
-//! - a `MarketStream` is one upstream that pushes data (the iTick WebSocket, the simulated
-//!   market). It owns its connection: auth, heartbeats, reconnects, and keeping the upstream
-//!   subscriptions equal to the topics it was last asked for (re-subscribing after a reconnect).
+//! - a `MarketStream` is one upstream that pushes data (a provider of `sources`: the
+//!   iTick WebSocket, the simulated market). It owns its connection: auth, heartbeats,
+//!   reconnects, and keeping the upstream subscriptions equal to the topics it was last asked
+//!   for (re-subscribing after a reconnect). This module defines the seam and never names a
+//!   provider.
 //! - a `Feed` decides which process talks to the stream. In one process (no Redis) the hub's
 //!   demand goes straight to the stream. With Redis, replicas publish their demand, exactly one
 //!   replica (the lease holder) runs the stream for the union of all demand, and every event
@@ -20,14 +22,10 @@
 pub mod graphql;
 /// The fan-out hub: reference-counted topics, conflation, bounded tick queues, data lag.
 pub mod hub;
-/// The iTick WebSocket upstream.
-pub mod itick;
 /// The feed of a single process: the stream runs here.
 pub mod local;
 /// The feed of replicas sharing Redis: one lease holder streams for everyone.
 pub mod replicas;
-/// The simulated market as a live stream.
-pub mod simulated;
 
 pub use hub::{HubConfig, LiveHub};
 pub use local::LocalFeed;
@@ -40,7 +38,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::{Config, LiveSettings, MarketSettings, MarketSourceKind},
+    config::{Config, LiveSettings},
     market::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
     reference::Symbol,
 };
@@ -49,15 +47,6 @@ use crate::{
 /// of topics, so the stream rarely waits; bounded, so a stalled hub stalls the stream instead
 /// of growing memory.
 const EVENT_BUFFER: usize = 8192;
-
-/// The live stream of the first source `FINQL_MARKET_SOURCE` names.
-pub fn build_stream(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketStream>> {
-    match settings.sources.first() {
-        Some(MarketSourceKind::Simulated) => Ok(Arc::new(simulated::SimulatedStream::new(settings.sim_ticks_per_sec))),
-        Some(MarketSourceKind::Itick) => Ok(Arc::new(itick::ItickStream::from_settings(&settings.itick)?)),
-        None => anyhow::bail!("FINQL_MARKET_SOURCE names no source"),
-    }
-}
 
 /// Starts `stream` behind a [`LocalFeed`] and a hub fed by it, until `shutdown`.
 pub fn start_local(stream: Arc<dyn MarketStream>, settings: &LiveSettings, shutdown: CancellationToken) -> LiveHub {

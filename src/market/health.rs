@@ -18,7 +18,7 @@
 //!
 //! # Source health
 //!
-//! `GuardedSource` wraps every configured source (`market::build_source`) with its own
+//! `GuardedSource` wraps every configured source (`sources::build_source`) with its own
 //! `CircuitBreaker`: failures and budget overruns count; after `FINQL_BREAKER_FAILURES` in a
 //! row the source is skipped at once (no network wait) until a probe, after
 //! `FINQL_BREAKER_COOLDOWN_MS`, succeeds. An answer of the source ("not found") is a success:

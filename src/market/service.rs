@@ -5,7 +5,8 @@
 //!   briefly;
 //! - batches quote fetches per (asset class, upstream region), chunked at the source's limit;
 //! - makes concurrent misses for the same symbols share one upstream call (single flight);
-//! - checks every value before serving it (no high < low, no negative price, no future time);
+//! - checks every value before serving it (`validate`: no high < low, no negative price, no
+//!   future time);
 //! - when the source fails, serves the last known quote marked `stale` while it is younger than
 //!   `FINQL_MAX_STALE_SECS`, and otherwise answers `UPSTREAM_UNAVAILABLE`;
 //! - waits for the source at most `FINQL_UPSTREAM_BUDGET_MS` per request (`health`): every
@@ -45,6 +46,7 @@ use super::{
     shared_cache::SharedQuotes,
     source::{Asked, MarketSource, SourceError},
     types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
+    validate,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -88,7 +90,6 @@ struct Inner {
     live_klines: Cache<(Symbol, Interval, usize), Arc<Vec<Kline>>>,
     books: Cache<(Symbol, usize), OrderBook>,
     in_flight: Mutex<HashMap<Symbol, SharedBatch>>,
-    upstream_calls: AtomicU64,
     rejected: AtomicU64,
     /// How long a fetch may wait for the source (the budget less a Redis call, see above).
     source_budget: Duration,
@@ -117,7 +118,6 @@ impl MarketService {
             live_klines: Cache::builder().max_capacity(KLINE_CACHE).time_to_live(config.quote_ttl).build(),
             books: Cache::builder().max_capacity(QUOTE_CACHE).time_to_live(config.quote_ttl).build(),
             in_flight: Mutex::new(HashMap::new()),
-            upstream_calls: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             source_budget: match &shared {
                 // Never less than half the budget, whatever the Redis timeout.
@@ -268,14 +268,13 @@ impl MarketService {
     fn fetch_batch(&self, chunk: Vec<Instrument>) -> impl std::future::Future<Output = BatchResult> + Send + 'static {
         let service = self.clone();
         async move {
-            service.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
             let fetched = service.upstream(service.inner.source.quotes(&chunk)).await;
             let mut answer = HashMap::new();
             let mut valid = Vec::new();
             if let Ok(quotes) = &fetched {
                 let now = Utc::now();
                 for quote in quotes {
-                    if let Err(reason) = validate_quote(quote, now) {
+                    if let Err(reason) = validate::quote(quote, now) {
                         service.reject("quote", &quote.symbol, &reason);
                         continue;
                     }
@@ -394,7 +393,6 @@ impl MarketService {
         end: Option<DateTime<Utc>>,
         limit: usize,
     ) -> AppResult<Fetched> {
-        self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let bars = self
             .upstream(self.inner.source.klines(instrument, interval, end, limit))
             .await
@@ -412,7 +410,7 @@ impl MarketService {
         let received = bars.len();
         let mut valid: Vec<Kline> = Vec::with_capacity(bars.len());
         for bar in bars {
-            match validate_kline(&bar, now) {
+            match validate::kline(&bar, now) {
                 Ok(()) => valid.push(bar),
                 Err(reason) => self.reject("kline", symbol, &reason),
             }
@@ -454,11 +452,9 @@ impl MarketService {
         }
         let current = interval.bar_start(Utc::now());
         let chunks = self.chunks(missing);
-        let answers = join_all(chunks.iter().map(|chunk| {
-            self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
-            self.upstream(self.inner.source.latest_klines(chunk, interval, limit))
-        }))
-        .await;
+        let answers =
+            join_all(chunks.iter().map(|chunk| self.upstream(self.inner.source.latest_klines(chunk, interval, limit))))
+                .await;
         for (chunk, answer) in chunks.into_iter().zip(answers) {
             let mut found: HashMap<Symbol, Vec<Kline>> = match answer {
                 Ok(series) => series.into_iter().collect(),
@@ -510,7 +506,6 @@ impl MarketService {
         }
         let chunks = self.chunks(missing);
         let answers = join_all(chunks.iter().map(|chunk| async move {
-            self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
             match chunk.as_slice() {
                 // One instrument: the single endpoint.
                 [one] => self.upstream(self.inner.source.order_book(one, levels)).await.map(|book| vec![book]),
@@ -533,8 +528,8 @@ impl MarketService {
                 let symbol = instrument.symbol;
                 let result = match found.remove(&symbol) {
                     None => Err(SourceError::NotFound(String::new()).about(&symbol, Asked::MarketData).into()),
-                    Some(book) if !valid_book(&book) => {
-                        self.reject("order book", &symbol, "unordered or non-positive levels");
+                    Some(book) if let Err(reason) = validate::order_book(&book, Utc::now()) => {
+                        self.reject("order book", &symbol, &reason);
                         Err(AppError::UpstreamUnavailable(format!(
                             "the market source sent an invalid order book for `{symbol}`"
                         )))
@@ -571,7 +566,6 @@ impl MarketService {
 
     pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> AppResult<Vec<Tick>> {
         let instrument = self.instrument(symbol).await?;
-        self.inner.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let ticks = self
             .upstream(self.inner.source.ticks(&instrument, limit))
             .await
@@ -579,12 +573,12 @@ impl MarketService {
         let now = Utc::now();
         Ok(ticks
             .into_iter()
-            .filter(|t| {
-                let ok = t.price > rust_decimal::Decimal::ZERO && t.timestamp <= now + chrono::Duration::seconds(5);
-                if !ok {
-                    self.reject("tick", symbol, "non-positive price or future time");
+            .filter(|tick| match validate::tick(tick, now) {
+                Ok(()) => true,
+                Err(reason) => {
+                    self.reject("tick", symbol, &reason);
+                    false
                 }
-                ok
             })
             .collect())
     }
@@ -608,45 +602,6 @@ impl MarketService {
     }
 }
 
-/// How far ahead of our clock a source's timestamp may be (clock skew), before it is refused.
-const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
-
-fn validate_quote(quote: &Quote, now: DateTime<Utc>) -> Result<(), String> {
-    let zero = rust_decimal::Decimal::ZERO;
-    if quote.last <= zero || quote.high < quote.low || quote.low < zero || quote.prev_close < zero {
-        return Err(format!("prices out of order (last {}, high {}, low {})", quote.last, quote.high, quote.low));
-    }
-    if quote.volume < zero || quote.turnover < zero {
-        return Err("negative volume or turnover".into());
-    }
-    if quote.timestamp > now + MAX_CLOCK_SKEW {
-        return Err(format!("timestamp {} is in the future", quote.timestamp));
-    }
-    Ok(())
-}
-
-fn valid_book(book: &OrderBook) -> bool {
-    let zero = rust_decimal::Decimal::ZERO;
-    book.bids.iter().chain(&book.asks).all(|l| l.price > zero)
-        && book.bids.windows(2).all(|w| w[0].price >= w[1].price)
-        && book.asks.windows(2).all(|w| w[0].price <= w[1].price)
-}
-
-fn validate_kline(bar: &Kline, now: DateTime<Utc>) -> Result<(), String> {
-    let zero = rust_decimal::Decimal::ZERO;
-    if bar.low <= zero || bar.high < bar.low || bar.high < bar.open.max(bar.close) || bar.low > bar.open.min(bar.close)
-    {
-        return Err(format!("bar at {} has inconsistent OHLC", bar.time));
-    }
-    if bar.volume < zero || bar.turnover < zero {
-        return Err(format!("bar at {} has negative volume", bar.time));
-    }
-    if bar.time > now + MAX_CLOCK_SKEW {
-        return Err(format!("bar at {} starts in the future", bar.time));
-    }
-    Ok(())
-}
-
 impl MarketService {
     /// The circuit breakers of the sources, in fallback order (for health checks and routing).
     pub fn source_health(&self) -> Vec<crate::resilience::breaker::BreakerSnapshot> {
@@ -656,10 +611,5 @@ impl MarketService {
     /// The health of Redis as the shared quote cache sees it (`None` without `REDIS_URL`).
     pub fn redis_health(&self) -> Option<crate::resilience::breaker::BreakerSnapshot> {
         self.inner.shared.as_ref().map(|shared| shared.guard().snapshot())
-    }
-
-    /// Upstream calls made since start (for observability and tests).
-    pub fn upstream_calls(&self) -> u64 {
-        self.inner.upstream_calls.load(Ordering::Relaxed)
     }
 }

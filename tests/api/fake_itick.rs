@@ -59,6 +59,8 @@ struct Controls {
     unknown: HashSet<String>,
     invalid_bar: bool,
     klines_newest_first: bool,
+    /// `et` includes the bar starting exactly at it (the default: bars start before `et`).
+    klines_through_et: bool,
     /// Start (ms) of the first bar the fake has: earlier bars do not exist.
     history_start: Option<i64>,
     quotes_shape: QuotesShape,
@@ -89,8 +91,8 @@ impl FakeItick {
     }
 
     /// An adapter configuration pointing here: right token, short timeout, generous quota.
-    pub fn config(&self) -> finql::market::itick::ItickConfig {
-        finql::market::itick::ItickConfig {
+    pub fn config(&self) -> finql::sources::itick::ItickConfig {
+        finql::sources::itick::ItickConfig {
             base_url: self.base_url(),
             token: finql::config::Secret::new(TOKEN.to_owned()),
             timeout: Duration::from_secs(2),
@@ -162,6 +164,12 @@ impl FakeItick {
     /// Makes history begin at `start_ms`: kline answers hold no bar before it.
     pub fn set_history_start(&self, start_ms: i64) {
         self.state.lock().history_start = Some(start_ms);
+    }
+
+    /// Whether a kline answer includes the bar that starts exactly at `et` (iTick does not say;
+    /// by default the fake answers the bars starting before `et`).
+    pub fn serve_klines_through_et(&self, on: bool) {
+        self.state.lock().klines_through_et = on;
     }
 
     pub fn serve_klines_newest_first(&self, on: bool) {
@@ -423,7 +431,7 @@ fn klines(controls: &Controls, code: &str, query: &HashMap<String, String>, now:
         None => now,
     };
     let price = price_of(controls, code);
-    let last_start = (end - 1).div_euclid(len) * len;
+    let last_start = if controls.klines_through_et { end } else { end - 1 }.div_euclid(len) * len;
     let mut bars: Vec<Value> = (0..limit)
         .rev()
         .map(|back| {
@@ -452,18 +460,16 @@ fn klines(controls: &Controls, code: &str, query: &HashMap<String, String>, now:
     Ok(Value::Array(bars))
 }
 
-/// The adapter (`finql::market::itick`) against this fake.
+/// The adapter (`finql::sources::itick`) against this fake.
 #[cfg(test)]
 mod adapter_tests {
     use std::{str::FromStr, time::Duration};
 
     use chrono::{TimeZone, Utc};
     use finql::{
-        market::{
-            Instrument, Interval, MarketSource, SourceError, TickDirection,
-            itick::{ItickConfig, ItickSource},
-        },
+        market::{Instrument, Interval, MarketSource, SourceError, TickDirection},
         reference::{Symbol, service::AssetClass},
+        sources::itick::{ItickConfig, ItickSource},
     };
     use rust_decimal::Decimal;
 
@@ -643,7 +649,8 @@ mod adapter_tests {
         assert_eq!((query["region"].as_str(), query["code"].as_str()), ("US", "AAPL"));
         assert_eq!(query["kType"], "5");
         assert_eq!(query["limit"], "24");
-        assert_eq!(query["et"], end.timestamp_millis().to_string());
+        // One ms into the last bar wanted: bars up to it whether `et` is inclusive or not.
+        assert_eq!(query["et"], (end - chrono::Duration::hours(1)).timestamp_millis().saturating_add(1).to_string());
 
         let bars = source.klines(&aapl, Interval::OneDay, None, 5000).await.unwrap();
         assert_eq!(bars.len(), 1000, "clamped to the upstream maximum");

@@ -43,8 +43,10 @@ fn anchor() -> DateTime<Utc> {
     Utc::now().duration_trunc(Duration::hours(1)).unwrap() - Duration::days(10)
 }
 
-fn ms(at: DateTime<Utc>) -> Option<String> {
-    Some(at.timestamp_millis().to_string())
+/// The `et` asked for hourly bars starting before `before`: one ms into the last of them (so
+/// that the answer ends with it whether the upstream's `et` is inclusive or not).
+fn et(before: DateTime<Utc>) -> Option<String> {
+    Some(((before - Duration::hours(1)).timestamp_millis() + 1).to_string())
 }
 
 async fn klines(app: &TestApp, before: Option<DateTime<Utc>>, limit: i64) -> Vec<Value> {
@@ -77,7 +79,7 @@ async fn a_closed_range_is_fetched_once_and_survives_a_restart() {
     let app = app_on(&fake, Backend::Sqlite, &[("DATABASE_URL", &url)]).await.unwrap();
     let first = klines(&app, Some(end), 100).await;
     assert_eq!(times(&first), hours(end - Duration::hours(100), end));
-    assert_eq!(kline_calls(&fake), [("100".to_owned(), ms(end))]);
+    assert_eq!(kline_calls(&fake), [("100".to_owned(), et(end))]);
 
     // A window inside the stored range (another cache key): served from the database.
     let inner = klines(&app, Some(end - Duration::hours(10)), 50).await;
@@ -99,20 +101,20 @@ async fn only_the_missing_part_goes_upstream(backend: Backend) {
     };
     let end = anchor();
     klines(&app, Some(end), 10).await;
-    assert_eq!(kline_calls(&fake), [("10".to_owned(), ms(end))]);
+    assert_eq!(kline_calls(&fake), [("10".to_owned(), et(end))]);
 
     // Five hours later: only those five bars are fetched.
     fake.reset_calls();
     let later = end + Duration::hours(5);
     let bars = klines(&app, Some(later), 10).await;
     assert_eq!(times(&bars), hours(later - Duration::hours(10), later));
-    assert_eq!(kline_calls(&fake), [("5".to_owned(), ms(later))]);
+    assert_eq!(kline_calls(&fake), [("5".to_owned(), et(later))]);
 
     // Further back than stored: only the older part, before the first stored bar.
     fake.reset_calls();
     let longer = klines(&app, Some(later), 30).await;
     assert_eq!(times(&longer), hours(later - Duration::hours(30), later));
-    assert_eq!(kline_calls(&fake), [("15".to_owned(), ms(end - Duration::hours(10)))]);
+    assert_eq!(kline_calls(&fake), [("15".to_owned(), et(end - Duration::hours(10)))]);
     assert_eq!(longer[20..], bars[..], "stored and fetched bars are the same bars");
 
     // And every bar equals what a fresh server (nothing stored) fetches in one call.

@@ -152,6 +152,23 @@ async fn closed_history_is_fetched_once() {
     assert!(times.windows(2).all(|w| w[0] < w[1]), "oldest first");
 }
 
+/// A window ending at a bar's exact start holds `limit` bars, the last the bar before it, whether
+/// the upstream's `et` includes the bar starting at it or not (iTick does not say). It used to
+/// hold `limit - 1` from an inclusive upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_ending_at_a_bar_start_holds_limit_bars_whatever_et_means() {
+    for through_et in [false, true] {
+        let fake = FakeItick::start().await;
+        fake.serve_klines_through_et(through_et);
+        let app = app_on(&fake, &[]).await;
+        let data = app.data(None, KLINES, json!({ "before": "2025-01-01T00:00:00Z" })).await;
+        let times: Vec<&str> = data["klines"].as_array().unwrap().iter().map(|b| b["time"].as_str().unwrap()).collect();
+        assert_eq!(times.len(), 20, "et inclusive: {through_et}: {times:?}");
+        assert!(times.last().unwrap().starts_with("2024-12-31T00:00:00"), "et inclusive: {through_et}: {times:?}");
+        assert!(times.first().unwrap().starts_with("2024-12-12T00:00:00"), "et inclusive: {through_et}: {times:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_bars_from_the_source_are_not_served() {
     let fake = FakeItick::start().await;

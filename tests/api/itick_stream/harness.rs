@@ -4,12 +4,10 @@
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use finql::{
-    live::{
-        Channel, LiveEvent, MarketStream, StreamCommand, Topic,
-        itick::{ItickStream, ItickStreamConfig},
-    },
+    live::{Channel, LiveEvent, MarketStream, StreamCommand, Topic},
     market::Instrument,
     reference::{Symbol, service::AssetClass},
+    sources::itick::{ItickStream, ItickStreamConfig},
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

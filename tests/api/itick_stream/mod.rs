@@ -1,4 +1,4 @@
-//! The iTick WebSocket stream (`finql::live::itick::ItickStream`), driven through
+//! The iTick WebSocket stream (`finql::sources::itick::ItickStream`), driven through
 //! `MarketStream::run` with channels, against the fake iTick WebSocket server: delivery,
 //! batching, the 500-symbol split, unsubscribes, heartbeats, reconnects, silence, auth failures,
 //! the old auth message, and validation. Heartbeat and silence run in tens or hundreds of
@@ -9,11 +9,9 @@ mod harness;
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use finql::{
-    live::{
-        Channel, LiveEvent, StreamCommand,
-        itick::{ConnectionState, ItickStream, ItickStreamConfig},
-    },
+    live::{Channel, LiveEvent, StreamCommand},
     market::Interval,
+    sources::itick::{ItickStream, ItickStreamConfig, stream::ConnectionState},
 };
 use serde_json::json;
 

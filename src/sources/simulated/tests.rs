@@ -1,4 +1,4 @@
-//! Unit tests of `market::simulated`.
+//! Unit tests of `sources::simulated`.
 
 use std::{
     sync::atomic::{AtomicI64, Ordering},
@@ -574,7 +574,7 @@ fn hundreds_of_daily_bars_are_cheap() {
     assert!(start.elapsed().as_secs_f64() < 5.0, "{:?}", start.elapsed());
 }
 
-/// `cargo test --release --lib market::simulated::tests::timings -- --ignored --nocapture`
+/// `cargo test --release --lib sources::simulated::tests::timings -- --ignored --nocapture`
 #[test]
 #[ignore = "prints timings"]
 fn timings() {

@@ -2,9 +2,9 @@
 //! sends, how it reads what comes back, and how a push becomes a validated [`LiveEvent`].
 //!
 //! Pure functions over `serde_json::Value`, taking `now` where validation needs it, so they can
-//! be unit-tested without a socket. Field parsing and validation are the REST adapter's
-//! (`market::itick`): a quote pushed over the socket is held to exactly the rules of a quote
-//! fetched over HTTP.
+//! be unit-tested without a socket. Field parsing is shared with the REST adapter
+//! (`sources::itick::parse`) and validation is the domain's (`market::validate`): a quote pushed
+//! over the socket is held to exactly the rules of a quote fetched over HTTP.
 
 use std::collections::BTreeMap;
 
@@ -13,41 +13,15 @@ use serde_json::{Value, json};
 
 use crate::{
     live::{Channel, LiveEvent},
-    market::{
-        Instrument, Interval, OrderBook,
-        itick::{normalize_code, parse_kline, parse_level, parse_quote, parse_tick, required_time},
+    market::{Instrument, Interval, OrderBook, validate},
+    sources::itick::{
+        parse::{book_time, parse_kline, parse_level, parse_quote, parse_tick},
+        symbols::push_key,
     },
-    reference::service::AssetClass,
 };
 
 /// iTick's documented limit of symbols on one connection.
 pub const MAX_SYMBOLS_PER_CONNECTION: usize = 500;
-
-/// The WebSocket path of an asset class (`{ws_url}/{endpoint}`), or `None` when iTick streams
-/// none for it.
-///
-/// Funds go to `stock`: the funds finql lists are exchange-traded (iTick's fund data is US
-/// only), quoted on the stock feed, and the socket has no `/fund` path. Futures have REST
-/// endpoints but no documented socket: they are refused rather than guessed.
-pub fn endpoint(class: AssetClass) -> Option<&'static str> {
-    match class {
-        AssetClass::Stock | AssetClass::Fund => Some("stock"),
-        AssetClass::Forex => Some("forex"),
-        AssetClass::Index => Some("indices"),
-        AssetClass::Crypto => Some("crypto"),
-        AssetClass::Future => None,
-    }
-}
-
-/// `CODE$REGION`, as `params` lists symbols.
-pub fn upstream_symbol(instrument: &Instrument) -> String {
-    format!("{}${}", instrument.code.trim(), instrument.region.trim().to_ascii_uppercase())
-}
-
-/// The key a push is matched on: normalised code (see [`normalize_code`]) and upper-case region.
-pub fn push_key(code: &str, region: &str) -> (String, String) {
-    (normalize_code(code), region.trim().to_ascii_uppercase())
-}
 
 /// The `types` entry of a channel: `quote`, `tick`, `depth`, `kline@N` (N = kType).
 pub fn channel_type(channel: Channel) -> String {
@@ -199,17 +173,18 @@ fn parse_book(data: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Resu
     let mut asks = side("a")?;
     bids.sort_by_key(|level| std::cmp::Reverse(level.price));
     asks.sort_by_key(|level| level.price);
-    let timestamp = match data.get("t") {
-        Some(t) if !t.is_null() => required_time(data, "t", now)?,
-        _ => now,
-    };
-    Ok(OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp })
+    let book = OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp: book_time(data, now)? };
+    validate::order_book(&book, now)?;
+    Ok(book)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::Symbol;
+    use crate::{
+        reference::{Symbol, service::AssetClass},
+        sources::itick::symbols::{endpoint, upstream_symbol},
+    };
 
     fn aapl() -> Instrument {
         Instrument {

@@ -37,6 +37,7 @@ use super::{
 use crate::{
     live::{Channel, LiveEvent, Topic},
     market::Instrument,
+    sources::{itick::symbols, retry},
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
@@ -80,7 +81,7 @@ impl Wanted {
         match command {
             ConnCommand::Subscribe(topics) => {
                 for topic in topics {
-                    let key = protocol::upstream_symbol(&topic.instrument);
+                    let key = symbols::upstream_symbol(&topic.instrument);
                     self.symbols
                         .entry(key)
                         .or_insert_with(|| (topic.instrument, HashSet::new()))
@@ -90,7 +91,7 @@ impl Wanted {
             }
             ConnCommand::Unsubscribe(topics) => {
                 for topic in topics {
-                    let key = protocol::upstream_symbol(&topic.instrument);
+                    let key = symbols::upstream_symbol(&topic.instrument);
                     if let Some((_, channels)) = self.symbols.get_mut(&key) {
                         channels.remove(&topic.channel);
                         if channels.is_empty() {
@@ -119,7 +120,7 @@ impl Wanted {
     fn find(&self, key: &(String, String)) -> Option<(&Instrument, &HashSet<Channel>)> {
         let mut found = None;
         for (instrument, channels) in self.symbols.values() {
-            let (code, region) = protocol::push_key(&instrument.code, &instrument.region);
+            let (code, region) = symbols::push_key(&instrument.code, &instrument.region);
             if code != key.0 {
                 continue;
             }
@@ -164,7 +165,7 @@ impl Connection {
     /// Runs until cancelled or until its command channel closes.
     pub async fn run(self, mut commands: mpsc::UnboundedReceiver<ConnCommand>) {
         let mut wanted = Wanted::default();
-        let mut attempt: u32 = 0;
+        let mut backoff = self.backoff();
         let mut first = true;
         loop {
             // Commands that came while waiting: apply before connecting.
@@ -200,11 +201,9 @@ impl Connection {
                 Outcome::Lost(why) => {
                     // A connection that held for a while starts the backoff over.
                     if started.elapsed() >= self.config.backoff_max {
-                        attempt = 0;
+                        backoff = self.backoff();
                     }
-                    let delay =
-                        reconnect_delay(attempt, self.config.backoff_min, self.config.backoff_max, rand::random());
-                    attempt = attempt.saturating_add(1);
+                    let delay = backoff.next().unwrap_or(self.config.backoff_max);
                     tracing::warn!(
                         stream = "itick",
                         endpoint = self.endpoint,
@@ -223,6 +222,11 @@ impl Connection {
                 _ = sleep(delay) => {}
             }
         }
+    }
+
+    /// Reconnect waits: the providers' one policy, endless (`sources::retry`).
+    fn backoff(&self) -> backon::ExponentialBackoff {
+        retry::backoff(self.config.backoff_min, self.config.backoff_max, None)
     }
 
     fn finish(&self) {
@@ -448,33 +452,9 @@ impl Connection {
     }
 }
 
-/// Exponential backoff with "equal jitter": uniform in `[c/2, c]` where
-/// `c = min(max, min * 2^attempt)`. Never zero, so a server that accepts and drops at once
-/// cannot cause a tight loop; `unit` is uniform in `[0, 1)`.
-pub fn reconnect_delay(attempt: u32, min: Duration, max: Duration, unit: f64) -> Duration {
-    let max = max.max(min);
-    let ceiling = min.saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX)).min(max);
-    let unit = if unit.is_nan() { 0.0 } else { unit.clamp(0.0, 1.0) };
-    ceiling / 2 + (ceiling / 2).mul_f64(unit)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_is_bounded_and_never_zero() {
-        let (min, max) = (Duration::from_millis(500), Duration::from_secs(60));
-        for attempt in 0..64 {
-            for unit in [0.0, 0.5, 0.999, f64::NAN, 7.0] {
-                let delay = reconnect_delay(attempt, min, max, unit);
-                assert!(delay >= min / 2 && delay <= max, "{attempt} {unit}: {delay:?}");
-            }
-        }
-        assert_eq!(reconnect_delay(0, min, max, 0.0), Duration::from_millis(250));
-        assert_eq!(reconnect_delay(3, min, max, 1.0), Duration::from_secs(4));
-        assert_eq!(reconnect_delay(30, min, max, 1.0), max);
-    }
 
     #[test]
     fn diffs_become_messages() {

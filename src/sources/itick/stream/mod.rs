@@ -7,12 +7,13 @@
 //! leave more than needed. Each connection (`connection`) authenticates with the `token`
 //! header (falling back to the older auth message when the server does not confirm), subscribes
 //! in batches, pings every `ITICK_WS_PING_SECS`, treats `ITICK_WS_SILENCE_SECS` without any
-//! frame as a dead connection, and reconnects with bounded, jittered exponential backoff,
+//! frame as a dead connection, and reconnects with the providers' backoff (`sources::retry`),
 //! subscribing again to everything it carries. A rejected token is logged at error and retried
 //! only after `ITICK_WS_AUTH_BACKOFF_SECS`: retrying sooner cannot fix a key, and hammering
 //! would count against the plan.
 //!
-//! Pushes are validated with the REST adapter's rules (`protocol`): rejected ones are logged and
+//! Pushes are parsed as the REST adapter parses them (`parse`) and held to `market::validate`
+//! (`protocol`): rejected ones are logged and
 //! counted, never delivered. `ItickStream::stats` shows connections and counters.
 //!
 //! Configuration (see `config::ItickSettings`): `ITICK_TOKEN`, `ITICK_WS_URL`,
@@ -35,7 +36,6 @@ use futures::future::BoxFuture;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-pub use connection::reconnect_delay;
 pub use stats::{ConnectionState, ConnectionStatus, ItickStreamStats};
 
 use self::{
@@ -43,8 +43,11 @@ use self::{
     plan::{Action, Planner},
     stats::Counters,
 };
-use super::{LiveEvent, MarketStream, StreamCommand};
-use crate::config::{ItickSettings, Secret};
+use super::symbols;
+use crate::{
+    config::{ItickSettings, Secret},
+    live::{LiveEvent, MarketStream, StreamCommand},
+};
 
 /// How the stream connects and keeps connections healthy.
 #[derive(Clone, Debug)]
@@ -124,7 +127,7 @@ impl ItickStream {
         config.max_symbols_per_connection =
             config.max_symbols_per_connection.clamp(1, protocol::MAX_SYMBOLS_PER_CONNECTION);
         // wss:// goes through rustls, which needs the process-wide provider (ring).
-        crate::market::itick::install_crypto_provider();
+        super::install_crypto_provider();
         Ok(Self { config: Arc::new(config), counters: Arc::default() })
     }
 
@@ -150,7 +153,7 @@ impl ItickStream {
     /// Whether iTick streams this instrument at all (futures: no). Topics it does not are
     /// counted and logged, never subscribed; a caller can refuse them up front instead.
     pub fn supports(instrument: &crate::market::Instrument) -> bool {
-        protocol::endpoint(instrument.asset_class).is_some()
+        symbols::endpoint(instrument.asset_class).is_some()
     }
 
     pub fn config(&self) -> &ItickStreamConfig {

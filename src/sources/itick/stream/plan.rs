@@ -12,8 +12,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::protocol::{endpoint, upstream_symbol};
-use crate::live::Topic;
+use crate::{
+    live::Topic,
+    sources::itick::symbols::{endpoint, upstream_symbol},
+};
 
 /// One step for the stream to carry out, in order.
 #[derive(Clone, Debug, PartialEq)]

@@ -22,7 +22,11 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::{ItickSource, decimal, int, millis, normalize_code};
+use super::{
+    ItickSource,
+    parse::{decimal, int, millis},
+    symbols::normalize_code,
+};
 use crate::{
     market::{
         corporate::{ActionKind, CorporateAction, FundamentalPoint},

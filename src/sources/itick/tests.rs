@@ -1,9 +1,23 @@
-//! Unit tests of `market::itick`.
+//! Unit tests of `sources::itick`.
 
 use serde_json::json;
 
-use super::*;
-use crate::reference::Symbol;
+use chrono::{DateTime, Utc};
+use governor::{RateLimiter, clock::FakeRelativeClock};
+use reqwest::header;
+use rust_decimal::Decimal;
+use std::str::FromStr;
+
+use super::{
+    parse::*,
+    rest::{Attempt, open_envelope, retry_after},
+    symbols::*,
+    *,
+};
+use crate::{
+    market::{TickDirection, TradingStatus},
+    reference::{Symbol, service::AssetClass},
+};
 
 fn instrument(symbol: &str, class: AssetClass, region: &str, code: &str) -> Instrument {
     Instrument {
@@ -94,24 +108,6 @@ fn envelope_success_and_errors() {
 }
 
 #[test]
-fn backoff_bounds() {
-    for attempt in 0..40 {
-        let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
-        assert_eq!(backoff_delay(attempt, 0.0), Duration::ZERO);
-        assert!(backoff_delay(attempt, 0.999_999) <= ceiling);
-        assert!(backoff_delay(attempt, 1.0) <= BACKOFF_CAP);
-        assert!(backoff_delay(attempt, 0.5) <= backoff_delay(attempt + 1, 0.5));
-    }
-    assert_eq!(backoff_delay(0, 1.0), Duration::from_millis(100));
-    assert_eq!(backoff_delay(1, 1.0), Duration::from_millis(200));
-    assert_eq!(backoff_delay(3, 1.0), Duration::from_millis(800));
-    assert_eq!(backoff_delay(5, 1.0), Duration::from_secs(2));
-    assert_eq!(backoff_delay(u32::MAX, 0.5), Duration::from_secs(1));
-    assert_eq!(backoff_delay(2, f64::NAN), Duration::ZERO);
-    assert_eq!(backoff_delay(2, -1.0), Duration::ZERO);
-}
-
-#[test]
 fn retry_after_seconds() {
     let mut headers = header::HeaderMap::new();
     assert_eq!(retry_after(&headers), None);
@@ -121,57 +117,40 @@ fn retry_after_seconds() {
     assert_eq!(retry_after(&headers), None);
 }
 
-#[test]
-fn token_bucket_bursts_then_paces() {
-    let t0 = Instant::now();
-    let mut bucket = TokenBucket::per_minute(60, t0);
-    // 60 a minute: a burst of 6, then 54 a minute (0.9/s).
-    for _ in 0..6 {
-        assert_eq!(bucket.reserve(t0, Duration::ZERO), Ok(Duration::ZERO));
+/// The quota under a clock the test moves: a greedy caller polling every 10 ms for two minutes.
+fn takes(per_minute: u32) -> Vec<u64> {
+    let clock = FakeRelativeClock::default();
+    let limiter = RateLimiter::direct_with_clock(rest::quota(per_minute), clock.clone());
+    let mut takes = Vec::new();
+    for step in 0..12_000u64 {
+        while limiter.check().is_ok() {
+            takes.push(step * 10);
+        }
+        clock.advance(Duration::from_millis(10));
     }
-    assert!(bucket.reserve(t0, Duration::from_millis(100)).is_err(), "no token and a short max wait");
-    let wait = bucket.reserve(t0, Duration::from_secs(5)).unwrap();
-    assert!((wait.as_secs_f64() - 1.0 / 0.9).abs() < 1e-6, "{wait:?}");
-    // The next caller queues behind the reservation.
-    let wait2 = bucket.reserve(t0, Duration::from_secs(5)).unwrap();
-    assert!((wait2.as_secs_f64() - 2.0 / 0.9).abs() < 1e-6, "{wait2:?}");
-    // Later, the debt is repaid and tokens accumulate again, never beyond the burst.
-    let later = t0 + Duration::from_secs(3600);
-    for _ in 0..6 {
-        assert_eq!(bucket.reserve(later, Duration::ZERO), Ok(Duration::ZERO));
-    }
-    assert!(bucket.reserve(later, Duration::ZERO).is_err());
+    takes
 }
 
 #[test]
-fn token_bucket_never_exceeds_the_quota_in_a_minute() {
+fn quota_bursts_then_paces() {
+    // 60 a minute: a burst of 6, then 54 a minute (one every 1.11 s).
+    let takes = takes(60);
+    assert_eq!(takes[..6], [0; 6]);
+    assert_eq!(takes[6], 1_120, "the first paced call comes 60/54 s after the burst");
+    assert_eq!(takes[7], 2_230);
+}
+
+#[test]
+fn quota_never_exceeds_requests_per_minute() {
     for per_minute in [1u32, 5, 60, 120, 600, 1200] {
-        let t0 = Instant::now();
-        let mut bucket = TokenBucket::per_minute(per_minute, t0);
-        // Greedy caller polling every 10 ms for two minutes: count takes per 60 s window.
-        let mut takes = Vec::new();
-        for step in 0..12_000u64 {
-            let now = t0 + Duration::from_millis(step * 10);
-            if bucket.reserve(now, Duration::ZERO) == Ok(Duration::ZERO) {
-                takes.push(step * 10);
-            }
-        }
+        let takes = takes(per_minute);
         for (i, start) in takes.iter().enumerate() {
             let in_window = takes[i..].iter().take_while(|t| **t < start + 60_000).count();
-            assert!(in_window <= per_minute.max(2) as usize, "{per_minute}/min: {in_window} in a window");
+            assert!(in_window <= per_minute as usize, "{per_minute}/min: {in_window} in a window");
         }
-        assert!(takes.len() as u32 >= per_minute.min(2), "{per_minute}/min: only {} takes", takes.len());
+        // And it is not stingier than the quota: two minutes hold at least one full minute's worth.
+        assert!(takes.len() as u32 > per_minute, "{per_minute}/min: only {} takes", takes.len());
     }
-}
-
-#[test]
-fn token_bucket_drain_and_clock_going_back() {
-    let t0 = Instant::now();
-    let mut bucket = TokenBucket::new(5.0, 1.0, t0 + Duration::from_secs(10));
-    // An earlier `now` (another thread read the clock first) refills nothing and panics not.
-    assert_eq!(bucket.reserve(t0, Duration::ZERO), Ok(Duration::ZERO));
-    bucket.drain(t0 + Duration::from_secs(10));
-    assert_eq!(bucket.reserve(t0 + Duration::from_secs(10), Duration::from_secs(2)), Ok(Duration::from_secs(1)));
 }
 
 #[test]
@@ -329,4 +308,26 @@ fn config_is_checked_and_the_token_never_prints() {
     config.requests_per_minute = 5;
     config.token = Secret::new("line\nbreak".into());
     assert!(ItickSource::new(config).is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waits_for_its_permit_at_most_its_timeout() {
+    let mut config = ItickConfig::new("token");
+    // A burst of 6, then one call every 60/54 s.
+    config.requests_per_minute = 60;
+    config.timeout = Duration::from_secs(1);
+    let source = ItickSource::new(config).unwrap();
+    let start = tokio::time::Instant::now();
+    for _ in 0..6 {
+        source.acquire().await.unwrap();
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO, "the burst is free");
+    // The next permit is 1.11 s away, beyond the 1 s timeout: refused at once, not after waiting.
+    assert!(matches!(source.acquire().await, Err(SourceError::Unavailable(_))));
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    // 0.2 s later it is 0.91 s away: the call waits for it.
+    tokio::time::advance(Duration::from_millis(200)).await;
+    source.acquire().await.unwrap();
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(1_110) && waited < Duration::from_millis(1_130), "{waited:?}");
 }

@@ -79,7 +79,7 @@ use std::{f64::consts::TAU, sync::Arc};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-use super::{
+use crate::market::{
     corporate::{CorporateAction, FundamentalPoint},
     source::{MarketSource, SourceError},
     types::{BookLevel, Instrument, Interval, Kline, OrderBook, Quote, Tick, TickDirection, TradingStatus},
@@ -92,6 +92,10 @@ mod path;
 mod profile;
 /// Corporate actions, fundamentals and as-traded klines (history before splits).
 mod reference;
+/// The simulated market as a live stream (`MarketStream`).
+pub mod stream;
+
+pub use stream::SimulatedStream;
 
 use path::*;
 use profile::*;

@@ -2,7 +2,7 @@
 //! as it changes.
 //!
 //! The simulated market is a pure function of the symbol and the clock, and moves once a second
-//! (see `market::simulated`). The stream samples every subscribed topic `FINQL_SIM_TICKS_PER_SEC`
+//! (see `sources::simulated`). The stream samples every subscribed topic `FINQL_SIM_TICKS_PER_SEC`
 //! times a second, on steps aligned to the wall clock (so the first step of each second runs
 //! just after the second turns and the quote's timestamp is close to when it is pushed), and
 //! pushes what changed since its last push: the quote, the order book, the forming bar of each
@@ -17,8 +17,11 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Channel, LiveEvent, MarketStream, StreamCommand, Topic};
-use crate::market::{Kline, MarketSource, OrderBook, Quote, simulated::SimulatedMarket};
+use super::SimulatedMarket;
+use crate::{
+    live::{Channel, LiveEvent, MarketStream, StreamCommand, Topic},
+    market::{Kline, MarketSource, OrderBook, Quote},
+};
 
 /// Depth pushed for order books: the deepest a subscriber may ask for (`orderBook(levels:)`).
 pub const BOOK_LEVELS: usize = crate::market::limits::MAX_BOOK_LEVELS as usize;
