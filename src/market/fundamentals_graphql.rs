@@ -13,7 +13,8 @@ use super::{
 use crate::{
     error::AppError,
     graphql::scalars::Date,
-    graphql::{context::RequestContext, scalars::DecimalString},
+    graphql::{scalars::DecimalString, service},
+    market::{FundamentalsService, MarketService},
     reference::Symbol,
 };
 
@@ -141,8 +142,7 @@ impl From<&FundamentalPoint> for FundamentalPointObject {
 
 /// `Security.corporateActions`.
 pub async fn corporate_actions(ctx: &Context<'_>, symbol: &Symbol) -> Result<Vec<CorporateActionObject>> {
-    let rc = RequestContext::of(ctx)?;
-    let actions = rc.state.fundamentals.corporate_actions(symbol).await.map_err(AppError::from)?;
+    let actions = service::<FundamentalsService>(ctx)?.corporate_actions(symbol).await.map_err(AppError::from)?;
     Ok(actions.iter().cloned().map(CorporateActionObject).collect())
 }
 
@@ -153,8 +153,7 @@ pub async fn fundamentals(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<FundamentalPointObject>> {
-    let rc = RequestContext::of(ctx)?;
-    let points = rc.state.fundamentals.fundamentals(symbol, from, to).await.map_err(AppError::from)?;
+    let points = service::<FundamentalsService>(ctx)?.fundamentals(symbol, from, to).await.map_err(AppError::from)?;
     Ok(points.iter().map(FundamentalPointObject::from).collect())
 }
 
@@ -174,8 +173,10 @@ pub async fn adjusted_klines(
         // As traded: the latest window goes through the request's batching loader.
         return load_klines(ctx, symbol.clone(), interval, limit, before, after).await;
     }
-    let rc = RequestContext::of(ctx)?;
-    let bars = klines_bars(&rc.state.market, symbol, interval, limit, before, after).await?;
-    let bars = rc.state.fundamentals.adjust(symbol, interval, bars, adjust.into()).await.map_err(AppError::from)?;
+    let bars = klines_bars(service::<MarketService>(ctx)?, symbol, interval, limit, before, after).await?;
+    let bars = service::<FundamentalsService>(ctx)?
+        .adjust(symbol, interval, bars, adjust.into())
+        .await
+        .map_err(AppError::from)?;
     Ok(bars.iter().map(KlineObject::from).collect())
 }

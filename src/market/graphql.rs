@@ -5,6 +5,7 @@
 
 use std::{
     collections::HashMap,
+    convert::Infallible,
     sync::{Arc, OnceLock},
 };
 
@@ -22,7 +23,7 @@ use super::{
 };
 use crate::{
     error::AppError,
-    graphql::{context::RequestContext, scalars::DecimalString},
+    graphql::{bounded, scalars::DecimalString, service},
     reference::Symbol,
 };
 
@@ -263,12 +264,23 @@ impl From<Tick> for TickObject {
     }
 }
 
-/// Batches the quotes of one request.
-pub struct QuoteLoader(pub MarketService);
+/// Attaches this domain's per-request DataLoaders to a GraphQL request: the quote loader
+/// (cached per request: a connection prefetches its nodes' quotes in one batch, and each node's
+/// `quote` then reads them from there) and the order-book and latest-kline loaders.
+pub fn attach_loaders(request: async_graphql::Request, market: &MarketService) -> async_graphql::Request {
+    let quotes = DataLoader::with_cache(QuoteLoader(market.clone()), tokio::spawn, HashMapCache::default());
+    request.data(quotes).data(MarketLoaders::new(market.clone()))
+}
 
+/// Batches the quotes of one request.
+pub struct QuoteLoader(MarketService);
+
+/// The market loaders cannot fail as a batch: the service answers every key, each with its own
+/// outcome (a quote or that symbol's error, which keeps its code), so `Value` carries the
+/// error and `Error` is `Infallible`.
 impl Loader<Symbol> for QuoteLoader {
     type Value = Result<Quote, MarketError>;
-    type Error = Arc<AppError>;
+    type Error = Infallible;
 
     async fn load(&self, keys: &[Symbol]) -> std::result::Result<HashMap<Symbol, Self::Value>, Self::Error> {
         Ok(self.0.quotes(keys).await)
@@ -309,7 +321,7 @@ pub struct BookLoader(MarketService);
 
 impl Loader<(Symbol, usize)> for BookLoader {
     type Value = Result<OrderBook, MarketError>;
-    type Error = Arc<AppError>;
+    type Error = Infallible;
 
     async fn load(
         &self,
@@ -334,7 +346,7 @@ type LatestKey = (Symbol, Interval, usize);
 
 impl Loader<LatestKey> for LatestKlineLoader {
     type Value = Result<Arc<Vec<Kline>>, MarketError>;
-    type Error = Arc<AppError>;
+    type Error = Infallible;
 
     async fn load(&self, keys: &[LatestKey]) -> std::result::Result<HashMap<LatestKey, Self::Value>, Self::Error> {
         let mut groups: HashMap<(Interval, usize), Vec<Symbol>> = HashMap::new();
@@ -357,12 +369,7 @@ impl Loader<LatestKey> for LatestKlineLoader {
 
 /// An order book through the request's loader.
 pub async fn load_order_book(ctx: &Context<'_>, symbol: Symbol, levels: usize) -> Result<OrderBookObject> {
-    let loaders = ctx.data::<MarketLoaders>()?;
-    let outcome = loaders
-        .books()
-        .load_one((symbol.clone(), levels))
-        .await
-        .map_err(|err| async_graphql::Error::new(err.message()))?;
+    let Ok(outcome) = service::<MarketLoaders>(ctx)?.books().load_one((symbol.clone(), levels)).await;
     let book = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("order book for {symbol} missing")))?;
     Ok(book.map_err(AppError::from)?.into())
 }
@@ -378,47 +385,33 @@ pub async fn load_klines(
     after: Option<DateTime<Utc>>,
 ) -> Result<Vec<KlineObject>> {
     if before.is_some() || after.is_some() {
-        let rc = RequestContext::of(ctx)?;
-        return Ok(klines_window(&rc.state.market, &symbol, interval, limit, before, after).await?);
+        return Ok(klines_window(service::<MarketService>(ctx)?, &symbol, interval, limit, before, after).await?);
     }
-    let loaders = ctx.data::<MarketLoaders>()?;
-    let outcome = loaders
-        .klines()
-        .load_one((symbol.clone(), interval, limit))
-        .await
-        .map_err(|err| async_graphql::Error::new(err.message()))?;
+    let Ok(outcome) = service::<MarketLoaders>(ctx)?.klines().load_one((symbol.clone(), interval, limit)).await;
     let bars = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("klines for {symbol} missing")))?;
     Ok(bars.map_err(AppError::from)?.iter().map(KlineObject::from).collect())
 }
 
 /// A quote through the request's DataLoader.
 pub async fn load_quote(ctx: &Context<'_>, symbol: Symbol) -> Result<QuoteObject> {
-    let loader = ctx.data::<DataLoader<QuoteLoader, HashMapCache>>()?;
-    let outcome = loader.load_one(symbol.clone()).await.map_err(|err| async_graphql::Error::new(err.message()))?;
+    let loader = service::<DataLoader<QuoteLoader, HashMapCache>>(ctx)?;
+    let Ok(outcome) = loader.load_one(symbol.clone()).await;
     let quote = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))?;
     Ok(QuoteObject(quote.map_err(AppError::from)?))
 }
 
 /// Loads many quotes in one batch into the request's loader cache, for resolvers to read.
 pub async fn prefetch_quotes(ctx: &Context<'_>, symbols: Vec<Symbol>) -> Result<()> {
-    let loader = ctx.data::<DataLoader<QuoteLoader, HashMapCache>>()?;
+    let loader = service::<DataLoader<QuoteLoader, HashMapCache>>(ctx)?;
     // Straight to the service (no collection delay: the whole page is in hand), then into the
     // loader's cache, where each node's `quote` finds its own.
-    let found = RequestContext::of(ctx)?.state.market.quotes(&symbols).await;
+    let found = service::<MarketService>(ctx)?.quotes(&symbols).await;
     loader.feed_many(found).await;
     Ok(())
 }
 
 pub fn parse_symbol(raw: &str) -> Result<Symbol, AppError> {
     Symbol::parse(raw)
-}
-
-/// Checks a count argument against `0..=max` (or `1..=max`), naming it.
-pub fn bounded(value: i32, min: i32, max: i32, name: &'static str) -> Result<usize, AppError> {
-    if value < min || value > max {
-        return Err(AppError::bad_field(name, format!("`{name}` must be between {min} and {max}")));
-    }
-    Ok(value as usize)
 }
 
 /// Klines with the `before`/`after` window applied. `before` pages back in time; `after`
@@ -495,7 +488,7 @@ impl MarketQuery {
         distinct.dedup();
         // All the symbols are in hand: straight to the service (which batches them per region
         // and shares in-flight fetches across requests), without the loader's collection delay.
-        let found = RequestContext::of(ctx)?.state.market.quotes(&distinct).await;
+        let found = service::<MarketService>(ctx)?.quotes(&distinct).await;
         parsed
             .iter()
             .map(|symbol| {
@@ -536,10 +529,9 @@ impl MarketQuery {
 
     /// Recent trades, newest last (default 20, at most 1000).
     async fn ticks(&self, ctx: &Context<'_>, symbol: String, limit: Option<i32>) -> Result<Vec<TickObject>> {
-        let rc = RequestContext::of(ctx)?;
         let limit = bounded(limit.unwrap_or(DEFAULT_TICKS), 1, MAX_TICKS, "limit")?;
         let symbol = parse_symbol(&symbol)?;
-        let ticks = rc.state.market.ticks(&symbol, limit).await.map_err(AppError::from)?;
+        let ticks = service::<MarketService>(ctx)?.ticks(&symbol, limit).await.map_err(AppError::from)?;
         Ok(ticks.into_iter().map(Into::into).collect())
     }
 }

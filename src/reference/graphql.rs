@@ -3,18 +3,18 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 
 use super::{
+    ReferenceService,
     service::{AssetClass, Security, SecurityFilter, encode_cursor, parse_region, parse_search},
     symbol::Symbol,
 };
 use crate::{
     error::AppError,
     graphql::scalars::Date,
-    graphql::{PageInfo, context::RequestContext},
+    graphql::{PageInfo, bounded, service},
     market::{
         fundamentals_graphql::{self, AdjustGql, CorporateActionObject, FundamentalPointObject, adjusted_klines},
         graphql::{
-            IntervalGql, KlineObject, OrderBookObject, QuoteObject, bounded, load_order_book, load_quote,
-            prefetch_quotes,
+            IntervalGql, KlineObject, OrderBookObject, QuoteObject, load_order_book, load_quote, prefetch_quotes,
         },
         limits,
     },
@@ -164,7 +164,7 @@ impl SecurityConnection {
     }
     /// All securities matching the filter, across pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        Ok(RequestContext::of(ctx)?.state.reference.count(&self.filter).await?)
+        Ok(service::<ReferenceService>(ctx)?.count(&self.filter).await?)
     }
 }
 
@@ -175,9 +175,8 @@ pub struct ReferenceQuery;
 impl ReferenceQuery {
     /// One instrument by symbol. A malformed symbol is BAD_USER_INPUT; an unknown one NOT_FOUND.
     async fn security(&self, ctx: &Context<'_>, symbol: String) -> Result<SecurityObject> {
-        let rc = RequestContext::of(ctx)?;
         let symbol = Symbol::parse(&symbol)?;
-        Ok(SecurityObject(rc.state.reference.security(&symbol).await?))
+        Ok(SecurityObject(service::<ReferenceService>(ctx)?.security(&symbol).await?))
     }
 
     /// The catalog, by symbol. `search` matches symbol or name, case-insensitively.
@@ -190,7 +189,6 @@ impl ReferenceQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<SecurityConnection> {
-        let rc = RequestContext::of(ctx)?;
         let first = first.unwrap_or(DEFAULT_PAGE);
         if !(0..=MAX_PAGE).contains(&first) {
             return Err(AppError::bad_field("first", format!("`first` must be between 0 and {MAX_PAGE}")).into());
@@ -200,7 +198,7 @@ impl ReferenceQuery {
             region: region.as_deref().map(parse_region).transpose()?,
             asset_class: asset_class.map(Into::into),
         };
-        let page = rc.state.reference.search(&filter, first as u64, after.as_deref()).await?;
+        let page = service::<ReferenceService>(ctx)?.search(&filter, first as u64, after.as_deref()).await?;
         let look = ctx.look_ahead();
         if look.field("nodes").field("quote").exists() || look.field("edges").field("node").field("quote").exists() {
             // One batch for the whole page (one upstream call per asset class and region),

@@ -24,7 +24,8 @@ use super::{
 use crate::{
     accounts::graphql::{UserObject, load_user},
     error::AppError,
-    graphql::{PageInfo, context::RequestContext, scalars::DecimalString},
+    graphql::{PageInfo, RequestContext, scalars::DecimalString, service},
+    ledger::LedgerService,
 };
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -227,8 +228,7 @@ impl TransactionConnection {
     }
     /// All transactions matching the filter, across pages. Costs a COUNT: ask only when needed.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        let rc = RequestContext::of(ctx)?;
-        Ok(rc.state.ledger.count(self.user_id, &self.filter).await?)
+        Ok(ledger(ctx)?.count(self.user_id, &self.filter).await?)
     }
 }
 
@@ -259,7 +259,7 @@ impl LedgerQuery {
     async fn transaction(&self, ctx: &Context<'_>, id: ID) -> Result<TransactionObject> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
-        Ok(TransactionObject(rc.state.ledger.get(user_id, parse_id(&id)?).await?))
+        Ok(TransactionObject(ledger(ctx)?.get(user_id, parse_id(&id)?).await?))
     }
 
     /// Your transactions, newest first unless `orderBy` says otherwise. At most 100 per page.
@@ -280,7 +280,7 @@ impl LedgerQuery {
         let order: TransactionOrder = order_by.into();
         let page = PageRequest::from_relay(first, after, last, before, order)?;
         let filter = filter.unwrap_or_default().into_filter()?;
-        let result = rc.state.ledger.list(user_id, &filter, order, &page, selected_columns(ctx)).await?;
+        let result = ledger(ctx)?.list(user_id, &filter, order, &page, selected_columns(ctx)).await?;
         let edges: Vec<(String, TransactionRecord)> = result
             .records
             .into_iter()
@@ -327,6 +327,11 @@ impl LedgerQuery {
         let to = to.map(|at| range_bound(at, "to")).transpose()?;
         Ok(TransactionAnalytics::new(AnalyticsScope { user_id, currency, from, to, statuses }))
     }
+}
+
+/// The ledger service, as the schema was given it.
+fn ledger<'a>(ctx: &Context<'a>) -> Result<&'a LedgerService, AppError> {
+    service::<LedgerService>(ctx)
 }
 
 fn parse_id(id: &ID) -> Result<Uuid, AppError> {
