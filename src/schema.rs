@@ -9,12 +9,11 @@ use crate::{
     config::Limits,
     ledger::graphql::{LedgerMutation, LedgerQuery},
     live::graphql::LiveSubscription,
-    market::{graphql::MarketQuery, status_graphql::MarketStatusQuery},
-    reference::graphql::ReferenceQuery,
+    market::graphql::MarketQuery,
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, LedgerQuery, ReferenceQuery, MarketQuery, MarketStatusQuery);
+pub struct Query(AccountsQuery, LedgerQuery, MarketQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(AccountsMutation, LedgerMutation);

@@ -19,9 +19,9 @@ use crate::{
     graphql::{RequestContext, bounded, service},
     market::{
         MarketService,
-        graphql::{IntervalGql, KlineObject, OrderBookObject, QuoteObject, TickObject, parse_symbol},
-        limits::{DEFAULT_BOOK_LEVELS, MAX_BOOK_LEVELS},
+        graphql::{IntervalGql, KlineObject, OrderBookObject, QuoteObject, TickObject, books::book_levels},
     },
+    reference::Symbol,
 };
 
 /// The longest `throttleMs`: a minute (slower than that is polling, use the `quotes` query).
@@ -78,7 +78,7 @@ impl LiveSubscription {
         symbol: String,
         #[graphql(default = 10)] levels: Option<i32>,
     ) -> Result<impl Stream<Item = OrderBookObject> + use<>> {
-        let levels = bounded(levels.unwrap_or(DEFAULT_BOOK_LEVELS), 1, MAX_BOOK_LEVELS, "levels")?;
+        let levels = book_levels(levels)?;
         let subscription = subscribe(ctx, &[symbol], Channel::Depth).await?;
         let books = events(subscription, None).filter_map(move |event| async move {
             match event.ok().as_deref() {
@@ -179,7 +179,7 @@ async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> R
             format!("at most {max} symbols per subscription (FINQL_LIVE_MAX_SYMBOLS); got {}", symbols.len()),
         ));
     }
-    let parsed = symbols.iter().map(|raw| parse_symbol(raw)).collect::<Result<Vec<_>, _>>()?;
+    let parsed = symbols.iter().map(|raw| Symbol::parse(raw)).collect::<Result<Vec<_>, _>>()?;
     let market = service::<MarketService>(ctx)?;
     let instruments = try_join_all(parsed.iter().map(|symbol| market.instrument(symbol))).await?;
     let topics = instruments.into_iter().map(|instrument| Topic { instrument, channel }).collect();

@@ -1,49 +1,22 @@
-//! GraphQL types of corporate actions, fundamentals and adjusted klines: thin wrappers over
-//! [`FundamentalsService`]. The fields hang off `Security` (see `reference::graphql`), and
-//! `adjust` is an argument of `Query.klines` and `Security.klines`.
+//! GraphQL types of corporate actions and fundamentals: thin wrappers over
+//! [`FundamentalsService`]. The fields hang off `Security` (see `super::securities`); adjusted
+//! klines are in `super::klines`.
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::NaiveDate;
 
-use super::{
-    corporate::{ActionKind, Adjust, CorporateAction, FundamentalPoint},
-    graphql::{KlineObject, klines_bars, load_klines},
-    types::Interval,
-};
 use crate::{
     error::AppError,
-    graphql::scalars::Date,
-    graphql::{scalars::DecimalString, service},
-    market::{FundamentalsService, MarketService},
+    graphql::{
+        scalars::{Date, DecimalString},
+        service,
+    },
+    market::{
+        FundamentalsService,
+        corporate::{ActionKind, CorporateAction, FundamentalPoint},
+    },
     reference::Symbol,
 };
-
-/// How klines are adjusted for splits and cash dividends.
-#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
-#[graphql(name = "KlineAdjust")]
-pub enum AdjustGql {
-    /// As traded (the default).
-    #[default]
-    None,
-    /// History restated in today's terms: the latest bar is unchanged, earlier ones are
-    /// multiplied by the factors of the ex-dates after them (split `from/to`, dividend
-    /// `(prevClose - amount) / prevClose`). Prices to 4 decimal places; volumes inversely for
-    /// splits.
-    Forward,
-    /// Later bars restated in the terms of the earliest price of the source's history: each bar
-    /// is divided by the factors of the ex-dates on or before it.
-    Backward,
-}
-
-impl From<AdjustGql> for Adjust {
-    fn from(a: AdjustGql) -> Self {
-        match a {
-            AdjustGql::None => Adjust::None,
-            AdjustGql::Forward => Adjust::Forward,
-            AdjustGql::Backward => Adjust::Backward,
-        }
-    }
-}
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "CorporateActionKind")]
@@ -155,28 +128,4 @@ pub async fn fundamentals(
 ) -> Result<Vec<FundamentalPointObject>> {
     let points = service::<FundamentalsService>(ctx)?.fundamentals(symbol, from, to).await.map_err(AppError::from)?;
     Ok(points.iter().map(FundamentalPointObject::from).collect())
-}
-
-/// Klines of a window (see `klines_bars`), adjusted.
-#[allow(clippy::too_many_arguments)]
-pub async fn adjusted_klines(
-    ctx: &Context<'_>,
-    symbol: &Symbol,
-    interval: Interval,
-    limit: usize,
-    before: Option<chrono::DateTime<chrono::Utc>>,
-    after: Option<chrono::DateTime<chrono::Utc>>,
-    adjust: Option<AdjustGql>,
-) -> Result<Vec<KlineObject>> {
-    let adjust = adjust.unwrap_or_default();
-    if adjust == AdjustGql::None {
-        // As traded: the latest window goes through the request's batching loader.
-        return load_klines(ctx, symbol.clone(), interval, limit, before, after).await;
-    }
-    let bars = klines_bars(service::<MarketService>(ctx)?, symbol, interval, limit, before, after).await?;
-    let bars = service::<FundamentalsService>(ctx)?
-        .adjust(symbol, interval, bars, adjust.into())
-        .await
-        .map_err(AppError::from)?;
-    Ok(bars.iter().map(KlineObject::from).collect())
 }
