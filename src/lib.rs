@@ -29,9 +29,11 @@ pub mod identity;
 pub mod ledger;
 /// Live market data: upstream streams, the fan-out hub, subscriptions.
 pub mod live;
-/// Market data: quotes, klines, order books and ticks from pluggable sources.
+/// Market data: quotes, klines, order books and ticks from pluggable sources; and the market
+/// API (`market::graphql`), which also serves the catalog's `Security` with its market data.
 pub mod market;
-/// Reference data: symbols and the instrument catalog.
+/// Reference data: the instrument catalog, symbols and ISO 4217 currencies; no GraphQL (the
+/// `Security` type is the market API's).
 pub mod reference;
 /// Bounded waits on what finql does not control: circuit breakers, Redis call timeouts.
 pub mod resilience;

@@ -1,4 +1,4 @@
-//! Access and refresh tokens, and the [`Credentials`] an `Authorization` value is worth.
+//! Access and refresh tokens, and the [`Credentials`](crate::identity::Credentials) an `Authorization` value is worth.
 //!
 //! Access tokens are short-lived JWTs (HS256, algorithm pinned on validation so a token cannot
 //! choose `none` or another algorithm). Refresh tokens are 256 random bits, opaque to clients,

@@ -1,7 +1,7 @@
 //! What every resolver can reach about the request itself: who is asking and where from.
 //!
 //! Services are not here: each domain's resolvers reach their own service as schema data,
-//! typed by the service ([`service`]), and each domain attaches its own per-request
+//! typed by the service ([`service`](crate::graphql::service)), and each domain attaches its own per-request
 //! DataLoaders. That keeps this kit free of every domain and of the application state.
 
 use std::{any::Any, net::IpAddr};

@@ -22,6 +22,15 @@ use super::{
 };
 use crate::error::{AppError, AppResult};
 
+/// The statuses an analysis covers: those asked for (not none), or PENDING and SUCCESS.
+pub fn statuses_or_default(statuses: Option<Vec<Status>>) -> AppResult<Vec<Status>> {
+    match statuses {
+        Some(list) if list.is_empty() => Err(AppError::bad_field("statuses", "`statuses` must not be empty")),
+        Some(list) => Ok(list),
+        None => Ok(vec![Status::Pending, Status::Success]),
+    }
+}
+
 /// Which transactions an analysis covers.
 #[derive(Clone, Debug)]
 pub struct AnalyticsScope {

@@ -44,6 +44,17 @@ pub struct TransactionFilter {
     pub max_amount: Option<Decimal>,
 }
 
+/// An amount range's rule: `minAmount` must not exceed `maxAmount` (`BAD_USER_INPUT` on
+/// `minAmount`).
+pub fn check_amounts(min: Option<Decimal>, max: Option<Decimal>) -> AppResult<()> {
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Err(AppError::bad_field("minAmount", "`minAmount` must not exceed `maxAmount`"));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TransactionOrder {
     #[default]

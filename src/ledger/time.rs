@@ -61,6 +61,16 @@ pub fn range_bound(at: DateTime<Utc>, field: &'static str) -> AppResult<DateTime
     Ok(ceil_micros(at))
 }
 
+/// A time range's rule: `from` must not be after `to` (`BAD_USER_INPUT` on `from`).
+pub fn check_range(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> AppResult<()> {
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(AppError::bad_field("from", "`from` must not be after `to`"));
+    }
+    Ok(())
+}
+
 fn out_of_range(field: &'static str) -> AppError {
     AppError::bad_field(
         field,

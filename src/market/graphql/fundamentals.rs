@@ -1,5 +1,5 @@
 //! GraphQL types of corporate actions and fundamentals: thin wrappers over
-//! [`FundamentalsService`]. The fields hang off `Security` (see `super::securities`); adjusted
+//! [`FundamentalsService`](crate::market::FundamentalsService). The fields hang off `Security` (see `super::securities`); adjusted
 //! klines are in `super::klines`.
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};

@@ -1,8 +1,8 @@
 //! The market API: quotes, klines, order books, ticks, the catalog's securities with their
 //! market data, corporate actions and fundamentals, and market status; one file per action,
-//! each a thin translation of arguments over [`MarketService`], [`FundamentalsService`] and the
+//! each a thin translation of arguments over [`MarketService`](crate::market::MarketService), [`FundamentalsService`](crate::market::FundamentalsService) and the
 //! catalog (`reference`). Resolvers reach the services as schema data (`graphql::service`), and
-//! the request's DataLoaders come from [`attach_loaders`].
+//! the request's DataLoaders come from [`attach_loaders`](crate::market::graphql::attach_loaders).
 
 /// `orderBook`, `OrderBook`, and the order-book DataLoader.
 pub mod books;
