@@ -1,8 +1,8 @@
 //! The GraphQL kit: what every domain's resolvers share, and nothing of any domain. The request
 //! context (credentials and client, never the application state), scalars, paging, argument
 //! checks, edge guards, the documents cache and error-code mapping. Domains import this module;
-//! it imports only leaves (`error`, `config`, `identity`). The schema is assembled at the top,
-//! in `crate::schema`.
+//! it imports only leaves (`error`, `config`, `identity`). The schema is assembled at the top of
+//! the tree, by the top-level `schema` module.
 
 /// `RequestContext`: the caller's credentials and client, attached to every request; and
 /// `service`, how a resolver reaches the value its domain put into the schema.

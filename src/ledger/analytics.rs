@@ -206,3 +206,16 @@ fn parse_day(raw: &str) -> AppResult<NaiveDate> {
     NaiveDate::parse_from_str(raw, "%Y-%m-%d")
         .map_err(|err| AppError::internal(anyhow::anyhow!("day bucket `{raw}` from the database: {err}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_default_to_those_that_moved_money_and_may_not_be_empty() {
+        assert_eq!(statuses_or_default(None).unwrap(), [Status::Pending, Status::Success]);
+        assert_eq!(statuses_or_default(Some(vec![Status::Failed])).unwrap(), [Status::Failed]);
+        let empty = statuses_or_default(Some(Vec::new())).unwrap_err();
+        assert!(matches!(empty, AppError::BadUserInput { field: Some("statuses"), .. }));
+    }
+}

@@ -363,6 +363,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_amount_range_may_be_one_amount_but_not_reversed() {
+        let (low, high) = (Decimal::new(1000, 2), Decimal::new(2500, 2));
+        assert!(check_amounts(Some(low), Some(high)).is_ok());
+        assert!(check_amounts(Some(low), Some(low)).is_ok());
+        assert!(check_amounts(None, Some(low)).is_ok());
+        let reversed = check_amounts(Some(high), Some(low)).unwrap_err();
+        assert!(matches!(reversed, AppError::BadUserInput { field: Some("minAmount"), .. }));
+    }
+
+    #[test]
     fn cursors_round_trip_and_are_bound_to_their_order() {
         let cursor = Cursor { order: TransactionOrder::AmountAsc, key: 250_089, id: Uuid::now_v7() };
         let encoded = cursor.encode();

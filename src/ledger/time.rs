@@ -118,4 +118,14 @@ mod tests {
         assert!(range_bound(at("2100-01-01T00:00:00.000001Z"), "to").is_err());
         assert!(range_bound(at("1969-12-31T23:59:59Z"), "from").is_err());
     }
+
+    #[test]
+    fn a_range_may_be_empty_but_not_reversed() {
+        let (earlier, later) = (at("2026-01-01T00:00:00Z"), at("2026-02-01T00:00:00Z"));
+        assert!(check_range(Some(earlier), Some(later)).is_ok());
+        assert!(check_range(Some(earlier), Some(earlier)).is_ok());
+        assert!(check_range(Some(earlier), None).is_ok());
+        let reversed = check_range(Some(later), Some(earlier)).unwrap_err();
+        assert!(matches!(reversed, AppError::BadUserInput { field: Some("from"), .. }), "{:?}", reversed.message());
+    }
 }

@@ -223,3 +223,26 @@ fn decode_cursor(raw: &str) -> AppResult<String> {
         .map(|symbol| symbol.as_str().to_owned())
         .ok_or_else(invalid)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_holds_0_to_100_securities_20_by_default() {
+        assert_eq!(page_size(None).unwrap(), 20);
+        assert_eq!(page_size(Some(0)).unwrap(), 0);
+        assert_eq!(page_size(Some(100)).unwrap(), 100);
+        for bad in [-1, 101, i32::MAX] {
+            let refused = page_size(Some(bad)).unwrap_err();
+            assert!(matches!(refused, AppError::BadUserInput { field: Some("first"), .. }), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_through_the_symbol() {
+        let symbol = Symbol::parse("AAPL.US").unwrap();
+        assert_eq!(decode_cursor(&encode_cursor(&symbol)).unwrap(), "AAPL.US");
+        assert!(decode_cursor("bm90LWEtY3Vyc29y").is_err());
+    }
+}
