@@ -101,7 +101,7 @@ impl AccountsMutation {
     /// Creates an account and logs it in. Each client address has a sign-up rate
     /// (`RATE_LIMITED` with `extensions.retryAfter` beyond it).
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
-        let (rc, accounts, throttle) = roots(ctx)?;
+        let (rc, accounts, throttle) = throttled(ctx)?;
         let sign_up =
             accounts.sign_up(SignUp { email: input.email, password: input.password, full_name: input.full_name });
         Ok(throttle.sign_up(rc.client.addr, sign_up).await?.into())
@@ -110,14 +110,14 @@ impl AccountsMutation {
     /// Logs in. Repeated failures for one email slow further attempts down, and each client
     /// address has a rate: either answers `RATE_LIMITED` with `extensions.retryAfter` (seconds).
     async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
-        let (rc, accounts, throttle) = roots(ctx)?;
+        let (rc, accounts, throttle) = throttled(ctx)?;
         let login = accounts.login(&email, password);
         Ok(throttle.login(&email, rc.client.addr, login).await?.into())
     }
 
     /// Exchanges a refresh token for a new access/refresh pair. Each refresh token works once.
     async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> Result<AuthPayload> {
-        let (rc, accounts, throttle) = roots(ctx)?;
+        let (rc, accounts, throttle) = throttled(ctx)?;
         Ok(throttle.refresh(rc.client.addr, accounts.refresh(&token)).await?.into())
     }
 
@@ -129,7 +129,7 @@ impl AccountsMutation {
 }
 
 /// What the throttled mutations need: the client (its address), the service and the throttle.
-fn roots<'a>(ctx: &Context<'a>) -> Result<(&'a RequestContext, &'a AccountsService, &'a AuthThrottle), AppError> {
+fn throttled<'a>(ctx: &Context<'a>) -> Result<(&'a RequestContext, &'a AccountsService, &'a AuthThrottle), AppError> {
     Ok((RequestContext::of(ctx)?, service::<AccountsService>(ctx)?, service::<AuthThrottle>(ctx)?))
 }
 
