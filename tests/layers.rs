@@ -43,6 +43,19 @@ fn the_graphql_kit_imports_no_domain_and_no_application_layer() {
 }
 
 #[test]
+fn no_domain_imports_the_layers_above_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = graph(&src);
+    let above = ["app", "http", "schema", "state"];
+    for domain in ["accounts", "ledger", "live", "market", "reference", "sources"] {
+        let uses =
+            graph.get(domain).map(|uses| uses.keys().map(String::as_str).collect::<Vec<_>>()).unwrap_or_default();
+        let wrong: Vec<&&str> = uses.iter().filter(|m| above.contains(m)).collect();
+        assert!(wrong.is_empty(), "{domain} imports {wrong:?}, which sit above the domains");
+    }
+}
+
+#[test]
 fn the_scanner_sees_grouped_imports_and_skips_tests_and_comments() {
     let text = r#"
         //! Uses `crate::ledger` in a comment only.
