@@ -1,10 +1,10 @@
-//! The application: state, router, and serving with graceful shutdown.
+//! The application: config -> database -> services -> state -> router, and serving with
+//! graceful shutdown. The top of the tree: nothing imports it but `main`.
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use axum::Router;
-use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -12,58 +12,18 @@ use crate::{
     accounts::{AccountsService, Revocations, TokenIssuer, password::PasswordHasher},
     config::Config,
     db,
-    graphql::{FinqlSchema, build_schema},
+    graphql::documents::DocumentCache,
     http,
     ledger::LedgerService,
-    live::{self, LiveHub},
+    live,
     market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
     reference::ReferenceService,
     resilience::redis::RedisGuard,
+    schema::build_schema,
     sources,
+    state::{AppState, Services},
     throttle::{self, AuthThrottle},
 };
-
-/// Everything a request handler can reach: one reference-counted [`Services`], so that cloning
-/// it for every request is one atomic increment (it used to deep-copy the JWT keys and
-/// validation sets, which showed in profiles). The only shared mutable state in the process
-/// lives behind these fields.
-#[derive(Clone)]
-pub struct AppState(Arc<Services>);
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-    fn deref(&self) -> &Services {
-        &self.0
-    }
-}
-
-pub struct Services {
-    /// The configuration the server started with.
-    pub config: Arc<Config>,
-    /// Connection pool (SQLite or PostgreSQL).
-    pub db: DatabaseConnection,
-    /// The executable GraphQL schema, shared by HTTP and WebSocket.
-    pub schema: FinqlSchema,
-    /// Parsed documents by query text (skips the parser for repeated operations).
-    pub documents: crate::graphql::documents::DocumentCache,
-    /// Users, passwords and tokens.
-    pub accounts: AccountsService,
-    /// Transactions and analytics.
-    pub ledger: LedgerService,
-    /// The instrument catalog.
-    pub reference: ReferenceService,
-    /// Quotes, klines, order books and ticks, cached in front of the market source.
-    pub market: MarketService,
-    /// Corporate actions and fundamentals (cached for a day) and adjusted klines.
-    pub fundamentals: FundamentalsService,
-    /// Live market data: the upstream stream and the hub that fans it out to subscriptions.
-    pub live: LiveHub,
-    /// Throttling of `login`, `signUp` and `refreshToken` (per account and per client
-    /// address), on the limiter shared through Redis when `REDIS_URL` is set.
-    pub throttle: AuthThrottle,
-    /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
-    pub shutdown: CancellationToken,
-}
 
 /// A built, bound, not yet running server.
 pub struct App {
@@ -128,20 +88,35 @@ impl App {
         let shutdown = CancellationToken::new();
         revocations.spawn_sync(shutdown.clone());
         let live = live::start(sources::build_stream(&config.market)?, &config, shutdown.clone()).await?;
-        let state = AppState(Arc::new(Services {
-            schema: build_schema(&config.limits),
-            documents: crate::graphql::documents::DocumentCache::new(),
-            accounts: AccountsService::new(db.clone(), hasher, tokens),
-            ledger: LedgerService::new(db.clone()),
-            fundamentals: FundamentalsService::new(source, market_service.clone()),
+        let accounts = AccountsService::new(db.clone(), hasher, tokens);
+        let ledger = LedgerService::new(db.clone());
+        let reference = ReferenceService::new(db.clone());
+        let fundamentals = FundamentalsService::new(source, market_service.clone());
+        // What the resolvers reach, each domain its own service by type.
+        let schema = build_schema(&config.limits)
+            .data(accounts.clone())
+            .data(throttle.clone())
+            .data(ledger.clone())
+            .data(reference.clone())
+            .data(market_service.clone())
+            .data(fundamentals.clone())
+            .data(live.clone())
+            .data(config.live.clone())
+            .finish();
+        let state = AppState::new(Services {
+            schema,
+            documents: DocumentCache::new(),
+            accounts,
+            ledger,
+            fundamentals,
             market: market_service,
-            reference: ReferenceService::new(db.clone()),
+            reference,
             live,
             throttle,
             db,
             shutdown,
             config: Arc::new(config),
-        }));
+        });
         let listener = TcpListener::bind(state.config.addr)
             .await
             .with_context(|| format!("binding {} (FINQL_ADDR)", state.config.addr))?;

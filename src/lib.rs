@@ -7,7 +7,8 @@
 
 /// Users, passwords (argon2id), access tokens (JWT) and rotating refresh tokens.
 pub mod accounts;
-/// `App::build` wires config -> database -> services -> router; `run_until` serves until a signal.
+/// `App::build` wires config -> database -> services -> state -> router; `run_until` serves
+/// until a signal. The top: nothing but `main` imports it.
 pub mod app;
 /// Typed configuration read once from the environment (and `.env`); secrets never print.
 pub mod config;
@@ -16,29 +17,42 @@ pub mod db;
 /// The one error enum (`AppError`, services to resolvers), how each variant becomes a GraphQL
 /// `extensions.code`, and how a market source's `SourceError` becomes an `AppError`.
 pub mod error;
-/// Schema assembly, request context, safety limits and error-code mapping. No business logic.
+/// The GraphQL kit every domain's API uses: request context, scalars, paging, argument checks,
+/// edge guards, the documents cache, error-code mapping. Imports no domain. No business logic.
 pub mod graphql;
-/// HTTP edge: GraphQL over HTTP and WebSocket, GraphiQL, health and readiness.
+/// HTTP edge: GraphQL over HTTP and WebSocket, GraphiQL, health and readiness. Serves an
+/// `AppState`; never imports `app`.
 pub mod http;
+/// Who a request says it is (`Credentials`): shared by `accounts`, which checks tokens, and the
+/// GraphQL kit, which carries them.
+pub mod identity;
 /// Personal-finance transactions: money, CRUD, keyset pagination and SQL analytics.
 pub mod ledger;
 /// Live market data: the `MarketStream` seam, feeds (one process or replicas), the fan-out hub,
 /// subscriptions.
 pub mod live;
-/// Market data: quotes, klines, order books and ticks from pluggable sources.
+/// Market data: quotes, klines, order books and ticks from pluggable sources; and the market
+/// API (`market::graphql`), which also serves the catalog's `Security` with its market data.
 pub mod market;
-/// Reference data: symbols and the instrument catalog.
+/// Reference data: the instrument catalog, symbols and ISO 4217 currencies; no GraphQL (the
+/// `Security` type is the market API's).
 pub mod reference;
 /// Bounded waits on what finql does not control: circuit breakers, Redis call timeouts.
 pub mod resilience;
+/// Every domain's `Query`, `Mutation` and `Subscription` merged into the one schema, and its SDL.
+pub mod schema;
 /// Market-data providers, each owning its request side (`MarketSource`) and its live side
 /// (`MarketStream`): iTick and the simulated market; `build_source` and `build_stream`.
 pub mod sources;
+/// `AppState`: the services built at start, and `prepare`, which attaches the request context
+/// and each domain's DataLoaders to a GraphQL request.
+pub mod state;
 /// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
 pub mod telemetry;
 /// Throttling of logins, sign-ups and refreshes: GCRA rates and failure backoff, in process or
 /// shared through Redis.
 pub mod throttle;
 
-pub use app::{App, AppState};
+pub use app::App;
 pub use config::Config;
+pub use state::AppState;

@@ -9,7 +9,11 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::service::{AccountsService, Session, SignUp, User};
-use crate::{error::AppError, graphql::context::RequestContext};
+use crate::{
+    error::AppError,
+    graphql::{RequestContext, service},
+    throttle::AuthThrottle,
+};
 
 /// An account holder.
 pub struct UserObject(pub User);
@@ -81,9 +85,8 @@ pub struct AccountsQuery;
 impl AccountsQuery {
     /// The authenticated user.
     async fn me(&self, ctx: &Context<'_>) -> Result<UserObject> {
-        let rc = RequestContext::of(ctx)?;
-        let id = rc.user_id()?;
-        let user = rc.state.accounts.user(id).await?;
+        let id = RequestContext::of(ctx)?.user_id()?;
+        let user = service::<AccountsService>(ctx)?.user(id).await?;
         // A valid token for a user that no longer exists is as good as no token.
         let user = user.ok_or_else(|| AppError::Unauthenticated("invalid access token".into()))?;
         Ok(UserObject(user))
@@ -98,42 +101,50 @@ impl AccountsMutation {
     /// Creates an account and logs it in. Each client address has a sign-up rate
     /// (`RATE_LIMITED` with `extensions.retryAfter` beyond it).
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
-        let rc = RequestContext::of(ctx)?;
-        let sign_up = rc.state.accounts.sign_up(SignUp {
-            email: input.email,
-            password: input.password,
-            full_name: input.full_name,
-        });
-        Ok(rc.state.throttle.sign_up(rc.client.addr, sign_up).await?.into())
+        let (rc, accounts, throttle) = throttled(ctx)?;
+        let sign_up =
+            accounts.sign_up(SignUp { email: input.email, password: input.password, full_name: input.full_name });
+        Ok(throttle.sign_up(rc.client.addr, sign_up).await?.into())
     }
 
     /// Logs in. Repeated failures for one email slow further attempts down, and each client
     /// address has a rate: either answers `RATE_LIMITED` with `extensions.retryAfter` (seconds).
     async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
-        let rc = RequestContext::of(ctx)?;
-        let login = rc.state.accounts.login(&email, password);
-        Ok(rc.state.throttle.login(&email, rc.client.addr, login).await?.into())
+        let (rc, accounts, throttle) = throttled(ctx)?;
+        let login = accounts.login(&email, password);
+        Ok(throttle.login(&email, rc.client.addr, login).await?.into())
     }
 
     /// Exchanges a refresh token for a new access/refresh pair. Each refresh token works once.
     async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> Result<AuthPayload> {
-        let rc = RequestContext::of(ctx)?;
-        Ok(rc.state.throttle.refresh(rc.client.addr, rc.state.accounts.refresh(&token)).await?.into())
+        let (rc, accounts, throttle) = throttled(ctx)?;
+        Ok(throttle.refresh(rc.client.addr, accounts.refresh(&token)).await?.into())
     }
 
     /// Ends the session the refresh token belongs to. Always `true`.
     async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
-        let rc = RequestContext::of(ctx)?;
-        rc.state.accounts.logout(&refresh_token).await?;
+        service::<AccountsService>(ctx)?.logout(&refresh_token).await?;
         Ok(true)
     }
 }
 
+/// What the throttled mutations need: the client (its address), the service and the throttle.
+fn throttled<'a>(ctx: &Context<'a>) -> Result<(&'a RequestContext, &'a AccountsService, &'a AuthThrottle), AppError> {
+    Ok((RequestContext::of(ctx)?, service::<AccountsService>(ctx)?, service::<AuthThrottle>(ctx)?))
+}
+
+/// Attaches this domain's per-request DataLoader (`User` look-ups) to a GraphQL request.
+pub fn attach_loaders(request: async_graphql::Request, accounts: &AccountsService) -> async_graphql::Request {
+    request.data(DataLoader::new(UserLoader(accounts.clone()), tokio::spawn))
+}
+
 /// Batches `User` lookups of one request into one query.
-pub struct UserLoader(pub AccountsService);
+pub struct UserLoader(AccountsService);
 
 impl Loader<Uuid> for UserLoader {
     type Value = User;
+    /// A database error, shared by the fields that waited on the batch; it keeps its
+    /// `extensions.code` (`AppError`'s conversion).
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> std::result::Result<HashMap<Uuid, User>, Self::Error> {
@@ -144,7 +155,7 @@ impl Loader<Uuid> for UserLoader {
 
 /// Loads one user through the request's DataLoader.
 pub async fn load_user(ctx: &Context<'_>, id: Uuid) -> Result<UserObject> {
-    let loader = ctx.data::<DataLoader<UserLoader>>()?;
+    let loader = service::<DataLoader<UserLoader>>(ctx)?;
     let user = loader.load_one(id).await?;
     // Records are only ever shown to their owner, the requester: a missing owner is a token
     // for a user that no longer exists.

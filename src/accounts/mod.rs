@@ -12,9 +12,9 @@ pub mod password;
 pub mod revocation;
 /// Account operations; knows nothing of GraphQL.
 pub mod service;
-/// JWT access tokens, opaque refresh tokens, and the request's `Credentials`.
+/// JWT access tokens, opaque refresh tokens, and what an `Authorization` value is worth.
 pub mod tokens;
 
 pub use revocation::Revocations;
 pub use service::AccountsService;
-pub use tokens::{AccessGrant, Authentication, Credentials, Lapsed, TokenIssuer};
+pub use tokens::{AccessGrant, Authentication, Lapsed, TokenIssuer};

@@ -1,4 +1,4 @@
-//! Access and refresh tokens, and the credentials a request presents.
+//! Access and refresh tokens, and the [`Credentials`](crate::identity::Credentials) an `Authorization` value is worth.
 //!
 //! Access tokens are short-lived JWTs (HS256, algorithm pinned on validation so a token cannot
 //! choose `none` or another algorithm). Refresh tokens are 256 random bits, opaque to clients,
@@ -28,6 +28,7 @@ use super::revocation::Revocations;
 use crate::{
     config::AuthConfig,
     error::{AppError, AppResult},
+    identity::Credentials,
 };
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,17 +70,6 @@ pub struct AccessToken {
 pub struct RefreshSecret {
     pub token: String,
     pub hash: String,
-}
-
-/// Who a request says it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Credentials {
-    /// No `Authorization` header: public operations only.
-    Anonymous,
-    /// A valid access token for this user.
-    User(Uuid),
-    /// A header was sent but is unusable; the reason is safe to show the client.
-    Invalid(&'static str),
 }
 
 /// A checked access token: what a long-lived connection must re-check as time passes.
@@ -138,19 +128,6 @@ impl Lapsed {
 const EXPIRED: &str = "access token expired: renew it with refreshToken";
 const REVOKED: &str = "session revoked: log in again";
 const INVALID: &str = "invalid access token";
-
-impl Credentials {
-    /// The authenticated user, or `UNAUTHENTICATED`.
-    pub fn require_user(&self) -> AppResult<Uuid> {
-        match self {
-            Self::User(id) => Ok(*id),
-            Self::Anonymous => Err(AppError::Unauthenticated(
-                "authentication required: send `Authorization: Bearer <accessToken>`".into(),
-            )),
-            Self::Invalid(reason) => Err(AppError::Unauthenticated((*reason).into())),
-        }
-    }
-}
 
 impl TokenIssuer {
     pub fn new(config: &AuthConfig, revocations: Revocations) -> Self {

@@ -1,23 +1,21 @@
-//! What every resolver can reach: the application state and who is asking.
+//! What every resolver can reach about the request itself: who is asking and where from.
+//!
+//! Services are not here: each domain's resolvers reach their own service as schema data,
+//! typed by the service ([`service`](crate::graphql::service)), and each domain attaches its own per-request
+//! DataLoaders. That keeps this kit free of every domain and of the application state.
 
-use std::net::IpAddr;
+use std::{any::Any, net::IpAddr};
 
-use async_graphql::{
-    Context,
-    dataloader::{DataLoader, HashMapCache},
-};
+use async_graphql::Context;
 use uuid::Uuid;
 
 use crate::{
-    accounts::{Credentials, graphql::UserLoader},
-    app::AppState,
     error::{AppError, AppResult},
-    market::graphql::{MarketLoaders, QuoteLoader},
+    identity::Credentials,
 };
 
 /// Attached to each GraphQL request (HTTP or WebSocket operation) as request data.
 pub struct RequestContext {
-    pub state: AppState,
     pub credentials: Credentials,
     /// Where the request came from, and what its transport said about it beside the document.
     pub client: ClientInfo,
@@ -34,8 +32,8 @@ pub struct ClientInfo {
 }
 
 impl RequestContext {
-    pub fn new(state: AppState, credentials: Credentials, client: ClientInfo) -> Self {
-        Self { state, credentials, client }
+    pub fn new(credentials: Credentials, client: ClientInfo) -> Self {
+        Self { credentials, client }
     }
 
     pub fn of<'a>(ctx: &Context<'a>) -> AppResult<&'a RequestContext> {
@@ -46,16 +44,13 @@ impl RequestContext {
     pub fn user_id(&self) -> AppResult<Uuid> {
         self.credentials.require_user()
     }
+}
 
-    /// Everything a request needs attached to it: the context, and fresh DataLoaders (their
-    /// caches live for one request only, so one user's lookups never serve another's).
-    pub fn into_request(self, request: async_graphql::Request) -> async_graphql::Request {
-        let users = DataLoader::new(UserLoader(self.state.accounts.clone()), tokio::spawn);
-        // Cached per request: a connection prefetches its nodes' quotes in one batch, and each
-        // node's `quote` then reads them from here.
-        let quotes =
-            DataLoader::with_cache(QuoteLoader(self.state.market.clone()), tokio::spawn, HashMapCache::default());
-        let market = MarketLoaders::new(self.state.market.clone());
-        request.data(self).data(users).data(quotes).data(market)
-    }
+/// The value of type `T` the schema (or the request) was given: a domain's service, its
+/// settings, or a per-request DataLoader. Missing is a wiring bug, never the client's fault:
+/// `INTERNAL_SERVER_ERROR`, naming the type in the log.
+pub fn service<'a, T: Any + Send + Sync>(ctx: &Context<'a>) -> AppResult<&'a T> {
+    ctx.data::<T>().map_err(|_| {
+        AppError::internal(anyhow::anyhow!("{} missing from the schema's data", std::any::type_name::<T>()))
+    })
 }

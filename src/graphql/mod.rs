@@ -1,19 +1,23 @@
-//! The GraphQL layer: schema assembly, per-request context, guards. No business logic lives
-//! here; each domain owns its resolvers and this module merges them.
+//! The GraphQL kit: what every domain's resolvers share, and nothing of any domain. The request
+//! context (credentials and client, never the application state), scalars, paging, argument
+//! checks, edge guards, the documents cache and error-code mapping. Domains import this module;
+//! it imports only leaves (`error`, `config`, `identity`). The schema is assembled at the top of
+//! the tree, by the top-level `schema` module.
 
-/// `RequestContext`: the app state and the caller's credentials, attached to every request.
+/// `RequestContext`: the caller's credentials and client, attached to every request; and
+/// `service`, how a resolver reaches the value its domain put into the schema.
 pub mod context;
 /// Parsed documents kept by query text, so repeated operations skip the parser.
 pub mod documents;
 /// Edge guards: token, field, depth, alias and auth-mutation limits measured as executed, the
 /// request deadline, error codes for async-graphql's own errors, caught panics.
 pub mod guard;
-/// The `Decimal` scalar: money as exact strings.
+/// The `Decimal` and `Date` scalars: money as exact strings, days as `YYYY-MM-DD`.
 pub mod scalars;
-/// `Query`, `Mutation` and the schema builder.
-pub mod schema;
 
-pub use schema::{FinqlSchema, build_schema, sdl};
+pub use context::{ClientInfo, RequestContext, service};
+
+use crate::error::AppError;
 
 /// Relay `PageInfo`, shared by every connection.
 #[derive(async_graphql::SimpleObject)]
@@ -22,4 +26,13 @@ pub struct PageInfo {
     pub has_previous_page: bool,
     pub start_cursor: Option<String>,
     pub end_cursor: Option<String>,
+}
+
+/// Checks a count argument against `min..=max`, naming it (`BAD_USER_INPUT` on the field). The
+/// limits themselves belong to their domain (e.g. `market::limits`).
+pub fn bounded(value: i32, min: i32, max: i32, name: &'static str) -> Result<usize, AppError> {
+    if value < min || value > max {
+        return Err(AppError::bad_field(name, format!("`{name}` must be between {min} and {max}")));
+    }
+    Ok(value as usize)
 }

@@ -27,13 +27,10 @@ use serde_json::json;
 
 use super::REQUEST_ID;
 use crate::{
-    app::AppState,
     config::Limits,
     error::ErrorCode,
-    graphql::{
-        context::{ClientInfo, RequestContext},
-        guard,
-    },
+    graphql::{ClientInfo, guard},
+    state::AppState,
 };
 use std::net::SocketAddr;
 
@@ -281,16 +278,9 @@ async fn execute(
     let credentials = state.accounts.tokens().credentials(authorization);
     let client = client_info(state, peer, headers);
     let batch = match batch {
-        BatchRequest::Single(request) => {
-            BatchRequest::Single(RequestContext::new(state.clone(), credentials, client).into_request(request))
-        }
+        BatchRequest::Single(request) => BatchRequest::Single(state.prepare(request, credentials, client)),
         BatchRequest::Batch(requests) => BatchRequest::Batch(
-            requests
-                .into_iter()
-                .map(|request| {
-                    RequestContext::new(state.clone(), credentials.clone(), client.clone()).into_request(request)
-                })
-                .collect(),
+            requests.into_iter().map(|request| state.prepare(request, credentials.clone(), client.clone())).collect(),
         ),
     };
     let trace_id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -11,7 +11,7 @@ use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub async fn health() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))

@@ -18,7 +18,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{app::AppState, error::ErrorCode};
+use crate::{error::ErrorCode, state::AppState};
 
 /// Self-hosted GraphiQL (no CDN).
 pub mod graphiql;

@@ -22,6 +22,15 @@ use super::{
 };
 use crate::error::{AppError, AppResult};
 
+/// The statuses an analysis covers: those asked for (not none), or PENDING and SUCCESS.
+pub fn statuses_or_default(statuses: Option<Vec<Status>>) -> AppResult<Vec<Status>> {
+    match statuses {
+        Some(list) if list.is_empty() => Err(AppError::bad_field("statuses", "`statuses` must not be empty")),
+        Some(list) => Ok(list),
+        None => Ok(vec![Status::Pending, Status::Success]),
+    }
+}
+
 /// Which transactions an analysis covers.
 #[derive(Clone, Debug)]
 pub struct AnalyticsScope {
@@ -196,4 +205,17 @@ fn read_totals(row: &sea_orm::QueryResult) -> AppResult<Totals> {
 fn parse_day(raw: &str) -> AppResult<NaiveDate> {
     NaiveDate::parse_from_str(raw, "%Y-%m-%d")
         .map_err(|err| AppError::internal(anyhow::anyhow!("day bucket `{raw}` from the database: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_default_to_those_that_moved_money_and_may_not_be_empty() {
+        assert_eq!(statuses_or_default(None).unwrap(), [Status::Pending, Status::Success]);
+        assert_eq!(statuses_or_default(Some(vec![Status::Failed])).unwrap(), [Status::Failed]);
+        let empty = statuses_or_default(Some(Vec::new())).unwrap_err();
+        assert!(matches!(empty, AppError::BadUserInput { field: Some("statuses"), .. }));
+    }
 }

@@ -44,6 +44,17 @@ pub struct TransactionFilter {
     pub max_amount: Option<Decimal>,
 }
 
+/// An amount range's rule: `minAmount` must not exceed `maxAmount` (`BAD_USER_INPUT` on
+/// `minAmount`).
+pub fn check_amounts(min: Option<Decimal>, max: Option<Decimal>) -> AppResult<()> {
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Err(AppError::bad_field("minAmount", "`minAmount` must not exceed `maxAmount`"));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TransactionOrder {
     #[default]
@@ -350,6 +361,16 @@ fn read_row(row: &sea_orm::QueryResult, columns: Columns, sort: Column) -> AppRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_amount_range_may_be_one_amount_but_not_reversed() {
+        let (low, high) = (Decimal::new(1000, 2), Decimal::new(2500, 2));
+        assert!(check_amounts(Some(low), Some(high)).is_ok());
+        assert!(check_amounts(Some(low), Some(low)).is_ok());
+        assert!(check_amounts(None, Some(low)).is_ok());
+        let reversed = check_amounts(Some(high), Some(low)).unwrap_err();
+        assert!(matches!(reversed, AppError::BadUserInput { field: Some("minAmount"), .. }));
+    }
 
     #[test]
     fn cursors_round_trip_and_are_bound_to_their_order() {

@@ -61,6 +61,16 @@ pub fn range_bound(at: DateTime<Utc>, field: &'static str) -> AppResult<DateTime
     Ok(ceil_micros(at))
 }
 
+/// A time range's rule: `from` must not be after `to` (`BAD_USER_INPUT` on `from`).
+pub fn check_range(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> AppResult<()> {
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(AppError::bad_field("from", "`from` must not be after `to`"));
+    }
+    Ok(())
+}
+
 fn out_of_range(field: &'static str) -> AppError {
     AppError::bad_field(
         field,
@@ -107,5 +117,15 @@ mod tests {
         assert!(range_bound(at("2100-01-01T00:00:00Z"), "to").is_ok());
         assert!(range_bound(at("2100-01-01T00:00:00.000001Z"), "to").is_err());
         assert!(range_bound(at("1969-12-31T23:59:59Z"), "from").is_err());
+    }
+
+    #[test]
+    fn a_range_may_be_empty_but_not_reversed() {
+        let (earlier, later) = (at("2026-01-01T00:00:00Z"), at("2026-02-01T00:00:00Z"));
+        assert!(check_range(Some(earlier), Some(later)).is_ok());
+        assert!(check_range(Some(earlier), Some(earlier)).is_ok());
+        assert!(check_range(Some(earlier), None).is_ok());
+        let reversed = check_range(Some(later), Some(earlier)).unwrap_err();
+        assert!(matches!(reversed, AppError::BadUserInput { field: Some("from"), .. }), "{:?}", reversed.message());
     }
 }

@@ -10,14 +10,18 @@ use async_graphql::{Context, ErrorExtensions, Result, Subscription};
 use futures::{Stream, StreamExt, future::try_join_all, stream::BoxStream};
 
 use super::{
-    Channel, LiveEvent, Topic,
+    Channel, LiveEvent, LiveHub, Topic,
     hub::{Subscription as HubSubscription, TickLag},
 };
 use crate::{
+    config::LiveSettings,
     error::{AppError, ErrorCode},
-    graphql::context::RequestContext,
-    market::graphql::{IntervalGql, KlineObject, OrderBookObject, QuoteObject, TickObject, bounded, parse_symbol},
-    market::limits::{DEFAULT_BOOK_LEVELS, MAX_BOOK_LEVELS},
+    graphql::{RequestContext, bounded, service},
+    market::{
+        MarketService,
+        graphql::{IntervalGql, KlineObject, OrderBookObject, QuoteObject, TickObject, books::book_levels},
+    },
+    reference::Symbol,
 };
 
 /// The longest `throttleMs`: a minute (slower than that is polling, use the `quotes` query).
@@ -74,7 +78,7 @@ impl LiveSubscription {
         symbol: String,
         #[graphql(default = 10)] levels: Option<i32>,
     ) -> Result<impl Stream<Item = OrderBookObject> + use<>> {
-        let levels = bounded(levels.unwrap_or(DEFAULT_BOOK_LEVELS), 1, MAX_BOOK_LEVELS, "levels")?;
+        let levels = book_levels(levels)?;
         let subscription = subscribe(ctx, &[symbol], Channel::Depth).await?;
         let books = events(subscription, None).filter_map(move |event| async move {
             match event.ok().as_deref() {
@@ -134,7 +138,7 @@ fn slow_consumer(lag: &TickLag) -> async_graphql::Error {
 /// `FINQL_LIVE_STALE_MS`: the silence after which a subscriber hears its last value again,
 /// marked stale.
 fn stale_after(ctx: &Context<'_>) -> Result<Duration, AppError> {
-    Ok(RequestContext::of(ctx)?.state.config.live.stale_after)
+    Ok(service::<LiveSettings>(ctx)?.stale_after)
 }
 
 /// For one-topic subscriptions (a book, a forming bar) what the hub does for quote topics: when
@@ -164,9 +168,8 @@ fn marking_silence<T: Clone + Send + 'static>(
 
 /// Checks the caller and the symbols, then subscribes to their topics on `channel`.
 async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> Result<HubSubscription, AppError> {
-    let rc = RequestContext::of(ctx)?;
-    rc.user_id()?;
-    let max = rc.state.config.live.max_symbols;
+    RequestContext::of(ctx)?.user_id()?;
+    let max = service::<LiveSettings>(ctx)?.max_symbols;
     if symbols.is_empty() {
         return Err(AppError::bad_field("symbols", "give at least one symbol"));
     }
@@ -176,11 +179,11 @@ async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> R
             format!("at most {max} symbols per subscription (FINQL_LIVE_MAX_SYMBOLS); got {}", symbols.len()),
         ));
     }
-    let parsed = symbols.iter().map(|raw| parse_symbol(raw)).collect::<Result<Vec<_>, _>>()?;
-    let market = &rc.state.market;
+    let parsed = symbols.iter().map(|raw| Symbol::parse(raw)).collect::<Result<Vec<_>, _>>()?;
+    let market = service::<MarketService>(ctx)?;
     let instruments = try_join_all(parsed.iter().map(|symbol| market.instrument(symbol))).await?;
     let topics = instruments.into_iter().map(|instrument| Topic { instrument, channel }).collect();
-    Ok(rc.state.live.subscribe(topics))
+    Ok(service::<LiveHub>(ctx)?.subscribe(topics))
 }
 
 /// The events of all the subscription's topics, merged. With `throttle`, each topic yields at

@@ -11,9 +11,8 @@ pub mod calendar;
 pub mod corporate;
 /// `FundamentalsService`: corporate actions and fundamentals, cached for a day, and adjusted klines.
 pub mod fundamentals;
-/// `Security.corporateActions`, `Security.fundamentals` and their types.
-pub mod fundamentals_graphql;
-/// `quote`, `quotes`, `klines`, `orderBook`, `ticks`, and the quote DataLoader.
+/// The market API, one file per action: quotes, klines, order books, ticks, securities (the
+/// catalog with its market data), fundamentals, market status; and the request's DataLoaders.
 pub mod graphql;
 /// The upstream time budget of a request, and a circuit breaker per source.
 pub mod health;
@@ -27,13 +26,13 @@ pub mod service;
 pub mod shared_cache;
 /// The `MarketSource` trait and its error type.
 pub mod source;
-/// `marketStatus(region)`.
-pub mod status_graphql;
 /// Quote, Kline, OrderBook, Tick, Interval: the vocabulary every source speaks.
 pub mod types;
 /// What makes a quote, bar, order book or trade make sense; one clock-skew allowance. Used by the
 /// service and by every provider, for queries and live pushes alike.
 pub mod validate;
+/// `MarketService::klines_window`: the `before`/`after` window of a klines request.
+pub mod window;
 
 pub use fundamentals::FundamentalsService;
 pub use service::{MarketConfig, MarketService};

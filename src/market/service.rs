@@ -149,7 +149,7 @@ impl MarketService {
             asset_class: security.asset_class,
             region: security.upstream_region,
             code: security.upstream_code,
-            currency: security.currency,
+            currency: security.currency.code().to_owned(),
         };
         self.inner.instruments.insert(symbol.clone(), instrument.clone()).await;
         Ok(instrument)

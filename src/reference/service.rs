@@ -7,7 +7,7 @@ use sea_orm::{
     sea_query::LikeExpr,
 };
 
-use super::symbol::Symbol;
+use super::{currency::Currency, symbol::Symbol};
 use crate::error::{AppError, AppResult};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,15 +45,18 @@ impl AssetClass {
     }
 }
 
-/// An instrument of the catalog.
+/// An instrument of the catalog. Its symbol and currency are parsed once, when the row is read,
+/// so whatever uses them (the market API's resolvers, a page's quote prefetch) cannot meet a
+/// malformed one.
 #[derive(Clone, Debug)]
 pub struct Security {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub asset_class: AssetClass,
     pub name: String,
     pub region: String,
     pub exchange_mic: Option<String>,
-    pub currency: String,
+    /// The trading currency.
+    pub currency: Currency,
     pub lot_size: i64,
     pub sector: Option<String>,
     pub industry: Option<String>,
@@ -64,13 +67,18 @@ pub struct Security {
 impl TryFrom<security::Model> for Security {
     type Error = AppError;
     fn try_from(m: security::Model) -> AppResult<Self> {
+        // The catalog is written by finql's migrations: a row that does not parse is a bug in
+        // them, not the client's fault.
+        let corrupt = |what: &str, err: AppError| {
+            AppError::internal(anyhow::anyhow!("catalog row `{}`: {what}: {}", m.symbol, err.message()))
+        };
         Ok(Self {
             asset_class: AssetClass::from_db(&m.asset_class)?,
-            symbol: m.symbol,
+            symbol: Symbol::parse(&m.symbol).map_err(|err| corrupt("symbol", err))?,
+            currency: Currency::parse(&m.currency).map_err(|err| corrupt("currency", err))?,
             name: m.name,
             region: m.region,
             exchange_mic: m.exchange_mic,
-            currency: m.currency,
             lot_size: m.lot_size,
             sector: m.sector,
             industry: m.industry,
@@ -92,6 +100,20 @@ pub struct SecurityFilter {
 pub struct SecurityPage {
     pub securities: Vec<Security>,
     pub has_next_page: bool,
+}
+
+/// The most securities one page may hold.
+const MAX_PAGE: i32 = 100;
+/// Securities per page when `first` is not given.
+const DEFAULT_PAGE: i32 = 20;
+
+/// The size of a catalog page: `first`, 0 to `MAX_PAGE` (default `DEFAULT_PAGE`).
+pub fn page_size(first: Option<i32>) -> AppResult<u64> {
+    let first = first.unwrap_or(DEFAULT_PAGE);
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(AppError::bad_field("first", format!("`first` must be between 0 and {MAX_PAGE}")));
+    }
+    Ok(first as u64)
 }
 
 /// The longest search string accepted: longer than any name in the catalog.
@@ -182,7 +204,7 @@ fn filtered(filter: &SecurityFilter) -> AppResult<Select<security::Entity>> {
     Ok(query)
 }
 
-pub fn encode_cursor(symbol: &str) -> String {
+pub fn encode_cursor(symbol: &Symbol) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:sec:{symbol}"))
 }
 
@@ -200,4 +222,27 @@ fn decode_cursor(raw: &str) -> AppResult<String> {
         .and_then(|text| text.strip_prefix("v1:sec:").and_then(|symbol| Symbol::parse(symbol).ok()))
         .map(|symbol| symbol.as_str().to_owned())
         .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_holds_0_to_100_securities_20_by_default() {
+        assert_eq!(page_size(None).unwrap(), 20);
+        assert_eq!(page_size(Some(0)).unwrap(), 0);
+        assert_eq!(page_size(Some(100)).unwrap(), 100);
+        for bad in [-1, 101, i32::MAX] {
+            let refused = page_size(Some(bad)).unwrap_err();
+            assert!(matches!(refused, AppError::BadUserInput { field: Some("first"), .. }), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_through_the_symbol() {
+        let symbol = Symbol::parse("AAPL.US").unwrap();
+        assert_eq!(decode_cursor(&encode_cursor(&symbol)).unwrap(), "AAPL.US");
+        assert!(decode_cursor("bm90LWEtY3Vyc29y").is_err());
+    }
 }

@@ -5,7 +5,7 @@
 fn schema_file_matches_the_code() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
         .expect("schema.graphql is committed");
-    let generated = finql::graphql::sdl();
+    let generated = finql::schema::sdl();
     assert!(
         committed == generated,
         "schema.graphql is out of date: run `cargo run -- schema > schema.graphql` and commit it"
@@ -14,5 +14,5 @@ fn schema_file_matches_the_code() {
 
 #[test]
 fn schema_is_stable_across_builds() {
-    assert_eq!(finql::graphql::sdl(), finql::graphql::sdl());
+    assert_eq!(finql::schema::sdl(), finql::schema::sdl());
 }

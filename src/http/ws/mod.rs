@@ -58,13 +58,11 @@ use tokio_tungstenite::tungstenite;
 
 use self::writer::{CLOSE_LINGER, Outbox, SLOW_CONSUMER};
 use crate::{
-    accounts::{AccessGrant, Authentication, Credentials},
-    app::AppState,
+    accounts::{AccessGrant, Authentication},
     error::ErrorCode,
-    graphql::{
-        context::{ClientInfo, RequestContext},
-        guard,
-    },
+    graphql::{ClientInfo, guard},
+    identity::Credentials,
+    state::AppState,
 };
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -410,7 +408,7 @@ impl Connection {
         // Queries and mutations end by `FINQL_REQUEST_TIMEOUT_MS`; subscriptions are meant to last.
         let deadline = (operation != Some(OperationType::Subscription))
             .then(|| tokio::time::Instant::now() + limits.request_timeout);
-        let request = RequestContext::new(self.state.clone(), credentials, self.client.clone()).into_request(request);
+        let request = self.state.prepare(request, credentials, self.client.clone());
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
         let finished = self.finished.clone();

@@ -3,11 +3,9 @@
 use async_graphql::{Context, Object, Result, SimpleObject};
 use tokio::sync::OnceCell;
 
+use super::ledger;
 use crate::{
-    graphql::{
-        context::RequestContext,
-        scalars::{Date, DecimalString},
-    },
+    graphql::scalars::{Date, DecimalString},
     ledger::{
         analytics::{AnalyticsScope, Bucket, Totals},
         money::{format_decimal, format_scaled},
@@ -26,8 +24,8 @@ impl TransactionAnalytics {
     }
 
     async fn totals(&self, ctx: &Context<'_>) -> Result<&Totals> {
-        let rc = RequestContext::of(ctx)?;
-        Ok(self.totals.get_or_try_init(|| rc.state.ledger.totals(&self.scope)).await?)
+        let ledger = ledger(ctx)?;
+        Ok(self.totals.get_or_try_init(|| ledger.totals(&self.scope)).await?)
     }
     fn money(&self, scaled: i128) -> DecimalString {
         DecimalString(format_scaled(scaled, self.scope.currency))
@@ -67,32 +65,27 @@ impl TransactionAnalytics {
     }
     /// The UTC day with the most transactions (ties: the earliest); null when there are none.
     async fn busiest_day(&self, ctx: &Context<'_>) -> Result<Option<DayCount>> {
-        let rc = RequestContext::of(ctx)?;
-        let day = rc.state.ledger.busiest_day(&self.scope).await?;
+        let day = ledger(ctx)?.busiest_day(&self.scope).await?;
         Ok(day.map(|b| DayCount { date: b.key.into(), count: b.totals.count }))
     }
     /// One entry per UTC day that has transactions, oldest first.
     async fn by_day(&self, ctx: &Context<'_>) -> Result<Vec<DayBreakdown>> {
-        let rc = RequestContext::of(ctx)?;
-        let days = rc.state.ledger.by_day(&self.scope).await?;
+        let days = ledger(ctx)?.by_day(&self.scope).await?;
         Ok(days.into_iter().map(|b| DayBreakdown { date: b.key.into(), sums: self.sums(&b) }).collect())
     }
     /// One entry per UTC month (`YYYY-MM`) that has transactions, oldest first.
     async fn by_month(&self, ctx: &Context<'_>) -> Result<Vec<MonthBreakdown>> {
-        let rc = RequestContext::of(ctx)?;
-        let months = rc.state.ledger.by_month(&self.scope).await?;
+        let months = ledger(ctx)?.by_month(&self.scope).await?;
         Ok(months.iter().map(|b| MonthBreakdown { month: b.key.clone(), sums: self.sums(b) }).collect())
     }
     /// One entry per category (null: uncategorised), most transactions first.
     async fn by_category(&self, ctx: &Context<'_>) -> Result<Vec<CategoryBreakdown>> {
-        let rc = RequestContext::of(ctx)?;
-        let categories = rc.state.ledger.by_category(&self.scope).await?;
+        let categories = ledger(ctx)?.by_category(&self.scope).await?;
         Ok(categories.iter().map(|b| CategoryBreakdown { category: b.key.clone(), sums: self.sums(b) }).collect())
     }
     /// Every currency you have transactions in over this range and these statuses.
     async fn currencies(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        let rc = RequestContext::of(ctx)?;
-        Ok(rc.state.ledger.currencies(&self.scope).await?)
+        Ok(ledger(ctx)?.currencies(&self.scope).await?)
     }
 }
 

@@ -2,7 +2,7 @@
 //! The `Transaction` type, its connection and the queries here; mutations and analytics in the
 //! submodules.
 
-/// `transactionAnalytics` and its breakdown types; the `Date` scalar.
+/// `transactionAnalytics` and its breakdown types.
 mod analytics;
 /// `createTransaction`, `updateTransaction`, `deleteTransaction`, with idempotency keys.
 mod mutations;
@@ -15,20 +15,21 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    analytics::AnalyticsScope,
-    listing::{Columns, Cursor, PageRequest, TransactionFilter, TransactionOrder},
+    analytics::{AnalyticsScope, statuses_or_default},
+    listing::{Columns, Cursor, PageRequest, TransactionFilter, TransactionOrder, check_amounts},
     money::Currency,
     service::{Kind, MAX_CATEGORY, Status, TransactionRecord, check_text},
-    time::range_bound,
+    time::{check_range, range_bound},
 };
 use crate::{
     accounts::graphql::{UserObject, load_user},
     error::AppError,
-    graphql::{PageInfo, context::RequestContext, scalars::DecimalString},
+    graphql::{PageInfo, RequestContext, scalars::DecimalString, service},
+    ledger::LedgerService,
 };
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "TransactionKind")]
+#[graphql(name = "TransactionKind", remote = "Kind")]
 pub enum KindGql {
     /// Money in.
     Credit,
@@ -37,7 +38,7 @@ pub enum KindGql {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "TransactionStatus")]
+#[graphql(name = "TransactionStatus", remote = "Status")]
 pub enum StatusGql {
     Pending,
     Success,
@@ -45,7 +46,7 @@ pub enum StatusGql {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
-#[graphql(name = "TransactionOrder")]
+#[graphql(name = "TransactionOrder", remote = "TransactionOrder")]
 pub enum OrderGql {
     /// Newest first (the default).
     #[default]
@@ -53,51 +54,6 @@ pub enum OrderGql {
     OccurredAtAsc,
     AmountDesc,
     AmountAsc,
-}
-
-impl From<KindGql> for Kind {
-    fn from(k: KindGql) -> Self {
-        match k {
-            KindGql::Credit => Kind::Credit,
-            KindGql::Debit => Kind::Debit,
-        }
-    }
-}
-impl From<Kind> for KindGql {
-    fn from(k: Kind) -> Self {
-        match k {
-            Kind::Credit => KindGql::Credit,
-            Kind::Debit => KindGql::Debit,
-        }
-    }
-}
-impl From<StatusGql> for Status {
-    fn from(s: StatusGql) -> Self {
-        match s {
-            StatusGql::Pending => Status::Pending,
-            StatusGql::Success => Status::Success,
-            StatusGql::Failed => Status::Failed,
-        }
-    }
-}
-impl From<Status> for StatusGql {
-    fn from(s: Status) -> Self {
-        match s {
-            Status::Pending => StatusGql::Pending,
-            Status::Success => StatusGql::Success,
-            Status::Failed => StatusGql::Failed,
-        }
-    }
-}
-impl From<OrderGql> for TransactionOrder {
-    fn from(o: OrderGql) -> Self {
-        match o {
-            OrderGql::OccurredAtDesc => TransactionOrder::OccurredAtDesc,
-            OrderGql::OccurredAtAsc => TransactionOrder::OccurredAtAsc,
-            OrderGql::AmountDesc => TransactionOrder::AmountDesc,
-            OrderGql::AmountAsc => TransactionOrder::AmountAsc,
-        }
-    }
 }
 
 /// A personal-finance transaction, visible only to its owner.
@@ -168,16 +124,8 @@ pub struct TransactionFilterInput {
 
 impl TransactionFilterInput {
     fn into_filter(self) -> Result<TransactionFilter, AppError> {
-        if let (Some(from), Some(to)) = (self.from, self.to)
-            && from > to
-        {
-            return Err(AppError::bad_field("from", "`from` must not be after `to`"));
-        }
-        if let (Some(min), Some(max)) = (self.min_amount, self.max_amount)
-            && min.0 > max.0
-        {
-            return Err(AppError::bad_field("minAmount", "`minAmount` must not exceed `maxAmount`"));
-        }
+        check_range(self.from, self.to)?;
+        check_amounts(self.min_amount.map(|d| d.0), self.max_amount.map(|d| d.0))?;
         let category = self.category.map(|c| c.trim().to_owned());
         if let Some(category) = &category {
             check_text(category, "category", MAX_CATEGORY)?;
@@ -227,8 +175,7 @@ impl TransactionConnection {
     }
     /// All transactions matching the filter, across pages. Costs a COUNT: ask only when needed.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        let rc = RequestContext::of(ctx)?;
-        Ok(rc.state.ledger.count(self.user_id, &self.filter).await?)
+        Ok(ledger(ctx)?.count(self.user_id, &self.filter).await?)
     }
 }
 
@@ -259,7 +206,7 @@ impl LedgerQuery {
     async fn transaction(&self, ctx: &Context<'_>, id: ID) -> Result<TransactionObject> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
-        Ok(TransactionObject(rc.state.ledger.get(user_id, parse_id(&id)?).await?))
+        Ok(TransactionObject(ledger(ctx)?.get(user_id, parse_id(&id)?).await?))
     }
 
     /// Your transactions, newest first unless `orderBy` says otherwise. At most 100 per page.
@@ -280,7 +227,7 @@ impl LedgerQuery {
         let order: TransactionOrder = order_by.into();
         let page = PageRequest::from_relay(first, after, last, before, order)?;
         let filter = filter.unwrap_or_default().into_filter()?;
-        let result = rc.state.ledger.list(user_id, &filter, order, &page, selected_columns(ctx)).await?;
+        let result = ledger(ctx)?.list(user_id, &filter, order, &page, selected_columns(ctx)).await?;
         let edges: Vec<(String, TransactionRecord)> = result
             .records
             .into_iter()
@@ -310,23 +257,18 @@ impl LedgerQuery {
     ) -> Result<TransactionAnalytics> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
-        if let (Some(from), Some(to)) = (from, to)
-            && from > to
-        {
-            return Err(AppError::bad_field("from", "`from` must not be after `to`").into());
-        }
+        check_range(from, to)?;
         let currency = currency.as_deref().map(Currency::parse).transpose()?.unwrap_or(Currency::USD);
-        let statuses = match statuses {
-            Some(list) if list.is_empty() => {
-                return Err(AppError::bad_field("statuses", "`statuses` must not be empty").into());
-            }
-            Some(list) => list.into_iter().map(Into::into).collect(),
-            None => vec![Status::Pending, Status::Success],
-        };
+        let statuses = statuses_or_default(statuses.map(|list| list.into_iter().map(Into::into).collect()))?;
         let from = from.map(|at| range_bound(at, "from")).transpose()?;
         let to = to.map(|at| range_bound(at, "to")).transpose()?;
         Ok(TransactionAnalytics::new(AnalyticsScope { user_id, currency, from, to, statuses }))
     }
+}
+
+/// The ledger service, as the schema was given it.
+fn ledger<'a>(ctx: &Context<'a>) -> Result<&'a LedgerService, AppError> {
+    service::<LedgerService>(ctx)
 }
 
 fn parse_id(id: &ID) -> Result<Uuid, AppError> {

@@ -4,10 +4,10 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 
-use super::{KindGql, StatusGql, TransactionObject, parse_id};
+use super::{KindGql, StatusGql, TransactionObject, ledger, parse_id};
 use crate::{
     error::AppError,
-    graphql::{context::RequestContext, scalars::DecimalString},
+    graphql::{RequestContext, scalars::DecimalString},
     ledger::{
         idempotency::IdempotencyKey,
         money::{Currency, Money},
@@ -72,7 +72,7 @@ impl LedgerMutation {
             category: optional_text(input.category, "category", MAX_CATEGORY)?,
             occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at, "occurredAt")).transpose()?,
         };
-        Ok(TransactionObject(rc.state.ledger.create(user_id, new, key.as_ref()).await?))
+        Ok(TransactionObject(ledger(ctx)?.create(user_id, new, key.as_ref()).await?))
     }
 
     /// Changes only the fields given.
@@ -94,7 +94,7 @@ impl LedgerMutation {
             category: text_patch(input.category, "category", MAX_CATEGORY)?,
             occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at, "occurredAt")).transpose()?,
         };
-        Ok(TransactionObject(rc.state.ledger.update(user_id, parse_id(&id)?, patch, key.as_ref()).await?))
+        Ok(TransactionObject(ledger(ctx)?.update(user_id, parse_id(&id)?, patch, key.as_ref()).await?))
     }
 
     /// Deletes one of your transactions and returns its id. With an idempotency key, a retry
@@ -103,7 +103,7 @@ impl LedgerMutation {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
         let key = self::idempotency_key(ctx, rc, idempotency_key.as_deref())?;
-        let id = rc.state.ledger.delete(user_id, parse_id(&id)?, key.as_ref()).await?;
+        let id = ledger(ctx)?.delete(user_id, parse_id(&id)?, key.as_ref()).await?;
         Ok(ID(id.to_string()))
     }
 }

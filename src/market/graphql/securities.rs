@@ -1,32 +1,26 @@
-//! GraphQL resolvers for reference data: thin wrappers over [`ReferenceService`].
+//! `security`, `securities` and the `Security` type: the instrument catalog (`reference`)
+//! composed with market data. Here rather than in `reference`, so that the catalog stays below
+//! the market domain: `market` uses `reference`, never the reverse.
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-
-use super::{
-    service::{AssetClass, Security, SecurityFilter, encode_cursor, parse_region, parse_search},
-    symbol::Symbol,
-};
-use crate::{
-    error::AppError,
-    graphql::scalars::Date,
-    graphql::{PageInfo, context::RequestContext},
-    market::{
-        fundamentals_graphql::{self, AdjustGql, CorporateActionObject, FundamentalPointObject, adjusted_klines},
-        graphql::{
-            IntervalGql, KlineObject, OrderBookObject, QuoteObject, bounded, load_order_book, load_quote,
-            prefetch_quotes,
-        },
-        limits,
-    },
-};
 use chrono::{DateTime, Utc};
 
-/// The most securities one page may hold.
-const MAX_PAGE: i32 = 100;
-const DEFAULT_PAGE: i32 = 20;
+use super::{
+    books::{OrderBookObject, book_levels, load_order_book},
+    fundamentals::{self, CorporateActionObject, FundamentalPointObject},
+    klines::{AdjustGql, IntervalGql, KlineArgs, KlineObject, load_klines},
+    quotes::{QuoteObject, load_quote, prefetch_quotes},
+};
+use crate::{
+    graphql::{PageInfo, scalars::Date, service},
+    reference::{
+        ReferenceService, Symbol,
+        service::{AssetClass, Security, SecurityFilter, encode_cursor, page_size, parse_region, parse_search},
+    },
+};
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "AssetClass")]
+#[graphql(name = "AssetClass", remote = "AssetClass")]
 pub enum AssetClassGql {
     Stock,
     Fund,
@@ -34,32 +28,6 @@ pub enum AssetClassGql {
     Index,
     Crypto,
     Future,
-}
-
-impl From<AssetClassGql> for AssetClass {
-    fn from(a: AssetClassGql) -> Self {
-        match a {
-            AssetClassGql::Stock => AssetClass::Stock,
-            AssetClassGql::Fund => AssetClass::Fund,
-            AssetClassGql::Forex => AssetClass::Forex,
-            AssetClassGql::Index => AssetClass::Index,
-            AssetClassGql::Crypto => AssetClass::Crypto,
-            AssetClassGql::Future => AssetClass::Future,
-        }
-    }
-}
-
-impl From<AssetClass> for AssetClassGql {
-    fn from(a: AssetClass) -> Self {
-        match a {
-            AssetClass::Stock => AssetClassGql::Stock,
-            AssetClass::Fund => AssetClassGql::Fund,
-            AssetClass::Forex => AssetClassGql::Forex,
-            AssetClass::Index => AssetClassGql::Index,
-            AssetClass::Crypto => AssetClassGql::Crypto,
-            AssetClass::Future => AssetClassGql::Future,
-        }
-    }
 }
 
 /// An instrument finql serves.
@@ -70,7 +38,7 @@ impl SecurityObject {
     /// Canonical symbol: `AAPL.US`, `700.HK`, `600519.SH`, `FX:EURUSD`, `IDX:SPX`,
     /// `CRYPTO:BTCUSDT`, `FUT:CL.US`.
     async fn symbol(&self) -> &str {
-        &self.0.symbol
+        self.0.symbol.as_str()
     }
     async fn asset_class(&self) -> AssetClassGql {
         self.0.asset_class.into()
@@ -88,7 +56,7 @@ impl SecurityObject {
     }
     /// ISO 4217 trading currency.
     async fn currency(&self) -> &str {
-        &self.0.currency
+        self.0.currency.code()
     }
     /// Board lot: units per lot (contracts for futures).
     async fn lot_size(&self) -> i64 {
@@ -102,7 +70,7 @@ impl SecurityObject {
     }
     /// The latest quote (batched with every other quote of the request).
     async fn quote(&self, ctx: &Context<'_>) -> Result<QuoteObject> {
-        load_quote(ctx, Symbol::parse(&self.0.symbol)?).await
+        load_quote(ctx, self.0.symbol.clone()).await
     }
     /// Candles, oldest first; see `Query.klines`.
     async fn klines(
@@ -114,25 +82,23 @@ impl SecurityObject {
         after: Option<DateTime<Utc>>,
         adjust: Option<AdjustGql>,
     ) -> Result<Vec<KlineObject>> {
-        let limit = bounded(limit.unwrap_or(limits::DEFAULT_KLINES), 1, limits::MAX_KLINES, "limit")?;
-        let symbol = Symbol::parse(&self.0.symbol)?;
-        adjusted_klines(ctx, &symbol, interval.into(), limit, before, after, adjust).await
+        let args = KlineArgs::new(interval, limit, before, after, adjust)?;
+        load_klines(ctx, &self.0.symbol, args).await
     }
     /// Splits and cash dividends, oldest first; empty for forex, indices, crypto and futures.
     /// From the iTick source: splits only (iTick publishes no dividends).
     async fn corporate_actions(&self, ctx: &Context<'_>) -> Result<Vec<CorporateActionObject>> {
-        fundamentals_graphql::corporate_actions(ctx, &Symbol::parse(&self.0.symbol)?).await
+        fundamentals::corporate_actions(ctx, &self.0.symbol).await
     }
     /// Daily valuation figures from `from` to `to` (inclusive, at most 20 years apart), oldest
     /// first; empty for anything but stocks. From the iTick source: only today's snapshot
     /// (P/E and market cap; iTick has no history of fundamentals).
     async fn fundamentals(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<FundamentalPointObject>> {
-        fundamentals_graphql::fundamentals(ctx, &Symbol::parse(&self.0.symbol)?, from.0, to.0).await
+        fundamentals::fundamentals(ctx, &self.0.symbol, from.0, to.0).await
     }
     /// The order book, `levels` deep (default 10, at most 50).
     async fn order_book(&self, ctx: &Context<'_>, levels: Option<i32>) -> Result<OrderBookObject> {
-        let levels = bounded(levels.unwrap_or(limits::DEFAULT_BOOK_LEVELS), 1, limits::MAX_BOOK_LEVELS, "levels")?;
-        load_order_book(ctx, Symbol::parse(&self.0.symbol)?, levels).await
+        load_order_book(ctx, self.0.symbol.clone(), book_levels(levels)?).await
     }
 }
 
@@ -164,20 +130,19 @@ impl SecurityConnection {
     }
     /// All securities matching the filter, across pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        Ok(RequestContext::of(ctx)?.state.reference.count(&self.filter).await?)
+        Ok(service::<ReferenceService>(ctx)?.count(&self.filter).await?)
     }
 }
 
 #[derive(Default)]
-pub struct ReferenceQuery;
+pub struct SecuritiesQuery;
 
 #[Object]
-impl ReferenceQuery {
+impl SecuritiesQuery {
     /// One instrument by symbol. A malformed symbol is BAD_USER_INPUT; an unknown one NOT_FOUND.
     async fn security(&self, ctx: &Context<'_>, symbol: String) -> Result<SecurityObject> {
-        let rc = RequestContext::of(ctx)?;
         let symbol = Symbol::parse(&symbol)?;
-        Ok(SecurityObject(rc.state.reference.security(&symbol).await?))
+        Ok(SecurityObject(service::<ReferenceService>(ctx)?.security(&symbol).await?))
     }
 
     /// The catalog, by symbol. `search` matches symbol or name, case-insensitively.
@@ -190,22 +155,18 @@ impl ReferenceQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<SecurityConnection> {
-        let rc = RequestContext::of(ctx)?;
-        let first = first.unwrap_or(DEFAULT_PAGE);
-        if !(0..=MAX_PAGE).contains(&first) {
-            return Err(AppError::bad_field("first", format!("`first` must be between 0 and {MAX_PAGE}")).into());
-        }
+        let first = page_size(first)?;
         let filter = SecurityFilter {
             search: search.as_deref().map(parse_search).transpose()?.flatten(),
             region: region.as_deref().map(parse_region).transpose()?,
             asset_class: asset_class.map(Into::into),
         };
-        let page = rc.state.reference.search(&filter, first as u64, after.as_deref()).await?;
+        let page = service::<ReferenceService>(ctx)?.search(&filter, first, after.as_deref()).await?;
         let look = ctx.look_ahead();
         if look.field("nodes").field("quote").exists() || look.field("edges").field("node").field("quote").exists() {
             // One batch for the whole page (one upstream call per asset class and region),
             // rather than whatever the DataLoader's time window happens to collect.
-            let symbols: Vec<Symbol> = page.securities.iter().filter_map(|s| Symbol::parse(&s.symbol).ok()).collect();
+            let symbols = page.securities.iter().map(|s| s.symbol.clone()).collect();
             prefetch_quotes(ctx, symbols).await?;
         }
         let page_info = PageInfo {

@@ -1,5 +1,6 @@
 //! The schema: every domain's roots merged into one `Query`, one `Mutation` and one
-//! `Subscription`.
+//! `Subscription`. At the top of the tree: it imports every domain's API, and nothing below
+//! imports it.
 
 use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema, SchemaBuilder};
 
@@ -8,12 +9,11 @@ use crate::{
     config::Limits,
     ledger::graphql::{LedgerMutation, LedgerQuery},
     live::graphql::LiveSubscription,
-    market::{graphql::MarketQuery, status_graphql::MarketStatusQuery},
-    reference::graphql::ReferenceQuery,
+    market::graphql::MarketQuery,
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, LedgerQuery, ReferenceQuery, MarketQuery, MarketStatusQuery);
+pub struct Query(AccountsQuery, LedgerQuery, MarketQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(AccountsMutation, LedgerMutation);
@@ -22,14 +22,18 @@ pub struct Mutation(AccountsMutation, LedgerMutation);
 pub struct Subscription(LiveSubscription);
 
 pub type FinqlSchema = Schema<Query, Mutation, Subscription>;
+pub type FinqlSchemaBuilder = SchemaBuilder<Query, Mutation, Subscription>;
 
-fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+fn builder() -> FinqlSchemaBuilder {
     Schema::build(Query::default(), Mutation::default(), Subscription::default())
 }
 
-/// The executable schema. Application state is not baked in: it travels with each request
-/// (see `RequestContext`), so the same schema value serves HTTP and WebSocket alike.
-pub fn build_schema(limits: &Limits) -> FinqlSchema {
+/// The schema with the request limits applied, for `app` to give the services its resolvers
+/// reach (`.data(market)`, …) and `finish`. Services are schema data, not request data: they
+/// live as long as the process, so attaching them once costs nothing per request (request
+/// data holds only what differs per request: the `RequestContext` and the DataLoaders, see
+/// `AppState::prepare`). The same schema value serves HTTP and WebSocket alike.
+pub fn build_schema(limits: &Limits) -> FinqlSchemaBuilder {
     let mut builder = builder()
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
@@ -38,7 +42,7 @@ pub fn build_schema(limits: &Limits) -> FinqlSchema {
     if !limits.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
-    builder.finish()
+    builder
 }
 
 /// The SDL, sorted so that it is stable across builds: what `finql schema` prints and what

@@ -1,47 +1,21 @@
-//! GraphQL types of corporate actions, fundamentals and adjusted klines: thin wrappers over
-//! [`FundamentalsService`]. The fields hang off `Security` (see `reference::graphql`), and
-//! `adjust` is an argument of `Query.klines` and `Security.klines`.
+//! GraphQL types of corporate actions and fundamentals: thin wrappers over
+//! [`FundamentalsService`](crate::market::FundamentalsService). The fields hang off `Security` (see `super::securities`); adjusted
+//! klines are in `super::klines`.
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::NaiveDate;
 
-use super::{
-    corporate::{ActionKind, Adjust, CorporateAction, FundamentalPoint},
-    graphql::{KlineObject, klines_bars, load_klines},
-    types::Interval,
-};
 use crate::{
-    graphql::scalars::Date,
-    graphql::{context::RequestContext, scalars::DecimalString},
+    graphql::{
+        scalars::{Date, DecimalString},
+        service,
+    },
+    market::{
+        FundamentalsService,
+        corporate::{ActionKind, CorporateAction, FundamentalPoint},
+    },
     reference::Symbol,
 };
-
-/// How klines are adjusted for splits and cash dividends.
-#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
-#[graphql(name = "KlineAdjust")]
-pub enum AdjustGql {
-    /// As traded (the default).
-    #[default]
-    None,
-    /// History restated in today's terms: the latest bar is unchanged, earlier ones are
-    /// multiplied by the factors of the ex-dates after them (split `from/to`, dividend
-    /// `(prevClose - amount) / prevClose`). Prices to 4 decimal places; volumes inversely for
-    /// splits.
-    Forward,
-    /// Later bars restated in the terms of the earliest price of the source's history: each bar
-    /// is divided by the factors of the ex-dates on or before it.
-    Backward,
-}
-
-impl From<AdjustGql> for Adjust {
-    fn from(a: AdjustGql) -> Self {
-        match a {
-            AdjustGql::None => Adjust::None,
-            AdjustGql::Forward => Adjust::Forward,
-            AdjustGql::Backward => Adjust::Backward,
-        }
-    }
-}
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "CorporateActionKind")]
@@ -140,8 +114,7 @@ impl From<&FundamentalPoint> for FundamentalPointObject {
 
 /// `Security.corporateActions`.
 pub async fn corporate_actions(ctx: &Context<'_>, symbol: &Symbol) -> Result<Vec<CorporateActionObject>> {
-    let rc = RequestContext::of(ctx)?;
-    let actions = rc.state.fundamentals.corporate_actions(symbol).await?;
+    let actions = service::<FundamentalsService>(ctx)?.corporate_actions(symbol).await?;
     Ok(actions.iter().cloned().map(CorporateActionObject).collect())
 }
 
@@ -152,29 +125,6 @@ pub async fn fundamentals(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<FundamentalPointObject>> {
-    let rc = RequestContext::of(ctx)?;
-    let points = rc.state.fundamentals.fundamentals(symbol, from, to).await?;
+    let points = service::<FundamentalsService>(ctx)?.fundamentals(symbol, from, to).await?;
     Ok(points.iter().map(FundamentalPointObject::from).collect())
-}
-
-/// Klines of a window (see `klines_bars`), adjusted.
-#[allow(clippy::too_many_arguments)]
-pub async fn adjusted_klines(
-    ctx: &Context<'_>,
-    symbol: &Symbol,
-    interval: Interval,
-    limit: usize,
-    before: Option<chrono::DateTime<chrono::Utc>>,
-    after: Option<chrono::DateTime<chrono::Utc>>,
-    adjust: Option<AdjustGql>,
-) -> Result<Vec<KlineObject>> {
-    let adjust = adjust.unwrap_or_default();
-    if adjust == AdjustGql::None {
-        // As traded: the latest window goes through the request's batching loader.
-        return load_klines(ctx, symbol.clone(), interval, limit, before, after).await;
-    }
-    let rc = RequestContext::of(ctx)?;
-    let bars = klines_bars(&rc.state.market, symbol, interval, limit, before, after).await?;
-    let bars = rc.state.fundamentals.adjust(symbol, interval, bars, adjust.into()).await?;
-    Ok(bars.iter().map(KlineObject::from).collect())
 }

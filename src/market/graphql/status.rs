@@ -1,17 +1,19 @@
 //! `marketStatus(region)`: whether a market is trading now, and when it next opens and closes.
 //!
-//! A thin wrapper: sessions, holidays and time zones live in `super::calendar`, a pure function
+//! A thin wrapper: sessions, holidays and time zones live in `market::calendar`, a pure function
 //! of the instant; this resolver only supplies the clock and maps the result to GraphQL types
 //! (kept apart from the domain types so the calendar stays free of GraphQL).
 
 use async_graphql::{Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::calendar::{self, MarketState, MarketStatus, Region, Session};
-use crate::error::AppError;
+use crate::{
+    error::AppError,
+    market::calendar::{self, MarketState, MarketStatus, Region, Session},
+};
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "MarketState")]
+#[graphql(name = "MarketState", remote = "MarketState")]
 pub enum MarketStateGql {
     /// Before the regular session: pre-market trading, or an opening auction.
     PreMarket,
@@ -22,18 +24,6 @@ pub enum MarketStateGql {
     /// After the regular session: post-market trading.
     PostMarket,
     Closed,
-}
-
-impl From<MarketState> for MarketStateGql {
-    fn from(s: MarketState) -> Self {
-        match s {
-            MarketState::PreMarket => Self::PreMarket,
-            MarketState::Open => Self::Open,
-            MarketState::LunchBreak => Self::LunchBreak,
-            MarketState::PostMarket => Self::PostMarket,
-            MarketState::Closed => Self::Closed,
-        }
-    }
 }
 
 /// A regular session, in the market's local time (`HH:MM`; `24:00` is the end of the day).

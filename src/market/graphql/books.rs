@@ -1,0 +1,115 @@
+//! `orderBook` (also `Security.orderBook`), its types, and the request's order-book DataLoader.
+
+use std::{collections::HashMap, convert::Infallible};
+
+use async_graphql::{Context, Object, Result, SimpleObject, dataloader::Loader};
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+
+use super::MarketLoaders;
+use crate::{
+    error::{AppError, AppResult},
+    graphql::{bounded, scalars::DecimalString, service},
+    market::{
+        limits::{DEFAULT_BOOK_LEVELS, MAX_BOOK_LEVELS},
+        service::MarketService,
+        types::{BookLevel, OrderBook},
+    },
+    reference::Symbol,
+};
+
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "BookLevel")]
+pub struct BookLevelObject {
+    price: DecimalString,
+    volume: DecimalString,
+    /// Orders at this price, when the source reports it.
+    orders: Option<i64>,
+}
+
+impl From<BookLevel> for BookLevelObject {
+    fn from(l: BookLevel) -> Self {
+        Self { price: DecimalString(l.price), volume: DecimalString(l.volume), orders: l.orders }
+    }
+}
+
+/// Bids best (highest) first; asks best (lowest) first.
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "OrderBook")]
+pub struct OrderBookObject {
+    symbol: String,
+    bids: Vec<BookLevelObject>,
+    asks: Vec<BookLevelObject>,
+    timestamp: DateTime<Utc>,
+    /// True only on a live subscription that heard nothing newer for `FINQL_LIVE_STALE_MS`
+    /// (the upstream may be down): this is the last known book, sent again.
+    stale: bool,
+}
+
+impl OrderBookObject {
+    /// The same book, marked as the last known one.
+    pub fn into_stale(self) -> Self {
+        Self { stale: true, ..self }
+    }
+}
+
+impl From<OrderBook> for OrderBookObject {
+    fn from(b: OrderBook) -> Self {
+        Self {
+            symbol: b.symbol.to_string(),
+            bids: b.bids.into_iter().map(Into::into).collect(),
+            asks: b.asks.into_iter().map(Into::into).collect(),
+            timestamp: b.timestamp,
+            stale: false,
+        }
+    }
+}
+
+/// Batches order books per depth. Infallible as a batch, like the quote loader: each key
+/// carries its own outcome.
+pub struct BookLoader(pub(super) MarketService);
+
+impl Loader<(Symbol, usize)> for BookLoader {
+    type Value = AppResult<OrderBook>;
+    type Error = Infallible;
+
+    async fn load(
+        &self,
+        keys: &[(Symbol, usize)],
+    ) -> std::result::Result<HashMap<(Symbol, usize), Self::Value>, Self::Error> {
+        let mut by_levels: HashMap<usize, Vec<Symbol>> = HashMap::new();
+        for (symbol, levels) in keys {
+            by_levels.entry(*levels).or_default().push(symbol.clone());
+        }
+        let answers = join_all(by_levels.iter().map(|(levels, symbols)| self.0.order_books(symbols, *levels))).await;
+        Ok(by_levels
+            .keys()
+            .zip(answers)
+            .flat_map(|(levels, books)| books.into_iter().map(move |(symbol, book)| ((symbol, *levels), book)))
+            .collect())
+    }
+}
+
+/// `levels`, checked against `market::limits` (default 10, at most 50).
+pub fn book_levels(levels: Option<i32>) -> Result<usize, AppError> {
+    bounded(levels.unwrap_or(DEFAULT_BOOK_LEVELS), 1, MAX_BOOK_LEVELS, "levels")
+}
+
+/// An order book through the request's loader.
+pub async fn load_order_book(ctx: &Context<'_>, symbol: Symbol, levels: usize) -> Result<OrderBookObject> {
+    let Ok(outcome) = service::<MarketLoaders>(ctx)?.books().load_one((symbol.clone(), levels)).await;
+    let book = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("order book for {symbol} missing")))?;
+    Ok(book?.into())
+}
+
+#[derive(Default)]
+pub struct BooksQuery;
+
+#[Object]
+impl BooksQuery {
+    /// The order book, `levels` deep (default 10, at most 50).
+    async fn order_book(&self, ctx: &Context<'_>, symbol: String, levels: Option<i32>) -> Result<OrderBookObject> {
+        let levels = book_levels(levels)?;
+        load_order_book(ctx, Symbol::parse(&symbol)?, levels).await
+    }
+}

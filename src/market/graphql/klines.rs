@@ -1,0 +1,187 @@
+//! `klines` (also `Security.klines`), the `Kline` type, adjustment for corporate actions, and
+//! the request's latest-kline DataLoader. The window rule (`before`/`after`) is the market
+//! domain's (`MarketService::klines_window`); these resolvers translate arguments.
+
+use std::{collections::HashMap, convert::Infallible, sync::Arc};
+
+use async_graphql::{Context, Enum, Object, Result, SimpleObject, dataloader::Loader};
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+
+use super::MarketLoaders;
+use crate::{
+    error::{AppError, AppResult},
+    graphql::{bounded, scalars::DecimalString, service},
+    market::{
+        FundamentalsService,
+        corporate::Adjust,
+        limits::{DEFAULT_KLINES, MAX_KLINES},
+        service::MarketService,
+        types::{Interval, Kline},
+    },
+    reference::Symbol,
+};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "KlineInterval", remote = "Interval")]
+pub enum IntervalGql {
+    OneMinute,
+    FiveMinutes,
+    FifteenMinutes,
+    ThirtyMinutes,
+    OneHour,
+    TwoHours,
+    FourHours,
+    OneDay,
+    OneWeek,
+    OneMonth,
+}
+
+/// How klines are adjusted for splits and cash dividends.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+#[graphql(name = "KlineAdjust", remote = "Adjust")]
+pub enum AdjustGql {
+    /// As traded (the default).
+    #[default]
+    None,
+    /// History restated in today's terms: the latest bar is unchanged, earlier ones are
+    /// multiplied by the factors of the ex-dates after them (split `from/to`, dividend
+    /// `(prevClose - amount) / prevClose`). Prices to 4 decimal places; volumes inversely for
+    /// splits.
+    Forward,
+    /// Later bars restated in the terms of the earliest price of the source's history: each bar
+    /// is divided by the factors of the ex-dates on or before it.
+    Backward,
+}
+
+/// One candle; `time` is its start (UTC).
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "Kline")]
+pub struct KlineObject {
+    time: DateTime<Utc>,
+    open: DecimalString,
+    high: DecimalString,
+    low: DecimalString,
+    close: DecimalString,
+    volume: DecimalString,
+    turnover: DecimalString,
+    /// True only on a live subscription that heard nothing newer for `FINQL_LIVE_STALE_MS`
+    /// (the upstream may be down): this is the last known bar, sent again.
+    stale: bool,
+}
+
+impl KlineObject {
+    /// The same bar, marked as the last known one.
+    pub fn into_stale(self) -> Self {
+        Self { stale: true, ..self }
+    }
+}
+
+impl From<&Kline> for KlineObject {
+    fn from(k: &Kline) -> Self {
+        Self {
+            time: k.time,
+            open: DecimalString(k.open),
+            high: DecimalString(k.high),
+            low: DecimalString(k.low),
+            close: DecimalString(k.close),
+            volume: DecimalString(k.volume),
+            turnover: DecimalString(k.turnover),
+            stale: false,
+        }
+    }
+}
+
+/// Batches the latest window of many instruments per (interval, limit). Infallible as a batch,
+/// like the quote loader: each key carries its own outcome.
+pub struct LatestKlineLoader(pub(super) MarketService);
+
+type LatestKey = (Symbol, Interval, usize);
+
+impl Loader<LatestKey> for LatestKlineLoader {
+    type Value = AppResult<Arc<Vec<Kline>>>;
+    type Error = Infallible;
+
+    async fn load(&self, keys: &[LatestKey]) -> std::result::Result<HashMap<LatestKey, Self::Value>, Self::Error> {
+        let mut groups: HashMap<(Interval, usize), Vec<Symbol>> = HashMap::new();
+        for (symbol, interval, limit) in keys {
+            groups.entry((*interval, *limit)).or_default().push(symbol.clone());
+        }
+        let answers = join_all(
+            groups.iter().map(|((interval, limit), symbols)| self.0.latest_klines(symbols, *interval, *limit)),
+        )
+        .await;
+        Ok(groups
+            .keys()
+            .zip(answers)
+            .flat_map(|(&(interval, limit), series)| {
+                series.into_iter().map(move |(symbol, bars)| ((symbol, interval, limit), bars))
+            })
+            .collect())
+    }
+}
+
+/// The arguments of `Query.klines` and `Security.klines`, checked.
+pub struct KlineArgs {
+    pub interval: Interval,
+    pub limit: usize,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+    pub adjust: Adjust,
+}
+
+impl KlineArgs {
+    pub fn new(
+        interval: IntervalGql,
+        limit: Option<i32>,
+        before: Option<DateTime<Utc>>,
+        after: Option<DateTime<Utc>>,
+        adjust: Option<AdjustGql>,
+    ) -> Result<Self, AppError> {
+        let limit = bounded(limit.unwrap_or(DEFAULT_KLINES), 1, MAX_KLINES, "limit")?;
+        Ok(Self { interval: interval.into(), limit, before, after, adjust: adjust.unwrap_or_default().into() })
+    }
+}
+
+/// Klines of a window, adjusted as asked. As traded, the latest window goes through the
+/// request's loader (batched across instruments); any other window straight to the service.
+pub async fn load_klines(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) -> Result<Vec<KlineObject>> {
+    let KlineArgs { interval, limit, before, after, adjust } = args;
+    let market = service::<MarketService>(ctx)?;
+    if adjust != Adjust::None {
+        let bars = market.klines_window(symbol, interval, limit, before, after).await?;
+        let bars = service::<FundamentalsService>(ctx)?.adjust(symbol, interval, bars, adjust).await?;
+        return Ok(bars.iter().map(KlineObject::from).collect());
+    }
+    if before.is_some() || after.is_some() {
+        let bars = market.klines_window(symbol, interval, limit, before, after).await?;
+        return Ok(bars.iter().map(KlineObject::from).collect());
+    }
+    let Ok(outcome) = service::<MarketLoaders>(ctx)?.klines().load_one((symbol.clone(), interval, limit)).await;
+    let bars = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("klines for {symbol} missing")))?;
+    Ok(bars?.iter().map(KlineObject::from).collect())
+}
+
+#[derive(Default)]
+pub struct KlinesQuery;
+
+#[Object]
+impl KlinesQuery {
+    /// Candles, oldest first: `limit` (default 100, at most 1000) bars before `before` (default
+    /// now, including the bar in progress), or after `after`. Prices are as traded unless
+    /// `adjust` says otherwise (see `KlineAdjust`).
+    #[allow(clippy::too_many_arguments)]
+    async fn klines(
+        &self,
+        ctx: &Context<'_>,
+        symbol: String,
+        interval: IntervalGql,
+        limit: Option<i32>,
+        before: Option<DateTime<Utc>>,
+        after: Option<DateTime<Utc>>,
+        adjust: Option<AdjustGql>,
+    ) -> Result<Vec<KlineObject>> {
+        let args = KlineArgs::new(interval, limit, before, after, adjust)?;
+        load_klines(ctx, &Symbol::parse(&symbol)?, args).await
+    }
+}

@@ -1,0 +1,84 @@
+//! The application state: the services built once at start, and how a GraphQL request is
+//! prepared for execution. Below `http` (which serves it) and `app` (which builds it); above
+//! every domain.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    accounts::{self, AccountsService},
+    config::Config,
+    graphql::{ClientInfo, RequestContext, documents::DocumentCache},
+    identity::Credentials,
+    ledger::LedgerService,
+    live::LiveHub,
+    market::{self, FundamentalsService, MarketService},
+    reference::ReferenceService,
+    schema::FinqlSchema,
+    throttle::AuthThrottle,
+};
+
+/// Everything a request handler can reach: one reference-counted [`Services`], so that cloning
+/// it for every request is one atomic increment (it used to deep-copy the JWT keys and
+/// validation sets, which showed in profiles). The only shared mutable state in the process
+/// lives behind these fields.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+    /// Connection pool (SQLite or PostgreSQL).
+    pub db: DatabaseConnection,
+    /// The executable GraphQL schema, shared by HTTP and WebSocket. It holds the domain
+    /// services below as schema data (see `schema::build_schema`).
+    pub schema: FinqlSchema,
+    /// Parsed documents by query text (skips the parser for repeated operations).
+    pub documents: DocumentCache,
+    /// Users, passwords and tokens.
+    pub accounts: AccountsService,
+    /// Transactions and analytics.
+    pub ledger: LedgerService,
+    /// The instrument catalog.
+    pub reference: ReferenceService,
+    /// Quotes, klines, order books and ticks, cached in front of the market source.
+    pub market: MarketService,
+    /// Corporate actions and fundamentals (cached for a day) and adjusted klines.
+    pub fundamentals: FundamentalsService,
+    /// Live market data: the upstream stream and the hub that fans it out to subscriptions.
+    pub live: LiveHub,
+    /// Throttling of `login`, `signUp` and `refreshToken` (per account and per client
+    /// address), on the limiter shared through Redis when `REDIS_URL` is set.
+    pub throttle: AuthThrottle,
+    /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+
+    /// Everything one GraphQL request needs attached to it: who is asking, and fresh
+    /// DataLoaders from each domain that batches (their caches live for one request only, so
+    /// one user's lookups never serve another's).
+    pub fn prepare(
+        &self,
+        request: async_graphql::Request,
+        credentials: Credentials,
+        client: ClientInfo,
+    ) -> async_graphql::Request {
+        let request = request.data(RequestContext::new(credentials, client));
+        let request = accounts::graphql::attach_loaders(request, &self.accounts);
+        market::graphql::attach_loaders(request, &self.market)
+    }
+}
