@@ -67,6 +67,8 @@ fn topic(symbol: &str, channel: Channel) -> Topic {
             region: "US".into(),
             code,
             currency: "USD".into(),
+            market: crate::market::calendar::Region::Us,
+            listed_at: None,
         },
         channel,
     }

@@ -21,6 +21,8 @@ use std::fmt;
 use chrono::{DateTime, Datelike, Days, FixedOffset, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
+use crate::reference::service::AssetClass;
+
 /// A market, by the region code clients use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Region {
@@ -67,6 +69,19 @@ impl Region {
     /// The IANA time zone the market's hours are defined in.
     pub fn timezone(self) -> Tz {
         self.market().tz
+    }
+
+    /// The market whose hours an instrument keeps: crypto trades around the clock, spot FX
+    /// through the week, and everything else (stocks, funds, indices, futures) keeps the hours
+    /// of the exchange in the catalog's region.
+    pub fn of(asset_class: AssetClass, catalog_region: &str) -> Result<Self, UnknownRegion> {
+        match asset_class {
+            AssetClass::Crypto => Ok(Self::Global),
+            AssetClass::Forex => Ok(Self::Fx),
+            AssetClass::Stock | AssetClass::Fund | AssetClass::Index | AssetClass::Future => {
+                Self::parse(catalog_region)
+            }
+        }
     }
 
     fn market(self) -> &'static Market {
@@ -212,11 +227,51 @@ pub fn status(region: Region, at: DateTime<Utc>) -> MarketStatus {
     }
 }
 
+/// The regular sessions of `region` on its local calendar day `date`, as UTC instants, in
+/// order; empty when the market does not trade that day. Crypto's day is the UTC day; spot FX's
+/// is New York's (Sunday from 17:00, Friday until 17:00, no Saturday).
+pub fn sessions_on(region: Region, date: NaiveDate) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let market = region.market();
+    market
+        .local_sessions(date)
+        .into_iter()
+        .filter_map(|session| Some((session.open.on(date, market.tz)?, session.close.on(date, market.tz)?)))
+        .collect()
+}
+
+/// Whether `region` trades at all on its local calendar day `date`.
+pub fn is_trading_day(region: Region, date: NaiveDate) -> bool {
+    !region.market().local_sessions(date).is_empty()
+}
+
+/// The last trading day strictly before `date` (`None` only past the start of chrono's range,
+/// or after a closure longer than any on record).
+pub fn previous_trading_day(region: Region, date: NaiveDate) -> Option<NaiveDate> {
+    (1..=LOOKAHEAD_DAYS).filter_map(|n| date.checked_sub_days(Days::new(n))).find(|day| is_trading_day(region, *day))
+}
+
+/// The first trading day strictly after `date` (`None` as for [`previous_trading_day`]).
+pub fn next_trading_day(region: Region, date: NaiveDate) -> Option<NaiveDate> {
+    (1..=LOOKAHEAD_DAYS).filter_map(|n| date.checked_add_days(Days::new(n))).find(|day| is_trading_day(region, *day))
+}
+
 type Computed = (MarketState, Vec<Session>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 struct Market {
     tz: Tz,
     schedule: Schedule,
+}
+
+impl Market {
+    /// The regular sessions of a local calendar day, in local time.
+    fn local_sessions(&self, date: NaiveDate) -> Vec<Session> {
+        match &self.schedule {
+            Schedule::Always => vec![Session::new(Clock::MIDNIGHT, Clock::END_OF_DAY)],
+            Schedule::Fx => fx_sessions(date),
+            Schedule::Exchange(exchange) if exchange.is_trading_day(date) => exchange.regular.to_vec(),
+            Schedule::Exchange(_) => Vec::new(),
+        }
+    }
 }
 
 enum Schedule {
@@ -276,14 +331,7 @@ impl Exchange {
 
 /// FX trades from Sunday 17:00 to Friday 17:00 New York time, around the clock.
 fn fx(tz: Tz, at: DateTime<Utc>, today: NaiveDate) -> Computed {
-    const WEEK_OPENS: Clock = Clock::hm(17, 0);
-    const WEEK_CLOSES: Clock = Clock::hm(17, 0);
-    let sessions = match today.weekday() {
-        Weekday::Sat => Vec::new(),
-        Weekday::Sun => vec![Session::new(WEEK_OPENS, Clock::END_OF_DAY)],
-        Weekday::Fri => vec![Session::new(Clock::MIDNIGHT, WEEK_CLOSES)],
-        _ => vec![Session::new(Clock::MIDNIGHT, Clock::END_OF_DAY)],
-    };
+    let sessions = fx_sessions(today);
     let state =
         if sessions.iter().any(|s| s.contains(at, today, tz)) { MarketState::Open } else { MarketState::Closed };
     // Midnights inside the week are not closes: only the week's ends count.
@@ -294,7 +342,21 @@ fn fx(tz: Tz, at: DateTime<Utc>, today: NaiveDate) -> Computed {
             .filter_map(|date| clock.on(date, tz))
             .find(|instant| *instant > at)
     };
-    (state, sessions, next(Weekday::Sun, WEEK_OPENS), next(Weekday::Fri, WEEK_CLOSES))
+    (state, sessions, next(Weekday::Sun, FX_WEEK_OPENS), next(Weekday::Fri, FX_WEEK_CLOSES))
+}
+
+/// Spot FX's week opens Sunday 17:00 and closes Friday 17:00, New York time.
+const FX_WEEK_OPENS: Clock = Clock::hm(17, 0);
+const FX_WEEK_CLOSES: Clock = Clock::hm(17, 0);
+
+/// FX's sessions on a New York calendar day.
+fn fx_sessions(date: NaiveDate) -> Vec<Session> {
+    match date.weekday() {
+        Weekday::Sat => Vec::new(),
+        Weekday::Sun => vec![Session::new(FX_WEEK_OPENS, Clock::END_OF_DAY)],
+        Weekday::Fri => vec![Session::new(Clock::MIDNIGHT, FX_WEEK_CLOSES)],
+        _ => vec![Session::new(Clock::MIDNIGHT, Clock::END_OF_DAY)],
+    }
 }
 
 const fn hm(hour: u16, minute: u16) -> Clock {

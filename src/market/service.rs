@@ -41,6 +41,7 @@ use futures::{
 use moka::future::Cache;
 
 use super::{
+    calendar::Region,
     health::{self, SourceHealth},
     history::{Fetched, KlineHistory, Series},
     shared_cache::SharedQuotes,
@@ -144,12 +145,17 @@ impl MarketService {
             return Ok(found);
         }
         let security = self.inner.reference.security(symbol).await?;
+        // The catalog is finql's own data: a region it cannot place is a bug in it.
+        let market = Region::of(security.asset_class, &security.region)
+            .map_err(|err| AppError::internal(anyhow::anyhow!("catalog row `{symbol}`: {err}")))?;
         let instrument = Instrument {
             symbol: symbol.clone(),
             asset_class: security.asset_class,
             region: security.upstream_region,
             code: security.upstream_code,
             currency: security.currency.code().to_owned(),
+            market,
+            listed_at: None,
         };
         self.inner.instruments.insert(symbol.clone(), instrument.clone()).await;
         Ok(instrument)

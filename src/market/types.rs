@@ -2,9 +2,10 @@
 //! as strings: a price like 0.1 + 0.2 must not become 0.30000000000000004 on its way to a
 //! client, and GraphQL floats are IEEE doubles. Times are UTC.
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 
+use super::calendar::Region;
 use crate::reference::{Symbol, service::AssetClass};
 
 /// What a source needs to know about an instrument: the catalog entry's upstream mapping.
@@ -18,6 +19,10 @@ pub struct Instrument {
     pub code: String,
     /// ISO 4217 currency of prices.
     pub currency: String,
+    /// The market whose trading hours the instrument keeps.
+    pub market: Region,
+    /// The first trading day, when the catalog knows it.
+    pub listed_at: Option<NaiveDate>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -482,6 +482,8 @@ mod adapter_tests {
             region: region.into(),
             code: code.into(),
             currency: "USD".into(),
+            market: finql::market::calendar::Region::of(class, region).unwrap_or(finql::market::calendar::Region::Us),
+            listed_at: None,
         }
     }
 

@@ -7,13 +7,16 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::{
     live::{Channel, LiveEvent, Topic},
-    market::{BookLevel, Instrument, Interval, Kline, OrderBook, Tick, TickDirection, shared_cache::StoredQuote},
+    market::{
+        BookLevel, Instrument, Interval, Kline, OrderBook, Tick, TickDirection, calendar::Region,
+        shared_cache::StoredQuote,
+    },
     reference::{Symbol, service::AssetClass},
 };
 
@@ -72,6 +75,13 @@ struct WireTopic {
     cu: String,
     /// Channel (`quote`, `kline:1m`, ...).
     ch: String,
+    /// The market whose hours the instrument keeps (`US`, `GLOBAL`, ...). Optional so that a
+    /// replica of the previous release, which does not send it, is still understood.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
+    /// First trading day (`YYYY-MM-DD`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    l: Option<NaiveDate>,
 }
 
 pub(crate) fn encode_topic(topic: &Topic) -> String {
@@ -83,19 +93,30 @@ pub(crate) fn encode_topic(topic: &Topic) -> String {
         c: i.code.clone(),
         cu: i.currency.clone(),
         ch: channel_name(topic.channel),
+        m: Some(i.market.code().to_owned()),
+        l: i.listed_at,
     };
     serde_json::to_string(&wire).unwrap_or_default()
 }
 
 pub(crate) fn decode_topic(raw: &str) -> Option<Topic> {
     let wire: WireTopic = serde_json::from_str(raw).ok()?;
+    let asset_class = parse_asset_class(&wire.a)?;
+    // From a replica that does not send the market: the upstream region names it for all but
+    // indices, whose upstream region is iTick's `GB` (their hours then read as London's).
+    let market = match &wire.m {
+        Some(code) => Region::parse(code).ok()?,
+        None => Region::of(asset_class, &wire.r).ok()?,
+    };
     Some(Topic {
         instrument: Instrument {
             symbol: Symbol::parse(&wire.s).ok()?,
-            asset_class: parse_asset_class(&wire.a)?,
+            asset_class,
             region: wire.r,
             code: wire.c,
             currency: wire.cu,
+            market,
+            listed_at: wire.l,
         },
         channel: parse_channel(&wire.ch)?,
     })
@@ -235,6 +256,18 @@ mod tests {
     }
 
     #[test]
+    fn a_topic_from_a_replica_that_sends_no_market_is_placed_by_its_region() {
+        let legacy = r#"{"s":"700.HK","a":"STOCK","r":"HK","c":"700","cu":"HKD","ch":"quote"}"#;
+        let topic = decode_topic(legacy).unwrap();
+        assert_eq!(topic.instrument.market, Region::Hk);
+        assert_eq!(topic.instrument.listed_at, None);
+        let crypto = r#"{"s":"CRYPTO:BTCUSDT","a":"CRYPTO","r":"BA","c":"BTCUSDT","cu":"USDT","ch":"quote"}"#;
+        assert_eq!(decode_topic(crypto).unwrap().instrument.market, Region::Global);
+        let unknown = r#"{"s":"700.HK","a":"STOCK","r":"HK","c":"700","cu":"HKD","ch":"quote","m":"MARS"}"#;
+        assert_eq!(decode_topic(unknown), None);
+    }
+
+    #[test]
     fn topics_round_trip_and_name_their_channel() {
         for channel in [Channel::Quote, Channel::Tick, Channel::Depth, Channel::Kline(Interval::OneMonth)] {
             let topic = Topic {
@@ -244,6 +277,8 @@ mod tests {
                     region: "HK".into(),
                     code: "700".into(),
                     currency: "HKD".into(),
+                    market: Region::Hk,
+                    listed_at: NaiveDate::from_ymd_opt(2004, 6, 16),
                 },
                 channel,
             };
@@ -256,6 +291,8 @@ mod tests {
                 region: "BA".into(),
                 code: "BTCUSDT".into(),
                 currency: "USDT".into(),
+                market: Region::Global,
+                listed_at: None,
             },
             channel: Channel::Kline(Interval::FifteenMinutes),
         };

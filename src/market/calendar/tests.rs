@@ -234,3 +234,69 @@ fn clocks_handle_dst_gaps_and_overlaps() {
     assert_eq!(Clock::END_OF_DAY.to_string(), "24:00");
     assert_eq!(hm(9, 5).to_string(), "09:05");
 }
+
+fn day(text: &str) -> NaiveDate {
+    text.parse().expect("a YYYY-MM-DD date")
+}
+
+#[test]
+fn instruments_keep_their_exchange_fx_or_crypto_hours() {
+    assert_eq!(Region::of(AssetClass::Stock, "HK"), Ok(Region::Hk));
+    assert_eq!(Region::of(AssetClass::Index, "US"), Ok(Region::Us));
+    assert_eq!(Region::of(AssetClass::Future, "US"), Ok(Region::Us));
+    assert_eq!(Region::of(AssetClass::Forex, "GLOBAL"), Ok(Region::Fx));
+    assert_eq!(Region::of(AssetClass::Crypto, "GLOBAL"), Ok(Region::Global));
+    assert!(Region::of(AssetClass::Stock, "MARS").is_err());
+}
+
+#[test]
+fn sessions_of_a_day_are_utc_instants_in_order_and_follow_dst() {
+    // New York: EDT in July, EST in December.
+    assert_eq!(
+        sessions_on(Region::Us, day("2026-07-06")),
+        vec![(at("2026-07-06T13:30:00Z"), at("2026-07-06T20:00:00Z"))]
+    );
+    assert_eq!(
+        sessions_on(Region::Us, day("2026-12-07")),
+        vec![(at("2026-12-07T14:30:00Z"), at("2026-12-07T21:00:00Z"))]
+    );
+    // Hong Kong: two sessions around lunch.
+    assert_eq!(
+        sessions_on(Region::Hk, day("2026-07-06")),
+        vec![
+            (at("2026-07-06T01:30:00Z"), at("2026-07-06T04:00:00Z")),
+            (at("2026-07-06T05:00:00Z"), at("2026-07-06T08:00:00Z"))
+        ]
+    );
+    // Weekends and holidays have none.
+    assert!(sessions_on(Region::Us, day("2026-07-04")).is_empty());
+    assert!(sessions_on(Region::Us, day("2026-11-26")).is_empty(), "Thanksgiving");
+    assert!(!is_trading_day(Region::Cn, day("2026-10-01")), "National Day");
+    assert!(is_trading_day(Region::Cn, day("2026-10-09")));
+    // Crypto's day is the UTC day; FX's is New York's, from Sunday 17:00 to Friday 17:00.
+    assert_eq!(
+        sessions_on(Region::Global, day("2026-07-04")),
+        vec![(at("2026-07-04T00:00:00Z"), at("2026-07-05T00:00:00Z"))]
+    );
+    assert!(sessions_on(Region::Fx, day("2026-07-04")).is_empty());
+    assert_eq!(
+        sessions_on(Region::Fx, day("2026-07-05")),
+        vec![(at("2026-07-05T21:00:00Z"), at("2026-07-06T04:00:00Z"))]
+    );
+    assert_eq!(
+        sessions_on(Region::Fx, day("2026-07-10")),
+        vec![(at("2026-07-10T04:00:00Z"), at("2026-07-10T21:00:00Z"))]
+    );
+}
+
+#[test]
+fn neighbouring_trading_days_skip_weekends_and_holidays() {
+    // Thanksgiving (Thursday) 2026: Wednesday before, Friday after.
+    assert_eq!(previous_trading_day(Region::Us, day("2026-11-27")), Some(day("2026-11-25")));
+    assert_eq!(next_trading_day(Region::Us, day("2026-11-25")), Some(day("2026-11-27")));
+    // Monday's previous trading day is Friday.
+    assert_eq!(previous_trading_day(Region::Us, day("2026-11-30")), Some(day("2026-11-27")));
+    // China's National Day week.
+    assert_eq!(next_trading_day(Region::Cn, day("2026-09-30")), Some(day("2026-10-08")));
+    assert_eq!(previous_trading_day(Region::Global, day("2026-11-30")), Some(day("2026-11-29")));
+}

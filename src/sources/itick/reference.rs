@@ -201,6 +201,8 @@ mod tests {
             region: "US".into(),
             code: "AAPL".into(),
             currency: "USD".into(),
+            market: crate::market::calendar::Region::Us,
+            listed_at: None,
         };
         let today = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
         let point = parse_info(&json!({"pet": 31.25, "mcb": 3.4e12, "tso": 15e9, "fcc": "usd"}), &instrument, today);

@@ -26,6 +26,8 @@ fn instrument(symbol: &str, class: AssetClass, region: &str, code: &str) -> Inst
         region: region.into(),
         code: code.into(),
         currency: "USD".into(),
+        market: crate::market::calendar::Region::Us,
+        listed_at: None,
     }
 }
 

@@ -351,6 +351,8 @@ mod tests {
             region: symbol.rsplit('.').next().unwrap().into(),
             code: symbol.split('.').next().unwrap().into(),
             currency: currency.into(),
+            market: crate::market::calendar::Region::Us,
+            listed_at: None,
         }
     }
 

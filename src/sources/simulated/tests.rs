@@ -36,7 +36,16 @@ fn catalog() -> Vec<Instrument> {
             let mut tail = line.rsplitn(3, ',');
             let code = tail.next().unwrap().to_owned();
             let region = tail.next().unwrap().to_owned();
-            Instrument { symbol: Symbol::parse(symbol).unwrap(), asset_class, region, code, currency: "USD".into() }
+            Instrument {
+                symbol: Symbol::parse(symbol).unwrap(),
+                asset_class,
+                market: crate::market::calendar::Region::of(asset_class, &region)
+                    .unwrap_or(crate::market::calendar::Region::Us),
+                region,
+                code,
+                currency: "USD".into(),
+                listed_at: None,
+            }
         })
         .collect()
 }
@@ -52,7 +61,16 @@ fn instrument(symbol: &str) -> Instrument {
             Namespace::Crypto => AssetClass::Crypto,
             Namespace::Future => AssetClass::Future,
         };
-        Instrument { symbol, asset_class, region: "US".into(), code: "X".into(), currency: "USD".into() }
+        Instrument {
+            symbol,
+            asset_class,
+            region: "US".into(),
+            code: "X".into(),
+            currency: "USD".into(),
+            market: crate::market::calendar::Region::of(asset_class, "US")
+                .unwrap_or(crate::market::calendar::Region::Us),
+            listed_at: None,
+        }
     })
 }
 

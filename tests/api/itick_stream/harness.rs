@@ -28,7 +28,8 @@ pub fn instrument(symbol: &str) -> Instrument {
             (AssetClass::Stock, region.to_owned(), code.to_owned())
         }
     };
-    Instrument { symbol: parsed, asset_class: class, region, code, currency: "USD".into() }
+    let market = finql::market::calendar::Region::of(class, &region).unwrap_or(finql::market::calendar::Region::Us);
+    Instrument { symbol: parsed, asset_class: class, region, code, currency: "USD".into(), market, listed_at: None }
 }
 
 pub fn topic(symbol: &str, channel: Channel) -> Topic {

@@ -73,6 +73,8 @@ fn topic(symbol: &str, channel: Channel) -> Topic {
             region: region.into(),
             code: code.into(),
             currency: "USD".into(),
+            market: finql::market::calendar::Region::Us,
+            listed_at: None,
         },
         channel,
     }

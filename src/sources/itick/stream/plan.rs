@@ -208,6 +208,12 @@ mod tests {
                 region: if class == AssetClass::Crypto { "BA".into() } else { "US".into() },
                 code: code.into(),
                 currency: "USD".into(),
+                market: if class == AssetClass::Crypto {
+                    crate::market::calendar::Region::Global
+                } else {
+                    crate::market::calendar::Region::Us
+                },
+                listed_at: None,
             },
             channel,
         }

@@ -193,6 +193,8 @@ mod tests {
             region: "US".into(),
             code: "AAPL".into(),
             currency: "USD".into(),
+            market: crate::market::calendar::Region::Us,
+            listed_at: None,
         }
     }
 
