@@ -3,6 +3,8 @@
 //!
 //! Transport behaviour does not depend on the database, so these run on SQLite only.
 
+pub(crate) mod ws;
+
 use reqwest::{
     StatusCode,
     header::{ACCEPT, ALLOW, CONTENT_TYPE, HeaderMap, LOCATION},

@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Value, json};
 
 use crate::{
-    fake_itick::{FakeItick, TOKEN},
     helpers::*,
+    sources::itick::fake_rest::{FakeItick, TOKEN},
 };
 
 const KLINES: &str = "query($s: String!, $n: Int, $b: DateTime) {

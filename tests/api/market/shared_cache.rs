@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::{
-    fake_itick::{FakeItick, TOKEN},
     helpers::*,
+    sources::itick::fake_rest::{FakeItick, TOKEN},
 };
 
 const QUOTES: &str = "query($s: [String!]!) { quotes(symbols: $s) { symbol last stale } }";

@@ -1,6 +1,9 @@
 //! Test harness: `spawn_app` starts finql on port 0 against a fresh database; `TestApp` speaks
 //! GraphQL to it.
 
+pub(crate) mod fake_server;
+pub(crate) mod process;
+
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use sea_orm::{ConnectionTrait, Database};

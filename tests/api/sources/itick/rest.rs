@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::{
-    fake_itick::{FakeItick, TOKEN},
     helpers::*,
+    sources::itick::fake_rest::{FakeItick, TOKEN},
 };
 
 async fn app_on(fake: &FakeItick, extra: &[(&str, &str)]) -> TestApp {

@@ -123,7 +123,7 @@ async fn paginates_the_whole_catalog(app: TestApp) {
 /// Every catalog row's symbol is already in canonical form, and parses as its asset class.
 #[test]
 fn catalog_symbols_are_canonical() {
-    let catalog = include_str!("../../migration/src/catalog.csv");
+    let catalog = include_str!("../../../migration/src/catalog.csv");
     let mut count = 0;
     for line in catalog.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let symbol = line.split(',').next().unwrap();

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::{
     backend_tests,
-    fake_itick::{FakeItick, TOKEN},
     helpers::*,
+    sources::itick::fake_rest::{FakeItick, TOKEN},
 };
 
 fn dec(v: &Value) -> Decimal {
