@@ -1,6 +1,6 @@
-//! Kline history kept in the database, against the fake iTick server: a closed range is fetched
-//! once (and survives a restart), a later window fetches only the bars storage lacks, and the
-//! window up to now fetches only the bars since the last stored one.
+//! Kline history kept in the database (`market::history`), against the fake iTick server: a closed
+//! range is fetched once (and survives a restart), a later window fetches only the bars storage
+//! lacks, and the window up to now fetches only the bars since the last stored one.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,5 @@
-//! Several replicas sharing quotes through Redis. Runs when `TEST_REDIS_URL` is set (CI sets
-//! it); passes trivially, saying so, otherwise.
+//! Several replicas sharing quotes through Redis (`market::shared_cache`). Runs when
+//! `TEST_REDIS_URL` is set (CI sets it); passes trivially, saying so, otherwise.
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
-//! Market data through the iTick adapter, against a fake iTick server that speaks the real
-//! protocol and counts calls: batching, caching, single flight, retries, stale fallback.
+//! Market data through the market API (`market::service`) on the iTick source, against a fake iTick
+//! server that speaks the real protocol and counts calls: batching, caching, single flight,
+//! retries, stale fallback.
 
 use std::time::Duration;
 
