@@ -5,11 +5,11 @@
 use serde_json::{Value, json};
 
 use crate::{
-    fake_itick::TOKEN,
-    fake_itick_ws::FakeItickWs,
+    helpers::process::FinqlProcess,
     helpers::*,
-    process::FinqlProcess,
-    ws::{TRANSPORT_WS, Ws},
+    http::ws::{TRANSPORT_WS, Ws},
+    sources::itick::fake_rest::TOKEN,
+    sources::itick::fake_ws::FakeItickWs,
 };
 
 const QUOTES: &str = "subscription($s: [String!]!) { quotes(symbols: $s) { symbol last source } }";

@@ -1,6 +1,6 @@
-//! `marketStatus(region)` through the API. These tests run at whatever time it is, so they
-//! check only what holds at every instant; the calendar itself (sessions, DST, holidays) is
-//! unit-tested at fixed instants in `market::calendar`.
+//! `marketStatus(region)` (`market::graphql::status`) through the API. These tests run at whatever
+//! time it is, so they check only what holds at every instant; the calendar itself (sessions, DST,
+//! holidays) is unit-tested at fixed instants in `market::calendar`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};

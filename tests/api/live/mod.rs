@@ -1,7 +1,11 @@
-//! Live market data over WebSocket: `quotes`, `klines`, `orderBook` and `ticks` subscriptions on
-//! the simulated stream, their validation and limits, throttling, conflation, slow consumers,
-//! and topics released upstream when subscriptions end. The transport does not depend on the
-//! database, so these run on SQLite only.
+//! Live market data (`finql::live`) over WebSocket: `quotes`, `klines`, `orderBook` and `ticks`
+//! subscriptions on the simulated stream, their validation and limits, throttling, conflation, slow
+//! consumers, and topics released upstream when subscriptions end. The transport does not depend on
+//! the database, so these run on SQLite only. `e2e` feeds them from the fake iTick stream, across
+//! replicas and processes; `replicas` drives `live::replicas::RedisFeed` directly.
+
+mod e2e;
+pub(crate) mod replicas;
 
 use std::{
     collections::HashMap,
@@ -14,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     helpers::*,
-    ws::{LEGACY_WS, TRANSPORT_WS, Ws},
+    http::ws::{LEGACY_WS, TRANSPORT_WS, Ws},
 };
 
 /// A server with a short grace period and a fast simulated stream, plus `overrides`.

@@ -1,6 +1,6 @@
-//! Kline history kept in the database, against the fake iTick server: a closed range is fetched
-//! once (and survives a restart), a later window fetches only the bars storage lacks, and the
-//! window up to now fetches only the bars since the last stored one.
+//! Kline history kept in the database (`market::history`), against the fake iTick server: a closed
+//! range is fetched once (and survives a restart), a later window fetches only the bars storage
+//! lacks, and the window up to now fetches only the bars since the last stored one.
 
 use std::collections::HashMap;
 
@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Value, json};
 
 use crate::{
-    fake_itick::{FakeItick, TOKEN},
     helpers::*,
+    sources::itick::fake_rest::{FakeItick, TOKEN},
 };
 
 const KLINES: &str = "query($s: String!, $n: Int, $b: DateTime) {

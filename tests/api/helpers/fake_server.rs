@@ -1,4 +1,4 @@
-//! What the fake upstreams (`fake_itick`, `fake_itick_ws`) share: serving a router on a free
+//! What the fake upstreams (`sources::itick::fake_rest`, `fake_ws`) share: serving a router on a free
 //! port until dropped, and controls a test sets while the server's handlers read them.
 
 use std::{

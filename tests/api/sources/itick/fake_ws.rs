@@ -32,7 +32,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::fake_server::FakeServer;
+use crate::helpers::fake_server::FakeServer;
 
 /// The token the fake accepts.
 pub const TOKEN: &str = "test-token";
@@ -69,7 +69,7 @@ struct Controls {
 }
 
 /// The controls, shared by the test and the server's handlers.
-type Shared = crate::fake_server::Controls<Controls>;
+type Shared = crate::helpers::fake_server::Controls<Controls>;
 
 #[allow(dead_code)]
 pub struct FakeItickWs {

@@ -1,7 +1,10 @@
-//! GraphQL over HTTP: content types, methods, `Accept` negotiation, malformed requests, body and
-//! batch limits, query limits, production hardening, probes, and graceful shutdown.
+//! GraphQL over HTTP (`finql::http`): content types, methods, `Accept` negotiation, malformed
+//! requests, body and batch limits, query limits, production hardening, probes, and graceful
+//! shutdown; `ws` is GraphQL over WebSocket.
 //!
 //! Transport behaviour does not depend on the database, so these run on SQLite only.
+
+pub(crate) mod ws;
 
 use reqwest::{
     StatusCode,

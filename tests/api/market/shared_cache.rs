@@ -1,13 +1,13 @@
-//! Several replicas sharing quotes through Redis. Runs when `TEST_REDIS_URL` is set (CI sets
-//! it); passes trivially, saying so, otherwise.
+//! Several replicas sharing quotes through Redis (`market::shared_cache`). Runs when
+//! `TEST_REDIS_URL` is set (CI sets it); passes trivially, saying so, otherwise.
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::{
-    fake_itick::{FakeItick, TOKEN},
     helpers::*,
+    sources::itick::fake_rest::{FakeItick, TOKEN},
 };
 
 const QUOTES: &str = "query($s: [String!]!) { quotes(symbols: $s) { symbol last stale } }";

@@ -1,13 +1,14 @@
-//! Market data through the iTick adapter, against a fake iTick server that speaks the real
-//! protocol and counts calls: batching, caching, single flight, retries, stale fallback.
+//! Market data through the market API (`market::service`) on the iTick source, against a fake iTick
+//! server that speaks the real protocol and counts calls: batching, caching, single flight,
+//! retries, stale fallback.
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::{
-    fake_itick::{FakeItick, TOKEN},
     helpers::*,
+    sources::itick::fake_rest::{FakeItick, TOKEN},
 };
 
 async fn app_on(fake: &FakeItick, extra: &[(&str, &str)]) -> TestApp {

@@ -1,6 +1,7 @@
-//! Corporate actions, fundamentals and adjusted klines: on the simulated market (real past
-//! splits, plausible dividends and valuations), and through the iTick adapter against the fake
-//! iTick server (splits from `/stock/split`, a snapshot from `/stock/info`).
+//! Corporate actions, fundamentals and adjusted klines (`market::{corporate, fundamentals}`,
+//! `market::graphql::fundamentals`): on the simulated market (real past splits, plausible dividends
+//! and valuations), and through the iTick adapter against the fake iTick server (splits from
+//! `/stock/split`, a snapshot from `/stock/info`).
 
 use chrono::Utc;
 use rust_decimal::Decimal;
@@ -8,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::{
     backend_tests,
-    fake_itick::{FakeItick, TOKEN},
     helpers::*,
+    sources::itick::fake_rest::{FakeItick, TOKEN},
 };
 
 fn dec(v: &Value) -> Decimal {

@@ -18,8 +18,8 @@ use serde_json::json;
 use self::harness::*;
 
 use crate::{
-    fake_itick_ws::{FakeItickWs, TOKEN, number},
     helpers::eventually,
+    sources::itick::fake_ws::{FakeItickWs, TOKEN, number},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,10 @@
-//! The instrument catalog: `security`, `securities`, symbols.
+//! The instrument catalog (`market::graphql::securities`): `security`, `securities`, symbols,
+//! and the market data a security links to.
 
+use rust_decimal::Decimal;
 use serde_json::json;
 
+use super::{app, dec};
 use crate::helpers::*;
 
 const SECURITY: &str = "query($s: String!) { security(symbol: $s) { symbol assetClass name region exchange currency lotSize sector industry } }";
@@ -123,7 +126,7 @@ async fn paginates_the_whole_catalog(app: TestApp) {
 /// Every catalog row's symbol is already in canonical form, and parses as its asset class.
 #[test]
 fn catalog_symbols_are_canonical() {
-    let catalog = include_str!("../../migration/src/catalog.csv");
+    let catalog = include_str!("../../../migration/src/catalog.csv");
     let mut count = 0;
     for line in catalog.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let symbol = line.split(',').next().unwrap();
@@ -132,4 +135,19 @@ fn catalog_symbols_are_canonical() {
         count += 1;
     }
     assert!(count >= 100, "{count} instruments");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn securities_link_to_their_market_data() {
+    let app = app().await;
+    let query =
+        r#"{ securities(region: "US", assetClass: STOCK, first: 50) { nodes { symbol quote { symbol last } } } }"#;
+    let data = app.data(None, query, json!({})).await;
+    let nodes = data["securities"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 50);
+    assert!(nodes.iter().all(|n| n["quote"]["symbol"] == n["symbol"] && dec(&n["quote"]["last"]) > Decimal::ZERO));
+    let one = r#"{ security(symbol: "FUT:GC.US") { klines(interval: ONE_WEEK, limit: 4) { time close } orderBook(levels: 2) { bids { price } } } }"#;
+    let data = app.data(None, one, json!({})).await;
+    assert_eq!(data["security"]["klines"].as_array().unwrap().len(), 4);
+    assert_eq!(data["security"]["orderBook"]["bids"].as_array().unwrap().len(), 2);
 }

@@ -1,6 +1,6 @@
-//! GraphQL over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`, their close codes,
-//! keep-alives, and shutdown. Transport behaviour does not depend on the database, so these
-//! run on SQLite only.
+//! GraphQL over WebSocket (`http::ws`): `graphql-transport-ws` and the legacy `graphql-ws`, their
+//! close codes, keep-alives, and shutdown; and `Ws`, the client the live and abuse tests use.
+//! Transport behaviour does not depend on the database, so these run on SQLite only.
 
 use std::time::Duration;
 

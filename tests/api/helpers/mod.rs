@@ -1,5 +1,9 @@
 //! Test harness: `spawn_app` starts finql on port 0 against a fresh database; `TestApp` speaks
-//! GraphQL to it.
+//! GraphQL to it; `backend_tests!` runs a test on SQLite and PostgreSQL; waits that poll. `process`
+//! runs finql as its own OS process, `fake_server` serves the fake upstreams.
+
+pub(crate) mod fake_server;
+pub(crate) mod process;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 

@@ -12,7 +12,7 @@ use finql::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::fake_itick_ws::{FakeItickWs, TOKEN};
+use crate::sources::itick::fake_ws::{FakeItickWs, TOKEN};
 
 pub fn instrument(symbol: &str) -> Instrument {
     let parsed = Symbol::parse(symbol).expect("a valid symbol");
@@ -108,5 +108,5 @@ pub fn params(message: &serde_json::Value) -> BTreeSet<String> {
 
 /// Authenticated connections open on any endpoint.
 pub fn open_anywhere(fake: &FakeItickWs) -> usize {
-    crate::fake_itick_ws::ENDPOINTS.iter().map(|e| fake.open_connections(e)).sum()
+    crate::sources::itick::fake_ws::ENDPOINTS.iter().map(|e| fake.open_connections(e)).sum()
 }
