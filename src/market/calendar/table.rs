@@ -50,12 +50,6 @@ impl Table {
         date < self.first || date > self.published_through
     }
 
-    /// Every exceptional day, for tests.
-    #[cfg(test)]
-    pub fn exceptions(&self) -> impl Iterator<Item = (&NaiveDate, &Vec<Session>)> {
-        self.exceptions.iter()
-    }
-
     /// Parses a data file for `region`, whose hours are kept in `tz`.
     pub fn parse(text: &str, region: Region, tz: Tz) -> Result<Self, TableError> {
         let mut header = Header::default();
