@@ -12,6 +12,7 @@ mod helpers;
 mod abuse;
 mod accounts;
 mod analytics;
+mod cal_market_status;
 mod fake_itick;
 mod fake_itick_ws;
 mod fake_server;

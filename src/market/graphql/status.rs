@@ -7,10 +7,11 @@
 //! the domain types so the calendar stays free of GraphQL).
 
 use async_graphql::{Enum, Object, Result, SimpleObject};
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::{
     error::AppError,
+    graphql::scalars::Date,
     market::calendar::{self, MarketState, MarketStatus, Region, Session},
 };
 
@@ -67,10 +68,10 @@ pub struct MarketStatusObject {
     next_close: Option<DateTime<Utc>>,
     /// The last local day the market's calendar data describes (published or projected); `at`
     /// must fall within the data. Null for GLOBAL and FX, whose hours are a weekly rule.
-    calendar_valid_through: Option<NaiveDate>,
+    calendar_valid_through: Option<Date>,
     /// The last local day whose schedule the exchange has published; days after it (through
     /// `calendarValidThrough`) are projected by rule. Null for GLOBAL and FX.
-    calendar_published_through: Option<NaiveDate>,
+    calendar_published_through: Option<Date>,
     /// True when the local day's schedule is projected by rule rather than published by the
     /// exchange (today only China's after 2026), or lies outside the calendar data; false for
     /// GLOBAL and FX.
@@ -87,8 +88,8 @@ impl From<MarketStatus> for MarketStatusObject {
             sessions: s.sessions.into_iter().map(Into::into).collect(),
             next_open: s.next_open,
             next_close: s.next_close,
-            calendar_valid_through: s.coverage.map(|c| c.last),
-            calendar_published_through: s.coverage.map(|c| c.published_through),
+            calendar_valid_through: s.coverage.map(|c| Date(c.last)),
+            calendar_published_through: s.coverage.map(|c| Date(c.published_through)),
             provisional: s.provisional,
         }
     }
