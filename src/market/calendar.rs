@@ -37,13 +37,15 @@
 
 use std::{fmt, sync::LazyLock};
 
-use chrono::{DateTime, Datelike, Days, FixedOffset, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Days, FixedOffset, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::reference::service::AssetClass;
 
+mod fx;
 mod table;
 
+use fx::{fx, fx_sessions};
 use table::{Table, TableError};
 
 /// A market, by the region code clients use.
@@ -431,36 +433,6 @@ impl Exchange {
         let next_open = upcoming.clone().filter_map(|(open, _)| open).find(|open| *open > at);
         let next_close = upcoming.filter_map(|(_, close)| close).find(|close| *close > at);
         (next_open, next_close)
-    }
-}
-
-/// FX trades from Sunday 17:00 to Friday 17:00 New York time, around the clock.
-fn fx(tz: Tz, at: DateTime<Utc>, today: NaiveDate) -> Computed {
-    let sessions = fx_sessions(today);
-    let state =
-        if sessions.iter().any(|s| s.contains(at, today, tz)) { MarketState::Open } else { MarketState::Closed };
-    // Midnights inside the week are not closes: only the week's ends count.
-    let next = |weekday: Weekday, clock: Clock| {
-        (0..=7)
-            .filter_map(|n| today.checked_add_days(Days::new(n)))
-            .filter(|date| date.weekday() == weekday)
-            .filter_map(|date| clock.on(date, tz))
-            .find(|instant| *instant > at)
-    };
-    (state, sessions, next(Weekday::Sun, FX_WEEK_OPENS), next(Weekday::Fri, FX_WEEK_CLOSES))
-}
-
-/// Spot FX's week opens Sunday 17:00 and closes Friday 17:00, New York time.
-const FX_WEEK_OPENS: Clock = Clock::hm(17, 0);
-const FX_WEEK_CLOSES: Clock = Clock::hm(17, 0);
-
-/// FX's sessions on a New York calendar day.
-fn fx_sessions(date: NaiveDate) -> Vec<Session> {
-    match date.weekday() {
-        Weekday::Sat => Vec::new(),
-        Weekday::Sun => vec![Session::new(FX_WEEK_OPENS, Clock::END_OF_DAY)],
-        Weekday::Fri => vec![Session::new(Clock::MIDNIGHT, FX_WEEK_CLOSES)],
-        _ => vec![Session::new(Clock::MIDNIGHT, Clock::END_OF_DAY)],
     }
 }
 
