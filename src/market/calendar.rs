@@ -18,7 +18,7 @@
 //! CN = XSHG, JP = XTKS, GB = XLON, DE = XETR. The regular hours change by era (HKEX opened at
 //! 10:00 until 2011-03-07, TSE closes at 15:30 since 2024-11-05). China's holidays are
 //! published a year at a time; the library has them through 2026, and 2027-2030 are projected
-//! by the State Council's current pattern: [`MarketStatus::provisional`] says when a day's
+//! by the State Council's current pattern: `MarketStatus::provisional` says when a day's
 //! schedule is projected rather than published, and a unit test fails a year before any
 //! market's data runs out. Outside the data's coverage, weekdays keep the nearest era's hours
 //! and no holidays (and read as provisional).
