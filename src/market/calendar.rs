@@ -15,8 +15,11 @@
 //! half-days and lunch breaks are data generated from `exchange_calendars` (the calendar
 //! library the field uses) by `tools/calendars/generate.py`, from 2000 through 2030, checked in
 //! under `calendar/data/` and embedded in the binary (`table`): US = XNYS, HK = XHKG,
-//! CN = XSHG, JP = XTKS, GB = XLON, DE = XETR. The regular hours change by era (HKEX opened at
-//! 10:00 until 2011-03-07, TSE closes at 15:30 since 2024-11-05). China's holidays are
+//! CN = XSHG, JP = XTKS, GB = XLON, DE = XETR. The regular hours change by era (HKEX traded
+//! 10:00-12:30 and 14:30-16:00 until 2011-03-04, with a 13:30 afternoon open until 2012-03-02,
+//! and 09:30-12:00, 13:00-16:00 since; TSE closes at 15:30 since 2024-11-05). Where the
+//! library's history of regular hours is wrong and the exchange's record says otherwise, the
+//! generator corrects it and names its source (today: HKEX's lunch break before 2012). China's holidays are
 //! published a year at a time; the library has them through 2026, and 2027-2030 are projected
 //! by the State Council's current pattern: `MarketStatus::provisional` says when a day's
 //! schedule is projected rather than published, and a unit test fails a year before any
@@ -32,8 +35,9 @@
 //! Not modelled: ad-hoc closures announced at short notice after the data was generated
 //! (typhoon and rainstorm signals in Hong Kong, days of mourning), closing auctions, FX
 //! holidays (spot FX is Sunday 17:00 to Friday 17:00 New York time, every week), and intraday
-//! halts. The library's history is taken as it is: e.g. it keeps HKEX's lunch break at
-//! 12:00-13:00 before 2012.
+//! halts. Likely gaps in the library's older history, left as it has them until checked
+//! against the exchanges' records: TSE's morning session ended at 11:00 before November 2011,
+//! and Xetra's regular hours ran later than 17:30 before November 2003.
 
 use std::{fmt, sync::LazyLock};
 

@@ -23,6 +23,11 @@ DE = XETR), from 2000-01-01 through 2030-12-31:
   library's own session table (not from the compressed files): per market and year the number
   of sessions and of trading minutes, and a sample of sessions as UTC instants.
 
+Corrections. Where the library's history of regular hours is known to be wrong and the
+exchange's own record says otherwise, `CORRECTIONS` replaces those hours (never holidays), each
+with its source, named in the file beside the eras. Today one: HKEX's lunch
+break before 5 March 2012 (the library keeps 12:00-13:00 throughout).
+
 Projected data. exchange_calendars records XSHG (Shanghai) holidays only through 2026: China's
 State Council announces each year's holiday arrangement in the autumn before. For 2027-2030 the
 CN closures are projected by rule (`project_cn_closures`, documented there) from the library's
@@ -54,6 +59,19 @@ MARKETS = [
     ("JP", "XTKS", "Tokyo Stock Exchange", None),
     ("GB", "XLON", "London Stock Exchange", None),
     ("DE", "XETR", "Xetra (Deutsche Boerse)", None),
+]
+
+# Regular hours the library has wrong: (MIC, first day, last day, the library's hours, the
+# exchange's, source). Applied to the regular (not half-day) sessions in the span and to the eras.
+CORRECTIONS = [
+    (
+        "XHKG", dt.date(2000, 1, 1), dt.date(2011, 3, 6), "10:00-12:00,13:00-16:00", "10:00-12:30,14:30-16:00",
+        "HKEX news release 23 Nov 2010 (hours before 7 March 2011)",
+    ),
+    (
+        "XHKG", dt.date(2011, 3, 7), dt.date(2012, 3, 4), "09:30-12:00,13:00-16:00", "09:30-12:00,13:30-16:00",
+        "HKEX news releases 23 Nov 2010 and 1 Mar 2012 (phase one; phase two from 5 March 2012)",
+    ),
 ]
 
 WEEKDAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -98,6 +116,44 @@ def eras(cal) -> list[tuple[dt.date, list[tuple[dt.time, dt.time]]]]:
         else:
             out.append((start, [(open_, close)]))
     return out
+
+
+def parse_spans(text: str) -> list[tuple[dt.time, dt.time]]:
+    out = []
+    for span in text.split(","):
+        a, b = span.split("-")
+        out.append((dt.time.fromisoformat(a), dt.time.fromisoformat(b)))
+    return out
+
+
+def correct(mic, tz, eras_, sessions):
+    """Applies `CORRECTIONS` to the eras and (in place) to the sessions; returns the eras."""
+    corrections = [c for c in CORRECTIONS if c[0] == mic]
+    if not corrections:
+        return eras_
+    starts = {start for start, _ in eras_}
+    for _, first, last, *_ in corrections:
+        starts |= {first, last + dt.timedelta(days=1)}
+    corrected_eras = []
+    for start in sorted(starts):
+        hours = era_on(eras_, start)
+        for _, first, last, library, actual, _ in corrections:
+            if first <= start <= last:
+                if spans(hours) != library:
+                    raise SystemExit(f"{mic} {start}: the library's hours are {spans(hours)}, not {library}")
+                hours = parse_spans(actual)
+        if not corrected_eras or corrected_eras[-1][1] != hours:
+            corrected_eras.append((start, hours))
+    for day, (local, _) in list(sessions.items()):
+        for _, first, last, library, actual, _ in corrections:
+            if first <= day <= last and spans(local) == library:
+                local = parse_spans(actual)
+                utc = [
+                    tuple(pd.Timestamp.combine(day, t).tz_localize(tz).tz_convert("UTC") for t in span)
+                    for span in local
+                ]
+                sessions[day] = (local, utc)
+    return corrected_eras
 
 
 def era_on(eras_, day):
@@ -258,6 +314,7 @@ def generate(region, mic, exchange, published_year):
     eras_ = eras(cal)
     names = holiday_names(cal, pd.Timestamp(FIRST), pd.Timestamp(end))
     sessions = library_sessions(cal, cal.tz)
+    eras_ = correct(mic, cal.tz, eras_, sessions)
     weekmask = [c == "1" for c in cal.weekmask]
 
     regular_days = [FIRST + dt.timedelta(days=n) for n in range((end - FIRST).days + 1)]
@@ -291,6 +348,8 @@ def generate(region, mic, exchange, published_year):
     ]
     for start, hours in eras_:
         lines.append(f"era {start} {spans(hours)}")
+    for _, first, last, library, actual, source in (c for c in CORRECTIONS if c[0] == mic):
+        lines.append(f"# Corrected: {first} to {last}, {actual} where exchange_calendars has {library}; {source}.")
     lines.append("# Exceptions published by the exchange (as exchange_calendars records them).")
     for day in sorted(closed | set(sessions)):
         name = f" {names[day]}" if day in names else ""
@@ -344,7 +403,8 @@ def main() -> None:
         sys.exit(f"exchange_calendars {xcals.__version__} found, {LIBRARY_VERSION} expected (requirements.txt)")
     OUT.mkdir(parents=True, exist_ok=True)
     summary = [
-        f"# Checks for the calendar data, from exchange_calendars {LIBRARY_VERSION} directly;",
+        f"# Checks for the calendar data, from exchange_calendars {LIBRARY_VERSION}'s session table",
+        "# (after the documented CORRECTIONS of regular hours; projected years from the projection);",
         "# generated by tools/calendars/generate.py with the data files beside it.",
         "#   year REGION YEAR SESSIONS MINUTES published|projected   trading days and minutes",
         "#   sample REGION DATE OPEN/CLOSE[,OPEN/CLOSE]             a session's spans in UTC",

@@ -395,11 +395,15 @@ fn regular_hours_change_by_era() {
     // HKEX opened at 10:00 until Friday 4 March 2011, at 09:30 from Monday 7 March.
     let before = status(Region::Hk, at("2011-03-04T01:45:00Z")); // 09:45 HKT
     assert_eq!(before.state, MarketState::PreMarket);
-    assert_eq!(sessions(&before), ["10:00-12:00", "13:00-16:00"]);
+    assert_eq!(sessions(&before), ["10:00-12:30", "14:30-16:00"]);
     assert_eq!(before.next_open, Some(at("2011-03-04T02:00:00Z")));
+    assert_eq!(status(Region::Hk, at("2011-03-04T06:00:00Z")).state, MarketState::LunchBreak); // 14:00
     let after = status(Region::Hk, at("2011-03-07T01:45:00Z"));
     assert_eq!(after.state, MarketState::Open);
-    assert_eq!(sessions(&after), ["09:30-12:00", "13:00-16:00"]);
+    assert_eq!(sessions(&after), ["09:30-12:00", "13:30-16:00"]);
+    // The lunch break shortened to 12:00-13:00 from Monday 5 March 2012.
+    assert_eq!(status(Region::Hk, at("2012-03-02T05:15:00Z")).state, MarketState::LunchBreak); // 13:15
+    assert_eq!(status(Region::Hk, at("2012-03-05T05:15:00Z")).state, MarketState::Open);
     // TSE's afternoon closes at 15:30 from 5 November 2024 (15:00 before).
     assert_eq!(status(Region::Jp, at("2024-11-01T06:15:00Z")).state, MarketState::Closed);
     assert_eq!(status(Region::Jp, at("2024-11-05T06:15:00Z")).state, MarketState::Open);
