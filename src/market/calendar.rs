@@ -382,8 +382,8 @@ struct Extended {
 }
 
 /// How far to look for the next session or trading day: well past the longest closure in the
-/// data (a unit test checks; the longest is NYSE's four days after 11 September 2001 plus a
-/// weekend, or China's Spring Festival, nine days with its weekends).
+/// data (a unit test checks): China's Spring Festival of 2000-2002, 16 days without a session;
+/// elsewhere at most 10 (Tokyo's Golden Week of 2019, around the enthronement).
 const LOOKAHEAD_DAYS: u64 = 31;
 
 impl Exchange {

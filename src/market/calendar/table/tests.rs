@@ -130,6 +130,7 @@ fn lookahead_outlasts_the_longest_closure() {
             longest = longest.max(run);
             date = date.succ_opt().expect("a day");
         }
+        eprintln!("{region}: longest run without a session: {longest} days");
         assert!(longest < LOOKAHEAD_DAYS, "{region}: {longest} days without a session");
         assert!(longest >= 4, "{region}: {longest}; a long weekend at least, or the data is not read");
     }
