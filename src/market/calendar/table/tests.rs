@@ -190,3 +190,38 @@ fn malformed_files_are_refused_with_the_line() {
     let empty = Table::parse("# nothing\n", Region::Us, Tz::America__New_York).expect_err("empty");
     assert_eq!(empty.line, 0);
 }
+
+/// `status` agrees with `sessions_on` at instants spread over the whole data: OPEN exactly
+/// inside a regular session, the next open and close ahead of the instant and in order, and
+/// `provisional` exactly after the published data.
+#[test]
+fn status_agrees_with_the_sessions_everywhere_in_the_data() {
+    use crate::market::calendar::{MarketState, status};
+    for region in EXCHANGES {
+        let table = table(region);
+        let mut date = table.first;
+        let mut checked = 0;
+        while date <= table.last {
+            let spans = sessions_on(region, date);
+            // Midnight, mid-morning and mid-afternoon UTC: Asian, European and American hours.
+            for hour in [1, 4, 10, 15, 19] {
+                let at = date.and_hms_opt(hour, 7, 0).expect("a time").and_utc();
+                let s = status(region, at);
+                let local = s.local_time.date_naive();
+                let local_spans = sessions_on(region, local);
+                let inside = local_spans.iter().any(|(open, close)| *open <= at && at < *close);
+                assert_eq!(s.state == MarketState::Open, inside, "{region} {at}: {s:?}");
+                assert_eq!(s.sessions.len(), local_spans.len(), "{region} {at}");
+                let (next_open, next_close) = (s.next_open.expect("an open"), s.next_close.expect("a close"));
+                assert!(next_open > at && next_close > at, "{region} {at}");
+                assert_eq!(inside, next_close < next_open, "{region} {at}");
+                assert_eq!(s.provisional, local < table.first || local > table.published_through, "{region} {at}");
+            }
+            assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0), "{region} {date}: in order");
+            checked += 1;
+            // Every third day: all weekdays and every part of the year, in a second.
+            date = date + chrono::Days::new(3);
+        }
+        assert!(checked > 3000, "{region}: {checked} days");
+    }
+}
