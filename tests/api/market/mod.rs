@@ -4,6 +4,7 @@
 //! replicas through Redis.
 
 mod books;
+mod calendar;
 mod fundamentals;
 mod history;
 mod klines;
