@@ -13,19 +13,24 @@
 //!   it, so the earliest price of the source's history keeps its value and later bars are
 //!   restated in its terms (they grow with splits and reinvested dividends).
 //!
-//! Factors are multiplied as exact decimals; prices are rounded once, at the end, to
-//! `ADJUSTED_PRICE_DP` decimal places (or the raw price's own scale when finer), which is
-//! finer than any stock's tick. Volumes move inversely to prices, for splits only (a dividend
-//! does not change the number of shares), and keep the raw volume's decimal places. Turnover is
-//! money traded and does not change.
+//! Factors are multiplied as exact decimals; every price of an adjusted series is rounded once,
+//! half away from zero, to [`ADJUSTED_PRICE_DP`] (4) decimals and always rendered with four
+//! (see [`super::precision`]). Volumes move inversely to prices, for splits only (a dividend
+//! does not change the number of shares), rounded once, half away from zero, to the raw
+//! volume's own decimal places: whole shares stay whole shares (a 3:1 split restates 1,000
+//! shares forward as 3,000, backward as 333). Turnover is money traded and does not change.
+//!
+//! Rounding happens at the daily bar; a week or month of an adjusted series is the exact
+//! aggregate ([`aggregate`]) of its adjusted days (first open, extremes, last close, sums), so
+//! it never differs from its days by a rounding (the service rebuilds them that way).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 
-use super::types::Kline;
-
-/// Decimal places of adjusted prices: finer than any equity tick (US 0.01, HK 0.001).
-pub const ADJUSTED_PRICE_DP: u32 = 4;
+use super::{
+    precision::{ADJUSTED_PRICE_DP, ROUNDING, fixed},
+    types::Kline,
+};
 /// Decimal places kept in cumulative factors: far below any rounding of prices, and small
 /// enough that products of a few hundred factors never overflow a `Decimal`.
 const FACTOR_DP: u32 = 20;
@@ -119,11 +124,12 @@ impl AdjustmentEvent {
     }
 }
 
-/// `bars` adjusted for `events` (any order), each as of its start. Daily and finer bars never
-/// straddle an ex-date; a weekly or monthly bar that does mixes two share bases, and must be
-/// re-aggregated from its adjusted days (the service does).
+/// `bars` adjusted for `events` (any order), each as of its start; with `mode` other than
+/// `None`, every price is at [`ADJUSTED_PRICE_DP`] decimals, also where no event applies. Daily
+/// and finer bars never straddle an ex-date; a weekly or monthly bar is re-aggregated from its
+/// adjusted days (the service does), so that it is exact.
 pub fn adjust_klines(bars: &[Kline], events: &[AdjustmentEvent], mode: Adjust) -> Vec<Kline> {
-    if mode == Adjust::None || events.is_empty() {
+    if mode == Adjust::None {
         return bars.to_vec();
     }
     bars.iter()
@@ -168,41 +174,28 @@ fn inverse(value: Decimal) -> Decimal {
 
 /// Prices × `price`, volume × `shares`; rounded as the module docs say.
 fn scale(bar: &Kline, price: Decimal, shares: Decimal) -> Kline {
-    if price == Decimal::ONE && shares == Decimal::ONE {
-        return bar.clone();
-    }
-    let adjust = |p: Decimal| {
-        let dp = ADJUSTED_PRICE_DP.max(p.scale());
-        let mut out = (p * price).round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
-        out.rescale(dp);
-        out.normalize_trailing_to(p.scale())
-    };
-    let volume_dp = bar.volume.scale();
+    let adjust = |p: Decimal| fixed(p * price, ADJUSTED_PRICE_DP);
     Kline {
         time: bar.time,
         open: adjust(bar.open),
         high: adjust(bar.high),
         low: adjust(bar.low),
         close: adjust(bar.close),
-        volume: (bar.volume * shares).round_dp_with_strategy(volume_dp, RoundingStrategy::MidpointAwayFromZero),
+        volume: adjusted_volume(bar.volume, shares),
         turnover: bar.turnover,
     }
 }
 
-/// Trailing zeros dropped, but never below `min_scale` places (so `400.00 × 1/4` reads
-/// `100.00`, not `100.0000` or `100`).
-trait NormalizeTrailing {
-    fn normalize_trailing_to(self, min_scale: u32) -> Self;
-}
-
-impl NormalizeTrailing for Decimal {
-    fn normalize_trailing_to(self, min_scale: u32) -> Self {
-        let mut out = self.normalize();
-        if out.scale() < min_scale {
-            out.rescale(min_scale);
-        }
-        out
+/// `volume × shares`, rounded half away from zero to the raw volume's own decimal places (whole
+/// shares stay whole; a crypto-style fractional volume keeps its scale).
+pub fn adjusted_volume(volume: Decimal, shares: Decimal) -> Decimal {
+    if shares == Decimal::ONE {
+        return volume;
     }
+    let dp = volume.scale();
+    let mut out = (volume * shares).round_dp_with_strategy(dp, ROUNDING);
+    out.rescale(dp);
+    out
 }
 
 #[cfg(test)]
@@ -262,11 +255,13 @@ mod tests {
     fn forward_keeps_the_latest_bar() {
         let (bars, events) = example();
         let adjusted = adjust_klines(&bars, &events, Adjust::Forward);
-        // Day 1: 100 × 0.99 × 0.5 = 49.50; day 2: 99 × 0.5 = 49.50; day 3 unchanged.
-        assert_eq!(closes(&adjusted), ["49.50", "49.50", "49.50"]);
+        // Day 1: 100 × 0.99 × 0.5 = 49.50; day 2: 99 × 0.5 = 49.50; day 3 unchanged. Every
+        // price at the stated four places, the unchanged bar included.
+        assert_eq!(closes(&adjusted), ["49.5000", "49.5000", "49.5000"]);
         // Volumes × 2 before the split only (the dividend changes no share count).
         assert_eq!(volumes(&adjusted), ["2000", "2000", "2000"]);
-        assert_eq!(adjusted[2], bars[2]);
+        assert_eq!(adjusted[2].close, bars[2].close);
+        assert_eq!(adjusted[2].volume, bars[2].volume);
         assert!(adjusted.iter().all(|b| b.turnover == d("1000.00")), "money traded does not change");
     }
 
@@ -275,9 +270,9 @@ mod tests {
         let (bars, events) = example();
         let adjusted = adjust_klines(&bars, &events, Adjust::Backward);
         // Day 2: 99 / 0.99 = 100.00; day 3: 49.50 / (0.99 × 0.5) = 100.00.
-        assert_eq!(closes(&adjusted), ["100.00", "100.00", "100.00"]);
+        assert_eq!(closes(&adjusted), ["100.0000", "100.0000", "100.0000"]);
         assert_eq!(volumes(&adjusted), ["1000", "1000", "1000"]);
-        assert_eq!(adjusted[0], bars[0]);
+        assert_eq!(adjusted[0].close, bars[0].close);
     }
 
     #[test]
@@ -289,9 +284,25 @@ mod tests {
         let adjusted = adjust_klines(&bars[..1], &[AdjustmentEvent::new(&split, None)], Adjust::Forward);
         assert_eq!(adjusted[0].close.to_string(), "33.3333");
         assert_eq!(adjusted[0].volume.to_string(), "3000");
-        // Backward across it: 99.00 × 3 = 297.00; volume 1000 / 3 rounds to whole shares.
+        // Backward across it: 99.00 × 3 = 297.0000; volume 1000 / 3 rounds to whole shares.
         let adjusted = adjust_klines(&bars[1..2], &[AdjustmentEvent::new(&split, None)], Adjust::Backward);
-        assert_eq!(adjusted[0].close.to_string(), "297.00");
+        assert_eq!(adjusted[0].close.to_string(), "297.0000");
         assert_eq!(adjusted[0].volume.to_string(), "333");
+        // No event at all: still the fixed scale.
+        assert_eq!(closes(&adjust_klines(&bars, &[], Adjust::Forward)), ["100.0000", "99.0000", "49.5000"]);
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero_once() {
+        // 0.00005 × 1 is a midpoint at four places: 0.0001, not half-even's 0.0000.
+        let split = action(2, ActionKind::Split { from: d("1"), to: d("2") });
+        let cheap = bar(1, "0.0001", "3");
+        let adjusted = adjust_klines(&[cheap], &[AdjustmentEvent::new(&split, None)], Adjust::Forward);
+        assert_eq!(adjusted[0].close.to_string(), "0.0001");
+        // Volume 5 / 2 = 2.5 shares backward: 3 (half-even would say 2).
+        let five = bar(3, "10.00", "5");
+        let adjusted = adjust_klines(&[five], &[AdjustmentEvent::new(&split, None)], Adjust::Backward);
+        assert_eq!(adjusted[0].volume.to_string(), "3");
+        assert_eq!(adjusted_volume(d("0.125"), d("0.5")).to_string(), "0.063", "keeps the raw scale");
     }
 }
