@@ -24,11 +24,11 @@
 //! aggregate ([`aggregate`]) of its adjusted days (first open, extremes, last close, sums), so
 //! it never differs from its days by a rounding (the service rebuilds them that way).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use super::{
-    precision::{ADJUSTED_PRICE_DP, ROUNDING, fixed},
+    precision::{ADJUSTED_PRICE_DP, MARKET_CAP_DP, RATIO_DP, ROUNDING, YIELD_DP, fixed},
     types::Kline,
 };
 /// Decimal places kept in cumulative factors: far below any rounding of prices, and small
@@ -77,6 +77,59 @@ pub struct FundamentalPoint {
     /// Price × shares outstanding.
     pub market_cap: Option<Decimal>,
     pub currency: String,
+}
+
+impl FundamentalPoint {
+    /// The point with its derived figures computed by finql, each at its stated scale, rounded
+    /// once, half away from zero (see [`super::precision`]):
+    ///
+    /// - `pe` is `price / eps` when the source reports both (null when EPS is zero or
+    ///   negative); otherwise the source's own positive P/E, restated;
+    /// - `dividend_yield` is [`trailing_dividends`] over `price`, in percent, when the source
+    ///   models dividends (reports a yield) and a positive price: so it agrees with
+    ///   `corporateActions` on every day;
+    /// - `pb` and `market_cap` are the source's (it knows book value and share count), restated.
+    pub fn derived(self, actions: &[CorporateAction]) -> Self {
+        let pe = match (self.price, self.eps) {
+            (Some(price), Some(eps)) => (eps > Decimal::ZERO).then(|| fixed(price / eps, RATIO_DP)),
+            _ => self.pe.filter(|pe| *pe > Decimal::ZERO).map(|pe| fixed(pe, RATIO_DP)),
+        };
+        let dividend_yield = match (self.dividend_yield, self.price) {
+            (Some(_), Some(price)) if price > Decimal::ZERO => {
+                let paid = trailing_dividends(actions, self.date, &self.currency);
+                Some(fixed(paid * Decimal::ONE_HUNDRED / price, YIELD_DP))
+            }
+            (reported, _) => reported.map(|y| fixed(y, YIELD_DP)),
+        };
+        Self {
+            pe,
+            pb: self.pb.map(|pb| fixed(pb, RATIO_DP)),
+            dividend_yield,
+            market_cap: self.market_cap.map(|cap| fixed(cap, MARKET_CAP_DP)),
+            ..self
+        }
+    }
+}
+
+/// Cash dividends in `currency` with ex-dates in the year up to `date` (after the same day a
+/// year before, up to and including `date`), each restated in the shares of `date`: a dividend
+/// of 1.00 before a 4:1 split counts 0.25 after it. Exact (no rounding).
+pub fn trailing_dividends(actions: &[CorporateAction], date: NaiveDate, currency: &str) -> Decimal {
+    let year_ago = date.with_year(date.year() - 1).unwrap_or(date - Duration::days(365));
+    actions
+        .iter()
+        .filter(|a| a.ex_date > year_ago && a.ex_date <= date)
+        .filter_map(|a| match &a.kind {
+            ActionKind::Dividend { amount, currency: paid_in } if paid_in == currency => {
+                let later_splits = actions.iter().filter(|s| s.ex_date > a.ex_date && s.ex_date <= date);
+                Some(later_splits.fold(*amount, |amount, split| match split.kind {
+                    ActionKind::Split { from, to } if !from.is_zero() && !to.is_zero() => amount * from / to,
+                    _ => amount,
+                }))
+            }
+            _ => None,
+        })
+        .sum()
 }
 
 /// How klines are adjusted for corporate actions.
@@ -239,6 +292,64 @@ mod tests {
 
     fn volumes(bars: &[Kline]) -> Vec<String> {
         bars.iter().map(|b| b.volume.to_string()).collect()
+    }
+
+    fn point(date: NaiveDate, price: &str, eps: Option<&str>) -> FundamentalPoint {
+        FundamentalPoint {
+            date,
+            price: Some(d(price)),
+            eps: eps.map(d),
+            pe: Some(d("1")),
+            pb: Some(d("3.1")),
+            dividend_yield: Some(d("9")),
+            market_cap: Some(d("1234567.5")),
+            currency: "USD".into(),
+        }
+    }
+
+    #[test]
+    fn derived_figures_at_their_stated_scale() {
+        let on = day(20).date_naive();
+        // 93 / 1 = 93: "93.00"; 10.01 / 4 = 2.5025 → 2.50; 0.10 / 0.16 = 0.625 → 0.63 (not 0.62).
+        let p = point(on, "93", Some("1")).derived(&[]);
+        assert_eq!(p.pe.unwrap().to_string(), "93.00");
+        assert_eq!(p.pb.unwrap().to_string(), "3.10");
+        assert_eq!(p.dividend_yield.unwrap().to_string(), "0.00", "no dividends: zero, at two places");
+        assert_eq!(p.market_cap.unwrap().to_string(), "1234568", "half away from zero, whole units");
+        assert_eq!(point(on, "10.01", Some("4")).derived(&[]).pe.unwrap().to_string(), "2.50");
+        assert_eq!(point(on, "0.10", Some("0.16")).derived(&[]).pe.unwrap().to_string(), "0.63");
+        assert_eq!(point(on, "10", Some("-1")).derived(&[]).pe, None, "a loss has no P/E");
+        assert_eq!(point(on, "10", Some("0")).derived(&[]).pe, None);
+        // Without EPS the source's P/E is restated; a source without a yield keeps none.
+        let snapshot =
+            FundamentalPoint { eps: None, pe: Some(d("23.456")), dividend_yield: None, ..point(on, "1", None) };
+        let snapshot = snapshot.derived(&[]);
+        assert_eq!(snapshot.pe.unwrap().to_string(), "23.46");
+        assert_eq!(snapshot.dividend_yield, None);
+    }
+
+    #[test]
+    fn trailing_dividends_in_the_shares_of_the_day() {
+        let usd = |amount: &str| ActionKind::Dividend { amount: d(amount), currency: "USD".into() };
+        let at = |y: i32, m: u32, dd: u32| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
+        let actions = vec![
+            CorporateAction { ex_date: at(2023, 3, 10), kind: usd("9.00") }, // more than a year before
+            CorporateAction { ex_date: at(2023, 6, 10), kind: usd("1.00") }, // before the split: 0.25
+            CorporateAction { ex_date: at(2023, 8, 1), kind: ActionKind::Split { from: d("1"), to: d("4") } },
+            CorporateAction { ex_date: at(2023, 9, 10), kind: usd("0.30") },
+            CorporateAction {
+                ex_date: at(2023, 9, 11),
+                kind: ActionKind::Dividend { amount: d("5"), currency: "EUR".into() },
+            },
+            CorporateAction { ex_date: at(2024, 3, 10), kind: usd("0.40") }, // the day itself counts
+            CorporateAction { ex_date: at(2024, 3, 11), kind: usd("7.00") }, // after the day
+        ];
+        assert_eq!(trailing_dividends(&actions, at(2024, 3, 10), "USD"), d("0.95"));
+        // Before the split, the same 1.00 counts in full.
+        assert_eq!(trailing_dividends(&actions, at(2023, 7, 1), "USD"), d("10.00"));
+        // Yield: 0.95 × 100 / 38.00 = 2.5 → "2.50".
+        let p = point(at(2024, 3, 10), "38.00", Some("2")).derived(&actions);
+        assert_eq!(p.dividend_yield.unwrap().to_string(), "2.50");
     }
 
     #[test]
