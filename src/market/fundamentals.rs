@@ -131,7 +131,7 @@ impl FundamentalsService {
     ) -> AppResult<FundamentalsPage> {
         check_range(from, to)?;
         let instrument = self.inner.market.instrument(symbol).await?;
-        if !has_actions(&instrument) || first == 0 {
+        if !has_actions(&instrument) {
             return Ok(FundamentalsPage::default());
         }
         let start = match after.and_then(|after| after.succ_opt()) {
