@@ -14,14 +14,14 @@
 //!   restated in its terms (they grow with splits and reinvested dividends).
 //!
 //! Factors are multiplied as exact decimals; every price of an adjusted series is rounded once,
-//! half away from zero, to [`ADJUSTED_PRICE_DP`] (4) decimals and always rendered with four
-//! (see [`super::precision`]). Volumes move inversely to prices, for splits only (a dividend
+//! half away from zero, to [`ADJUSTED_PRICE_DP`](crate::market::precision::ADJUSTED_PRICE_DP) (4) decimals and always rendered with four
+//! (see [`crate::market::precision`]). Volumes move inversely to prices, for splits only (a dividend
 //! does not change the number of shares), rounded once, half away from zero, to the raw
 //! volume's own decimal places: whole shares stay whole shares (a 3:1 split restates 1,000
 //! shares forward as 3,000, backward as 333). Turnover is money traded and does not change.
 //!
 //! Rounding happens at the daily bar; a week or month of an adjusted series is the exact
-//! aggregate ([`aggregate`]) of its adjusted days (first open, extremes, last close, sums), so
+//! aggregate ([`aggregate`](crate::market::corporate::aggregate)) of its adjusted days (first open, extremes, last close, sums), so
 //! it never differs from its days by a rounding (the service rebuilds them that way).
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};

@@ -12,9 +12,9 @@
 //! client's range let the same day differ between ranges, because each range was a separate
 //! call at a separate moment, and today's point is the live price of its moment). Closed years
 //! are kept for a day; the current year, whose last point moves with the price, for
-//! [`OPEN_YEAR_TTL`]. Points are on the instrument market's trading days only, with derived
-//! figures at their stated precision ([`FundamentalPoint::derived`]), and served a page at a
-//! time ([`FundamentalsPage`]).
+//! [`OPEN_YEAR_TTL`](crate::market::fundamentals::OPEN_YEAR_TTL). Points are on the instrument market's trading days only, with derived
+//! figures at their stated precision ([`FundamentalPoint::derived`](crate::market::corporate::FundamentalPoint::derived)), and served a page at a
+//! time ([`FundamentalsPage`](crate::market::fundamentals::FundamentalsPage)).
 //!
 //! Adjusted klines are the as-traded bars of [`MarketService::klines`], restated by
 //! [`corporate::adjust_klines`]; a dividend's factor needs the close before its ex-date, read
@@ -99,7 +99,7 @@ impl FundamentalsService {
 
     /// Splits and dividends, oldest first (the source's order kept between actions of one day).
     /// An ex-date that is not a trading day of the instrument's market is a data problem of the
-    /// source: it is logged and served as given (see [`warn_off_calendar`]).
+    /// source: it is logged and served as given (why: `warn_off_calendar`).
     pub async fn corporate_actions(&self, symbol: &Symbol) -> AppResult<Arc<Vec<CorporateAction>>> {
         let instrument = self.inner.market.instrument(symbol).await?;
         if !has_actions(&instrument) {

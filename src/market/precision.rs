@@ -8,11 +8,11 @@
 //!
 //! | field                                   | decimals            |
 //! |-----------------------------------------|---------------------|
-//! | `Quote.changePercent`                   | [`PERCENT_DP`] (4)  |
-//! | `FundamentalPoint.pe`, `pb`             | [`RATIO_DP`] (2)    |
-//! | `FundamentalPoint.dividendYield` (%)    | [`YIELD_DP`] (2)    |
-//! | `FundamentalPoint.marketCap`            | [`MARKET_CAP_DP`] (0) |
-//! | adjusted kline prices (`FORWARD`/`BACKWARD`) | [`ADJUSTED_PRICE_DP`] (4) |
+//! | `Quote.changePercent`                   | [`PERCENT_DP`](crate::market::precision::PERCENT_DP) (4)  |
+//! | `FundamentalPoint.pe`, `pb`             | [`RATIO_DP`](crate::market::precision::RATIO_DP) (2)    |
+//! | `FundamentalPoint.dividendYield` (%)    | [`YIELD_DP`](crate::market::precision::YIELD_DP) (2)    |
+//! | `FundamentalPoint.marketCap`            | [`MARKET_CAP_DP`](crate::market::precision::MARKET_CAP_DP) (0) |
+//! | adjusted kline prices (`FORWARD`/`BACKWARD`) | [`ADJUSTED_PRICE_DP`](crate::market::precision::ADJUSTED_PRICE_DP) (4) |
 //!
 //! Figures a source reports rather than finql computes (P/B and market cap: the source knows
 //! book value and share count, finql does not) are restated at the same scale by the same rule.

@@ -132,12 +132,13 @@ pub struct FundamentalPointEdge {
     node: FundamentalPointObject,
 }
 
-/// A page of daily valuation figures, oldest first.
+/// `Security.fundamentals`: one page of a range.
 pub struct FundamentalPointConnection {
     page: FundamentalsPage,
     has_previous_page: bool,
 }
 
+/// A page of daily valuation figures, oldest first.
 #[Object]
 impl FundamentalPointConnection {
     async fn edges(&self) -> Vec<FundamentalPointEdge> {

@@ -93,8 +93,9 @@ impl SecurityObject {
     /// Daily valuation figures from `from` to `to` (inclusive, at most 20 years apart), oldest
     /// first, one per trading day of the instrument's market; empty for anything but stocks.
     /// Paged: the first `first` points (default and at most 1000) after the cursor `after` (a
-    /// point's date). A day's figures are the same whatever range asks for it. From the iTick
-    /// source: only today's snapshot (P/E and market cap; iTick has no history of fundamentals).
+    /// point's date). A day's figures are the same whatever range asks for it (the latest day's
+    /// price is live, refreshed at most once a minute). From the iTick source: only the
+    /// snapshot of the latest trading day (P/E and market cap; iTick has no history).
     async fn fundamentals(
         &self,
         ctx: &Context<'_>,
