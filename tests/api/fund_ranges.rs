@@ -44,6 +44,30 @@ async fn a_day_has_one_value_whatever_the_range() {
     assert!(compared > 40, "{compared} days compared");
 }
 
+/// Today's point carries the live price of its moment: asked alone, and seconds later inside a
+/// month and a five-year band, it is still the same point (the 209.24 vs 209.42: each
+/// range used to be priced at the moment it was first asked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn todays_point_is_the_same_in_ranges_asked_seconds_apart() {
+    let app = spawn_app(Backend::Sqlite, &[]).await.unwrap();
+    let today = Utc::now().date_naive();
+    let mut alone = Vec::new();
+    for (symbol, _) in stocks(&app).await.into_iter().step_by(3) {
+        let nodes = page(&app, &symbol, today, today, None, None).await["nodes"].clone();
+        if let Some(point) = nodes.as_array().and_then(|nodes| nodes.first()).cloned() {
+            alone.push((symbol, point));
+        }
+    }
+    // Across a second boundary: a live price would have moved.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    for (symbol, point) in &alone {
+        let month = point_in(&app, symbol, today - Days::new(30), today, today).await;
+        let band = point_in(&app, symbol, today - Days::new(5 * 365), today, today).await;
+        assert_eq!(*point, month, "{symbol}: today alone vs a month");
+        assert_eq!(*point, band, "{symbol}: today alone vs five years");
+    }
+}
+
 /// A non-trading day asked alone has no point; a range's points are its trading days, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranges_hold_trading_days_only() {
