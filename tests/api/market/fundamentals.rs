@@ -4,6 +4,7 @@
 //! `/stock/split`, a snapshot from `/stock/info`).
 
 use chrono::Utc;
+use finql::market::calendar::{self, Region};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -25,7 +26,7 @@ const ACTIONS: &str = "query($s: String!) { security(symbol: $s) {
   corporateActions { kind exDate ratio splitFrom splitTo amount currency } } }";
 
 const FUNDAMENTALS: &str = "query($s: String!, $from: Date!, $to: Date!) { security(symbol: $s) {
-  fundamentals(from: $from, to: $to) { date price eps pe pb dividendYield marketCap currency } } }";
+  fundamentals(from: $from, to: $to) { nodes { date price eps pe pb dividendYield marketCap currency } } } }";
 
 const KLINES: &str = "query($s: String!, $before: DateTime, $adjust: KlineAdjust) {
   klines(symbol: $s, interval: ONE_DAY, limit: 20, before: $before, adjust: $adjust) {
@@ -67,7 +68,7 @@ async fn corporate_actions_of_a_simulated_stock(app: TestApp) {
     for symbol in ["FX:EURUSD", "CRYPTO:BTCUSDT", "IDX:SPX"] {
         assert!(actions(&app, symbol).await.is_empty(), "{symbol}");
         let data = app.data(None, FUNDAMENTALS, json!({ "s": symbol, "from": "2024-01-01", "to": "2024-12-31" })).await;
-        assert_eq!(data["security"]["fundamentals"], json!([]), "{symbol}");
+        assert_eq!(data["security"]["fundamentals"]["nodes"], json!([]), "{symbol}");
     }
 }
 
@@ -78,20 +79,41 @@ backend_tests!(corporate_actions_of_a_simulated_stock);
 async fn moutai_pe_band_over_five_years() {
     let app = app().await;
     let vars = json!({ "s": "600519.SH", "from": "2020-01-01", "to": "2024-12-31" });
-    let query = r#"query($s: String!, $from: Date!, $to: Date!) { security(symbol: $s) {
-      fundamentals(from: $from, to: $to) { date pe } } }"#;
-    let band = app.data(None, query, vars.clone()).await["security"]["fundamentals"].as_array().unwrap().clone();
-    assert_eq!(band.len(), 1827, "every day of five years (the simulated market trades daily)");
-    assert_eq!((band[0]["date"].as_str(), band[1826]["date"].as_str()), (Some("2020-01-01"), Some("2024-12-31")));
+    let query = r#"query($s: String!, $from: Date!, $to: Date!, $after: String) { security(symbol: $s) {
+      fundamentals(from: $from, to: $to, after: $after) { nodes { date pe } pageInfo { hasNextPage endCursor } } } }"#;
+    // Five years of Shanghai trading days: more than one page of 1,000.
+    let mut band: Vec<Value> = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app
+            .data(None, query, json!({ "s": "600519.SH", "from": "2020-01-01", "to": "2024-12-31", "after": after }))
+            .await["security"]["fundamentals"]
+            .clone();
+        band.extend(page["nodes"].as_array().unwrap().iter().cloned());
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    let trading = |p: &Value| {
+        let date = chrono::NaiveDate::parse_from_str(p["date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+        calendar::is_trading_day(Region::Cn, date)
+    };
+    assert!(band.iter().all(trading), "Shanghai trading days only");
+    assert!(band.len() > 1000 && band.len() < 1827, "trading days of five years, in pages: {}", band.len());
+    assert_eq!(band.last().unwrap()["date"], "2024-12-31");
     let pes: Vec<Decimal> = band.iter().map(|p| dec(&p["pe"])).collect();
     let (low, high) = (pes.iter().min().unwrap(), pes.iter().max().unwrap());
     assert!(*low > Decimal::from(5) && *high < Decimal::from(100) && high > low, "a plausible band: {low}..{high}");
 
-    let points =
-        app.data(None, FUNDAMENTALS, vars.clone()).await["security"]["fundamentals"].as_array().unwrap().clone();
+    let points = app.data(None, FUNDAMENTALS, vars.clone()).await["security"]["fundamentals"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
     for p in &points {
         let (price, eps, pe) = (dec(&p["price"]), dec(&p["eps"]), dec(&p["pe"]));
-        assert!((pe - price / eps).abs() <= Decimal::new(1, 2), "pe = price / eps within rounding: {p}");
+        let exact = (price / eps).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        assert_eq!(pe, exact, "pe = price / eps at two places, half away from zero: {p}");
         assert!(dec(&p["pb"]) > Decimal::ZERO && dec(&p["marketCap"]) > Decimal::ZERO, "{p}");
         assert!(dec(&p["dividendYield"]) > Decimal::ZERO && dec(&p["dividendYield"]) < Decimal::from(10), "{p}");
         assert_eq!(p["currency"], "CNY");
@@ -99,11 +121,13 @@ async fn moutai_pe_band_over_five_years() {
     // The price is the day's close as traded.
     let bar = app.data(None, KLINES, json!({ "s": "600519.SH", "before": "2024-12-31T00:00:00Z" })).await["klines"][19]
         .clone();
-    assert_eq!(bar["time"], "2024-12-30T00:00:00+00:00");
-    assert_eq!(dec(&bar["close"]), dec(&points[1825]["price"]));
+    let date = &bar["time"].as_str().unwrap()[..10];
+    let vars_of_day = json!({ "s": "600519.SH", "from": date, "to": date });
+    let point = app.data(None, FUNDAMENTALS, vars_of_day).await["security"]["fundamentals"]["nodes"][0].clone();
+    assert_eq!(dec(&bar["close"]), dec(&point["price"]));
     // Deterministic: another server computes the same series.
     let other = spawn_app(Backend::Sqlite, &[]).await.unwrap();
-    assert_eq!(other.data(None, FUNDAMENTALS, vars).await["security"]["fundamentals"], json!(points));
+    assert_eq!(other.data(None, FUNDAMENTALS, vars).await["security"]["fundamentals"]["nodes"], json!(points));
 }
 
 async fn klines(app: &TestApp, symbol: &str, before: &str, adjust: &str) -> Vec<Value> {
@@ -126,17 +150,22 @@ async fn adjusted_klines_are_continuous_across_a_split() {
     // As traded: a jump of the split ratio (the simulated market opens each day at the close before).
     assert_eq!(dec(&raw[ex - 1]["close"]), dec(&raw[ex]["open"]) * twenty);
     assert_eq!(raw, klines(&app, "AMZN.US", before, "NONE").await, "the default is as traded");
-    // FORWARD: history ÷ 20, volumes × 20; the latest bar is unchanged.
+    // FORWARD: history ÷ 20, volumes × 20; the latest bars are unchanged but for the scale.
+    let same = |a: &[Value], b: &[Value]| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(a, b)| {
+                a["time"] == b["time"]
+                    && ["open", "high", "low", "close", "volume", "turnover"].iter().all(|f| dec(&a[f]) == dec(&b[f]))
+            })
+    };
     assert_eq!(dec(&forward[ex - 1]["close"]), dec(&forward[ex]["open"]), "continuous");
-    assert_eq!(forward.last(), raw.last());
-    assert_eq!(forward[ex..], raw[ex..]);
+    assert!(same(&forward[ex..], &raw[ex..]));
     assert_eq!(dec(&forward[0]["close"]) * twenty, dec(&raw[0]["close"]));
     assert_eq!(dec(&forward[0]["volume"]), dec(&raw[0]["volume"]) * twenty);
     assert_eq!(forward[0]["turnover"], raw[0]["turnover"], "money traded does not change");
     // BACKWARD: later bars × 20, volumes ÷ 20; the earliest bar is unchanged.
     assert_eq!(dec(&backward[ex - 1]["close"]), dec(&backward[ex]["open"]), "continuous");
-    assert_eq!(backward.first(), raw.first());
-    assert_eq!(backward[..ex], raw[..ex]);
+    assert!(same(&backward[..ex], &raw[..ex]));
     assert_eq!(dec(&backward[ex]["open"]), dec(&raw[ex]["open"]) * twenty);
     // The same through `Security.klines`.
     let query = r#"{ security(symbol: "AMZN.US") {
@@ -250,21 +279,35 @@ async fn itick_fundamentals_are_todays_snapshot() {
     let app = itick_app(&fake).await;
     let today = Utc::now().date_naive();
     let vars = json!({ "s": "AAPL.US", "from": (today - chrono::Days::new(365)).to_string(), "to": today.to_string() });
-    let points = app.data(None, FUNDAMENTALS, vars.clone()).await["security"]["fundamentals"].clone();
+    let points = app.data(None, FUNDAMENTALS, vars.clone()).await["security"]["fundamentals"]["nodes"].clone();
     let price = fake.price("AAPL");
     let shares = Decimal::from(1_000_000_000i64 + "AAPL".bytes().map(i64::from).sum::<i64>() * 1_000_000);
+    // As of the latest US trading day (on a weekend, Friday's).
+    let as_of = match calendar::is_trading_day(Region::Us, today) {
+        true => today,
+        false => calendar::previous_trading_day(Region::Us, today).unwrap(),
+    };
+    let fixed = |v: Decimal, dp: u32| {
+        let mut v = v.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        v.rescale(dp);
+        v.to_string()
+    };
     assert_eq!(
         points,
         json!([{
-            "date": today.to_string(), "price": null, "eps": null, "pe": (price / Decimal::from(5)).round_dp(2).to_string(),
-            "pb": null, "dividendYield": null, "marketCap": (price * shares).round_dp(0).to_string(), "currency": "USD",
+            "date": as_of.to_string(), "price": null, "eps": null, "pe": fixed(price / Decimal::from(5), 2),
+            "pb": null, "dividendYield": null, "marketCap": fixed(price * shares, 0), "currency": "USD",
         }]),
         "only what iTick has"
     );
     app.data(None, FUNDAMENTALS, vars).await;
     assert_eq!(fake.calls("/stock/info"), 1, "cached for a day");
     let past = json!({ "s": "AAPL.US", "from": "2020-01-01", "to": "2020-12-31" });
-    assert_eq!(app.data(None, FUNDAMENTALS, past).await["security"]["fundamentals"], json!([]), "no history at iTick");
+    assert_eq!(
+        app.data(None, FUNDAMENTALS, past).await["security"]["fundamentals"]["nodes"],
+        json!([]),
+        "no history at iTick"
+    );
     // Adjustment through iTick uses its splits: a bar before AAPL's split, forward, is ÷ 4.
     let raw = klines(&app, "AAPL.US", "2020-08-31T00:00:00Z", "NONE").await;
     let forward = klines(&app, "AAPL.US", "2020-08-31T00:00:00Z", "FORWARD").await;
@@ -278,7 +321,10 @@ async fn itick_concurrent_misses_share_one_call() {
     let fake = FakeItick::start().await;
     fake.set_delay(std::time::Duration::from_millis(150));
     let app = itick_app(&fake).await;
-    let today = Utc::now().date_naive().to_string();
+    let today = Utc::now().date_naive();
+    // A week: the snapshot is as of the latest trading day, which may be before today.
+    let week_ago = (today - chrono::Days::new(7)).to_string();
+    let today = today.to_string();
     let requests = ["AAPL.US", "TSLA.US", "NVDA.US", "MSFT.US", "AMZN.US"].map(|symbol| {
         let app = &app;
         async move { app.data(None, ACTIONS, json!({ "s": symbol })).await }
@@ -286,8 +332,8 @@ async fn itick_concurrent_misses_share_one_call() {
     futures::future::join_all(requests).await;
     assert_eq!(fake.calls("/stock/split"), 3, "one walk of the US pages");
     let requests = (0..5).map(|_| {
-        let (app, today) = (&app, today.clone());
-        async move { app.data(None, FUNDAMENTALS, json!({ "s": "AAPL.US", "from": today, "to": today })).await }
+        let (app, today, week_ago) = (&app, today.clone(), week_ago.clone());
+        async move { app.data(None, FUNDAMENTALS, json!({ "s": "AAPL.US", "from": week_ago, "to": today })).await }
     });
     futures::future::join_all(requests).await;
     assert_eq!(fake.calls("/stock/info"), 1);
@@ -298,8 +344,12 @@ async fn itick_concurrent_misses_share_one_call() {
 async fn a_loss_has_no_pe() {
     let app = app().await;
     let vars = json!({ "s": "INTC.US", "from": "2024-01-01", "to": "2024-01-31" });
-    let points = app.data(None, FUNDAMENTALS, vars).await["security"]["fundamentals"].as_array().unwrap().clone();
-    assert_eq!(points.len(), 31);
+    let points =
+        app.data(None, FUNDAMENTALS, vars).await["security"]["fundamentals"]["nodes"].as_array().unwrap().clone();
+    let trading_days = (1..=31)
+        .filter(|day| calendar::is_trading_day(Region::Us, chrono::NaiveDate::from_ymd_opt(2024, 1, *day).unwrap()))
+        .count();
+    assert_eq!(points.len(), trading_days, "January 2024's US trading days");
     assert!(
         points.iter().all(|p| p["pe"].is_null() && dec(&p["eps"]) < Decimal::ZERO && !p["pb"].is_null()),
         "{points:?}"

@@ -3,11 +3,14 @@
 //! actions, market status, kline history kept in the database, and quotes shared between
 //! replicas through Redis.
 
+mod adjusted_aggregates;
 mod books;
 mod calendar;
+mod fundamental_ranges;
 mod fundamentals;
 mod history;
 mod klines;
+mod precision;
 mod quotes;
 mod securities;
 mod shared_cache;
