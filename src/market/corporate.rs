@@ -177,14 +177,15 @@ fn scale(bar: &Kline, price: Decimal, shares: Decimal) -> Kline {
         out.rescale(dp);
         out.normalize_trailing_to(p.scale())
     };
-    let volume_dp = bar.volume.scale();
     Kline {
         time: bar.time,
         open: adjust(bar.open),
         high: adjust(bar.high),
         low: adjust(bar.low),
         close: adjust(bar.close),
-        volume: (bar.volume * shares).round_dp_with_strategy(volume_dp, RoundingStrategy::MidpointAwayFromZero),
+        volume: bar
+            .volume
+            .map(|v| (v * shares).round_dp_with_strategy(v.scale(), RoundingStrategy::MidpointAwayFromZero)),
         turnover: bar.turnover,
     }
 }
@@ -223,7 +224,15 @@ mod tests {
 
     fn bar(n: u32, close: &str, volume: &str) -> Kline {
         let c = d(close);
-        Kline { time: day(n), open: c, high: c, low: c, close: c, volume: d(volume), turnover: d("1000.00") }
+        Kline {
+            time: day(n),
+            open: c,
+            high: c,
+            low: c,
+            close: c,
+            volume: Some(d(volume)),
+            turnover: Some(d("1000.00")),
+        }
     }
 
     fn action(n: u32, kind: ActionKind) -> CorporateAction {
@@ -245,7 +254,7 @@ mod tests {
     }
 
     fn volumes(bars: &[Kline]) -> Vec<String> {
-        bars.iter().map(|b| b.volume.to_string()).collect()
+        bars.iter().map(|b| b.volume.map(|v| v.to_string()).unwrap_or_default()).collect()
     }
 
     #[test]
@@ -267,7 +276,7 @@ mod tests {
         // Volumes × 2 before the split only (the dividend changes no share count).
         assert_eq!(volumes(&adjusted), ["2000", "2000", "2000"]);
         assert_eq!(adjusted[2], bars[2]);
-        assert!(adjusted.iter().all(|b| b.turnover == d("1000.00")), "money traded does not change");
+        assert!(adjusted.iter().all(|b| b.turnover == Some(d("1000.00"))), "money traded does not change");
     }
 
     #[test]
@@ -288,10 +297,10 @@ mod tests {
         let split = action(2, ActionKind::Split { from: d("1"), to: d("3") });
         let adjusted = adjust_klines(&bars[..1], &[AdjustmentEvent::new(&split, None)], Adjust::Forward);
         assert_eq!(adjusted[0].close.to_string(), "33.3333");
-        assert_eq!(adjusted[0].volume.to_string(), "3000");
+        assert_eq!(adjusted[0].volume, Some(d("3000")));
         // Backward across it: 99.00 × 3 = 297.00; volume 1000 / 3 rounds to whole shares.
         let adjusted = adjust_klines(&bars[1..2], &[AdjustmentEvent::new(&split, None)], Adjust::Backward);
         assert_eq!(adjusted[0].close.to_string(), "297.00");
-        assert_eq!(adjusted[0].volume.to_string(), "333");
+        assert_eq!(adjusted[0].volume, Some(d("333")));
     }
 }

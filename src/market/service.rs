@@ -6,7 +6,9 @@
 //! - batches quote fetches per (asset class, upstream region), chunked at the source's limit;
 //! - makes concurrent misses for the same symbols share one upstream call (single flight);
 //! - checks every value before serving it (`validate`: no high < low, no negative price, no
-//!   future time);
+//!   future time), and drops the volume a source reports for what nothing trades (an index:
+//!   `types::trades_volume`);
+//! - refuses an index's order book (indices have none) before asking any source;
 //! - when the source fails, serves the last known quote marked `stale` while it is younger than
 //!   `FINQL_MAX_STALE_SECS`, and otherwise answers `UPSTREAM_UNAVAILABLE`;
 //! - waits for the source at most `FINQL_UPSTREAM_BUDGET_MS` per request (`health`): every
@@ -46,12 +48,12 @@ use super::{
     history::{Fetched, KlineHistory, Series},
     shared_cache::SharedQuotes,
     source::{Asked, MarketSource, SourceError},
-    types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
+    types::{Instrument, Interval, Kline, OrderBook, Quote, Tick, strip_untraded_volume},
     validate,
 };
 use crate::{
     error::{AppError, AppResult},
-    reference::{ReferenceService, Symbol},
+    reference::{ReferenceService, Symbol, service::AssetClass},
 };
 
 /// Settings of the market-data layer.
@@ -155,7 +157,7 @@ impl MarketService {
             code: security.upstream_code,
             currency: security.currency.code().to_owned(),
             market,
-            listed_at: None,
+            listed_at: security.listed_at,
         };
         self.inner.instruments.insert(symbol.clone(), instrument.clone()).await;
         Ok(instrument)
@@ -280,6 +282,7 @@ impl MarketService {
             if let Ok(quotes) = &fetched {
                 let now = Utc::now();
                 for quote in quotes {
+                    let quote = &quote.clone().without_untraded_volume();
                     if let Err(reason) = validate::quote(quote, now) {
                         service.reject("quote", &quote.symbol, &reason);
                         continue;
@@ -422,6 +425,7 @@ impl MarketService {
             }
         }
         let had_rejects = valid.len() < received;
+        strip_untraded_volume(symbol, &mut valid);
         valid.sort_by_key(|bar| bar.time);
         valid.dedup_by_key(|bar| bar.time);
         (valid, had_rejects)
@@ -503,7 +507,7 @@ impl MarketService {
                 results.insert(symbol.clone(), Ok(hit));
                 continue;
             }
-            match self.instrument(symbol).await {
+            match self.instrument(symbol).await.and_then(require_order_book) {
                 Ok(instrument) => missing.push(instrument),
                 Err(err) => {
                     results.insert(symbol.clone(), Err(err));
@@ -606,6 +610,23 @@ impl MarketService {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(source = self.inner.source.name(), %symbol, what, reason, "rejected market data");
     }
+}
+
+/// The instrument, if it can have an order book: an index is a computed level, with no orders
+/// to match, so asking for its book is the client's mistake (`BAD_USER_INPUT`), answered without
+/// asking any source.
+pub fn require_order_book(instrument: Instrument) -> AppResult<Instrument> {
+    if instrument.asset_class == AssetClass::Index {
+        return Err(AppError::bad_field(
+            "symbol",
+            format!(
+                "`{}` is an index, and indices have no order book (nothing trades an index itself); ask for its \
+                 quote or klines, or for the book of a future or fund that tracks it",
+                instrument.symbol
+            ),
+        ));
+    }
+    Ok(instrument)
 }
 
 impl MarketService {
