@@ -4,7 +4,7 @@
 //! Two doors, because markets quote in more than ISO 4217 knows:
 //! - [`Currency::parse`]: ISO 4217 only. The ledger's door: an amount a person spent or earned
 //!   is in legal tender.
-//! - [`Currency::parse_quote`]: ISO 4217, or one of the market codes in [`QUOTE_ONLY`]: `CNH`
+//! - [`Currency::parse_quote`]: ISO 4217, or one of the market codes in [`QUOTE_ONLY`](crate::reference::currency::QUOTE_ONLY): `CNH`
 //!   (the offshore yuan, which ISO counts as CNY but trades at its own rate) and `USDT`
 //!   (Tether, what Binance's `…USDT` pairs are priced in). The catalog's door: the currency a
 //!   security's prices are quoted in. A ledger amount in USDT is still refused.
