@@ -218,3 +218,40 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod round_trip {
+    use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+
+    use crate::{Migrator, MigratorTrait};
+
+    async fn one(db: &DatabaseConnection, sql: &str) -> String {
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_owned()))
+            .await
+            .expect("query")
+            .expect("a row");
+        row.try_get_by_index::<String>(0)
+            .or_else(|_| row.try_get_by_index::<i64>(0).map(|n| n.to_string()))
+            .expect("text or integer")
+    }
+
+    #[tokio::test]
+    async fn up_rebuilds_the_catalog_and_down_restores_the_first_edition() {
+        let db = Database::connect("sqlite::memory:").await.expect("in-memory SQLite");
+        Migrator::up(&db, None).await.expect("up");
+        let btc = "SELECT lot_size FROM securities WHERE symbol = 'CRYPTO:BTCUSDT'";
+        assert_eq!(one(&db, "SELECT COUNT(*) FROM securities").await, "140");
+        assert_eq!(one(&db, btc).await, "0.00001");
+        assert_eq!(one(&db, "SELECT currency FROM securities WHERE symbol = 'FX:USDCNH'").await, "CNH");
+        assert_eq!(one(&db, "SELECT listed_at FROM securities WHERE symbol = 'AAPL.US'").await, "1980-12-12");
+
+        Migrator::down(&db, Some(1)).await.expect("down");
+        assert_eq!(one(&db, "SELECT COUNT(*) FROM securities").await, "140");
+        assert_eq!(one(&db, btc).await, "1", "the first edition's integer lot");
+        assert_eq!(one(&db, "SELECT currency FROM securities WHERE symbol = 'CRYPTO:BTCUSDT'").await, "USD");
+
+        Migrator::up(&db, None).await.expect("up again");
+        assert_eq!(one(&db, btc).await, "0.00001");
+    }
+}

@@ -17,7 +17,7 @@ pub struct Instrument {
     pub region: String,
     /// Upstream code (iTick: `AAPL`, `700`, `EURUSD`, `BTCUSDT`, …).
     pub code: String,
-    /// ISO 4217 currency of prices.
+    /// Currency of prices: ISO 4217, or a market code beside it (`CNH`, `USDT`).
     pub currency: String,
     /// The market whose trading hours the instrument keeps.
     pub market: Region,
