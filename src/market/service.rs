@@ -360,10 +360,12 @@ impl MarketService {
             if let Some(hit) = self.inner.closed_klines.get(&key).await {
                 return Ok(hit);
             }
-            let bars = match history {
+            let mut bars = match history {
                 Some(history) => history.closed_window(&series, end, limit, fetch).await?,
                 None => fetch(end, limit).await?.bars,
             };
+            // Also for bars stored before indices lost their volume.
+            strip_untraded_volume(symbol, &mut bars);
             let bars = Arc::new(bars);
             self.inner.closed_klines.insert(key, bars.clone()).await;
             return Ok(bars);
@@ -372,7 +374,7 @@ impl MarketService {
         if let Some(hit) = self.inner.live_klines.get(&key).await {
             return Ok(hit);
         }
-        let bars = match history {
+        let mut bars = match history {
             None => self.fetch_klines(&instrument, interval, None, limit).await?.bars,
             Some(history) => {
                 // Only the bars since stored history ends, and the one in progress.
@@ -390,6 +392,7 @@ impl MarketService {
                 bars
             }
         };
+        strip_untraded_volume(symbol, &mut bars);
         let bars = Arc::new(bars);
         self.inner.live_klines.insert(key, bars.clone()).await;
         Ok(bars)

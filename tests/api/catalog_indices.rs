@@ -84,3 +84,31 @@ async fn through_itick_an_index_book_makes_no_call_and_its_volume_is_dropped() {
     let raw: Vec<_> = fake.requests().into_iter().filter(|(path, _)| path.starts_with("/indices/quote")).collect();
     assert!(!raw.is_empty(), "the index quote did come from the fake");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_index_bars_are_served_without_volume() {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let fake = FakeItick::start().await;
+    let base = fake.base_url();
+    let vars = [("FINQL_MARKET_SOURCE", "itick"), ("ITICK_BASE_URL", base.as_str()), ("ITICK_TOKEN", TOKEN)];
+    let app = spawn_app(Backend::Sqlite, &vars).await.unwrap();
+    let query = "query($limit: Int) { klines(symbol: \"IDX:SPX\", interval: ONE_HOUR, limit: $limit,
+      before: \"2026-11-02T00:00:00Z\") { time volume turnover } }";
+    let first = app.data(None, query, json!({ "limit": 5 })).await;
+    assert!(first["klines"].as_array().unwrap().iter().all(|b| b["volume"].is_null()), "{first}");
+    let db = &app.state.db;
+    let sql = |text: &str| Statement::from_string(db.get_database_backend(), text.to_owned());
+    // Stored as "no volume".
+    let stored = db.query_all_raw(sql("SELECT volume FROM klines WHERE symbol = 'IDX:SPX'")).await.unwrap();
+    assert_eq!(stored.len(), 5);
+    assert!(stored.iter().all(|row| row.try_get_by_index::<String>(0).unwrap().is_empty()));
+    // Rows an earlier release stored with the source's volume are served without it too.
+    db.execute_raw(sql("UPDATE klines SET volume = '123', turnover = '456' WHERE symbol = 'IDX:SPX'")).await.unwrap();
+    fake.reset_calls();
+    let again = app.data(None, query, json!({ "limit": 3 })).await;
+    assert_eq!(fake.total_calls(), 0, "served from storage");
+    let bars = again["klines"].as_array().unwrap();
+    assert_eq!(bars.len(), 3);
+    assert!(bars.iter().all(|b| b["volume"].is_null() && b["turnover"].is_null()), "{again}");
+}
