@@ -188,7 +188,13 @@ impl MarketService {
             && !missing.is_empty()
         {
             let symbols: Vec<Symbol> = missing.iter().map(|i| i.symbol.clone()).collect();
-            let found = shared.fresh(&symbols).await;
+            // A replica of an earlier release may have stored an index quote with a volume.
+            let found: HashMap<Symbol, Quote> = shared
+                .fresh(&symbols)
+                .await
+                .into_iter()
+                .map(|(symbol, quote)| (symbol, quote.without_untraded_volume()))
+                .collect();
             for quote in found.values() {
                 self.inner.quotes.insert(quote.symbol.clone(), quote.clone()).await;
                 self.inner.last_known.insert(quote.symbol.clone(), quote.clone()).await;
@@ -317,7 +323,7 @@ impl MarketService {
         if last.is_none()
             && let Some(shared) = &self.inner.shared
         {
-            last = shared.last_known(symbol).await;
+            last = shared.last_known(symbol).await.map(Quote::without_untraded_volume);
         }
         if let Some(mut quote) = last {
             quote.stale = true;
