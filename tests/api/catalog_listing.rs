@@ -47,6 +47,10 @@ async fn every_instrument_has_a_plausible_listing_date(app: TestApp) {
     let unknown: Vec<&str> =
         nodes.iter().filter(|n| n["listedAt"].is_null()).map(|n| n["symbol"].as_str().unwrap()).collect();
     assert_eq!(unknown, ["BAC.US", "JPM.US", "WFC.US"], "null only where the date is not on record");
+    for node in &nodes {
+        let index_symbol = node["symbol"].as_str().unwrap().starts_with("IDX:");
+        assert_eq!(index_symbol, node["assetClass"] == "INDEX", "the IDX: namespace is the INDEX class: {node}");
+    }
     let today = Utc::now().date_naive();
     for node in nodes.iter().filter(|n| !n["listedAt"].is_null()) {
         let day: NaiveDate = node["listedAt"].as_str().unwrap().parse().unwrap();
@@ -94,4 +98,21 @@ async fn a_window_before_listing_asks_no_source() {
     let before_listing = json!({ "s": "700.HK", "i": "ONE_DAY", "limit": 5, "before": "2004-06-16T00:00:00Z" });
     assert_eq!(app.data(None, KLINES, before_listing).await["klines"], json!([]));
     assert_eq!(fake.total_calls(), 0, "{:?}", fake.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_the_catalog_the_first_bar_is_on_or_after_the_listing_day() {
+    let app = spawn_app(Backend::Sqlite, &[]).await.unwrap();
+    for node in catalog(&app).await.iter().filter(|n| !n["listedAt"].is_null()) {
+        let (symbol, listed) = (node["symbol"].as_str().unwrap(), node["listedAt"].as_str().unwrap());
+        let before = format!("{listed}T00:00:00Z");
+        let none = app.data(None, KLINES, json!({ "s": symbol, "i": "ONE_DAY", "limit": 5, "before": before })).await;
+        assert_eq!(none["klines"], json!([]), "{symbol}: nothing before {listed}");
+        let first = app
+            .data(None, KLINES, json!({ "s": symbol, "i": "ONE_DAY", "limit": 2, "after": "1890-01-01T00:00:00Z" }))
+            .await;
+        let days = dates(&first["klines"]);
+        assert!(!days.is_empty(), "{symbol}: {first}");
+        assert!(days[0].as_str() >= listed, "{symbol}: first bar {} before listing {listed}", days[0]);
+    }
 }
