@@ -246,8 +246,8 @@ impl Profile {
             high: self.tick.round(bar.high),
             low: self.tick.round(bar.low),
             close: self.tick.round(bar.close),
-            volume: units(bar.volume, self.volume_dp),
-            turnover: units(bar.turnover, 2),
+            volume: Some(units(bar.volume, self.volume_dp)),
+            turnover: Some(units(bar.turnover, 2)),
         }
     }
 }

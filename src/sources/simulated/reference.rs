@@ -325,14 +325,15 @@ fn scaled(bar: &Kline, multiple: Decimal) -> Kline {
     if multiple == Decimal::ONE {
         return bar.clone();
     }
-    let volume_dp = bar.volume.scale();
     Kline {
         time: bar.time,
         open: bar.open * multiple,
         high: bar.high * multiple,
         low: bar.low * multiple,
         close: bar.close * multiple,
-        volume: (bar.volume / multiple).round_dp_with_strategy(volume_dp, RoundingStrategy::MidpointAwayFromZero),
+        volume: bar
+            .volume
+            .map(|v| (v / multiple).round_dp_with_strategy(v.scale(), RoundingStrategy::MidpointAwayFromZero)),
         turnover: bar.turnover,
     }
 }
@@ -387,7 +388,7 @@ mod tests {
         assert_eq!(week[0].open, days[0].open);
         assert_eq!(week[0].close, days[6].close);
         assert_eq!(week[0].high, days.iter().map(|d| d.high).max().unwrap());
-        assert_eq!(week[0].volume, days.iter().map(|d| d.volume).sum::<Decimal>());
+        assert_eq!(week[0].volume, days.iter().map(|d| d.volume).sum::<Option<Decimal>>());
     }
 
     #[test]
