@@ -112,8 +112,10 @@ const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 /// Days between two anchors of the daily walk; a power of two, so spans bisect exactly.
 const SPAN: i64 = 512;
-/// How far back `ticks` looks for trades (instruments with very thin volume).
+/// How many session seconds `ticks` walks back for trades (instruments with very thin volume).
 const TICK_LOOKBACK: i64 = DAY;
+/// How far back in time `ticks` looks for session seconds (past the longest closure).
+const TICK_SPAN: i64 = 40 * DAY;
 
 // Hash domains, so that the draws of different purposes never coincide.
 const TAG_PROFILE: u64 = 1;
@@ -316,27 +318,34 @@ impl SimulatedMarket {
     fn quote_at(&self, instrument: &Instrument, now: i64) -> Quote {
         let profile = Profile::new(instrument);
         let mut path = Path::new(&profile);
-        let last = path.price_at(now);
-        let day_start = now.div_euclid(DAY) * DAY;
-        let day = path.range(day_start, now).unwrap_or_else(|| Bar::flat(last));
-        let prev_close = path.day_bar(now.div_euclid(DAY) - 1).close;
-        let tick = profile.tick;
+        // While the market is closed, the quote is its last close, timed at that close.
+        let at = path.last_trading_instant(now).unwrap_or(now);
+        let last = path.price_at(at);
+        // The trading day the quote is of (the new UTC day from its first second on, for the
+        // markets that trade through midnight).
+        let session_day = if at == now { now.div_euclid(DAY) } else { (at - 1).div_euclid(DAY) };
+        let day = path.range(session_day * DAY, at).unwrap_or_else(|| Bar::dead(last));
+        // A trading day opens at the close of the one before (see `Path::day_bar`).
+        let prev_close = path.day_bar(session_day).open;
+        let grid = profile.grid;
         Quote {
             symbol: instrument.symbol.clone(),
-            last: tick.round(last),
-            open: tick.round(day.open),
-            high: tick.round(day.high),
-            low: tick.round(day.low),
-            prev_close: tick.round(prev_close),
-            volume: units(day.volume, profile.volume_dp),
-            turnover: units(day.turnover, 2),
-            timestamp: timestamp(now),
+            last: grid.decimal(last),
+            open: grid.decimal(day.open),
+            high: grid.decimal(day.high),
+            low: grid.decimal(day.low),
+            prev_close: grid.decimal(prev_close),
+            volume: profile.volume(day.volume),
+            turnover: if profile.reports_volume { units(day.turnover, 2) } else { Decimal::ZERO },
+            timestamp: timestamp(at),
             trading_status: TradingStatus::Normal,
             source: "simulated",
             stale: false,
         }
     }
 
+    /// The `limit` bars starting before `end` (at most now), oldest first: only bars with
+    /// session time in them, none before the listing day.
     fn klines_at(
         &self,
         instrument: &Instrument,
@@ -348,100 +357,129 @@ impl SimulatedMarket {
         let limit = limit.min(MAX_KLINES);
         let now_time = timestamp(now);
         let end = end.map_or(now_time, |end| end.min(now_time));
-        // The starts of the `limit` bars before `end`, newest first.
-        let mut starts = Vec::with_capacity(limit);
+        let profile = Profile::new(instrument);
+        let mut path = Path::new(&profile);
+        let listed = profile.listed * DAY;
+        let intraday = interval.minutes().is_some_and(|minutes| minutes < 1440);
+        let mut bars = Vec::with_capacity(limit);
         let mut start = interval.bar_start(end);
         if start >= end {
             start = match previous_bar(interval, start) {
                 Some(previous) => previous,
-                None => return Vec::new(),
+                None => return bars,
             };
         }
-        while starts.len() < limit {
-            starts.push(start);
+        while bars.len() < limit {
+            let from = start.timestamp();
+            let next = interval.next_start(start);
+            if next.timestamp() <= listed {
+                break;
+            }
+            let day = from.div_euclid(DAY);
+            if intraday && !path.is_live(day) {
+                // Jump over a day without sessions at once.
+                match previous_bar(interval, timestamp(day * DAY)) {
+                    Some(previous) => start = previous,
+                    None => break,
+                }
+                continue;
+            }
+            if let Some(bar) = path.range(from, next.timestamp().min(now)) {
+                bars.push(profile.kline(start, &bar));
+            }
             match previous_bar(interval, start) {
                 Some(previous) if previous < start => start = previous,
                 _ => break,
             }
         }
-        let profile = Profile::new(instrument);
-        let mut path = Path::new(&profile);
-        starts
-            .into_iter()
-            .rev()
-            .filter_map(|start| {
-                let from = start.timestamp();
-                let to = interval.next_start(start).timestamp().min(now);
-                let bar = path.range(from, to)?;
-                Some(profile.kline(start, &bar))
-            })
-            .collect()
+        bars.reverse();
+        bars
     }
 
+    /// The book around the last price; frozen at the last close while the market is closed.
+    /// Indices have none (nothing trades at an index level).
     fn order_book_at(&self, instrument: &Instrument, levels: usize, now: i64) -> OrderBook {
         let levels = levels.min(MAX_BOOK_LEVELS);
         let profile = Profile::new(instrument);
         let mut path = Path::new(&profile);
-        let tick = profile.tick;
-        let last = tick.steps(path.price_at(now));
-        let mut rng = Rng::new(mix(profile.seed, TAG_BOOK, now));
+        let at = path.last_trading_instant(now).unwrap_or(now);
+        if instrument.asset_class == AssetClass::Index {
+            let symbol = instrument.symbol.clone();
+            return OrderBook { symbol, bids: Vec::new(), asks: Vec::new(), timestamp: timestamp(at) };
+        }
+        let grid = profile.grid;
+        let day = (at - 1).div_euclid(DAY);
+        let last = grid.units(day, path.price_at(at));
+        let mut rng = Rng::new(mix(profile.seed, TAG_BOOK, at));
         // One or two ticks wide, the last trade at the bid or at the ask.
         let spread = if rng.below(3) == 0 { 2 } else { 1 };
-        let best_ask = last + i64::from(rng.below(2) == 0);
-        let best_bid = best_ask - spread;
+        let best_ask = if rng.below(2) == 0 { grid.step(day, last, 1).unwrap_or(last) } else { last };
+        let best_bid = grid.step(day, best_ask, -spread);
         // Resting size: some seconds' worth of the average volume, growing with depth.
-        let per_second = (profile.daily_volume / DAY as f64).max(1.0);
-        let mut side = |best: i64, step: i64| -> Vec<BookLevel> {
-            (0..levels as i64)
-                .map(|depth| best + step * depth)
-                .take_while(|&steps| steps > 0)
-                .map(|steps| {
-                    let depth = (steps - best).abs() as f64;
-                    let size = per_second * (2.0 + depth) * (0.6 * rng.gauss()).exp();
-                    let volume = (size.round() as u128).max(1);
-                    let orders = 1 + (volume as f64 / per_second * 0.8 * rng.uniform()).round() as i64;
-                    BookLevel {
-                        price: tick.decimal(steps),
-                        volume: units(volume, profile.volume_dp),
-                        orders: Some(orders),
-                    }
-                })
-                .collect()
+        let per_second = (profile.daily_volume / profile.multiple(day) / DAY as f64).max(1.0);
+        let mut side = |best: Option<i64>, direction: i64| -> Vec<BookLevel> {
+            let mut price = best;
+            let mut book = Vec::with_capacity(levels);
+            for depth in 0..levels {
+                let Some(at_price) = price else { break };
+                let size = per_second * (2.0 + depth as f64) * (0.6 * rng.gauss()).exp();
+                let volume = (size.round() as u128).max(1);
+                let orders = 1 + (volume as f64 / per_second * 0.8 * rng.uniform()).round() as i64;
+                book.push(BookLevel {
+                    price: grid.decimal_units(at_price),
+                    volume: units(volume, profile.volume_dp),
+                    orders: Some(orders),
+                });
+                price = grid.step(day, at_price, direction);
+            }
+            book
         };
         let bids = side(best_bid, -1);
-        let asks = side(best_ask, 1);
-        OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp: timestamp(now) }
+        let asks = side(Some(best_ask), 1);
+        OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp: timestamp(at) }
     }
 
+    /// The newest `limit` trades, oldest first: those of the last session seconds (while the
+    /// market is closed, the last ones before its close).
     fn ticks_at(&self, instrument: &Instrument, limit: usize, now: i64) -> Vec<Tick> {
         let limit = limit.min(MAX_TICKS);
         let profile = Profile::new(instrument);
         let mut path = Path::new(&profile);
-        // Newest first, from the last elapsed second back.
+        // Newest first, from the last elapsed session second back.
         let mut trades: Vec<Trade> = Vec::with_capacity(limit);
-        let mut second = now - 1;
-        while trades.len() < limit && second >= now - TICK_LOOKBACK {
+        let Some(at) = path.last_trading_instant(now) else { return Vec::new() };
+        let mut second = at - 1;
+        let mut walked = 0;
+        while trades.len() < limit && walked < TICK_LOOKBACK && second >= at - TICK_SPAN {
+            if !path.is_live(second.div_euclid(DAY)) {
+                second = second.div_euclid(DAY) * DAY - 1;
+                continue;
+            }
+            if !path.minute_bar(second.div_euclid(MINUTE)).live {
+                second = second.div_euclid(MINUTE) * MINUTE - 1;
+                continue;
+            }
             let bar = path.second_bar(second);
             let room = limit - trades.len();
             trades.extend(second_trades(&profile, second, &bar).into_iter().rev().take(room));
             second -= 1;
+            walked += 1;
         }
-        let tick = profile.tick;
+        let grid = profile.grid;
         trades
             .iter()
             .rev()
             .map(|trade| {
-                let price = tick.round(trade.price);
                 // The tick rule, against the trade before (or the price the second opened at).
-                let direction = match price.cmp(&tick.round(trade.previous)) {
+                let direction = match trade.price.total_cmp(&trade.previous) {
                     std::cmp::Ordering::Greater => TickDirection::Buy,
                     std::cmp::Ordering::Less => TickDirection::Sell,
                     std::cmp::Ordering::Equal => TickDirection::Neutral,
                 };
                 Tick {
                     symbol: instrument.symbol.clone(),
-                    price,
-                    volume: units(trade.volume, profile.volume_dp),
+                    price: grid.decimal(trade.price),
+                    volume: profile.volume(trade.volume),
                     timestamp: DateTime::from_timestamp_millis(trade.millis).unwrap_or_default(),
                     direction: Some(direction),
                 }
@@ -473,7 +511,7 @@ impl MarketSource for SimulatedMarket {
         limit: usize,
     ) -> Result<Vec<Kline>, SourceError> {
         let now = self.now();
-        Ok(reference::as_traded(self, instrument, interval, self.klines_at(instrument, interval, end, limit, now), now))
+        Ok(self.klines_at(instrument, interval, end, limit, now))
     }
 
     async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError> {
