@@ -4,72 +4,95 @@
 //! Every instrument gets a deterministic price path seeded from its symbol, at a plausible level
 //! for the real instrument (a reference table covers the whole catalog; unknown symbols get a
 //! level derived from a hash of the symbol). Nothing is stored and nothing is random at run time:
-//! every number is a pure function of the symbol and the time, so two instances (or two replicas)
-//! agree, history never changes, and any bar of any period is computable on demand.
+//! every number is a pure function of the symbol, the calendar and the time, so two instances
+//! (or two replicas) agree, history never changes, and any bar of any period is computable on
+//! demand.
 //!
 //! # The model
 //!
 //! The path is built top down, each level refining the one above it:
 //!
-//! 1. **Days.** The log price at each UTC midnight is a Brownian motion (daily volatility per
-//!    instrument: about 2% for stocks, 0.5% for FX, 1% for indices, 3–5% for crypto), built as a
-//!    Brownian bridge between anchors 512 days apart. The anchors are independent draws around
-//!    the reference level, so the walk is a random walk at every horizon a chart shows yet
-//!    stays at plausible levels forever (before and after any date). Any midnight is found by
-//!    bisecting one 512-day span (9 levels), with no iteration from an epoch. A day's high and
-//!    low are drawn from the exact distribution of a Brownian bridge's maximum and minimum.
-//! 2. **Hours, minutes, seconds.** A bar is split into children (a day into 24 hours, an hour
-//!    into 60 minutes, a minute into 60 seconds) by a random-walk bridge from the parent's open
-//!    to its close, with the volatility its range implies, pinned close to the parent's high and
-//!    low at times drawn like a bridge's extremes (early when the open is near the extreme,
-//!    late when the close is), and squeezed smoothly into the parent's range. The child closest
-//!    to the high takes the high exactly, the one closest to the low takes the low, the others
-//!    get wicks drawn like the day's and kept inside the range. Volume and turnover are split in
-//!    exact integers. Hours follow each market's session: volume and volatility concentrate in
-//!    the exchange's trading hours (US, Hong Kong, mainland China, Tokyo, Europe, FX sessions,
-//!    CME, crypto's US-hours bump); outside them the market is quiet but still trades.
-//! 3. **Ticks.** Each second's trades (3 to 5 when its volume allows) follow a path from its
-//!    open through its extremes to its close, the last one at the close; their volumes sum to
-//!    the second's volume exactly. A trade's direction is the tick rule: `Buy` above the trade
-//!    before (or the price its second opened at), `Sell` below, `Neutral` at the same price.
-//!    Order books are one or two ticks wide around the current price, sizes drawn per second
-//!    and level.
+//! 1. **Trend.** The log price follows a trend through the reference level (of 2025-01-01),
+//!    growing at a rate per instrument (the famous names about their 2000–2025 record: AAPL 22%
+//!    a year, so about $80 split-adjusted early in 2020; most shares 4–14%, indices and funds
+//!    7%, FX ±1%, crypto 30–50%), at most 10% a year after the reference day. Earnings, book
+//!    value and dividends (`reference`) follow the same trend, so P/E and P/B wander around
+//!    their typical values instead of drifting with the years.
+//! 2. **Days.** Around the trend, the log price at each UTC midnight is a Brownian motion
+//!    (daily volatility per instrument: about 2% for stocks, 0.5% for FX, 1% for indices, 3–5%
+//!    for crypto), built as a Brownian bridge between anchors 512 days apart, each an
+//!    independent draw around the trend: a random walk at every horizon a chart shows that never
+//!    strays far from the trend. Any midnight is found by bisecting one 512-day span (9 levels).
+//!    A **trading day** (a UTC day that meets one of the market's sessions, from
+//!    `market::calendar`) runs from the close of the trading day before it to its own midnight,
+//!    so it opens at the last close (no opening gaps) and the first session after a weekend or
+//!    holiday carries the closed days' move. Its high and low are drawn from the exact law of a
+//!    Brownian bridge's maximum and minimum. A day without a session has no bar.
+//! 3. **Hours, minutes, seconds.** A day's bar is split into 24 hours in proportion to each
+//!    hour's time in session (times the FX or crypto activity of the hour), an hour into its
+//!    minutes in session, a minute into its seconds, by a random-walk bridge from the parent's
+//!    open to its close pinned near its high and low (`path::subdivide`). Time outside the
+//!    sessions (nights, lunch breaks, weekends, holidays) is a dead piece: flat at the last
+//!    price, no volume, never served and never aggregated. Volume and turnover are split in
+//!    exact integers.
+//! 4. **Ticks.** Each second's trades (3 to 5 when its volume allows) follow a path from its
+//!    open through its extremes to its close, the last at the close, at times drawn through the
+//!    second (to the millisecond); their volumes sum to the second's. A trade's direction is the
+//!    tick rule. Order books are one or two ticks wide around the last price.
 //!
-//! Prices are rounded to the instrument's tick (US and mainland stocks 0.01; Hong Kong stocks
-//! the HKEX spread table at the reference level, 3 dp; FX 0.00001, JPY pairs 0.001; indices
-//! 0.01; crypto Binance-like by price; futures the real contract tick, e.g. 0.25 for ES).
-//! Volumes are integers (crypto: 4 dp), turnover is in the quote currency to 2 dp
-//! (volume × price; indices use a notional 40 per share, futures omit the contract
-//! multiplier).
+//! **Splits** (a table of real ones, `reference`) are applied at the day: a day's prices are the
+//! path (in today's shares) × the split ratios still to come, and its volume is in the shares
+//! of the day, before anything is rounded. **Prices are rounded once, where they are made**: a
+//! day's open, high, low and close on the grid of that day, each child's prices on the same
+//! grid (monotonic rounding keeps them inside the parent's range), and coarser bars only
+//! aggregate rounded parts. The grid is the market's tick ladder for shares
+//! (`market::tick_size`: HKEX's spread table, US 0.01 from $1 and 0.0001 below, mainland
+//! 0.01; the grid of the day, so HKEX's 2025 change applies from its date), and a fixed tick
+//! otherwise (FX 0.00001, JPY pairs 0.001; indices 0.01; crypto Binance-like by price; futures
+//! the real contract tick, e.g. 0.25 for ES). Volumes are integers (crypto: 4 dp), turnover is
+//! in the quote currency to 2 dp (volume × price; futures omit the contract multiplier).
+//! Indices report no volume and no turnover (zero; they are kept internally only to shape the
+//! path) and have no order book.
 //!
-//! # Guarantees (all tested below)
+//! # Guarantees (all tested in `tests/`)
 //!
+//! - **Sessions:** bars, trades and moving quotes only inside the regular sessions of the
+//!   instrument's market (`Instrument.market`): stocks, funds, indices and futures keep their
+//!   exchange's hours, lunch breaks, holidays and half-days; FX trades Sunday 17:00 to Friday
+//!   17:00 New York time; crypto around the clock. Daily bars only on trading days, every
+//!   trading day has one; weekly and monthly bars aggregate trading days only.
+//! - **Quotes agree with the calendar:** while a market is closed its quote is the last
+//!   session's close, timestamped at that close, and does not move; the order book is frozen
+//!   there too. `prevClose` is the previous trading day's close (on a Monday, Friday's).
+//! - **Exact at every level:** every bar of every interval equals the aggregation of its bars of
+//!   any finer interval (open of the first, close of the last, max of highs, min of lows, sums
+//!   of volumes and turnovers), before and after splits alike.
+//! - **Listing:** no bar before `Instrument.listed_at`; when the catalog does not know it, the
+//!   first trading day of 2000 (crypto: 2017-07-14, Binance's first day).
 //! - **Determinism:** the same arguments and the same clock give the same answer, in any
 //!   instance. A bar that has closed never changes as the clock moves on.
-//! - **Intervals agree exactly:** every bar, of every interval, equals the aggregation of its
-//!   bars of any finer interval (open of the first, close of the last, max of highs, min of lows,
-//!   sum of volumes and of turnovers), after decimal rounding too: a day equals its 24 hours and
-//!   its 1440 minutes, a week its 7 days, a month its days, a 4-hour bar its two 2-hour bars.
-//!   Coarse bars are aggregated from days, hours, minutes and seconds, never recomputed, and
-//!   rounding to ticks is monotonic, so max and min commute with it.
-//! - **Continuity:** each bar opens at the previous bar's close (the market trades 24/7).
 //! - **Live data is consistent:** the bar in progress aggregates the elapsed seconds of its
-//!   period, and its close is the current price; `quote.last` is that price, the quote's
-//!   open/high/low/volume/turnover are the UTC day's bar in progress, `prev_close` the previous
-//!   UTC day's close; the order book has best bid ≤ last ≤ best ask; the newest tick trades at
-//!   `last`, and tick prices stay within their bars' ranges.
+//!   period, its close is the current price; `quote.last` is that price, the quote's
+//!   open/high/low/volume/turnover are the trading day's bar so far; the order book has best
+//!   bid ≤ last ≤ best ask; the newest trade is at `last`.
 //! - **Validity:** high ≥ max(open, close), low ≤ min(open, close), prices > 0, timestamps ≤ the
 //!   clock.
 //!
-//! Cost: a bar costs one day (a few hashes), one split into hours, minutes or seconds (60 draws)
-//! or an aggregation of those; 1000 monthly bars aggregate about 30,000 days. Optimised builds
-//! serve 1000 daily bars in about 0.3 ms, 1000 minute bars in 0.7 ms, 1000 monthly bars in 5 ms
-//! and a quote in about 40 µs, with no cache and no state beyond the request.
+//! Cost: a bar costs one day (a few hashes and calendar look-ups), one split into hours,
+//! minutes or seconds (60 draws) or an aggregation of those; no cache and no state beyond the
+//! request.
 //!
 //! # Simplifications
 //!
-//! - The market trades 24/7: there are no trading sessions, holidays or weekends (sessions only
-//!   shape intraday volume and volatility); `trading_status` is always `Normal`.
+//! - Only regular sessions trade: no pre-market, after-hours, auctions or night sessions.
+//!   Futures keep their region's stock-exchange sessions (CME Globex really trades nearly 23
+//!   hours a day, HKFE has a night session).
+//! - No opening gaps: a session opens at the last close; the first session after a closure
+//!   carries the whole closure's variance (a Monday moves about √3 times a Tuesday).
+//! - FX daily bars are UTC days, so Sunday has a short bar (21:00/22:00 to 24:00 UTC).
+//! - `trading_status` is always `Normal` (no suspensions or halts).
+//! - Growth rates are constant per instrument; no crashes, regime changes or volatility
+//!   clustering. Cash dividends do not move the path.
 //! - Times are whole seconds: the clock is truncated to the second, prices move second by second.
 //! - Determinism relies on the platform's `exp`/`ln`/`cos`; different platforms may differ in the
 //!   last tick of a rounded price.
@@ -88,9 +111,9 @@ use crate::reference::service::AssetClass;
 
 /// The price path: bars and trades of every interval, from one seeded walk.
 mod path;
-/// Hashing and instrument profiles (level, tick, volatility, sessions).
+/// Hashing and instrument profiles (level, trend, price grid, volatility, splits).
 mod profile;
-/// Corporate actions, fundamentals and as-traded klines (history before splits).
+/// Corporate actions and fundamentals (earnings and book value along the price's trend).
 mod reference;
 /// The simulated market as a live stream (`MarketStream`).
 pub mod stream;

@@ -1,16 +1,14 @@
-//! Corporate actions and fundamentals of the simulated market, and its as-traded klines.
+//! Corporate actions and fundamentals of the simulated market.
 //!
 //! # How the simulated price path relates to splits
 //!
-//! The price path of `simulated` sits at today's reference level at every date: it is the
-//! history *in today's shares*. Real history is not: before AAPL's 4:1 split of 2020-08-31 a
-//! share cost four times as much. So klines are served as traded: a bar before a split ex-date
-//! is the path's bar with prices × the split ratios still to come and volumes ÷ them (rounded
-//! to the volume's decimal places); turnover, money traded, is unchanged. A weekly or monthly
-//! bar that straddles an ex-date is aggregated from its as-traded days. Forward adjustment
-//! therefore gives back the path exactly, and the as-traded series jumps at each split as a
-//! real one does. Splits are a fixed table of real past splits, so as-traded history never
-//! changes as the clock moves on.
+//! The price path of `simulated` is the history *in today's shares*. Real history is not: before
+//! AAPL's 4:1 split of 2020-08-31 a share cost four times as much. So the path makes each day as
+//! traded: its prices are the path × the split ratios still to come, its volume in the shares of
+//! the day, before anything is rounded (see `Path::day_bar`), and every coarser bar aggregates
+//! as-traded days. Forward adjustment gives back the path to the tick, and the as-traded series
+//! jumps at each split as a real one does. Splits are a fixed table of real past splits (all on
+//! trading days), so as-traded history never changes as the clock moves on.
 //!
 //! Cash dividends do not move the path (their ex-date drop, a fraction of a percent, is lost
 //! in the daily noise): adjusting for them restates history by the standard factor all the same.
@@ -21,15 +19,16 @@
 //!   3:1 2022-08-25, NVDA 4:1 2021-07-20 and 10:1 2024-06-10, GOOGL/GOOG 20:1 2022-07-18, AMZN
 //!   20:1 2022-06-06, AVGO 10:1 2024-07-15, WMT 3:1 2024-02-26, Tencent 5:1 2014-05-15).
 //! - **Dividends** since 2000 (or the year a company started paying), for the payers: quarterly
-//!   for US listings, semi-annual for Hong Kong, annual for Shanghai and Shenzhen. The annual
-//!   amount is the instrument's yield at its reference level, growing 5% a year, in the shares
-//!   of the day; cents for US and HK, 0.001 for China.
-//! - **Fundamentals**, daily (the simulated market trades every day): trailing EPS drawn per
-//!   quarter around the reference level ÷ a typical P/E, growing 8% a year; book value per share
-//!   ÷ a typical P/B, growing 6% a year; shares outstanding fixed in today's shares. P/E is the
-//!   day's close ÷ EPS (null when EPS ≤ 0), P/B close ÷ book value, the dividend yield the
-//!   trailing twelve months' dividends ÷ close in percent, market cap close × shares. Per-share
-//!   figures are in the shares of the day, so these identities hold on the served numbers.
+//!   for US listings, semi-annual for Hong Kong, annual for Shanghai and Shenzhen, on the same
+//!   day of the month every year, moved to the next trading day when the market is closed. The
+//!   annual amount is the instrument's yield on its trend price (`Profile::trend`), in the
+//!   shares of the day; cents for US and HK, 0.001 for China.
+//! - **Fundamentals**, one point per trading day: trailing EPS drawn per quarter around the
+//!   trend price ÷ a typical P/E; book value per share the trend price ÷ a typical P/B; shares
+//!   outstanding fixed in today's shares. P/E is the day's close ÷ EPS (null when EPS ≤ 0), P/B
+//!   close ÷ book value, the dividend yield the trailing twelve months' dividends ÷ close in
+//!   percent, market cap close × shares. Per-share figures are in the shares of the day, so
+//!   these identities hold on the served numbers, and valuation bands move with the walk.
 //!
 //! Everything is a pure function of the symbol and the date, like the rest of the simulation.
 

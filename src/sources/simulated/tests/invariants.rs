@@ -386,3 +386,19 @@ fn indices_have_no_volume_and_no_book() {
     let date = timestamp(t).date_naive();
     assert!(date.weekday().num_days_from_monday() < 5);
 }
+
+#[test]
+fn a_days_fundamentals_do_not_depend_on_the_range_asked() {
+    let m = market();
+    let now = secs("2026-11-30T18:00:00Z");
+    for symbol in ["AAPL.US", "700.HK", "600519.SH", "NVDA.US"] {
+        let i = instrument(symbol);
+        let day: chrono::NaiveDate = "2026-11-27".parse().unwrap();
+        let alone = reference::fundamentals(&m, &i, day, day, now);
+        let range = reference::fundamentals(&m, &i, "2021-11-30".parse().unwrap(), "2026-11-30".parse().unwrap(), now);
+        let within = range.iter().find(|p| p.date == day).unwrap();
+        assert_eq!(alone, [within.clone()], "{symbol}");
+        // Trading days only.
+        assert!(range.iter().all(|p| calendar::is_trading_day(i.market, p.date)), "{symbol}");
+    }
+}
