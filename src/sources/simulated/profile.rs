@@ -113,16 +113,21 @@ impl Grid {
     pub(super) fn step(self, day: i64, units: i64, steps: i64) -> Option<i64> {
         let mut at = units;
         for _ in 0..steps.unsigned_abs() {
+            // The next point up is in the band of the price just above (down: just below), on
+            // that band's grid: up from HKEX's 10.00 is 10.02, down from it 9.99; up from
+            // $0.9999 is $1.00.
+            let probe = if steps > 0 { at + 1 } else { at - 1 };
             let tick = match self {
                 Self::Fixed { units, .. } => units,
-                Self::Ladder { region, .. } => {
-                    let ladder = tick_size::ladder(region, date_of(day)).unwrap_or(&[]);
-                    // Up from a bound takes the band above; down from it, its own band.
-                    let probe = if steps > 0 { at + 1 } else { at };
-                    ladder.iter().find(|b| probe <= b.up_to).map_or(1, |b| b.tick)
-                }
+                Self::Ladder { region, .. } => tick_size::ladder(region, date_of(day))
+                    .and_then(|ladder| ladder.iter().find(|b| probe <= b.up_to).or(ladder.last()))
+                    .map_or(1, |b| b.tick),
             };
-            at = if steps > 0 { at + tick } else { at - tick };
+            at = if steps > 0 {
+                probe.div_euclid(tick) * tick + if probe % tick == 0 { 0 } else { tick }
+            } else {
+                probe.div_euclid(tick) * tick
+            };
             if at <= 0 {
                 return None;
             }

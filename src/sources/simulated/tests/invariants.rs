@@ -402,3 +402,20 @@ fn a_days_fundamentals_do_not_depend_on_the_range_asked() {
         assert!(range.iter().all(|p| calendar::is_trading_day(i.market, p.date)), "{symbol}");
     }
 }
+
+#[test]
+fn book_steps_walk_the_ladder_across_its_bands() {
+    let hk = Grid::Ladder { region: Region::Hk, decimals: 3 };
+    let before = day_of("2025-01-02".parse().unwrap());
+    let up =
+        |grid: Grid, units: i64, steps: i64| grid.decimal_units(grid.step(before, units, steps).unwrap()).to_string();
+    assert_eq!(up(hk, 99_900, 1), "10.000");
+    assert_eq!(up(hk, 100_000, 1), "10.020");
+    assert_eq!(up(hk, 100_200, -1), "10.000");
+    assert_eq!(up(hk, 100_000, -1), "9.990");
+    assert_eq!(up(hk, 4_999_000, 2), "500.500", "200 to 500 in 0.20, then 0.50");
+    let us = Grid::Ladder { region: Region::Us, decimals: 2 };
+    assert_eq!(up(us, 9_999, 1), "1.00");
+    assert_eq!(up(us, 10_000, -1), "0.9999");
+    assert_eq!(up(us, 10_000, 3), "1.03");
+}
