@@ -109,6 +109,8 @@ use crate::market::{
 };
 use crate::reference::service::AssetClass;
 
+/// The reference level and volatility of every catalog instrument.
+mod levels;
 /// The price path: bars and trades of every interval, from one seeded walk.
 mod path;
 /// Hashing and instrument profiles (level, trend, price grid, volatility, splits).
@@ -117,9 +119,12 @@ mod profile;
 mod reference;
 /// The simulated market as a live stream (`MarketStream`).
 pub mod stream;
+/// Splitting a bar into children that aggregate back to it exactly.
+mod subdivide;
 
 pub use stream::SimulatedStream;
 
+use levels::REFERENCE;
 use path::*;
 use profile::*;
 
@@ -150,159 +155,6 @@ const TAG_MINUTES: u64 = 6;
 const TAG_SECONDS: u64 = 7;
 const TAG_TICKS: u64 = 8;
 const TAG_BOOK: u64 = 9;
-
-/// Reference levels (late 2024 / early 2025, in the quote currency) and daily volatility in
-/// percent, for every instrument of the catalog.
-const REFERENCE: &[(&str, f64, f64)] = &[
-    // US stocks
-    ("AAPL.US", 230.0, 1.6),
-    ("MSFT.US", 420.0, 1.5),
-    ("NVDA.US", 140.0, 3.0),
-    ("AMZN.US", 200.0, 2.0),
-    ("GOOGL.US", 175.0, 1.8),
-    ("GOOG.US", 177.0, 1.8),
-    ("META.US", 580.0, 2.3),
-    ("TSLA.US", 300.0, 3.5),
-    ("BRK-B.US", 470.0, 1.0),
-    ("AVGO.US", 200.0, 2.8),
-    ("LLY.US", 800.0, 2.0),
-    ("JPM.US", 240.0, 1.4),
-    ("V.US", 310.0, 1.2),
-    ("WMT.US", 90.0, 1.1),
-    ("ORCL.US", 170.0, 2.2),
-    ("MA.US", 520.0, 1.2),
-    ("XOM.US", 115.0, 1.5),
-    ("NFLX.US", 900.0, 2.4),
-    ("COST.US", 930.0, 1.3),
-    ("JNJ.US", 155.0, 1.0),
-    ("HD.US", 400.0, 1.4),
-    ("PG.US", 170.0, 1.0),
-    ("ABBV.US", 190.0, 1.5),
-    ("BAC.US", 45.0, 1.7),
-    ("UNH.US", 520.0, 1.8),
-    ("KO.US", 65.0, 0.9),
-    ("AMD.US", 140.0, 3.0),
-    ("CVX.US", 155.0, 1.5),
-    ("GE.US", 180.0, 1.8),
-    ("PLTR.US", 70.0, 4.0),
-    ("CSCO.US", 58.0, 1.3),
-    ("MU.US", 100.0, 3.0),
-    ("IBM.US", 230.0, 1.4),
-    ("WFC.US", 70.0, 1.8),
-    ("GS.US", 580.0, 1.7),
-    ("MS.US", 130.0, 1.7),
-    ("INTC.US", 22.0, 3.0),
-    ("DIS.US", 110.0, 1.6),
-    ("NKE.US", 75.0, 2.0),
-    ("BA.US", 160.0, 2.2),
-    ("QCOM.US", 160.0, 2.2),
-    ("PYPL.US", 85.0, 2.2),
-    ("UBER.US", 75.0, 2.5),
-    ("MRK.US", 100.0, 1.3),
-    ("PFE.US", 26.0, 1.4),
-    ("PEP.US", 155.0, 1.0),
-    ("ADBE.US", 450.0, 2.0),
-    ("CRM.US", 330.0, 2.2),
-    ("TMUS.US", 240.0, 1.3),
-    ("T.US", 23.0, 1.2),
-    ("VZ.US", 42.0, 1.1),
-    ("MCD.US", 295.0, 1.1),
-    // US funds
-    ("SPY.US", 590.0, 1.0),
-    ("QQQ.US", 510.0, 1.3),
-    ("DIA.US", 430.0, 0.9),
-    ("IWM.US", 225.0, 1.4),
-    // Hong Kong
-    ("700.HK", 420.0, 2.0),
-    ("9988.HK", 85.0, 2.6),
-    ("1810.HK", 35.0, 2.8),
-    ("3690.HK", 160.0, 3.0),
-    ("5.HK", 75.0, 1.2),
-    ("1299.HK", 60.0, 1.8),
-    ("939.HK", 6.2, 1.3),
-    ("1398.HK", 5.0, 1.2),
-    ("941.HK", 75.0, 1.1),
-    ("388.HK", 300.0, 2.0),
-    ("1211.HK", 270.0, 2.6),
-    ("9618.HK", 140.0, 2.8),
-    ("9999.HK", 140.0, 2.2),
-    ("2318.HK", 45.0, 2.0),
-    ("2015.HK", 95.0, 3.2),
-    ("1024.HK", 50.0, 3.0),
-    ("9888.HK", 85.0, 2.5),
-    ("883.HK", 19.0, 1.8),
-    ("3988.HK", 4.0, 1.2),
-    // Shanghai and Shenzhen
-    ("600519.SH", 1500.0, 1.6),
-    ("601318.SH", 50.0, 1.8),
-    ("000858.SZ", 140.0, 2.0),
-    ("600036.SH", 37.0, 1.5),
-    ("601398.SH", 6.5, 1.0),
-    ("600900.SH", 28.0, 1.0),
-    ("300750.SZ", 260.0, 2.5),
-    ("000333.SZ", 72.0, 1.7),
-    ("002594.SZ", 290.0, 2.5),
-    ("601012.SH", 17.0, 2.8),
-    ("600276.SH", 45.0, 2.0),
-    ("000001.SZ", 11.5, 1.5),
-    ("601988.SH", 5.0, 1.0),
-    ("600030.SH", 27.0, 2.2),
-    ("601899.SH", 15.0, 2.2),
-    ("601288.SH", 4.8, 1.0),
-    ("601857.SH", 8.0, 1.5),
-    ("600887.SH", 28.0, 1.5),
-    ("000651.SZ", 42.0, 1.6),
-    ("002415.SZ", 30.0, 2.0),
-    // Forex
-    ("FX:EURUSD", 1.08, 0.45),
-    ("FX:USDJPY", 150.0, 0.6),
-    ("FX:GBPUSD", 1.27, 0.5),
-    ("FX:USDCHF", 0.88, 0.5),
-    ("FX:AUDUSD", 0.65, 0.6),
-    ("FX:USDCAD", 1.39, 0.4),
-    ("FX:NZDUSD", 0.59, 0.65),
-    ("FX:USDCNH", 7.25, 0.25),
-    ("FX:EURJPY", 162.0, 0.65),
-    ("FX:EURGBP", 0.85, 0.35),
-    ("FX:USDHKD", 7.78, 0.03),
-    ("FX:GBPJPY", 190.0, 0.7),
-    ("FX:EURCHF", 0.94, 0.35),
-    // Indices
-    ("IDX:SPX", 5800.0, 1.0),
-    ("IDX:IXIC", 18500.0, 1.3),
-    ("IDX:DJI", 43000.0, 0.9),
-    ("IDX:NDX", 20500.0, 1.3),
-    ("IDX:HSI", 20000.0, 1.5),
-    ("IDX:HSCEI", 7200.0, 1.7),
-    ("IDX:000001", 3300.0, 1.1),
-    ("IDX:399001", 10500.0, 1.4),
-    ("IDX:000300", 3900.0, 1.2),
-    ("IDX:N225", 39000.0, 1.3),
-    ("IDX:FTSE", 8200.0, 0.8),
-    ("IDX:GDAXI", 19500.0, 1.0),
-    // Crypto
-    ("CRYPTO:BTCUSDT", 90000.0, 3.0),
-    ("CRYPTO:ETHUSDT", 3300.0, 3.6),
-    ("CRYPTO:BNBUSDT", 650.0, 2.8),
-    ("CRYPTO:SOLUSDT", 200.0, 4.5),
-    ("CRYPTO:XRPUSDT", 2.2, 4.5),
-    ("CRYPTO:ADAUSDT", 0.9, 4.5),
-    ("CRYPTO:DOGEUSDT", 0.35, 5.0),
-    ("CRYPTO:AVAXUSDT", 35.0, 4.8),
-    ("CRYPTO:LTCUSDT", 100.0, 4.0),
-    ("CRYPTO:LINKUSDT", 20.0, 4.5),
-    ("CRYPTO:DOTUSDT", 7.0, 4.5),
-    // Futures
-    ("FUT:CL.US", 70.0, 2.2),
-    ("FUT:NG.US", 3.0, 4.0),
-    ("FUT:GC.US", 2600.0, 1.0),
-    ("FUT:SI.US", 30.0, 1.8),
-    ("FUT:HG.US", 4.2, 1.5),
-    ("FUT:ES.US", 5850.0, 1.0),
-    ("FUT:NQ.US", 20700.0, 1.3),
-    ("FUT:YM.US", 43200.0, 0.9),
-    ("FUT:HSI.HK", 20000.0, 1.5),
-];
 
 /// The simulated market. Cheap to clone; all state is the clock.
 #[derive(Clone)]

@@ -397,7 +397,7 @@ fn a_days_fundamentals_do_not_depend_on_the_range_asked() {
         let alone = reference::fundamentals(&m, &i, day, day, now);
         let range = reference::fundamentals(&m, &i, "2021-11-30".parse().unwrap(), "2026-11-30".parse().unwrap(), now);
         let within = range.iter().find(|p| p.date == day).unwrap();
-        assert_eq!(alone, [within.clone()], "{symbol}");
+        assert_eq!(alone, std::slice::from_ref(within), "{symbol}");
         // Trading days only.
         assert!(range.iter().all(|p| calendar::is_trading_day(i.market, p.date)), "{symbol}");
     }
