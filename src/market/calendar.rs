@@ -8,20 +8,49 @@
 //! the zone database's business, never arithmetic on offsets here.
 //!
 //! `status` is a pure function of the instant it is given (no clock inside), so every case,
-//! DST switches, lunch breaks, weekends and holidays included, is unit-tested at fixed instants.
+//! DST switches, lunch breaks, weekends, holidays and half-days included, is unit-tested at
+//! fixed instants.
 //!
-//! The holiday tables are data, not rules: they list the full-day closures of **2025 and 2026
-//! only** and must be extended every year as the exchanges publish their calendars. Outside
-//! them only weekends close a market. Not modelled: half-days (they read as full days, e.g.
-//! NYSE's day after Thanksgiving, HKEX's Christmas Eve), closing auctions, ad-hoc closures
-//! (typhoons, days of mourning announced at short notice), and FX holidays.
+//! **Where the calendars come from.** The exchanges' regular sessions, holidays, early closes,
+//! half-days and lunch breaks are data generated from `exchange_calendars` (the calendar
+//! library the field uses) by `tools/calendars/generate.py`, from 2000 through 2030, checked in
+//! under `calendar/data/` and embedded in the binary (`table`): US = XNYS, HK = XHKG,
+//! CN = XSHG, JP = XTKS, GB = XLON, DE = XETR. The regular hours change by era (HKEX traded
+//! 10:00-12:30 and 14:30-16:00 until 2011-03-04, with a 13:30 afternoon open until 2012-03-02,
+//! and 09:30-12:00, 13:00-16:00 since; TSE closes at 15:30 since 2024-11-05). Where the
+//! library's history of regular hours is wrong and the exchange's record says otherwise, the
+//! generator corrects it and names its source (today: HKEX's lunch break before 2012). China's holidays are
+//! published a year at a time; the library has them through 2026, and 2027-2030 are projected
+//! by the State Council's current pattern: `MarketStatus::provisional` says when a day's
+//! schedule is projected rather than published, and a unit test fails a year before any
+//! market's data runs out. Outside the data's coverage, weekdays keep the nearest era's hours
+//! and no holidays (and read as provisional).
+//!
+//! **Extended hours** are finql's own, on top of the generated sessions and relative to them,
+//! so they follow a half-day: US pre-market from 04:00 to the open and post-market for four
+//! hours after the close (16:00-20:00; 13:00-17:00 on an early-close day, as NYSE Arca and
+//! Nasdaq run it), HKEX's pre-opening session (30 minutes before the open), China's opening
+//! call auction (09:15-09:25).
+//!
+//! Not modelled: ad-hoc closures announced at short notice after the data was generated
+//! (typhoon and rainstorm signals in Hong Kong, days of mourning), closing auctions, FX
+//! holidays (spot FX is Sunday 17:00 to Friday 17:00 New York time, every week), and intraday
+//! halts. Likely gaps in the library's older history, left as it has them until checked
+//! against the exchanges' records: TSE's morning session ended at 11:00 before November 2011,
+//! and Xetra's regular hours ran later than 17:30 before November 2003.
 
-use std::fmt;
+use std::{fmt, sync::LazyLock};
 
-use chrono::{DateTime, Datelike, Days, FixedOffset, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Days, FixedOffset, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::reference::service::AssetClass;
+
+mod fx;
+mod table;
+
+use fx::{fx, fx_sessions};
+use table::{Table, TableError};
 
 /// A market, by the region code clients use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -142,10 +171,20 @@ impl Clock {
     const MIDNIGHT: Clock = Clock(0);
     const END_OF_DAY: Clock = Clock(24 * 60);
 
-    /// `hour:minute`; checked when the tables below are compiled.
+    /// `hour:minute`; checked when the constants below are compiled.
     pub const fn hm(hour: u16, minute: u16) -> Self {
         assert!((hour < 24 && minute < 60) || (hour == 24 && minute == 0), "not a time of day");
         Self(hour * 60 + minute)
+    }
+
+    /// `minutes` earlier on the same day; `None` before midnight.
+    fn minus(self, minutes: u16) -> Option<Self> {
+        self.0.checked_sub(minutes).map(Self)
+    }
+
+    /// `minutes` later on the same day; `None` past the end of the day.
+    fn plus(self, minutes: u16) -> Option<Self> {
+        self.0.checked_add(minutes).filter(|m| *m <= Self::END_OF_DAY.0).map(Self)
     }
 
     /// The instant this clock shows on `date` in `tz` (`24:00` is the next day's `00:00`).
@@ -197,7 +236,8 @@ pub struct MarketStatus {
     pub state: MarketState,
     /// The instant asked about, in the market's time zone.
     pub local_time: DateTime<FixedOffset>,
-    /// The regular sessions of the local day, in local time; empty on a weekend or holiday.
+    /// The regular sessions of the local day, in local time; empty on a weekend or holiday,
+    /// shortened on a half-day.
     pub sessions: Vec<Session>,
     /// When the next regular session starts, strictly after the instant; `None` for a market
     /// that never closes.
@@ -205,16 +245,35 @@ pub struct MarketStatus {
     /// When the current (or else the next) regular session ends; `None` for a market that never
     /// closes.
     pub next_close: Option<DateTime<Utc>>,
+    /// The span of days the market's calendar data describes; `None` for markets whose hours
+    /// are a weekly rule without holidays (crypto, FX).
+    pub coverage: Option<Coverage>,
+    /// Whether the local day's schedule is projected (or assumed, outside the coverage) rather
+    /// than published by the exchange. Always false for crypto and FX.
+    pub provisional: bool,
+}
+
+/// What a market's calendar data covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    /// The first local day described.
+    pub first: NaiveDate,
+    /// The last local day described, published or projected.
+    pub last: NaiveDate,
+    /// The last local day whose schedule the exchange has published; the days after it, up to
+    /// `last`, are projected by rule.
+    pub published_through: NaiveDate,
 }
 
 /// The status of `region`'s market at `at`.
 pub fn status(region: Region, at: DateTime<Utc>) -> MarketStatus {
     let market = region.market();
     let local = at.with_timezone(&market.tz);
+    let today = local.date_naive();
     let (state, sessions, next_open, next_close) = match &market.schedule {
         Schedule::Always => (MarketState::Open, vec![Session::new(Clock::MIDNIGHT, Clock::END_OF_DAY)], None, None),
-        Schedule::Fx => fx(market.tz, at, local.date_naive()),
-        Schedule::Exchange(exchange) => exchange.status(market.tz, at, local.date_naive()),
+        Schedule::Fx => fx(market.tz, at, today),
+        Schedule::Exchange(exchange) => exchange.status(market.tz, at, today),
     };
     MarketStatus {
         region,
@@ -224,6 +283,27 @@ pub fn status(region: Region, at: DateTime<Utc>) -> MarketStatus {
         sessions,
         next_open,
         next_close,
+        coverage: coverage(region),
+        provisional: is_provisional(region, today),
+    }
+}
+
+/// What `region`'s calendar data covers; `None` for crypto and FX (a weekly rule, no data).
+pub fn coverage(region: Region) -> Option<Coverage> {
+    match &region.market().schedule {
+        Schedule::Exchange(exchange) => {
+            exchange.table().map(|t| Coverage { first: t.first, last: t.last, published_through: t.published_through })
+        }
+        Schedule::Always | Schedule::Fx => None,
+    }
+}
+
+/// Whether `region`'s schedule for its local day `date` is projected or assumed rather than
+/// published (see [`MarketStatus::provisional`]).
+pub fn is_provisional(region: Region, date: NaiveDate) -> bool {
+    match &region.market().schedule {
+        Schedule::Exchange(exchange) => exchange.table().is_none_or(|t| t.is_provisional(date)),
+        Schedule::Always | Schedule::Fx => false,
     }
 }
 
@@ -268,8 +348,7 @@ impl Market {
         match &self.schedule {
             Schedule::Always => vec![Session::new(Clock::MIDNIGHT, Clock::END_OF_DAY)],
             Schedule::Fx => fx_sessions(date),
-            Schedule::Exchange(exchange) if exchange.is_trading_day(date) => exchange.regular.to_vec(),
-            Schedule::Exchange(_) => Vec::new(),
+            Schedule::Exchange(exchange) => exchange.regular(date).to_vec(),
         }
     }
 }
@@ -282,351 +361,144 @@ enum Schedule {
     Exchange(Exchange),
 }
 
-/// An exchange's trading day: weekdays that are not holidays.
+/// An exchange: its generated calendar, and finql's extended hours around it.
 struct Exchange {
-    pre: Option<Session>,
-    /// In order; the gaps between them are lunch breaks.
-    regular: &'static [Session],
-    post: Option<Session>,
-    /// Full-day closures on weekdays, sorted.
-    holidays: &'static [NaiveDate],
+    /// The parsed data file, parsed on first use.
+    table: &'static LazyLock<Result<Table, TableError>>,
+    /// Pre-market trading or an opening auction, before the day's first regular session.
+    pre: Option<Extended>,
+    /// Post-market trading, after the day's last regular session.
+    post: Option<Extended>,
 }
 
-/// How far ahead to look for the next session: well past the longest closure in the tables
-/// (CN's Spring Festival, nine days with its weekends).
+/// Extended hours, as minutes relative to the day's regular sessions (before the first open for
+/// the pre-market, after the last close for the post-market): `start` and `end` minutes away,
+/// so they follow a late open or an early close.
+#[derive(Clone, Copy)]
+struct Extended {
+    start: u16,
+    end: u16,
+}
+
+/// How far to look for the next session or trading day: well past the longest closure in the
+/// data (a unit test checks): China's Spring Festival of 2000-2002, 16 days without a session;
+/// elsewhere at most 10 (Tokyo's Golden Week of 2019, around the enthronement).
 const LOOKAHEAD_DAYS: u64 = 31;
 
 impl Exchange {
-    fn is_trading_day(&self, date: NaiveDate) -> bool {
-        !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && self.holidays.binary_search(&date).is_err()
+    /// The table, or `None` if its file is malformed (logged once, when parsed): the unit tests
+    /// parse every file, so a built and tested binary never sees that, and the market then
+    /// reads as closed rather than failing a request.
+    fn table(&self) -> Option<&'static Table> {
+        LazyLock::force(self.table).as_ref().ok()
+    }
+
+    fn regular(&self, date: NaiveDate) -> &'static [Session] {
+        self.table().map_or(&[], |table| table.sessions(date))
     }
 
     fn status(&self, tz: Tz, at: DateTime<Utc>, today: NaiveDate) -> Computed {
-        let trading = self.is_trading_day(today);
+        let regular = self.regular(today);
         let within = |session: &Session| session.contains(at, today, tz);
-        let state = if !trading {
-            MarketState::Closed
-        } else if self.regular.iter().any(within) {
+        let (first_open, last_close) = (regular.first().map(|s| s.open), regular.last().map(|s| s.close));
+        let pre =
+            self.pre.zip(first_open).and_then(|(e, open)| Some(Session::new(open.minus(e.start)?, open.minus(e.end)?)));
+        let post = self
+            .post
+            .zip(last_close)
+            .and_then(|(e, close)| Some(Session::new(close.plus(e.start)?, close.plus(e.end)?)));
+        let state = if regular.iter().any(within) {
             MarketState::Open
-        } else if self.regular.windows(2).any(|pair| within(&Session::new(pair[0].close, pair[1].open))) {
+        } else if regular.windows(2).any(|pair| within(&Session::new(pair[0].close, pair[1].open))) {
             MarketState::LunchBreak
-        } else if self.pre.as_ref().is_some_and(within) {
+        } else if pre.as_ref().is_some_and(within) {
             MarketState::PreMarket
-        } else if self.post.as_ref().is_some_and(within) {
+        } else if post.as_ref().is_some_and(within) {
             MarketState::PostMarket
         } else {
             MarketState::Closed
         };
-        let sessions = if trading { self.regular.to_vec() } else { Vec::new() };
+        let (next_open, next_close) = self.upcoming(tz, at, today);
+        (state, regular.to_vec(), next_open, next_close)
+    }
 
+    /// The next regular open and close strictly after `at`, looking from `today` on.
+    fn upcoming(&self, tz: Tz, at: DateTime<Utc>, today: NaiveDate) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
         let upcoming = (0..=LOOKAHEAD_DAYS)
             .filter_map(|n| today.checked_add_days(Days::new(n)))
-            .filter(|date| self.is_trading_day(*date))
-            .flat_map(|date| self.regular.iter().map(move |s| (s.open.on(date, tz), s.close.on(date, tz))));
+            .flat_map(|date| self.regular(date).iter().map(move |s| (s.open.on(date, tz), s.close.on(date, tz))));
         let next_open = upcoming.clone().filter_map(|(open, _)| open).find(|open| *open > at);
         let next_close = upcoming.filter_map(|(_, close)| close).find(|close| *close > at);
-        (state, sessions, next_open, next_close)
+        (next_open, next_close)
     }
 }
 
-/// FX trades from Sunday 17:00 to Friday 17:00 New York time, around the clock.
-fn fx(tz: Tz, at: DateTime<Utc>, today: NaiveDate) -> Computed {
-    let sessions = fx_sessions(today);
-    let state =
-        if sessions.iter().any(|s| s.contains(at, today, tz)) { MarketState::Open } else { MarketState::Closed };
-    // Midnights inside the week are not closes: only the week's ends count.
-    let next = |weekday: Weekday, clock: Clock| {
-        (0..=7)
-            .filter_map(|n| today.checked_add_days(Days::new(n)))
-            .filter(|date| date.weekday() == weekday)
-            .filter_map(|date| clock.on(date, tz))
-            .find(|instant| *instant > at)
+/// Each exchange's data file (generated by `tools/calendars/generate.py`), parsed once.
+macro_rules! table {
+    ($name:ident, $region:expr, $tz:expr, $file:literal) => {
+        static $name: LazyLock<Result<Table, TableError>> = LazyLock::new(|| {
+            let table = Table::parse(include_str!(concat!("calendar/data/", $file)), $region, $tz);
+            if let Err(err) = &table {
+        tracing::error!(%err, "calendar data unreadable; the market reads as closed");
+            }
+            table
+        });
     };
-    (state, sessions, next(Weekday::Sun, FX_WEEK_OPENS), next(Weekday::Fri, FX_WEEK_CLOSES))
 }
 
-/// Spot FX's week opens Sunday 17:00 and closes Friday 17:00, New York time.
-const FX_WEEK_OPENS: Clock = Clock::hm(17, 0);
-const FX_WEEK_CLOSES: Clock = Clock::hm(17, 0);
-
-/// FX's sessions on a New York calendar day.
-fn fx_sessions(date: NaiveDate) -> Vec<Session> {
-    match date.weekday() {
-        Weekday::Sat => Vec::new(),
-        Weekday::Sun => vec![Session::new(FX_WEEK_OPENS, Clock::END_OF_DAY)],
-        Weekday::Fri => vec![Session::new(Clock::MIDNIGHT, FX_WEEK_CLOSES)],
-        _ => vec![Session::new(Clock::MIDNIGHT, Clock::END_OF_DAY)],
-    }
-}
-
-const fn hm(hour: u16, minute: u16) -> Clock {
-    Clock::hm(hour, minute)
-}
-
-const fn session(open: Clock, close: Clock) -> Session {
-    Session::new(open, close)
-}
-
-#[allow(clippy::expect_used, reason = "const tables: an invalid date fails the build, not a request")]
-const fn date(year: i32, month: u32, day: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(year, month, day).expect("a valid date")
-}
+table!(XNYS, Region::Us, Tz::America__New_York, "xnys.txt");
+table!(XHKG, Region::Hk, Tz::Asia__Hong_Kong, "xhkg.txt");
+table!(XSHG, Region::Cn, Tz::Asia__Shanghai, "xshg.txt");
+table!(XTKS, Region::Jp, Tz::Asia__Tokyo, "xtks.txt");
+table!(XLON, Region::Gb, Tz::Europe__London, "xlon.txt");
+table!(XETR, Region::De, Tz::Europe__Berlin, "xetr.txt");
 
 static US: Market = Market {
     tz: Tz::America__New_York,
     schedule: Schedule::Exchange(Exchange {
-        pre: Some(session(hm(4, 0), hm(9, 30))),
-        regular: &[session(hm(9, 30), hm(16, 0))],
-        post: Some(session(hm(16, 0), hm(20, 0))),
-        holidays: US_HOLIDAYS,
+        table: &XNYS,
+        // Pre-market from 04:00 (five and a half hours before the 09:30 open).
+        pre: Some(Extended { start: 330, end: 0 }),
+        // Post-market for four hours after the close: 16:00-20:00, and 13:00-17:00 on an
+        // early-close day (NYSE Arca's and Nasdaq's late sessions end at 17:00 then).
+        post: Some(Extended { start: 0, end: 240 }),
     }),
 };
 
 static HK: Market = Market {
     tz: Tz::Asia__Hong_Kong,
     schedule: Schedule::Exchange(Exchange {
-        // The pre-opening session (order input and the opening auction).
-        pre: Some(session(hm(9, 0), hm(9, 30))),
-        regular: &[session(hm(9, 30), hm(12, 0)), session(hm(13, 0), hm(16, 0))],
+        table: &XHKG,
+        // The pre-opening session (order input and the opening auction): the 30 minutes before
+        // the open.
+        pre: Some(Extended { start: 30, end: 0 }),
         post: None,
-        holidays: HK_HOLIDAYS,
     }),
 };
 
 static CN: Market = Market {
     tz: Tz::Asia__Shanghai,
     schedule: Schedule::Exchange(Exchange {
-        // The opening call auction. 09:25–09:30 (orders accepted, nothing matched) reads CLOSED.
-        pre: Some(session(hm(9, 15), hm(9, 25))),
-        regular: &[session(hm(9, 30), hm(11, 30)), session(hm(13, 0), hm(15, 0))],
+        table: &XSHG,
+        // The opening call auction, 09:15-09:25. 09:25-09:30 (orders accepted, nothing
+        // matched) reads CLOSED.
+        pre: Some(Extended { start: 15, end: 5 }),
         post: None,
-        holidays: CN_HOLIDAYS,
     }),
 };
 
-static JP: Market = Market {
-    tz: Tz::Asia__Tokyo,
-    schedule: Schedule::Exchange(Exchange {
-        pre: None,
-        // The afternoon session closes at 15:30 since 5 November 2024.
-        regular: &[session(hm(9, 0), hm(11, 30)), session(hm(12, 30), hm(15, 30))],
-        post: None,
-        holidays: JP_HOLIDAYS,
-    }),
-};
+static JP: Market =
+    Market { tz: Tz::Asia__Tokyo, schedule: Schedule::Exchange(Exchange { table: &XTKS, pre: None, post: None }) };
 
-static GB: Market = Market {
-    tz: Tz::Europe__London,
-    schedule: Schedule::Exchange(Exchange {
-        pre: None,
-        regular: &[session(hm(8, 0), hm(16, 30))],
-        post: None,
-        holidays: GB_HOLIDAYS,
-    }),
-};
+static GB: Market =
+    Market { tz: Tz::Europe__London, schedule: Schedule::Exchange(Exchange { table: &XLON, pre: None, post: None }) };
 
-static DE: Market = Market {
-    tz: Tz::Europe__Berlin,
-    schedule: Schedule::Exchange(Exchange {
-        pre: None,
-        regular: &[session(hm(9, 0), hm(17, 30))],
-        post: None,
-        holidays: DE_HOLIDAYS,
-    }),
-};
+static DE: Market =
+    Market { tz: Tz::Europe__Berlin, schedule: Schedule::Exchange(Exchange { table: &XETR, pre: None, post: None }) };
 
 static GLOBAL: Market = Market { tz: Tz::UTC, schedule: Schedule::Always };
 
 static FX: Market = Market { tz: Tz::America__New_York, schedule: Schedule::Fx };
-
-/// NYSE full-day closures. Early closes (13:00) are not modelled.
-static US_HOLIDAYS: &[NaiveDate] = &[
-    date(2025, 1, 1),   // New Year's Day
-    date(2025, 1, 9),   // National Day of Mourning for President Carter
-    date(2025, 1, 20),  // Martin Luther King Jr. Day
-    date(2025, 2, 17),  // Washington's Birthday
-    date(2025, 4, 18),  // Good Friday
-    date(2025, 5, 26),  // Memorial Day
-    date(2025, 6, 19),  // Juneteenth
-    date(2025, 7, 4),   // Independence Day
-    date(2025, 9, 1),   // Labor Day
-    date(2025, 11, 27), // Thanksgiving
-    date(2025, 12, 25), // Christmas
-    date(2026, 1, 1),   // New Year's Day
-    date(2026, 1, 19),  // Martin Luther King Jr. Day
-    date(2026, 2, 16),  // Washington's Birthday
-    date(2026, 4, 3),   // Good Friday
-    date(2026, 5, 25),  // Memorial Day
-    date(2026, 6, 19),  // Juneteenth
-    date(2026, 7, 3),   // Independence Day (observed)
-    date(2026, 9, 7),   // Labor Day
-    date(2026, 11, 26), // Thanksgiving
-    date(2026, 12, 25), // Christmas
-];
-
-/// HKEX full-day closures (Hong Kong general holidays on weekdays). Half-days (the eves of Lunar
-/// New Year, Christmas and New Year) are not modelled.
-static HK_HOLIDAYS: &[NaiveDate] = &[
-    date(2025, 1, 1),   // New Year's Day
-    date(2025, 1, 29),  // Lunar New Year's Day
-    date(2025, 1, 30),  // second day of Lunar New Year
-    date(2025, 1, 31),  // third day of Lunar New Year
-    date(2025, 4, 4),   // Ching Ming Festival
-    date(2025, 4, 18),  // Good Friday
-    date(2025, 4, 21),  // Easter Monday
-    date(2025, 5, 1),   // Labour Day
-    date(2025, 5, 5),   // Birthday of the Buddha
-    date(2025, 7, 1),   // HKSAR Establishment Day
-    date(2025, 10, 1),  // National Day
-    date(2025, 10, 7),  // day following the Mid-Autumn Festival
-    date(2025, 10, 29), // Chung Yeung Festival
-    date(2025, 12, 25), // Christmas Day
-    date(2025, 12, 26), // first weekday after Christmas Day
-    date(2026, 1, 1),   // New Year's Day
-    date(2026, 2, 17),  // Lunar New Year's Day
-    date(2026, 2, 18),  // second day of Lunar New Year
-    date(2026, 2, 19),  // third day of Lunar New Year
-    date(2026, 4, 3),   // Good Friday
-    date(2026, 4, 6),   // day following Ching Ming Festival
-    date(2026, 4, 7),   // day following Easter Monday
-    date(2026, 5, 1),   // Labour Day
-    date(2026, 5, 25),  // day following the Birthday of the Buddha
-    date(2026, 6, 19),  // Tuen Ng Festival
-    date(2026, 7, 1),   // HKSAR Establishment Day
-    date(2026, 10, 1),  // National Day
-    date(2026, 10, 19), // day following Chung Yeung Festival
-    date(2026, 12, 25), // Christmas Day (the first weekday after it is Saturday the 26th)
-];
-
-/// SSE/SZSE full-day closures, as the State Council's holiday arrangements set them. The
-/// exchanges do not trade on the weekend make-up working days.
-static CN_HOLIDAYS: &[NaiveDate] = &[
-    date(2025, 1, 1), // New Year's Day
-    // Spring Festival: 28 January to 4 February.
-    date(2025, 1, 28),
-    date(2025, 1, 29),
-    date(2025, 1, 30),
-    date(2025, 1, 31),
-    date(2025, 2, 3),
-    date(2025, 2, 4),
-    date(2025, 4, 4), // Qingming
-    // Labour Day: 1 to 5 May.
-    date(2025, 5, 1),
-    date(2025, 5, 2),
-    date(2025, 5, 5),
-    date(2025, 6, 2), // Dragon Boat Festival
-    // National Day and Mid-Autumn Festival: 1 to 8 October.
-    date(2025, 10, 1),
-    date(2025, 10, 2),
-    date(2025, 10, 3),
-    date(2025, 10, 6),
-    date(2025, 10, 7),
-    date(2025, 10, 8),
-    // New Year's Day: 1 to 3 January.
-    date(2026, 1, 1),
-    date(2026, 1, 2),
-    // Spring Festival: 15 to 23 February.
-    date(2026, 2, 16),
-    date(2026, 2, 17),
-    date(2026, 2, 18),
-    date(2026, 2, 19),
-    date(2026, 2, 20),
-    date(2026, 2, 23),
-    date(2026, 4, 6), // Qingming
-    // Labour Day: 1 to 5 May.
-    date(2026, 5, 1),
-    date(2026, 5, 4),
-    date(2026, 5, 5),
-    date(2026, 6, 19), // Dragon Boat Festival
-    date(2026, 9, 25), // Mid-Autumn Festival
-    // National Day: 1 to 7 October.
-    date(2026, 10, 1),
-    date(2026, 10, 2),
-    date(2026, 10, 5),
-    date(2026, 10, 6),
-    date(2026, 10, 7),
-];
-
-/// TSE full-day closures: national holidays and the year-end break (31 December to 3 January).
-static JP_HOLIDAYS: &[NaiveDate] = &[
-    date(2025, 1, 1),   // New Year
-    date(2025, 1, 2),   // year-end break
-    date(2025, 1, 3),   // year-end break
-    date(2025, 1, 13),  // Coming of Age Day
-    date(2025, 2, 11),  // National Foundation Day
-    date(2025, 2, 24),  // Emperor's Birthday (observed)
-    date(2025, 3, 20),  // Vernal Equinox Day
-    date(2025, 4, 29),  // Showa Day
-    date(2025, 5, 5),   // Children's Day
-    date(2025, 5, 6),   // substitute holiday (Greenery Day fell on Sunday)
-    date(2025, 7, 21),  // Marine Day
-    date(2025, 8, 11),  // Mountain Day
-    date(2025, 9, 15),  // Respect for the Aged Day
-    date(2025, 9, 23),  // Autumnal Equinox Day
-    date(2025, 10, 13), // Sports Day
-    date(2025, 11, 3),  // Culture Day
-    date(2025, 11, 24), // Labour Thanksgiving Day (observed)
-    date(2025, 12, 31), // year-end break
-    date(2026, 1, 1),   // New Year
-    date(2026, 1, 2),   // year-end break
-    date(2026, 1, 12),  // Coming of Age Day
-    date(2026, 2, 11),  // National Foundation Day
-    date(2026, 2, 23),  // Emperor's Birthday
-    date(2026, 3, 20),  // Vernal Equinox Day
-    date(2026, 4, 29),  // Showa Day
-    date(2026, 5, 4),   // Greenery Day
-    date(2026, 5, 5),   // Children's Day
-    date(2026, 5, 6),   // substitute holiday (Constitution Day fell on Sunday)
-    date(2026, 7, 20),  // Marine Day
-    date(2026, 8, 11),  // Mountain Day
-    date(2026, 9, 21),  // Respect for the Aged Day
-    date(2026, 9, 22),  // national holiday (between two holidays)
-    date(2026, 9, 23),  // Autumnal Equinox Day
-    date(2026, 10, 12), // Sports Day
-    date(2026, 11, 3),  // Culture Day
-    date(2026, 11, 23), // Labour Thanksgiving Day
-    date(2026, 12, 31), // year-end break
-];
-
-/// LSE full-day closures (England's bank holidays). Half-days (24 and 31 December) are not
-/// modelled.
-static GB_HOLIDAYS: &[NaiveDate] = &[
-    date(2025, 1, 1),   // New Year's Day
-    date(2025, 4, 18),  // Good Friday
-    date(2025, 4, 21),  // Easter Monday
-    date(2025, 5, 5),   // Early May bank holiday
-    date(2025, 5, 26),  // Spring bank holiday
-    date(2025, 8, 25),  // Summer bank holiday
-    date(2025, 12, 25), // Christmas Day
-    date(2025, 12, 26), // Boxing Day
-    date(2026, 1, 1),   // New Year's Day
-    date(2026, 4, 3),   // Good Friday
-    date(2026, 4, 6),   // Easter Monday
-    date(2026, 5, 4),   // Early May bank holiday
-    date(2026, 5, 25),  // Spring bank holiday
-    date(2026, 8, 31),  // Summer bank holiday
-    date(2026, 12, 25), // Christmas Day
-    date(2026, 12, 28), // Boxing Day (observed)
-];
-
-/// Xetra full-day closures.
-static DE_HOLIDAYS: &[NaiveDate] = &[
-    date(2025, 1, 1),   // New Year's Day
-    date(2025, 4, 18),  // Good Friday
-    date(2025, 4, 21),  // Easter Monday
-    date(2025, 5, 1),   // Labour Day
-    date(2025, 12, 24), // Christmas Eve
-    date(2025, 12, 25), // Christmas Day
-    date(2025, 12, 26), // Boxing Day
-    date(2025, 12, 31), // New Year's Eve
-    date(2026, 1, 1),   // New Year's Day
-    date(2026, 4, 3),   // Good Friday
-    date(2026, 4, 6),   // Easter Monday
-    date(2026, 5, 1),   // Labour Day
-    date(2026, 12, 24), // Christmas Eve
-    date(2026, 12, 25), // Christmas Day
-    date(2026, 12, 31), // New Year's Eve
-];
 
 #[cfg(test)]
 mod tests;

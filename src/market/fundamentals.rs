@@ -1,14 +1,25 @@
 //! `FundamentalsService`: corporate actions, fundamentals, and klines adjusted for actions.
 //!
 //! Reference data changes rarely and upstream quotas are small, so corporate actions and
-//! fundamentals are cached for a day (moka, as the quotes are); concurrent misses for the same
-//! key share one upstream call (moka's `try_get_with` is a single flight). Forex, indices,
-//! crypto and futures have no corporate actions and no fundamentals: they answer empty lists
-//! without asking the source.
+//! fundamentals are cached (moka, as the quotes are); concurrent misses for the same key share
+//! one upstream call (moka's `try_get_with` is a single flight). Forex, indices, crypto and
+//! futures have no corporate actions and no fundamentals: they answer empty lists without
+//! asking the source, and their klines are never adjusted.
+//!
+//! **One day, one value.** Fundamentals are asked of the source by calendar year, whatever range
+//! a client asks, and served from those year blocks: a day's figures come from the same source
+//! answer whether it is asked alone or inside a 20-year band (asking the source for exactly the
+//! client's range let the same day differ between ranges, because each range was a separate
+//! call at a separate moment, and today's point is the live price of its moment). Closed years
+//! are kept for a day; the current year, whose last point moves with the price, for
+//! [`OPEN_YEAR_TTL`](crate::market::fundamentals::OPEN_YEAR_TTL). Points are on the instrument market's trading days only, with derived
+//! figures at their stated precision ([`FundamentalPoint::derived`](crate::market::corporate::FundamentalPoint::derived)), and served a page at a
+//! time ([`FundamentalsPage`](crate::market::fundamentals::FundamentalsPage)).
 //!
 //! Adjusted klines are the as-traded bars of [`MarketService::klines`], restated by
 //! [`corporate::adjust_klines`]; a dividend's factor needs the close before its ex-date, read
-//! from the daily klines (closed bars, cached by the market service without expiry).
+//! from the daily klines (closed bars, cached by the market service without expiry). Weeks and
+//! months are rebuilt from their adjusted days, so they are exact aggregates of them.
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,7 +28,9 @@ use futures::future::try_join_all;
 use moka::future::Cache;
 
 use super::{
+    calendar,
     corporate::{self, ActionKind, Adjust, AdjustmentEvent, CorporateAction, FundamentalPoint},
+    limits::MAX_KLINES,
     service::MarketService,
     source::{Asked, MarketSource, SourceError},
     types::{Instrument, Interval, Kline},
@@ -30,15 +43,26 @@ use crate::{
 
 /// Reference data is restated at most daily upstream.
 const TTL: Duration = Duration::from_secs(86_400);
+/// The current year's block ends with today's point, priced at the moment it was asked: a
+/// minute bounds how stale that price is, while every range asked within the minute agrees on
+/// it (and a source with a small quota is asked at most once a minute per instrument).
+pub const OPEN_YEAR_TTL: Duration = Duration::from_secs(60);
 /// Entries: every instrument many times over, small in memory.
 const ACTIONS_CACHE: u64 = 10_000;
-/// Fundamentals are cached per (symbol, from, to); a series of 20 years is ~7,300 points.
-const FUNDAMENTALS_CACHE: u64 = 2_000;
+/// Year blocks (about 250 points each): every listed stock's last few years.
+const YEARS_CACHE: u64 = 5_000;
 /// The longest `fundamentals` range: 20 years, enough for any valuation band, and a bound on
 /// the work one request can ask for.
 pub const MAX_FUNDAMENTALS_YEARS: i32 = 20;
 
-type FundamentalsKey = (Symbol, NaiveDate, NaiveDate);
+type YearKey = (Symbol, i32);
+
+/// One page of fundamentals: points oldest first, and whether the range has more after them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FundamentalsPage {
+    pub points: Vec<FundamentalPoint>,
+    pub has_next_page: bool,
+}
 
 #[derive(Clone)]
 pub struct FundamentalsService {
@@ -49,7 +73,10 @@ struct Inner {
     source: Arc<dyn MarketSource>,
     market: MarketService,
     actions: Cache<Symbol, Arc<Vec<CorporateAction>>>,
-    fundamentals: Cache<FundamentalsKey, Arc<Vec<FundamentalPoint>>>,
+    /// Year blocks of fundamentals that ended before today.
+    closed_years: Cache<YearKey, Arc<Vec<FundamentalPoint>>>,
+    /// The current year's block (see [`OPEN_YEAR_TTL`]).
+    open_years: Cache<YearKey, Arc<Vec<FundamentalPoint>>>,
 }
 
 /// Whether an asset class has corporate actions and fundamentals at all.
@@ -64,12 +91,15 @@ impl FundamentalsService {
                 source,
                 market,
                 actions: Cache::builder().max_capacity(ACTIONS_CACHE).time_to_live(TTL).build(),
-                fundamentals: Cache::builder().max_capacity(FUNDAMENTALS_CACHE).time_to_live(TTL).build(),
+                closed_years: Cache::builder().max_capacity(YEARS_CACHE).time_to_live(TTL).build(),
+                open_years: Cache::builder().max_capacity(YEARS_CACHE).time_to_live(OPEN_YEAR_TTL).build(),
             }),
         }
     }
 
-    /// Splits and dividends, oldest first.
+    /// Splits and dividends, oldest first (the source's order kept between actions of one day).
+    /// An ex-date that is not a trading day of the instrument's market is a data problem of the
+    /// source: it is logged and served as given (why: `warn_off_calendar`).
     pub async fn corporate_actions(&self, symbol: &Symbol) -> AppResult<Arc<Vec<CorporateAction>>> {
         let instrument = self.inner.market.instrument(symbol).await?;
         if !has_actions(&instrument) {
@@ -81,40 +111,83 @@ impl FundamentalsService {
             .try_get_with(symbol.clone(), async move {
                 let mut actions = market.upstream(source.corporate_actions(&instrument)).await?;
                 actions.sort_by_key(|a| a.ex_date);
+                warn_off_calendar(&instrument, &actions);
                 Ok::<_, SourceError>(Arc::new(actions))
             })
             .await
             .map_err(|err| SourceError::clone(&err).about(symbol, Asked::ReferenceData).into())
     }
 
-    /// Valuation points from `from` to `to` (inclusive), oldest first. BAD_USER_INPUT when
-    /// `from` is after `to` or the range is longer than [`MAX_FUNDAMENTALS_YEARS`].
+    /// Up to `first` valuation points from `from` to `to` (inclusive; after `after` when
+    /// given), oldest first, on trading days only, with whether more follow. BAD_USER_INPUT
+    /// when `from` is after `to` or the range is longer than [`MAX_FUNDAMENTALS_YEARS`].
     pub async fn fundamentals(
         &self,
         symbol: &Symbol,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> AppResult<Arc<Vec<FundamentalPoint>>> {
+        first: usize,
+        after: Option<NaiveDate>,
+    ) -> AppResult<FundamentalsPage> {
         check_range(from, to)?;
         let instrument = self.inner.market.instrument(symbol).await?;
         if !has_actions(&instrument) {
-            return Ok(Arc::new(Vec::new()));
+            return Ok(FundamentalsPage::default());
         }
-        let (source, market) = (self.inner.source.clone(), self.inner.market.clone());
-        self.inner
-            .fundamentals
-            .try_get_with((symbol.clone(), from, to), async move {
-                let mut points = market.upstream(source.fundamentals(&instrument, from, to)).await?;
-                points.retain(|p| p.date >= from && p.date <= to);
+        let start = match after.and_then(|after| after.succ_opt()) {
+            Some(next) => next.max(from),
+            None if after.is_some() => return Ok(FundamentalsPage::default()),
+            None => from,
+        };
+        let this_year = Utc::now().year();
+        let mut points = Vec::new();
+        // Year by year, only as far as the page needs.
+        for year in start.year()..=to.year().min(this_year) {
+            let block = self.year(symbol, &instrument, year, year == this_year).await?;
+            points.extend(block.iter().filter(|p| p.date >= start && p.date <= to).cloned());
+            if points.len() > first {
+                break;
+            }
+        }
+        let has_next_page = points.len() > first;
+        points.truncate(first);
+        Ok(FundamentalsPage { points, has_next_page })
+    }
+
+    /// The fundamentals of one calendar year as served: the source's answer for the whole year,
+    /// on trading days, one point a day, derived figures at their stated precision.
+    async fn year(
+        &self,
+        symbol: &Symbol,
+        instrument: &Instrument,
+        year: i32,
+        open: bool,
+    ) -> AppResult<Arc<Vec<FundamentalPoint>>> {
+        let (Some(first), Some(last)) = (NaiveDate::from_ymd_opt(year, 1, 1), NaiveDate::from_ymd_opt(year, 12, 31))
+        else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        let actions = self.corporate_actions(symbol).await?;
+        let (source, market, instrument) = (self.inner.source.clone(), self.inner.market.clone(), instrument.clone());
+        let cache = if open { &self.inner.open_years } else { &self.inner.closed_years };
+        cache
+            .try_get_with((symbol.clone(), year), async move {
+                let mut points = market.upstream(source.fundamentals(&instrument, first, last)).await?;
+                points.retain(|p| {
+                    p.date >= first && p.date <= last && calendar::is_trading_day(instrument.market, p.date)
+                });
                 points.sort_by_key(|p| p.date);
+                points.dedup_by_key(|p| p.date);
+                let points = points.into_iter().map(|p| p.derived(&actions)).collect();
                 Ok::<_, SourceError>(Arc::new(points))
             })
             .await
             .map_err(|err| SourceError::clone(&err).about(symbol, Asked::ReferenceData).into())
     }
 
-    /// `bars` of `interval` (as traded, oldest first) of `symbol`, adjusted. A weekly or monthly
-    /// bar that straddles an ex-date is re-aggregated from its adjusted days.
+    /// `bars` of `interval` (as traded, oldest first) of `symbol`, adjusted: every price at the
+    /// stated scale. A week or month is rebuilt as the exact aggregate of its adjusted days.
+    /// Instruments without corporate actions (forex, crypto, indices, futures) are as traded.
     pub async fn adjust(
         &self,
         symbol: &Symbol,
@@ -122,15 +195,16 @@ impl FundamentalsService {
         bars: Vec<Kline>,
         mode: Adjust,
     ) -> AppResult<Vec<Kline>> {
-        if mode == Adjust::None || bars.is_empty() {
+        let (Some(first), Some(last)) = (bars.first(), bars.last()) else { return Ok(bars) };
+        if mode == Adjust::None || !has_actions(&self.inner.market.instrument(symbol).await?) {
             return Ok(bars);
         }
+        let (first, end) = (first.time, interval.next_start(last.time));
         let actions = self.corporate_actions(symbol).await?;
-        let (first, last) = (bars[0].time, bars[bars.len() - 1].time);
         // Only the ex-dates that move some bar of the window matter.
         let relevant = actions.iter().filter(|a| match mode {
             Adjust::Forward => a.effective() > first,
-            _ => a.effective() < interval.next_start(last),
+            _ => a.effective() < end,
         });
         let events = try_join_all(relevant.map(|action| async move {
             let prev_close = match action.kind {
@@ -140,36 +214,73 @@ impl FundamentalsService {
             Ok::<_, AppError>(AdjustmentEvent::new(action, prev_close))
         }))
         .await?;
-        let mut adjusted = corporate::adjust_klines(&bars, &events, mode);
-        if matches!(interval, Interval::OneWeek | Interval::OneMonth) {
-            for (slot, bar) in adjusted.iter_mut().zip(&bars) {
-                let next = interval.next_start(bar.time);
-                if events.iter().any(|e| e.effective > bar.time && e.effective < next) {
-                    let days = self.days_of(symbol, bar.time, next).await?;
-                    if let Some(whole) = corporate::aggregate(bar.time, &corporate::adjust_klines(&days, &events, mode))
-                    {
-                        *slot = whole;
-                    }
-                }
-            }
+        if !matches!(interval, Interval::OneWeek | Interval::OneMonth) {
+            return Ok(corporate::adjust_klines(&bars, &events, mode));
         }
-        Ok(adjusted)
+        // Round once, at the day; then aggregate exactly.
+        let days = corporate::adjust_klines(&self.days_between(symbol, first, end).await?, &events, mode);
+        let mut rest = days.as_slice();
+        Ok(bars
+            .iter()
+            .map(|bar| {
+                let next = interval.next_start(bar.time);
+                let skip = rest.iter().take_while(|day| day.time < bar.time).count();
+                let inside = rest[skip..].iter().take_while(|day| day.time < next).count();
+                let (of_bar, later) = rest[skip..].split_at(inside);
+                rest = later;
+                corporate::aggregate(bar.time, of_bar).unwrap_or_else(|| {
+                    // No day inside (a source gap): the bar itself, adjusted as one.
+                    corporate::adjust_klines(std::slice::from_ref(bar), &events, mode).swap_remove(0)
+                })
+            })
+            .collect())
     }
 
-    /// The daily bars from `start` to `end` (as traded), up to now.
-    async fn days_of(&self, symbol: &Symbol, start: DateTime<Utc>, end: DateTime<Utc>) -> AppResult<Vec<Kline>> {
+    /// The daily bars from `start` to `end` (as traded, oldest first), the day in progress
+    /// included, fetched backwards in windows of at most [`MAX_KLINES`] bars.
+    async fn days_between(&self, symbol: &Symbol, start: DateTime<Utc>, end: DateTime<Utc>) -> AppResult<Vec<Kline>> {
         let now = Utc::now();
-        let until = end.min(now);
-        let count = ((until - start).num_seconds() + 86_399) / 86_400;
-        let end = Some(end).filter(|end| *end <= now);
-        let bars = self.inner.market.klines(symbol, Interval::OneDay, end, count.max(1) as usize).await?;
-        Ok(bars.iter().filter(|bar| bar.time >= start && bar.time < until.max(start)).cloned().collect())
+        // `None`: the latest window, with the bar in progress.
+        let mut before = Some(end).filter(|end| *end <= now);
+        let mut days: Vec<Kline> = Vec::new();
+        loop {
+            let until = before.unwrap_or(now);
+            if until <= start {
+                break;
+            }
+            // At most one bar a calendar day, so this many reach back to `start`.
+            let calendar_days = (until - start).num_days() + 1;
+            let limit = calendar_days.clamp(1, i64::from(MAX_KLINES)) as usize;
+            let bars = self.inner.market.klines(symbol, Interval::OneDay, before, limit).await?;
+            days.extend(bars.iter().filter(|bar| bar.time >= start && bar.time < end).cloned());
+            match bars.first() {
+                Some(oldest) if bars.len() == limit && oldest.time > start && Some(oldest.time) != before => {
+                    before = Some(oldest.time);
+                }
+                _ => break,
+            }
+        }
+        days.sort_by_key(|bar| bar.time);
+        days.dedup_by_key(|bar| bar.time);
+        Ok(days)
     }
 
     /// The close of the last daily bar before `at`, as traded.
     async fn close_before(&self, symbol: &Symbol, at: DateTime<Utc>) -> AppResult<Option<rust_decimal::Decimal>> {
         let bars = self.inner.market.klines(symbol, Interval::OneDay, Some(at), 1).await?;
         Ok(bars.last().map(|bar| bar.close))
+    }
+}
+
+/// Logs the ex-dates that are not trading days of the instrument's market. They are served as
+/// given rather than dropped: dropping a split would leave every adjusted price before it off by
+/// its ratio, while an ex-date on a holiday adjusts exactly as on the next trading day (no bar
+/// lies between them). The log says which source data to fix.
+fn warn_off_calendar(instrument: &Instrument, actions: &[CorporateAction]) {
+    let off: Vec<NaiveDate> =
+        actions.iter().map(|a| a.ex_date).filter(|date| !calendar::is_trading_day(instrument.market, *date)).collect();
+    if let (Some(first), count) = (off.first(), off.len()) {
+        tracing::warn!(symbol = %instrument.symbol, count, %first, "ex-dates on days the market does not trade");
     }
 }
 

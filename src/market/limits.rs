@@ -18,3 +18,7 @@ pub const DEFAULT_BOOK_LEVELS: i32 = 10;
 pub const MAX_TICKS: i32 = 1000;
 /// Trades when `limit` is not given.
 pub const DEFAULT_TICKS: i32 = 20;
+/// Points in one page of `Security.fundamentals`, and the default: about four years of
+/// trading days (a valuation band in one answer), and a bound on one response like
+/// [`MAX_KLINES`].
+pub const MAX_FUNDAMENTALS: i32 = 1000;

@@ -20,6 +20,9 @@ pub mod health;
 pub mod history;
 /// Limits of one request (symbols, bars, book depth, trades), shared by queries and subscriptions.
 pub mod limits;
+/// The stated precision of derived figures: one rounding rule (half away from zero) and a
+/// fixed scale per field.
+pub mod precision;
 /// Caching, single flight, batching, validation and stale fallback in front of the source.
 pub mod service;
 /// The second-level quote cache shared by replicas through Redis.

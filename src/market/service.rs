@@ -534,16 +534,18 @@ impl MarketService {
                 let symbol = instrument.symbol;
                 let result = match found.remove(&symbol) {
                     None => Err(SourceError::NotFound(String::new()).about(&symbol, Asked::MarketData).into()),
-                    Some(book) if let Err(reason) = validate::order_book(&book, Utc::now()) => {
-                        self.reject("order book", &symbol, &reason);
-                        Err(AppError::UpstreamUnavailable(format!(
-                            "the market source sent an invalid order book for `{symbol}`"
-                        )))
-                    }
-                    Some(book) => {
-                        self.inner.books.insert((symbol.clone(), levels), book.clone()).await;
-                        Ok(book)
-                    }
+                    Some(book) => match validate::order_book(&book, Utc::now()) {
+                        Err(reason) => {
+                            self.reject("order book", &symbol, &reason);
+                            Err(AppError::UpstreamUnavailable(format!(
+                                "the market source sent an invalid order book for `{symbol}`"
+                            )))
+                        }
+                        Ok(()) => {
+                            self.inner.books.insert((symbol.clone(), levels), book.clone()).await;
+                            Ok(book)
+                        }
+                    },
                 };
                 results.insert(symbol, result);
             }

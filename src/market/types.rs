@@ -58,15 +58,15 @@ impl Quote {
         self.last - self.prev_close
     }
 
-    /// Percent change against the previous close, to 4 decimal places; `None` if there was no
-    /// previous close.
+    /// Percent change against the previous close, always with
+    /// [`PERCENT_DP`](super::precision::PERCENT_DP) (4) decimals, rounded once, half away from
+    /// zero; `None` if there was no previous close.
     pub fn change_percent(&self) -> Option<Decimal> {
         if self.prev_close.is_zero() {
             return None;
         }
-        let mut percent = (self.change() * Decimal::ONE_HUNDRED / self.prev_close).round_dp(4);
-        percent.rescale(4);
-        Some(percent)
+        let percent = self.change() * Decimal::ONE_HUNDRED / self.prev_close;
+        Some(super::precision::fixed(percent, super::precision::PERCENT_DP))
     }
 }
 
@@ -266,5 +266,12 @@ mod tests {
         };
         assert_eq!(quote.change().to_string(), "2.50");
         assert_eq!(quote.change_percent().unwrap().to_string(), "2.5000");
+        // 0.0001 × 100 / 200 = 0.00005 exactly: half away from zero gives 0.0001 (half-even 0.0000).
+        let tiny = Quote { last: Decimal::new(2_000_001, 4), prev_close: Decimal::new(20_000, 2), ..quote.clone() };
+        assert_eq!(tiny.change_percent().unwrap().to_string(), "0.0001");
+        let down = Quote { last: Decimal::new(1_999_999, 4), ..tiny };
+        assert_eq!(down.change_percent().unwrap().to_string(), "-0.0001");
+        let flat = Quote { last: quote.prev_close, ..quote };
+        assert_eq!(flat.change_percent().unwrap().to_string(), "0.0000", "the scale is fixed");
     }
 }

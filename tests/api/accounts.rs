@@ -1,4 +1,5 @@
-//! Sign-up, login, access tokens, refresh-token rotation and logout.
+//! The accounts (`finql::accounts`): sign-up, login, access tokens, refresh-token rotation and
+//! logout.
 
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};

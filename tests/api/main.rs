@@ -1,8 +1,13 @@
-//! finql's integration tests: one binary, one module per area of the API. Every test starts the
-//! real server on a random port and speaks GraphQL to it over HTTP or WebSocket.
+//! finql's integration tests: one binary whose modules mirror `src/` (crates.io style), so a
+//! module's tests are where the module is: `accounts`, `ledger/`, `market/`, `sources/itick/`,
+//! `live/`, `http/` (with `http::ws`) and `schema`. `abuse/` replays attacks that cross modules;
+//! `helpers/` is the harness every test shares (`spawn_app`, `TestApp`, `backend_tests!`, waits,
+//! finql as its own process, and the plumbing of the fake upstreams).
 //!
-//! Each test runs against a fresh SQLite database, and again against PostgreSQL (in a schema of
-//! its own) when `TEST_DATABASE_URL` is set; see `backend_tests!`.
+//! Most tests start the real server on a random port and speak GraphQL to it over HTTP or
+//! WebSocket; the provider tests drive a source or stream directly against a fake upstream.
+//! Each database test runs against a fresh SQLite database, and again against PostgreSQL (in a
+//! schema of its own) when `TEST_DATABASE_URL` is set; see `backend_tests!`.
 
 // A test that cannot unwrap has failed: panicking is how it says so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,23 +16,9 @@ mod helpers;
 
 mod abuse;
 mod accounts;
-mod analytics;
-mod fake_itick;
-mod fake_itick_ws;
-mod fake_server;
-mod fundamentals;
 mod http;
-mod itick_stream;
-mod kline_history;
 mod ledger;
 mod live;
-mod live_e2e;
-mod live_replicas;
 mod market;
-mod market_itick;
-mod market_redis;
-mod market_status;
-mod process;
-mod reference;
 mod schema;
-mod ws;
+mod sources;

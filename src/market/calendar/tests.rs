@@ -2,6 +2,14 @@
 
 use super::*;
 
+const fn hm(hour: u16, minute: u16) -> Clock {
+    Clock::hm(hour, minute)
+}
+
+fn date(year: i32, month: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, month, day).expect("a valid date")
+}
+
 fn at(instant: &str) -> DateTime<Utc> {
     instant.parse().expect("an RFC 3339 instant")
 }
@@ -24,17 +32,6 @@ fn regions_parse_in_any_case_and_unknown_ones_are_named() {
     assert!(Region::parse(" US").is_err());
     let long = Region::parse(&"Z".repeat(1000)).unwrap_err().to_string();
     assert!(long.len() < 150, "{long}");
-}
-
-#[test]
-fn holiday_tables_are_sorted_weekdays_of_2025_and_2026() {
-    for table in [US_HOLIDAYS, HK_HOLIDAYS, CN_HOLIDAYS, JP_HOLIDAYS, GB_HOLIDAYS, DE_HOLIDAYS] {
-        assert!(table.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates (binary search relies on it)");
-        for day in table {
-            assert!(!matches!(day.weekday(), Weekday::Sat | Weekday::Sun), "{day} is a weekend day");
-            assert!((2025..=2026).contains(&day.year()), "{day}");
-        }
-    }
 }
 
 #[test]
@@ -116,8 +113,9 @@ fn holidays_close_for_the_day() {
     assert!(christmas.sessions.is_empty());
     assert_eq!(christmas.next_open, Some(at("2026-12-28T14:30:00Z")));
     assert_eq!(christmas.next_close, Some(at("2026-12-28T21:00:00Z")));
-    // The eve of a holiday: the next open skips it.
+    // The eve of a holiday (a half-day): the next open skips it.
     let eve = status(Region::Us, at("2026-12-24T22:00:00Z"));
+    assert_eq!(eve.state, MarketState::Closed, "17:00 ET: the early close's post-market is over");
     assert_eq!(eve.next_open, Some(at("2026-12-28T14:30:00Z")));
     // CN's Spring Festival 2026: closed 16–23 February, back on Tuesday the 24th.
     let festival = status(Region::Cn, at("2026-02-18T02:00:00Z"));
@@ -217,10 +215,16 @@ fn fx_trades_from_sunday_evening_to_friday_evening_new_york_time() {
 }
 
 #[test]
-fn beyond_the_tables_weekdays_trade() {
-    let s = status(Region::Us, at("2030-01-04T12:00:00Z")); // a Friday, 07:00 EST
+fn beyond_the_data_weekdays_keep_the_last_hours_and_read_as_provisional() {
+    let s = status(Region::Us, at("2031-01-09T12:00:00Z")); // a Thursday, 07:00 EST
     assert_eq!(s.state, MarketState::PreMarket);
-    assert_eq!(s.next_open, Some(at("2030-01-04T14:30:00Z")));
+    assert_eq!(s.next_open, Some(at("2031-01-09T14:30:00Z")));
+    assert!(s.provisional);
+    assert_eq!(s.coverage.map(|c| c.last), Some(day("2030-12-31")));
+    let within = status(Region::Us, at("2030-01-04T12:00:00Z"));
+    assert!(!within.provisional);
+    assert!(!status(Region::Global, at("2031-01-09T12:00:00Z")).provisional);
+    assert_eq!(status(Region::Fx, at("2031-01-09T12:00:00Z")).coverage, None);
 }
 
 #[test]
@@ -299,4 +303,108 @@ fn neighbouring_trading_days_skip_weekends_and_holidays() {
     // China's National Day week.
     assert_eq!(next_trading_day(Region::Cn, day("2026-09-30")), Some(day("2026-10-08")));
     assert_eq!(previous_trading_day(Region::Global, day("2026-11-30")), Some(day("2026-11-29")));
+}
+
+#[test]
+fn us_early_closes_end_the_session_at_13_00_and_the_post_market_at_17_00() {
+    for eve in ["2026-12-24", "2026-11-27"] {
+        // 15:30 EST on Christmas Eve and on the day after Thanksgiving.
+        let afternoon = status(Region::Us, at(&format!("{eve}T20:30:00Z")));
+        assert_eq!(afternoon.state, MarketState::PostMarket, "{eve}: not OPEN");
+        assert_eq!(sessions(&afternoon), ["09:30-13:00"], "{eve}");
+        let noon = status(Region::Us, at(&format!("{eve}T17:59:00Z")));
+        assert_eq!(noon.state, MarketState::Open, "{eve}");
+        assert_eq!(noon.next_close, Some(at(&format!("{eve}T18:00:00Z"))), "{eve}");
+        assert_eq!(status(Region::Us, at(&format!("{eve}T22:00:00Z"))).state, MarketState::Closed, "{eve}");
+        assert_eq!(status(Region::Us, at(&format!("{eve}T21:59:00Z"))).state, MarketState::PostMarket, "{eve}");
+    }
+    // 3 July 2025, the day before Independence Day, EDT.
+    let july = status(Region::Us, at("2025-07-03T17:30:00Z"));
+    assert_eq!((july.state, sessions(&july)), (MarketState::PostMarket, vec!["09:30-13:00".to_owned()]));
+    assert_eq!(
+        sessions_on(Region::Us, day("2026-12-24")),
+        vec![(at("2026-12-24T14:30:00Z"), at("2026-12-24T18:00:00Z"))]
+    );
+}
+
+#[test]
+fn hong_kong_half_days_have_no_afternoon() {
+    for eve in ["2026-12-24", "2026-12-31", "2026-02-16"] {
+        let morning = status(Region::Hk, at(&format!("{eve}T03:00:00Z"))); // 11:00 HKT
+        assert_eq!(morning.state, MarketState::Open, "{eve}");
+        assert_eq!(morning.next_close, Some(at(&format!("{eve}T04:00:00Z"))), "{eve}");
+        assert_eq!(sessions(&morning), ["09:30-12:00"], "{eve}");
+        let afternoon = status(Region::Hk, at(&format!("{eve}T05:30:00Z"))); // 13:30 HKT
+        assert_eq!(afternoon.state, MarketState::Closed, "{eve}: no lunch break, no afternoon");
+    }
+    // Before 2011 the half-day ran 10:00-12:30.
+    assert_eq!(sessions(&status(Region::Hk, at("2010-12-24T03:00:00Z"))), ["10:00-12:30"]);
+}
+
+#[test]
+fn london_closes_at_12_30_on_christmas_eve_and_new_years_eve() {
+    let eve = status(Region::Gb, at("2026-12-24T12:45:00Z"));
+    assert_eq!(eve.state, MarketState::Closed);
+    assert_eq!(sessions(&eve), ["08:00-12:30"]);
+    assert_eq!(status(Region::Gb, at("2026-12-31T12:29:00Z")).state, MarketState::Open);
+    assert_eq!(status(Region::Gb, at("2026-12-31T12:30:00Z")).next_open, Some(at("2027-01-04T08:00:00Z")));
+    // Xetra's last trading day of 2026 closes at 14:00 CET.
+    assert_eq!(sessions(&status(Region::De, at("2026-12-30T12:00:00Z"))), ["09:00-14:00"]);
+}
+
+#[test]
+fn every_market_closes_for_its_holidays() {
+    for (region, instant, what) in [
+        (Region::Us, "2026-11-26T15:00:00Z", "Thanksgiving"),
+        (Region::Hk, "2026-12-25T03:00:00Z", "Christmas Day"),
+        (Region::Cn, "2026-10-05T03:00:00Z", "National Day week"),
+        (Region::Jp, "2026-11-23T03:00:00Z", "Labour Thanksgiving Day"),
+        (Region::Gb, "2026-12-28T10:00:00Z", "Boxing Day (observed)"),
+        (Region::De, "2026-12-24T10:00:00Z", "Christmas Eve"),
+        (Region::Us, "2025-01-09T15:00:00Z", "national day of mourning for President Carter"),
+        (Region::Us, "2001-09-12T15:00:00Z", "after 11 September"),
+    ] {
+        let s = status(region, at(instant));
+        assert_eq!(s.state, MarketState::Closed, "{region} {what}");
+        assert!(s.sessions.is_empty(), "{region} {what}");
+        assert!(!s.provisional, "{region} {what}");
+    }
+}
+
+#[test]
+fn the_year_end_skips_new_years_day() {
+    // HK: New Year's Eve is a half-day; 1 January 2027 is a Friday holiday.
+    let hk = status(Region::Hk, at("2026-12-31T05:00:00Z"));
+    assert_eq!(hk.next_open, Some(at("2027-01-04T01:30:00Z")));
+    // CN: 1 January 2027 is a projected holiday.
+    let cn = status(Region::Cn, at("2026-12-31T08:00:00Z"));
+    assert_eq!(cn.next_open, Some(at("2027-01-04T01:30:00Z")));
+    assert!(!cn.provisional, "2026 is published");
+    assert!(status(Region::Cn, at("2027-01-04T02:00:00Z")).provisional, "2027 is projected");
+    // JP: the year-end break runs 31 December to 3 January.
+    assert_eq!(status(Region::Jp, at("2026-12-30T07:00:00Z")).next_open, Some(at("2027-01-04T00:00:00Z")));
+    for region in [Region::Us, Region::Gb, Region::De] {
+        let next = status(region, at("2026-12-31T22:00:00Z")).next_open.expect("an open");
+        assert_eq!(next.with_timezone(&region.timezone()).date_naive(), day("2027-01-04"), "{region}");
+    }
+    assert_eq!(next_trading_day(Region::Cn, day("2026-12-31")), Some(day("2027-01-04")));
+}
+
+#[test]
+fn regular_hours_change_by_era() {
+    // HKEX opened at 10:00 until Friday 4 March 2011, at 09:30 from Monday 7 March.
+    let before = status(Region::Hk, at("2011-03-04T01:45:00Z")); // 09:45 HKT
+    assert_eq!(before.state, MarketState::PreMarket);
+    assert_eq!(sessions(&before), ["10:00-12:30", "14:30-16:00"]);
+    assert_eq!(before.next_open, Some(at("2011-03-04T02:00:00Z")));
+    assert_eq!(status(Region::Hk, at("2011-03-04T06:00:00Z")).state, MarketState::LunchBreak); // 14:00
+    let after = status(Region::Hk, at("2011-03-07T01:45:00Z"));
+    assert_eq!(after.state, MarketState::Open);
+    assert_eq!(sessions(&after), ["09:30-12:00", "13:30-16:00"]);
+    // The lunch break shortened to 12:00-13:00 from Monday 5 March 2012.
+    assert_eq!(status(Region::Hk, at("2012-03-02T05:15:00Z")).state, MarketState::LunchBreak); // 13:15
+    assert_eq!(status(Region::Hk, at("2012-03-05T05:15:00Z")).state, MarketState::Open);
+    // TSE's afternoon closes at 15:30 from 5 November 2024 (15:00 before).
+    assert_eq!(status(Region::Jp, at("2024-11-01T06:15:00Z")).state, MarketState::Closed);
+    assert_eq!(status(Region::Jp, at("2024-11-05T06:15:00Z")).state, MarketState::Open);
 }

@@ -6,13 +6,17 @@ use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::NaiveDate;
 
 use crate::{
+    error::AppError,
     graphql::{
+        PageInfo, bounded,
         scalars::{Date, DecimalString},
         service,
     },
     market::{
         FundamentalsService,
         corporate::{ActionKind, CorporateAction, FundamentalPoint},
+        fundamentals::FundamentalsPage,
+        limits::MAX_FUNDAMENTALS,
     },
     reference::Symbol,
 };
@@ -76,23 +80,31 @@ impl CorporateActionObject {
     }
 }
 
-/// Valuation figures of one day. Per-share figures are in the shares of that day; a figure
-/// the source does not have, or that is undefined (P/E with no earnings), is null.
+/// Valuation figures of one trading day. Per-share figures are in the shares of that day; a
+/// figure the source does not have, or that is undefined (P/E with no earnings), is null.
+/// Derived figures have a fixed number of decimals (trailing zeros kept: `93.00`, `0.00`),
+/// rounded once, half away from zero.
 #[derive(SimpleObject)]
 #[graphql(name = "FundamentalPoint")]
 pub struct FundamentalPointObject {
+    /// The trading day (of the instrument's market).
     date: Date,
-    /// The close the ratios were computed from.
+    /// The day's close as traded (at the instrument's quote precision), the figures' price.
     price: Option<DecimalString>,
-    /// Trailing twelve months' earnings per share.
+    /// Trailing twelve months' earnings per share, as the source reports it.
     eps: Option<DecimalString>,
-    /// `price / eps`, 2 decimal places; null when EPS is zero or negative.
+    /// `price / eps`, 2 decimal places, half away from zero; null when EPS is zero or negative.
+    /// Without EPS (iTick's snapshot), the source's P/E at the same scale.
     pe: Option<DecimalString>,
-    /// Price over book value per share.
+    /// Price over book value per share: the source's figure, 2 decimal places, half away from
+    /// zero.
     pb: Option<DecimalString>,
-    /// Trailing twelve months' cash dividends over the price, in percent.
+    /// The cash dividends with ex-dates in the year up to `date` (as in `corporateActions`,
+    /// restated in the shares of `date`) over `price`, in percent: 2 decimal places, half away
+    /// from zero (`0.00` for a stock that paid none); null when the source has no dividends.
     dividend_yield: Option<DecimalString>,
-    /// Price × shares outstanding, in `currency`.
+    /// Price × shares outstanding, in `currency`: the source's figure, in whole units (0
+    /// decimal places), half away from zero.
     market_cap: Option<DecimalString>,
     currency: String,
 }
@@ -112,19 +124,63 @@ impl From<&FundamentalPoint> for FundamentalPointObject {
     }
 }
 
+#[derive(SimpleObject)]
+#[graphql(name = "FundamentalPointEdge")]
+pub struct FundamentalPointEdge {
+    /// The point's date (`YYYY-MM-DD`): pass it as `after` to continue after this point.
+    cursor: String,
+    node: FundamentalPointObject,
+}
+
+/// `Security.fundamentals`: one page of a range.
+pub struct FundamentalPointConnection {
+    page: FundamentalsPage,
+    has_previous_page: bool,
+}
+
+/// A page of daily valuation figures, oldest first.
+#[Object]
+impl FundamentalPointConnection {
+    async fn edges(&self) -> Vec<FundamentalPointEdge> {
+        self.page.points.iter().map(|p| FundamentalPointEdge { cursor: p.date.to_string(), node: p.into() }).collect()
+    }
+    async fn nodes(&self) -> Vec<FundamentalPointObject> {
+        self.page.points.iter().map(FundamentalPointObject::from).collect()
+    }
+    async fn page_info(&self) -> PageInfo {
+        let cursor = |p: &FundamentalPoint| p.date.to_string();
+        PageInfo {
+            has_next_page: self.page.has_next_page,
+            has_previous_page: self.has_previous_page,
+            start_cursor: self.page.points.first().map(cursor),
+            end_cursor: self.page.points.last().map(cursor),
+        }
+    }
+}
+
 /// `Security.corporateActions`.
 pub async fn corporate_actions(ctx: &Context<'_>, symbol: &Symbol) -> Result<Vec<CorporateActionObject>> {
     let actions = service::<FundamentalsService>(ctx)?.corporate_actions(symbol).await?;
     Ok(actions.iter().cloned().map(CorporateActionObject).collect())
 }
 
-/// `Security.fundamentals(from, to)`.
+/// `Security.fundamentals(from, to, first, after)`.
 pub async fn fundamentals(
     ctx: &Context<'_>,
     symbol: &Symbol,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<FundamentalPointObject>> {
-    let points = service::<FundamentalsService>(ctx)?.fundamentals(symbol, from, to).await?;
-    Ok(points.iter().map(FundamentalPointObject::from).collect())
+    (from, to): (NaiveDate, NaiveDate),
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<FundamentalPointConnection> {
+    let first = bounded(first.unwrap_or(MAX_FUNDAMENTALS), 0, MAX_FUNDAMENTALS, "first")?;
+    let after = after.as_deref().map(parse_cursor).transpose()?;
+    let page = service::<FundamentalsService>(ctx)?.fundamentals(symbol, from, to, first, after).await?;
+    Ok(FundamentalPointConnection { page, has_previous_page: after.is_some() })
+}
+
+/// A cursor of this connection: a date, `YYYY-MM-DD` (the input is never echoed back).
+fn parse_cursor(raw: &str) -> Result<NaiveDate, AppError> {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+        AppError::bad_field("after", "not a valid cursor; pass a cursor (a date, YYYY-MM-DD) from this connection")
+    })
 }

@@ -37,17 +37,22 @@ pub enum IntervalGql {
     OneMonth,
 }
 
-/// How klines are adjusted for splits and cash dividends.
+/// How klines are adjusted for splits and cash dividends (stocks and funds; other instruments
+/// have no corporate actions and are always as traded). Adjusted open, high, low and close
+/// always have 4 decimal places, rounded once, half away from zero; volumes move inversely to
+/// prices for splits only, rounded half away from zero to the raw volume's decimal places
+/// (whole shares stay whole); turnover is unchanged. Rounding happens at the daily bar: a week
+/// or month is the exact aggregate of its adjusted days (first open, highest high, lowest low,
+/// last close, sums of volume and turnover).
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
 #[graphql(name = "KlineAdjust", remote = "Adjust")]
 pub enum AdjustGql {
     /// As traded (the default).
     #[default]
     None,
-    /// History restated in today's terms: the latest bar is unchanged, earlier ones are
-    /// multiplied by the factors of the ex-dates after them (split `from/to`, dividend
-    /// `(prevClose - amount) / prevClose`). Prices to 4 decimal places; volumes inversely for
-    /// splits.
+    /// History restated in today's terms: the latest bar is unchanged (but for its scale),
+    /// earlier ones are multiplied by the factors of the ex-dates after them (split
+    /// `from/to`, dividend `(prevClose - amount) / prevClose`).
     Forward,
     /// Later bars restated in the terms of the earliest price of the source's history: each bar
     /// is divided by the factors of the ex-dates on or before it.

@@ -59,7 +59,8 @@ impl QuoteObject {
     async fn change(&self) -> DecimalString {
         DecimalString(self.0.change())
     }
-    /// Percent change against `prevClose`, 4 decimal places; null without a previous close.
+    /// Percent change against `prevClose`: always 4 decimal places, rounded once, half away
+    /// from zero (`0.00005` is `0.0001`); null without a previous close.
     async fn change_percent(&self) -> Option<DecimalString> {
         self.0.change_percent().map(DecimalString)
     }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     books::{OrderBookObject, book_levels, load_order_book},
-    fundamentals::{self, CorporateActionObject, FundamentalPointObject},
+    fundamentals::{self, CorporateActionObject, FundamentalPointConnection},
     klines::{AdjustGql, IntervalGql, KlineArgs, KlineObject, load_klines},
     quotes::{QuoteObject, load_quote, prefetch_quotes},
 };
@@ -91,10 +91,20 @@ impl SecurityObject {
         fundamentals::corporate_actions(ctx, &self.0.symbol).await
     }
     /// Daily valuation figures from `from` to `to` (inclusive, at most 20 years apart), oldest
-    /// first; empty for anything but stocks. From the iTick source: only today's snapshot
-    /// (P/E and market cap; iTick has no history of fundamentals).
-    async fn fundamentals(&self, ctx: &Context<'_>, from: Date, to: Date) -> Result<Vec<FundamentalPointObject>> {
-        fundamentals::fundamentals(ctx, &self.0.symbol, from.0, to.0).await
+    /// first, one per trading day of the instrument's market; empty for anything but stocks.
+    /// Paged: the first `first` points (default and at most 1000) after the cursor `after` (a
+    /// point's date). A day's figures are the same whatever range asks for it (the latest day's
+    /// price is live, refreshed at most once a minute). From the iTick source: only the
+    /// snapshot of the latest trading day (P/E and market cap; iTick has no history).
+    async fn fundamentals(
+        &self,
+        ctx: &Context<'_>,
+        from: Date,
+        to: Date,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<FundamentalPointConnection> {
+        fundamentals::fundamentals(ctx, &self.0.symbol, (from.0, to.0), first, after).await
     }
     /// The order book, `levels` deep (default 10, at most 50).
     async fn order_book(&self, ctx: &Context<'_>, levels: Option<i32>) -> Result<OrderBookObject> {

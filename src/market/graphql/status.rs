@@ -1,14 +1,17 @@
-//! `marketStatus(region)`: whether a market is trading now, and when it next opens and closes.
+//! `marketStatus(region, at)`: whether a market is trading now (or at another instant), and when
+//! it next opens and closes.
 //!
 //! A thin wrapper: sessions, holidays and time zones live in `market::calendar`, a pure function
-//! of the instant; this resolver only supplies the clock and maps the result to GraphQL types
-//! (kept apart from the domain types so the calendar stays free of GraphQL).
+//! of the instant; this resolver only supplies the clock (or checks the instant asked about
+//! against the calendar data's coverage) and maps the result to GraphQL types (kept apart from
+//! the domain types so the calendar stays free of GraphQL).
 
 use async_graphql::{Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::{
     error::AppError,
+    graphql::scalars::Date,
     market::calendar::{self, MarketState, MarketStatus, Region, Session},
 };
 
@@ -40,7 +43,10 @@ impl From<Session> for TradingSessionObject {
     }
 }
 
-/// A market now. Half-days are not modelled, and holidays are known for 2025 and 2026 only.
+/// A market at an instant: its state, the local day's sessions (half-days shortened), the next
+/// open and close, and how far its calendar data reaches. Sessions and holidays come from
+/// `exchange_calendars` (2000 through 2030); China's schedules after 2026 are projected by rule
+/// until the State Council publishes them (`provisional`).
 #[derive(SimpleObject)]
 #[graphql(name = "MarketStatus")]
 pub struct MarketStatusObject {
@@ -49,15 +55,27 @@ pub struct MarketStatusObject {
     /// The IANA time zone the market's hours are defined in, e.g. `America/New_York`.
     timezone: String,
     state: MarketStateGql,
-    /// The market's local date and time now, RFC 3339 with its UTC offset.
+    /// The market's local date and time at the instant asked about, RFC 3339 with its UTC
+    /// offset.
     local_time: String,
-    /// Today's regular sessions in local time; empty on a weekend or holiday.
+    /// The local day's regular sessions in local time; empty on a weekend or holiday, shortened
+    /// on a half-day (e.g. `09:30`-`13:00` in New York on Christmas Eve).
     sessions: Vec<TradingSessionObject>,
     /// When the next regular session starts; null for a market that never closes.
     next_open: Option<DateTime<Utc>>,
     /// When the current (or else the next) regular session ends; null for a market that never
     /// closes.
     next_close: Option<DateTime<Utc>>,
+    /// The last local day the market's calendar data describes (published or projected); `at`
+    /// must fall within the data. Null for GLOBAL and FX, whose hours are a weekly rule.
+    calendar_valid_through: Option<Date>,
+    /// The last local day whose schedule the exchange has published; days after it (through
+    /// `calendarValidThrough`) are projected by rule. Null for GLOBAL and FX.
+    calendar_published_through: Option<Date>,
+    /// True when the local day's schedule is projected by rule rather than published by the
+    /// exchange (today only China's after 2026), or lies outside the calendar data; false for
+    /// GLOBAL and FX.
+    provisional: bool,
 }
 
 impl From<MarketStatus> for MarketStatusObject {
@@ -70,6 +88,9 @@ impl From<MarketStatus> for MarketStatusObject {
             sessions: s.sessions.into_iter().map(Into::into).collect(),
             next_open: s.next_open,
             next_close: s.next_close,
+            calendar_valid_through: s.coverage.map(|c| Date(c.last)),
+            calendar_published_through: s.coverage.map(|c| Date(c.published_through)),
+            provisional: s.provisional,
         }
     }
 }
@@ -79,10 +100,33 @@ pub struct MarketStatusQuery;
 
 #[Object]
 impl MarketStatusQuery {
-    /// Whether a market is trading now and when it next opens and closes. `region` is a code,
-    /// in any case: US, HK, CN, JP, GB, DE, GLOBAL (crypto) or FX.
-    async fn market_status(&self, region: String) -> Result<MarketStatusObject> {
+    /// Whether a market is trading and when it next opens and closes: now, or at the instant
+    /// `at` (UTC), which must fall within the market's calendar data (its local day between
+    /// 2000-01-01 and `calendarValidThrough`). `region` is a code, in any case: US, HK, CN, JP,
+    /// GB, DE, GLOBAL (crypto) or FX.
+    async fn market_status(&self, region: String, at: Option<DateTime<Utc>>) -> Result<MarketStatusObject> {
         let region = Region::parse(&region).map_err(|err| AppError::bad_field("region", err.to_string()))?;
-        Ok(calendar::status(region, Utc::now()).into())
+        let instant = match at {
+            None => Utc::now(),
+            Some(at) => {
+                if let Some(coverage) = calendar::coverage(region) {
+                    let local = at.with_timezone(&region.timezone()).date_naive();
+                    if !(coverage.first..=coverage.last).contains(&local) {
+                        return Err(AppError::bad_field(
+                            "at",
+                            format!(
+                                "{region}'s calendar covers local days {} to {}; {} is {local} there",
+                                coverage.first,
+                                coverage.last,
+                                at.to_rfc3339_opts(SecondsFormat::Secs, true)
+                            ),
+                        )
+                        .into());
+                    }
+                }
+                at
+            }
+        };
+        Ok(calendar::status(region, instant).into())
     }
 }

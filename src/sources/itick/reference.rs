@@ -29,6 +29,7 @@ use super::{
 };
 use crate::{
     market::{
+        calendar,
         corporate::{ActionKind, CorporateAction, FundamentalPoint},
         source::SourceError,
         types::Instrument,
@@ -157,7 +158,12 @@ impl ItickSource {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<FundamentalPoint>, SourceError> {
+        // The snapshot is as of the latest trading day: on a weekend or holiday, the last close.
         let today = Utc::now().date_naive();
+        let today = match calendar::is_trading_day(instrument.market, today) {
+            true => today,
+            false => calendar::previous_trading_day(instrument.market, today).unwrap_or(today),
+        };
         if instrument.asset_class != AssetClass::Stock || today < from || today > to {
             return Ok(Vec::new());
         }

@@ -15,7 +15,7 @@ use tokio::{
 
 use crate::{
     helpers::*,
-    ws::{TRANSPORT_WS, Ws},
+    http::ws::{TRANSPORT_WS, Ws},
 };
 
 /// Short timeouts for these tests (the defaults are seconds).
@@ -313,7 +313,7 @@ async fn a_flood_beyond_the_cap_is_refused_fast_and_probes_use_the_reserve() {
 /// refused without running out of descriptors, and the probe still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_at_the_open_files_limit_leaves_health_answering() {
-    let server = crate::process::FinqlProcess::start_with_open_files(256, &[]).await;
+    let server = crate::helpers::process::FinqlProcess::start_with_open_files(256, &[]).await;
     let warned = poll(Duration::from_secs(5), async || server.logs().contains("exceed the open-files limit")).await;
     assert!(warned.is_some(), "a warning that the cap was lowered:\n{}", server.logs());
     let flood: Vec<TcpStream> = futures::future::join_all((0..400).map(|_| TcpStream::connect(server.addr)))

@@ -14,9 +14,9 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::{
+    helpers::process::FinqlProcess,
     helpers::{Backend, PASSWORD, TestApp, error_code, spawn_app},
-    live_replicas::fakes::RedisProxy,
-    process::FinqlProcess,
+    live::replicas::fakes::RedisProxy,
 };
 
 const LOGIN: &str = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }";
@@ -340,7 +340,7 @@ async fn without_redis_logins_answer_quickly_and_are_still_throttled() {
 /// Logins sent over a WebSocket count against the same address as HTTP ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_over_websocket_count_against_the_address() {
-    use crate::ws::{TRANSPORT_WS, Ws};
+    use crate::http::ws::{TRANSPORT_WS, Ws};
     let app =
         app(Backend::Sqlite, &[("FINQL_LOGIN_PER_ADDR_PER_MIN", "30"), ("FINQL_LOGIN_PER_ADDR_BURST", "3")]).await;
     let mut ws = Ws::connect(&app, TRANSPORT_WS).await;

@@ -356,11 +356,11 @@ async fn market_times_far_out(app: TestApp) {
             json!({ "t": "9999-12-31T23:59:59Z" }),
         ),
         (
-            "query($f: Date!, $t: Date!) { security(symbol: \"AAPL.US\") { fundamentals(from: $f, to: $t) { date } } }",
+            "query($f: Date!, $t: Date!) { security(symbol: \"AAPL.US\") { fundamentals(from: $f, to: $t) { nodes { date } } } }",
             json!({ "f": "0001-01-01", "t": "0001-12-31" }),
         ),
         (
-            "query($f: Date!, $t: Date!) { security(symbol: \"AAPL.US\") { fundamentals(from: $f, to: $t) { date } } }",
+            "query($f: Date!, $t: Date!) { security(symbol: \"AAPL.US\") { fundamentals(from: $f, to: $t) { nodes { date } } } }",
             json!({ "f": "9999-01-01", "t": "9999-12-31" }),
         ),
     ] {

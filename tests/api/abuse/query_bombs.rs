@@ -13,9 +13,9 @@ use reqwest::{StatusCode, header::ALLOW};
 use serde_json::{Value, json};
 
 use crate::{
-    fake_itick::{FakeItick, TOKEN},
     helpers::*,
-    ws::{TRANSPORT_WS, Ws},
+    http::ws::{TRANSPORT_WS, Ws},
+    sources::itick::fake_rest::{FakeItick, TOKEN},
 };
 
 /// The bound on refusing a bomb. Measured from the client around the whole HTTP (or

@@ -242,7 +242,7 @@ async fn a_stuck_holder_is_waited_for_a_bounded_time(app: TestApp) {
 /// Over WebSocket there is no header: the input field is the way, and a key is one key
 /// whichever transport carries it.
 async fn over_websocket_the_input_field_is_the_key(app: TestApp) {
-    use crate::ws::{TRANSPORT_WS, Ws};
+    use crate::http::ws::{TRANSPORT_WS, Ws};
     let user = app.new_user().await;
     let k = key();
     let mutation = format!(

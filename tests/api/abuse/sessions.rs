@@ -19,7 +19,7 @@ use tokio_tungstenite::{MaybeTlsStream, tungstenite::Message};
 
 use crate::{
     helpers::*,
-    ws::{LEGACY_WS, TRANSPORT_WS, Ws},
+    http::ws::{LEGACY_WS, TRANSPORT_WS, Ws},
 };
 
 /// The longest a test waits for something the server owes it (a safety net, not a timing

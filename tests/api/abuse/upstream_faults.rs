@@ -21,10 +21,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    fake_itick::{FakeItick, TOKEN},
-    fake_itick_ws::FakeItickWs,
     helpers::*,
-    ws::{TRANSPORT_WS, Ws},
+    http::ws::{TRANSPORT_WS, Ws},
+    sources::itick::fake_rest::{FakeItick, TOKEN},
+    sources::itick::fake_ws::FakeItickWs,
 };
 
 const FORWARD: u8 = 0;

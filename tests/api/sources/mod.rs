@@ -1,0 +1,4 @@
+//! The market data providers (`finql::sources`), each against a fake of its upstream. The
+//! simulated source needs no fake: the market and live tests run on it.
+
+pub(crate) mod itick;
