@@ -15,10 +15,11 @@ pub struct Model {
     pub region: String,
     /// ISO 10383 MIC of the primary listing, when there is one.
     pub exchange_mic: Option<String>,
-    /// ISO 4217 trading currency.
+    /// Currency prices are quoted in: ISO 4217, or a market code beside it (`CNH`, `USDT`).
     pub currency: String,
-    /// Board lot (shares per lot; contracts for futures).
-    pub lot_size: i64,
+    /// Board lot (shares per lot; contracts for futures; a crypto pair's step size, `0.00001`),
+    /// an exact decimal as text.
+    pub lot_size: String,
     pub sector: Option<String>,
     pub industry: Option<String>,
     /// Upstream (iTick) region and code for this instrument.
@@ -26,6 +27,8 @@ pub struct Model {
     pub upstream_code: String,
     /// Lower-cased symbol and name, for case-insensitive search on every backend.
     pub search_text: String,
+    /// First trading day, when known.
+    pub listed_at: Option<Date>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

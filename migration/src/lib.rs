@@ -8,6 +8,7 @@ mod m20261124_000002_transactions;
 mod m20261124_000003_securities;
 mod m20261124_000004_klines;
 mod m20261130_000001_idempotency_keys;
+mod m20261201_000001_catalog_listings;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_securities::Migration),
             Box::new(m20261124_000004_klines::Migration),
             Box::new(m20261130_000001_idempotency_keys::Migration),
+            Box::new(m20261201_000001_catalog_listings::Migration),
         ]
     }
 }

@@ -1,5 +1,7 @@
-//! The reference catalog: the `securities` table, filled from `catalog.csv` (shipped in the
-//! binary). A later change to the catalog is a new migration, so every database agrees on it.
+//! The reference catalog: the `securities` table, filled from `catalog_20261124.csv` (shipped in
+//! the binary): the catalog as it was first released, frozen. A later change to the catalog is a
+//! new migration (`m20261201_000001_catalog_listings` reloads the living `catalog.csv`), so every
+//! database agrees on it.
 
 use sea_orm_migration::{prelude::*, sea_orm::ConnectionTrait};
 
@@ -23,7 +25,7 @@ enum Securities {
     SearchText,
 }
 
-const CATALOG: &str = include_str!("catalog.csv");
+const CATALOG: &str = include_str!("catalog_20261124.csv");
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -145,7 +147,8 @@ fn parse_catalog(text: &str) -> Result<Vec<CatalogRow>, String> {
     Ok(rows)
 }
 
-fn split_csv_line(line: &str) -> Vec<String> {
+/// Splits one CSV line into trimmed fields (`"` quotes a field; `""` inside one is a quote).
+pub(crate) fn split_csv_line(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut quoted = false;

@@ -20,6 +20,7 @@ use crate::{
     market::{
         MarketService,
         graphql::{IntervalGql, KlineObject, OrderBookObject, QuoteObject, TickObject, books::book_levels},
+        service::require_order_book,
     },
     reference::Symbol,
 };
@@ -71,7 +72,8 @@ impl LiveSubscription {
         Ok(marking_silence(bars, stale_after(ctx)?, KlineObject::into_stale))
     }
 
-    /// The order book, `levels` deep (at most 50), each time it changes.
+    /// The order book, `levels` deep (at most 50), each time it changes. An index has none:
+    /// `BAD_USER_INPUT`.
     async fn order_book(
         &self,
         ctx: &Context<'_>,
@@ -181,7 +183,10 @@ async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> R
     }
     let parsed = symbols.iter().map(|raw| Symbol::parse(raw)).collect::<Result<Vec<_>, _>>()?;
     let market = service::<MarketService>(ctx)?;
-    let instruments = try_join_all(parsed.iter().map(|symbol| market.instrument(symbol))).await?;
+    let mut instruments = try_join_all(parsed.iter().map(|symbol| market.instrument(symbol))).await?;
+    if channel == Channel::Depth {
+        instruments = instruments.into_iter().map(require_order_book).collect::<Result<_, _>>()?;
+    }
     let topics = instruments.into_iter().map(|instrument| Topic { instrument, channel }).collect();
     Ok(service::<LiveHub>(ctx)?.subscribe(topics))
 }

@@ -351,7 +351,7 @@ impl LiveHub {
                     slot.heard_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
                     slot.marked_stale.store(false, Ordering::Relaxed);
                 }
-                slot.publish(Arc::new(event));
+                slot.publish(Arc::new(event.without_untraded_volume()));
             }
         }
     }

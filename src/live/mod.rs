@@ -136,6 +136,19 @@ impl LiveEvent {
         }
     }
 
+    /// The event as served: quotes and bars of what nothing trades (an index) carry no volume
+    /// or turnover, whatever the stream sent (`market::trades_volume`).
+    pub fn without_untraded_volume(self) -> Self {
+        match self {
+            Self::Quote(quote) => Self::Quote(quote.without_untraded_volume()),
+            Self::Kline { symbol, interval, mut bar, at } => {
+                crate::market::types::strip_untraded_volume(&symbol, std::slice::from_mut(&mut bar));
+                Self::Kline { symbol, interval, bar, at }
+            }
+            other => other,
+        }
+    }
+
     /// When the upstream says this happened: data lag is now minus this.
     pub fn upstream_time(&self) -> DateTime<Utc> {
         match self {

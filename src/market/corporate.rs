@@ -234,7 +234,7 @@ fn scale(bar: &Kline, price: Decimal, shares: Decimal) -> Kline {
         high: adjust(bar.high),
         low: adjust(bar.low),
         close: adjust(bar.close),
-        volume: adjusted_volume(bar.volume, shares),
+        volume: bar.volume.map(|v| adjusted_volume(v, shares)),
         turnover: bar.turnover,
     }
 }
@@ -269,7 +269,15 @@ mod tests {
 
     fn bar(n: u32, close: &str, volume: &str) -> Kline {
         let c = d(close);
-        Kline { time: day(n), open: c, high: c, low: c, close: c, volume: d(volume), turnover: d("1000.00") }
+        Kline {
+            time: day(n),
+            open: c,
+            high: c,
+            low: c,
+            close: c,
+            volume: Some(d(volume)),
+            turnover: Some(d("1000.00")),
+        }
     }
 
     fn action(n: u32, kind: ActionKind) -> CorporateAction {
@@ -291,7 +299,7 @@ mod tests {
     }
 
     fn volumes(bars: &[Kline]) -> Vec<String> {
-        bars.iter().map(|b| b.volume.to_string()).collect()
+        bars.iter().map(|b| b.volume.map(|v| v.to_string()).unwrap_or_default()).collect()
     }
 
     fn point(date: NaiveDate, price: &str, eps: Option<&str>) -> FundamentalPoint {
@@ -373,7 +381,7 @@ mod tests {
         assert_eq!(volumes(&adjusted), ["2000", "2000", "2000"]);
         assert_eq!(adjusted[2].close, bars[2].close);
         assert_eq!(adjusted[2].volume, bars[2].volume);
-        assert!(adjusted.iter().all(|b| b.turnover == d("1000.00")), "money traded does not change");
+        assert!(adjusted.iter().all(|b| b.turnover == Some(d("1000.00"))), "money traded does not change");
     }
 
     #[test]
@@ -394,11 +402,11 @@ mod tests {
         let split = action(2, ActionKind::Split { from: d("1"), to: d("3") });
         let adjusted = adjust_klines(&bars[..1], &[AdjustmentEvent::new(&split, None)], Adjust::Forward);
         assert_eq!(adjusted[0].close.to_string(), "33.3333");
-        assert_eq!(adjusted[0].volume.to_string(), "3000");
+        assert_eq!(adjusted[0].volume, Some(d("3000")));
         // Backward across it: 99.00 × 3 = 297.0000; volume 1000 / 3 rounds to whole shares.
         let adjusted = adjust_klines(&bars[1..2], &[AdjustmentEvent::new(&split, None)], Adjust::Backward);
         assert_eq!(adjusted[0].close.to_string(), "297.0000");
-        assert_eq!(adjusted[0].volume.to_string(), "333");
+        assert_eq!(adjusted[0].volume, Some(d("333")));
         // No event at all: still the fixed scale.
         assert_eq!(closes(&adjust_klines(&bars, &[], Adjust::Forward)), ["100.0000", "99.0000", "49.5000"]);
     }
@@ -413,7 +421,7 @@ mod tests {
         // Volume 5 / 2 = 2.5 shares backward: 3 (half-even would say 2).
         let five = bar(3, "10.00", "5");
         let adjusted = adjust_klines(&[five], &[AdjustmentEvent::new(&split, None)], Adjust::Backward);
-        assert_eq!(adjusted[0].volume.to_string(), "3");
+        assert_eq!(adjusted[0].volume, Some(d("3")));
         assert_eq!(adjusted_volume(d("0.125"), d("0.5")).to_string(), "0.063", "keeps the raw scale");
     }
 }

@@ -231,8 +231,8 @@ impl KlineHistory {
                 high: Set(bar.high.to_string()),
                 low: Set(bar.low.to_string()),
                 close: Set(bar.close.to_string()),
-                volume: Set(bar.volume.to_string()),
-                turnover: Set(bar.turnover.to_string()),
+                volume: Set(stored_size(bar.volume)),
+                turnover: Set(stored_size(bar.turnover)),
             });
             kline::Entity::insert_many(rows)
                 .on_conflict_do_nothing_on([
@@ -323,6 +323,17 @@ fn slots(interval: Interval, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
     }
 }
 
+/// A volume or turnover as stored: the exact decimal, or the empty string where nothing trades
+/// (an index). The columns stay NOT NULL so that an older finql reading them still finds text.
+fn stored_size(size: Option<Decimal>) -> String {
+    size.map(|size| size.to_string()).unwrap_or_default()
+}
+
+/// The inverse of [`stored_size`]: `Some(None)` for the empty string, `None` for junk.
+fn read_size(text: &str) -> Option<Option<Decimal>> {
+    if text.is_empty() { Some(None) } else { text.parse::<Decimal>().ok().map(Some) }
+}
+
 fn from_row(row: &kline::Model) -> Option<Kline> {
     let d = |s: &str| s.parse::<Decimal>().ok();
     Some(Kline {
@@ -331,8 +342,8 @@ fn from_row(row: &kline::Model) -> Option<Kline> {
         high: d(&row.high)?,
         low: d(&row.low)?,
         close: d(&row.close)?,
-        volume: d(&row.volume)?,
-        turnover: d(&row.turnover)?,
+        volume: read_size(&row.volume)?,
+        turnover: read_size(&row.turnover)?,
     })
 }
 
@@ -342,6 +353,14 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn sizes_round_trip_through_storage_none_included() {
+        for size in [None, Some(Decimal::ZERO), Some("0.00001".parse().unwrap()), Some(Decimal::from(1_234_567))] {
+            assert_eq!(read_size(&stored_size(size)), Some(size));
+        }
+        assert_eq!(read_size("junk"), None);
     }
 
     #[test]
@@ -373,8 +392,8 @@ mod tests {
             high: Decimal::ONE,
             low: Decimal::ONE,
             close: Decimal::ONE,
-            volume: Decimal::ZERO,
-            turnover: Decimal::ZERO,
+            volume: Some(Decimal::ZERO),
+            turnover: Some(Decimal::ZERO),
         };
         let end = t("2026-01-03T00:00:00Z");
         let full = Fetched {

@@ -6,7 +6,9 @@
 //! - batches quote fetches per (asset class, upstream region), chunked at the source's limit;
 //! - makes concurrent misses for the same symbols share one upstream call (single flight);
 //! - checks every value before serving it (`validate`: no high < low, no negative price, no
-//!   future time);
+//!   future time), and drops the volume a source reports for what nothing trades (an index:
+//!   `types::trades_volume`);
+//! - refuses an index's order book (indices have none) before asking any source;
 //! - when the source fails, serves the last known quote marked `stale` while it is younger than
 //!   `FINQL_MAX_STALE_SECS`, and otherwise answers `UPSTREAM_UNAVAILABLE`;
 //! - waits for the source at most `FINQL_UPSTREAM_BUDGET_MS` per request (`health`): every
@@ -46,12 +48,12 @@ use super::{
     history::{Fetched, KlineHistory, Series},
     shared_cache::SharedQuotes,
     source::{Asked, MarketSource, SourceError},
-    types::{Instrument, Interval, Kline, OrderBook, Quote, Tick},
+    types::{Instrument, Interval, Kline, OrderBook, Quote, Tick, strip_untraded_volume},
     validate,
 };
 use crate::{
     error::{AppError, AppResult},
-    reference::{ReferenceService, Symbol},
+    reference::{ReferenceService, Symbol, service::AssetClass},
 };
 
 /// Settings of the market-data layer.
@@ -155,7 +157,7 @@ impl MarketService {
             code: security.upstream_code,
             currency: security.currency.code().to_owned(),
             market,
-            listed_at: None,
+            listed_at: security.listed_at,
         };
         self.inner.instruments.insert(symbol.clone(), instrument.clone()).await;
         Ok(instrument)
@@ -186,7 +188,13 @@ impl MarketService {
             && !missing.is_empty()
         {
             let symbols: Vec<Symbol> = missing.iter().map(|i| i.symbol.clone()).collect();
-            let found = shared.fresh(&symbols).await;
+            // A replica of an earlier release may have stored an index quote with a volume.
+            let found: HashMap<Symbol, Quote> = shared
+                .fresh(&symbols)
+                .await
+                .into_iter()
+                .map(|(symbol, quote)| (symbol, quote.without_untraded_volume()))
+                .collect();
             for quote in found.values() {
                 self.inner.quotes.insert(quote.symbol.clone(), quote.clone()).await;
                 self.inner.last_known.insert(quote.symbol.clone(), quote.clone()).await;
@@ -280,6 +288,7 @@ impl MarketService {
             if let Ok(quotes) = &fetched {
                 let now = Utc::now();
                 for quote in quotes {
+                    let quote = &quote.clone().without_untraded_volume();
                     if let Err(reason) = validate::quote(quote, now) {
                         service.reject("quote", &quote.symbol, &reason);
                         continue;
@@ -314,7 +323,7 @@ impl MarketService {
         if last.is_none()
             && let Some(shared) = &self.inner.shared
         {
-            last = shared.last_known(symbol).await;
+            last = shared.last_known(symbol).await.map(Quote::without_untraded_volume);
         }
         if let Some(mut quote) = last {
             quote.stale = true;
@@ -357,10 +366,12 @@ impl MarketService {
             if let Some(hit) = self.inner.closed_klines.get(&key).await {
                 return Ok(hit);
             }
-            let bars = match history {
+            let mut bars = match history {
                 Some(history) => history.closed_window(&series, end, limit, fetch).await?,
                 None => fetch(end, limit).await?.bars,
             };
+            // Also for bars stored before indices lost their volume.
+            strip_untraded_volume(symbol, &mut bars);
             let bars = Arc::new(bars);
             self.inner.closed_klines.insert(key, bars.clone()).await;
             return Ok(bars);
@@ -369,7 +380,7 @@ impl MarketService {
         if let Some(hit) = self.inner.live_klines.get(&key).await {
             return Ok(hit);
         }
-        let bars = match history {
+        let mut bars = match history {
             None => self.fetch_klines(&instrument, interval, None, limit).await?.bars,
             Some(history) => {
                 // Only the bars since stored history ends, and the one in progress.
@@ -387,6 +398,7 @@ impl MarketService {
                 bars
             }
         };
+        strip_untraded_volume(symbol, &mut bars);
         let bars = Arc::new(bars);
         self.inner.live_klines.insert(key, bars.clone()).await;
         Ok(bars)
@@ -422,6 +434,7 @@ impl MarketService {
             }
         }
         let had_rejects = valid.len() < received;
+        strip_untraded_volume(symbol, &mut valid);
         valid.sort_by_key(|bar| bar.time);
         valid.dedup_by_key(|bar| bar.time);
         (valid, had_rejects)
@@ -503,7 +516,7 @@ impl MarketService {
                 results.insert(symbol.clone(), Ok(hit));
                 continue;
             }
-            match self.instrument(symbol).await {
+            match self.instrument(symbol).await.and_then(require_order_book) {
                 Ok(instrument) => missing.push(instrument),
                 Err(err) => {
                     results.insert(symbol.clone(), Err(err));
@@ -608,6 +621,23 @@ impl MarketService {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(source = self.inner.source.name(), %symbol, what, reason, "rejected market data");
     }
+}
+
+/// The instrument, if it can have an order book: an index is a computed level, with no orders
+/// to match, so asking for its book is the client's mistake (`BAD_USER_INPUT`), answered without
+/// asking any source.
+pub fn require_order_book(instrument: Instrument) -> AppResult<Instrument> {
+    if instrument.asset_class == AssetClass::Index {
+        return Err(AppError::bad_field(
+            "symbol",
+            format!(
+                "`{}` is an index, and indices have no order book (nothing trades an index itself); ask for its \
+                 quote or klines, or for the book of a future or fund that tracks it",
+                instrument.symbol
+            ),
+        ));
+    }
+    Ok(instrument)
 }
 
 impl MarketService {

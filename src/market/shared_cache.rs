@@ -48,8 +48,11 @@ pub(crate) struct StoredQuote {
     high: String,
     low: String,
     prev_close: String,
-    volume: String,
-    turnover: String,
+    /// Absent or null where nothing trades (an index).
+    #[serde(default)]
+    volume: Option<String>,
+    #[serde(default)]
+    turnover: Option<String>,
     timestamp: DateTime<Utc>,
     trading_status: String,
     source: String,
@@ -170,8 +173,8 @@ impl StoredQuote {
             high: quote.high.to_string(),
             low: quote.low.to_string(),
             prev_close: quote.prev_close.to_string(),
-            volume: quote.volume.to_string(),
-            turnover: quote.turnover.to_string(),
+            volume: quote.volume.map(|v| v.to_string()),
+            turnover: quote.turnover.map(|t| t.to_string()),
             timestamp: quote.timestamp,
             trading_status: format!("{:?}", quote.trading_status),
             source: quote.source.to_owned(),
@@ -183,6 +186,11 @@ impl StoredQuote {
     pub(crate) fn into_quote(self) -> Option<Quote> {
         let stored = self;
         let number = |s: &str| Decimal::from_str(s).ok();
+        // `Some(None)` for an absent size, `None` for one that does not parse.
+        let optional_number = |s: Option<&str>| match s {
+            None => Some(None),
+            Some(s) => number(s).map(Some),
+        };
         let quote = Quote {
             symbol: Symbol::parse(&stored.symbol).ok()?,
             last: number(&stored.last)?,
@@ -190,8 +198,8 @@ impl StoredQuote {
             high: number(&stored.high)?,
             low: number(&stored.low)?,
             prev_close: number(&stored.prev_close)?,
-            volume: number(&stored.volume)?,
-            turnover: number(&stored.turnover)?,
+            volume: optional_number(stored.volume.as_deref())?,
+            turnover: optional_number(stored.turnover.as_deref())?,
             timestamp: stored.timestamp,
             trading_status: match stored.trading_status.as_str() {
                 "Suspended" => TradingStatus::Suspended,
@@ -224,8 +232,8 @@ mod tests {
             high: Decimal::from_str("190.01").unwrap(),
             low: Decimal::from_str("187.00").unwrap(),
             prev_close: Decimal::from_str("188.00").unwrap(),
-            volume: Decimal::from(1_234_567),
-            turnover: Decimal::from_str("234567890.12").unwrap(),
+            volume: Some(Decimal::from(1_234_567)),
+            turnover: Some(Decimal::from_str("234567890.12").unwrap()),
             timestamp: Utc::now(),
             trading_status: TradingStatus::CircuitBreaker,
             source: "itick",

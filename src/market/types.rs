@@ -6,7 +6,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 use super::calendar::Region;
-use crate::reference::{Symbol, service::AssetClass};
+use crate::reference::{Symbol, service::AssetClass, symbol::Namespace};
 
 /// What a source needs to know about an instrument: the catalog entry's upstream mapping.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -17,7 +17,7 @@ pub struct Instrument {
     pub region: String,
     /// Upstream code (iTick: `AAPL`, `700`, `EURUSD`, `BTCUSDT`, …).
     pub code: String,
-    /// ISO 4217 currency of prices.
+    /// Currency of prices: ISO 4217, or a market code beside it (`CNH`, `USDT`).
     pub currency: String,
     /// The market whose trading hours the instrument keeps.
     pub market: Region,
@@ -33,6 +33,25 @@ pub enum TradingStatus {
     CircuitBreaker,
 }
 
+/// Whether trades of the instrument have a size. An index is a level computed from its
+/// constituents' prices, and nothing trades it: what a source reports as an index's "volume"
+/// (the constituents' total, or nothing at all) is not the index's own, so finql serves none.
+/// Keyed by symbol because every index, and only an index, is in the `IDX:` namespace (the
+/// catalog's INDEX class; a test over the catalog holds the two together).
+pub fn trades_volume(symbol: &Symbol) -> bool {
+    symbol.namespace() != Namespace::Index
+}
+
+/// The bars of `symbol` as served: without volume and turnover where nothing trades it.
+pub fn strip_untraded_volume(symbol: &Symbol, bars: &mut [Kline]) {
+    if !trades_volume(symbol) {
+        for bar in bars {
+            bar.volume = None;
+            bar.turnover = None;
+        }
+    }
+}
+
 /// The latest price and session statistics of an instrument.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Quote {
@@ -43,8 +62,11 @@ pub struct Quote {
     pub low: Decimal,
     /// Previous session's close.
     pub prev_close: Decimal,
-    pub volume: Decimal,
-    pub turnover: Decimal,
+    /// Units traded in the session; `None` where nothing trades (an index: see
+    /// [`trades_volume`]).
+    pub volume: Option<Decimal>,
+    /// Money traded in the session; `None` where nothing trades.
+    pub turnover: Option<Decimal>,
     pub timestamp: DateTime<Utc>,
     pub trading_status: TradingStatus,
     /// Which source produced it (`simulated`, `itick`).
@@ -54,6 +76,11 @@ pub struct Quote {
 }
 
 impl Quote {
+    /// The quote as served: without volume and turnover where nothing trades it.
+    pub fn without_untraded_volume(self) -> Self {
+        if trades_volume(&self.symbol) { self } else { Self { volume: None, turnover: None, ..self } }
+    }
+
     pub fn change(&self) -> Decimal {
         self.last - self.prev_close
     }
@@ -191,8 +218,10 @@ pub struct Kline {
     pub high: Decimal,
     pub low: Decimal,
     pub close: Decimal,
-    pub volume: Decimal,
-    pub turnover: Decimal,
+    /// Units traded in the bar; `None` where nothing trades (an index: see [`trades_volume`]).
+    pub volume: Option<Decimal>,
+    /// Money traded in the bar; `None` where nothing trades.
+    pub turnover: Option<Decimal>,
 }
 
 /// One price level of an order book.
@@ -257,8 +286,8 @@ mod tests {
             high: Decimal::ONE,
             low: Decimal::ONE,
             prev_close: Decimal::new(10000, 2),
-            volume: Decimal::ZERO,
-            turnover: Decimal::ZERO,
+            volume: Some(Decimal::ZERO),
+            turnover: Some(Decimal::ZERO),
             timestamp: Utc::now(),
             trading_status: TradingStatus::Normal,
             source: "test",
@@ -273,5 +302,43 @@ mod tests {
         assert_eq!(down.change_percent().unwrap().to_string(), "-0.0001");
         let flat = Quote { last: quote.prev_close, ..quote };
         assert_eq!(flat.change_percent().unwrap().to_string(), "0.0000", "the scale is fixed");
+    }
+
+    #[test]
+    fn indices_trade_no_volume() {
+        let quote = |symbol: &str| Quote {
+            symbol: Symbol::parse(symbol).unwrap(),
+            last: Decimal::ONE,
+            open: Decimal::ONE,
+            high: Decimal::ONE,
+            low: Decimal::ONE,
+            prev_close: Decimal::ONE,
+            volume: Some(Decimal::TEN),
+            turnover: Some(Decimal::TEN),
+            timestamp: Utc::now(),
+            trading_status: TradingStatus::Normal,
+            source: "test",
+            stale: false,
+        };
+        let index = quote("IDX:SPX").without_untraded_volume();
+        assert_eq!((index.volume, index.turnover), (None, None));
+        for traded in ["AAPL.US", "FX:EURUSD", "CRYPTO:BTCUSDT", "FUT:CL.US", "SPY.US"] {
+            let served = quote(traded).without_untraded_volume();
+            assert_eq!(served.volume, Some(Decimal::TEN), "{traded}");
+        }
+        let one = Decimal::ONE;
+        let mut bars = vec![Kline {
+            time: Utc::now(),
+            open: one,
+            high: one,
+            low: one,
+            close: one,
+            volume: Some(one),
+            turnover: Some(one),
+        }];
+        strip_untraded_volume(&Symbol::parse("AAPL.US").unwrap(), &mut bars);
+        assert_eq!(bars[0].volume, Some(one));
+        strip_untraded_volume(&Symbol::parse("IDX:HSI").unwrap(), &mut bars);
+        assert_eq!((bars[0].volume, bars[0].turnover), (None, None));
     }
 }

@@ -47,7 +47,7 @@ pub fn quote(quote: &Quote, now: DateTime<Utc>) -> Result<(), String> {
     if quote.low > zero && quote.open > zero && (quote.open > quote.high || quote.open < quote.low) {
         return Err(format!("open {} is outside [{}, {}]", quote.open, quote.low, quote.high));
     }
-    if quote.volume < zero || quote.turnover < zero {
+    if quote.volume.is_some_and(|v| v < zero) || quote.turnover.is_some_and(|t| t < zero) {
         return Err("negative volume or turnover".into());
     }
     not_in_future("timestamp", quote.timestamp, now)
@@ -67,7 +67,7 @@ pub fn kline(bar: &Kline, now: DateTime<Utc>) -> Result<(), String> {
     if bar.high < bar.open.max(bar.close) || bar.low > bar.open.min(bar.close) {
         return Err(format!("open {} / close {} outside [{}, {}] at {at}", bar.open, bar.close, bar.low, bar.high));
     }
-    if bar.volume < zero || bar.turnover < zero {
+    if bar.volume.is_some_and(|v| v < zero) || bar.turnover.is_some_and(|t| t < zero) {
         return Err(format!("negative volume or turnover at {at}"));
     }
     not_in_future("bar start", bar.time, now)

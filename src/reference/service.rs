@@ -1,7 +1,9 @@
 //! The instrument catalog: look-up by symbol, and search with keyset pagination by symbol.
 
 use base64::Engine;
+use chrono::NaiveDate;
 use entity::security::{self, Column};
+use rust_decimal::Decimal;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
     sea_query::LikeExpr,
@@ -55,13 +57,18 @@ pub struct Security {
     pub name: String,
     pub region: String,
     pub exchange_mic: Option<String>,
-    /// The trading currency.
+    /// The currency prices are quoted in: ISO 4217, or a market code beside it (`CNH`, `USDT`;
+    /// see [`Currency::parse_quote`]). A forex pair's is its quote (second) currency.
     pub currency: Currency,
-    pub lot_size: i64,
+    /// Units per lot, exact: a board lot of shares, contracts for futures, a standard lot
+    /// (100,000) for forex, a crypto pair's step size (BTCUSDT 0.00001).
+    pub lot_size: Decimal,
     pub sector: Option<String>,
     pub industry: Option<String>,
     pub upstream_region: String,
     pub upstream_code: String,
+    /// The first trading day, when the catalog knows it.
+    pub listed_at: Option<NaiveDate>,
 }
 
 impl TryFrom<security::Model> for Security {
@@ -75,15 +82,18 @@ impl TryFrom<security::Model> for Security {
         Ok(Self {
             asset_class: AssetClass::from_db(&m.asset_class)?,
             symbol: Symbol::parse(&m.symbol).map_err(|err| corrupt("symbol", err))?,
-            currency: Currency::parse(&m.currency).map_err(|err| corrupt("currency", err))?,
+            currency: Currency::parse_quote(&m.currency).map_err(|err| corrupt("currency", err))?,
+            lot_size: m.lot_size.parse::<Decimal>().map_err(|_| {
+                AppError::internal(anyhow::anyhow!("catalog row `{}`: lot size `{}`", m.symbol, m.lot_size))
+            })?,
             name: m.name,
             region: m.region,
             exchange_mic: m.exchange_mic,
-            lot_size: m.lot_size,
             sector: m.sector,
             industry: m.industry,
             upstream_region: m.upstream_region,
             upstream_code: m.upstream_code,
+            listed_at: m.listed_at,
         })
     }
 }

@@ -17,6 +17,7 @@
 
 use std::fmt;
 
+use super::echoed;
 use crate::error::{AppError, AppResult};
 
 /// Regions of equity listings finql knows.
@@ -48,7 +49,7 @@ impl Symbol {
                 format!(
                     "`{}` is not a valid symbol: {why} (expected e.g. AAPL.US, 700.HK, 600519.SH, FX:EURUSD, \
                      IDX:SPX, CRYPTO:BTCUSDT, FUT:CL.US)",
-                    raw.trim()
+                    echoed(raw)
                 ),
             )
         };
@@ -80,7 +81,7 @@ impl Symbol {
                 }
                 format!("FUT:{root}.{region}")
             }
-            Some((prefix, _)) => return Err(invalid(&format!("unknown prefix `{prefix}:`"))),
+            Some((prefix, _)) => return Err(invalid(&format!("unknown prefix `{}:`", echoed(prefix)))),
             None => {
                 let (code, region) = text.rsplit_once('.').ok_or_else(|| invalid("a stock is CODE.REGION"))?;
                 if !EQUITY_REGIONS.contains(&region) {
@@ -188,6 +189,17 @@ mod tests {
             let err = Symbol::parse(bad).expect_err(bad);
             let AppError::BadUserInput { message, .. } = err else { panic!("{bad}: not BAD_USER_INPUT") };
             assert!(message.contains(&format!("`{}`", bad.trim())), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_long_bad_symbol_is_not_echoed_in_full() {
+        for long in ["A".repeat(300) + ".US", "X".repeat(300) + ":AAPL", "FX:".to_owned() + &"E".repeat(300)] {
+            let AppError::BadUserInput { message, .. } = Symbol::parse(&long).expect_err("too long") else {
+                panic!("not BAD_USER_INPUT")
+            };
+            assert!(message.len() < 300, "{} bytes: {message}", message.len());
+            assert!(message.contains(&format!("`{}…`", &long[..crate::reference::MAX_ECHO_CHARS])), "{message}");
         }
     }
 }

@@ -152,8 +152,11 @@ enum WireEvent {
         h: String,
         l: String,
         c: String,
-        v: String,
-        tu: String,
+        /// Volume and turnover; absent where nothing trades (an index).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tu: Option<String>,
         at: DateTime<Utc>,
     },
 }
@@ -192,8 +195,8 @@ pub(crate) fn encode_event(event: &LiveEvent) -> String {
             h: bar.high.to_string(),
             l: bar.low.to_string(),
             c: bar.close.to_string(),
-            v: bar.volume.to_string(),
-            tu: bar.turnover.to_string(),
+            v: bar.volume.map(|v| v.to_string()),
+            tu: bar.turnover.map(|tu| tu.to_string()),
             at: *at,
         },
     };
@@ -238,8 +241,14 @@ pub(crate) fn decode_event(raw: &[u8]) -> Option<LiveEvent> {
                 high: number(&h)?,
                 low: number(&l)?,
                 close: number(&c)?,
-                volume: number(&v)?,
-                turnover: number(&tu)?,
+                volume: match v {
+                    None => None,
+                    Some(v) => Some(number(&v)?),
+                },
+                turnover: match tu {
+                    None => None,
+                    Some(tu) => Some(number(&tu)?),
+                },
             },
             at,
         },
@@ -312,8 +321,8 @@ mod tests {
                 high: dec("190.01"),
                 low: dec("187"),
                 prev_close: dec("188.00"),
-                volume: dec("1234567"),
-                turnover: dec("234567890.12"),
+                volume: Some(dec("1234567")),
+                turnover: Some(dec("234567890.12")),
                 timestamp: at,
                 trading_status: TradingStatus::Suspended,
                 source: "itick",
@@ -348,11 +357,40 @@ mod tests {
                     high: dec("1.20"),
                     low: dec("1.00"),
                     close: dec("1.15"),
-                    volume: dec("10"),
-                    turnover: dec("11.5"),
+                    volume: Some(dec("10")),
+                    turnover: Some(dec("11.5")),
                 },
                 at,
             },
+            // An index: no volume or turnover, and none invented on the way.
+            LiveEvent::Kline {
+                symbol: Symbol::parse("IDX:SPX").unwrap(),
+                interval: Interval::OneMinute,
+                bar: Kline {
+                    time: at,
+                    open: dec("6000.10"),
+                    high: dec("6001"),
+                    low: dec("5999.5"),
+                    close: dec("6000.75"),
+                    volume: None,
+                    turnover: None,
+                },
+                at,
+            },
+            LiveEvent::Quote(Quote {
+                symbol: Symbol::parse("IDX:HSI").unwrap(),
+                last: dec("25000.12"),
+                open: dec("24900"),
+                high: dec("25100"),
+                low: dec("24800"),
+                prev_close: dec("24950"),
+                volume: None,
+                turnover: None,
+                timestamp: at,
+                trading_status: TradingStatus::Normal,
+                source: "simulated",
+                stale: false,
+            }),
         ];
         for event in events {
             let raw = encode_event(&event);

@@ -107,7 +107,8 @@ pub struct BooksQuery;
 
 #[Object]
 impl BooksQuery {
-    /// The order book, `levels` deep (default 10, at most 50).
+    /// The order book, `levels` deep (default 10, at most 50). An index has none: asking for
+    /// one is `BAD_USER_INPUT`, answered without calling the market source.
     async fn order_book(&self, ctx: &Context<'_>, symbol: String, levels: Option<i32>) -> Result<OrderBookObject> {
         let levels = book_levels(levels)?;
         load_order_book(ctx, Symbol::parse(&symbol)?, levels).await

@@ -68,8 +68,10 @@ pub struct KlineObject {
     high: DecimalString,
     low: DecimalString,
     close: DecimalString,
-    volume: DecimalString,
-    turnover: DecimalString,
+    /// Units traded in the bar; null where nothing trades (indices).
+    volume: Option<DecimalString>,
+    /// Money traded in the bar; null where nothing trades (indices).
+    turnover: Option<DecimalString>,
     /// True only on a live subscription that heard nothing newer for `FINQL_LIVE_STALE_MS`
     /// (the upstream may be down): this is the last known bar, sent again.
     stale: bool,
@@ -90,8 +92,8 @@ impl From<&Kline> for KlineObject {
             high: DecimalString(k.high),
             low: DecimalString(k.low),
             close: DecimalString(k.close),
-            volume: DecimalString(k.volume),
-            turnover: DecimalString(k.turnover),
+            volume: k.volume.map(DecimalString),
+            turnover: k.turnover.map(DecimalString),
             stale: false,
         }
     }
@@ -172,9 +174,20 @@ pub struct KlinesQuery;
 
 #[Object]
 impl KlinesQuery {
-    /// Candles, oldest first: `limit` (default 100, at most 1000) bars before `before` (default
-    /// now, including the bar in progress), or after `after`. Prices are as traded unless
-    /// `adjust` says otherwise (see `KlineAdjust`).
+    /// Candles, oldest first, at most `limit` (default 100, at most 1000). Prices are as traded
+    /// unless `adjust` says otherwise (see `KlineAdjust`). `before` and `after` are cursors on
+    /// time: give them a bar's `time` to page.
+    /// - Neither: the latest bars, the one in progress included.
+    /// - `before` alone: the last `limit` bars that end at or before `before`. A bar ends where
+    ///   the next starts, so the bar containing `before` is left out even when `before` falls
+    ///   inside it (no bar reaches past `before`).
+    /// - `after` (alone, or with `before`): the first `limit` bars that start strictly after
+    ///   `after` (and end at or before `before`). When more than `limit` bars lie between
+    ///   them, these are the first `limit`: page on with `after` set to the last bar's `time`
+    ///   until a page is empty. `after` must be earlier than `before`.
+    ///
+    /// No bar precedes the instrument's listing day (`Security.listedAt`): a window entirely
+    /// before it is an empty list, not an error.
     #[allow(clippy::too_many_arguments)]
     async fn klines(
         &self,

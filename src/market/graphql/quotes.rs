@@ -64,11 +64,14 @@ impl QuoteObject {
     async fn change_percent(&self) -> Option<DecimalString> {
         self.0.change_percent().map(DecimalString)
     }
-    async fn volume(&self) -> DecimalString {
-        DecimalString(self.0.volume)
+    /// Units traded in the session; null where nothing trades (indices).
+    async fn volume(&self) -> Option<DecimalString> {
+        self.0.volume.map(DecimalString)
     }
-    async fn turnover(&self) -> DecimalString {
-        DecimalString(self.0.turnover)
+    /// Money traded in the session, in the quote currency; null where nothing trades
+    /// (indices).
+    async fn turnover(&self) -> Option<DecimalString> {
+        self.0.turnover.map(DecimalString)
     }
     /// When the source last saw this price (UTC).
     async fn timestamp(&self) -> DateTime<Utc> {

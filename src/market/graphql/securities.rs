@@ -12,7 +12,11 @@ use super::{
     quotes::{QuoteObject, load_quote, prefetch_quotes},
 };
 use crate::{
-    graphql::{PageInfo, scalars::Date, service},
+    graphql::{
+        PageInfo,
+        scalars::{Date, DecimalString},
+        service,
+    },
     reference::{
         ReferenceService, Symbol,
         service::{AssetClass, Security, SecurityFilter, encode_cursor, page_size, parse_region, parse_search},
@@ -54,13 +58,25 @@ impl SecurityObject {
     async fn exchange(&self) -> Option<&str> {
         self.0.exchange_mic.as_deref()
     }
-    /// ISO 4217 trading currency.
+    /// The currency prices are quoted in: an ISO 4217 code, or one of the market codes quotes
+    /// use beside it: `CNH` (offshore yuan, `FX:USDCNH`) and `USDT` (Tether, the `CRYPTO:…USDT`
+    /// pairs). A forex pair's currency is its quote (second) currency: `FX:USDJPY` is in JPY.
     async fn currency(&self) -> &str {
         self.0.currency.code()
     }
-    /// Board lot: units per lot (contracts for futures).
-    async fn lot_size(&self) -> i64 {
-        self.0.lot_size
+    /// Units per lot, an exact decimal: a board lot of shares (`100` in Hong Kong and China),
+    /// contracts for futures, a standard lot (`100000`) for forex, and for crypto pairs the
+    /// exchange's step size, the smallest quantity that trades (`CRYPTO:BTCUSDT` `0.00001`).
+    async fn lot_size(&self) -> DecimalString {
+        DecimalString(self.0.lot_size)
+    }
+    /// The first trading day (UTC date), when known: a stock's first day as a listed company,
+    /// a fund's launch, an index's first published value, a forex pair's current regime, a
+    /// crypto pair's first day on its exchange, a future's first contract. Market data never
+    /// has bars before it: a `klines` window entirely before it is an empty list. Null where
+    /// the catalog does not know it (not "never listed").
+    async fn listed_at(&self) -> Option<Date> {
+        self.0.listed_at.map(Date)
     }
     async fn sector(&self) -> Option<&str> {
         self.0.sector.as_deref()
@@ -72,7 +88,7 @@ impl SecurityObject {
     async fn quote(&self, ctx: &Context<'_>) -> Result<QuoteObject> {
         load_quote(ctx, self.0.symbol.clone()).await
     }
-    /// Candles, oldest first; see `Query.klines`.
+    /// Candles, oldest first; `before` and `after` page as in `Query.klines`.
     async fn klines(
         &self,
         ctx: &Context<'_>,
@@ -106,7 +122,8 @@ impl SecurityObject {
     ) -> Result<FundamentalPointConnection> {
         fundamentals::fundamentals(ctx, &self.0.symbol, (from.0, to.0), first, after).await
     }
-    /// The order book, `levels` deep (default 10, at most 50).
+    /// The order book, `levels` deep (default 10, at most 50). An index has none:
+    /// `BAD_USER_INPUT`.
     async fn order_book(&self, ctx: &Context<'_>, levels: Option<i32>) -> Result<OrderBookObject> {
         load_order_book(ctx, self.0.symbol.clone(), book_levels(levels)?).await
     }

@@ -26,8 +26,8 @@ fn a_quote() -> Quote {
         high: d("191"),
         low: d("188"),
         prev_close: d("188.5"),
-        volume: d("1000"),
-        turnover: d("190000"),
+        volume: Some(d("1000")),
+        turnover: Some(d("190000")),
         timestamp: now(),
         trading_status: TradingStatus::Normal,
         source: "test",
@@ -42,8 +42,8 @@ fn a_bar() -> Kline {
         high: d("11"),
         low: d("9.5"),
         close: d("10.5"),
-        volume: d("10"),
-        turnover: d("100"),
+        volume: Some(d("10")),
+        turnover: Some(d("100")),
     }
 }
 
@@ -63,7 +63,7 @@ fn quotes() {
     assert!(bad(|q| q.prev_close = d("-1")).contains("negative"));
     assert!(bad(|q| q.high = d("187")).contains("below low"));
     assert!(bad(|q| q.open = d("200")).contains("outside"));
-    assert!(bad(|q| q.turnover = d("-1")).contains("negative"));
+    assert!(bad(|q| q.turnover = Some(d("-1"))).contains("negative"));
     // A high of 0 with a low is inconsistent too (the service's rule, kept).
     assert!(bad(|q| q.high = Decimal::ZERO).contains("below low"));
     // Before the session's first trade open/high/low are 0.
@@ -101,7 +101,12 @@ fn klines() {
     assert!(bad(|b| b.close = d("11.5")).contains("outside"), "close above high");
     assert!(bad(|b| b.open = d("9")).contains("outside"), "open below low");
     assert!(bad(|b| b.open = Decimal::ZERO).contains("non-positive"));
-    assert!(bad(|b| b.volume = d("-1")).contains("negative"));
+    assert!(bad(|b| b.volume = Some(d("-1"))).contains("negative"));
+    // No volume at all (an index) is not a negative one.
+    let mut index_bar = a_bar();
+    index_bar.volume = None;
+    index_bar.turnover = None;
+    assert!(kline(&index_bar, now()).is_ok());
 }
 
 #[test]

@@ -127,8 +127,8 @@ pub(crate) fn parse_quote(raw: &Value, instrument: &Instrument, now: DateTime<Ut
         high: optional_decimal(raw, "h", Decimal::ZERO)?,
         low: optional_decimal(raw, "l", Decimal::ZERO)?,
         prev_close: optional_decimal(raw, "p", Decimal::ZERO)?,
-        volume: optional_decimal(raw, "v", Decimal::ZERO)?,
-        turnover: optional_decimal(raw, "tu", Decimal::ZERO)?,
+        volume: Some(optional_decimal(raw, "v", Decimal::ZERO)?),
+        turnover: Some(optional_decimal(raw, "tu", Decimal::ZERO)?),
         timestamp: required_time(raw, "t")?,
         trading_status,
         source: "itick",
@@ -146,8 +146,8 @@ pub(crate) fn parse_kline(raw: &Value, now: DateTime<Utc>) -> Result<Kline, Stri
         high: required_decimal(raw, "h")?,
         low: required_decimal(raw, "l")?,
         close: required_decimal(raw, "c")?,
-        volume: optional_decimal(raw, "v", Decimal::ZERO)?,
-        turnover: optional_decimal(raw, "tu", Decimal::ZERO)?,
+        volume: Some(optional_decimal(raw, "v", Decimal::ZERO)?),
+        turnover: Some(optional_decimal(raw, "tu", Decimal::ZERO)?),
     };
     validate::kline(&kline, now)?;
     Ok(kline)

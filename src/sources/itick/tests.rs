@@ -186,8 +186,8 @@ fn quote_mapping_and_defaults() {
     assert_eq!(quote.last.to_string(), "189.98");
     assert_eq!(quote.open.to_string(), "188.5");
     assert_eq!(quote.prev_close.to_string(), "187.1");
-    assert_eq!(quote.turnover.to_string(), "9700000000");
-    assert_eq!(quote.volume.to_string(), "51234567");
+    assert_eq!(quote.turnover.unwrap().to_string(), "9700000000");
+    assert_eq!(quote.volume.unwrap().to_string(), "51234567");
     assert_eq!(quote.timestamp, now());
     assert_eq!(quote.trading_status, TradingStatus::Normal);
     assert_eq!(quote.source, "itick");
@@ -196,7 +196,7 @@ fn quote_mapping_and_defaults() {
 
     let minimal = json!({"ld": "1.25", "t": now().timestamp_millis(), "ts": 1});
     let quote = parse_quote(&minimal, &aapl(), now()).unwrap();
-    assert_eq!(quote.turnover, Decimal::ZERO);
+    assert_eq!(quote.turnover, Some(Decimal::ZERO));
     assert_eq!(quote.trading_status, TradingStatus::Suspended);
     assert_eq!(quote.change_percent(), None);
     for (ts, status) in [(2, TradingStatus::Delisted), (3, TradingStatus::CircuitBreaker), (9, TradingStatus::Normal)] {
@@ -239,7 +239,7 @@ fn kline_validation() {
     let t = now().timestamp_millis() - 60_000;
     let bar = |o: f64, h: f64, l: f64, c: f64| json!({"t": t, "o": o, "h": h, "l": l, "c": c, "v": 10, "tu": 1000.5});
     let good = parse_kline(&bar(10.0, 11.0, 9.5, 10.5), now()).unwrap();
-    assert_eq!(good.turnover.to_string(), "1000.5");
+    assert_eq!(good.turnover.unwrap().to_string(), "1000.5");
     assert_eq!(good.time.timestamp_millis(), t);
     assert!(parse_kline(&bar(10.0, 9.0, 9.5, 9.6), now()).unwrap_err().contains("below low"));
     assert!(parse_kline(&bar(10.0, 10.2, 9.5, 10.5), now()).is_err(), "close above high");
@@ -249,7 +249,7 @@ fn kline_validation() {
     let future = json!({"t": now().timestamp_millis() + 60_000, "o": 1, "h": 1, "l": 1, "c": 1});
     assert!(parse_kline(&future, now()).unwrap_err().contains("future"));
     let no_volume = json!({"t": t, "o": 1, "h": 1, "l": 1, "c": 1});
-    assert_eq!(parse_kline(&no_volume, now()).unwrap().volume, Decimal::ZERO);
+    assert_eq!(parse_kline(&no_volume, now()).unwrap().volume, Some(Decimal::ZERO));
 }
 
 #[test]

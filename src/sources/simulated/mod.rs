@@ -211,7 +211,7 @@ impl SimulatedMarket {
             low: grid.decimal(day.low),
             prev_close: grid.decimal(prev_close),
             volume: profile.volume(day.volume),
-            turnover: if profile.reports_volume { units(day.turnover, 2) } else { Decimal::ZERO },
+            turnover: profile.reports_volume.then(|| units(day.turnover, 2)),
             timestamp: timestamp(at),
             trading_status: TradingStatus::Normal,
             source: "simulated",
@@ -354,7 +354,8 @@ impl SimulatedMarket {
                 Tick {
                     symbol: instrument.symbol.clone(),
                     price: grid.decimal(trade.price),
-                    volume: profile.volume(trade.volume),
+                    // An index's prints carry no size.
+                    volume: profile.volume(trade.volume).unwrap_or(Decimal::ZERO),
                     timestamp: DateTime::from_timestamp_millis(trade.millis).unwrap_or_default(),
                     direction: Some(direction),
                 }

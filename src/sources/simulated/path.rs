@@ -384,6 +384,15 @@ pub(super) fn second_trades(profile: &Profile, second: i64, bar: &Bar) -> Vec<Tr
     let knots = [bar.open, first, second_extreme, bar.close];
     let mut millis: Vec<i64> = (0..count).map(|_| rng.below(1000) as i64).collect();
     millis.sort_unstable();
+    // Distinct times, in order (a trade feed never repeats a timestamp): nudge ties apart,
+    // forward from the first, then back from the last if that ran past the second.
+    for k in 1..count {
+        millis[k] = millis[k].max(millis[k - 1] + 1);
+    }
+    for k in (0..count).rev() {
+        let limit = 999 - (count - 1 - k) as i64;
+        millis[k] = millis[k].min(limit);
+    }
     let volume_weights: Vec<f64> = (0..count).map(|_| (0.7 * rng.gauss()).exp()).collect();
     let volumes = split(bar.volume - count as u128, &volume_weights);
     let mut previous = bar.open;

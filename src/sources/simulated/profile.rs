@@ -342,13 +342,13 @@ impl Profile {
             low: self.grid.decimal(bar.low),
             close: self.grid.decimal(bar.close),
             volume: self.volume(bar.volume),
-            turnover: if self.reports_volume { units(bar.turnover, 2) } else { Decimal::ZERO },
+            turnover: self.reports_volume.then(|| units(bar.turnover, 2)),
         }
     }
 
-    /// A volume as served: indices have none.
-    pub(super) fn volume(&self, volume: u128) -> Decimal {
-        if self.reports_volume { units(volume, self.volume_dp) } else { Decimal::ZERO }
+    /// A volume as served: indices have none (`market::trades_volume`).
+    pub(super) fn volume(&self, volume: u128) -> Option<Decimal> {
+        self.reports_volume.then(|| units(volume, self.volume_dp))
     }
 }
 

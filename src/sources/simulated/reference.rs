@@ -356,7 +356,7 @@ mod tests {
         assert_eq!(week[0].open, days[0].open);
         assert_eq!(week[0].close, days[4].close);
         assert_eq!(week[0].high, days.iter().map(|d| d.high).max().unwrap());
-        assert_eq!(week[0].volume, days.iter().map(|d| d.volume).sum::<Decimal>());
+        assert_eq!(week[0].volume, days.iter().map(|d| d.volume).sum::<Option<Decimal>>());
     }
 
     #[test]

@@ -224,7 +224,37 @@ async fn bad_and_unknown_symbols_are_refused_by_name() {
     let order_book = "subscription { orderBook(symbol: \"NOPE.US\") { symbol } }";
     subscribe(&mut ws, "book", order_book, json!({})).await;
     assert_eq!(next_error(&mut ws, "book").await["extensions"]["code"], "NOT_FOUND");
+    // An index has no order book: refused before anything is wanted upstream.
+    subscribe(&mut ws, "index", "subscription { orderBook(symbol: \"IDX:SPX\") { symbol } }", json!({})).await;
+    let error = next_error(&mut ws, "index").await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("indices have no order book"), "{error}");
     assert_eq!(app.state.live.stats().topics, 0, "a refused subscription wants nothing upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_quotes_and_bars_of_an_index_carry_no_volume() {
+    let app = live_app(&[]).await;
+    let mut ws = user_connection(&app).await;
+    let quotes = "subscription($symbols: [String!]!) { quotes(symbols: $symbols) { symbol volume turnover } }";
+    subscribe(&mut ws, "q", quotes, json!({ "symbols": ["IDX:SPX", "AAPL.US"] })).await;
+    let bars = "subscription { klines(symbol: \"IDX:HSI\", interval: ONE_MINUTE) { time volume turnover } }";
+    subscribe(&mut ws, "k", bars, json!({})).await;
+    let (mut index_quote, mut stock_quote, mut bar) = (None, None, None);
+    while index_quote.is_none() || stock_quote.is_none() || bar.is_none() {
+        let message = next_message(&mut ws).await;
+        let data = &message["payload"]["data"];
+        match (message["id"].as_str(), data["quotes"]["symbol"].as_str()) {
+            (Some("q"), Some("IDX:SPX")) => index_quote = Some(data["quotes"].clone()),
+            (Some("q"), Some("AAPL.US")) => stock_quote = Some(data["quotes"].clone()),
+            (Some("k"), _) => bar = Some(data["klines"].clone()),
+            _ => panic!("unexpected {message}"),
+        }
+    }
+    let (index_quote, stock_quote, bar) = (index_quote.unwrap(), stock_quote.unwrap(), bar.unwrap());
+    assert!(index_quote["volume"].is_null() && index_quote["turnover"].is_null(), "{index_quote}");
+    assert!(stock_quote["volume"].is_string(), "{stock_quote}");
+    assert!(bar["volume"].is_null() && bar["turnover"].is_null(), "{bar}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,12 +9,17 @@ mod calendar;
 mod fundamental_ranges;
 mod fundamentals;
 mod history;
+mod indices;
 mod klines;
+mod klines_paging;
+mod listing;
 mod precision;
+mod quote_currencies;
 mod quotes;
 mod securities;
 mod shared_cache;
 mod status;
+mod symbols;
 mod ticks;
 
 use rust_decimal::Decimal;

@@ -25,13 +25,13 @@ async fn looks_up_by_canonical_symbol(app: TestApp) {
         data["security"],
         json!({
             "symbol": "AAPL.US", "assetClass": "STOCK", "name": "Apple Inc.", "region": "US", "exchange": "XNAS",
-            "currency": "USD", "lotSize": 1, "sector": "Information Technology",
+            "currency": "USD", "lotSize": "1", "sector": "Information Technology",
             "industry": "Technology Hardware, Storage & Peripherals"
         })
     );
     let moutai = app.data(None, SECURITY, json!({ "s": "600519.SH" })).await;
     assert_eq!(moutai["security"]["currency"], "CNY");
-    assert_eq!(moutai["security"]["lotSize"], 100);
+    assert_eq!(moutai["security"]["lotSize"], "100");
     let eurusd = app.data(None, SECURITY, json!({ "s": "FX:EURUSD" })).await;
     assert_eq!(eurusd["security"]["assetClass"], "FOREX");
     assert_eq!(eurusd["security"]["exchange"], json!(null));

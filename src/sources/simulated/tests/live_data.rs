@@ -38,7 +38,7 @@ fn quote_at_midnight_is_the_open() {
     let i = instrument("CRYPTO:BTCUSDT");
     let now = secs("2026-02-02T00:00:00Z");
     let quote = m.quote_at(&i, now);
-    assert_eq!(quote.volume, Decimal::ZERO);
+    assert_eq!(quote.volume, Some(Decimal::ZERO));
     assert_eq!((quote.open, quote.high, quote.low), (quote.last, quote.last, quote.last));
     assert_eq!(quote.prev_close, quote.last);
 }
@@ -71,9 +71,9 @@ fn quotes_stay_inside_the_day() {
         let tick = tick_at(&i, q.timestamp.timestamp(), q.open);
         assert!((q.open - q.prev_close).abs() <= tick, "{}: {q:?}", i.symbol);
         if i.asset_class == AssetClass::Index {
-            assert!(q.volume.is_zero() && q.turnover.is_zero(), "{}: indices have no volume", i.symbol);
+            assert!(q.volume.is_none() && q.turnover.is_none(), "{}: indices have no volume", i.symbol);
         } else {
-            assert!(q.volume > Decimal::ZERO && q.turnover > Decimal::ZERO, "{}: {q:?}", i.symbol);
+            assert!(q.volume > Some(Decimal::ZERO) && q.turnover > Some(Decimal::ZERO), "{}: {q:?}", i.symbol);
         }
     }
 }
@@ -164,7 +164,7 @@ fn ticks_are_the_trades_of_the_bars() {
         if oldest < minute {
             let total: Decimal = ticks.iter().filter(in_minute).map(|t| t.volume).sum();
             let bar = minutes.iter().find(|b| b.time == minute).unwrap();
-            assert_eq!(total, bar.volume, "{symbol}");
+            assert_eq!(Some(total), bar.volume, "{symbol}");
         }
         // Same trades whatever the limit.
         assert_eq!(m.ticks_at(&i, 10, now)[..], ticks[990..], "{symbol}");

@@ -63,6 +63,9 @@ struct Controls {
     klines_through_et: bool,
     /// Start (ms) of the first bar the fake has: earlier bars do not exist.
     history_start: Option<i64>,
+    /// No bar starts on a Saturday or Sunday (UTC), as for a stock: "the last `limit` bars"
+    /// then reaches back past each weekend.
+    weekend_gaps: bool,
     quotes_shape: QuotesShape,
 }
 
@@ -170,6 +173,11 @@ impl FakeItick {
     /// by default the fake answers the bars starting before `et`).
     pub fn serve_klines_through_et(&self, on: bool) {
         self.state.lock().klines_through_et = on;
+    }
+
+    /// Klines only on weekdays (UTC), like a market closed at weekends.
+    pub fn serve_weekend_gaps(&self, on: bool) {
+        self.state.lock().weekend_gaps = on;
     }
 
     pub fn serve_klines_newest_first(&self, on: bool) {
@@ -432,10 +440,21 @@ fn klines(controls: &Controls, code: &str, query: &HashMap<String, String>, now:
     };
     let price = price_of(controls, code);
     let last_start = if controls.klines_through_et { end } else { end - 1 }.div_euclid(len) * len;
-    let mut bars: Vec<Value> = (0..limit)
+    let weekday = |start: i64| {
+        let day = chrono::DateTime::from_timestamp_millis(start).map(|at| chrono::Datelike::weekday(&at));
+        !matches!(day, Some(chrono::Weekday::Sat | chrono::Weekday::Sun))
+    };
+    // Bar starts, newest first, until `limit` bars exist (a year of slots at most).
+    let starts: Vec<i64> = (0..limit.max(1) * 400)
+        .map(|back| last_start - back * len)
+        .filter(|start| !controls.weekend_gaps || weekday(*start))
+        .take(limit as usize)
+        .collect();
+    let mut bars: Vec<Value> = starts
+        .into_iter()
         .rev()
-        .map(|back| {
-            let start = last_start - back * len;
+        .map(|start| {
+            let back = (last_start - start) / len;
             let n = start.div_euclid(len);
             let open = scaled(price, (n * 7).rem_euclid(11) - 5);
             let close = scaled(price, (n * 13).rem_euclid(11) - 5);

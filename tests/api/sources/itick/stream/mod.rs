@@ -48,7 +48,7 @@ async fn pushes_become_live_events_with_exact_decimals() {
     assert_eq!(fake.push_quote("AAPL", "US", "189.98"), 1);
     let LiveEvent::Quote(quote) = stream.next_event().await else { panic!("expected a quote") };
     assert_eq!((quote.symbol.as_str(), quote.last.to_string().as_str()), ("AAPL.US", "189.98"));
-    assert_eq!(quote.turnover.to_string(), "250000.5");
+    assert_eq!(quote.turnover.unwrap().to_string(), "250000.5");
     assert_eq!(quote.source, "itick");
 
     // iTick may write the Hong Kong code with leading zeros.
