@@ -51,8 +51,8 @@
 //! otherwise (FX 0.00001, JPY pairs 0.001; indices 0.01; crypto Binance-like by price; futures
 //! the real contract tick, e.g. 0.25 for ES). Volumes are integers (crypto: 4 dp), turnover is
 //! in the quote currency to 2 dp (volume × price; futures omit the contract multiplier).
-//! Indices report no volume and no turnover (zero; they are kept internally only to shape the
-//! path) and have no order book.
+//! Indices report no volume and no turnover (`None`; volume is kept internally only to shape
+//! the path, and their prints carry size 0) and have an empty order book.
 //!
 //! # Guarantees (all tested in `tests/`)
 //!
