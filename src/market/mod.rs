@@ -29,6 +29,8 @@ pub mod service;
 pub mod shared_cache;
 /// The `MarketSource` trait and its error type.
 pub mod source;
+/// The tick ladder of each equity market (HKEX spread table, US sub-penny rule, ...).
+pub mod tick_size;
 /// Quote, Kline, OrderBook, Tick, Interval: the vocabulary every source speaks.
 pub mod types;
 /// What makes a quote, bar, order book or trade make sense; one clock-skew allowance. Used by the

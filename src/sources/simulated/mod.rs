@@ -4,72 +4,95 @@
 //! Every instrument gets a deterministic price path seeded from its symbol, at a plausible level
 //! for the real instrument (a reference table covers the whole catalog; unknown symbols get a
 //! level derived from a hash of the symbol). Nothing is stored and nothing is random at run time:
-//! every number is a pure function of the symbol and the time, so two instances (or two replicas)
-//! agree, history never changes, and any bar of any period is computable on demand.
+//! every number is a pure function of the symbol, the calendar and the time, so two instances
+//! (or two replicas) agree, history never changes, and any bar of any period is computable on
+//! demand.
 //!
 //! # The model
 //!
 //! The path is built top down, each level refining the one above it:
 //!
-//! 1. **Days.** The log price at each UTC midnight is a Brownian motion (daily volatility per
-//!    instrument: about 2% for stocks, 0.5% for FX, 1% for indices, 3–5% for crypto), built as a
-//!    Brownian bridge between anchors 512 days apart. The anchors are independent draws around
-//!    the reference level, so the walk is a random walk at every horizon a chart shows yet
-//!    stays at plausible levels forever (before and after any date). Any midnight is found by
-//!    bisecting one 512-day span (9 levels), with no iteration from an epoch. A day's high and
-//!    low are drawn from the exact distribution of a Brownian bridge's maximum and minimum.
-//! 2. **Hours, minutes, seconds.** A bar is split into children (a day into 24 hours, an hour
-//!    into 60 minutes, a minute into 60 seconds) by a random-walk bridge from the parent's open
-//!    to its close, with the volatility its range implies, pinned close to the parent's high and
-//!    low at times drawn like a bridge's extremes (early when the open is near the extreme,
-//!    late when the close is), and squeezed smoothly into the parent's range. The child closest
-//!    to the high takes the high exactly, the one closest to the low takes the low, the others
-//!    get wicks drawn like the day's and kept inside the range. Volume and turnover are split in
-//!    exact integers. Hours follow each market's session: volume and volatility concentrate in
-//!    the exchange's trading hours (US, Hong Kong, mainland China, Tokyo, Europe, FX sessions,
-//!    CME, crypto's US-hours bump); outside them the market is quiet but still trades.
-//! 3. **Ticks.** Each second's trades (3 to 5 when its volume allows) follow a path from its
-//!    open through its extremes to its close, the last one at the close; their volumes sum to
-//!    the second's volume exactly. A trade's direction is the tick rule: `Buy` above the trade
-//!    before (or the price its second opened at), `Sell` below, `Neutral` at the same price.
-//!    Order books are one or two ticks wide around the current price, sizes drawn per second
-//!    and level.
+//! 1. **Trend.** The log price follows a trend through the reference level (of 2025-01-01),
+//!    growing at a rate per instrument (the famous names about their 2000–2025 record: AAPL 22%
+//!    a year, so about $80 split-adjusted early in 2020; most shares 4–14%, indices and funds
+//!    7%, FX ±1%, crypto 30–50%), at most 10% a year after the reference day. Earnings, book
+//!    value and dividends (`reference`) follow the same trend, so P/E and P/B wander around
+//!    their typical values instead of drifting with the years.
+//! 2. **Days.** Around the trend, the log price at each UTC midnight is a Brownian motion
+//!    (daily volatility per instrument: about 2% for stocks, 0.5% for FX, 1% for indices, 3–5%
+//!    for crypto), built as a Brownian bridge between anchors 512 days apart, each an
+//!    independent draw around the trend: a random walk at every horizon a chart shows that never
+//!    strays far from the trend. Any midnight is found by bisecting one 512-day span (9 levels).
+//!    A **trading day** (a UTC day that meets one of the market's sessions, from
+//!    `market::calendar`) runs from the close of the trading day before it to its own midnight,
+//!    so it opens at the last close (no opening gaps) and the first session after a weekend or
+//!    holiday carries the closed days' move. Its high and low are drawn from the exact law of a
+//!    Brownian bridge's maximum and minimum. A day without a session has no bar.
+//! 3. **Hours, minutes, seconds.** A day's bar is split into 24 hours in proportion to each
+//!    hour's time in session (times the FX or crypto activity of the hour), an hour into its
+//!    minutes in session, a minute into its seconds, by a random-walk bridge from the parent's
+//!    open to its close pinned near its high and low (`path::subdivide`). Time outside the
+//!    sessions (nights, lunch breaks, weekends, holidays) is a dead piece: flat at the last
+//!    price, no volume, never served and never aggregated. Volume and turnover are split in
+//!    exact integers.
+//! 4. **Ticks.** Each second's trades (3 to 5 when its volume allows) follow a path from its
+//!    open through its extremes to its close, the last at the close, at times drawn through the
+//!    second (to the millisecond); their volumes sum to the second's. A trade's direction is the
+//!    tick rule. Order books are one or two ticks wide around the last price.
 //!
-//! Prices are rounded to the instrument's tick (US and mainland stocks 0.01; Hong Kong stocks
-//! the HKEX spread table at the reference level, 3 dp; FX 0.00001, JPY pairs 0.001; indices
-//! 0.01; crypto Binance-like by price; futures the real contract tick, e.g. 0.25 for ES).
-//! Volumes are integers (crypto: 4 dp), turnover is in the quote currency to 2 dp
-//! (volume × price; indices use a notional 40 per share, futures omit the contract
-//! multiplier).
+//! **Splits** (a table of real ones, `reference`) are applied at the day: a day's prices are the
+//! path (in today's shares) × the split ratios still to come, and its volume is in the shares
+//! of the day, before anything is rounded. **Prices are rounded once, where they are made**: a
+//! day's open, high, low and close on the grid of that day, each child's prices on the same
+//! grid (monotonic rounding keeps them inside the parent's range), and coarser bars only
+//! aggregate rounded parts. The grid is the market's tick ladder for shares
+//! (`market::tick_size`: HKEX's spread table, US 0.01 from $1 and 0.0001 below, mainland
+//! 0.01; the grid of the day, so HKEX's 2025 change applies from its date), and a fixed tick
+//! otherwise (FX 0.00001, JPY pairs 0.001; indices 0.01; crypto Binance-like by price; futures
+//! the real contract tick, e.g. 0.25 for ES). Volumes are integers (crypto: 4 dp), turnover is
+//! in the quote currency to 2 dp (volume × price; futures omit the contract multiplier).
+//! Indices report no volume and no turnover (`None`; volume is kept internally only to shape
+//! the path, and their prints carry size 0) and have an empty order book.
 //!
-//! # Guarantees (all tested below)
+//! # Guarantees (all tested in `tests/`)
 //!
+//! - **Sessions:** bars, trades and moving quotes only inside the regular sessions of the
+//!   instrument's market (`Instrument.market`): stocks, funds, indices and futures keep their
+//!   exchange's hours, lunch breaks, holidays and half-days; FX trades Sunday 17:00 to Friday
+//!   17:00 New York time; crypto around the clock. Daily bars only on trading days, every
+//!   trading day has one; weekly and monthly bars aggregate trading days only.
+//! - **Quotes agree with the calendar:** while a market is closed its quote is the last
+//!   session's close, timestamped at that close, and does not move; the order book is frozen
+//!   there too. `prevClose` is the previous trading day's close (on a Monday, Friday's).
+//! - **Exact at every level:** every bar of every interval equals the aggregation of its bars of
+//!   any finer interval (open of the first, close of the last, max of highs, min of lows, sums
+//!   of volumes and turnovers), before and after splits alike.
+//! - **Listing:** no bar before `Instrument.listed_at`; when the catalog does not know it, the
+//!   first trading day of 2000 (crypto: 2017-07-14, Binance's first day).
 //! - **Determinism:** the same arguments and the same clock give the same answer, in any
 //!   instance. A bar that has closed never changes as the clock moves on.
-//! - **Intervals agree exactly:** every bar, of every interval, equals the aggregation of its
-//!   bars of any finer interval (open of the first, close of the last, max of highs, min of lows,
-//!   sum of volumes and of turnovers), after decimal rounding too: a day equals its 24 hours and
-//!   its 1440 minutes, a week its 7 days, a month its days, a 4-hour bar its two 2-hour bars.
-//!   Coarse bars are aggregated from days, hours, minutes and seconds, never recomputed, and
-//!   rounding to ticks is monotonic, so max and min commute with it.
-//! - **Continuity:** each bar opens at the previous bar's close (the market trades 24/7).
 //! - **Live data is consistent:** the bar in progress aggregates the elapsed seconds of its
-//!   period, and its close is the current price; `quote.last` is that price, the quote's
-//!   open/high/low/volume/turnover are the UTC day's bar in progress, `prev_close` the previous
-//!   UTC day's close; the order book has best bid ≤ last ≤ best ask; the newest tick trades at
-//!   `last`, and tick prices stay within their bars' ranges.
+//!   period, its close is the current price; `quote.last` is that price, the quote's
+//!   open/high/low/volume/turnover are the trading day's bar so far; the order book has best
+//!   bid ≤ last ≤ best ask; the newest trade is at `last`.
 //! - **Validity:** high ≥ max(open, close), low ≤ min(open, close), prices > 0, timestamps ≤ the
 //!   clock.
 //!
-//! Cost: a bar costs one day (a few hashes), one split into hours, minutes or seconds (60 draws)
-//! or an aggregation of those; 1000 monthly bars aggregate about 30,000 days. Optimised builds
-//! serve 1000 daily bars in about 0.3 ms, 1000 minute bars in 0.7 ms, 1000 monthly bars in 5 ms
-//! and a quote in about 40 µs, with no cache and no state beyond the request.
+//! Cost: a bar costs one day (a few hashes and calendar look-ups), one split into hours,
+//! minutes or seconds (60 draws) or an aggregation of those; no cache and no state beyond the
+//! request.
 //!
 //! # Simplifications
 //!
-//! - The market trades 24/7: there are no trading sessions, holidays or weekends (sessions only
-//!   shape intraday volume and volatility); `trading_status` is always `Normal`.
+//! - Only regular sessions trade: no pre-market, after-hours, auctions or night sessions.
+//!   Futures keep their region's stock-exchange sessions (CME Globex really trades nearly 23
+//!   hours a day, HKFE has a night session).
+//! - No opening gaps: a session opens at the last close; the first session after a closure
+//!   carries the whole closure's variance (a Monday moves about √3 times a Tuesday).
+//! - FX daily bars are UTC days, so Sunday has a short bar (21:00/22:00 to 24:00 UTC).
+//! - `trading_status` is always `Normal` (no suspensions or halts).
+//! - Growth rates are constant per instrument; no crashes, regime changes or volatility
+//!   clustering. Cash dividends do not move the path.
 //! - Times are whole seconds: the clock is truncated to the second, prices move second by second.
 //! - Determinism relies on the platform's `exp`/`ln`/`cos`; different platforms may differ in the
 //!   last tick of a rounded price.
@@ -86,17 +109,22 @@ use crate::market::{
 };
 use crate::reference::service::AssetClass;
 
+/// The reference level and volatility of every catalog instrument.
+mod levels;
 /// The price path: bars and trades of every interval, from one seeded walk.
 mod path;
-/// Hashing and instrument profiles (level, tick, volatility, sessions).
+/// Hashing and instrument profiles (level, trend, price grid, volatility, splits).
 mod profile;
-/// Corporate actions, fundamentals and as-traded klines (history before splits).
+/// Corporate actions and fundamentals (earnings and book value along the price's trend).
 mod reference;
 /// The simulated market as a live stream (`MarketStream`).
 pub mod stream;
+/// Splitting a bar into children that aggregate back to it exactly.
+mod subdivide;
 
 pub use stream::SimulatedStream;
 
+use levels::REFERENCE;
 use path::*;
 use profile::*;
 
@@ -112,8 +140,10 @@ const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 /// Days between two anchors of the daily walk; a power of two, so spans bisect exactly.
 const SPAN: i64 = 512;
-/// How far back `ticks` looks for trades (instruments with very thin volume).
+/// How many session seconds `ticks` walks back for trades (instruments with very thin volume).
 const TICK_LOOKBACK: i64 = DAY;
+/// How far back in time `ticks` looks for session seconds (past the longest closure).
+const TICK_SPAN: i64 = 40 * DAY;
 
 // Hash domains, so that the draws of different purposes never coincide.
 const TAG_PROFILE: u64 = 1;
@@ -125,159 +155,6 @@ const TAG_MINUTES: u64 = 6;
 const TAG_SECONDS: u64 = 7;
 const TAG_TICKS: u64 = 8;
 const TAG_BOOK: u64 = 9;
-
-/// Reference levels (late 2024 / early 2025, in the quote currency) and daily volatility in
-/// percent, for every instrument of the catalog.
-const REFERENCE: &[(&str, f64, f64)] = &[
-    // US stocks
-    ("AAPL.US", 230.0, 1.6),
-    ("MSFT.US", 420.0, 1.5),
-    ("NVDA.US", 140.0, 3.0),
-    ("AMZN.US", 200.0, 2.0),
-    ("GOOGL.US", 175.0, 1.8),
-    ("GOOG.US", 177.0, 1.8),
-    ("META.US", 580.0, 2.3),
-    ("TSLA.US", 300.0, 3.5),
-    ("BRK-B.US", 470.0, 1.0),
-    ("AVGO.US", 200.0, 2.8),
-    ("LLY.US", 800.0, 2.0),
-    ("JPM.US", 240.0, 1.4),
-    ("V.US", 310.0, 1.2),
-    ("WMT.US", 90.0, 1.1),
-    ("ORCL.US", 170.0, 2.2),
-    ("MA.US", 520.0, 1.2),
-    ("XOM.US", 115.0, 1.5),
-    ("NFLX.US", 900.0, 2.4),
-    ("COST.US", 930.0, 1.3),
-    ("JNJ.US", 155.0, 1.0),
-    ("HD.US", 400.0, 1.4),
-    ("PG.US", 170.0, 1.0),
-    ("ABBV.US", 190.0, 1.5),
-    ("BAC.US", 45.0, 1.7),
-    ("UNH.US", 520.0, 1.8),
-    ("KO.US", 65.0, 0.9),
-    ("AMD.US", 140.0, 3.0),
-    ("CVX.US", 155.0, 1.5),
-    ("GE.US", 180.0, 1.8),
-    ("PLTR.US", 70.0, 4.0),
-    ("CSCO.US", 58.0, 1.3),
-    ("MU.US", 100.0, 3.0),
-    ("IBM.US", 230.0, 1.4),
-    ("WFC.US", 70.0, 1.8),
-    ("GS.US", 580.0, 1.7),
-    ("MS.US", 130.0, 1.7),
-    ("INTC.US", 22.0, 3.0),
-    ("DIS.US", 110.0, 1.6),
-    ("NKE.US", 75.0, 2.0),
-    ("BA.US", 160.0, 2.2),
-    ("QCOM.US", 160.0, 2.2),
-    ("PYPL.US", 85.0, 2.2),
-    ("UBER.US", 75.0, 2.5),
-    ("MRK.US", 100.0, 1.3),
-    ("PFE.US", 26.0, 1.4),
-    ("PEP.US", 155.0, 1.0),
-    ("ADBE.US", 450.0, 2.0),
-    ("CRM.US", 330.0, 2.2),
-    ("TMUS.US", 240.0, 1.3),
-    ("T.US", 23.0, 1.2),
-    ("VZ.US", 42.0, 1.1),
-    ("MCD.US", 295.0, 1.1),
-    // US funds
-    ("SPY.US", 590.0, 1.0),
-    ("QQQ.US", 510.0, 1.3),
-    ("DIA.US", 430.0, 0.9),
-    ("IWM.US", 225.0, 1.4),
-    // Hong Kong
-    ("700.HK", 420.0, 2.0),
-    ("9988.HK", 85.0, 2.6),
-    ("1810.HK", 35.0, 2.8),
-    ("3690.HK", 160.0, 3.0),
-    ("5.HK", 75.0, 1.2),
-    ("1299.HK", 60.0, 1.8),
-    ("939.HK", 6.2, 1.3),
-    ("1398.HK", 5.0, 1.2),
-    ("941.HK", 75.0, 1.1),
-    ("388.HK", 300.0, 2.0),
-    ("1211.HK", 270.0, 2.6),
-    ("9618.HK", 140.0, 2.8),
-    ("9999.HK", 140.0, 2.2),
-    ("2318.HK", 45.0, 2.0),
-    ("2015.HK", 95.0, 3.2),
-    ("1024.HK", 50.0, 3.0),
-    ("9888.HK", 85.0, 2.5),
-    ("883.HK", 19.0, 1.8),
-    ("3988.HK", 4.0, 1.2),
-    // Shanghai and Shenzhen
-    ("600519.SH", 1500.0, 1.6),
-    ("601318.SH", 50.0, 1.8),
-    ("000858.SZ", 140.0, 2.0),
-    ("600036.SH", 37.0, 1.5),
-    ("601398.SH", 6.5, 1.0),
-    ("600900.SH", 28.0, 1.0),
-    ("300750.SZ", 260.0, 2.5),
-    ("000333.SZ", 72.0, 1.7),
-    ("002594.SZ", 290.0, 2.5),
-    ("601012.SH", 17.0, 2.8),
-    ("600276.SH", 45.0, 2.0),
-    ("000001.SZ", 11.5, 1.5),
-    ("601988.SH", 5.0, 1.0),
-    ("600030.SH", 27.0, 2.2),
-    ("601899.SH", 15.0, 2.2),
-    ("601288.SH", 4.8, 1.0),
-    ("601857.SH", 8.0, 1.5),
-    ("600887.SH", 28.0, 1.5),
-    ("000651.SZ", 42.0, 1.6),
-    ("002415.SZ", 30.0, 2.0),
-    // Forex
-    ("FX:EURUSD", 1.08, 0.45),
-    ("FX:USDJPY", 150.0, 0.6),
-    ("FX:GBPUSD", 1.27, 0.5),
-    ("FX:USDCHF", 0.88, 0.5),
-    ("FX:AUDUSD", 0.65, 0.6),
-    ("FX:USDCAD", 1.39, 0.4),
-    ("FX:NZDUSD", 0.59, 0.65),
-    ("FX:USDCNH", 7.25, 0.25),
-    ("FX:EURJPY", 162.0, 0.65),
-    ("FX:EURGBP", 0.85, 0.35),
-    ("FX:USDHKD", 7.78, 0.03),
-    ("FX:GBPJPY", 190.0, 0.7),
-    ("FX:EURCHF", 0.94, 0.35),
-    // Indices
-    ("IDX:SPX", 5800.0, 1.0),
-    ("IDX:IXIC", 18500.0, 1.3),
-    ("IDX:DJI", 43000.0, 0.9),
-    ("IDX:NDX", 20500.0, 1.3),
-    ("IDX:HSI", 20000.0, 1.5),
-    ("IDX:HSCEI", 7200.0, 1.7),
-    ("IDX:000001", 3300.0, 1.1),
-    ("IDX:399001", 10500.0, 1.4),
-    ("IDX:000300", 3900.0, 1.2),
-    ("IDX:N225", 39000.0, 1.3),
-    ("IDX:FTSE", 8200.0, 0.8),
-    ("IDX:GDAXI", 19500.0, 1.0),
-    // Crypto
-    ("CRYPTO:BTCUSDT", 90000.0, 3.0),
-    ("CRYPTO:ETHUSDT", 3300.0, 3.6),
-    ("CRYPTO:BNBUSDT", 650.0, 2.8),
-    ("CRYPTO:SOLUSDT", 200.0, 4.5),
-    ("CRYPTO:XRPUSDT", 2.2, 4.5),
-    ("CRYPTO:ADAUSDT", 0.9, 4.5),
-    ("CRYPTO:DOGEUSDT", 0.35, 5.0),
-    ("CRYPTO:AVAXUSDT", 35.0, 4.8),
-    ("CRYPTO:LTCUSDT", 100.0, 4.0),
-    ("CRYPTO:LINKUSDT", 20.0, 4.5),
-    ("CRYPTO:DOTUSDT", 7.0, 4.5),
-    // Futures
-    ("FUT:CL.US", 70.0, 2.2),
-    ("FUT:NG.US", 3.0, 4.0),
-    ("FUT:GC.US", 2600.0, 1.0),
-    ("FUT:SI.US", 30.0, 1.8),
-    ("FUT:HG.US", 4.2, 1.5),
-    ("FUT:ES.US", 5850.0, 1.0),
-    ("FUT:NQ.US", 20700.0, 1.3),
-    ("FUT:YM.US", 43200.0, 0.9),
-    ("FUT:HSI.HK", 20000.0, 1.5),
-];
 
 /// The simulated market. Cheap to clone; all state is the clock.
 #[derive(Clone)]
@@ -316,27 +193,34 @@ impl SimulatedMarket {
     fn quote_at(&self, instrument: &Instrument, now: i64) -> Quote {
         let profile = Profile::new(instrument);
         let mut path = Path::new(&profile);
-        let last = path.price_at(now);
-        let day_start = now.div_euclid(DAY) * DAY;
-        let day = path.range(day_start, now).unwrap_or_else(|| Bar::flat(last));
-        let prev_close = path.day_bar(now.div_euclid(DAY) - 1).close;
-        let tick = profile.tick;
+        // While the market is closed, the quote is its last close, timed at that close.
+        let at = path.last_trading_instant(now).unwrap_or(now);
+        let last = path.price_at(at);
+        // The trading day the quote is of (the new UTC day from its first second on, for the
+        // markets that trade through midnight).
+        let session_day = if at == now { now.div_euclid(DAY) } else { (at - 1).div_euclid(DAY) };
+        let day = path.range(session_day * DAY, at).unwrap_or_else(|| Bar::dead(last));
+        // A trading day opens at the close of the one before (see `Path::day_bar`).
+        let prev_close = path.day_bar(session_day).open;
+        let grid = profile.grid;
         Quote {
             symbol: instrument.symbol.clone(),
-            last: tick.round(last),
-            open: tick.round(day.open),
-            high: tick.round(day.high),
-            low: tick.round(day.low),
-            prev_close: tick.round(prev_close),
-            volume: Some(units(day.volume, profile.volume_dp)),
-            turnover: Some(units(day.turnover, 2)),
-            timestamp: timestamp(now),
+            last: grid.decimal(last),
+            open: grid.decimal(day.open),
+            high: grid.decimal(day.high),
+            low: grid.decimal(day.low),
+            prev_close: grid.decimal(prev_close),
+            volume: profile.volume(day.volume),
+            turnover: profile.reports_volume.then(|| units(day.turnover, 2)),
+            timestamp: timestamp(at),
             trading_status: TradingStatus::Normal,
             source: "simulated",
             stale: false,
         }
     }
 
+    /// The `limit` bars starting before `end` (at most now), oldest first: only bars with
+    /// session time in them, none before the listing day.
     fn klines_at(
         &self,
         instrument: &Instrument,
@@ -348,100 +232,130 @@ impl SimulatedMarket {
         let limit = limit.min(MAX_KLINES);
         let now_time = timestamp(now);
         let end = end.map_or(now_time, |end| end.min(now_time));
-        // The starts of the `limit` bars before `end`, newest first.
-        let mut starts = Vec::with_capacity(limit);
+        let profile = Profile::new(instrument);
+        let mut path = Path::new(&profile);
+        let listed = profile.listed * DAY;
+        let intraday = interval.minutes().is_some_and(|minutes| minutes < 1440);
+        let mut bars = Vec::with_capacity(limit);
         let mut start = interval.bar_start(end);
         if start >= end {
             start = match previous_bar(interval, start) {
                 Some(previous) => previous,
-                None => return Vec::new(),
+                None => return bars,
             };
         }
-        while starts.len() < limit {
-            starts.push(start);
+        while bars.len() < limit {
+            let from = start.timestamp();
+            let next = interval.next_start(start);
+            if next.timestamp() <= listed {
+                break;
+            }
+            let day = from.div_euclid(DAY);
+            if intraday && !path.is_live(day) {
+                // Jump over a day without sessions at once.
+                match previous_bar(interval, timestamp(day * DAY)) {
+                    Some(previous) => start = previous,
+                    None => break,
+                }
+                continue;
+            }
+            if let Some(bar) = path.range(from, next.timestamp().min(now)) {
+                bars.push(profile.kline(start, &bar));
+            }
             match previous_bar(interval, start) {
                 Some(previous) if previous < start => start = previous,
                 _ => break,
             }
         }
-        let profile = Profile::new(instrument);
-        let mut path = Path::new(&profile);
-        starts
-            .into_iter()
-            .rev()
-            .filter_map(|start| {
-                let from = start.timestamp();
-                let to = interval.next_start(start).timestamp().min(now);
-                let bar = path.range(from, to)?;
-                Some(profile.kline(start, &bar))
-            })
-            .collect()
+        bars.reverse();
+        bars
     }
 
+    /// The book around the last price; frozen at the last close while the market is closed.
+    /// Indices have none (nothing trades at an index level).
     fn order_book_at(&self, instrument: &Instrument, levels: usize, now: i64) -> OrderBook {
         let levels = levels.min(MAX_BOOK_LEVELS);
         let profile = Profile::new(instrument);
         let mut path = Path::new(&profile);
-        let tick = profile.tick;
-        let last = tick.steps(path.price_at(now));
-        let mut rng = Rng::new(mix(profile.seed, TAG_BOOK, now));
+        let at = path.last_trading_instant(now).unwrap_or(now);
+        if instrument.asset_class == AssetClass::Index {
+            let symbol = instrument.symbol.clone();
+            return OrderBook { symbol, bids: Vec::new(), asks: Vec::new(), timestamp: timestamp(at) };
+        }
+        let grid = profile.grid;
+        let day = (at - 1).div_euclid(DAY);
+        let last = grid.units(day, path.price_at(at));
+        let mut rng = Rng::new(mix(profile.seed, TAG_BOOK, at));
         // One or two ticks wide, the last trade at the bid or at the ask.
         let spread = if rng.below(3) == 0 { 2 } else { 1 };
-        let best_ask = last + i64::from(rng.below(2) == 0);
-        let best_bid = best_ask - spread;
+        let best_ask = if rng.below(2) == 0 { grid.step(day, last, 1).unwrap_or(last) } else { last };
+        let best_bid = grid.step(day, best_ask, -spread);
         // Resting size: some seconds' worth of the average volume, growing with depth.
-        let per_second = (profile.daily_volume / DAY as f64).max(1.0);
-        let mut side = |best: i64, step: i64| -> Vec<BookLevel> {
-            (0..levels as i64)
-                .map(|depth| best + step * depth)
-                .take_while(|&steps| steps > 0)
-                .map(|steps| {
-                    let depth = (steps - best).abs() as f64;
-                    let size = per_second * (2.0 + depth) * (0.6 * rng.gauss()).exp();
-                    let volume = (size.round() as u128).max(1);
-                    let orders = 1 + (volume as f64 / per_second * 0.8 * rng.uniform()).round() as i64;
-                    BookLevel {
-                        price: tick.decimal(steps),
-                        volume: units(volume, profile.volume_dp),
-                        orders: Some(orders),
-                    }
-                })
-                .collect()
+        let per_second = (profile.daily_volume / profile.multiple(day) / DAY as f64).max(1.0);
+        let mut side = |best: Option<i64>, direction: i64| -> Vec<BookLevel> {
+            let mut price = best;
+            let mut book = Vec::with_capacity(levels);
+            for depth in 0..levels {
+                let Some(at_price) = price else { break };
+                let size = per_second * (2.0 + depth as f64) * (0.6 * rng.gauss()).exp();
+                let volume = (size.round() as u128).max(1);
+                let orders = 1 + (volume as f64 / per_second * 0.8 * rng.uniform()).round() as i64;
+                book.push(BookLevel {
+                    price: grid.decimal_units(at_price),
+                    volume: units(volume, profile.volume_dp),
+                    orders: Some(orders),
+                });
+                price = grid.step(day, at_price, direction);
+            }
+            book
         };
         let bids = side(best_bid, -1);
-        let asks = side(best_ask, 1);
-        OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp: timestamp(now) }
+        let asks = side(Some(best_ask), 1);
+        OrderBook { symbol: instrument.symbol.clone(), bids, asks, timestamp: timestamp(at) }
     }
 
+    /// The newest `limit` trades, oldest first: those of the last session seconds (while the
+    /// market is closed, the last ones before its close).
     fn ticks_at(&self, instrument: &Instrument, limit: usize, now: i64) -> Vec<Tick> {
         let limit = limit.min(MAX_TICKS);
         let profile = Profile::new(instrument);
         let mut path = Path::new(&profile);
-        // Newest first, from the last elapsed second back.
+        // Newest first, from the last elapsed session second back.
         let mut trades: Vec<Trade> = Vec::with_capacity(limit);
-        let mut second = now - 1;
-        while trades.len() < limit && second >= now - TICK_LOOKBACK {
+        let Some(at) = path.last_trading_instant(now) else { return Vec::new() };
+        let mut second = at - 1;
+        let mut walked = 0;
+        while trades.len() < limit && walked < TICK_LOOKBACK && second >= at - TICK_SPAN {
+            if !path.is_live(second.div_euclid(DAY)) {
+                second = second.div_euclid(DAY) * DAY - 1;
+                continue;
+            }
+            if !path.minute_bar(second.div_euclid(MINUTE)).live {
+                second = second.div_euclid(MINUTE) * MINUTE - 1;
+                continue;
+            }
             let bar = path.second_bar(second);
             let room = limit - trades.len();
             trades.extend(second_trades(&profile, second, &bar).into_iter().rev().take(room));
             second -= 1;
+            walked += 1;
         }
-        let tick = profile.tick;
+        let grid = profile.grid;
         trades
             .iter()
             .rev()
             .map(|trade| {
-                let price = tick.round(trade.price);
                 // The tick rule, against the trade before (or the price the second opened at).
-                let direction = match price.cmp(&tick.round(trade.previous)) {
+                let direction = match trade.price.total_cmp(&trade.previous) {
                     std::cmp::Ordering::Greater => TickDirection::Buy,
                     std::cmp::Ordering::Less => TickDirection::Sell,
                     std::cmp::Ordering::Equal => TickDirection::Neutral,
                 };
                 Tick {
                     symbol: instrument.symbol.clone(),
-                    price,
-                    volume: units(trade.volume, profile.volume_dp),
+                    price: grid.decimal(trade.price),
+                    // An index's prints carry no size.
+                    volume: profile.volume(trade.volume).unwrap_or(Decimal::ZERO),
                     timestamp: DateTime::from_timestamp_millis(trade.millis).unwrap_or_default(),
                     direction: Some(direction),
                 }
@@ -473,7 +387,7 @@ impl MarketSource for SimulatedMarket {
         limit: usize,
     ) -> Result<Vec<Kline>, SourceError> {
         let now = self.now();
-        Ok(reference::as_traded(self, instrument, interval, self.klines_at(instrument, interval, end, limit, now), now))
+        Ok(self.klines_at(instrument, interval, end, limit, now))
     }
 
     async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError> {

@@ -1,7 +1,16 @@
 //! The price path: a seeded Brownian bridge refined from days to hours, minutes, seconds
-//! and trades, so bars of every interval agree with each other.
+//! and trades, so bars of every interval agree with each other. Only the market's sessions
+//! trade: a piece of time outside them is a dead bar (flat at the last price, no volume) that
+//! aggregation skips.
 
-use super::{profile::*, *};
+use std::collections::HashMap;
+
+use super::{profile::*, subdivide::*, *};
+use crate::market::calendar;
+
+/// How far back to look for a previous trading day (longer than any closure on record: CN's
+/// Spring Festival and National Day weeks are nine days with their weekends).
+const LOOKBACK_DAYS: i64 = 40;
 
 /// A bar before rounding: prices as floats, volume in `10^-volume_dp` units, turnover in cents.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -12,11 +21,15 @@ pub(super) struct Bar {
     pub(super) close: f64,
     pub(super) volume: u128,
     pub(super) turnover: u128,
+    /// Whether any of its time is inside a session: a dead bar is not served and not
+    /// aggregated.
+    pub(super) live: bool,
 }
 
 impl Bar {
-    pub(super) fn flat(price: f64) -> Self {
-        Self { open: price, high: price, low: price, close: price, volume: 0, turnover: 0 }
+    /// A piece of time the market does not trade: flat at the last price.
+    pub(super) fn dead(price: f64) -> Self {
+        Self { open: price, high: price, low: price, close: price, volume: 0, turnover: 0, live: false }
     }
 
     /// This bar followed by `next`.
@@ -28,6 +41,7 @@ impl Bar {
             close: next.close,
             volume: self.volume + next.volume,
             turnover: self.turnover + next.turnover,
+            live: true,
         }
     }
 }
@@ -51,6 +65,8 @@ pub(super) struct Path<'a> {
     pub(super) hours: Level,
     pub(super) minutes: Level,
     pub(super) seconds: Level,
+    /// The session intervals (UTC seconds) of each UTC day looked at.
+    sessions: HashMap<i64, Vec<(i64, i64)>>,
 }
 
 impl<'a> Path<'a> {
@@ -63,16 +79,68 @@ impl<'a> Path<'a> {
             hours: Level::default(),
             minutes: Level::default(),
             seconds: Level::default(),
+            sessions: HashMap::new(),
         }
     }
 
-    /// The aggregate of seconds `[from, to)`, from the coarsest whole pieces: days, hours,
-    /// minutes, seconds. `None` if the range is empty.
+    /// The parts of UTC day `day` (seconds since the epoch, `[from, to)`, in order) inside the
+    /// market's regular sessions; none before the listing day. A UTC day meets the local days
+    /// either side of it (FX's day is New York's), so three local days are asked.
+    pub(super) fn sessions(&mut self, day: i64) -> &[(i64, i64)] {
+        let profile = self.profile;
+        self.sessions.entry(day).or_insert_with(|| {
+            if day < profile.listed {
+                return Vec::new();
+            }
+            let (start, end) = (day * DAY, day * DAY + DAY);
+            let mut parts: Vec<(i64, i64)> = (day - 1..=day + 1)
+                .flat_map(|local| calendar::sessions_on(profile.market, date_of(local)))
+                .map(|(open, close)| (open.timestamp().max(start), close.timestamp().min(end)))
+                .filter(|(open, close)| open < close)
+                .collect();
+            parts.sort_unstable();
+            parts.dedup();
+            parts
+        })
+    }
+
+    /// Whether the market trades at all on UTC day `day`.
+    pub(super) fn is_live(&mut self, day: i64) -> bool {
+        !self.sessions(day).is_empty()
+    }
+
+    /// Seconds of `[from, to)` inside a session.
+    pub(super) fn live_seconds(&mut self, from: i64, to: i64) -> i64 {
+        let day = from.div_euclid(DAY);
+        self.sessions(day).iter().map(|&(open, close)| (close.min(to) - open.max(from)).max(0)).sum()
+    }
+
+    /// The last UTC day before `day` on which the market traded, if one is near.
+    pub(super) fn previous_live(&mut self, day: i64) -> Option<i64> {
+        (1..=LOOKBACK_DAYS).map(|n| day - n).find(|&d| self.is_live(d))
+    }
+
+    /// The end of the last session time at or before `at`: `at` itself while the market
+    /// trades, else the last close (`None` if it has not traded for `LOOKBACK_DAYS`).
+    pub(super) fn last_trading_instant(&mut self, at: i64) -> Option<i64> {
+        let today = (at - 1).div_euclid(DAY);
+        (0..=LOOKBACK_DAYS).map(|n| today - n).find_map(|day| {
+            self.sessions(day).iter().rev().find(|(open, _)| *open < at).map(|&(_, close)| close.min(at))
+        })
+    }
+
+    /// The aggregate of the live pieces of seconds `[from, to)`, from the coarsest whole
+    /// pieces: days, hours, minutes, seconds. `None` if the market does not trade in it.
     pub(super) fn range(&mut self, from: i64, to: i64) -> Option<Bar> {
         let mut total: Option<Bar> = None;
         let mut at = from;
         while at < to {
             let left = to - at;
+            // A day without a session is skipped whole, without computing anything.
+            if !self.is_live(at.div_euclid(DAY)) {
+                at = (at.div_euclid(DAY) + 1) * DAY;
+                continue;
+            }
             let (bar, len) = if at.rem_euclid(DAY) == 0 && left >= DAY {
                 (self.day_bar(at.div_euclid(DAY)), DAY)
             } else if at.rem_euclid(HOUR) == 0 && left >= HOUR {
@@ -82,10 +150,12 @@ impl<'a> Path<'a> {
             } else {
                 (self.second_bar(at), 1)
             };
-            total = Some(match total {
-                Some(total) => total.merge(&bar),
-                None => bar,
-            });
+            if bar.live {
+                total = Some(match total {
+                    Some(total) => total.merge(&bar),
+                    None => bar,
+                });
+            }
             at += len;
         }
         total
@@ -96,9 +166,9 @@ impl<'a> Path<'a> {
         self.second_bar(at).open
     }
 
-    /// Log offsets at midnight starting day `day` and the next.
-    pub(super) fn day_bounds(&mut self, day: i64) -> (f64, f64) {
-        (self.midnight(day), self.midnight(day + 1))
+    /// The log price at the midnight starting day `day`: the trend plus the walk around it.
+    pub(super) fn log_price(&mut self, day: i64) -> f64 {
+        self.profile.trend(day) + self.midnight(day)
     }
 
     /// The log offset at midnight starting day `day`. A few look-ups (a quote) descend the
@@ -175,29 +245,57 @@ impl<'a> Path<'a> {
         values
     }
 
+    /// Day `day`'s bar, as traded (prices × the splits to come, on the grid; volume in the
+    /// shares of the day). A trading day runs from the close of the trading day before it (so
+    /// the first session after a weekend carries the weekend's move) to its own midnight; a day
+    /// without a session is dead at the last close.
     pub(super) fn day_bar(&mut self, day: i64) -> Bar {
-        let (x0, x1) = self.day_bounds(day);
         let p = self.profile;
+        if !self.is_live(day) {
+            return match self.previous_live(day) {
+                Some(before) => Bar::dead(self.day_bar(before).close),
+                None => Bar::dead(p.grid.snap(day, p.level * self.log_price(day).exp() * p.multiple(day))),
+            };
+        }
+        let from = self.previous_live(day).map_or(day, |before| before + 1);
+        let (x0, x1) = (self.log_price(from), self.log_price(day + 1));
         let mut rng = Rng::new(mix(p.seed, TAG_DAY, day));
-        let up = bridge_excursion((x1 - x0).abs(), p.vol, rng.uniform());
-        let down = bridge_excursion((x1 - x0).abs(), p.vol, rng.uniform());
-        let (open, close) = (p.level * x0.exp(), p.level * x1.exp());
-        let high = (p.level * (x0.max(x1) + up).exp()).max(open.max(close));
-        let low = (p.level * (x0.min(x1) - down).exp()).min(open.min(close));
+        // The move's volatility grows with the days it spans.
+        let sigma = p.vol * ((day + 1 - from) as f64).sqrt();
+        let up = bridge_excursion((x1 - x0).abs(), sigma, rng.uniform());
+        let down = bridge_excursion((x1 - x0).abs(), sigma, rng.uniform());
+        let multiple = p.multiple(day);
+        let price = |x: f64| p.level * x.exp() * multiple;
+        let (open, close) = (price(x0), price(x1));
+        let high = price(x0.max(x1) + up).max(open.max(close));
+        let low = price(x0.min(x1) - down).min(open.min(close));
         // Busier on wide days.
         let width = (x0.max(x1) + up - x0.min(x1) + down) / (1.6 * p.vol);
-        let volume = p.daily_volume * (0.3 * rng.gauss() - 0.045).exp() * (0.5 + 0.5 * width.min(4.0));
+        let volume = p.daily_volume * (0.3 * rng.gauss() - 0.045).exp() * (0.5 + 0.5 * width.min(4.0)) / multiple;
         let volume = (volume.round() as u128).max(1);
+        let snap = |x: f64| p.grid.snap(day, x);
+        let (open, high, low, close) = (snap(open), snap(high), snap(low), snap(close));
         let typical = (open + high + low + close) / 4.0;
         let turnover = (volume as f64 * typical * p.turnover_per_unit).round() as u128;
-        Bar { open, high, low, close, volume, turnover }
+        Bar { open, high, low, close, volume, turnover, live: true }
     }
 
     pub(super) fn hour_bar(&mut self, hour: i64) -> Bar {
         let day = hour.div_euclid(24);
         if self.hours.key != Some(day) {
             let parent = self.day_bar(day);
-            self.hours.bars = subdivide(&parent, &self.profile.hours, mix(self.profile.seed, TAG_HOURS, day));
+            self.hours.bars = if parent.live {
+                let activity = self.profile.hours;
+                let weights: Vec<f64> = (0..24)
+                    .map(|h| {
+                        let from = (day * 24 + h) * HOUR;
+                        self.live_seconds(from, from + HOUR) as f64 / HOUR as f64 * activity[h as usize]
+                    })
+                    .collect();
+                self.split_live(&parent, &weights, day, mix(self.profile.seed, TAG_HOURS, day))
+            } else {
+                vec![parent; 24]
+            };
             self.hours.key = Some(day);
         }
         self.hours.bars[hour.rem_euclid(24) as usize]
@@ -207,7 +305,18 @@ impl<'a> Path<'a> {
         let hour = minute.div_euclid(60);
         if self.minutes.key != Some(hour) {
             let parent = self.hour_bar(hour);
-            self.minutes.bars = subdivide(&parent, &[1.0; 60], mix(self.profile.seed, TAG_MINUTES, hour));
+            self.minutes.bars = if parent.live {
+                let weights: Vec<f64> = (0..60)
+                    .map(|m| {
+                        let from = (hour * 60 + m) * MINUTE;
+                        self.live_seconds(from, from + MINUTE) as f64
+                    })
+                    .collect();
+                let day = hour.div_euclid(24);
+                self.split_live(&parent, &weights, day, mix(self.profile.seed, TAG_MINUTES, hour))
+            } else {
+                vec![parent; 60]
+            };
             self.minutes.key = Some(hour);
         }
         self.minutes.bars[minute.rem_euclid(60) as usize]
@@ -217,178 +326,37 @@ impl<'a> Path<'a> {
         let minute = second.div_euclid(60);
         if self.seconds.key != Some(minute) {
             let parent = self.minute_bar(minute);
-            self.seconds.bars = subdivide(&parent, &[1.0; 60], mix(self.profile.seed, TAG_SECONDS, minute));
+            self.seconds.bars = if parent.live {
+                let weights: Vec<f64> =
+                    (0..60).map(|s| self.live_seconds(minute * 60 + s, minute * 60 + s + 1) as f64).collect();
+                let day = minute.div_euclid(24 * 60);
+                self.split_live(&parent, &weights, day, mix(self.profile.seed, TAG_SECONDS, minute))
+            } else {
+                vec![parent; 60]
+            };
             self.seconds.key = Some(minute);
         }
         self.seconds.bars[second.rem_euclid(60) as usize]
     }
-}
 
-/// How far a Brownian bridge over a move of `distance`, with volatility `sigma`, rises above its
-/// higher end: a draw from the exact law, P(excursion > x) = exp(-2x(x + distance)/σ²), by
-/// inversion of the uniform `u`.
-pub(super) fn bridge_excursion(distance: f64, sigma: f64, u: f64) -> f64 {
-    0.5 * ((distance * distance - 2.0 * sigma * sigma * u.ln()).sqrt() - distance)
-}
-
-/// `excursion` beyond `from`, squeezed to stay short of `limit` (smoothly, so small excursions
-/// are kept nearly as drawn).
-pub(super) fn squeeze(from: f64, limit: f64, excursion: f64) -> f64 {
-    let room = limit - from;
-    if room > 0.0 && excursion > 0.0 { room * -(-excursion / room).exp_m1() } else { 0.0 }
-}
-
-/// `excursion` (≥ 0), kept as it is up to 80% of `room` and squeezed smoothly beyond, so that it
-/// stays short of `room`.
-pub(super) fn fit_within(excursion: f64, room: f64) -> f64 {
-    if room <= 0.0 {
-        return 0.0;
-    }
-    let knee = 0.8 * room;
-    if excursion <= knee {
-        return excursion;
-    }
-    let soft = room - knee;
-    knee + soft * -(-(excursion - knee) / soft).exp_m1()
-}
-
-/// Splits `parent` into `weights.len()` consecutive children whose aggregate is exactly the
-/// parent: the first opens at its open, the last closes at its close, each opens at the
-/// previous close, one reaches its high and one its low (the others stay inside), and volumes
-/// and turnovers sum to its own. `weights` are the children's relative activity (variance and
-/// volume).
-pub(super) fn subdivide(parent: &Bar, weights: &[f64], seed: u64) -> Vec<Bar> {
-    let n = weights.len();
-    if n <= 1 {
-        return vec![*parent];
-    }
-    let mut rng = Rng::new(seed);
-    let total: f64 = weights.iter().sum();
-    // A random walk in activity time, turned into a bridge from 0 to 0.
-    let mut walk = vec![0.0; n + 1];
-    let mut time = vec![0.0; n + 1];
-    for (i, &weight) in weights.iter().enumerate() {
-        walk[i + 1] = walk[i] + rng.gauss() * weight.sqrt();
-        time[i + 1] = time[i] + weight / total;
-    }
-    let Bar { open, high, low, close, .. } = *parent;
-    let line = |i: usize| open + (close - open) * time[i];
-    let bridge = |i: usize| walk[i] - walk[n] * time[i];
-    // The bridge around the line from open to close, with the volatility the parent's range
-    // suggests (the range of a Brownian motion is about 1.6 σ).
-    let scale = 1.1 * (high - low) / (1.6 * total.sqrt());
-    let mut path: Vec<f64> = (0..=n).map(|i| line(i) + scale * bridge(i)).collect();
-    // Pin the path close to the parent's high and low (a child's typical wick away) at times
-    // drawn like a bridge's extremes: early if the open is near the extreme, late if the close
-    // is, anywhere otherwise, in activity time (busy hours see most extremes). The stretches in
-    // between shift linearly, keeping their shape.
-    let range = (high - low).max(1e-300);
-    let when = |near_open: f64, near_close: f64, u: f64| {
-        let t = u.powf((near_close / near_open.max(1e-300)).clamp(0.1, 10.0));
-        time.iter().position(|&at| at >= t).unwrap_or(n).clamp(1, n - 1)
-    };
-    let peak = when((high - open) / range, (high - close) / range, rng.uniform());
-    let mut trough = when((open - low) / range, (close - low) / range, rng.uniform());
-    if trough == peak {
-        trough = if peak + 1 < n {
-            peak + 1
-        } else if peak > 1 {
-            peak - 1
-        } else {
-            peak // two children: one inner point, no room for two pins
-        };
-    }
-    let wick = range / (1.6 * (n as f64).sqrt());
-    let mut pins = vec![(0, 0.0), (n, 0.0)];
-    if trough != peak {
-        pins.push((peak, high - 0.5 * wick * rng.uniform() - path[peak]));
-        pins.push((trough, low + 0.5 * wick * rng.uniform() - path[trough]));
-    }
-    pins.sort_by_key(|&(i, _)| i);
-    for pair in pins.windows(2) {
-        let ((from, shift_from), (to, shift_to)) = (pair[0], pair[1]);
-        for (i, point) in path.iter_mut().enumerate().take(to).skip(from + 1) {
-            let along = (time[i] - time[from]) / (time[to] - time[from]).max(1e-300);
-            *point += shift_from + (shift_to - shift_from) * along;
-        }
-        path[to] += shift_to;
-    }
-    // Squeeze what would leave the range back into it, smoothly and keeping the order of prices.
-    let middle = 0.5 * (high + low);
-    for point in path.iter_mut().take(n).skip(1) {
-        let squeezed = if *point > middle {
-            middle + fit_within(*point - middle, high - middle)
-        } else {
-            middle - fit_within(middle - *point, middle - low)
-        };
-        *point = squeezed.max(low).min(high);
-    }
-    path[0] = open;
-    path[n] = close;
-
-    // Which children touch the parent's extremes: those whose bodies come closest.
-    let mut high_child = 0;
-    let mut low_child = 0;
-    for i in 1..n {
-        if path[i].max(path[i + 1]) > path[high_child].max(path[high_child + 1]) {
-            high_child = i;
-        }
-        if path[i].min(path[i + 1]) < path[low_child].min(path[low_child + 1]) {
-            low_child = i;
-        }
-    }
-    let mean_step = path.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / n as f64;
-    let mean_weight = total / n as f64;
-    let mut children = Vec::with_capacity(n);
-    let mut volume_weights = Vec::with_capacity(n);
-    for i in 0..n {
-        let (a, b) = (path[i], path[i + 1]);
-        let (top, bottom) = (a.max(b), a.min(b));
-        let sigma = 1.25 * mean_step * (weights[i] / mean_weight).sqrt();
-        let up = bridge_excursion((b - a).abs(), sigma, rng.uniform());
-        let down = bridge_excursion((b - a).abs(), sigma, rng.uniform());
-        let child_high = if i == high_child { high } else { (top + squeeze(top, high, up)).max(top).min(high) };
-        let child_low = if i == low_child { low } else { (bottom - squeeze(low, bottom, down)).min(bottom).max(low) };
-        let width = if sigma > 0.0 { ((child_high - child_low) / (1.6 * sigma)).min(3.0) } else { 1.0 };
-        volume_weights.push(weights[i] * (0.35 * rng.gauss()).exp() * (0.6 + 0.4 * width));
-        children.push(Bar { open: a, high: child_high, low: child_low, close: b, volume: 0, turnover: 0 });
-    }
-    for (child, volume) in children.iter_mut().zip(split(parent.volume, &volume_weights)) {
-        child.volume = volume;
-    }
-    let value_weights: Vec<f64> =
-        children.iter().map(|c| c.volume as f64 * (c.open + c.high + c.low + c.close) / 4.0).collect();
-    for (child, turnover) in children.iter_mut().zip(split(parent.turnover, &value_weights)) {
-        child.turnover = turnover;
-    }
-    children
-}
-
-/// Splits `total` into integer parts proportional to `weights`, summing exactly to `total`
-/// (largest remainders get the units left over). Zero weights get zero, unless all are zero.
-pub(super) fn split(total: u128, weights: &[f64]) -> Vec<u128> {
-    let max = weights.iter().copied().filter(|w| w.is_finite()).fold(0.0, f64::max);
-    let quanta: Vec<u128> = if max > 0.0 {
+    /// `subdivide` over the children with weight (time in session), the others dead at the
+    /// price before them; every price on the grid of day `day`.
+    fn split_live(&self, parent: &Bar, weights: &[f64], day: i64, seed: u64) -> Vec<Bar> {
+        let grid = self.profile.grid;
+        let live: Vec<f64> = weights.iter().copied().filter(|w| *w > 0.0).collect();
+        let mut children = subdivide(parent, &live, seed, &|x| grid.snap(day, x)).into_iter();
+        let mut price = parent.open;
         weights
             .iter()
-            .map(|&w| if w.is_finite() && w > 0.0 { ((w / max * 4_294_967_296.0) as u128).max(1) } else { 0 })
+            .map(|&w| match if w > 0.0 { children.next() } else { None } {
+                Some(child) => {
+                    price = child.close;
+                    child
+                }
+                None => Bar::dead(price),
+            })
             .collect()
-    } else {
-        vec![1; weights.len()]
-    };
-    let sum: u128 = quanta.iter().sum();
-    let mut parts: Vec<u128> = quanta.iter().map(|&q| total * q / sum).collect();
-    let mut left = total - parts.iter().sum::<u128>();
-    let mut order: Vec<usize> = (0..weights.len()).filter(|&i| quanta[i] > 0).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(total * quanta[i] % sum), i));
-    for i in order {
-        if left == 0 {
-            break;
-        }
-        parts[i] += 1;
-        left -= 1;
     }
-    parts
 }
 
 /// One trade, before rounding.
@@ -403,33 +371,43 @@ pub(super) struct Trade {
 
 /// The trades of one second: 3 to 5 (fewer if its volume is smaller), along a path through the
 /// second's open, its extremes and its close, the last at its close; volumes sum to the
-/// second's volume.
+/// second's volume. Their times are spread through the second (sorted uniform draws, to the
+/// millisecond), prices on the grid of day `day`.
 pub(super) fn second_trades(profile: &Profile, second: i64, bar: &Bar) -> Vec<Trade> {
-    if bar.volume == 0 {
+    if bar.volume == 0 || !bar.live {
         return Vec::new();
     }
+    let day = second.div_euclid(DAY);
     let mut rng = Rng::new(mix(profile.seed, TAG_TICKS, second));
     let count = (3 + rng.below(3) as u128).min(bar.volume) as usize;
     let (first, second_extreme) = if rng.below(2) == 0 { (bar.high, bar.low) } else { (bar.low, bar.high) };
     let knots = [bar.open, first, second_extreme, bar.close];
-    // Times as fractions of the second: the close last, then the extremes, then random times.
-    let mut times = vec![1.0, 2.0 / 3.0, 1.0 / 3.0];
-    while times.len() < count {
-        times.push(0.002 + 0.996 * rng.uniform());
+    let mut millis: Vec<i64> = (0..count).map(|_| rng.below(1000) as i64).collect();
+    millis.sort_unstable();
+    // Distinct times, in order (a trade feed never repeats a timestamp): nudge ties apart,
+    // forward from the first, then back from the last if that ran past the second.
+    for k in 1..count {
+        millis[k] = millis[k].max(millis[k - 1] + 1);
     }
-    times.truncate(count);
-    times.sort_by(f64::total_cmp);
+    for k in (0..count).rev() {
+        let limit = 999 - (count - 1 - k) as i64;
+        millis[k] = millis[k].min(limit);
+    }
     let volume_weights: Vec<f64> = (0..count).map(|_| (0.7 * rng.gauss()).exp()).collect();
     let volumes = split(bar.volume - count as u128, &volume_weights);
     let mut previous = bar.open;
-    times
+    millis
         .iter()
         .zip(volumes)
-        .map(|(&t, volume)| {
-            let segment = ((t * 3.0) as usize).min(2);
-            let along = t * 3.0 - segment as f64;
-            let price = (knots[segment] + (knots[segment + 1] - knots[segment]) * along).max(bar.low).min(bar.high);
-            let trade = Trade { millis: second * 1000 + (t * 1000.0) as i64 - 1, price, previous, volume: volume + 1 };
+        .enumerate()
+        .map(|(k, (&ms, volume))| {
+            // The k-th trade is (k+1)/count of the way along open → extreme → extreme → close.
+            let along = 3.0 * (k + 1) as f64 / count as f64;
+            let segment = (along as usize).min(2);
+            let part = along - segment as f64;
+            let price = knots[segment] + (knots[segment + 1] - knots[segment]) * part;
+            let price = profile.grid.snap(day, price.max(bar.low).min(bar.high));
+            let trade = Trade { millis: second * 1000 + ms, price, previous, volume: volume + 1 };
             previous = price;
             trade
         })

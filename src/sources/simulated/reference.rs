@@ -1,16 +1,14 @@
-//! Corporate actions and fundamentals of the simulated market, and its as-traded klines.
+//! Corporate actions and fundamentals of the simulated market.
 //!
 //! # How the simulated price path relates to splits
 //!
-//! The price path of `simulated` sits at today's reference level at every date: it is the
-//! history *in today's shares*. Real history is not: before AAPL's 4:1 split of 2020-08-31 a
-//! share cost four times as much. So klines are served as traded: a bar before a split ex-date
-//! is the path's bar with prices × the split ratios still to come and volumes ÷ them (rounded
-//! to the volume's decimal places); turnover, money traded, is unchanged. A weekly or monthly
-//! bar that straddles an ex-date is aggregated from its as-traded days. Forward adjustment
-//! therefore gives back the path exactly, and the as-traded series jumps at each split as a
-//! real one does. Splits are a fixed table of real past splits, so as-traded history never
-//! changes as the clock moves on.
+//! The price path of `simulated` is the history *in today's shares*. Real history is not: before
+//! AAPL's 4:1 split of 2020-08-31 a share cost four times as much. So the path makes each day as
+//! traded: its prices are the path × the split ratios still to come, its volume in the shares of
+//! the day, before anything is rounded (see `Path::day_bar`), and every coarser bar aggregates
+//! as-traded days. Forward adjustment gives back the path to the tick, and the as-traded series
+//! jumps at each split as a real one does. Splits are a fixed table of real past splits (all on
+//! trading days), so as-traded history never changes as the clock moves on.
 //!
 //! Cash dividends do not move the path (their ex-date drop, a fraction of a percent, is lost
 //! in the daily noise): adjusting for them restates history by the standard factor all the same.
@@ -21,15 +19,16 @@
 //!   3:1 2022-08-25, NVDA 4:1 2021-07-20 and 10:1 2024-06-10, GOOGL/GOOG 20:1 2022-07-18, AMZN
 //!   20:1 2022-06-06, AVGO 10:1 2024-07-15, WMT 3:1 2024-02-26, Tencent 5:1 2014-05-15).
 //! - **Dividends** since 2000 (or the year a company started paying), for the payers: quarterly
-//!   for US listings, semi-annual for Hong Kong, annual for Shanghai and Shenzhen. The annual
-//!   amount is the instrument's yield at its reference level, growing 5% a year, in the shares
-//!   of the day; cents for US and HK, 0.001 for China.
-//! - **Fundamentals**, daily (the simulated market trades every day): trailing EPS drawn per
-//!   quarter around the reference level ÷ a typical P/E, growing 8% a year; book value per share
-//!   ÷ a typical P/B, growing 6% a year; shares outstanding fixed in today's shares. P/E is the
-//!   day's close ÷ EPS (null when EPS ≤ 0), P/B close ÷ book value, the dividend yield the
-//!   trailing twelve months' dividends ÷ close in percent, market cap close × shares. Per-share
-//!   figures are in the shares of the day, so these identities hold on the served numbers.
+//!   for US listings, semi-annual for Hong Kong, annual for Shanghai and Shenzhen, on the same
+//!   day of the month every year, moved to the next trading day when the market is closed. The
+//!   annual amount is the instrument's yield on its trend price (`Profile::trend`), in the
+//!   shares of the day; cents for US and HK, 0.001 for China.
+//! - **Fundamentals**, one point per trading day: trailing EPS drawn per quarter around the
+//!   trend price ÷ a typical P/E; book value per share the trend price ÷ a typical P/B; shares
+//!   outstanding fixed in today's shares. P/E is the day's close ÷ EPS (null when EPS ≤ 0), P/B
+//!   close ÷ book value, the dividend yield the trailing twelve months' dividends ÷ close in
+//!   percent, market cap close × shares. Per-share figures are in the shares of the day, so
+//!   these identities hold on the served numbers, and valuation bands move with the walk.
 //!
 //! Everything is a pure function of the symbol and the date, like the rest of the simulation.
 
@@ -39,8 +38,9 @@ use rust_decimal::{Decimal, RoundingStrategy, prelude::FromPrimitive};
 use super::{DAY, Profile, Rng, SimulatedMarket, fnv1a, mix};
 use crate::{
     market::{
-        corporate::{ActionKind, CorporateAction, FundamentalPoint, aggregate},
-        types::{Instrument, Interval, Kline},
+        calendar,
+        corporate::{ActionKind, CorporateAction, FundamentalPoint},
+        types::{Instrument, Interval},
     },
     reference::service::AssetClass,
 };
@@ -51,11 +51,6 @@ const TAG_VALUATION: u64 = 103;
 
 /// Dividends of the simulation start here (BACKWARD adjustment is anchored at the first action).
 const FIRST_DIVIDEND_YEAR: i32 = 2000;
-/// Growth per year of dividends, earnings and book value, around the reference level of 2025.
-const DIVIDEND_GROWTH: f64 = 0.05;
-const EARNINGS_GROWTH: f64 = 0.08;
-const BOOK_GROWTH: f64 = 0.06;
-const REFERENCE_YEAR: f64 = 2025.0;
 
 /// (year, month, day).
 type Ymd = (i32, u32, u32);
@@ -105,6 +100,8 @@ struct Fundamentals {
     shares: f64,
     level: f64,
     seed: u64,
+    /// The price path's profile: its trend is the trend of earnings, book value and dividends.
+    path: Profile,
 }
 
 impl Fundamentals {
@@ -113,10 +110,11 @@ impl Fundamentals {
             return None;
         }
         let symbol = instrument.symbol.as_str();
-        let level = Profile::new(instrument).level;
+        let path = Profile::new(instrument);
+        let level = path.level;
         let seed = fnv1a(symbol.as_bytes());
         if let Some(&(_, yield_percent, paying_since, pe, pb, millions)) = PROFILES.iter().find(|p| p.0 == symbol) {
-            return Some(Self { yield_percent, paying_since, pe, pb, shares: millions * 1e6, level, seed });
+            return Some(Self { yield_percent, paying_since, pe, pb, shares: millions * 1e6, level, seed, path });
         }
         let mut rng = Rng::new(mix(seed, TAG_VALUATION, 0));
         // About two in three pay, 0.5% to 4%; funds all distribute.
@@ -133,6 +131,7 @@ impl Fundamentals {
             shares: (market_cap / level).round(),
             level,
             seed,
+            path,
         })
     }
 
@@ -146,8 +145,13 @@ impl Fundamentals {
     }
 }
 
-fn years_since_reference(date: NaiveDate) -> f64 {
-    f64::from(date.year()) + f64::from(date.ordinal0()) / 365.25 - REFERENCE_YEAR
+impl Fundamentals {
+    /// The growth factor of `date` relative to the reference level: the price path's trend, so
+    /// valuations (P/E, P/B, yield) wander around their typical values as the walk does, and
+    /// history has the price and the earnings of its time.
+    fn growth(&self, date: NaiveDate) -> f64 {
+        self.path.trend(super::day_of(date)).exp()
+    }
 }
 
 fn midnight(date: NaiveDate) -> DateTime<Utc> {
@@ -175,6 +179,19 @@ fn split_multiple(instrument: &Instrument, at: DateTime<Utc>) -> Decimal {
     })
 }
 
+/// The instrument's splits as the path uses them: ex-day numbers and ratios, oldest first.
+pub(super) fn split_days(instrument: &Instrument) -> Vec<(i64, f64)> {
+    let mut days: Vec<(i64, f64)> = SPLITS
+        .iter()
+        .filter(|s| s.0 == instrument.symbol.as_str())
+        .filter_map(|&(_, (y, m, d), from, to)| {
+            Some((super::day_of(NaiveDate::from_ymd_opt(y, m, d)?), f64::from(to) / f64::from(from)))
+        })
+        .collect();
+    days.sort_by_key(|(day, _)| *day);
+    days
+}
+
 /// Splits and dividends with ex-dates up to `today`, oldest first.
 pub(super) fn corporate_actions(instrument: &Instrument, today: NaiveDate) -> Vec<CorporateAction> {
     let Some(profile) = Fundamentals::of(instrument) else { return Vec::new() };
@@ -192,12 +209,17 @@ pub(super) fn corporate_actions(instrument: &Instrument, today: NaiveDate) -> Ve
                 // The same day every year, as companies keep their calendars (and so a trailing
                 // year always holds one payment of each month).
                 let day = 5 + Rng::new(mix(profile.seed, TAG_DIVIDEND, i64::from(month))).below(20) as u32;
-                let Some(ex_date) = NaiveDate::from_ymd_opt(year, month, day) else { continue };
+                let Some(date) = NaiveDate::from_ymd_opt(year, month, day) else { continue };
+                // Ex-dates are trading days: a closed day's moves to the next session.
+                let ex_date = if calendar::is_trading_day(instrument.market, date) {
+                    date
+                } else {
+                    calendar::next_trading_day(instrument.market, date).unwrap_or(date)
+                };
                 if ex_date > today || splits(instrument).any(|s| s.ex_date == ex_date) {
                     continue;
                 }
-                let annual = profile.level * profile.yield_percent / 100.0
-                    * (DIVIDEND_GROWTH * years_since_reference(ex_date)).exp();
+                let annual = profile.level * profile.yield_percent / 100.0 * profile.growth(ex_date);
                 // The final payment of the year is the larger one where there are several.
                 let share = if months.len() > 1 && n == months.len() - 1 { 1.3 } else { 1.0 };
                 let weight = share / (months.len() as f64 + 0.3 * f64::from(months.len() > 1));
@@ -222,7 +244,9 @@ pub(super) fn corporate_actions(instrument: &Instrument, today: NaiveDate) -> Ve
 fn eps_today_shares(profile: &Fundamentals, date: NaiveDate) -> f64 {
     let quarter = i64::from(date.year()) * 4 + i64::from(date.month0() / 3);
     let mut rng = Rng::new(mix(profile.seed, TAG_EARNINGS, quarter));
-    let base = profile.level / profile.pe.abs() * (EARNINGS_GROWTH * years_since_reference(date)).exp();
+    // The quarter's first day: one figure a quarter.
+    let first = NaiveDate::from_ymd_opt(date.year(), date.month0() / 3 * 3 + 1, 1).unwrap_or(date);
+    let base = profile.level / profile.pe.abs() * profile.growth(first);
     let wobble = 1.0 + 0.06 * rng.gauss().clamp(-3.0, 3.0);
     if profile.pe < 0.0 { -base * wobble } else { base * wobble }
 }
@@ -242,13 +266,7 @@ pub(super) fn fundamentals(
     let start = midnight(from);
     let end = midnight(to) + Duration::days(1);
     let days = ((end - start).num_seconds() / DAY).max(0) as usize;
-    let bars = as_traded(
-        market,
-        instrument,
-        Interval::OneDay,
-        market.klines_at(instrument, Interval::OneDay, Some(end), days, now),
-        now,
-    );
+    let bars = market.klines_at(instrument, Interval::OneDay, Some(end), days, now);
     let today = DateTime::from_timestamp(now, 0).unwrap_or_default().date_naive();
     let dividends: Vec<(NaiveDate, Decimal)> = corporate_actions(instrument, today)
         .into_iter()
@@ -266,8 +284,8 @@ pub(super) fn fundamentals(
             let price = bar.close;
             let multiple = split_multiple(instrument, bar.time);
             let eps = decimal(eps_today_shares(&profile, date), 4).map(|e| (e * multiple).round_dp(2));
-            let book = decimal(profile.level / profile.pb * (BOOK_GROWTH * years_since_reference(date)).exp(), 4)
-                .map(|b| (b * multiple).round_dp(2));
+            let book =
+                decimal(profile.level / profile.pb * profile.growth(date), 4).map(|b| (b * multiple).round_dp(2));
             let ratio = |denominator: Option<Decimal>| {
                 denominator.filter(|d| *d > Decimal::ZERO).map(|d| (price / d).round_dp(2))
             };
@@ -288,56 +306,6 @@ pub(super) fn fundamentals(
         .collect()
 }
 
-/// The path's bars as traded (see the module docs).
-pub(super) fn as_traded(
-    market: &SimulatedMarket,
-    instrument: &Instrument,
-    interval: Interval,
-    bars: Vec<Kline>,
-    now: i64,
-) -> Vec<Kline> {
-    let split_times: Vec<DateTime<Utc>> = splits(instrument).map(|s| s.effective()).collect();
-    let Some(&last_split) = split_times.iter().max() else { return bars };
-    bars.into_iter()
-        .map(|bar| {
-            if bar.time >= last_split {
-                return bar;
-            }
-            let next = interval.next_start(bar.time);
-            if split_times.iter().any(|t| *t > bar.time && *t < next) {
-                // Straddles an ex-date: the aggregate of its as-traded days.
-                let end = next.min(DateTime::from_timestamp(now, 0).unwrap_or(next));
-                let days = ((end - bar.time).num_seconds() + DAY - 1) / DAY;
-                let daily = market.klines_at(instrument, Interval::OneDay, Some(end), days.max(1) as usize, now);
-                let daily: Vec<Kline> = daily
-                    .into_iter()
-                    .filter(|d| d.time >= bar.time)
-                    .map(|d| scaled(&d, split_multiple(instrument, d.time)))
-                    .collect();
-                return aggregate(bar.time, &daily).unwrap_or(bar);
-            }
-            scaled(&bar, split_multiple(instrument, bar.time))
-        })
-        .collect()
-}
-
-fn scaled(bar: &Kline, multiple: Decimal) -> Kline {
-    if multiple == Decimal::ONE {
-        return bar.clone();
-    }
-    Kline {
-        time: bar.time,
-        open: bar.open * multiple,
-        high: bar.high * multiple,
-        low: bar.low * multiple,
-        close: bar.close * multiple,
-        volume: bar
-            .volume
-            .map(|v| (v / multiple).round_dp_with_strategy(v.scale(), RoundingStrategy::MidpointAwayFromZero)),
-        turnover: bar.turnover,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -352,7 +320,13 @@ mod tests {
             region: symbol.rsplit('.').next().unwrap().into(),
             code: symbol.split('.').next().unwrap().into(),
             currency: currency.into(),
-            market: crate::market::calendar::Region::Us,
+            market: if symbol.ends_with(".US") {
+                calendar::Region::Us
+            } else if symbol.ends_with(".HK") {
+                calendar::Region::Hk
+            } else {
+                calendar::Region::Cn
+            },
             listed_at: None,
         }
     }
@@ -362,31 +336,25 @@ mod tests {
     }
 
     #[test]
-    fn as_traded_history_jumps_at_splits_and_forward_adjusts_back_to_the_path() {
+    fn as_traded_history_jumps_at_splits() {
         let m = market();
         let aapl = stock("AAPL.US", "USD");
         let now = m.now();
-        let end = Some(Utc.with_ymd_and_hms(2020, 9, 3, 0, 0, 0).unwrap());
-        let path = m.klines_at(&aapl, Interval::OneDay, end, 6, now);
-        let traded = as_traded(&m, &aapl, Interval::OneDay, path.clone(), now);
-        for (p, t) in path.iter().zip(&traded) {
-            if p.time < Utc.with_ymd_and_hms(2020, 8, 31, 0, 0, 0).unwrap() {
-                assert_eq!(t.close, p.close * Decimal::from(4), "{}", p.time);
-            } else {
-                assert_eq!(t, p);
-            }
-        }
+        // AAPL 4:1 on Monday 2020-08-31: Friday's close is four times Monday's open, to a tick.
+        let end = Some(Utc.with_ymd_and_hms(2020, 9, 1, 0, 0, 0).unwrap());
+        let days = m.klines_at(&aapl, Interval::OneDay, end, 2, now);
+        assert_eq!(days[0].time.date_naive(), NaiveDate::from_ymd_opt(2020, 8, 28).unwrap());
+        let ratio = days[0].close / days[1].open;
+        assert!((ratio - Decimal::from(4)).abs() < Decimal::new(5, 3), "{ratio}");
         // A week across an ex-date (TSLA 3:1 on Thursday 2022-08-25) is its as-traded days.
         let tsla = stock("TSLA.US", "USD");
         let end = Some(Utc.with_ymd_and_hms(2022, 8, 29, 0, 0, 0).unwrap());
-        let week = as_traded(&m, &tsla, Interval::OneWeek, m.klines_at(&tsla, Interval::OneWeek, end, 1, now), now);
-        let days = as_traded(&m, &tsla, Interval::OneDay, m.klines_at(&tsla, Interval::OneDay, end, 7, now), now);
-        let path_days = m.klines_at(&tsla, Interval::OneDay, end, 7, now);
+        let week = m.klines_at(&tsla, Interval::OneWeek, end, 1, now);
+        let days = m.klines_at(&tsla, Interval::OneDay, end, 5, now);
         assert_eq!(week[0].time, days[0].time);
-        assert_eq!(days[0].open, path_days[0].open * Decimal::from(3));
-        assert_eq!(days[6].close, path_days[6].close);
+        assert!(days[2].close > days[3].open * Decimal::from(2), "{days:?}");
         assert_eq!(week[0].open, days[0].open);
-        assert_eq!(week[0].close, days[6].close);
+        assert_eq!(week[0].close, days[4].close);
         assert_eq!(week[0].high, days.iter().map(|d| d.high).max().unwrap());
         assert_eq!(week[0].volume, days.iter().map(|d| d.volume).sum::<Option<Decimal>>());
     }

@@ -9,6 +9,11 @@
 //! subscribed interval, and the trades of the seconds completed since. Each step reads one
 //! instant for all topics, so a step's quote, book, bars and trades agree with each other and
 //! with what `quote`, `orderBook`, `klines` and `ticks` return at that instant.
+//!
+//! A closed market pushes nothing: its quote, book and last bar are frozen at the last close
+//! (see `sources::simulated`), so they never differ from what was pushed, and trades older than
+//! the catch-up window are never pushed. A new subscriber still gets the current quote, book
+//! and bar once, as it would from a query.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -107,7 +112,7 @@ impl MarketStream for SimulatedStream {
                     () = tokio::time::sleep(wait) => topics.keys().cloned().collect(),
                 };
                 // New topics get their current value at once; steps push every change.
-                if step(&mut topics, &fresh, &events).await.is_err() {
+                if step(&mut topics, &fresh, &events, Utc::now()).await.is_err() {
                     return;
                 }
             }
@@ -115,13 +120,13 @@ impl MarketStream for SimulatedStream {
     }
 }
 
-/// Pushes what changed for `which` at this instant. `Err` when the hub is gone.
+/// Pushes what changed for `which` at instant `at`. `Err` when the hub is gone.
 async fn step(
     topics: &mut HashMap<Topic, TopicState>,
     which: &[Topic],
     events: &mpsc::Sender<LiveEvent>,
+    at: DateTime<Utc>,
 ) -> Result<(), mpsc::error::SendError<LiveEvent>> {
-    let at = Utc::now();
     // One instant for the whole step: every value below agrees with every other.
     let market = SimulatedMarket::with_clock(move || at);
     let at_second = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
@@ -171,7 +176,10 @@ async fn step(
                 let seconds = previous_second.map_or(1, |s| (at.timestamp() - s).clamp(1, CATCH_UP_SECONDS as i64));
                 let limit = if since.is_some() { TRADES_PER_SECOND * seconds as usize } else { 1 };
                 let Ok(trades) = market.ticks(instrument, limit).await else { continue };
-                for trade in trades.into_iter().filter(|t| since.is_none_or(|since| t.timestamp > since)) {
+                // Trades of a session long closed are history, not news.
+                let oldest = at - chrono::Duration::seconds(CATCH_UP_SECONDS as i64);
+                let news = trades.into_iter().filter(|t| t.timestamp > oldest);
+                for trade in news.filter(|t| since.is_none_or(|since| t.timestamp > since)) {
                     *pushed = Pushed::TradesUpTo(trade.timestamp);
                     events.send(LiveEvent::Tick(trade)).await?;
                 }
@@ -188,6 +196,53 @@ async fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        market::{Interval, calendar::Region},
+        reference::{Symbol, service::AssetClass},
+    };
+
+    fn aapl() -> crate::market::Instrument {
+        crate::market::Instrument {
+            symbol: Symbol::parse("AAPL.US").unwrap(),
+            asset_class: AssetClass::Stock,
+            region: "US".into(),
+            code: "AAPL".into(),
+            currency: "USD".into(),
+            market: Region::Us,
+            listed_at: None,
+        }
+    }
+
+    /// The events `step` pushes at each of `instants` for every channel of AAPL.
+    async fn pushes(instants: &[&str]) -> Vec<usize> {
+        let instrument = aapl();
+        let channels = [Channel::Quote, Channel::Depth, Channel::Tick, Channel::Kline(Interval::OneMinute)];
+        let which: Vec<Topic> =
+            channels.into_iter().map(|channel| Topic { instrument: instrument.clone(), channel }).collect();
+        let mut topics: HashMap<Topic, TopicState> = which.iter().map(|t| (t.clone(), TopicState::default())).collect();
+        let (events, mut received) = mpsc::channel(100_000);
+        let mut counts = Vec::new();
+        for instant in instants {
+            let at = DateTime::parse_from_rfc3339(instant).unwrap().with_timezone(&Utc);
+            step(&mut topics, &which, &events, at).await.unwrap();
+            let mut count = 0;
+            while received.try_recv().is_ok() {
+                count += 1;
+            }
+            counts.push(count);
+        }
+        counts
+    }
+
+    #[tokio::test]
+    async fn a_closed_market_pushes_nothing() {
+        // Saturday: the snapshot once (quote, book, bar; no trades), then nothing.
+        let counts = pushes(&["2026-11-28T15:00:00Z", "2026-11-28T15:00:01Z", "2026-11-28T15:00:05Z"]).await;
+        assert_eq!(counts, [3, 0, 0]);
+        // In session, every second brings something new.
+        let counts = pushes(&["2026-11-30T15:00:00Z", "2026-11-30T15:00:01Z", "2026-11-30T15:00:02Z"]).await;
+        assert!(counts[0] >= 4 && counts[1] > 0 && counts[2] > 0, "{counts:?}");
+    }
 
     #[test]
     fn steps_are_aligned_to_the_wall_clock() {

@@ -98,7 +98,7 @@ async fn user_socket(app: &TestApp, protocol: &str, token: &str) -> Ws {
 }
 
 async fn subscribe_quotes(ws: &mut Ws, id: &str) {
-    let payload = json!({ "query": QUOTES, "variables": { "symbols": ["AAPL.US", "MSFT.US"] } });
+    let payload = json!({ "query": QUOTES, "variables": { "symbols": ["CRYPTO:BTCUSDT", "CRYPTO:ETHUSDT"] } });
     ws.send_json(json!({ "type": "subscribe", "id": id, "payload": payload })).await;
     let first = next_message(ws).await;
     assert_eq!(first["type"], "next", "{first}");
@@ -157,7 +157,7 @@ async fn legacy_repeated_init_renews_and_expiry_still_closes() {
     let auth = format!("Bearer {renewed}");
     ws.send_json(json!({ "type": "connection_init", "payload": { "Authorization": auth } })).await;
     assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
-    let payload = json!({ "query": QUOTES, "variables": { "symbols": ["AAPL.US"] } });
+    let payload = json!({ "query": QUOTES, "variables": { "symbols": ["CRYPTO:BTCUSDT"] } });
     ws.send_json(json!({ "type": "start", "id": "q", "payload": payload })).await;
     // Past the first token's expiry, data still flows.
     tokio::time::sleep(Duration::from_secs_f64(until_exp(&user.access_token).max(0.0) + 0.3)).await;
@@ -413,7 +413,7 @@ async fn a_ping_flooder_that_never_reads_is_closed_1008() {
     let user = app.new_user().await;
     let mut ws = Ws::connect_small_buffer(&app).await;
     ws.init(Some(&user.access_token)).await;
-    let payload = json!({ "query": QUOTES, "variables": { "symbols": ["AAPL.US"] } });
+    let payload = json!({ "query": QUOTES, "variables": { "symbols": ["CRYPTO:BTCUSDT"] } });
     ws.send_json(json!({ "type": "subscribe", "id": "q", "payload": payload })).await;
     within(PATIENCE, "the subscription runs", async || app.state.live.stats().subscribers == 1).await;
     let started = Instant::now();

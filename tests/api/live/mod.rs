@@ -2,7 +2,9 @@
 //! subscriptions on the simulated stream, their validation and limits, throttling, conflation, slow
 //! consumers, and topics released upstream when subscriptions end. The transport does not depend on
 //! the database, so these run on SQLite only. `e2e` feeds them from the fake iTick stream, across
-//! replicas and processes; `replicas` drives `live::replicas::RedisFeed` directly.
+//! replicas and processes; `replicas` drives `live::replicas::RedisFeed` directly. These run on
+//! the wall clock and need markets that move now, so they use crypto pairs (the simulated market
+//! keeps exchange hours: stocks and FX are quiet outside their sessions).
 
 mod e2e;
 pub(crate) mod replicas;
@@ -91,7 +93,7 @@ const QUOTES: &str = "subscription($symbols: [String!]!, $throttleMs: Int) { \
 async fn quotes_of_several_symbols_arrive_and_keep_coming() {
     let app = live_app(&[]).await;
     let mut ws = user_connection(&app).await;
-    let symbols = ["AAPL.US", "700.HK", "FX:EURUSD"];
+    let symbols = ["CRYPTO:BTCUSDT", "CRYPTO:BNBUSDT", "CRYPTO:XRPUSDT"];
     subscribe(&mut ws, "q", QUOTES, json!({ "symbols": symbols })).await;
     let mut seen: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
     // Every symbol at least twice: its current quote, then a change.
@@ -117,7 +119,7 @@ async fn quotes_of_several_symbols_arrive_and_keep_coming() {
 async fn throttled_quotes_come_at_most_once_per_interval_and_end_on_the_newest() {
     let app = live_app(&[]).await;
     let mut ws = user_connection(&app).await;
-    let symbols = ["AAPL.US", "MSFT.US"];
+    let symbols = ["CRYPTO:BTCUSDT", "CRYPTO:ETHUSDT"];
     subscribe(&mut ws, "all", QUOTES, json!({ "symbols": symbols })).await;
     subscribe(&mut ws, "throttled", QUOTES, json!({ "symbols": symbols, "throttleMs": 2500 })).await;
     let mut counts: HashMap<(String, String), usize> = HashMap::new();
@@ -162,9 +164,9 @@ async fn throttled_quotes_come_at_most_once_per_interval_and_end_on_the_newest()
 async fn complete_releases_the_topic_upstream() {
     let app = live_app(&[]).await;
     let mut ws = user_connection(&app).await;
-    subscribe(&mut ws, "1", QUOTES, json!({ "symbols": ["AAPL.US"] })).await;
+    subscribe(&mut ws, "1", QUOTES, json!({ "symbols": ["CRYPTO:BTCUSDT"] })).await;
     next_data(&mut ws, "1").await;
-    subscribe(&mut ws, "2", QUOTES, json!({ "symbols": ["AAPL.US", "MSFT.US"] })).await;
+    subscribe(&mut ws, "2", QUOTES, json!({ "symbols": ["CRYPTO:BTCUSDT", "CRYPTO:ETHUSDT"] })).await;
     // Subscription 1 keeps streaming meanwhile: its updates may come first.
     loop {
         let message = next_message(&mut ws).await;
@@ -178,9 +180,9 @@ async fn complete_releases_the_topic_upstream() {
     assert_eq!((stats.topics, stats.subscribers, stats.releases), (2, 3, 0));
 
     ws.send_json(json!({ "type": "complete", "id": "2" })).await;
-    eventually("MSFT.US is released", || app.state.live.stats().releases == 1).await;
+    eventually("CRYPTO:ETHUSDT is released", || app.state.live.stats().releases == 1).await;
     let stats = app.state.live.stats();
-    assert_eq!((stats.topics, stats.subscribers), (1, 1), "AAPL.US is still wanted by subscription 1");
+    assert_eq!((stats.topics, stats.subscribers), (1, 1), "CRYPTO:BTCUSDT is still wanted by subscription 1");
     // Subscription 1 still streams.
     loop {
         let message = next_message(&mut ws).await;
@@ -190,7 +192,7 @@ async fn complete_releases_the_topic_upstream() {
     }
 
     drop(ws);
-    eventually("the disconnect releases AAPL.US", || app.state.live.stats().topics == 0).await;
+    eventually("the disconnect releases CRYPTO:BTCUSDT", || app.state.live.stats().topics == 0).await;
     assert_eq!(app.state.live.stats().releases, 2);
 }
 
@@ -199,7 +201,7 @@ async fn subscriptions_need_an_authenticated_connection() {
     let app = live_app(&[]).await;
     let mut ws = Ws::connect(&app, TRANSPORT_WS).await;
     ws.init(None).await;
-    subscribe(&mut ws, "1", QUOTES, json!({ "symbols": ["AAPL.US"] })).await;
+    subscribe(&mut ws, "1", QUOTES, json!({ "symbols": ["CRYPTO:BTCUSDT"] })).await;
     let error = next_error(&mut ws, "1").await;
     assert_eq!(error["extensions"]["code"], "UNAUTHENTICATED", "{error}");
     assert_eq!(app.state.live.stats().topics, 0, "nothing was subscribed upstream");
@@ -209,12 +211,12 @@ async fn subscriptions_need_an_authenticated_connection() {
 async fn bad_and_unknown_symbols_are_refused_by_name() {
     let app = live_app(&[]).await;
     let mut ws = user_connection(&app).await;
-    subscribe(&mut ws, "bad", QUOTES, json!({ "symbols": ["AAPL.US", "not a symbol!"] })).await;
+    subscribe(&mut ws, "bad", QUOTES, json!({ "symbols": ["CRYPTO:BTCUSDT", "not a symbol!"] })).await;
     let error = next_error(&mut ws, "bad").await;
     assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
     assert!(error["message"].as_str().unwrap().contains("not a symbol!"), "{error}");
 
-    subscribe(&mut ws, "unknown", QUOTES, json!({ "symbols": ["AAPL.US", "NOPE.US"] })).await;
+    subscribe(&mut ws, "unknown", QUOTES, json!({ "symbols": ["CRYPTO:BTCUSDT", "NOPE.US"] })).await;
     let error = next_error(&mut ws, "unknown").await;
     assert_eq!(error["extensions"]["code"], "NOT_FOUND", "{error}");
     assert!(error["message"].as_str().unwrap().contains("NOPE.US"), "{error}");
@@ -259,15 +261,16 @@ async fn live_quotes_and_bars_of_an_index_carry_no_volume() {
 async fn limits_on_symbols_and_subscriptions_name_themselves() {
     let app = live_app(&[("FINQL_LIVE_MAX_SYMBOLS", "2"), ("FINQL_WS_MAX_SUBSCRIPTIONS", "1")]).await;
     let mut ws = user_connection(&app).await;
-    subscribe(&mut ws, "many", QUOTES, json!({ "symbols": ["AAPL.US", "MSFT.US", "NVDA.US"] })).await;
+    subscribe(&mut ws, "many", QUOTES, json!({ "symbols": ["CRYPTO:BTCUSDT", "CRYPTO:ETHUSDT", "CRYPTO:SOLUSDT"] }))
+        .await;
     let error = next_error(&mut ws, "many").await;
     assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("at most 2 symbols") && message.contains("FINQL_LIVE_MAX_SYMBOLS"), "{error}");
 
-    subscribe(&mut ws, "one", QUOTES, json!({ "symbols": ["AAPL.US", "MSFT.US"] })).await;
+    subscribe(&mut ws, "one", QUOTES, json!({ "symbols": ["CRYPTO:BTCUSDT", "CRYPTO:ETHUSDT"] })).await;
     next_data(&mut ws, "one").await;
-    subscribe(&mut ws, "two", QUOTES, json!({ "symbols": ["AAPL.US"] })).await;
+    subscribe(&mut ws, "two", QUOTES, json!({ "symbols": ["CRYPTO:BTCUSDT"] })).await;
     loop {
         let message = next_message(&mut ws).await;
         if message["id"] == "two" {
@@ -278,7 +281,7 @@ async fn limits_on_symbols_and_subscriptions_name_themselves() {
         }
     }
 
-    let throttle = json!({ "symbols": ["AAPL.US"], "throttleMs": -1 });
+    let throttle = json!({ "symbols": ["CRYPTO:BTCUSDT"], "throttleMs": -1 });
     ws.send_json(json!({ "type": "complete", "id": "one" })).await;
     subscribe(&mut ws, "neg", QUOTES, throttle).await;
     loop {
@@ -297,12 +300,11 @@ async fn klines_order_books_and_ticks_stream() {
     let app = live_app(&[]).await;
     let mut ws = user_connection(&app).await;
     let klines =
-        "subscription { klines(symbol: \"AAPL.US\", interval: ONE_MINUTE) { time open high low close volume } }";
+        "subscription { klines(symbol: \"CRYPTO:BTCUSDT\", interval: ONE_MINUTE) { time open high low close volume } }";
     subscribe(&mut ws, "k", klines, json!({})).await;
     let book = "subscription { orderBook(symbol: \"CRYPTO:BTCUSDT\", levels: 3) { symbol bids { price volume } asks { price } } }";
     subscribe(&mut ws, "b", book, json!({})).await;
-    let ticks =
-        "subscription { ticks(symbols: [\"AAPL.US\", \"FX:EURUSD\"]) { symbol price volume timestamp direction } }";
+    let ticks = "subscription { ticks(symbols: [\"CRYPTO:BTCUSDT\", \"CRYPTO:XRPUSDT\"]) { symbol price volume timestamp direction } }";
     subscribe(&mut ws, "t", ticks, json!({})).await;
 
     let mut bars = 0;
@@ -352,16 +354,16 @@ async fn legacy_graphql_ws_streams_and_stop_releases() {
     ws.send_json(json!({ "type": "connection_init", "payload": payload })).await;
     assert_eq!(ws.next_json().await, json!({ "type": "connection_ack" }));
     ws.send_json(
-        json!({ "type": "start", "id": "a", "payload": { "query": QUOTES, "variables": { "symbols": ["AAPL.US"] } } }),
+        json!({ "type": "start", "id": "a", "payload": { "query": QUOTES, "variables": { "symbols": ["CRYPTO:BTCUSDT"] } } }),
     )
     .await;
     for _ in 0..2 {
         let quote = next_data(&mut ws, "a").await;
-        assert_eq!(quote["quotes"]["symbol"], "AAPL.US");
+        assert_eq!(quote["quotes"]["symbol"], "CRYPTO:BTCUSDT");
     }
     assert_eq!(app.state.live.stats().topics, 1);
     ws.send_json(json!({ "type": "stop", "id": "a" })).await;
-    eventually("stop releases AAPL.US", || app.state.live.stats().releases == 1).await;
+    eventually("stop releases CRYPTO:BTCUSDT", || app.state.live.stats().releases == 1).await;
     assert_eq!(app.state.live.stats().topics, 0);
 }
 

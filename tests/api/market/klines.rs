@@ -45,7 +45,7 @@ async fn history_is_deterministic_oldest_first_and_well_formed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bars_of_every_interval_agree() {
     let app = app().await;
-    // 2025-03-12 (UTC): its day bar and its 24 hourly bars.
+    // 2025-03-12 (UTC): its day bar and its 7 hourly bars (the session is 13:30–20:00 UTC).
     let day = bars(
         &app.data(
             None,
@@ -58,16 +58,16 @@ async fn bars_of_every_interval_agree() {
         &app.data(
             None,
             KLINES,
-            json!({ "s": "AAPL.US", "i": "ONE_HOUR", "limit": 24, "before": "2025-03-13T00:00:00Z" }),
+            json!({ "s": "AAPL.US", "i": "ONE_HOUR", "limit": 7, "before": "2025-03-13T00:00:00Z" }),
         )
         .await,
     );
     assert_eq!(day.len(), 1);
-    assert_eq!(hours.len(), 24);
+    assert_eq!(hours.len(), 7);
     assert_eq!(day[0]["time"], "2025-03-12T00:00:00+00:00");
-    assert_eq!(hours[0]["time"], "2025-03-12T00:00:00+00:00");
+    assert_eq!(hours[0]["time"], "2025-03-12T13:00:00+00:00");
     assert_eq!(day[0]["open"], hours[0]["open"]);
-    assert_eq!(day[0]["close"], hours[23]["close"]);
+    assert_eq!(day[0]["close"], hours[6]["close"]);
     let high = hours.iter().map(|b| dec(&b["high"])).max().unwrap();
     let low = hours.iter().map(|b| dec(&b["low"])).min().unwrap();
     let volume: Decimal = hours.iter().map(|b| dec(&b["volume"])).sum();
