@@ -286,9 +286,9 @@ pub(super) fn fundamentals(
             let eps = decimal(eps_today_shares(&profile, date), 4).map(|e| (e * multiple).round_dp(2));
             let book =
                 decimal(profile.level / profile.pb * profile.growth(date), 4).map(|b| (b * multiple).round_dp(2));
-            let ratio = |denominator: Option<Decimal>| {
-                denominator.filter(|d| *d > Decimal::ZERO).map(|d| (price / d).round_dp(2))
-            };
+            // Ratios, yield and market cap are reported exact: finql rounds each once, to its
+            // stated scale (`market::precision`), so no figure is rounded twice.
+            let ratio = |denominator: Option<Decimal>| denominator.filter(|d| *d > Decimal::ZERO).map(|d| price / d);
             let year_ago = date.with_year(date.year() - 1).unwrap_or(date - Duration::days(365));
             let trailing: Decimal =
                 dividends.iter().filter(|(ex, _)| *ex > year_ago && *ex <= date).map(|(_, amount)| *amount).sum();
@@ -298,8 +298,8 @@ pub(super) fn fundamentals(
                 eps,
                 pe: ratio(eps),
                 pb: ratio(book),
-                dividend_yield: (price > Decimal::ZERO).then(|| (trailing * hundred / price).round_dp(2)),
-                market_cap: Some((price * shares / multiple).round_dp(0)),
+                dividend_yield: (price > Decimal::ZERO).then(|| trailing * hundred / price),
+                market_cap: Some(price * shares / multiple),
                 currency: instrument.currency.clone(),
             }
         })
