@@ -90,16 +90,14 @@ impl App {
         let live = live::start(sources::build_stream(&config.market)?, &config, shutdown.clone()).await?;
         let accounts = AccountsService::new(db.clone(), hasher, tokens);
         let ledger = LedgerService::new(db.clone());
-        let reference = ReferenceService::new(db.clone());
-        let fundamentals = FundamentalsService::new(source, market_service.clone());
         // What the resolvers reach, each domain its own service by type.
         let schema = build_schema(&config.limits)
             .data(accounts.clone())
-            .data(throttle.clone())
+            .data(throttle)
             .data(ledger.clone())
-            .data(reference.clone())
+            .data(ReferenceService::new(db.clone()))
             .data(market_service.clone())
-            .data(fundamentals.clone())
+            .data(FundamentalsService::new(source, market_service.clone()))
             .data(live.clone())
             .data(config.live.clone())
             .finish();
@@ -108,11 +106,8 @@ impl App {
             documents: DocumentCache::new(),
             accounts,
             ledger,
-            fundamentals,
             market: market_service,
-            reference,
             live,
-            throttle,
             db,
             shutdown,
             config: Arc::new(config),

@@ -14,10 +14,8 @@ use crate::{
     identity::Credentials,
     ledger::LedgerService,
     live::LiveHub,
-    market::{self, FundamentalsService, MarketService},
-    reference::ReferenceService,
+    market::{self, MarketService},
     schema::FinqlSchema,
-    throttle::AuthThrottle,
 };
 
 /// Everything a request handler can reach: one reference-counted [`Services`], so that cloning
@@ -48,17 +46,10 @@ pub struct Services {
     pub accounts: AccountsService,
     /// Transactions and analytics.
     pub ledger: LedgerService,
-    /// The instrument catalog.
-    pub reference: ReferenceService,
     /// Quotes, klines, order books and ticks, cached in front of the market source.
     pub market: MarketService,
-    /// Corporate actions and fundamentals (cached for a day) and adjusted klines.
-    pub fundamentals: FundamentalsService,
     /// Live market data: the upstream stream and the hub that fans it out to subscriptions.
     pub live: LiveHub,
-    /// Throttling of `login`, `signUp` and `refreshToken` (per account and per client
-    /// address), on the limiter shared through Redis when `REDIS_URL` is set.
-    pub throttle: AuthThrottle,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }
