@@ -133,6 +133,8 @@ async fn seed(db: &sea_orm::DatabaseConnection, bench_user: &str, rows: usize) -
                 email: Set(format!("user{i}@example.com")),
                 full_name: Set(format!("User {i}")),
                 password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$not-a-real-hash".into()),
+                tenant_id: Set(None),
+                role: Set("MEMBER".into()),
                 created_at: Set(now),
                 updated_at: Set(now),
             }

@@ -22,6 +22,7 @@ use crate::{
     schema::build_schema,
     sources,
     state::{AppState, Services},
+    tenancy::TenancyService,
     throttle::{self, AuthThrottle},
 };
 
@@ -88,11 +89,18 @@ impl App {
         let shutdown = CancellationToken::new();
         revocations.spawn_sync(shutdown.clone());
         let live = live::start(sources::build_stream(&config.market)?, &config, shutdown.clone()).await?;
-        let accounts = AccountsService::new(db.clone(), hasher, tokens);
+        let tenancy = TenancyService::new(db.clone(), &config.tenancy);
+        let default_tenant = tenancy
+            .ensure_default_tenant(&config.tenancy.default_tenant, &config.tenancy.default_plan)
+            .await
+            .map_err(|err| anyhow::anyhow!("creating the default tenant: {err:?}"))?;
+        let signup_tenant = config.tenancy.open_signup.then_some(default_tenant);
+        let accounts = AccountsService::new(db.clone(), hasher, tokens, signup_tenant);
         let ledger = LedgerService::new(db.clone());
         // What the resolvers reach, each domain its own service by type.
         let schema = build_schema(&config.limits)
             .data(accounts.clone())
+            .data(tenancy.clone())
             .data(throttle)
             .data(ledger.clone())
             .data(ReferenceService::new(db.clone()))
@@ -105,6 +113,7 @@ impl App {
             schema,
             documents: DocumentCache::new(),
             accounts,
+            tenancy,
             ledger,
             market: market_service,
             live,

@@ -77,6 +77,13 @@ impl ErrorCode {
 pub enum AppError {
     Unauthenticated(String),
     Forbidden(String),
+    /// Outside what the caller's plan grants (a market, fundamentals, history depth, real-time
+    /// data): `FORBIDDEN` with `extensions.reason: "ENTITLEMENT_REQUIRED"` and, when one market
+    /// is at fault, `extensions.market`.
+    EntitlementRequired {
+        message: String,
+        market: Option<String>,
+    },
     NotFound(String),
     /// `field` names the input field at fault, when there is one (`extensions.field`).
     BadUserInput {
@@ -133,7 +140,7 @@ impl AppError {
             Self::Unauthenticated(m) | Self::Forbidden(m) | Self::NotFound(m) | Self::UpstreamUnavailable(m) => {
                 m.clone()
             }
-            Self::BadUserInput { message, .. } => message.clone(),
+            Self::BadUserInput { message, .. } | Self::EntitlementRequired { message, .. } => message.clone(),
             Self::RateLimited { retry_after_secs } => format!("rate limit exceeded; retry in {retry_after_secs} s"),
             Self::Internal(_) => "internal error".into(),
         }
@@ -142,7 +149,7 @@ impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
-            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Forbidden(_) | Self::EntitlementRequired { .. } => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::BadUserInput { .. } => ErrorCode::BadUserInput,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
@@ -178,6 +185,12 @@ impl From<AppError> for async_graphql::Error {
             match &err {
                 AppError::BadUserInput { field: Some(field), .. } => ext.set("field", *field),
                 AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                AppError::EntitlementRequired { market, .. } => {
+                    ext.set("reason", "ENTITLEMENT_REQUIRED");
+                    if let Some(market) = market {
+                        ext.set("market", market.as_str());
+                    }
+                }
                 _ => {}
             }
         })

@@ -23,8 +23,9 @@ pub mod graphql;
 /// HTTP edge: GraphQL over HTTP and WebSocket, GraphiQL, health and readiness. Serves an
 /// `AppState`; never imports `app`.
 pub mod http;
-/// Who a request says it is (`Credentials`): shared by `accounts`, which checks tokens, and the
-/// GraphQL kit, which carries them.
+/// Who a request says it is (`Credentials`) and who that makes it (`Principal`: tenant, role,
+/// plan): shared by `accounts` and `tenancy`, which check credentials, and the GraphQL kit,
+/// which carries them.
 pub mod identity;
 /// Personal-finance transactions: money, CRUD, keyset pagination and SQL analytics.
 pub mod ledger;
@@ -49,6 +50,9 @@ pub mod sources;
 pub mod state;
 /// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
 pub mod telemetry;
+/// Tenants on plans, their API keys and members; who a request's credentials make the caller
+/// (`identity::Principal`).
+pub mod tenancy;
 /// Throttling of logins, sign-ups and refreshes: GCRA rates and failure backoff, in process or
 /// shared through Redis.
 pub mod throttle;

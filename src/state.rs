@@ -10,12 +10,14 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     accounts::{self, AccountsService},
     config::Config,
+    error::AppResult,
     graphql::{ClientInfo, RequestContext, documents::DocumentCache},
-    identity::Credentials,
+    identity::{Credentials, Principal},
     ledger::LedgerService,
     live::LiveHub,
     market::{self, MarketService},
     schema::FinqlSchema,
+    tenancy::{TenancyService, keys},
 };
 
 /// Everything a request handler can reach: one reference-counted [`Services`], so that cloning
@@ -44,6 +46,8 @@ pub struct Services {
     pub documents: DocumentCache,
     /// Users, passwords and tokens.
     pub accounts: AccountsService,
+    /// Tenants, plans, API keys; who credentials make a caller.
+    pub tenancy: TenancyService,
     /// Transactions and analytics.
     pub ledger: LedgerService,
     /// Quotes, klines, order books and ticks, cached in front of the market source.
@@ -59,16 +63,36 @@ impl AppState {
         Self(Arc::new(services))
     }
 
+    /// Who the presented credentials make the caller. An API key comes in `X-API-Key` or as
+    /// `Authorization: Bearer fq_…`; anything else in `Authorization` is an access token.
+    /// Sending both headers is refused: which one counts would be a guess.
+    pub async fn principal(&self, authorization: Option<&str>, api_key: Option<&str>) -> AppResult<Principal> {
+        let bearer = authorization
+            .map(str::trim)
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| keys::is_api_key(token));
+        match (api_key.map(str::trim), authorization.map(str::trim).filter(|v| !v.is_empty()), bearer) {
+            (Some(_), Some(_), _) => Ok(Principal::without_tenant(
+                Credentials::Invalid("send either `X-API-Key` or `Authorization`, not both"),
+                None,
+            )),
+            (Some(key), None, _) | (None, _, Some(key)) => self.tenancy.authenticate_key(key).await,
+            (None, _, None) => self.tenancy.principal(self.accounts.tokens().credentials(authorization)).await,
+        }
+    }
+
     /// Everything one GraphQL request needs attached to it: who is asking, and fresh
     /// DataLoaders from each domain that batches (their caches live for one request only, so
     /// one user's lookups never serve another's).
     pub fn prepare(
         &self,
         request: async_graphql::Request,
-        credentials: Credentials,
+        principal: Principal,
         client: ClientInfo,
     ) -> async_graphql::Request {
-        let request = request.data(RequestContext::new(credentials, client));
+        let request = request.data(RequestContext::new(principal, client));
         let request = accounts::graphql::attach_loaders(request, &self.accounts);
         market::graphql::attach_loaders(request, &self.market)
     }

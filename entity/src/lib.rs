@@ -3,10 +3,13 @@
 //! These are storage shapes, never published directly: the GraphQL layer has its own output types
 //! (a `users` row carries `password_hash`, which must never reach a client).
 
+pub mod api_key;
 pub mod idempotency_key;
 pub mod kline;
 pub mod kline_coverage;
 pub mod refresh_token;
 pub mod security;
+pub mod tenant;
 pub mod transaction;
+pub mod usage_hourly;
 pub mod user;

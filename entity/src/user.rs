@@ -13,6 +13,11 @@ pub struct Model {
     pub full_name: String,
     /// Argon2id PHC string. Never leaves the accounts service.
     pub password_hash: String,
+    /// The user's tenant. Null only between the tenancy migration and the first start after it
+    /// (which moves such users into the default tenant).
+    pub tenant_id: Option<Uuid>,
+    /// `MEMBER` or `ADMIN` (`identity::Role`).
+    pub role: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -9,6 +9,7 @@ mod m20261124_000003_securities;
 mod m20261124_000004_klines;
 mod m20261130_000001_idempotency_keys;
 mod m20261201_000001_catalog_listings;
+mod m20261202_000001_tenancy;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_klines::Migration),
             Box::new(m20261130_000001_idempotency_keys::Migration),
             Box::new(m20261201_000001_catalog_listings::Migration),
+            Box::new(m20261202_000001_tenancy::Migration),
         ]
     }
 }

@@ -12,7 +12,10 @@ use super::{
     password::{Password, PasswordHasher},
     tokens::{AccessToken, RefreshSecret, TokenIssuer, hash_refresh_token},
 };
-use crate::error::{AppError, AppResult, is_unique_violation};
+use crate::{
+    error::{AppError, AppResult, is_unique_violation},
+    identity::Role,
+};
 
 /// The longest full name accepted (characters).
 const MAX_NAME_LEN: usize = 200;
@@ -23,12 +26,23 @@ pub struct User {
     pub id: Uuid,
     pub email: String,
     pub full_name: String,
+    /// `None` only for a user created before tenancy, until the first start moves them into
+    /// the default tenant.
+    pub tenant_id: Option<Uuid>,
+    pub role: Role,
     pub created_at: chrono::DateTime<Utc>,
 }
 
 impl From<user::Model> for User {
     fn from(m: user::Model) -> Self {
-        Self { id: m.id, email: m.email, full_name: m.full_name, created_at: m.created_at }
+        Self {
+            id: m.id,
+            email: m.email,
+            full_name: m.full_name,
+            tenant_id: m.tenant_id,
+            role: Role::parse(&m.role).unwrap_or(Role::Member),
+            created_at: m.created_at,
+        }
     }
 }
 
@@ -51,6 +65,9 @@ pub struct AccountsService {
     db: DatabaseConnection,
     hasher: PasswordHasher,
     tokens: TokenIssuer,
+    /// The tenant `signUp` joins (`FINQL_DEFAULT_TENANT`), or `None` when self sign-up is off
+    /// (`FINQL_OPEN_SIGNUP=false`).
+    signup_tenant: Option<Uuid>,
 }
 
 /// One message for unknown email and wrong password alike.
@@ -58,15 +75,32 @@ const BAD_CREDENTIALS: &str = "invalid email or password";
 const BAD_REFRESH: &str = "invalid or expired refresh token";
 
 impl AccountsService {
-    pub fn new(db: DatabaseConnection, hasher: PasswordHasher, tokens: TokenIssuer) -> Self {
-        Self { db, hasher, tokens }
+    pub fn new(
+        db: DatabaseConnection,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        signup_tenant: Option<Uuid>,
+    ) -> Self {
+        Self { db, hasher, tokens, signup_tenant }
     }
 
     pub fn tokens(&self) -> &TokenIssuer {
         &self.tokens
     }
 
+    /// Self sign-up: a `MEMBER` of the default tenant, signed in.
     pub async fn sign_up(&self, input: SignUp) -> AppResult<Session> {
+        let Some(tenant) = self.signup_tenant else {
+            return Err(AppError::Forbidden(
+                "self sign-up is off on this server: ask your tenant's admin for an account".into(),
+            ));
+        };
+        let user = self.create_user(tenant, Role::Member, input).await?;
+        self.start_session(user, Uuid::now_v7()).await
+    }
+
+    /// Creates an account in `tenant` with `role` (sign-up, and tenant admins' `createUser`).
+    pub async fn create_user(&self, tenant: Uuid, role: Role, input: SignUp) -> AppResult<User> {
         let email = Email::parse(&input.email)?;
         let full_name = parse_full_name(&input.full_name)?;
         let password = Password::parse(input.password)?;
@@ -77,6 +111,8 @@ impl AccountsService {
             email: Set(email.as_str().to_owned()),
             full_name: Set(full_name),
             password_hash: Set(password_hash),
+            tenant_id: Set(Some(tenant)),
+            role: Set(role.as_str().to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -87,8 +123,8 @@ impl AccountsService {
             }
             Err(err) => return Err(err.into()),
         };
-        tracing::info!(user_id = %user.id, "account created");
-        self.start_session(user, Uuid::now_v7()).await
+        tracing::info!(user_id = %user.id, tenant_id = %tenant, "account created");
+        Ok(user)
     }
 
     pub async fn login(&self, email: &str, password: String) -> AppResult<Session> {

@@ -19,6 +19,14 @@ use rand::RngCore;
 
 use crate::throttle::{Backoff, Quota, ThrottleSettings, address::TrustedProxies};
 
+/// Plans: limits and entitlements by name (`FINQL_PLANS_FILE`).
+pub mod plans;
+/// Tenants, sign-up and anonymous access (`FINQL_DEFAULT_TENANT`, `FINQL_ANONYMOUS_PLAN`, ...).
+pub mod tenancy;
+
+pub use plans::{Access, Plan, Plans};
+pub use tenancy::{RedisOutage, TenancySettings};
+
 /// Where finql runs: `development` (default) or `production`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Environment {
@@ -90,6 +98,8 @@ pub struct Config {
     /// Throttling of `login`, `signUp` and `refreshToken`: each field of
     /// [`ThrottleSettings`] names its variables and defaults.
     pub throttle: ThrottleSettings,
+    /// Tenants, plans, anonymous access and usage metering (`config::tenancy`).
+    pub tenancy: TenancySettings,
     /// Things worth a warning found while reading the configuration. Logged at start-up
     /// (configuration is read before logging exists).
     pub warnings: Vec<String>,
@@ -504,6 +514,7 @@ impl Config {
             trusted_proxies: TrustedProxies::parse(get("FINQL_TRUSTED_PROXIES").as_deref().unwrap_or(""))
                 .map_err(|err| anyhow::anyhow!("FINQL_TRUSTED_PROXIES: {err}"))?,
             throttle: throttle_settings(&get)?,
+            tenancy: TenancySettings::from_lookup(&get, production)?,
             warnings,
         })
     }

@@ -11,12 +11,13 @@ use uuid::Uuid;
 
 use crate::{
     error::{AppError, AppResult},
-    identity::Credentials,
+    identity::{Credentials, Principal},
 };
 
 /// Attached to each GraphQL request (HTTP or WebSocket operation) as request data.
 pub struct RequestContext {
-    pub credentials: Credentials,
+    /// Who is asking: credentials, tenant, role, plan.
+    pub principal: Principal,
     /// Where the request came from, and what its transport said about it beside the document.
     pub client: ClientInfo,
 }
@@ -32,8 +33,13 @@ pub struct ClientInfo {
 }
 
 impl RequestContext {
-    pub fn new(credentials: Credentials, client: ClientInfo) -> Self {
-        Self { credentials, client }
+    pub fn new(principal: Principal, client: ClientInfo) -> Self {
+        Self { principal, client }
+    }
+
+    /// The credentials the request presented, checked.
+    pub fn credentials(&self) -> &Credentials {
+        &self.principal.credentials
     }
 
     pub fn of<'a>(ctx: &Context<'a>) -> AppResult<&'a RequestContext> {
@@ -42,7 +48,7 @@ impl RequestContext {
 
     /// The authenticated user's id, or `UNAUTHENTICATED`.
     pub fn user_id(&self) -> AppResult<Uuid> {
-        self.credentials.require_user()
+        self.principal.credentials.require_user()
     }
 }
 

@@ -34,6 +34,8 @@ use crate::{
 };
 use std::net::SocketAddr;
 
+/// The header an API key may come in (the other way is `Authorization: Bearer fq_…`).
+const API_KEY: header::HeaderName = header::HeaderName::from_static("x-api-key");
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
 
@@ -275,12 +277,25 @@ async fn execute(
     media: Media,
 ) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let credentials = state.accounts.tokens().credentials(authorization);
+    let api_key = headers.get(API_KEY).and_then(|v| v.to_str().ok());
+    let principal = match state.principal(authorization, api_key).await {
+        Ok(principal) => principal,
+        Err(err) => {
+            let err = async_graphql::Error::from(err).into_server_error(Default::default());
+            return Rejection {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                error: Box::new(err),
+                media,
+                allow_post_only: false,
+            }
+            .into_response();
+        }
+    };
     let client = client_info(state, peer, headers);
     let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(state.prepare(request, credentials, client)),
+        BatchRequest::Single(request) => BatchRequest::Single(state.prepare(request, principal, client)),
         BatchRequest::Batch(requests) => BatchRequest::Batch(
-            requests.into_iter().map(|request| state.prepare(request, credentials.clone(), client.clone())).collect(),
+            requests.into_iter().map(|request| state.prepare(request, principal.clone(), client.clone())).collect(),
         ),
     };
     let trace_id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -340,7 +355,7 @@ async fn execute(
     headers.insert(header::CONTENT_TYPE, media.content_type());
     // Responses carry personal financial data: never stored by shared caches or browsers.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::VARY, HeaderValue::from_static("Accept, Authorization"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept, Authorization, X-API-Key"));
     http
 }
 

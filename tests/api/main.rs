@@ -22,3 +22,4 @@ mod live;
 mod market;
 mod schema;
 mod sources;
+mod tenancy;

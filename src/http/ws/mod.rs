@@ -61,8 +61,9 @@ use crate::{
     accounts::{AccessGrant, Authentication},
     error::ErrorCode,
     graphql::{ClientInfo, guard},
-    identity::Credentials,
+    identity::{Credentials, Principal},
     state::AppState,
+    tenancy::keys,
 };
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -109,10 +110,13 @@ pub fn upgrade(state: AppState, client: ClientInfo, upgrade: WebSocketUpgrade) -
         .into_response()
 }
 
-/// Who the connection speaks for, once `connection_init` was accepted.
+/// Who the connection speaks for, once `connection_init` was accepted, and who that makes it.
 enum Identity {
-    Anonymous,
-    User(AccessGrant),
+    Anonymous(Principal),
+    User(AccessGrant, Principal),
+    /// An API key (kept to re-check it on every operation: a revoked key stops the connection
+    /// at its next operation, or within `tenancy::service::CACHE_TTL` on another replica).
+    Key(String),
 }
 
 struct Connection {
@@ -170,7 +174,7 @@ impl Connection {
         let stalled = conn.outbox.stalled().clone();
 
         let close: Option<Close> = loop {
-            let signed_in = matches!(conn.identity, Some(Identity::User(_)));
+            let signed_in = matches!(conn.identity, Some(Identity::User(..)));
             tokio::select! {
                 message = stream.next() => match message {
                     Some(Ok(Message::Text(text))) => {
@@ -258,14 +262,14 @@ impl Connection {
 
     /// The close owed when the connection's token no longer holds.
     fn lapsed(&self) -> Option<Close> {
-        let Some(Identity::User(grant)) = &self.identity else { return None };
+        let Some(Identity::User(grant, _)) = &self.identity else { return None };
         self.state.accounts.tokens().check(grant).err().map(|lapsed| Close::forbidden(lapsed.reason()))
     }
 
     /// Points the expiry timer at the current token's end (leeway included).
     fn arm_expiry(&mut self) {
         let deadline = match &self.identity {
-            Some(Identity::User(grant)) => {
+            Some(Identity::User(grant, _)) => {
                 let left = (grant.valid_until - Utc::now()).to_std().unwrap_or_default();
                 Instant::now() + left
             }
@@ -301,20 +305,21 @@ impl Connection {
             }
             (Protocol::TransportWs, "pong") => Ok(()),
             (Protocol::TransportWs, "subscribe") | (Protocol::Legacy, "start") => {
-                let credentials = match &self.identity {
+                let principal = match &self.identity {
                     None => return Err(Close(4401, "Unauthorized".into())),
-                    Some(Identity::Anonymous) => Credentials::Anonymous,
-                    Some(Identity::User(grant)) => match self.lapsed() {
+                    Some(Identity::Anonymous(principal)) => principal.clone(),
+                    Some(Identity::User(_, principal)) => match self.lapsed() {
                         Some(close) => return Err(close),
-                        None => Credentials::User(grant.user_id),
+                        None => principal.clone(),
                     },
+                    Some(Identity::Key(key)) => self.key_principal(&key.clone()).await?,
                 };
                 let id = message.get("id").and_then(|i| i.as_str()).filter(|i| !i.is_empty()).ok_or_else(invalid)?;
                 if self.operations.contains_key(id) {
                     return Err(Close(4409, format!("Subscriber for {id} already exists")));
                 }
                 let payload = message.get("payload").cloned().ok_or_else(invalid)?;
-                self.start(id.to_owned(), payload, credentials).await;
+                self.start(id.to_owned(), payload, principal).await;
                 Ok(())
             }
             (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
@@ -334,20 +339,51 @@ impl Connection {
     /// message for that) before the 4403.
     async fn authenticate(&self, authorization: Option<&str>) -> Result<Authentication, Close> {
         match self.state.accounts.tokens().authenticate(authorization) {
-            Authentication::Invalid(reason) => {
-                if self.protocol == Protocol::Legacy {
-                    self.send(json!({ "type": "connection_error", "payload": { "message": reason } })).await;
-                }
-                Err(Close::forbidden(reason))
-            }
+            Authentication::Invalid(reason) => Err(self.refuse(reason).await),
             accepted => Ok(accepted),
         }
     }
 
+    /// The 4403 for refused credentials, told first to a legacy client (its protocol has a
+    /// message for that).
+    async fn refuse(&self, reason: &str) -> Close {
+        if self.protocol == Protocol::Legacy {
+            self.send(json!({ "type": "connection_error", "payload": { "message": reason } })).await;
+        }
+        Close::forbidden(reason)
+    }
+
+    /// Checks an API key (again): its principal, or the 4403 owed.
+    async fn key_principal(&self, key: &str) -> Result<Principal, Close> {
+        let principal = self.state.tenancy.authenticate_key(key).await.map_err(|_| internal_close())?;
+        match principal.credentials {
+            Credentials::Invalid(reason) => Err(self.refuse(reason).await),
+            _ => Ok(principal),
+        }
+    }
+
+    /// Who `credentials` make the caller (tenant, role, plan).
+    async fn principal(&self, credentials: Credentials) -> Result<Principal, Close> {
+        let principal = self.state.tenancy.principal(credentials).await.map_err(|_| internal_close())?;
+        match principal.credentials {
+            Credentials::Invalid(reason) => Err(self.refuse(reason).await),
+            _ => Ok(principal),
+        }
+    }
+
     async fn init(&mut self, authorization: Option<&str>) -> Result<(), Close> {
-        self.identity = Some(match self.authenticate(authorization).await? {
-            Authentication::User(grant) => Identity::User(grant),
-            _ => Identity::Anonymous,
+        self.identity = Some(match api_key(authorization) {
+            Some(key) => {
+                self.key_principal(key).await?;
+                Identity::Key(key.to_owned())
+            }
+            None => match self.authenticate(authorization).await? {
+                Authentication::User(grant) => {
+                    let principal = self.principal(Credentials::User(grant.user_id)).await?;
+                    Identity::User(grant, principal)
+                }
+                _ => Identity::Anonymous(self.principal(Credentials::Anonymous).await?),
+            },
         });
         self.arm_expiry();
         self.send(json!({ "type": "connection_ack" })).await;
@@ -359,19 +395,30 @@ impl Connection {
 
     /// New credentials for the same identity: a later expiry (or another session of the user).
     async fn renew(&mut self, authorization: Option<&str>) -> Result<(), Close> {
+        if let Some(key) = api_key(authorization) {
+            return match &self.identity {
+                Some(Identity::Key(current)) if current == key => self.key_principal(key).await.map(drop),
+                _ => Err(Close::forbidden("renewed credentials must be for the same user")),
+            };
+        }
         let renewed = self.authenticate(authorization).await?;
-        match (&self.identity, renewed) {
-            (Some(Identity::User(current)), Authentication::User(grant)) if grant.user_id == current.user_id => {
-                self.identity = Some(Identity::User(grant));
+        match (self.identity.take(), renewed) {
+            (Some(Identity::User(current, principal)), Authentication::User(grant))
+                if grant.user_id == current.user_id =>
+            {
+                self.identity = Some(Identity::User(grant, principal));
                 self.arm_expiry();
                 Ok(())
             }
-            (Some(Identity::Anonymous), Authentication::Anonymous) => Ok(()),
+            (Some(identity @ Identity::Anonymous(_)), Authentication::Anonymous) => {
+                self.identity = Some(identity);
+                Ok(())
+            }
             _ => Err(Close::forbidden("renewed credentials must be for the same user")),
         }
     }
 
-    async fn start(&mut self, id: String, payload: serde_json::Value, credentials: Credentials) {
+    async fn start(&mut self, id: String, payload: serde_json::Value, principal: Principal) {
         let (next, error) = match self.protocol {
             Protocol::TransportWs => ("next", "error"),
             Protocol::Legacy => ("data", "error"),
@@ -408,7 +455,7 @@ impl Connection {
         // Queries and mutations end by `FINQL_REQUEST_TIMEOUT_MS`; subscriptions are meant to last.
         let deadline = (operation != Some(OperationType::Subscription))
             .then(|| tokio::time::Instant::now() + limits.request_timeout);
-        let request = self.state.prepare(request, credentials, self.client.clone());
+        let request = self.state.prepare(request, principal, self.client.clone());
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
         let finished = self.finished.clone();
@@ -462,6 +509,18 @@ impl Connection {
 }
 
 /// The `Authorization` field of a `connection_init` (or renewal `ping`) payload, in any case.
+/// The API key in an `Authorization: Bearer fq_…` value, if that is what it holds.
+fn api_key(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, token) = authorization?.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && keys::is_api_key(token)).then_some(token)
+}
+
+/// The close when the server cannot tell who the client is (its database failed).
+fn internal_close() -> Close {
+    Close(1011, "internal error".into())
+}
+
 fn authorization(payload: Option<&serde_json::Value>) -> Option<&str> {
     payload.and_then(|p| p.as_object()).and_then(|fields| {
         fields.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization")).and_then(|(_, v)| v.as_str())

@@ -79,6 +79,9 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, &str)]) -> Option<T
     for rate in ["FINQL_LOGIN_PER_ADDR_PER_MIN", "FINQL_SIGNUP_PER_ADDR_PER_HOUR", "FINQL_REFRESH_PER_ADDR_PER_MIN"] {
         vars.insert(rate.into(), "0".into());
     }
+    // Most of the suite speaks to the API without credentials and is about something other than
+    // plans: it runs under the generous `developer` plan. Tenancy tests set their own plans.
+    vars.insert("FINQL_ANONYMOUS_PLAN".into(), "developer".into());
     match backend {
         Backend::Sqlite => {
             vars.insert("DATABASE_URL".into(), format!("sqlite://{}/test.db?mode=rwc", data_dir.path().display()));
@@ -180,6 +183,40 @@ impl TestApp {
         let body = self.gql(token, query, variables).await;
         assert!(body.get("errors").is_none(), "unexpected errors: {body}");
         body["data"].clone()
+    }
+
+    /// Creates tenant `slug` on `plan` (through the service the CLI uses) and a key of it with
+    /// `scopes` (`market,live,admin`); returns the key's secret.
+    pub async fn tenant_key(&self, slug: &str, plan: &str, scopes: &str) -> String {
+        let tenancy = &self.state.tenancy;
+        let tenant = match tenancy.tenant_by_slug(slug).await.expect("read tenant") {
+            Some(tenant) => tenant,
+            None => tenancy.create_tenant(slug, slug, plan).await.expect("create tenant"),
+        };
+        let spec = finql::tenancy::service::KeySpec {
+            name: format!("{slug} test key"),
+            scopes: finql::identity::Scopes::parse(scopes).expect("scopes"),
+            expires_at: None,
+            rate: None,
+            created_by: None,
+        };
+        tenancy.create_key(tenant.id, spec).await.expect("create key").secret
+    }
+
+    /// POSTs a GraphQL request with `X-API-Key: key`; returns status, headers and body.
+    pub async fn gql_key(&self, key: &str, query: &str, variables: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .header("X-API-Key", key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request reaches the server");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.json().await.expect("JSON body");
+        (status, headers, body)
     }
 
     pub async fn sign_up(&self, email: &str) -> TestUser {

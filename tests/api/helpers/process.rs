@@ -52,6 +52,7 @@ impl FinqlProcess {
             .env("FINQL_ADDR", "127.0.0.1:0")
             .env("FINQL_DATA_DIR", data_dir.path())
             .env("JWT_SECRET", JWT_SECRET)
+            .env("FINQL_ANONYMOUS_PLAN", "developer")
             .env("FINQL_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .envs(vars.iter().copied())
