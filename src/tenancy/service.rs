@@ -143,6 +143,11 @@ impl TenancyService {
         &self.0.plans
     }
 
+    /// The connection, for this module's other `impl` blocks (`admin`).
+    pub(super) fn db(&self) -> &DatabaseConnection {
+        &self.0.db
+    }
+
     /// The plan called `name`, or `BAD_USER_INPUT` naming the plans there are.
     pub fn plan(&self, name: &str) -> AppResult<Arc<Plan>> {
         self.0.plans.get(name).cloned().ok_or_else(|| {
