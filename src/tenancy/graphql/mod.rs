@@ -1,6 +1,7 @@
 //! The tenant admin API: `tenant` (the caller's own tenant and plan; for its admins, its keys
 //! and members) and the admins' mutations (`createApiKey`, `revokeApiKey`, `createUser`,
-//! `setMemberRole`). Thin resolvers over [`TenancyService`] and [`AccountsService`].
+//! `setMemberRole`). Thin resolvers over [`TenancyService`](crate::tenancy::TenancyService) and
+//! [`AccountsService`](crate::accounts::AccountsService).
 //!
 //! Isolation is by construction: the tenant every resolver acts in is the caller's own, taken
 //! from the request's `Principal`, never from an argument; ids of another tenant's keys or
