@@ -10,6 +10,9 @@ pub mod accounts;
 /// `App::build` wires config -> database -> services -> state -> router; `run_until` serves
 /// until a signal. The top: nothing but `main` imports it.
 pub mod app;
+/// The operator's commands (`finql tenant …`, `finql key …`) on the configured database, through
+/// the tenancy service; only `main` imports it.
+pub mod cli;
 /// Typed configuration read once from the environment (and `.env`); secrets never print.
 pub mod config;
 /// Database connection and migrations (SQLite by default, PostgreSQL in production).

@@ -25,6 +25,13 @@ enum Command {
     Schema,
     /// GET /health on FINQL_ADDR; exit 0 when the server answers (for container health checks).
     Healthcheck,
+    /// Manage tenants: `create SLUG --plan PLAN [--name NAME]`, `set-plan SLUG PLAN`.
+    #[command(subcommand)]
+    Tenant(finql::cli::TenantCommand),
+    /// Manage API keys: `create --tenant SLUG --name NAME [--scopes …] [--expires-in-days N]`,
+    /// `revoke PREFIX`.
+    #[command(subcommand)]
+    Key(finql::cli::KeyCommand),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +74,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Tenant(command) => {
+            let config = operator_config()?;
+            println!("{}", finql::cli::tenant(&config, command).await?);
+            Ok(())
+        }
+        Command::Key(command) => {
+            let config = operator_config()?;
+            println!("{}", finql::cli::key(&config, command).await?);
+            Ok(())
+        }
         Command::Serve => {
             let config = finql::Config::from_env()?;
             finql::telemetry::init(&config);
@@ -74,4 +91,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             app.run_until(finql::app::shutdown_signal()).await
         }
     }
+}
+
+/// The configuration for an operator's command, with its logs on stderr (`finql::cli`).
+fn operator_config() -> anyhow::Result<finql::Config> {
+    let config = finql::Config::from_env()?;
+    finql::cli::init_logging();
+    Ok(config)
 }

@@ -10,13 +10,14 @@ use crate::{
     ledger::graphql::{LedgerMutation, LedgerQuery},
     live::graphql::LiveSubscription,
     market::graphql::MarketQuery,
+    tenancy::graphql::{TenancyMutation, TenancyQuery},
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, LedgerQuery, MarketQuery);
+pub struct Query(AccountsQuery, LedgerQuery, MarketQuery, TenancyQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountsMutation, LedgerMutation);
+pub struct Mutation(AccountsMutation, LedgerMutation, TenancyMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(LiveSubscription);

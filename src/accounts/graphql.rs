@@ -12,6 +12,7 @@ use super::service::{AccountsService, Session, SignUp, User};
 use crate::{
     error::AppError,
     graphql::{RequestContext, service},
+    identity::Role,
     throttle::AuthThrottle,
 };
 
@@ -32,6 +33,38 @@ impl UserObject {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+    /// The user's role in their tenant: `ADMIN`s manage its keys and members.
+    async fn role(&self) -> UserRole {
+        self.0.role.into()
+    }
+}
+
+/// A user's role in their tenant.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(name = "Role")]
+pub enum UserRole {
+    /// Uses the tenant's data; sees only their own ledger.
+    Member,
+    /// Also manages the tenant's API keys and members (never members' ledgers).
+    Admin,
+}
+
+impl From<Role> for UserRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Member => Self::Member,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<UserRole> for Role {
+    fn from(role: UserRole) -> Self {
+        match role {
+            UserRole::Member => Self::Member,
+            UserRole::Admin => Self::Admin,
+        }
     }
 }
 

@@ -8,6 +8,12 @@
 //! round trip; writes on this replica drop what they change from its caches at once, other
 //! replicas see them within the TTL.
 
+/// What tenant admins manage: the tenant's keys and members, each read and write confined to
+/// the tenant.
+pub mod admin;
+/// The tenant admin API: `tenant`, `createApiKey`, `revokeApiKey`, `createUser`,
+/// `setMemberRole`.
+pub mod graphql;
 /// API key format (`fq_<prefix>_<secret>`), generation and hashing.
 pub mod keys;
 /// Tenants, keys, members; resolving credentials to a `Principal`.

@@ -1,5 +1,5 @@
 //! Tenants, API keys and members over the database, and resolving credentials to a
-//! [`Principal`]. Plain Rust: no GraphQL types in or out.
+//! [`Principal`](crate::identity::Principal). Plain Rust: no GraphQL types in or out.
 
 use std::{sync::Arc, time::Duration};
 
@@ -141,6 +141,11 @@ impl TenancyService {
 
     pub fn plans(&self) -> &Plans {
         &self.0.plans
+    }
+
+    /// The connection, for this module's other `impl` blocks (`admin`).
+    pub(super) fn db(&self) -> &DatabaseConnection {
+        &self.0.db
     }
 
     /// The plan called `name`, or `BAD_USER_INPUT` naming the plans there are.

@@ -1,5 +1,7 @@
 //! Tenancy: API keys as credentials, sign-up into the default tenant.
 
+mod admin;
+
 use serde_json::json;
 
 use crate::{

@@ -1,0 +1,169 @@
+//! The tenant admin API: `tenant` (the caller's own tenant and plan; for its admins, its keys
+//! and members) and the admins' mutations (`createApiKey`, `revokeApiKey`, `createUser`,
+//! `setMemberRole`). Thin resolvers over [`TenancyService`](crate::tenancy::TenancyService) and
+//! [`AccountsService`](crate::accounts::AccountsService).
+//!
+//! Isolation is by construction: the tenant every resolver acts in is the caller's own, taken
+//! from the request's `Principal`, never from an argument; ids of another tenant's keys or
+//! users are `NOT_FOUND`, exactly like ids that do not exist. Who may administer: an `ADMIN`
+//! user of the tenant, or a key of the tenant with the `admin` scope
+//! (`Principal::require_admin`). Every change is logged with the acting `Principal::actor()`.
+
+mod objects;
+
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use objects::{ApiKeyObject, ApiKeyScope, CreatedApiKeyObject, MarketAccess, PlanObject, TenantObject};
+
+use super::{
+    TenancyService,
+    admin::{MAX_PAGE, Page},
+    service::KeySpec,
+};
+use crate::{
+    accounts::{
+        AccountsService,
+        graphql::{UserObject, UserRole},
+        service::SignUp,
+    },
+    error::AppError,
+    graphql::{RequestContext, bounded, service},
+    identity::{Credentials, Scopes},
+};
+
+/// The highest per-key rate (requests per second) or burst accepted: far above any plan, so
+/// it never limits a real key, while keeping the numbers well inside the limiter's arithmetic.
+const MAX_KEY_RATE: i32 = 1_000_000;
+
+#[derive(InputObject)]
+pub struct CreateApiKeyInput {
+    /// 1 to 100 characters: what the key is for (shown in `apiKeys`).
+    name: String,
+    /// What the key may reach; all three when omitted.
+    scopes: Option<Vec<ApiKeyScope>>,
+    /// When the key stops working (in the future); never when omitted.
+    expires_at: Option<DateTime<Utc>>,
+    /// The key's own request rate (requests per second), for a key that must stay below the
+    /// tenant's plan. Given with `burst`, or not at all.
+    rate_per_second: Option<i32>,
+    /// Requests the key may send at once under its own rate.
+    burst: Option<i32>,
+}
+
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    email: String,
+    /// 8 to 1024 characters. The user logs in with it (`login`).
+    password: String,
+    full_name: String,
+    #[graphql(default_with = "UserRole::Member")]
+    role: UserRole,
+}
+
+#[derive(Default)]
+pub struct TenancyQuery;
+
+#[Object]
+impl TenancyQuery {
+    /// The caller's tenant (a user's, or an API key's): its plan for everyone in it, its keys
+    /// and members for its admins. `UNAUTHENTICATED` without credentials.
+    async fn tenant(&self, ctx: &Context<'_>) -> Result<TenantObject> {
+        let principal = &RequestContext::of(ctx)?.principal;
+        let tenant_ref = principal.require_tenant()?;
+        let tenant = tenancy(ctx)?.tenant(tenant_ref.id).await?.ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("tenant {} of a valid principal does not exist", tenant_ref.id))
+        })?;
+        Ok(TenantObject { tenant, plan: principal.plan.clone() })
+    }
+}
+
+#[derive(Default)]
+pub struct TenancyMutation;
+
+#[Object]
+impl TenancyMutation {
+    /// Creates an API key of the caller's tenant. Tenant admins only. The secret is in the
+    /// answer and nowhere else: store it now.
+    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> Result<CreatedApiKeyObject> {
+        let principal = &RequestContext::of(ctx)?.principal;
+        let tenant = principal.require_admin()?;
+        let scopes = match &input.scopes {
+            Some(list) => objects::scopes_of(list),
+            None => Scopes::ALL,
+        };
+        let rate = match (input.rate_per_second, input.burst) {
+            (None, None) => None,
+            (Some(rate), Some(burst)) => Some((
+                bounded(rate, 1, MAX_KEY_RATE, "ratePerSecond")? as u32,
+                bounded(burst, 1, MAX_KEY_RATE, "burst")? as u32,
+            )),
+            _ => return Err(AppError::bad_field("burst", "give ratePerSecond and burst together, or neither").into()),
+        };
+        let created_by = match principal.credentials {
+            Credentials::User(id) => Some(id),
+            _ => None,
+        };
+        let spec = KeySpec { name: input.name, scopes, expires_at: input.expires_at, rate, created_by };
+        let created = tenancy(ctx)?.create_key(tenant.id, spec).await?;
+        tracing::info!(tenant = %tenant.slug, actor = %principal.actor(), prefix = %created.key.prefix, "API key created through the admin API");
+        Ok(created.into())
+    }
+
+    /// Revokes the caller's tenant's key `id` (effective on every replica within 5 seconds,
+    /// at once on this one). Revoking a revoked key keeps its first `revokedAt`. Tenant admins
+    /// only; `NOT_FOUND` for a key of another tenant.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKeyObject> {
+        let principal = &RequestContext::of(ctx)?.principal;
+        let tenant = principal.require_admin()?;
+        let id = parse_id(&id, "id", "API key")?;
+        let key = tenancy(ctx)?.revoke_key_by_id(tenant.id, id).await?;
+        tracing::info!(tenant = %tenant.slug, actor = %principal.actor(), prefix = %key.prefix, "API key revoked through the admin API");
+        Ok(ApiKeyObject(key))
+    }
+
+    /// Adds a user to the caller's tenant (how users join when self sign-up is off). Tenant
+    /// admins only. The user then logs in with `login`.
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<UserObject> {
+        let principal = &RequestContext::of(ctx)?.principal;
+        let tenant = principal.require_admin()?;
+        let sign_up = SignUp { email: input.email, password: input.password, full_name: input.full_name };
+        let user = service::<AccountsService>(ctx)?.create_user(tenant.id, input.role.into(), sign_up).await?;
+        tracing::info!(tenant = %tenant.slug, actor = %principal.actor(), user_id = %user.id, role = user.role.as_str(), "user created through the admin API");
+        Ok(UserObject(user))
+    }
+
+    /// Sets the role of a member of the caller's tenant (on every replica within 5 seconds).
+    /// Tenant admins only; an admin cannot change their own role; `NOT_FOUND` for a user of
+    /// another tenant.
+    async fn set_member_role(&self, ctx: &Context<'_>, user_id: ID, role: UserRole) -> Result<UserObject> {
+        let principal = &RequestContext::of(ctx)?.principal;
+        let tenant = principal.require_admin()?;
+        let user_id = parse_id(&user_id, "userId", "user")?;
+        let actor = match principal.credentials {
+            Credentials::User(id) => Some(id),
+            _ => None,
+        };
+        let user = tenancy(ctx)?.set_member_role(tenant.id, actor, user_id, role.into()).await?;
+        tracing::info!(tenant = %tenant.slug, actor = %principal.actor(), user_id = %user.id, role = user.role.as_str(), "member role set through the admin API");
+        Ok(UserObject(user))
+    }
+}
+
+/// The tenancy service, as the schema was given it.
+fn tenancy<'a>(ctx: &Context<'a>) -> Result<&'a TenancyService, AppError> {
+    service::<TenancyService>(ctx)
+}
+
+/// A page request from `first` and `after` (`BAD_USER_INPUT` naming the argument).
+fn page(first: i32, after: Option<ID>) -> Result<Page, AppError> {
+    let first = bounded(first, 1, MAX_PAGE as i32, "first")?;
+    let after = after.map(|id| parse_id(&id, "after", "cursor")).transpose()?;
+    Ok(Page { first, after })
+}
+
+fn parse_id(id: &ID, field: &'static str, what: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.as_str())
+        .map_err(|_| AppError::bad_field(field, format!("`{}` is not a valid {what} id", id.as_str())))
+}

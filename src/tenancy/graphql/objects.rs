@@ -1,0 +1,266 @@
+//! The admin API's output types: the tenant, its plan, its API keys. Separate from the
+//! database models and from the service's types (a key's hash never reaches them).
+
+use std::sync::Arc;
+
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{page, tenancy};
+use crate::{
+    accounts::graphql::UserObject,
+    config::{Access, Plan},
+    graphql::RequestContext,
+    identity::{Scope, Scopes},
+    tenancy::service::{ApiKey, CreatedKey, Tenant},
+};
+
+/// The caller's tenant. Built from the caller's own principal, never from an argument: there
+/// is no way to name another tenant here.
+pub struct TenantObject {
+    pub(super) tenant: Tenant,
+    pub(super) plan: Option<Arc<Plan>>,
+}
+
+/// A business line or customer of this finql deployment: its plan, and for its admins its API
+/// keys and members.
+#[Object(name = "Tenant")]
+impl TenantObject {
+    async fn id(&self) -> ID {
+        ID(self.tenant.id.to_string())
+    }
+    /// Unique, URL-safe name (`finql tenant create SLUG`).
+    async fn slug(&self) -> &str {
+        &self.tenant.slug
+    }
+    async fn name(&self) -> &str {
+        &self.tenant.name
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.tenant.created_at
+    }
+    /// The plan whose limits and entitlements apply to every request of the tenant. `null`
+    /// only when the deployment no longer has the tenant's plan (its requests are refused
+    /// until an operator sets another).
+    async fn plan(&self) -> Option<PlanObject> {
+        self.plan.clone().map(PlanObject)
+    }
+    /// The tenant's API keys (revoked and expired ones too), oldest first; `after` is the
+    /// last key of the previous page. Tenant admins only (an `ADMIN` user, or a key with the
+    /// `admin` scope).
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100, desc = "1 to 500")] first: i32,
+        after: Option<ID>,
+    ) -> Result<Vec<ApiKeyObject>> {
+        RequestContext::of(ctx)?.principal.require_admin()?;
+        let keys = tenancy(ctx)?.api_keys(self.tenant.id, page(first, after)?).await?;
+        Ok(keys.into_iter().map(ApiKeyObject).collect())
+    }
+    /// The tenant's users, oldest first; `after` is the last user of the previous page.
+    /// Tenant admins only. Shows who they are and their role, never their ledgers.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100, desc = "1 to 500")] first: i32,
+        after: Option<ID>,
+    ) -> Result<Vec<UserObject>> {
+        RequestContext::of(ctx)?.principal.require_admin()?;
+        let users = tenancy(ctx)?.members(self.tenant.id, page(first, after)?).await?;
+        Ok(users.into_iter().map(UserObject).collect())
+    }
+}
+
+/// A plan's limits and entitlements (the plan file's `[plans.NAME]`).
+pub struct PlanObject(Arc<Plan>);
+
+#[Object(name = "Plan")]
+impl PlanObject {
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Requests per second, per tenant (GCRA emission rate).
+    async fn rate_per_second(&self) -> u32 {
+        self.0.rate_per_second
+    }
+    /// Requests allowed at once.
+    async fn burst(&self) -> u32 {
+        self.0.burst
+    }
+    /// Query cost units per minute, per tenant.
+    async fn cost_per_minute(&self) -> u32 {
+        self.0.cost_per_minute
+    }
+    /// WebSocket connections open at once, per tenant.
+    async fn max_connections(&self) -> u32 {
+        self.0.max_connections
+    }
+    /// Distinct symbols subscribed at once, per tenant.
+    async fn max_live_symbols(&self) -> u32 {
+        self.0.max_live_symbols
+    }
+    /// How many days back klines, ticks, fundamentals and corporate actions reach.
+    async fn history_days(&self) -> u32 {
+        self.0.history_days
+    }
+    /// How old a price of a `DELAYED` market is at least.
+    async fn delay_minutes(&self) -> u32 {
+        self.0.delay_minutes
+    }
+    /// Whether fundamentals are included.
+    async fn fundamentals(&self) -> bool {
+        self.0.fundamentals
+    }
+    /// The access in every market finql knows, then in any other market the plan names.
+    async fn markets(&self) -> Vec<MarketAccessObject> {
+        let known = self.0.all_markets().map(|(market, access)| (market.to_owned(), access));
+        let named =
+            self.0.markets.iter().filter(|(market, _)| !crate::config::plans::MARKETS.contains(&market.as_str()));
+        known
+            .chain(named.map(|(market, access)| (market.clone(), *access)))
+            .map(|(market, access)| MarketAccessObject { market, access: access.into() })
+            .collect()
+    }
+}
+
+/// What a plan grants in one market.
+#[derive(SimpleObject)]
+#[graphql(name = "PlanMarket")]
+pub struct MarketAccessObject {
+    /// A stock or fund region (`US`, `HK`, `SH`, `SZ`) or an asset prefix (`FX`, `IDX`,
+    /// `CRYPTO`, `FUT`).
+    market: String,
+    access: MarketAccess,
+}
+
+/// A plan's access to a market.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarketAccess {
+    /// No data.
+    None,
+    /// Prices at least the plan's `delayMinutes` old; no order books.
+    Delayed,
+    /// Everything, as it happens.
+    Realtime,
+}
+
+impl From<Access> for MarketAccess {
+    fn from(access: Access) -> Self {
+        match access {
+            Access::None => Self::None,
+            Access::Delayed => Self::Delayed,
+            Access::Realtime => Self::Realtime,
+        }
+    }
+}
+
+/// What an API key may reach.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiKeyScope {
+    /// Market and reference data.
+    Market,
+    /// Live data (subscriptions).
+    Live,
+    /// The tenant admin API.
+    Admin,
+}
+
+impl From<ApiKeyScope> for Scope {
+    fn from(scope: ApiKeyScope) -> Self {
+        match scope {
+            ApiKeyScope::Market => Self::Market,
+            ApiKeyScope::Live => Self::Live,
+            ApiKeyScope::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<Scope> for ApiKeyScope {
+    fn from(scope: Scope) -> Self {
+        match scope {
+            Scope::Market => Self::Market,
+            Scope::Live => Self::Live,
+            Scope::Admin => Self::Admin,
+        }
+    }
+}
+
+/// The scopes of a list (duplicates ignored).
+pub(super) fn scopes_of(list: &[ApiKeyScope]) -> Scopes {
+    list.iter().fold(Scopes::default(), |scopes, scope| scopes.with((*scope).into()))
+}
+
+/// A machine credential of the tenant, as its admins see it: never the secret.
+pub struct ApiKeyObject(pub(super) ApiKey);
+
+#[Object(name = "ApiKey")]
+impl ApiKeyObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The visible part of the key (`fq_<prefix>_…`): names it in logs, usage and
+    /// `finql key revoke PREFIX`.
+    async fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn scopes(&self) -> Vec<ApiKeyScope> {
+        self.0.scopes.iter().map(ApiKeyScope::from).collect()
+    }
+    /// The key's own request rate when lower than the plan's (requests per second), if set.
+    async fn rate_per_second(&self) -> Option<u32> {
+        self.0.rate.map(|(rate, _)| rate)
+    }
+    /// The key's own burst, when it has its own rate.
+    async fn burst(&self) -> Option<u32> {
+        self.0.rate.map(|(_, burst)| burst)
+    }
+    /// The user who created it; `null` when an operator (CLI) or another key did.
+    async fn created_by(&self) -> Option<ID> {
+        self.0.created_by.map(|id: Uuid| ID(id.to_string()))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the key last authenticated a request (recorded at most once a minute per
+    /// replica).
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+    /// After this the key is refused (`UNAUTHENTICATED`, "API key expired").
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+    /// When the key was revoked; from then on it is refused ("API key revoked").
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+}
+
+/// A key just created: the only time its secret is shown.
+#[derive(SimpleObject)]
+#[graphql(complex, name = "CreatedApiKey")]
+pub struct CreatedApiKeyObject {
+    /// The whole key, `fq_<prefix>_<secret>`: send it as `X-API-Key` or
+    /// `Authorization: Bearer`. Shown once; finql keeps only its hash.
+    secret: String,
+    #[graphql(skip)]
+    key: ApiKey,
+}
+
+#[ComplexObject]
+impl CreatedApiKeyObject {
+    async fn api_key(&self) -> ApiKeyObject {
+        ApiKeyObject(self.key.clone())
+    }
+}
+
+impl From<CreatedKey> for CreatedApiKeyObject {
+    fn from(created: CreatedKey) -> Self {
+        Self { secret: created.secret, key: created.key }
+    }
+}
