@@ -148,7 +148,7 @@ impl TypeIndex {
             .variable_definitions
             .iter()
             .filter_map(|v| {
-                v.node.default_value.as_ref().map(|d| (v.node.name.node.as_str(), Value::from(d.node.clone())))
+                v.node.default_value.as_ref().map(|d| (v.node.name.node.as_str(), d.node.clone()))
             })
             .collect();
         let root = match operation.ty {
@@ -280,7 +280,7 @@ impl<'a> Walk<'a> {
 
     fn variable(&self, name: &Name) -> Option<Value> {
         match self.variables.get(name) {
-            Some(value) => Some(Value::from(value.clone())),
+            Some(value) => Some(value.clone()),
             None => self.defaults.get(name.as_str()).cloned(),
         }
     }
