@@ -188,7 +188,8 @@ impl Admission {
 /// Applies the plans' rate and cost limits with a [`Limiter`]. Cheap to clone.
 #[derive(Clone)]
 pub struct PlanLimiter {
-    limiter: Arc<dyn Limiter>,
+    /// `None`: limits are off (`FINQL_PLAN_LIMITS=false`).
+    limiter: Option<Arc<dyn Limiter>>,
     outage: Outage,
     /// Keys the hash of client addresses in limiter keys (no address in clear in Redis).
     salt: [u8; 32],
@@ -203,13 +204,18 @@ impl PlanLimiter {
             RedisOutage::Local => Outage::DecideLocally,
             RedisOutage::Refuse => Outage::Refuse,
         };
-        Self { limiter, outage, salt }
+        Self { limiter: Some(limiter), outage, salt }
+    }
+
+    /// A limiter that admits everything and reports no policy (`FINQL_PLAN_LIMITS=false`).
+    pub fn off() -> Self {
+        Self { limiter: None, outage: Outage::DecideLocally, salt: [0; 32] }
     }
 
     /// Admits `operations` requests of total estimated `cost` for `principal` calling from
     /// `addr` (`None`: an in-process caller, not limited by address), or says why not.
     pub async fn admit(&self, principal: &Principal, addr: Option<IpAddr>, operations: u32, cost: u64) -> Admission {
-        let Some(plan) = &principal.plan else { return Admission::default() };
+        let (Some(limiter), Some(plan)) = (&self.limiter, &principal.plan) else { return Admission::default() };
         // Every bucket of one caller shares a Redis hash tag (`{…}`), so the script's keys sit
         // in one slot of a Redis Cluster.
         let subject = match (&principal.tenant, addr) {
@@ -244,7 +250,7 @@ impl PlanLimiter {
             .iter()
             .map(|(policy, quota, units)| Take { key: key_of(policy), quota: *quota, cost: *units })
             .collect();
-        let levels = self.limiter.acquire_all(&takes, self.outage).await;
+        let levels = limiter.acquire_all(&takes, self.outage).await;
         let Some(levels) = levels else {
             let policies = buckets.iter().map(|(policy, _, _)| PolicyState { policy: *policy, level: None }).collect();
             return Admission { policies, refusal: Some(Refusal::Unavailable { policy: "requests" }) };

@@ -147,9 +147,7 @@ impl TypeIndex {
         let defaults: HashMap<&str, Value> = operation
             .variable_definitions
             .iter()
-            .filter_map(|v| {
-                v.node.default_value.as_ref().map(|d| (v.node.name.node.as_str(), d.node.clone()))
-            })
+            .filter_map(|v| v.node.default_value.as_ref().map(|d| (v.node.name.node.as_str(), d.node.clone())))
             .collect();
         let root = match operation.ty {
             OperationType::Query => &self.query,
