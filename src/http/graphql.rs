@@ -11,7 +11,11 @@
 //! - malformed JSON, requests and documents answer 400 with a GraphQL error document;
 //! - every operation of a batch passes the edge guards (`graphql::guard`) before any runs, and
 //!   the batch as a whole holds at most one `login`, `signUp` or `refreshToken`;
-//! - execution stops at `FINQL_REQUEST_TIMEOUT_MS` (504 `TIMEOUT`, see `guard::deadline`).
+//! - execution stops at `FINQL_REQUEST_TIMEOUT_MS` (504 `TIMEOUT`, see `guard::deadline`);
+//! - every request is admitted on its caller's plan limits before anything runs
+//!   (`tenancy::limits`: each operation of a batch is a request, and pays its estimated cost,
+//!   `guard::demand`, returned as `extensions.cost`); a refusal is 429 with `Retry-After`, and
+//!   every answer, refused or not, carries the `RateLimit-Policy` and `RateLimit` fields.
 
 use async_graphql::{
     BatchRequest, BatchResponse, Request, Response as GqlResponse, ServerError, Value, parser::types::OperationType,
@@ -103,7 +107,7 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let prepared = post_inner(&state, &headers, body).await;
+    let prepared = post_inner(&state, &headers, body);
     respond(&state, peer, &headers, prepared).await
 }
 
@@ -111,7 +115,7 @@ pub async fn post(
 /// to answer in.
 type Prepared = (BatchRequest, Media);
 
-async fn post_inner(
+fn post_inner(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,

@@ -2,8 +2,9 @@
 //!
 //! Two questions, answered by one `Limiter`:
 //! - *rate* ("at most 30 a minute, 10 at once"): GCRA (`gcra`), one integer per key, exact
-//!   at any rate and over any window. The tenancy plans' request rates are meant to reuse it
-//!   (`Limiter::acquire` with a cost);
+//!   at any rate and over any window. The tenancy plans' request rates and cost budgets
+//!   (`tenancy::limits`) use it through `Limiter::acquire_all`: several buckets (tenant, key,
+//!   cost) taken all or nothing in one atomic step;
 //! - *backoff* ("after 5 failures, wait 1 s, then 2 s, 4 s… up to 15 min"): `backoff`, two
 //!   integers per key, reset by a success.
 //!
@@ -11,7 +12,8 @@
 //! `memory::MemoryLimiter` in process (no `REDIS_URL`: one replica), and
 //! `redis::RedisLimiter` (atomic Lua scripts on Redis's clock, shared by every replica,
 //! falling back to the in-process limiter, within 250 ms, when Redis does not answer: never
-//! failing open, never making a login wait on a dead Redis). GCRA rather than a sliding
+//! failing open, never making a login wait on a dead Redis; for the plan limits the
+//! deployment may choose to refuse instead, `FINQL_RATE_LIMIT_REDIS_OUTAGE=refuse`). GCRA rather than a sliding
 //! window: one integer instead of a log or two counters, no burst of twice the rate across a
 //! window edge, and a cost per request (what the tenancy plans' cost budgets need); `Decision`
 //! carries `retry_after` and `remaining`, what `Retry-After` and `RateLimit` headers need.

@@ -73,8 +73,9 @@ pub struct TypeIndex {
 }
 
 impl TypeIndex {
-    /// Indexes an SDL document (`Schema::sdl()`); an SDL that does not parse indexes nothing
-    /// (every list is then sized by its arguments or `ASSUMED_LIST`... never free).
+    /// Indexes an SDL document (`Schema::sdl()`). An SDL that does not parse (a bug: it is the
+    /// schema's own) indexes nothing, and is logged: objects still cost 1 each and sized
+    /// arguments still multiply, but unsized lists then count as one item.
     pub fn from_sdl(sdl: &str) -> Self {
         let mut index = Self {
             query: "Query".into(),
