@@ -12,7 +12,7 @@ use crate::{
     accounts::{AccountsService, Revocations, TokenIssuer, password::PasswordHasher},
     config::Config,
     db,
-    graphql::documents::DocumentCache,
+    graphql::{documents::DocumentCache, guard::demand::TypeIndex},
     http,
     ledger::LedgerService,
     live,
@@ -22,7 +22,7 @@ use crate::{
     schema::build_schema,
     sources,
     state::{AppState, Services},
-    tenancy::TenancyService,
+    tenancy::{TenancyService, limits::PlanLimiter},
     throttle::{self, AuthThrottle},
 };
 
@@ -85,6 +85,12 @@ impl App {
         let limiter =
             throttle::build_limiter(config.redis_url.as_ref().map(|u| u.expose().as_str()), &config.cache_namespace)
                 .await?;
+        // One limiter (one Redis connection and breaker) for both policies.
+        let plan_limits = if config.tenancy.plan_limits {
+            PlanLimiter::new(limiter.clone(), config.tenancy.redis_outage, config.auth.jwt_secret.expose())
+        } else {
+            PlanLimiter::off()
+        };
         let throttle = AuthThrottle::new(limiter, config.throttle.clone(), config.auth.jwt_secret.expose());
         let shutdown = CancellationToken::new();
         revocations.spawn_sync(shutdown.clone());
@@ -109,9 +115,12 @@ impl App {
             .data(live.clone())
             .data(config.live.clone())
             .finish();
+        let demand = Arc::new(TypeIndex::from_sdl(&schema.sdl()));
         let state = AppState::new(Services {
             schema,
             documents: DocumentCache::new(),
+            demand,
+            plan_limits,
             accounts,
             tenancy,
             ledger,

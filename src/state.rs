@@ -11,13 +11,13 @@ use crate::{
     accounts::{self, AccountsService},
     config::Config,
     error::AppResult,
-    graphql::{ClientInfo, RequestContext, documents::DocumentCache},
+    graphql::{ClientInfo, RequestContext, documents::DocumentCache, guard::demand::TypeIndex},
     identity::{Credentials, Principal},
     ledger::LedgerService,
     live::LiveHub,
     market::{self, MarketService},
     schema::FinqlSchema,
-    tenancy::{TenancyService, keys},
+    tenancy::{TenancyService, keys, limits::PlanLimiter},
 };
 
 /// Everything a request handler can reach: one reference-counted [`Services`], so that cloning
@@ -44,6 +44,10 @@ pub struct Services {
     pub schema: FinqlSchema,
     /// Parsed documents by query text (skips the parser for repeated operations).
     pub documents: DocumentCache,
+    /// The schema's list fields, for estimating what a request costs (`extensions.cost`).
+    pub demand: Arc<TypeIndex>,
+    /// The plans' request rates and cost budgets, applied to every request and operation.
+    pub plan_limits: PlanLimiter,
     /// Users, passwords and tokens.
     pub accounts: AccountsService,
     /// Tenants, plans, API keys; who credentials make a caller.

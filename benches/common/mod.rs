@@ -27,8 +27,33 @@ pub fn rss_kib() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// What one load run measured.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadStats {
+    pub requests: u64,
+    pub errors: u64,
+    /// Requests a second.
+    pub throughput: f64,
+    /// Latency percentiles, in milliseconds.
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl std::fmt::Display for LoadStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "requests {}, errors {}, throughput {:.0} req/s\nlatency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.requests, self.errors, self.throughput, self.p50, self.p90, self.p99, self.max
+        )
+    }
+}
+
 /// Runs `query` (as `token`'s user, if any) from `concurrency` clients for 2 s of warm-up and
 /// then `duration`, and reports throughput and latency percentiles.
+#[allow(dead_code, reason = "each benchmark binary uses `load` or `measure`")]
 pub async fn load(
     addr: std::net::SocketAddr,
     query: &str,
@@ -36,6 +61,17 @@ pub async fn load(
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<String> {
+    Ok(measure(addr, query, token, concurrency, duration).await?.to_string())
+}
+
+/// [`load`], as numbers.
+pub async fn measure(
+    addr: std::net::SocketAddr,
+    query: &str,
+    token: Option<String>,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<LoadStats> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let url = format!("http://{addr}/graphql");
     let body = serde_json::to_vec(&json!({ "query": query }))?;
@@ -88,13 +124,14 @@ pub async fn load(
         total.add(worker.await?)?;
     }
     let count = total.len();
-    Ok(format!(
-        "requests {count}, errors {}, throughput {:.0} req/s\nlatency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        errors.load(Ordering::Relaxed),
-        count as f64 / elapsed.as_secs_f64(),
-        total.value_at_quantile(0.50) as f64 / 1000.0,
-        total.value_at_quantile(0.90) as f64 / 1000.0,
-        total.value_at_quantile(0.99) as f64 / 1000.0,
-        total.max() as f64 / 1000.0,
-    ))
+    let ms = |quantile: f64| total.value_at_quantile(quantile) as f64 / 1000.0;
+    Ok(LoadStats {
+        requests: count,
+        errors: errors.load(Ordering::Relaxed),
+        throughput: count as f64 / elapsed.as_secs_f64(),
+        p50: ms(0.50),
+        p90: ms(0.90),
+        p99: ms(0.99),
+        max: total.max() as f64 / 1000.0,
+    })
 }

@@ -41,6 +41,10 @@ pub struct TenancySettings {
     pub anonymous_plan: Option<Arc<Plan>>,
     /// `FINQL_RATE_LIMIT_REDIS_OUTAGE` (`local` | `refuse`, default `local`).
     pub redis_outage: RedisOutage,
+    /// `FINQL_PLAN_LIMITS` (default true): whether the plans' request rates and cost budgets
+    /// are applied (`tenancy::limits`). Off only for a deployment that meters elsewhere (its
+    /// own gateway), and for the benchmark's baseline; `extensions.cost` is returned either way.
+    pub plan_limits: bool,
     /// `FINQL_USAGE_FLUSH_SECS` (default 10): how often usage counted in memory is written.
     pub usage_flush: Duration,
 }
@@ -78,6 +82,7 @@ impl TenancySettings {
                 Some("refuse") => RedisOutage::Refuse,
                 Some(other) => bail!("FINQL_RATE_LIMIT_REDIS_OUTAGE must be `local` or `refuse`, not `{other}`"),
             },
+            plan_limits: parse_or(get, "FINQL_PLAN_LIMITS", true)?,
             usage_flush: match parse_or(get, "FINQL_USAGE_FLUSH_SECS", 10u64)? {
                 0 => bail!("FINQL_USAGE_FLUSH_SECS must be at least 1"),
                 n => Duration::from_secs(n),

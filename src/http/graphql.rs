@@ -11,7 +11,11 @@
 //! - malformed JSON, requests and documents answer 400 with a GraphQL error document;
 //! - every operation of a batch passes the edge guards (`graphql::guard`) before any runs, and
 //!   the batch as a whole holds at most one `login`, `signUp` or `refreshToken`;
-//! - execution stops at `FINQL_REQUEST_TIMEOUT_MS` (504 `TIMEOUT`, see `guard::deadline`).
+//! - execution stops at `FINQL_REQUEST_TIMEOUT_MS` (504 `TIMEOUT`, see `guard::deadline`);
+//! - every request is admitted on its caller's plan limits before anything runs
+//!   (`tenancy::limits`: each operation of a batch is a request, and pays its estimated cost,
+//!   `guard::demand`, returned as `extensions.cost`); a refusal is 429 with `Retry-After`, and
+//!   every answer, refused or not, carries the `RateLimit-Policy` and `RateLimit` fields.
 
 use async_graphql::{
     BatchRequest, BatchResponse, Request, Response as GqlResponse, ServerError, Value, parser::types::OperationType,
@@ -30,12 +34,18 @@ use crate::{
     config::Limits,
     error::ErrorCode,
     graphql::{ClientInfo, guard},
+    identity::Principal,
     state::AppState,
+    tenancy::limits::Refusal,
 };
 use std::net::SocketAddr;
 
 /// The header an API key may come in (the other way is `Authorization: Bearer fq_…`).
 const API_KEY: header::HeaderName = header::HeaderName::from_static("x-api-key");
+/// The IETF rate-limit fields (draft-ietf-httpapi-ratelimit-headers): the limits that apply to
+/// the caller, and what is left of each (`tenancy::limits`).
+const RATELIMIT_POLICY: header::HeaderName = header::HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: header::HeaderName = header::HeaderName::from_static("ratelimit");
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
 
@@ -97,18 +107,19 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    match post_inner(&state, peer, &headers, body).await {
-        Ok(response) => response,
-        Err(rejection) => rejection.into_response(),
-    }
+    let prepared = post_inner(&state, &headers, body);
+    respond(&state, peer, &headers, prepared).await
 }
 
-async fn post_inner(
+/// A request ready to run: its operations (parsed and past the edge guards) and the media type
+/// to answer in.
+type Prepared = (BatchRequest, Media);
+
+fn post_inner(
     state: &AppState,
-    peer: SocketAddr,
     headers: &HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Response, Rejection> {
+) -> Result<Prepared, Rejection> {
     let media = negotiate(headers)?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
@@ -165,7 +176,7 @@ async fn post_inner(
         auth_mutations = auth_mutations.saturating_add(checked.auth_mutations());
     }
     guard::check_auth_mutations(auth_mutations).map_err(|error| Rejection::refused(error, media))?;
-    Ok(execute(state, peer, headers, batch, media).await)
+    Ok((batch, media))
 }
 
 /// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
@@ -182,16 +193,17 @@ pub async fn get(
             Err(rejection) => rejection.into_response(),
         };
     }
-    match get_inner(&state, peer, request).await {
-        Ok(response) => response,
-        Err(rejection) => rejection.into_response(),
-    }
+    // The head alone: a body is not `Sync`, so a reference to the whole request cannot be held
+    // across the awaits below.
+    let (request, _) = request.into_parts();
+    let prepared = get_inner(&state, &request);
+    respond(&state, peer, &request.headers, prepared).await
 }
 
-async fn get_inner(state: &AppState, peer: SocketAddr, request: HttpRequest) -> Result<Response, Rejection> {
-    let media = negotiate(request.headers())?;
+fn get_inner(state: &AppState, request: &axum::http::request::Parts) -> Result<Prepared, Rejection> {
+    let media = negotiate(&request.headers)?;
     let mut fields = serde_json::Map::new();
-    for (key, value) in url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
+    for (key, value) in url::form_urlencoded::parse(request.uri.query().unwrap_or("").as_bytes()) {
         let value = match key.as_ref() {
             "query" | "operationName" => serde_json::Value::String(value.into_owned()),
             "variables" | "extensions" => serde_json::from_str(&value).map_err(|_| {
@@ -218,7 +230,7 @@ async fn get_inner(state: &AppState, peer: SocketAddr, request: HttpRequest) -> 
             ));
         }
     }
-    Ok(execute(state, peer, request.headers(), BatchRequest::Single(gql), media).await)
+    Ok((BatchRequest::Single(gql), media))
 }
 
 fn parse_request(value: serde_json::Value, media: Media) -> Result<Request, Rejection> {
@@ -269,13 +281,19 @@ fn inspect(
     Ok((guard::operation_type(document, operation_name.as_deref()), checked))
 }
 
-async fn execute(
+/// Resolves who is calling, admits the request on its plan's limits (a refused request, or one
+/// the edge refused already, runs nothing), runs it, and puts the `RateLimit-Policy` and
+/// `RateLimit` fields on the answer, whatever it is.
+async fn respond(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
-    batch: BatchRequest,
-    media: Media,
+    prepared: Result<Prepared, Rejection>,
 ) -> Response {
+    let media = match &prepared {
+        Ok((_, media)) => *media,
+        Err(rejection) => rejection.media,
+    };
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let api_key = headers.get(API_KEY).and_then(|v| v.to_str().ok());
     let principal = match state.principal(authorization, api_key).await {
@@ -292,6 +310,72 @@ async fn execute(
         }
     };
     let client = client_info(state, peer, headers);
+    // What each operation will cost; a request the edge refused counts as one operation that
+    // costs nothing (it still took the server's time, and a client hammering bad documents is
+    // held to its rate like any other).
+    let (prepared, costs) = match prepared {
+        Ok((mut batch, media)) => {
+            let costs: Vec<u64> = batch.iter_mut().map(|request| estimate(state, request)).collect();
+            (Ok((batch, media)), costs)
+        }
+        Err(rejection) => (Err(rejection), vec![0]),
+    };
+    let operations = u32::try_from(costs.len()).unwrap_or(u32::MAX);
+    let total_cost = costs.iter().fold(0u64, |sum, cost| sum.saturating_add(*cost));
+    let admission = state.plan_limits.admit(&principal, client.addr, operations, total_cost).await;
+    // For usage metering: `total_cost` spent, or `admission.refusal` (rate-limited).
+    let mut response = match (prepared, admission.refusal) {
+        (_, Some(refusal)) => refused(&refusal, media),
+        (Err(rejection), None) => rejection.into_response(),
+        (Ok((batch, media)), None) => execute(state, principal, client, headers, batch, &costs, media).await,
+    };
+    if let Some((policy, current)) = admission.headers()
+        && let (Ok(policy), Ok(current)) = (HeaderValue::from_str(&policy), HeaderValue::from_str(&current))
+    {
+        response.headers_mut().insert(RATELIMIT_POLICY, policy);
+        response.headers_mut().insert(RATELIMIT, current);
+    }
+    response
+}
+
+/// The estimated cost of one prepared operation (`graphql::guard::demand`).
+fn estimate(state: &AppState, request: &mut Request) -> u64 {
+    let operation_name = request.operation_name.clone();
+    let variables = request.variables.clone();
+    match request.parsed_query() {
+        Ok(document) => state.demand.cost(document, operation_name.as_deref(), &variables),
+        // Parsed by `inspect` already: unreachable, and execution would report it.
+        Err(_) => 0,
+    }
+}
+
+/// A request the plan limits refused: 429 with `Retry-After` when waiting helps, 400 for a
+/// query no budget holds; the error alone, nothing ran.
+fn refused(refusal: &Refusal, media: Media) -> Response {
+    let status = match refusal.retry_after() {
+        Some(_) => StatusCode::TOO_MANY_REQUESTS,
+        None => StatusCode::BAD_REQUEST,
+    };
+    let mut response =
+        Rejection { status, error: Box::new(refusal.error()), media, allow_post_only: false }.into_response();
+    if let Some(wait) = refusal.retry_after() {
+        // Whole seconds, rounded up: a client retrying at once would only be refused again.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn execute(
+    state: &AppState,
+    principal: Principal,
+    client: ClientInfo,
+    headers: &HeaderMap,
+    batch: BatchRequest,
+    costs: &[u64],
+    media: Media,
+) -> Response {
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(state.prepare(request, principal, client)),
         BatchRequest::Batch(requests) => BatchRequest::Batch(
@@ -316,12 +400,18 @@ async fn execute(
             BatchResponse::Batch(requests.into_iter().map(run).collect::<FuturesOrdered<_>>().collect().await)
         }
     };
+    // Each operation's estimated cost, as `extensions.cost`.
+    match &mut response {
+        BatchResponse::Single(single) => set_cost(single, costs.first().copied().unwrap_or(0)),
+        BatchResponse::Batch(all) => all.iter_mut().zip(costs).for_each(|(single, cost)| set_cost(single, *cost)),
+    }
     let (status, body) = match &mut response {
         BatchResponse::Single(single) => {
             finish(single, trace_id.as_deref(), limits);
             if guard::deadline::is_timeout(single) {
                 // No result at all: the errors alone, as for any request without one.
-                (StatusCode::GATEWAY_TIMEOUT, serde_json::to_vec(&json!({ "errors": single.errors })))
+                let body = json!({ "errors": single.errors, "extensions": single.extensions });
+                (StatusCode::GATEWAY_TIMEOUT, serde_json::to_vec(&body))
             } else if guard::is_request_error(single) {
                 (StatusCode::BAD_REQUEST, serde_json::to_vec(&response))
             } else {
@@ -357,6 +447,10 @@ async fn execute(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::VARY, HeaderValue::from_static("Accept, Authorization, X-API-Key"));
     http
+}
+
+fn set_cost(response: &mut GqlResponse, cost: u64) {
+    response.extensions.insert("cost".into(), Value::from(cost));
 }
 
 /// What the transport knows of the caller: its address and, for writes, its idempotency key.

@@ -16,6 +16,8 @@ pub mod admin;
 pub mod graphql;
 /// API key format (`fq_<prefix>_<secret>`), generation and hashing.
 pub mod keys;
+/// The plans' request rates and cost budgets, per tenant, key and anonymous address (GCRA).
+pub mod limits;
 /// Tenants, keys, members; resolving credentials to a `Principal`.
 pub mod service;
 

@@ -67,6 +67,23 @@ pub fn step(tat_us: Option<u64>, now_us: u64, quota: Quota, cost: u32) -> Step {
     Step { allowed: true, retry_after_us: 0, remaining, tat_us: new_tat, ttl_us: ahead }
 }
 
+/// Several buckets at once, all or nothing (see `Limiter::acquire_all`): each bucket's step,
+/// and whether all of them accepted. When one refused, the others are stepped with cost 0
+/// (what they hold without this request) and nothing is to be stored.
+pub fn step_all(tats: &[Option<u64>], now_us: u64, quotas: &[(Quota, u32)]) -> (bool, Vec<Step>) {
+    let steps: Vec<Step> =
+        tats.iter().zip(quotas).map(|(tat, (quota, cost))| step(*tat, now_us, *quota, *cost)).collect();
+    if steps.iter().all(|s| s.allowed) {
+        return (true, steps);
+    }
+    let steps = steps
+        .into_iter()
+        .zip(tats.iter().zip(quotas))
+        .map(|(s, (tat, (quota, _)))| if s.allowed { step(*tat, now_us, *quota, 0) } else { s })
+        .collect();
+    (false, steps)
+}
+
 pub(super) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -146,6 +163,24 @@ mod tests {
         assert!(!refused.allowed);
         assert_eq!(refused.tat_us, big.tat_us, "a refused request costs nothing");
         assert_eq!(refused.retry_after_us, SEC);
+    }
+
+    #[test]
+    fn several_buckets_take_all_or_nothing() {
+        let tenant = quota(600, 10); // one every 100 ms
+        let key = quota(60, 2); // one every second
+        let (mut t, mut k) = (None, None);
+        for _ in 0..2 {
+            let (ok, steps) = step_all(&[t, k], 0, &[(tenant, 1), (key, 1)]);
+            assert!(ok);
+            (t, k) = (Some(steps[0].tat_us), Some(steps[1].tat_us));
+        }
+        let (ok, steps) = step_all(&[t, k], 0, &[(tenant, 1), (key, 1)]);
+        assert!(!ok, "the key is out");
+        assert!(steps[0].allowed && !steps[1].allowed);
+        assert_eq!(steps[0].tat_us, t.unwrap(), "the tenant's allowance is not spent by a refused request");
+        assert_eq!(steps[0].remaining, 8);
+        assert_eq!(steps[1].retry_after_us, SEC);
     }
 
     #[test]

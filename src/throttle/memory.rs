@@ -18,7 +18,7 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Decision, Limiter,
+    Decision, Level, Limiter, Outage, Take,
     backoff::{self, Backoff},
     gcra::{self, Quota},
 };
@@ -135,6 +135,39 @@ impl Limiter for MemoryLimiter {
 
     async fn forget(&self, key: &str) {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
+    }
+
+    async fn acquire_all(&self, takes: &[Take], _outage: Outage) -> Option<Vec<Level>> {
+        Some(self.take_all(takes))
+    }
+}
+
+impl MemoryLimiter {
+    /// [`Limiter::acquire_all`] in process: every bucket under the one lock, so the step is
+    /// atomic here as the script is in Redis.
+    pub(super) fn take_all(&self, takes: &[Take]) -> Vec<Level> {
+        let now = self.now_us();
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tats: Vec<Option<u64>> = takes
+            .iter()
+            .map(|take| match entries.get(&take.key) {
+                Some(Entry { slot: Slot::Gcra { tat_us }, expires_at_us }) if *expires_at_us > now => Some(*tat_us),
+                _ => None,
+            })
+            .collect();
+        let quotas: Vec<(Quota, u32)> = takes.iter().map(|take| (take.quota, take.cost)).collect();
+        let (accepted, steps) = gcra::step_all(&tats, now, &quotas);
+        if accepted {
+            for (take, step) in takes.iter().zip(&steps) {
+                if entries.len() >= self.max_keys && !entries.contains_key(&take.key) {
+                    make_room(&mut entries, now, self.max_keys);
+                }
+                let entry =
+                    Entry { slot: Slot::Gcra { tat_us: step.tat_us }, expires_at_us: now.saturating_add(step.ttl_us) };
+                entries.insert(take.key.clone(), entry);
+            }
+        }
+        steps.iter().map(Level::from_step).collect()
     }
 }
 

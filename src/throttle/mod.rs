@@ -2,8 +2,9 @@
 //!
 //! Two questions, answered by one `Limiter`:
 //! - *rate* ("at most 30 a minute, 10 at once"): GCRA (`gcra`), one integer per key, exact
-//!   at any rate and over any window. The tenancy plans' request rates are meant to reuse it
-//!   (`Limiter::acquire` with a cost);
+//!   at any rate and over any window. The tenancy plans' request rates and cost budgets
+//!   (`tenancy::limits`) use it through `Limiter::acquire_all`: several buckets (tenant, key,
+//!   cost) taken all or nothing in one atomic step;
 //! - *backoff* ("after 5 failures, wait 1 s, then 2 s, 4 s… up to 15 min"): `backoff`, two
 //!   integers per key, reset by a success.
 //!
@@ -11,7 +12,8 @@
 //! `memory::MemoryLimiter` in process (no `REDIS_URL`: one replica), and
 //! `redis::RedisLimiter` (atomic Lua scripts on Redis's clock, shared by every replica,
 //! falling back to the in-process limiter, within 250 ms, when Redis does not answer: never
-//! failing open, never making a login wait on a dead Redis). GCRA rather than a sliding
+//! failing open, never making a login wait on a dead Redis; for the plan limits the
+//! deployment may choose to refuse instead, `FINQL_RATE_LIMIT_REDIS_OUTAGE=refuse`). GCRA rather than a sliding
 //! window: one integer instead of a log or two counters, no burst of twice the rate across a
 //! window edge, and a cost per request (what the tenancy plans' cost budgets need); `Decision`
 //! carries `retry_after` and `remaining`, what `Retry-After` and `RateLimit` headers need.
@@ -77,6 +79,48 @@ impl Decision {
     }
 }
 
+/// One bucket of a combined take ([`Limiter::acquire_all`]): `cost` units from `key` under
+/// `quota`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Take {
+    pub key: String,
+    pub quota: Quota,
+    pub cost: u32,
+}
+
+/// What a combined take found in one of its buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level {
+    /// Whether this bucket had room (the take as a whole succeeds only if every bucket had).
+    pub allowed: bool,
+    /// How long until this bucket would have room for its cost (zero when it has).
+    pub retry_after: Duration,
+    /// Units of cost 1 still available in this bucket now, after the take if it succeeded.
+    pub remaining: u32,
+    /// How long until this bucket is whole again (its full burst available).
+    pub reset: Duration,
+}
+
+/// What a shared limiter does when its store does not answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outage {
+    /// Decide in process (limits then hold per replica).
+    DecideLocally,
+    /// Decide nothing: `acquire_all` answers `None`, and the caller refuses.
+    Refuse,
+}
+
+impl Level {
+    fn from_step(step: &gcra::Step) -> Self {
+        Self {
+            allowed: step.allowed,
+            retry_after: Duration::from_micros(step.retry_after_us),
+            remaining: step.remaining,
+            reset: Duration::from_micros(step.ttl_us),
+        }
+    }
+}
+
 /// Where throttling state lives. Keys are opaque strings chosen by the caller; each operation
 /// is atomic for its key (concurrent callers, on any replica sharing the store, never both see
 /// the old state).
@@ -90,6 +134,12 @@ pub trait Limiter: Send + Sync + 'static {
     async fn attempt(&self, key: &str, policy: Backoff) -> Decision;
     /// Clears `key` (a success ends the failures).
     async fn forget(&self, key: &str);
+    /// GCRA on several buckets at once, all or nothing: when every bucket has room for its
+    /// cost, each takes it; when one has not, none takes anything (a request refused by its
+    /// key's rate does not spend its tenant's). One atomic step (one Redis script), so the
+    /// buckets never disagree. `None` only when the shared store did not answer and `outage`
+    /// is [`Outage::Refuse`].
+    async fn acquire_all(&self, takes: &[Take], outage: Outage) -> Option<Vec<Level>>;
 }
 
 /// The limiter for this deployment: Redis when `REDIS_URL` is set, in process otherwise.

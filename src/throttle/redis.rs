@@ -32,7 +32,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
-use super::{Decision, Limiter, backoff::Backoff, gcra::Quota, memory::MemoryLimiter};
+use super::{Decision, Level, Limiter, Outage, Take, backoff::Backoff, gcra::Quota, memory::MemoryLimiter};
 use crate::resilience::{
     breaker::{BreakerConfig, BreakerState},
     redis::{RedisGuard, RedisUnavailable},
@@ -69,6 +69,46 @@ if ahead > limit then
 end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil(ahead / 1000)))
 return {1, 0, math.floor((limit - ahead) / interval)}
+";
+
+/// Several GCRA buckets, all or nothing (`gcra::step_all`). KEYS: the buckets. ARGV: interval
+/// µs, burst, cost for each bucket in turn. Returns {allowed, retry_after_us, remaining,
+/// reset_us} for each bucket in turn. Lua numbers are doubles: microseconds since 1970 (about
+/// 2^51) and any product below 2^53 are exact.
+const GCRA_ALL: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local steps = {}
+local accepted = true
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[3 * i - 2])
+  local limit = interval * tonumber(ARGV[3 * i - 1])
+  local cost = tonumber(ARGV[3 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local ahead = tat + interval * cost - now
+  if ahead > limit then
+    accepted = false
+    steps[i] = {0, ahead - limit, 0, tat - now, interval, limit}
+  else
+    steps[i] = {1, 0, math.floor((limit - ahead) / interval), ahead, interval, limit}
+  end
+end
+local out = {}
+for i = 1, #KEYS do
+  local s = steps[i]
+  if accepted then
+    redis.call('SET', KEYS[i], string.format('%.0f', now + s[4]), 'PX', math.max(1, math.ceil(s[4] / 1000)))
+  elseif s[1] == 1 then
+    s[4] = s[4] - s[5] * tonumber(ARGV[3 * i])
+    s[3] = math.floor((s[6] - s[4]) / s[5])
+  end
+  out[#out + 1] = s[1]
+  out[#out + 1] = s[2]
+  out[#out + 1] = s[3]
+  out[#out + 1] = s[4]
+end
+return out
 ";
 
 /// Backoff (`Backoff::step`). KEYS[1]: the account. ARGV: free, base µs, max µs, memory µs.
@@ -195,6 +235,40 @@ impl Limiter for RedisLimiter {
         let outcome = self.guard.run(del.query_async::<i64>(&mut conn)).await;
         self.record(outcome, "clearing a count");
     }
+
+    async fn acquire_all(&self, takes: &[Take], outage: Outage) -> Option<Vec<Level>> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(GCRA_ALL).arg(takes.len());
+        for take in takes {
+            cmd.arg(format!("{}{}", self.prefix, take.key));
+        }
+        for take in takes {
+            cmd.arg(take.quota.interval_us()).arg(take.quota.burst).arg(take.cost);
+        }
+        let mut conn = self.conn.clone();
+        let outcome = self.guard.run(cmd.query_async::<Vec<i64>>(&mut conn)).await;
+        let levels = self.record(outcome, "rate limiting a plan").and_then(|flat| {
+            let levels: Vec<Level> = flat
+                .chunks_exact(4)
+                .map(|step| {
+                    let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+                    Level {
+                        allowed: step[0] == 1,
+                        retry_after: micros(step[1]),
+                        remaining: u32::try_from(step[2]).unwrap_or(0),
+                        reset: micros(step[3]),
+                    }
+                })
+                .collect();
+            // A reply of another shape is a failure like no reply.
+            (levels.len() == takes.len()).then_some(levels)
+        });
+        match (levels, outage) {
+            (Some(levels), _) => Some(levels),
+            (None, Outage::DecideLocally) => Some(self.local.take_all(takes)),
+            (None, Outage::Refuse) => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +312,52 @@ mod tests {
         let mut conn = limiter.conn.clone();
         let ttl: i64 = redis::cmd("PTTL").arg(format!("{}k", limiter.prefix)).query_async(&mut conn).await.unwrap();
         assert!((170_000..=180_000).contains(&ttl), "{ttl}");
+    }
+
+    #[tokio::test]
+    async fn the_combined_script_takes_all_or_nothing() {
+        let Some(limiter) = limiter().await else { return };
+        let take = |key: &str, per_minute: u32, burst: u32, cost: u32| Take {
+            key: key.into(),
+            quota: Quota::per(Duration::from_secs(60), per_minute, burst).unwrap(),
+            cost,
+        };
+        let takes = [take("{t}:requests", 60, 10, 1), take("{t}:key", 1, 2, 1), take("{t}:cost", 600, 600, 100)];
+        for remaining in [1, 0] {
+            let levels = limiter.acquire_all(&takes, Outage::Refuse).await.expect("Redis answers");
+            assert!(levels.iter().all(|l| l.allowed));
+            assert_eq!(levels[1].remaining, remaining);
+        }
+        let refused = limiter.acquire_all(&takes, Outage::Refuse).await.unwrap();
+        assert_eq!(refused.iter().map(|l| l.allowed).collect::<Vec<_>>(), [true, false, true]);
+        assert_eq!(secs_of(refused[1].retry_after), 60);
+        assert_eq!((refused[0].remaining, refused[2].remaining), (8, 400), "nothing taken from the others");
+        assert_eq!(secs_of(refused[2].reset), 20, "two takes of 100 at 10/s: whole again in 20 s");
+        // The memory limiter, given the same takes, decides the same.
+        let memory = MemoryLimiter::new();
+        for _ in 0..2 {
+            memory.acquire_all(&takes, Outage::Refuse).await.unwrap();
+        }
+        let local = memory.acquire_all(&takes, Outage::Refuse).await.unwrap();
+        assert_eq!(
+            local.iter().map(|l| (l.allowed, l.remaining)).collect::<Vec<_>>(),
+            [(true, 8), (false, 0), (true, 400)]
+        );
+    }
+
+    fn secs_of(d: Duration) -> u64 {
+        d.as_secs_f64().round() as u64
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_refuses_or_decides_locally_as_told() {
+        // Nothing listens on port 1: every call fails at once.
+        let limiter = RedisLimiter::connect("redis://127.0.0.1:1", "test-outage").await.expect("a valid URL");
+        let takes = [Take { key: "k".into(), quota: Quota::per(Duration::from_secs(60), 1, 1).unwrap(), cost: 1 }];
+        assert_eq!(limiter.acquire_all(&takes, Outage::Refuse).await, None);
+        let local = limiter.acquire_all(&takes, Outage::DecideLocally).await.expect("decided locally");
+        assert!(local[0].allowed);
+        assert!(!limiter.acquire_all(&takes, Outage::DecideLocally).await.unwrap()[0].allowed, "and held locally");
     }
 
     #[tokio::test]

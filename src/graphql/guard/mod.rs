@@ -6,6 +6,8 @@
 //!   `FINQL_MAX_ALIASES` aliases, or with more than one `login`, `signUp` or `refreshToken`.
 //!   async-graphql's own depth and complexity checks expand every spread (exponential work on a
 //!   fragment bomb) and ignore `__typename`; these run first, so they never see such a bomb;
+//! - estimate what a request will cost before it runs (`demand`: each object 1, lists
+//!   multiplied by their page size or symbol count), the units of the plans' cost budgets;
 //! - bound execution in time (`deadline`);
 //! - give every error async-graphql produces (syntax, validation, limits, argument coercion)
 //!   an `extensions.code`, and a `reason` for limit rejections;
@@ -30,6 +32,8 @@ use crate::{config::Limits, error::ErrorCode};
 pub mod cost;
 /// The execution deadline and the `TIMEOUT` error.
 pub mod deadline;
+/// The estimated cost of a request (Apollo-style demand control), for the plans' cost budgets.
+pub mod demand;
 /// A token count of the query text, taken before parsing.
 pub mod tokens;
 

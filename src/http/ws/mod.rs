@@ -452,6 +452,16 @@ impl Connection {
                 return;
             }
         };
+        // Each operation is a request on the plan's limits, as over HTTP; a subscription pays
+        // its estimated cost once, when it starts.
+        let variables = request.variables.clone();
+        let cost =
+            request.parsed_query().map_or(0, |doc| self.state.demand.cost(doc, operation_name.as_deref(), &variables));
+        let admission = self.state.plan_limits.admit(&principal, self.client.addr, 1, cost).await;
+        if let Some(refusal) = admission.refusal {
+            self.send(json!({ "type": error, "id": id, "payload": [refusal.error()] })).await;
+            return;
+        }
         // Queries and mutations end by `FINQL_REQUEST_TIMEOUT_MS`; subscriptions are meant to last.
         let deadline = (operation != Some(OperationType::Subscription))
             .then(|| tokio::time::Instant::now() + limits.request_timeout);

@@ -143,7 +143,10 @@ async fn a_keep_alive_connection_serves_several_requests_then_closes_at_the_idle
     stream.write_all(graphql_request("{ __typename }").as_bytes()).await.unwrap();
     let (status, _, body) = read_response(&mut stream).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({ "data": { "__typename": "Query" } }));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({ "data": { "__typename": "Query" }, "extensions": { "cost": 0 } })
+    );
     let elapsed = closed_within(&mut stream, Duration::from_secs(5)).await.expect("an idle keep-alive is closed");
     assert!(elapsed >= Duration::from_millis(900), "kept for the idle timeout, closed after {elapsed:?}");
     assert!(elapsed < Duration::from_millis(2500), "closed at the 1.2 s idle timeout, not after {elapsed:?}");
@@ -305,7 +308,7 @@ async fn a_flood_beyond_the_cap_is_refused_fast_and_probes_use_the_reserve() {
     .await;
     let (status, body) = last.unwrap();
     assert!(resumed.is_some(), "service resumes after the flood (last: {status} {body})");
-    assert_eq!(body, json!({ "data": { "__typename": "Query" } }));
+    assert_eq!(body, json!({ "data": { "__typename": "Query" }, "extensions": { "cost": 0 } }));
 }
 
 /// The review's flood that took `/health` down with "too many open files", replayed against a
@@ -380,7 +383,10 @@ async fn shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
     in_flight.write_all(rest.as_bytes()).await.unwrap();
     let (status, head, body) = read_response(&mut in_flight).await;
     assert_eq!(status, 200, "the request in flight is answered: {head}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({ "data": { "__typename": "Query" } }));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({ "data": { "__typename": "Query" }, "extensions": { "cost": 0 } })
+    );
     tokio::time::timeout(Duration::from_secs(5), shutdown)
         .await
         .expect("shutdown does not wait out the grace period")

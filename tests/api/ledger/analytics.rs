@@ -547,7 +547,7 @@ async fn sums_of_many_maximal_amounts(app: TestApp) {
         body,
         json!({ "data": { "transactionAnalytics": {
             "count": 923, "totalCredit": "923000000000000.00", "averageAmount": "1000000000000.00",
-        } } })
+        } }, "extensions": { "cost": 1 } })
     );
 }
 

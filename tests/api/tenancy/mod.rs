@@ -64,3 +64,5 @@ async fn closed_sign_up_is_forbidden() {
         .await;
     assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
 }
+/// Plan limits: request rates, cost budgets, their headers and errors, across replicas.
+mod limits;
