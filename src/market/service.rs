@@ -136,6 +136,11 @@ impl MarketService {
         Self { inner: Arc::new(inner) }
     }
 
+    /// The source's short name (`Quote.source`).
+    pub fn source_name(&self) -> &'static str {
+        self.inner.source.name()
+    }
+
     /// Values refused by validation since start (for observability).
     pub fn rejected(&self) -> u64 {
         self.inner.rejected.load(Ordering::Relaxed)

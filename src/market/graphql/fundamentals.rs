@@ -5,10 +5,11 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::NaiveDate;
 
+use super::grant;
 use crate::{
     error::AppError,
     graphql::{
-        PageInfo, bounded,
+        PageInfo, RequestContext, bounded,
         scalars::{Date, DecimalString},
         service,
     },
@@ -16,6 +17,7 @@ use crate::{
         FundamentalsService,
         corporate::{ActionKind, CorporateAction, FundamentalPoint},
         fundamentals::FundamentalsPage,
+        entitlements::require_fundamentals,
         limits::MAX_FUNDAMENTALS,
     },
     reference::Symbol,
@@ -158,10 +160,12 @@ impl FundamentalPointConnection {
     }
 }
 
-/// `Security.corporateActions`.
+/// `Security.corporateActions`: those with ex-dates within the caller's history
+/// (`history_days`; the list is clipped, as it names no range).
 pub async fn corporate_actions(ctx: &Context<'_>, symbol: &Symbol) -> Result<Vec<CorporateActionObject>> {
+    let grant = grant(ctx, symbol)?;
     let actions = service::<FundamentalsService>(ctx)?.corporate_actions(symbol).await?;
-    Ok(actions.iter().cloned().map(CorporateActionObject).collect())
+    Ok(actions.iter().filter(|a| a.ex_date >= grant.horizon_day()).cloned().map(CorporateActionObject).collect())
 }
 
 /// `Security.fundamentals(from, to, first, after)`.
@@ -174,6 +178,18 @@ pub async fn fundamentals(
 ) -> Result<FundamentalPointConnection> {
     let first = bounded(first.unwrap_or(MAX_FUNDAMENTALS), 0, MAX_FUNDAMENTALS, "first")?;
     let after = after.as_deref().map(parse_cursor).transpose()?;
+    let grant = grant(ctx, symbol)?;
+    require_fundamentals(&RequestContext::of(ctx)?.principal)?;
+    grant.require_since_day(symbol, "from", from)?;
+    // A delayed market's latest point carries today's live price: the range ends the day
+    // before the cutoff's.
+    let to = match grant.cutoff() {
+        Some(cutoff) => to.min(cutoff.date_naive().pred_opt().unwrap_or(NaiveDate::MIN)),
+        None => to,
+    };
+    if to < from {
+        return Ok(FundamentalPointConnection { page: FundamentalsPage::default(), has_previous_page: after.is_some() });
+    }
     let page = service::<FundamentalsService>(ctx)?.fundamentals(symbol, from, to, first, after).await?;
     Ok(FundamentalPointConnection { page, has_previous_page: after.is_some() })
 }
