@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::{
+    limits::MAX_KLINES,
     service::MarketService,
     types::{Interval, Kline, Quote, TradingStatus},
 };
@@ -35,14 +36,7 @@ impl MarketService {
     pub async fn quote_as_of(&self, symbol: &Symbol, at: DateTime<Utc>) -> AppResult<Quote> {
         let minute = Interval::OneMinute.bar_start(at);
         let day = Interval::OneDay.bar_start(at);
-        // Every 1-minute bar of the session that ended by `at` (bars start before `minute`).
-        let since_open = usize::try_from((minute - day).num_minutes()).unwrap_or(0).min(MINUTES_PER_DAY);
-        let today: Vec<Kline> = if since_open == 0 {
-            Vec::new()
-        } else {
-            let bars = self.klines(symbol, Interval::OneMinute, Some(minute), since_open).await?;
-            bars.iter().filter(|bar| bar.time >= day).cloned().collect()
-        };
+        let today = self.session_minutes(symbol, day, minute).await?;
         // Closed daily bars before the session (the service's window ends where `day` starts).
         let days = self.klines(symbol, Interval::OneDay, Some(day), 2).await?;
         let latest = self.quote(symbol).await.ok();
@@ -62,6 +56,33 @@ impl MarketService {
             return Err(AppError::NotFound(format!("no price of `{symbol}` is old enough to show on a delayed plan yet")));
         };
         Ok(Quote { trading_status, source, ..quote })
+    }
+}
+
+impl MarketService {
+    /// The 1-minute bars from `day` up to `end` (all of them closed), oldest first, fetched in
+    /// windows of at most `MAX_KLINES` bars back from `end` (a 24-hour market has 1440).
+    async fn session_minutes(&self, symbol: &Symbol, day: DateTime<Utc>, end: DateTime<Utc>) -> AppResult<Vec<Kline>> {
+        let mut bars: Vec<Kline> = Vec::new();
+        let mut end = end;
+        // A day is at most two windows; one more lets a source that skips closed minutes finish.
+        for _ in 0..=MINUTES_PER_DAY / MAX_KLINES as usize {
+            let slots = usize::try_from((end - day).num_minutes()).unwrap_or(0).min(MAX_KLINES as usize);
+            if slots == 0 {
+                break;
+            }
+            let window = self.klines(symbol, Interval::OneMinute, Some(end), slots).await?;
+            let mut older: Vec<Kline> = window.iter().filter(|bar| bar.time >= day && bar.time < end).cloned().collect();
+            let Some(first) = older.first() else { break };
+            end = first.time;
+            let short = window.len() < slots;
+            older.append(&mut bars);
+            bars = older;
+            if short {
+                break;
+            }
+        }
+        Ok(bars)
     }
 }
 

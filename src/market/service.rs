@@ -78,7 +78,14 @@ const KLINE_CACHE: u64 = 20_000;
 #[derive(Clone)]
 pub struct MarketService {
     inner: Arc<Inner>,
+    /// What entitlements measure delays and history against (`entitlements::Grant::now`):
+    /// the wall clock, or a test's ([`Self::with_clock`]), set with the source's clock so
+    /// that "fifteen minutes ago" means the same moment to both.
+    clock: Clock,
 }
+
+/// A source of the current time.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 struct Inner {
     source: Arc<dyn MarketSource>,
@@ -133,7 +140,17 @@ impl MarketService {
             reference,
             health,
         };
-        Self { inner: Arc::new(inner) }
+        Self { inner: Arc::new(inner), clock: Arc::new(Utc::now) }
+    }
+
+    /// The same service on another clock (tests: one shared with a simulated source).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Now, by the service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
     }
 
     /// The source's short name (`Quote.source`).

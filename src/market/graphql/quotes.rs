@@ -18,6 +18,7 @@ use futures::future::join_all;
 use super::grant;
 use crate::{
     error::{AppError, AppResult},
+    identity::Scope,
     graphql::{RequestContext, scalars::DecimalString, service},
     market::{
         limits::MAX_SYMBOLS,
@@ -224,7 +225,7 @@ impl QuotesQuery {
             return Err(AppError::bad_field("symbols", format!("at most {MAX_SYMBOLS} symbols per request")).into());
         }
         let parsed = symbols.iter().map(|s| Symbol::parse(s)).collect::<Result<Vec<_>, _>>()?;
-        RequestContext::of(ctx)?.principal.require_plan()?;
+        RequestContext::of(ctx)?.principal.require_scope(Scope::Market)?;
         // Asked once each (`AAPL.US` twice, or `700.HK` and `0700.HK`, are one instrument),
         // answered once per position.
         let mut distinct = parsed.clone();
