@@ -19,9 +19,10 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::{
+    health,
     limits::MAX_KLINES,
     service::MarketService,
-    types::{Interval, Kline, Quote, TradingStatus},
+    types::{Instrument, Interval, Kline, Quote, TradingStatus},
 };
 use crate::{
     error::{AppError, AppResult},
@@ -32,11 +33,27 @@ use crate::{
 const MINUTES_PER_DAY: usize = 1440;
 
 impl MarketService {
-    /// The quote of `symbol` as of `at` (see the module doc); `delayed` in the API.
+    /// The quote of `symbol` as of `at` (see the module doc); `delayed` in the API. Built once
+    /// per symbol and minute (concurrent requests share the build), and kept for that minute;
+    /// a failure is not kept.
     pub async fn quote_as_of(&self, symbol: &Symbol, at: DateTime<Utc>) -> AppResult<Quote> {
         let minute = Interval::OneMinute.bar_start(at);
-        let day = Interval::OneDay.bar_start(at);
-        let today = self.session_minutes(symbol, day, minute).await?;
+        self.delayed_quotes()
+            // One budget for every upstream call of the build, as for a klines window. Boxed: the
+            // build holds several kline fetches, too large a future for a worker's stack.
+            .try_get_with(
+                (symbol.clone(), minute),
+                Box::pin(health::within(self.deadline(), self.build_quote_as_of(symbol, minute))),
+            )
+            .await
+            .map_err(|err| AppError::clone(&err))
+    }
+
+    /// The quote as of `minute` (a minute's start), from the bars that ended by it.
+    async fn build_quote_as_of(&self, symbol: &Symbol, minute: DateTime<Utc>) -> AppResult<Quote> {
+        let instrument = self.instrument(symbol).await?;
+        let day = Interval::OneDay.bar_start(minute);
+        let today = self.session_minutes(&instrument, day, minute).await?;
         // Closed daily bars before the session (the service's window ends where `day` starts).
         let days = self.klines(symbol, Interval::OneDay, Some(day), 2).await?;
         let latest = self.quote(symbol).await.ok();
@@ -50,19 +67,23 @@ impl MarketService {
         } else if let Some(last_day) = days.last() {
             // No bar yet today: the last whole session, against the close before it.
             let prev_close = days.len().checked_sub(2).map_or(last_day.open, |i| days[i].close);
-            let end = at.min(Interval::OneDay.next_start(last_day.time));
-            session(symbol, std::slice::from_ref(last_day), prev_close, end)
+            session(symbol, std::slice::from_ref(last_day), prev_close, Interval::OneDay.next_start(last_day.time))
         } else {
-            return Err(AppError::NotFound(format!("no price of `{symbol}` is old enough to show on a delayed plan yet")));
+            return Err(AppError::NotFound(format!(
+                "no price of `{symbol}` is old enough to show on a delayed plan yet"
+            )));
         };
         Ok(Quote { trading_status, source, ..quote })
     }
-}
 
-impl MarketService {
     /// The 1-minute bars from `day` up to `end` (all of them closed), oldest first, fetched in
     /// windows of at most `MAX_KLINES` bars back from `end` (a 24-hour market has 1440).
-    async fn session_minutes(&self, symbol: &Symbol, day: DateTime<Utc>, end: DateTime<Utc>) -> AppResult<Vec<Kline>> {
+    async fn session_minutes(
+        &self,
+        instrument: &Instrument,
+        day: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> AppResult<Vec<Kline>> {
         let mut bars: Vec<Kline> = Vec::new();
         let mut end = end;
         // A day is at most two windows; one more lets a source that skips closed minutes finish.
@@ -71,8 +92,9 @@ impl MarketService {
             if slots == 0 {
                 break;
             }
-            let window = self.klines(symbol, Interval::OneMinute, Some(end), slots).await?;
-            let mut older: Vec<Kline> = window.iter().filter(|bar| bar.time >= day && bar.time < end).cloned().collect();
+            let window = self.closed_window(instrument, Interval::OneMinute, end, slots).await?;
+            let mut older: Vec<Kline> =
+                window.iter().filter(|bar| bar.time >= day && bar.time < end).cloned().collect();
             let Some(first) = older.first() else { break };
             end = first.time;
             let short = window.len() < slots;

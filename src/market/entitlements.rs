@@ -231,7 +231,9 @@ mod tests {
         assert!(hk.keeps(at("2026-11-25T14:45:00Z")));
         assert!(!hk.keeps(at("2026-11-25T14:45:01Z")), "younger than the delay");
         assert!(!hk.keeps(at("2026-10-26T14:59:59Z")), "older than 30 days");
-        assert!(matches!(hk.require_order_book(&Symbol::parse("700.HK").unwrap()), Err(AppError::EntitlementRequired { market: Some(m), .. }) if m == "HK"));
+        assert!(
+            matches!(hk.require_order_book(&Symbol::parse("700.HK").unwrap()), Err(AppError::EntitlementRequired { market: Some(m), .. }) if m == "HK")
+        );
         let us = grant(&basic, &Symbol::parse("AAPL.US").unwrap(), Scope::Market, now).unwrap();
         assert_eq!(us.cutoff(), None);
         assert!(us.keeps(now));
@@ -244,7 +246,10 @@ mod tests {
 
     #[test]
     fn fundamentals_follow_the_plan() {
-        assert!(matches!(require_fundamentals(&principal("basic", "market")), Err(AppError::EntitlementRequired { market: None, .. })));
+        assert!(matches!(
+            require_fundamentals(&principal("basic", "market")),
+            Err(AppError::EntitlementRequired { market: None, .. })
+        ));
         assert!(require_fundamentals(&principal("pro", "market")).is_ok());
     }
 }

@@ -16,8 +16,8 @@ use crate::{
     market::{
         FundamentalsService,
         corporate::{ActionKind, CorporateAction, FundamentalPoint},
-        fundamentals::FundamentalsPage,
         entitlements::require_fundamentals,
+        fundamentals::FundamentalsPage,
         limits::MAX_FUNDAMENTALS,
     },
     reference::Symbol,
@@ -188,7 +188,10 @@ pub async fn fundamentals(
         None => to,
     };
     if to < from {
-        return Ok(FundamentalPointConnection { page: FundamentalsPage::default(), has_previous_page: after.is_some() });
+        return Ok(FundamentalPointConnection {
+            page: FundamentalsPage::default(),
+            has_previous_page: after.is_some(),
+        });
     }
     let page = service::<FundamentalsService>(ctx)?.fundamentals(symbol, from, to, first, after).await?;
     Ok(FundamentalPointConnection { page, has_previous_page: after.is_some() })

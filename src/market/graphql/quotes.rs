@@ -18,8 +18,8 @@ use futures::future::join_all;
 use super::grant;
 use crate::{
     error::{AppError, AppResult},
-    identity::Scope,
     graphql::{RequestContext, scalars::DecimalString, service},
+    identity::Scope,
     market::{
         limits::MAX_SYMBOLS,
         service::MarketService,

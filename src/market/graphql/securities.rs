@@ -12,12 +12,12 @@ use super::{
     quotes::{QuoteObject, load_quote, prefetch_quotes},
 };
 use crate::{
-    identity::Scope,
     graphql::{
         PageInfo, RequestContext,
         scalars::{Date, DecimalString},
         service,
     },
+    identity::Scope,
     reference::{
         ReferenceService, Symbol,
         service::{AssetClass, Security, SecurityFilter, encode_cursor, page_size, parse_region, parse_search},

@@ -52,7 +52,8 @@ async fn spawn(backend: Backend) -> Option<(TestApp, String, String, tempfile::T
     let file = dir.path().join("plans.toml");
     std::fs::write(&file, PLANS).expect("plans file");
     let file = file.display().to_string();
-    let overrides = [("FINQL_PLANS_FILE", file.as_str()), ("FINQL_DEFAULT_PLAN", "desk"), ("FINQL_ANONYMOUS_PLAN", "none")];
+    let overrides =
+        [("FINQL_PLANS_FILE", file.as_str()), ("FINQL_DEFAULT_PLAN", "desk"), ("FINQL_ANONYMOUS_PLAN", "none")];
     let app = spawn_app(backend, &overrides).await?;
     let desk = app.tenant_key("desk", "desk", "market,live").await;
     let viewer = app.tenant_key("viewer", "viewer", "market,live").await;
@@ -262,7 +263,8 @@ async fn delayed_klines_and_ticks_end_at_the_delay(app: &TestApp, desk: &str, vi
     assert!(time(&bars[29]["time"]) > before - Duration::minutes(2), "{body}");
     // `after` past the cutoff: nothing yet.
     let late = (Utc::now() - Duration::minutes(5)).to_rfc3339();
-    let paged = "query($after: DateTime) { klines(symbol: \"CRYPTO:BTCUSDT\", interval: ONE_MINUTE, after: $after) { time } }";
+    let paged =
+        "query($after: DateTime) { klines(symbol: \"CRYPTO:BTCUSDT\", interval: ONE_MINUTE, after: $after) { time } }";
     let body = query(app, viewer, paged, json!({ "after": late })).await;
     assert_eq!(body["data"]["klines"], json!([]), "{body}");
 
