@@ -114,9 +114,17 @@ impl Grant {
     }
 
     /// `ENTITLEMENT_REQUIRED` when a window the caller named (`field`) starts before the
-    /// horizon.
-    pub fn require_since(&self, symbol: &Symbol, field: &str, since: DateTime<Utc>) -> AppResult<()> {
-        if since >= self.horizon() {
+    /// horizon, and the plan hides history there: an instrument `listed` on or after the
+    /// horizon's day has no bar before it, so nothing is withheld and the window answers as for
+    /// any plan (empty before the listing day).
+    pub fn require_since(
+        &self,
+        symbol: &Symbol,
+        field: &str,
+        since: DateTime<Utc>,
+        listed: Option<NaiveDate>,
+    ) -> AppResult<()> {
+        if since >= self.horizon() || listed.is_some_and(|listed| listed >= self.horizon_day()) {
             return Ok(());
         }
         Err(AppError::EntitlementRequired {
@@ -138,11 +146,17 @@ impl Grant {
     }
 
     /// [`Self::require_since`] for a window named by days (`from` of fundamentals).
-    pub fn require_since_day(&self, symbol: &Symbol, field: &str, since: NaiveDate) -> AppResult<()> {
+    pub fn require_since_day(
+        &self,
+        symbol: &Symbol,
+        field: &str,
+        since: NaiveDate,
+        listed: Option<NaiveDate>,
+    ) -> AppResult<()> {
         if since >= self.horizon_day() {
             return Ok(());
         }
-        self.require_since(symbol, field, since.and_time(chrono::NaiveTime::MIN).and_utc())
+        self.require_since(symbol, field, since.and_time(chrono::NaiveTime::MIN).and_utc(), listed)
     }
 
     /// `ENTITLEMENT_REQUIRED` for a delayed market: an order book is only meaningful live, and
@@ -239,9 +253,15 @@ mod tests {
         assert!(us.keeps(now));
         assert!(us.require_order_book(&Symbol::parse("AAPL.US").unwrap()).is_ok());
         let aapl = Symbol::parse("AAPL.US").unwrap();
-        assert!(us.require_since(&aapl, "after", at("2026-10-26T15:00:00Z")).is_ok());
-        let err = us.require_since(&aapl, "after", at("2026-10-26T14:59:59Z")).unwrap_err();
+        assert!(us.require_since(&aapl, "after", at("2026-10-26T15:00:00Z"), None).is_ok());
+        let err = us.require_since(&aapl, "after", at("2026-10-26T14:59:59Z"), None).unwrap_err();
         assert!(matches!(&err, AppError::EntitlementRequired { market: Some(m), .. } if m == "US"), "{err:?}");
+        let listed = |day: &str| Some(day.parse::<NaiveDate>().unwrap());
+        assert!(us.require_since(&aapl, "after", at("2000-01-01T00:00:00Z"), listed("1980-12-12")).is_err());
+        assert!(
+            us.require_since(&aapl, "after", at("2000-01-01T00:00:00Z"), listed("2026-10-26")).is_ok(),
+            "listed on the horizon's day: nothing is hidden"
+        );
     }
 
     #[test]

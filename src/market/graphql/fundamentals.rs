@@ -19,6 +19,7 @@ use crate::{
         entitlements::require_fundamentals,
         fundamentals::FundamentalsPage,
         limits::MAX_FUNDAMENTALS,
+        service::MarketService,
     },
     reference::Symbol,
 };
@@ -172,7 +173,7 @@ pub async fn corporate_actions(ctx: &Context<'_>, symbol: &Symbol) -> Result<Vec
 pub async fn fundamentals(
     ctx: &Context<'_>,
     symbol: &Symbol,
-    (from, to): (NaiveDate, NaiveDate),
+    (from, mut to): (NaiveDate, NaiveDate),
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<FundamentalPointConnection> {
@@ -180,18 +181,19 @@ pub async fn fundamentals(
     let after = after.as_deref().map(parse_cursor).transpose()?;
     let grant = grant(ctx, symbol)?;
     require_fundamentals(&RequestContext::of(ctx)?.principal)?;
-    grant.require_since_day(symbol, "from", from)?;
+    if from < grant.horizon_day() {
+        let listed = service::<MarketService>(ctx)?.instrument(symbol).await?.listed_at;
+        grant.require_since_day(symbol, "from", from, listed)?;
+    }
     // A delayed market's latest point carries today's live price: the range ends the day
-    // before the cutoff's.
-    let to = match grant.cutoff() {
-        Some(cutoff) => to.min(cutoff.date_naive().pred_opt().unwrap_or(NaiveDate::MIN)),
-        None => to,
-    };
-    if to < from {
-        return Ok(FundamentalPointConnection {
-            page: FundamentalsPage::default(),
-            has_previous_page: after.is_some(),
-        });
+    // before the cutoff's (when that empties a valid range, the page is empty).
+    if let Some(cutoff) = grant.cutoff() {
+        let last = cutoff.date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
+        if from <= to && last < from {
+            let page = FundamentalsPage::default();
+            return Ok(FundamentalPointConnection { page, has_previous_page: after.is_some() });
+        }
+        to = to.min(last);
     }
     let page = service::<FundamentalsService>(ctx)?.fundamentals(symbol, from, to, first, after).await?;
     Ok(FundamentalPointConnection { page, has_previous_page: after.is_some() })

@@ -158,11 +158,14 @@ impl KlineArgs {
 pub async fn load_klines(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) -> Result<Vec<KlineObject>> {
     let grant = grant(ctx, symbol)?;
     let KlineArgs { interval, limit, before, after, adjust } = args;
-    if let Some(after) = after {
-        grant.require_since(symbol, "after", after)?;
-    }
-    if let Some(before) = before {
-        grant.require_since(symbol, "before", before)?;
+    if after.is_some() || before.is_some() {
+        let listed = service::<MarketService>(ctx)?.instrument(symbol).await?.listed_at;
+        if let Some(after) = after {
+            grant.require_since(symbol, "after", after, listed)?;
+        }
+        if let Some(before) = before {
+            grant.require_since(symbol, "before", before, listed)?;
+        }
     }
     let before = match grant.cutoff() {
         Some(cutoff) => {
