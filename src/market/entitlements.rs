@@ -8,16 +8,21 @@
 //! (`UNAUTHENTICATED`), a key without the scope (`FORBIDDEN`), a market outside the plan
 //! (`FORBIDDEN`, `reason: ENTITLEMENT_REQUIRED`, `market`).
 //!
-//! A query resolver asks for a [`Grant`] per symbol ([`grant`]) and lets it shape the answer:
-//! - **delayed** markets see nothing younger than the plan's `delay_minutes`
-//!   ([`Grant::cutoff`]): quotes as of the cutoff, no kline ending after it, no tick after it;
-//!   order books are real-time only ([`Grant::require_order_book`]).
-//! - **history** reaches `history_days` back ([`Grant::horizon`]). A window the caller *names*
-//!   (`before`, `after`, `from`) reaching past it is refused ([`Grant::require_since`]):
-//!   silently shortening what was asked for would read as "no data there". What the caller
-//!   does not bound (the latest bars, ticks, the list of corporate actions) is clipped to it
-//!   ([`Grant::keeps`]).
-//! - **fundamentals** need the plan's `fundamentals` ([`require_fundamentals`]).
+//! A query resolver asks for a [`Grant`][G] per symbol ([`grant`][g]) and lets it shape the
+//! answer:
+//! - **delayed** markets see nothing younger than the plan's `delay_minutes` (`Grant::cutoff`):
+//!   quotes as of the cutoff, no kline ending after it, no tick after it; order books are
+//!   real-time only (`Grant::require_order_book`).
+//! - **history** reaches `history_days` back (`Grant::horizon`). A window the caller *names*
+//!   (`before`, `after`, `from`) reaching past it is refused (`Grant::require_since`), where the
+//!   instrument traded before the horizon: silently shortening what was asked for would read
+//!   as "no data there". What the caller does not bound (the latest bars, ticks, the list of
+//!   corporate actions) is clipped to it (`Grant::keeps`).
+//! - **fundamentals** need the plan's `fundamentals` ([`require_fundamentals`][f]).
+//!
+//! [G]: crate::market::entitlements::Grant
+//! [g]: crate::market::entitlements::grant
+//! [f]: crate::market::entitlements::require_fundamentals
 
 use chrono::{DateTime, NaiveDate, Utc};
 
