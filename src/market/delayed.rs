@@ -2,11 +2,13 @@
 //! in the past (`now - delay_minutes`, `entitlements::Grant::cutoff`).
 //!
 //! Sources answer "the latest quote", not "the quote at 10:15", so the delayed quote is rebuilt
-//! from closed bars, which every source keeps and which never change once closed (they come
-//! from the stored history and the closed-kline cache, so a minute's delayed quote is computed
-//! from upstream once):
-//! - the session is the UTC day holding the cutoff (daily bars start at 00:00 UTC, as every
-//!   session of the markets finql serves fits in one UTC day, `types::Interval`);
+//! from closed bars, which every source keeps and which never change once closed (read from the
+//! stored history where it has them). It changes once a minute, so it is built once per symbol
+//! and minute and cached for that minute, rather than caching the bars behind it (a new
+//! 1440-bar window each minute would crowd the closed-kline cache):
+//! - the session is the UTC day holding the cutoff, as daily bars are (`types::Interval`: bars
+//!   start at 00:00 UTC; a market trading through midnight starts a new session then, as the
+//!   real-time quote of the simulated market does);
 //! - `last` is the close of the last 1-minute bar that *ended* by the cutoff, and `timestamp`
 //!   that bar's end, so the price shown is never younger than the delay; `open`, `high`, `low`,
 //!   `volume` and `turnover` are those of the session's 1-minute bars up to it;
