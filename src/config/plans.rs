@@ -151,7 +151,9 @@ impl Plans {
 /// The built-in plans. `anonymous` is what callers without credentials get in development;
 /// `basic` is the issue's example; `pro` a paying desk; `developer` the generous default of
 /// `FINQL_DEFAULT_PLAN` in development, so GraphiQL on a laptop meets no limit; `enterprise`
-/// the ceiling.
+/// the ceiling. The last two reach 200 years back (`history_days = 73000`): further than any
+/// instrument finql serves has traded (the oldest listings are from the 1920s), so their history
+/// is never cut.
 const BUILTIN: &str = r#"
 [plans.anonymous]
 rate_per_second = 2
@@ -197,7 +199,7 @@ burst = 2000
 cost_per_minute = 10000000
 max_connections = 1000
 max_live_symbols = 10000
-history_days = 36500
+history_days = 73000
 fundamentals = true
 delay_minutes = 15
 [plans.developer.markets]
@@ -209,7 +211,7 @@ burst = 10000
 cost_per_minute = 100000000
 max_connections = 10000
 max_live_symbols = 100000
-history_days = 36500
+history_days = 73000
 fundamentals = true
 delay_minutes = 15
 [plans.enterprise.markets]

@@ -49,7 +49,7 @@ impl LiveSubscription {
         let subscription = subscribe(ctx, &symbols, Channel::Quote).await?;
         Ok(events(subscription, throttle).filter_map(|event| async move {
             match event.ok().as_deref() {
-                Some(LiveEvent::Quote(quote)) => Some(QuoteObject(quote.clone())),
+                Some(LiveEvent::Quote(quote)) => Some(QuoteObject::realtime(quote.clone())),
                 _ => None,
             }
         }))

@@ -9,6 +9,8 @@
 pub mod calendar;
 /// Splits, dividends, fundamentals, and klines adjusted for them (`adjust: FORWARD | BACKWARD`).
 pub mod corporate;
+/// `MarketService::quote_as_of`: a delayed market's quote, rebuilt from closed bars.
+pub mod delayed;
 /// What a caller's plan lets it see: one check for queries and subscriptions.
 pub mod entitlements;
 /// `FundamentalsService`: corporate actions and fundamentals, cached for a day, and adjusted klines.

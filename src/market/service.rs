@@ -74,11 +74,21 @@ type SharedBatch = Shared<BoxFuture<'static, BatchResult>>;
 const INSTRUMENT_CACHE: u64 = 10_000;
 const QUOTE_CACHE: u64 = 100_000;
 const KLINE_CACHE: u64 = 20_000;
+/// A delayed quote is built from whole minutes, so it changes once a minute: kept that long
+/// (and a little more, so the last requests of a minute never rebuild it).
+const DELAYED_QUOTE_TTL: Duration = Duration::from_secs(75);
 
 #[derive(Clone)]
 pub struct MarketService {
     inner: Arc<Inner>,
+    /// What entitlements measure delays and history against (`entitlements::Grant::now`):
+    /// the wall clock, or a test's ([`Self::with_clock`]), set with the source's clock so
+    /// that "fifteen minutes ago" means the same moment to both.
+    clock: Clock,
 }
+
+/// A source of the current time.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 struct Inner {
     source: Arc<dyn MarketSource>,
@@ -92,6 +102,8 @@ struct Inner {
     closed_klines: Cache<ClosedKlineKey, Arc<Vec<Kline>>>,
     live_klines: Cache<(Symbol, Interval, usize), Arc<Vec<Kline>>>,
     books: Cache<(Symbol, usize), OrderBook>,
+    /// Delayed quotes by (symbol, minute of the cutoff): see `delayed`.
+    delayed_quotes: Cache<(Symbol, DateTime<Utc>), Quote>,
     in_flight: Mutex<HashMap<Symbol, SharedBatch>>,
     rejected: AtomicU64,
     /// How long a fetch may wait for the source (the budget less a Redis call, see above).
@@ -120,6 +132,7 @@ impl MarketService {
             // The bar in progress changes with every trade: cache it as briefly as a quote.
             live_klines: Cache::builder().max_capacity(KLINE_CACHE).time_to_live(config.quote_ttl).build(),
             books: Cache::builder().max_capacity(QUOTE_CACHE).time_to_live(config.quote_ttl).build(),
+            delayed_quotes: Cache::builder().max_capacity(QUOTE_CACHE).time_to_live(DELAYED_QUOTE_TTL).build(),
             in_flight: Mutex::new(HashMap::new()),
             rejected: AtomicU64::new(0),
             source_budget: match &shared {
@@ -133,7 +146,33 @@ impl MarketService {
             reference,
             health,
         };
-        Self { inner: Arc::new(inner) }
+        Self { inner: Arc::new(inner), clock: Arc::new(Utc::now) }
+    }
+
+    /// The same service on another clock (tests: one shared with a simulated source).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Now, by the service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// A deadline for work that may make several upstream calls: the one in force, or the
+    /// source budget from now (run the work under it with `health::within`).
+    pub(super) fn deadline(&self) -> tokio::time::Instant {
+        health::deadline().unwrap_or_else(|| tokio::time::Instant::now() + self.inner.source_budget)
+    }
+
+    /// The cache of delayed quotes (`delayed`).
+    pub(super) fn delayed_quotes(&self) -> &Cache<(Symbol, DateTime<Utc>), Quote> {
+        &self.inner.delayed_quotes
+    }
+
+    /// The source's short name (`Quote.source`).
+    pub fn source_name(&self) -> &'static str {
+        self.inner.source.name()
     }
 
     /// Values refused by validation since start (for observability).
@@ -366,13 +405,7 @@ impl MarketService {
             if let Some(hit) = self.inner.closed_klines.get(&key).await {
                 return Ok(hit);
             }
-            let mut bars = match history {
-                Some(history) => history.closed_window(&series, end, limit, fetch).await?,
-                None => fetch(end, limit).await?.bars,
-            };
-            // Also for bars stored before indices lost their volume.
-            strip_untraded_volume(symbol, &mut bars);
-            let bars = Arc::new(bars);
+            let bars = Arc::new(self.closed_window(&instrument, interval, end, limit).await?);
             self.inner.closed_klines.insert(key, bars.clone()).await;
             return Ok(bars);
         }
@@ -401,6 +434,29 @@ impl MarketService {
         strip_untraded_volume(symbol, &mut bars);
         let bars = Arc::new(bars);
         self.inner.live_klines.insert(key, bars.clone()).await;
+        Ok(bars)
+    }
+
+    /// Up to `limit` closed bars starting before `end` (a bar start, not after the current
+    /// bar's), oldest first: from stored history where it has them, the rest from the source.
+    /// Not cached here: [`Self::klines`] caches the windows clients page through, while a
+    /// delayed quote (`delayed`) asks for a new window every minute and caches its answer.
+    pub(super) async fn closed_window(
+        &self,
+        instrument: &Instrument,
+        interval: Interval,
+        end: DateTime<Utc>,
+        limit: usize,
+    ) -> AppResult<Vec<Kline>> {
+        let symbol = &instrument.symbol;
+        let series = Series { source: self.inner.source.name(), symbol, interval };
+        let fetch = |end: DateTime<Utc>, n: usize| self.fetch_klines(instrument, interval, Some(end), n);
+        let mut bars = match self.inner.history.as_ref().filter(|_| self.inner.source.keeps_history()) {
+            Some(history) => history.closed_window(&series, end, limit, fetch).await?,
+            None => fetch(end, limit).await?.bars,
+        };
+        // Also for bars stored before indices lost their volume.
+        strip_untraded_volume(symbol, &mut bars);
         Ok(bars)
     }
 

@@ -6,7 +6,7 @@ use async_graphql::{Context, Object, Result, SimpleObject, dataloader::Loader};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
-use super::MarketLoaders;
+use super::{MarketLoaders, grant};
 use crate::{
     error::{AppError, AppResult},
     graphql::{bounded, scalars::DecimalString, service},
@@ -95,8 +95,10 @@ pub fn book_levels(levels: Option<i32>) -> Result<usize, AppError> {
     bounded(levels.unwrap_or(DEFAULT_BOOK_LEVELS), 1, MAX_BOOK_LEVELS, "levels")
 }
 
-/// An order book through the request's loader.
+/// An order book through the request's loader, when the caller's plan has its market in real
+/// time (a delayed market has none: `ENTITLEMENT_REQUIRED`).
 pub async fn load_order_book(ctx: &Context<'_>, symbol: Symbol, levels: usize) -> Result<OrderBookObject> {
+    grant(ctx, &symbol)?.require_order_book(&symbol)?;
     let Ok(outcome) = service::<MarketLoaders>(ctx)?.books().load_one((symbol.clone(), levels)).await;
     let book = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("order book for {symbol} missing")))?;
     Ok(book?.into())
@@ -108,7 +110,8 @@ pub struct BooksQuery;
 #[Object]
 impl BooksQuery {
     /// The order book, `levels` deep (default 10, at most 50). An index has none: asking for
-    /// one is `BAD_USER_INPUT`, answered without calling the market source.
+    /// one is `BAD_USER_INPUT`, answered without calling the market source. Real time only: a
+    /// market the caller's plan has delayed is `FORBIDDEN` (`ENTITLEMENT_REQUIRED`).
     async fn order_book(&self, ctx: &Context<'_>, symbol: String, levels: Option<i32>) -> Result<OrderBookObject> {
         let levels = book_levels(levels)?;
         load_order_book(ctx, Symbol::parse(&symbol)?, levels).await

@@ -5,18 +5,21 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::NaiveDate;
 
+use super::grant;
 use crate::{
     error::AppError,
     graphql::{
-        PageInfo, bounded,
+        PageInfo, RequestContext, bounded,
         scalars::{Date, DecimalString},
         service,
     },
     market::{
         FundamentalsService,
         corporate::{ActionKind, CorporateAction, FundamentalPoint},
+        entitlements::require_fundamentals,
         fundamentals::FundamentalsPage,
         limits::MAX_FUNDAMENTALS,
+        service::MarketService,
     },
     reference::Symbol,
 };
@@ -158,22 +161,40 @@ impl FundamentalPointConnection {
     }
 }
 
-/// `Security.corporateActions`.
+/// `Security.corporateActions`: those with ex-dates within the caller's history
+/// (`history_days`; the list is clipped, as it names no range).
 pub async fn corporate_actions(ctx: &Context<'_>, symbol: &Symbol) -> Result<Vec<CorporateActionObject>> {
+    let grant = grant(ctx, symbol)?;
     let actions = service::<FundamentalsService>(ctx)?.corporate_actions(symbol).await?;
-    Ok(actions.iter().cloned().map(CorporateActionObject).collect())
+    Ok(actions.iter().filter(|a| a.ex_date >= grant.horizon_day()).cloned().map(CorporateActionObject).collect())
 }
 
 /// `Security.fundamentals(from, to, first, after)`.
 pub async fn fundamentals(
     ctx: &Context<'_>,
     symbol: &Symbol,
-    (from, to): (NaiveDate, NaiveDate),
+    (from, mut to): (NaiveDate, NaiveDate),
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<FundamentalPointConnection> {
     let first = bounded(first.unwrap_or(MAX_FUNDAMENTALS), 0, MAX_FUNDAMENTALS, "first")?;
     let after = after.as_deref().map(parse_cursor).transpose()?;
+    let grant = grant(ctx, symbol)?;
+    require_fundamentals(&RequestContext::of(ctx)?.principal)?;
+    if from < grant.horizon_day() {
+        let listed = service::<MarketService>(ctx)?.instrument(symbol).await?.listed_at;
+        grant.require_since_day(symbol, "from", from, listed)?;
+    }
+    // A delayed market's latest point carries today's live price: the range ends the day
+    // before the cutoff's (when that empties a valid range, the page is empty).
+    if let Some(cutoff) = grant.cutoff() {
+        let last = cutoff.date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
+        if from <= to && last < from {
+            let page = FundamentalsPage::default();
+            return Ok(FundamentalPointConnection { page, has_previous_page: after.is_some() });
+        }
+        to = to.min(last);
+    }
     let page = service::<FundamentalsService>(ctx)?.fundamentals(symbol, from, to, first, after).await?;
     Ok(FundamentalPointConnection { page, has_previous_page: after.is_some() })
 }

@@ -8,7 +8,7 @@ use async_graphql::{Context, Enum, Object, Result, SimpleObject, dataloader::Loa
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
-use super::MarketLoaders;
+use super::{MarketLoaders, grant};
 use crate::{
     error::{AppError, AppResult},
     graphql::{bounded, scalars::DecimalString, service},
@@ -150,23 +150,52 @@ impl KlineArgs {
     }
 }
 
-/// Klines of a window, adjusted as asked. As traded, the latest window goes through the
-/// request's loader (batched across instruments); any other window straight to the service.
+/// Klines of a window, adjusted as asked, as the caller's plan allows (`entitlements`): a
+/// window named further back than `history_days` is refused, the latest bars are clipped to
+/// it, and a delayed market's window ends at the cutoff (no bar ends after it). As traded, the
+/// latest real-time window goes through the request's loader (batched across instruments); any
+/// other window straight to the service.
 pub async fn load_klines(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) -> Result<Vec<KlineObject>> {
+    let grant = grant(ctx, symbol)?;
+    let KlineArgs { interval, limit, before, after, adjust } = args;
+    if after.is_some() || before.is_some() {
+        let listed = service::<MarketService>(ctx)?.instrument(symbol).await?.listed_at;
+        if let Some(after) = after {
+            grant.require_since(symbol, "after", after, listed)?;
+        }
+        if let Some(before) = before {
+            grant.require_since(symbol, "before", before, listed)?;
+        }
+    }
+    let before = match grant.cutoff() {
+        Some(cutoff) => {
+            if after.is_some_and(|after| after >= cutoff) {
+                // Every bar after `after` ends after the cutoff.
+                return Ok(Vec::new());
+            }
+            Some(before.map_or(cutoff, |before| before.min(cutoff)))
+        }
+        None => before,
+    };
+    let bars = window(ctx, symbol, KlineArgs { interval, limit, before, after, adjust }).await?;
+    Ok(bars.iter().filter(|bar| bar.time >= grant.horizon()).map(KlineObject::from).collect())
+}
+
+/// The bars of a window, as the service has them.
+async fn window(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) -> Result<Arc<Vec<Kline>>> {
     let KlineArgs { interval, limit, before, after, adjust } = args;
     let market = service::<MarketService>(ctx)?;
     if adjust != Adjust::None {
         let bars = market.klines_window(symbol, interval, limit, before, after).await?;
         let bars = service::<FundamentalsService>(ctx)?.adjust(symbol, interval, bars, adjust).await?;
-        return Ok(bars.iter().map(KlineObject::from).collect());
+        return Ok(Arc::new(bars));
     }
     if before.is_some() || after.is_some() {
-        let bars = market.klines_window(symbol, interval, limit, before, after).await?;
-        return Ok(bars.iter().map(KlineObject::from).collect());
+        return Ok(Arc::new(market.klines_window(symbol, interval, limit, before, after).await?));
     }
     let Ok(outcome) = service::<MarketLoaders>(ctx)?.klines().load_one((symbol.clone(), interval, limit)).await;
     let bars = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("klines for {symbol} missing")))?;
-    Ok(bars?.iter().map(KlineObject::from).collect())
+    Ok(bars?)
 }
 
 #[derive(Default)]
@@ -188,6 +217,12 @@ impl KlinesQuery {
     ///
     /// No bar precedes the instrument's listing day (`Security.listedAt`): a window entirely
     /// before it is an empty list, not an error.
+    ///
+    /// The caller's plan bounds the window: `before` or `after` further back than its
+    /// `historyDays` is `FORBIDDEN` (`ENTITLEMENT_REQUIRED`), and bars starting before that
+    /// horizon are left out of an open window. For a market the plan has delayed, no bar ends
+    /// after `now - delayMinutes` (the window ends there; `after` at or past it is an empty
+    /// list).
     #[allow(clippy::too_many_arguments)]
     async fn klines(
         &self,

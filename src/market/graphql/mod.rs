@@ -31,7 +31,18 @@ use async_graphql::{
     dataloader::{DataLoader, HashMapCache},
 };
 
-use super::service::MarketService;
+use super::{
+    entitlements::{self, Grant},
+    service::MarketService,
+};
+use crate::{error::AppResult, graphql::RequestContext, identity::Scope, reference::Symbol};
+
+/// What the caller's plan lets this request see of `symbol`'s market data, now by the market
+/// service's clock (the one check, `entitlements::grant`, with the request's principal).
+pub fn grant(ctx: &async_graphql::Context<'_>, symbol: &Symbol) -> AppResult<Grant> {
+    let now = crate::graphql::service::<MarketService>(ctx)?.now();
+    entitlements::grant(&RequestContext::of(ctx)?.principal, symbol, Scope::Market, now)
+}
 
 /// Every market query, merged into the one `Query` at the top of the tree.
 #[derive(MergedObject, Default)]

@@ -1,7 +1,10 @@
 //! `quote` and `quotes`, the `Quote` type, and the request's quote DataLoader.
 //!
 //! Every quote a request asks for (`quote`, `quotes`, aliases, `securities { quote }`) goes
-//! through one DataLoader per request, so they reach the service as one batch.
+//! through one DataLoader per request, so they reach the service as one batch. Each symbol is
+//! first checked against the caller's plan (`entitlements`): a market outside it is that
+//! symbol's `ENTITLEMENT_REQUIRED`, and a delayed market's quote is the one as of the plan's
+//! delay (`MarketService::quote_as_of`), marked `delayed`.
 
 use std::{collections::HashMap, convert::Infallible};
 
@@ -10,10 +13,13 @@ use async_graphql::{
     dataloader::{DataLoader, HashMapCache, Loader},
 };
 use chrono::{DateTime, Utc};
+use futures::future::join_all;
 
+use super::grant;
 use crate::{
     error::{AppError, AppResult},
-    graphql::{scalars::DecimalString, service},
+    graphql::{RequestContext, scalars::DecimalString, service},
+    identity::Scope,
     market::{
         limits::MAX_SYMBOLS,
         service::MarketService,
@@ -32,61 +38,92 @@ pub enum TradingStatusGql {
 }
 
 /// The latest price of an instrument. Prices are exact decimals, as strings.
-pub struct QuoteObject(pub Quote);
+pub struct QuoteObject {
+    quote: Quote,
+    delayed: bool,
+}
+
+impl QuoteObject {
+    /// A quote as it is now.
+    pub fn realtime(quote: Quote) -> Self {
+        Self { quote, delayed: false }
+    }
+
+    /// A quote as of a plan's delay (`timestamp` at least `delay_minutes` old).
+    pub fn after_delay(quote: Quote) -> Self {
+        Self { quote, delayed: true }
+    }
+
+    pub fn quote(&self) -> &Quote {
+        &self.quote
+    }
+}
+
+impl From<Quote> for QuoteObject {
+    fn from(quote: Quote) -> Self {
+        Self::realtime(quote)
+    }
+}
 
 #[Object(name = "Quote")]
 impl QuoteObject {
     async fn symbol(&self) -> &str {
-        self.0.symbol.as_str()
+        self.quote.symbol.as_str()
     }
     async fn last(&self) -> DecimalString {
-        DecimalString(self.0.last)
+        DecimalString(self.quote.last)
     }
     async fn open(&self) -> DecimalString {
-        DecimalString(self.0.open)
+        DecimalString(self.quote.open)
     }
     async fn high(&self) -> DecimalString {
-        DecimalString(self.0.high)
+        DecimalString(self.quote.high)
     }
     async fn low(&self) -> DecimalString {
-        DecimalString(self.0.low)
+        DecimalString(self.quote.low)
     }
     /// The previous session's close.
     async fn prev_close(&self) -> DecimalString {
-        DecimalString(self.0.prev_close)
+        DecimalString(self.quote.prev_close)
     }
     /// `last - prevClose`.
     async fn change(&self) -> DecimalString {
-        DecimalString(self.0.change())
+        DecimalString(self.quote.change())
     }
     /// Percent change against `prevClose`: always 4 decimal places, rounded once, half away
     /// from zero (`0.00005` is `0.0001`); null without a previous close.
     async fn change_percent(&self) -> Option<DecimalString> {
-        self.0.change_percent().map(DecimalString)
+        self.quote.change_percent().map(DecimalString)
     }
     /// Units traded in the session; null where nothing trades (indices).
     async fn volume(&self) -> Option<DecimalString> {
-        self.0.volume.map(DecimalString)
+        self.quote.volume.map(DecimalString)
     }
     /// Money traded in the session, in the quote currency; null where nothing trades
     /// (indices).
     async fn turnover(&self) -> Option<DecimalString> {
-        self.0.turnover.map(DecimalString)
+        self.quote.turnover.map(DecimalString)
     }
     /// When the source last saw this price (UTC).
     async fn timestamp(&self) -> DateTime<Utc> {
-        self.0.timestamp
+        self.quote.timestamp
     }
     async fn trading_status(&self) -> TradingStatusGql {
-        self.0.trading_status.into()
+        self.quote.trading_status.into()
     }
     /// The source that produced it: `simulated` or `itick`.
     async fn source(&self) -> &'static str {
-        self.0.source
+        self.quote.source
     }
     /// True when the source is unavailable and this is the last known value.
     async fn stale(&self) -> bool {
-        self.0.stale
+        self.quote.stale
+    }
+    /// True when the caller's plan has this market delayed: the quote is as it stood
+    /// `delayMinutes` ago (`timestamp` is at least that old), rebuilt from closed 1-minute bars
+    /// (the session's open, high, low, volume and turnover up to then).
+    async fn delayed(&self) -> bool {
+        self.delayed
     }
 }
 
@@ -108,21 +145,58 @@ impl Loader<Symbol> for QuoteLoader {
 /// one batch, and each node's `quote` then reads them from here.
 pub(super) type Quotes = DataLoader<QuoteLoader, HashMapCache>;
 
-/// A quote through the request's DataLoader.
+/// A quote as the caller's plan allows: real time through the request's DataLoader, or as of
+/// the plan's delay.
 pub async fn load_quote(ctx: &Context<'_>, symbol: Symbol) -> Result<QuoteObject> {
+    let grant = grant(ctx, &symbol)?;
+    if let Some(cutoff) = grant.cutoff() {
+        return Ok(QuoteObject::after_delay(service::<MarketService>(ctx)?.quote_as_of(&symbol, cutoff).await?));
+    }
     let Ok(outcome) = service::<Quotes>(ctx)?.load_one(symbol.clone()).await;
     let quote = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))?;
-    Ok(QuoteObject(quote?))
+    Ok(QuoteObject::realtime(quote?))
 }
 
-/// Loads many quotes in one batch into the request's loader cache, for resolvers to read.
+/// Loads many quotes in one batch into the request's loader cache, for resolvers to read: those
+/// the caller may see in real time (the others are refused, or delayed, per node).
 pub async fn prefetch_quotes(ctx: &Context<'_>, symbols: Vec<Symbol>) -> Result<()> {
     let loader = service::<Quotes>(ctx)?;
+    let symbols: Vec<Symbol> =
+        symbols.into_iter().filter(|symbol| grant(ctx, symbol).is_ok_and(|grant| !grant.is_delayed())).collect();
     // Straight to the service (no collection delay: the whole page is in hand), then into the
     // loader's cache, where each node's `quote` finds its own.
     let found = service::<MarketService>(ctx)?.quotes(&symbols).await;
     loader.feed_many(found).await;
     Ok(())
+}
+
+/// Each symbol's quote as the caller's plan allows, or that symbol's error: real-time ones in
+/// one batch, delayed ones rebuilt concurrently.
+async fn entitled_quotes(ctx: &Context<'_>, symbols: &[Symbol]) -> Result<HashMap<Symbol, AppResult<QuoteObject>>> {
+    let market = service::<MarketService>(ctx)?;
+    let mut answers = HashMap::with_capacity(symbols.len());
+    let (mut realtime, mut delayed) = (Vec::new(), Vec::new());
+    for symbol in symbols {
+        match grant(ctx, symbol) {
+            Err(err) => {
+                answers.insert(symbol.clone(), Err(err));
+            }
+            Ok(grant) => match grant.cutoff() {
+                Some(cutoff) => delayed.push((symbol.clone(), cutoff)),
+                None => realtime.push(symbol.clone()),
+            },
+        }
+    }
+    // All the real-time symbols are in hand: straight to the service (which batches them per
+    // region and shares in-flight fetches across requests), without the loader's delay.
+    for (symbol, outcome) in market.quotes(&realtime).await {
+        answers.insert(symbol, outcome.map(QuoteObject::realtime));
+    }
+    let rebuilt = join_all(delayed.iter().map(|(symbol, cutoff)| market.quote_as_of(symbol, *cutoff))).await;
+    for ((symbol, _), outcome) in delayed.into_iter().zip(rebuilt) {
+        answers.insert(symbol, outcome.map(QuoteObject::after_delay));
+    }
+    Ok(answers)
 }
 
 #[derive(Default)]
@@ -135,31 +209,46 @@ impl QuotesQuery {
         load_quote(ctx, Symbol::parse(&symbol)?).await
     }
 
-    /// Quotes of up to 500 instruments, in the order asked. Fails as a whole, naming the symbol,
-    /// when one is malformed or unknown (use aliases of `quote` for per-symbol errors).
-    async fn quotes(&self, ctx: &Context<'_>, symbols: Vec<String>) -> Result<Vec<QuoteObject>> {
+    /// Quotes of up to 500 instruments, in the order asked. Partial data: each item is the
+    /// symbol's quote, or null with an error at its index (`path: ["quotes", i]`) naming what
+    /// went wrong for that symbol alone: `NOT_FOUND` for an unknown symbol, `FORBIDDEN` with
+    /// `extensions.reason: "ENTITLEMENT_REQUIRED"` and `extensions.market` for a market outside
+    /// the caller's plan, `UPSTREAM_UNAVAILABLE`. The list fails as a whole only when its
+    /// argument does: a malformed symbol (`BAD_USER_INPUT`), more than 500, or no credentials
+    /// where they are required (`UNAUTHENTICATED`).
+    async fn quotes(
+        &self,
+        ctx: &Context<'_>,
+        symbols: Vec<String>,
+    ) -> Result<Vec<Option<std::result::Result<QuoteObject, async_graphql::Error>>>> {
         if symbols.len() > MAX_SYMBOLS {
             return Err(AppError::bad_field("symbols", format!("at most {MAX_SYMBOLS} symbols per request")).into());
         }
         let parsed = symbols.iter().map(|s| Symbol::parse(s)).collect::<Result<Vec<_>, _>>()?;
+        RequestContext::of(ctx)?.principal.require_scope(Scope::Market)?;
         // Asked once each (`AAPL.US` twice, or `700.HK` and `0700.HK`, are one instrument),
         // answered once per position.
         let mut distinct = parsed.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        // All the symbols are in hand: straight to the service (which batches them per region
-        // and shares in-flight fetches across requests), without the loader's collection delay.
-        let found = service::<MarketService>(ctx)?.quotes(&distinct).await;
-        parsed
-            .iter()
-            .map(|symbol| {
-                let outcome = found
-                    .get(symbol)
-                    .cloned()
-                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))?;
-                Ok(QuoteObject(outcome?))
-            })
-            .collect::<Result<Vec<_>, AppError>>()
-            .map_err(Into::into)
+        let mut found = entitled_quotes(ctx, &distinct).await?;
+        let mut answers = Vec::with_capacity(parsed.len());
+        for (i, symbol) in parsed.iter().enumerate() {
+            // The last position of a symbol takes the answer; earlier ones a copy.
+            let last = !parsed[i + 1..].contains(symbol);
+            let outcome = if last { found.remove(symbol) } else { found.get(symbol).map(copy) };
+            let outcome = outcome
+                .unwrap_or_else(|| Err(AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch"))));
+            answers.push(Some(outcome.map_err(async_graphql::Error::from)));
+        }
+        Ok(answers)
+    }
+}
+
+/// A copy of an outcome, for a symbol asked twice.
+fn copy(outcome: &AppResult<QuoteObject>) -> AppResult<QuoteObject> {
+    match outcome {
+        Ok(object) => Ok(QuoteObject { quote: object.quote.clone(), delayed: object.delayed }),
+        Err(err) => Err(err.clone()),
     }
 }

@@ -13,10 +13,11 @@ use super::{
 };
 use crate::{
     graphql::{
-        PageInfo,
+        PageInfo, RequestContext,
         scalars::{Date, DecimalString},
         service,
     },
+    identity::Scope,
     reference::{
         ReferenceService, Symbol,
         service::{AssetClass, Security, SecurityFilter, encode_cursor, page_size, parse_region, parse_search},
@@ -84,9 +85,12 @@ impl SecurityObject {
     async fn industry(&self) -> Option<&str> {
         self.0.industry.as_deref()
     }
-    /// The latest quote (batched with every other quote of the request).
-    async fn quote(&self, ctx: &Context<'_>) -> Result<QuoteObject> {
-        load_quote(ctx, self.0.symbol.clone()).await
+    /// The latest quote (batched with every other quote of the request), as the caller's
+    /// plan allows (`Quote.delayed`). The market-data fields of `Security` are nullable: one
+    /// instrument's refusal (`ENTITLEMENT_REQUIRED`) or failure is an error at its own path,
+    /// and the rest of a `securities` page still answers.
+    async fn quote(&self, ctx: &Context<'_>) -> Option<Result<QuoteObject>> {
+        Some(load_quote(ctx, self.0.symbol.clone()).await)
     }
     /// Candles, oldest first; `before` and `after` page as in `Query.klines`.
     async fn klines(
@@ -97,21 +101,27 @@ impl SecurityObject {
         before: Option<DateTime<Utc>>,
         after: Option<DateTime<Utc>>,
         adjust: Option<AdjustGql>,
-    ) -> Result<Vec<KlineObject>> {
-        let args = KlineArgs::new(interval, limit, before, after, adjust)?;
-        load_klines(ctx, &self.0.symbol, args).await
+    ) -> Option<Result<Vec<KlineObject>>> {
+        Some(match KlineArgs::new(interval, limit, before, after, adjust) {
+            Ok(args) => load_klines(ctx, &self.0.symbol, args).await,
+            Err(err) => Err(err.into()),
+        })
     }
     /// Splits and cash dividends, oldest first; empty for forex, indices, crypto and futures.
-    /// From the iTick source: splits only (iTick publishes no dividends).
-    async fn corporate_actions(&self, ctx: &Context<'_>) -> Result<Vec<CorporateActionObject>> {
-        fundamentals::corporate_actions(ctx, &self.0.symbol).await
+    /// From the iTick source: splits only (iTick publishes no dividends). Only those with
+    /// ex-dates within the caller's plan's `historyDays`.
+    async fn corporate_actions(&self, ctx: &Context<'_>) -> Option<Result<Vec<CorporateActionObject>>> {
+        Some(fundamentals::corporate_actions(ctx, &self.0.symbol).await)
     }
     /// Daily valuation figures from `from` to `to` (inclusive, at most 20 years apart), oldest
     /// first, one per trading day of the instrument's market; empty for anything but stocks.
     /// Paged: the first `first` points (default and at most 1000) after the cursor `after` (a
     /// point's date). A day's figures are the same whatever range asks for it (the latest day's
     /// price is live, refreshed at most once a minute). From the iTick source: only the
-    /// snapshot of the latest trading day (P/E and market cap; iTick has no history).
+    /// snapshot of the latest trading day (P/E and market cap; iTick has no history). Needs a
+    /// plan with `fundamentals`; `from` further back than its `historyDays` is `FORBIDDEN`
+    /// (`ENTITLEMENT_REQUIRED`); for a market the plan has delayed, the range ends the day
+    /// before `now - delayMinutes` (the latest day's price is live).
     async fn fundamentals(
         &self,
         ctx: &Context<'_>,
@@ -119,13 +129,17 @@ impl SecurityObject {
         to: Date,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<FundamentalPointConnection> {
-        fundamentals::fundamentals(ctx, &self.0.symbol, (from.0, to.0), first, after).await
+    ) -> Option<Result<FundamentalPointConnection>> {
+        Some(fundamentals::fundamentals(ctx, &self.0.symbol, (from.0, to.0), first, after).await)
     }
     /// The order book, `levels` deep (default 10, at most 50). An index has none:
-    /// `BAD_USER_INPUT`.
-    async fn order_book(&self, ctx: &Context<'_>, levels: Option<i32>) -> Result<OrderBookObject> {
-        load_order_book(ctx, self.0.symbol.clone(), book_levels(levels)?).await
+    /// `BAD_USER_INPUT`. Real time only: `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) for a market the
+    /// caller's plan has delayed.
+    async fn order_book(&self, ctx: &Context<'_>, levels: Option<i32>) -> Option<Result<OrderBookObject>> {
+        Some(match book_levels(levels) {
+            Ok(levels) => load_order_book(ctx, self.0.symbol.clone(), levels).await,
+            Err(err) => Err(err.into()),
+        })
     }
 }
 
@@ -169,6 +183,7 @@ impl SecuritiesQuery {
     /// One instrument by symbol. A malformed symbol is BAD_USER_INPUT; an unknown one NOT_FOUND.
     async fn security(&self, ctx: &Context<'_>, symbol: String) -> Result<SecurityObject> {
         let symbol = Symbol::parse(&symbol)?;
+        RequestContext::of(ctx)?.principal.require_scope(Scope::Market)?;
         Ok(SecurityObject(service::<ReferenceService>(ctx)?.security(&symbol).await?))
     }
 
@@ -183,6 +198,7 @@ impl SecuritiesQuery {
         after: Option<String>,
     ) -> Result<SecurityConnection> {
         let first = page_size(first)?;
+        RequestContext::of(ctx)?.principal.require_scope(Scope::Market)?;
         let filter = SecurityFilter {
             search: search.as_deref().map(parse_search).transpose()?.flatten(),
             region: region.as_deref().map(parse_region).transpose()?,

@@ -3,6 +3,7 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::grant;
 use crate::{
     graphql::{bounded, scalars::DecimalString, service},
     market::{
@@ -49,11 +50,15 @@ pub struct TicksQuery;
 
 #[Object]
 impl TicksQuery {
-    /// Recent trades, newest last (default 20, at most 1000).
+    /// Recent trades, newest last (default 20, at most 1000): of the latest `limit` trades the
+    /// source has, those the caller's plan allows. For a delayed market that is only the ones
+    /// at least `delayMinutes` old, so the list may be shorter than `limit`, or empty (a source
+    /// keeping few recent trades, such as iTick's latest trade, has none that old).
     async fn ticks(&self, ctx: &Context<'_>, symbol: String, limit: Option<i32>) -> Result<Vec<TickObject>> {
         let limit = bounded(limit.unwrap_or(DEFAULT_TICKS), 1, MAX_TICKS, "limit")?;
         let symbol = Symbol::parse(&symbol)?;
+        let grant = grant(ctx, &symbol)?;
         let ticks = service::<MarketService>(ctx)?.ticks(&symbol, limit).await?;
-        Ok(ticks.into_iter().map(Into::into).collect())
+        Ok(ticks.into_iter().filter(|tick| grant.keeps(tick.timestamp)).map(Into::into).collect())
     }
 }

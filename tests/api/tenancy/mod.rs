@@ -1,6 +1,8 @@
 //! Tenancy: API keys as credentials, sign-up into the default tenant.
 
 mod admin;
+/// Plan entitlements on market queries (markets, delay, history, fundamentals).
+mod entitle;
 
 use serde_json::json;
 
