@@ -4,21 +4,24 @@
 //! GraphQL objects the queries return. Live data is licensed per user: every subscription needs
 //! an authenticated connection.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_graphql::{Context, ErrorExtensions, Result, Subscription};
 use futures::{Stream, StreamExt, future::try_join_all, stream::BoxStream};
 
 use super::{
-    Channel, LiveEvent, LiveHub, Topic,
-    hub::{Subscription as HubSubscription, TickLag},
+    Channel, LiveEvent, LiveHub, LiveQuotas, Topic,
+    delay::{DelayLine, DelayMeter},
+    hub::{Subscription as HubSubscription, TickLag, TopicReceiver},
+    quotas::{Refusal, SymbolsLease},
 };
 use crate::{
-    config::LiveSettings,
+    config::{Access, LiveSettings},
     error::{AppError, ErrorCode},
     graphql::{RequestContext, bounded, service},
+    identity::Scope,
     market::{
-        MarketService,
+        MarketService, entitlements,
         graphql::{IntervalGql, KlineObject, OrderBookObject, QuoteObject, TickObject, books::book_levels},
         service::require_order_book,
     },
@@ -119,18 +122,24 @@ impl LiveSubscription {
                         LiveEvent::Tick(tick) => Some(Ok(TickObject::from(tick.clone()))),
                         _ => None,
                     },
-                    Err(lag) => Some(Err(slow_consumer(&lag))),
+                    Err(interruption) => Some(Err(slow_consumer(&interruption))),
                 }
             }))
     }
 }
 
-fn slow_consumer(lag: &TickLag) -> async_graphql::Error {
-    let message = format!(
-        "slow consumer: this subscription fell {} trades of {} behind (FINQL_LIVE_TICK_BUFFER) and has ended; \
-         subscribe again",
-        lag.missed, lag.symbol
-    );
+fn slow_consumer(interruption: &Interruption) -> async_graphql::Error {
+    let message = match interruption {
+        Interruption::Lag(lag) => format!(
+            "slow consumer: this subscription fell {} trades of {} behind (FINQL_LIVE_TICK_BUFFER) and has ended; \
+             subscribe again",
+            lag.missed, lag.symbol
+        ),
+        Interruption::DelayFull { symbol, capacity } => format!(
+            "more than {capacity} trades of {symbol} within one delay (FINQL_LIVE_DELAY_TICKS): this delayed \
+             subscription has ended; subscribe again"
+        ),
+    };
     async_graphql::Error::new(message).extend_with(|_, ext| {
         ext.set("code", ErrorCode::RateLimited.as_str());
         ext.set("reason", "SLOW_CONSUMER");
@@ -168,53 +177,188 @@ fn marking_silence<T: Clone + Send + 'static>(
     })
 }
 
-/// Checks the caller and the symbols, then subscribes to their topics on `channel`.
-async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> Result<HubSubscription, AppError> {
-    RequestContext::of(ctx)?.user_id()?;
-    let max = service::<LiveSettings>(ctx)?.max_symbols;
+/// A subscription admitted: its hub topics, the symbols it holds against the tenant's
+/// `max_live_symbols`, and which of its symbols are delayed (and by how much).
+struct Admitted {
+    subscription: HubSubscription,
+    /// Given back when the stream is dropped.
+    lease: SymbolsLease,
+    delayed: HashMap<Symbol, Duration>,
+    settings: LiveSettings,
+    meter: DelayMeter,
+}
+
+/// Checks the caller, its plan's entitlement to every symbol and its live quota, then
+/// subscribes to the symbols' topics on `channel`.
+async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> Result<Admitted> {
+    let principal = &RequestContext::of(ctx)?.principal;
+    // Live data is licensed per tenant: a user's token or a key, never anonymous.
+    let tenant = principal.require_tenant()?;
+    let plan = principal.require_plan()?;
+    let settings = service::<LiveSettings>(ctx)?.clone();
+    let max = settings.max_symbols;
     if symbols.is_empty() {
-        return Err(AppError::bad_field("symbols", "give at least one symbol"));
+        return Err(AppError::bad_field("symbols", "give at least one symbol").into());
     }
     if symbols.len() > max {
         return Err(AppError::bad_field(
             "symbols",
             format!("at most {max} symbols per subscription (FINQL_LIVE_MAX_SYMBOLS); got {}", symbols.len()),
-        ));
+        )
+        .into());
     }
     let parsed = symbols.iter().map(|raw| Symbol::parse(raw)).collect::<Result<Vec<_>, _>>()?;
+    let mut delayed = HashMap::new();
+    for symbol in &parsed {
+        if entitlements::access(principal, symbol, Scope::Live)? == Access::Delayed {
+            if channel == Channel::Depth {
+                return Err(AppError::EntitlementRequired {
+                    message: format!(
+                        "order books are real-time only, and your plan (`{}`) has the {} market delayed ({symbol})",
+                        plan.name,
+                        entitlements::market_of(symbol)
+                    ),
+                    market: Some(entitlements::market_of(symbol).to_owned()),
+                }
+                .into());
+            }
+            delayed.insert(symbol.clone(), plan.delay().to_std().unwrap_or_default());
+        }
+    }
     let market = service::<MarketService>(ctx)?;
     let mut instruments = try_join_all(parsed.iter().map(|symbol| market.instrument(symbol))).await?;
     if channel == Channel::Depth {
         instruments = instruments.into_iter().map(require_order_book).collect::<Result<_, _>>()?;
     }
+    let lease = service::<LiveQuotas>(ctx)?.subscribe(tenant, plan, &parsed).await.map_err(|refusal| {
+        quota_error(&refusal, &tenant.slug, &plan.name)
+    })?;
     let topics = instruments.into_iter().map(|instrument| Topic { instrument, channel }).collect();
-    Ok(service::<LiveHub>(ctx)?.subscribe(topics))
+    let hub = service::<LiveHub>(ctx)?;
+    Ok(Admitted { subscription: hub.subscribe(topics), lease, delayed, settings, meter: hub.delays().clone() })
 }
 
-/// The events of all the subscription's topics, merged. With `throttle`, each topic yields at
-/// most once per interval: after a yield it waits, then yields the newest value if there was a
-/// change meanwhile (trailing edge). The topics stay subscribed until the stream is dropped.
+/// The error for a subscription the tenant's live quota refuses.
+fn quota_error(refusal: &Refusal, tenant: &str, plan: &str) -> async_graphql::Error {
+    match refusal {
+        Refusal::Exceeded { limit, max, held } => {
+            let message = format!(
+                "live quota exceeded: tenant `{tenant}` follows {held} distinct symbols and this subscription \
+                 would take it past {max} ({} of plan `{plan}`)",
+                limit.as_str()
+            );
+            let (limit, max) = (limit.as_str(), *max);
+            async_graphql::Error::new(message).extend_with(move |_, ext| {
+                ext.set("code", ErrorCode::Forbidden.as_str());
+                ext.set("reason", "QUOTA_EXCEEDED");
+                ext.set("limit", limit);
+                ext.set("max", max);
+            })
+        }
+        Refusal::Unavailable => AppError::UpstreamUnavailable(
+            "live quotas cannot be checked right now (shared state unavailable); try again shortly".into(),
+        )
+        .into(),
+    }
+}
+
+/// Why one topic's events stopped: a ticks subscriber behind the ring, or a delayed trades
+/// line full.
+enum Interruption {
+    Lag(TickLag),
+    DelayFull { symbol: Symbol, capacity: usize },
+}
+
+type TopicEvents = BoxStream<'static, Result<Arc<LiveEvent>, Interruption>>;
+
+/// The events of all the subscription's topics, merged. Delayed symbols go through a
+/// [`DelayLine`] each. With `throttle`, each topic yields at most once per interval: after a
+/// yield it waits, then yields the newest value if there was a change meanwhile (trailing
+/// edge). The topics (and the quota's symbols) stay held until the stream is dropped.
 fn events(
-    mut subscription: HubSubscription,
+    mut admitted: Admitted,
     throttle: Option<Duration>,
-) -> impl Stream<Item = Result<Arc<LiveEvent>, TickLag>> + Send + 'static {
-    let per_topic = subscription.take_receivers().into_iter().map(move |(topic, receiver)| {
-        futures::stream::unfold((topic, receiver, false), move |(topic, mut receiver, waited)| async move {
-            if waited && let Some(throttle) = throttle {
-                tokio::time::sleep(throttle).await;
+) -> impl Stream<Item = Result<Arc<LiveEvent>, Interruption>> + Send + 'static {
+    let per_topic = admitted.subscription.take_receivers().into_iter().map(|(topic, receiver)| {
+        let base = match admitted.delayed.get(&topic.instrument.symbol) {
+            None => immediate(topic, receiver),
+            Some(delay) => {
+                let conflate = topic.channel != Channel::Tick;
+                let capacity = if conflate { admitted.settings.delay_slots } else { admitted.settings.delay_ticks };
+                delayed(topic, receiver, DelayLine::new(*delay, capacity, conflate, admitted.meter.clone()))
             }
-            let item = receiver.next(&topic).await?;
-            Some((item, (topic, receiver, true)))
-        })
-        .boxed()
+        };
+        throttled(base, throttle)
     });
+    let per_topic: Vec<TopicEvents> = per_topic.collect();
     let merged: BoxStream<'static, _> = futures::stream::select_all(per_topic).boxed();
-    // The hub subscription lives as long as the stream: dropping the stream (the client's
-    // `complete`, a disconnect) gives the topics back.
+    // The hub subscription and the quota lease live as long as the stream: dropping the stream
+    // (the client's `complete`, a disconnect) gives the topics and the symbols back.
+    let held = (admitted.subscription, admitted.lease);
     merged.map(move |item| {
-        let _held = &subscription;
+        let _held = &held;
         item
     })
+}
+
+/// A topic's events as they come.
+fn immediate(topic: Topic, receiver: TopicReceiver) -> TopicEvents {
+    futures::stream::unfold((topic, receiver), |(topic, mut receiver)| async move {
+        let item = receiver.next(&topic).await?.map_err(Interruption::Lag);
+        Some((item, (topic, receiver)))
+    })
+    .boxed()
+}
+
+/// A topic's events, each once it is the line's delay old. The receiver is read as events come
+/// (so each enters the line when it arrives); the line decides when it leaves.
+fn delayed(topic: Topic, receiver: TopicReceiver, line: DelayLine) -> TopicEvents {
+    futures::stream::unfold((topic, receiver, line, true), |(topic, mut receiver, mut line, mut open)| async move {
+        loop {
+            if let Some(event) = line.pop_due() {
+                return Some((Ok(event), (topic, receiver, line, open)));
+            }
+            if !open && line.is_empty() {
+                return None;
+            }
+            let due = line.next_due();
+            tokio::select! {
+                item = receiver.next(&topic), if open => match item {
+                    None => open = false,
+                    Some(Ok(event)) => {
+                        if let Err(overflow) = line.push(event) {
+                            let symbol = topic.instrument.symbol.clone();
+                            let full = Interruption::DelayFull { symbol, capacity: overflow.capacity };
+                            return Some((Err(full), (topic, receiver, line, false)));
+                        }
+                    }
+                    Some(Err(lag)) => return Some((Err(Interruption::Lag(lag)), (topic, receiver, line, false))),
+                },
+                () = sleep_until_due(due) => {}
+            }
+        }
+    })
+    .boxed()
+}
+
+async fn sleep_until_due(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => futures::future::pending().await,
+    }
+}
+
+/// At most one item per `throttle` (none: as they come), the newest after each wait.
+fn throttled(items: TopicEvents, throttle: Option<Duration>) -> TopicEvents {
+    let Some(throttle) = throttle else { return items };
+    futures::stream::unfold((items, false), move |(mut items, waited)| async move {
+        if waited {
+            tokio::time::sleep(throttle).await;
+        }
+        let item = items.next().await?;
+        Some((item, (items, true)))
+    })
+    .boxed()
 }
 
 #[cfg(test)]
