@@ -230,9 +230,10 @@ async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> R
     if channel == Channel::Depth {
         instruments = instruments.into_iter().map(require_order_book).collect::<Result<_, _>>()?;
     }
-    let lease = service::<LiveQuotas>(ctx)?.subscribe(tenant, plan, &parsed).await.map_err(|refusal| {
-        quota_error(&refusal, &tenant.slug, &plan.name)
-    })?;
+    let lease = service::<LiveQuotas>(ctx)?
+        .subscribe(tenant, plan, &parsed)
+        .await
+        .map_err(|refusal| quota_error(&refusal, &tenant.slug, &plan.name))?;
     let topics = instruments.into_iter().map(|instrument| Topic { instrument, channel }).collect();
     let hub = service::<LiveHub>(ctx)?;
     Ok(Admitted { subscription: hub.subscribe(topics), lease, delayed, settings, meter: hub.delays().clone() })
@@ -363,7 +364,132 @@ fn throttled(items: TopicEvents, throttle: Option<Duration>) -> TopicEvents {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+    use rust_decimal::Decimal;
+    use tokio::{sync::mpsc, time::Instant};
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
+    use crate::{
+        config::Plans,
+        identity::TenantRef,
+        live::{Feed, hub::HubConfig},
+        market::{Instrument, Quote, TradingStatus, calendar::Region},
+        reference::service::AssetClass,
+    };
+
+    struct NoFeed;
+    impl Feed for NoFeed {
+        fn want(&self, _: Vec<Topic>) {}
+        fn release(&self, _: Vec<Topic>) {}
+    }
+
+    fn quote_topic(symbol: &Symbol) -> Topic {
+        let instrument = Instrument {
+            symbol: symbol.clone(),
+            asset_class: AssetClass::Stock,
+            region: "US".into(),
+            code: symbol.as_str().split('.').next().unwrap().to_owned(),
+            currency: "USD".into(),
+            market: Region::Us,
+            listed_at: None,
+        };
+        Topic { instrument, channel: Channel::Quote }
+    }
+
+    fn quote(symbol: &Symbol, n: i64) -> LiveEvent {
+        LiveEvent::Quote(Quote {
+            symbol: symbol.clone(),
+            last: Decimal::from(n),
+            open: Decimal::ONE,
+            high: Decimal::from(n.max(1)),
+            low: Decimal::ONE,
+            prev_close: Decimal::ONE,
+            volume: Some(Decimal::ZERO),
+            turnover: Some(Decimal::ZERO),
+            timestamp: Utc::now(),
+            trading_status: TradingStatus::Normal,
+            source: "test",
+            stale: false,
+        })
+    }
+
+    /// A subscription to a real-time and a delayed symbol, fed one quote of each per second
+    /// for 20 minutes of tokio's paused clock: the real-time one arrives as it comes; the
+    /// delayed one never before it is 15 minutes old, conflated to one value per slot, and the
+    /// hub's meter shows the line never held more than its slots.
+    #[tokio::test(start_paused = true)]
+    async fn a_delayed_symbol_arrives_a_delay_late_conflated_within_its_slots() {
+        const SLOTS: usize = 180;
+        let hub = LiveHub::new(
+            "test",
+            Arc::new(NoFeed),
+            HubConfig { grace: Duration::from_millis(10), tick_buffer: 16, stale_after: Duration::from_secs(3600) },
+        );
+        let (feed, receiver) = mpsc::channel(16);
+        hub.spawn(receiver, CancellationToken::new());
+        let (realtime, delayed) = (Symbol::parse("AAPL.US").unwrap(), Symbol::parse("700.HK").unwrap());
+        let plan = Plans::builtin().get("basic").unwrap().clone();
+        let tenant = TenantRef { id: uuid::Uuid::new_v4(), slug: "desk".into() };
+        let quotas = LiveQuotas::local();
+        let lease = quotas.subscribe(&tenant, &plan, &[realtime.clone(), delayed.clone()]).await.unwrap();
+        let delay = plan.delay().to_std().unwrap();
+        let settings = LiveSettings {
+            grace: Duration::from_millis(10),
+            max_symbols: 10,
+            tick_buffer: 16,
+            stale_after: Duration::from_secs(3600),
+            delay_slots: SLOTS,
+            delay_ticks: 16,
+        };
+        let admitted = Admitted {
+            subscription: hub.subscribe(vec![quote_topic(&realtime), quote_topic(&delayed)]),
+            lease,
+            delayed: HashMap::from([(delayed.clone(), delay)]),
+            settings,
+            meter: hub.delays().clone(),
+        };
+        let start = Instant::now();
+        let mut stream = Box::pin(events(admitted, None));
+        let producer = {
+            let (realtime, delayed) = (realtime.clone(), delayed.clone());
+            tokio::spawn(async move {
+                for n in 0..1200 {
+                    feed.send(quote(&realtime, n)).await.unwrap();
+                    feed.send(quote(&delayed, n)).await.unwrap();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        };
+        let (mut live, mut late) = (Vec::new(), Vec::new());
+        let end = start + Duration::from_secs(1200);
+        while let Ok(Some(item)) = tokio::time::timeout_at(end, stream.next()).await {
+            let Ok(event) = item else { panic!("no interruption expected") };
+            let LiveEvent::Quote(quote) = event.as_ref() else { panic!("a quote") };
+            let n = u64::try_from(quote.last).unwrap();
+            let at = start.elapsed();
+            if quote.symbol == realtime {
+                live.push((n, at))
+            } else {
+                late.push((n, at))
+            }
+            assert!(hub.delays().peak() <= SLOTS as u64, "the line held {} entries", hub.delays().peak());
+        }
+        producer.await.unwrap();
+        assert_eq!(live.len(), 1200, "every real-time quote, as it came");
+        assert!(live.iter().all(|(n, at)| at.as_secs() == *n), "{live:?}");
+        for (n, at) in &late {
+            assert!(*at >= Duration::from_secs(*n) + delay, "quote {n} left at {at:?}, before its delay");
+        }
+        // About one value per 5-second slot over the 300 s after the first delay.
+        assert!((50..=61).contains(&late.len()), "{} delayed values: {late:?}", late.len());
+        let newest = late.last().unwrap().0;
+        assert!(newest >= 290, "the newest delayed value is about a delay old: {newest}");
+        assert_eq!(hub.delays().lines(), 1);
+        drop(stream);
+        assert_eq!((hub.delays().lines(), hub.delays().entries()), (0, 0), "the line's memory is given back");
+        assert_eq!(quotas.held(tenant.id), (0, 0), "and the quota's symbols");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn silence_repeats_the_last_item_marked_once_and_news_unmarks() {

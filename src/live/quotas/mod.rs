@@ -104,7 +104,11 @@ impl Holdings {
     /// Every holding, for the renewal to write to Redis.
     pub(crate) fn snapshot(&self) -> HoldingsSnapshot {
         HoldingsSnapshot {
-            connections: self.connections.iter().map(|(tenant, ids)| (*tenant, ids.iter().copied().collect())).collect(),
+            connections: self
+                .connections
+                .iter()
+                .map(|(tenant, ids)| (*tenant, ids.iter().copied().collect()))
+                .collect(),
             symbols: self.symbols.iter().map(|(tenant, held)| (*tenant, held.keys().cloned().collect())).collect(),
         }
     }
@@ -177,7 +181,12 @@ impl LiveQuotas {
 
     /// Admits `symbols` for a subscription of `tenant` under `plan`'s `max_live_symbols`: the
     /// tenant's distinct symbols, these included, must not exceed it. All or none.
-    pub async fn subscribe(&self, tenant: &TenantRef, plan: &Plan, symbols: &[Symbol]) -> Result<SymbolsLease, Refusal> {
+    pub async fn subscribe(
+        &self,
+        tenant: &TenantRef,
+        plan: &Plan,
+        symbols: &[Symbol],
+    ) -> Result<SymbolsLease, Refusal> {
         let mut wanted: Vec<String> = symbols.iter().map(|s| s.as_str().to_owned()).collect();
         wanted.sort_unstable();
         wanted.dedup();

@@ -212,7 +212,9 @@ impl RedisQuotas {
 
     async fn release(&self, quotas: &LiveQuotas, release: Release) {
         match release {
-            Release::Connection(tenant, id) => self.remove(self.key("connections", tenant), [self.connection_member(id)]).await,
+            Release::Connection(tenant, id) => {
+                self.remove(self.key("connections", tenant), [self.connection_member(id)]).await
+            }
             Release::Symbols(tenant, symbols) => {
                 let _order = self.order().await;
                 // A symbol subscribed again since its release was sent stays.

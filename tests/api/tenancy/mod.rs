@@ -1,5 +1,8 @@
 //! Tenancy: API keys as credentials, sign-up into the default tenant.
 
+/// Plans over WebSocket: subscription entitlements, delayed markets, live quotas.
+mod live;
+
 use serde_json::json;
 
 use crate::{
