@@ -199,7 +199,9 @@ mod tests {
     }
 
     fn quote(last: i64) -> Arc<LiveEvent> {
-        Arc::new(LiveEvent::Quote(quote_at(last, Utc::now())))
+        // Ahead of the wall clock (which tokio's paused clock does not stop): no age is
+        // subtracted from the delay, so only the paused clock decides when quotes leave.
+        Arc::new(LiveEvent::Quote(quote_at(last, Utc::now() + chrono::Duration::hours(1))))
     }
 
     fn last(event: &LiveEvent) -> i64 {

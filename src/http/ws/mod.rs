@@ -32,6 +32,11 @@
 //!   user, else 4403. (On `graphql-transport-ws` a repeated `connection_init` is still 4429.)
 //! - anonymous connections stay anonymous (market data is public) and never expire.
 //!
+//! A connection with a tenant (a user's or a key's) takes a place in the tenant's
+//! `max_connections` at `connection_init` (`live::quotas`, across replicas), held until it
+//! closes; past the limit the init is refused with 4403 `Forbidden: max_connections (N)
+//! reached for tenant SLUG`.
+//!
 //! Shape: one reader loop per connection owns the protocol state; one writer task owns the
 //! socket's sending half (`writer`); each operation runs in its own task and sends through the
 //! bounded outbox, so a client that stops reading stalls only its own operations.

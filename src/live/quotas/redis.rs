@@ -276,8 +276,10 @@ fn decision(
     match answer {
         Ok((1, _)) => Some(Ok(())),
         Ok((_, held)) => Some(Err(u64::try_from(held).unwrap_or(0))),
+        // An open breaker was logged when it opened (`resilience`): once, not per decision.
+        Err(crate::resilience::redis::RedisUnavailable::Open) => None,
         Err(err) => {
-            tracing::warn!(error = %err, "live quotas: Redis failed while {doing}");
+            tracing::warn!(error = %err, "live quotas: Redis failed while {doing}; deciding by the outage mode");
             None
         }
     }
