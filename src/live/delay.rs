@@ -1,6 +1,6 @@
 //! Delayed live data: what a plan's `delayed` market shows a subscriber, `delay_minutes` late.
 //!
-//! A [`DelayLine`] sits between one topic's receiver and one subscriber: each event is held
+//! A [`DelayLine`](crate::live::delay::DelayLine) sits between one topic's receiver and one subscriber: each event is held
 //! until it is at least the delay old (its age counted from the upstream's timestamp when that
 //! is older than its arrival, so a lagging upstream does not add to the delay twice), then
 //! delivered. Nothing younger than the delay ever leaves the line.
@@ -14,11 +14,11 @@
 //! it stood `delay` earlier, and memory per delayed topic per subscriber is at most `capacity`
 //! entries (a pointer to a shared event and two instants each), however fast the market moves.
 //! Trades are events: each is kept; a line that would exceed its capacity within one delay
-//! ends the subscription ([`Overflow`]) rather than drop trades silently or grow.
+//! ends the subscription ([`Overflow`](crate::live::delay::Overflow)) rather than drop trades silently or grow.
 //!
 //! # Measured
-//! Every line counts its entries into a [`DelayMeter`] shared by the hub ([`DelayMeter::entries`],
-//! [`DelayMeter::peak`]), so the memory delayed subscriptions hold is observable, and a test
+//! Every line counts its entries into a [`DelayMeter`](crate::live::delay::DelayMeter) shared by the hub ([`DelayMeter::entries`](crate::live::delay::DelayMeter::entries),
+//! [`DelayMeter::peak`](crate::live::delay::DelayMeter::peak)), so the memory delayed subscriptions hold is observable, and a test
 //! shows it stays within `capacity` per line.
 
 use std::{

@@ -1,5 +1,5 @@
 //! Tenants, API keys and members over the database, and resolving credentials to a
-//! [`Principal`]. Plain Rust: no GraphQL types in or out.
+//! [`Principal`](crate::identity::Principal). Plain Rust: no GraphQL types in or out.
 
 use std::{sync::Arc, time::Duration};
 

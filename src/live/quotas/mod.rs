@@ -9,9 +9,9 @@
 //! (anonymous connections) are not counted: they may not subscribe (`live::graphql`).
 //!
 //! # Where the counts live
-//! Every replica keeps what IT holds in a [`Holdings`] ledger (connection ids, symbols with a
-//! reference count per tenant), released when the guard ([`ConnectionLease`],
-//! [`SymbolsLease`]) is dropped: a client's `complete`, a disconnect, a crash of the operation
+//! Every replica keeps what IT holds in a `Holdings` ledger (connection ids, symbols with a
+//! reference count per tenant), released when the guard ([`ConnectionLease`](crate::live::quotas::ConnectionLease),
+//! [`SymbolsLease`](crate::live::quotas::SymbolsLease)) is dropped: a client's `complete`, a disconnect, a crash of the operation
 //! task. Without Redis that ledger is the count. With Redis (`redis`), each holding is also a
 //! member of a per-tenant sorted set scored by its expiry (Redis's clock), renewed by the
 //! replica every third of `FINQL_LIVE_LEASE_MS`: a replica that dies stops renewing, and its
