@@ -95,6 +95,7 @@ impl App {
         let shutdown = CancellationToken::new();
         revocations.spawn_sync(shutdown.clone());
         let live = live::start(sources::build_stream(&config.market)?, &config, shutdown.clone()).await?;
+        let live_quotas = live::LiveQuotas::start(&config, shutdown.clone()).await?;
         let tenancy = TenancyService::new(db.clone(), &config.tenancy);
         let default_tenant = tenancy
             .ensure_default_tenant(&config.tenancy.default_tenant, &config.tenancy.default_plan)
@@ -113,6 +114,7 @@ impl App {
             .data(market_service.clone())
             .data(FundamentalsService::new(source, market_service.clone()))
             .data(live.clone())
+            .data(live_quotas.clone())
             .data(config.live.clone())
             .finish();
         let demand = Arc::new(TypeIndex::from_sdl(&schema.sdl()));
@@ -126,6 +128,7 @@ impl App {
             ledger,
             market: market_service,
             live,
+            live_quotas,
             db,
             shutdown,
             config: Arc::new(config),

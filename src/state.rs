@@ -14,7 +14,7 @@ use crate::{
     graphql::{ClientInfo, RequestContext, documents::DocumentCache, guard::demand::TypeIndex},
     identity::{Credentials, Principal},
     ledger::LedgerService,
-    live::LiveHub,
+    live::{LiveHub, LiveQuotas},
     market::{self, MarketService},
     schema::FinqlSchema,
     tenancy::{TenancyService, keys, limits::PlanLimiter},
@@ -58,6 +58,8 @@ pub struct Services {
     pub market: MarketService,
     /// Live market data: the upstream stream and the hub that fans it out to subscriptions.
     pub live: LiveHub,
+    /// Per-tenant live quotas (WebSockets open, distinct symbols followed), across replicas.
+    pub live_quotas: LiveQuotas,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }

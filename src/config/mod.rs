@@ -309,6 +309,15 @@ pub struct LiveSettings {
     /// (upstream disconnected, silent, or its lease holder gone) has its last quote sent again
     /// with `stale: true`, so subscribers learn the upstream is down instead of hearing nothing.
     pub stale_after: Duration,
+    /// `FINQL_LIVE_DELAY_SLOTS` (default 180): how many values a delayed quote, bar or book
+    /// subscription holds per symbol while they age (`live::delay`). The delay is cut into this
+    /// many slots, one value each: 180 gives one value per 5 s on a 15-minute delay, as often
+    /// as delayed feeds usually snapshot, for about 45 KiB per symbol per subscription at most.
+    pub delay_slots: usize,
+    /// `FINQL_LIVE_DELAY_TICKS` (default 4096): trades of one symbol a delayed `ticks`
+    /// subscription may hold while they age (every trade is kept, so this bounds its memory,
+    /// about 100 bytes a trade); more within one delay ends the subscription with an error.
+    pub delay_ticks: usize,
 }
 
 /// How replicas share one live upstream connection through Redis (`live::replicas`).
@@ -498,6 +507,14 @@ impl Config {
                 stale_after: match parse_or(&get, "FINQL_LIVE_STALE_MS", 10_000u64)? {
                     0 => bail!("FINQL_LIVE_STALE_MS must be at least 1"),
                     ms => Duration::from_millis(ms),
+                },
+                delay_slots: match parse_or(&get, "FINQL_LIVE_DELAY_SLOTS", 180usize)? {
+                    0 => bail!("FINQL_LIVE_DELAY_SLOTS must be at least 1"),
+                    n => n,
+                },
+                delay_ticks: match parse_or(&get, "FINQL_LIVE_DELAY_TICKS", 4096usize)? {
+                    0 => bail!("FINQL_LIVE_DELAY_TICKS must be at least 1"),
+                    n => n,
                 },
             },
             live_replicas: LiveReplicaSettings {

@@ -180,3 +180,18 @@ fn bad_values_name_the_variable() {
     assert!(err.to_string().contains("FINQL_MAX_BATCH"), "{err}");
     assert!(format!("{:?}", Secret::new("hunter2")).contains("****"));
 }
+
+#[test]
+fn delayed_live_data_is_bounded_by_default_and_configurable() {
+    let secret = "x".repeat(32);
+    let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap();
+    assert_eq!((default.live.delay_slots, default.live.delay_ticks), (180, 4096));
+    let set =
+        config(&[("JWT_SECRET", secret.as_str()), ("FINQL_LIVE_DELAY_SLOTS", "60"), ("FINQL_LIVE_DELAY_TICKS", "100")])
+            .unwrap();
+    assert_eq!((set.live.delay_slots, set.live.delay_ticks), (60, 100));
+    for zero in ["FINQL_LIVE_DELAY_SLOTS", "FINQL_LIVE_DELAY_TICKS"] {
+        let err = config(&[("JWT_SECRET", secret.as_str()), (zero, "0")]).unwrap_err();
+        assert!(err.to_string().contains(zero), "{err}");
+    }
+}

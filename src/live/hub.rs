@@ -64,7 +64,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Channel, Feed, LiveEvent, Topic};
+use super::{Channel, Feed, LiveEvent, Topic, delay::DelayMeter};
 use crate::reference::Symbol;
 
 /// Settings of the hub.
@@ -92,6 +92,8 @@ struct Inner {
     lag: LagMeter,
     /// Upstream releases made since start (for tests and observability).
     releases: AtomicU64,
+    /// What delayed subscriptions hold (`live::delay`).
+    delays: DelayMeter,
 }
 
 type TopicKey = (Symbol, Channel);
@@ -284,6 +286,7 @@ impl LiveHub {
                 topics: Mutex::new(HashMap::new()),
                 lag,
                 releases: AtomicU64::new(0),
+                delays: DelayMeter::default(),
             }),
         }
     }
@@ -466,6 +469,11 @@ impl LiveHub {
             max_ms: lag.max_ms.load(Ordering::Relaxed),
             sum_ms: lag.sum_ms.load(Ordering::Relaxed),
         }
+    }
+
+    /// The memory delayed subscriptions of this hub hold, measured.
+    pub fn delays(&self) -> &DelayMeter {
+        &self.inner.delays
     }
 
     pub fn stats(&self) -> HubStats {

@@ -18,17 +18,22 @@
 //!
 //! Everything here is keyed by `Topic`: one instrument on one channel.
 
+/// Delayed markets: events held until they are a plan's delay old, conflated, measured.
+pub mod delay;
 /// `quotes`, `klines`, `orderBook` and `ticks` subscriptions.
 pub mod graphql;
 /// The fan-out hub: reference-counted topics, conflation, bounded tick queues, data lag.
 pub mod hub;
 /// The feed of a single process: the stream runs here.
 pub mod local;
+/// Per-tenant live quotas (`max_connections`, `max_live_symbols`), shared through Redis.
+pub mod quotas;
 /// The feed of replicas sharing Redis: one lease holder streams for everyone.
 pub mod replicas;
 
 pub use hub::{HubConfig, LiveHub};
 pub use local::LocalFeed;
+pub use quotas::LiveQuotas;
 
 use std::sync::Arc;
 

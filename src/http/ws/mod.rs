@@ -32,6 +32,11 @@
 //!   user, else 4403. (On `graphql-transport-ws` a repeated `connection_init` is still 4429.)
 //! - anonymous connections stay anonymous (market data is public) and never expire.
 //!
+//! A connection with a tenant (a user's or a key's) takes a place in the tenant's
+//! `max_connections` at `connection_init` (`live::quotas`, across replicas), held until it
+//! closes; past the limit the init is refused with 4403 `Forbidden: max_connections (N)
+//! reached for tenant SLUG`.
+//!
 //! Shape: one reader loop per connection owns the protocol state; one writer task owns the
 //! socket's sending half (`writer`); each operation runs in its own task and sends through the
 //! bounded outbox, so a client that stops reading stalls only its own operations.
@@ -62,6 +67,7 @@ use crate::{
     error::ErrorCode,
     graphql::{ClientInfo, guard},
     identity::{Credentials, Principal},
+    live::quotas::{ConnectionLease, Refusal},
     state::AppState,
     tenancy::keys,
 };
@@ -127,6 +133,9 @@ struct Connection {
     outbox: Outbox,
     /// `None` until `connection_init` is accepted.
     identity: Option<Identity>,
+    /// The connection's place in its tenant's `max_connections` (none for anonymous ones),
+    /// given back when the connection ends.
+    quota: Option<ConnectionLease>,
     /// Fires when a user connection's token stops being accepted (never for anonymous ones).
     expiry: Pin<Box<Sleep>>,
     /// Running operations by client id, each with a sequence number: an id can be reused once
@@ -142,6 +151,20 @@ struct Close(u16, String);
 impl Close {
     fn forbidden(reason: &str) -> Self {
         Self(FORBIDDEN, format!("Forbidden: {reason}"))
+    }
+
+    /// The reason cut to what a close frame can carry (123 bytes: a control frame's 125 less
+    /// the code), on a character boundary.
+    fn truncated(mut self) -> Self {
+        const MAX_REASON: usize = 123;
+        if self.1.len() > MAX_REASON {
+            let mut end = MAX_REASON;
+            while !self.1.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.1.truncate(end);
+        }
+        self
     }
 }
 
@@ -159,6 +182,7 @@ impl Connection {
             client,
             outbox,
             identity: None,
+            quota: None,
             expiry: Box::pin(tokio::time::sleep_until(far_future())),
             operations: HashMap::new(),
             next_seq: 0,
@@ -372,25 +396,44 @@ impl Connection {
     }
 
     async fn init(&mut self, authorization: Option<&str>) -> Result<(), Close> {
-        self.identity = Some(match api_key(authorization) {
+        let (identity, principal) = match api_key(authorization) {
             Some(key) => {
-                self.key_principal(key).await?;
-                Identity::Key(key.to_owned())
+                let principal = self.key_principal(key).await?;
+                (Identity::Key(key.to_owned()), principal)
             }
             None => match self.authenticate(authorization).await? {
                 Authentication::User(grant) => {
                     let principal = self.principal(Credentials::User(grant.user_id)).await?;
-                    Identity::User(grant, principal)
+                    (Identity::User(grant, principal.clone()), principal)
                 }
-                _ => Identity::Anonymous(self.principal(Credentials::Anonymous).await?),
+                _ => {
+                    let principal = self.principal(Credentials::Anonymous).await?;
+                    (Identity::Anonymous(principal.clone()), principal)
+                }
             },
-        });
+        };
+        self.quota = self.admit(&principal).await?;
+        self.identity = Some(identity);
         self.arm_expiry();
         self.send(json!({ "type": "connection_ack" })).await;
         if self.protocol == Protocol::Legacy {
             self.send(json!({ "type": "ka" })).await;
         }
         Ok(())
+    }
+
+    /// Takes the connection's place in its tenant's `max_connections`, or the 4403 owed (the
+    /// reason names the limit). Anonymous connections belong to no tenant and are not counted.
+    async fn admit(&self, principal: &Principal) -> Result<Option<ConnectionLease>, Close> {
+        let (Some(tenant), Some(plan)) = (&principal.tenant, &principal.plan) else { return Ok(None) };
+        match self.state.live_quotas.connect(tenant, plan).await {
+            Ok(lease) => Ok(Some(lease)),
+            Err(Refusal::Exceeded { limit, max, .. }) => {
+                let reason = format!("{} ({max}) reached for tenant {}", limit.as_str(), tenant.slug);
+                Err(self.refuse(&reason).await.truncated())
+            }
+            Err(Refusal::Unavailable) => Err(Close(1011, "live quotas unavailable; try again shortly".into())),
+        }
     }
 
     /// New credentials for the same identity: a later expiry (or another session of the user).

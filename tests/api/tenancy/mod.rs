@@ -3,6 +3,8 @@
 mod admin;
 /// Plan entitlements on market queries (markets, delay, history, fundamentals).
 mod entitle;
+/// Plans over WebSocket: subscription entitlements, delayed markets, live quotas.
+mod live;
 
 use serde_json::json;
 

@@ -1,28 +1,36 @@
 //! The subscription root: `quotes`, `klines`, `orderBook` and `ticks`, pushed as the upstream
 //! moves. Each resolver validates its symbols like the queries do (so a typo fails at once,
 //! naming the symbol), subscribes to the hub, and turns the hub's shared events into the same
-//! GraphQL objects the queries return. Live data is licensed per user: every subscription needs
-//! an authenticated connection.
+//! GraphQL objects the queries return. Live data is licensed per tenant: every subscription
+//! needs a user's token or an API key with the `live` scope, and passes the plan's checks
+//! before it starts:
+//! - every symbol through `market::entitlements::access` (the one check queries use): a market
+//!   outside the plan is `FORBIDDEN` `ENTITLEMENT_REQUIRED` naming it; an order book in a
+//!   delayed market likewise (books are real-time only);
+//! - the tenant's `max_live_symbols` (`live::quotas`): past it, `FORBIDDEN` with
+//!   `reason: QUOTA_EXCEEDED` and `limit: max_live_symbols`.
+//!
+//! A symbol in a delayed market is then served through a `live::delay::DelayLine`: its events
+//! leave `delay_minutes` late, conflated, within a bounded memory the hub measures.
 
-use std::{sync::Arc, time::Duration};
+mod admission;
+mod events;
+
+use std::time::Duration;
 
 use async_graphql::{Context, ErrorExtensions, Result, Subscription};
-use futures::{Stream, StreamExt, future::try_join_all, stream::BoxStream};
+use futures::{Stream, StreamExt};
 
-use super::{
-    Channel, LiveEvent, LiveHub, Topic,
-    hub::{Subscription as HubSubscription, TickLag},
+use self::{
+    admission::subscribe,
+    events::{Interruption, events},
 };
 use crate::{
     config::LiveSettings,
     error::{AppError, ErrorCode},
-    graphql::{RequestContext, bounded, service},
-    market::{
-        MarketService,
-        graphql::{IntervalGql, KlineObject, OrderBookObject, QuoteObject, TickObject, books::book_levels},
-        service::require_order_book,
-    },
-    reference::Symbol,
+    graphql::{bounded, service},
+    live::{Channel, LiveEvent},
+    market::graphql::{IntervalGql, KlineObject, OrderBookObject, QuoteObject, TickObject, books::book_levels},
 };
 
 /// The longest `throttleMs`: a minute (slower than that is polling, use the `quotes` query).
@@ -119,18 +127,24 @@ impl LiveSubscription {
                         LiveEvent::Tick(tick) => Some(Ok(TickObject::from(tick.clone()))),
                         _ => None,
                     },
-                    Err(lag) => Some(Err(slow_consumer(&lag))),
+                    Err(interruption) => Some(Err(slow_consumer(&interruption))),
                 }
             }))
     }
 }
 
-fn slow_consumer(lag: &TickLag) -> async_graphql::Error {
-    let message = format!(
-        "slow consumer: this subscription fell {} trades of {} behind (FINQL_LIVE_TICK_BUFFER) and has ended; \
-         subscribe again",
-        lag.missed, lag.symbol
-    );
+fn slow_consumer(interruption: &Interruption) -> async_graphql::Error {
+    let message = match interruption {
+        Interruption::Lag(lag) => format!(
+            "slow consumer: this subscription fell {} trades of {} behind (FINQL_LIVE_TICK_BUFFER) and has ended; \
+             subscribe again",
+            lag.missed, lag.symbol
+        ),
+        Interruption::DelayFull { symbol, capacity } => format!(
+            "more than {capacity} trades of {symbol} within one delay (FINQL_LIVE_DELAY_TICKS): this delayed \
+             subscription has ended; subscribe again"
+        ),
+    };
     async_graphql::Error::new(message).extend_with(|_, ext| {
         ext.set("code", ErrorCode::RateLimited.as_str());
         ext.set("reason", "SLOW_CONSUMER");
@@ -165,55 +179,6 @@ fn marking_silence<T: Clone + Send + 'static>(
                 Some((stale, (items, last, true)))
             }
         }
-    })
-}
-
-/// Checks the caller and the symbols, then subscribes to their topics on `channel`.
-async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> Result<HubSubscription, AppError> {
-    RequestContext::of(ctx)?.user_id()?;
-    let max = service::<LiveSettings>(ctx)?.max_symbols;
-    if symbols.is_empty() {
-        return Err(AppError::bad_field("symbols", "give at least one symbol"));
-    }
-    if symbols.len() > max {
-        return Err(AppError::bad_field(
-            "symbols",
-            format!("at most {max} symbols per subscription (FINQL_LIVE_MAX_SYMBOLS); got {}", symbols.len()),
-        ));
-    }
-    let parsed = symbols.iter().map(|raw| Symbol::parse(raw)).collect::<Result<Vec<_>, _>>()?;
-    let market = service::<MarketService>(ctx)?;
-    let mut instruments = try_join_all(parsed.iter().map(|symbol| market.instrument(symbol))).await?;
-    if channel == Channel::Depth {
-        instruments = instruments.into_iter().map(require_order_book).collect::<Result<_, _>>()?;
-    }
-    let topics = instruments.into_iter().map(|instrument| Topic { instrument, channel }).collect();
-    Ok(service::<LiveHub>(ctx)?.subscribe(topics))
-}
-
-/// The events of all the subscription's topics, merged. With `throttle`, each topic yields at
-/// most once per interval: after a yield it waits, then yields the newest value if there was a
-/// change meanwhile (trailing edge). The topics stay subscribed until the stream is dropped.
-fn events(
-    mut subscription: HubSubscription,
-    throttle: Option<Duration>,
-) -> impl Stream<Item = Result<Arc<LiveEvent>, TickLag>> + Send + 'static {
-    let per_topic = subscription.take_receivers().into_iter().map(move |(topic, receiver)| {
-        futures::stream::unfold((topic, receiver, false), move |(topic, mut receiver, waited)| async move {
-            if waited && let Some(throttle) = throttle {
-                tokio::time::sleep(throttle).await;
-            }
-            let item = receiver.next(&topic).await?;
-            Some((item, (topic, receiver, true)))
-        })
-        .boxed()
-    });
-    let merged: BoxStream<'static, _> = futures::stream::select_all(per_topic).boxed();
-    // The hub subscription lives as long as the stream: dropping the stream (the client's
-    // `complete`, a disconnect) gives the topics back.
-    merged.map(move |item| {
-        let _held = &subscription;
-        item
     })
 }
 
