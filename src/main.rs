@@ -25,6 +25,36 @@ enum Command {
     Schema,
     /// GET /health on FINQL_ADDR; exit 0 when the server answers (for container health checks).
     Healthcheck,
+    /// Print a tenant's usage (per actor and UTC hour or day) from the configured database.
+    /// Dates are UTC days, both inclusive; RFC 3339 times are taken as given (`--to` exclusive).
+    Usage {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// First day (YYYY-MM-DD) or time (RFC 3339).
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD, included) or end time (RFC 3339, excluded).
+        #[arg(long)]
+        to: String,
+        #[arg(long, value_enum, default_value_t = UsageFormat::Csv)]
+        format: UsageFormat,
+        /// One row per actor and hour (at most 31 days) or per actor and day (at most 366).
+        #[arg(long, value_enum, default_value_t = UsageGranularity::Hour)]
+        granularity: UsageGranularity,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UsageFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UsageGranularity {
+    Hour,
+    Day,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +95,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let db = finql::db::connect(&config.database).await?;
             finql::db::migrate(&db).await?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Usage { tenant, from, to, format, granularity } => {
+            let config = finql::Config::from_env()?;
+            let db = finql::db::connect(&config.database).await?;
+            let args = finql::usage::cli::UsageArgs {
+                tenant,
+                from,
+                to,
+                format: match format {
+                    UsageFormat::Csv => finql::usage::cli::Format::Csv,
+                    UsageFormat::Json => finql::usage::cli::Format::Json,
+                },
+                granularity: match granularity {
+                    UsageGranularity::Hour => finql::usage::Granularity::Hour,
+                    UsageGranularity::Day => finql::usage::Granularity::Day,
+                },
+            };
+            let export = finql::usage::cli::export(&config, &db, &args).await;
+            db.close().await.ok();
+            print!("{}", export?);
             Ok(())
         }
         Command::Serve => {

@@ -31,6 +31,7 @@ use crate::{
     error::ErrorCode,
     graphql::{ClientInfo, guard},
     state::AppState,
+    usage::UsageRecord,
 };
 use std::net::SocketAddr;
 
@@ -292,6 +293,8 @@ async fn execute(
         }
     };
     let client = client_info(state, peer, headers);
+    // Kept to meter the request once it is answered (only callers with a tenant are metered).
+    let metered = principal.tenant.is_some().then(|| principal.clone());
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(state.prepare(request, principal, client)),
         BatchRequest::Batch(requests) => BatchRequest::Batch(
@@ -337,9 +340,16 @@ async fn execute(
         Ok(body) => body,
         Err(err) => {
             tracing::error!(%err, "serialising a GraphQL response");
+            if let Some(principal) = &metered {
+                let record = usage_of(&response, 0);
+                state.usage.record(principal, UsageRecord { errors: record.requests, ..record });
+            }
             return Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", media).into_response();
         }
     };
+    if let Some(principal) = &metered {
+        state.usage.record(principal, usage_of(&response, body.len()));
+    }
     let retry_after = match &response {
         BatchResponse::Single(single) => retry_after(single),
         BatchResponse::Batch(all) => all.iter().filter_map(retry_after).max(),
@@ -368,6 +378,27 @@ fn client_info(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Clien
     let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
     let addr = state.config.trusted_proxies.client_addr(peer.ip(), forwarded);
     ClientInfo { addr: Some(addr), idempotency_key }
+}
+
+/// What a request used, for usage metering: each operation of a batch is a request; one with
+/// any error is an error; one refused with `RATE_LIMITED` is rate-limited. `cost` is what the
+/// plan limiter charged (0 until it charges).
+fn usage_of(response: &BatchResponse, response_bytes: usize) -> UsageRecord {
+    let responses: &[GqlResponse] = match response {
+        BatchResponse::Single(single) => std::slice::from_ref(single),
+        BatchResponse::Batch(all) => all,
+    };
+    let count = |matches: &dyn Fn(&GqlResponse) -> bool| responses.iter().filter(|r| matches(r)).count() as u64;
+    let rate_limited = Value::from(ErrorCode::RateLimited.as_str());
+    UsageRecord {
+        requests: responses.len() as u64,
+        cost: 0,
+        errors: count(&|r| !r.errors.is_empty()),
+        rate_limited: count(&|r| {
+            r.errors.iter().any(|e| e.extensions.as_ref().and_then(|ext| ext.get("code")) == Some(&rate_limited))
+        }),
+        response_bytes: response_bytes as u64,
+    }
 }
 
 /// The longest `extensions.retryAfter` (seconds) of a response's `RATE_LIMITED` errors.

@@ -64,6 +64,7 @@ use crate::{
     identity::{Credentials, Principal},
     state::AppState,
     tenancy::keys,
+    usage::OperationMeter,
 };
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -455,6 +456,8 @@ impl Connection {
         // Queries and mutations end by `FINQL_REQUEST_TIMEOUT_MS`; subscriptions are meant to last.
         let deadline = (operation != Some(OperationType::Subscription))
             .then(|| tokio::time::Instant::now() + limits.request_timeout);
+        // Counted when the operation ends, however it ends (the meter goes with the task).
+        let mut usage = self.state.usage.operation(&principal, operation == Some(OperationType::Subscription));
         let request = self.state.prepare(request, principal, self.client.clone());
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
@@ -476,17 +479,20 @@ impl Connection {
                     // Like a failed request: an `error` ends the operation.
                     let timeout = guard::deadline::timeout_error(limits.request_timeout);
                     let message = json!({ "type": error, "id": task_id, "payload": [timeout] });
+                    meter(&mut usage, message.to_string().len(), true, false);
                     let _ = finished.send((task_id, seq));
                     let _ = outbox.send_json(message).await;
                     return;
                 };
                 let Some(mut response) = next_response else { break };
                 guard::assign_codes(&mut response.errors, &limits);
+                let (errored, rate_limited) = (!response.errors.is_empty(), is_rate_limited(&response));
                 let failed_request = first && guard::is_request_error(&response);
                 first = false;
                 if failed_request {
                     // An `error` ends the operation: no `complete` follows.
                     let message = json!({ "type": error, "id": task_id, "payload": response.errors });
+                    meter(&mut usage, message.to_string().len(), errored, rate_limited);
                     let _ = finished.send((task_id, seq));
                     let _ = outbox.send_json(message).await;
                     return;
@@ -497,6 +503,7 @@ impl Connection {
                     Ok(text) => text,
                     Err(_) => json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] }).to_string(),
                 };
+                meter(&mut usage, message.len(), errored, rate_limited);
                 if outbox.send(Message::Text(message.into())).await.is_err() {
                     return;
                 }
@@ -506,6 +513,19 @@ impl Connection {
         });
         self.operations.insert(id, (seq, task.abort_handle()));
     }
+}
+
+/// Counts a message sent for an operation (metered callers only).
+fn meter(usage: &mut Option<OperationMeter>, bytes: usize, errored: bool, rate_limited: bool) {
+    if let Some(usage) = usage {
+        usage.sent(bytes, errored, rate_limited);
+    }
+}
+
+/// Whether any of a response's errors is `RATE_LIMITED`.
+fn is_rate_limited(response: &GqlResponse) -> bool {
+    let code = async_graphql::Value::from(ErrorCode::RateLimited.as_str());
+    response.errors.iter().any(|e| e.extensions.as_ref().and_then(|ext| ext.get("code")) == Some(&code))
 }
 
 /// The `Authorization` field of a `connection_init` (or renewal `ping`) payload, in any case.

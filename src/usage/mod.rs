@@ -1,0 +1,91 @@
+//! Usage metering: what each tenant's keys and users used, per UTC hour. The basis for billing
+//! by actual use, so the counts must be exact, summed across replicas, and never lost on a
+//! clean shutdown, while costing the request path nothing but a short in-memory update.
+//!
+//! How a count travels:
+//! - the HTTP edge (`http::graphql`, at the end of `execute`) and the WebSocket (`http::ws`, a
+//!   [`SubscriptionMeter`] held by each subscription) hand a [`UsageRecord`] to the
+//!   [`UsageService`], which adds it to the caller's row in memory ([`meter`]): one short
+//!   lock, no I/O;
+//! - a flusher task writes the rows every `FINQL_USAGE_FLUSH_SECS` (earlier when memory fills),
+//!   in one transaction of upserts that ADD to what the table holds ([`store`]), so replicas
+//!   writing the same (tenant, hour, actor) row sum rather than overwrite; a failed or timed-out
+//!   write puts its rows back in memory for the next flush;
+//! - on a clean shutdown the app waits (bounded) for open subscriptions to account their time
+//!   and flushes one last time (`UsageService::close`);
+//! - reports read the table ([`report`]): `tenant { usage }` for tenant admins ([`graphql`]),
+//!   `finql usage` for operators ([`cli`]).
+//!
+//! What is not metered: requests without a tenant (anonymous callers, refused credentials:
+//! there is nobody to bill) and requests refused before the caller is known (malformed HTTP,
+//! documents refused by the edge guards). Counts not yet flushed are visible in reports at most
+//! one flush interval late.
+
+/// The operator command `finql usage`: a tenant's usage as CSV or JSON.
+pub mod cli;
+/// `tenant { usage(from, to, granularity) }`: the resolver logic and its output types.
+pub mod graphql;
+/// The in-memory counts: bounded, drained by each flush, restored when a flush fails.
+pub mod meter;
+/// Reading usage back: ranges, hours folded into days, the rows reports show.
+pub mod report;
+/// `UsageService`: recording, subscription time, the flusher, the shutdown flush, reports.
+pub mod service;
+/// The `usage_hourly` table: the additive upsert and the range read.
+pub mod store;
+
+pub use report::Granularity;
+pub use service::{OperationMeter, SubscriptionMeter, UsageService};
+
+/// What one HTTP request (or one WebSocket operation) used, as the edge saw it. Every field is
+/// a count to add: a request that was refused counts as a request, and as rate-limited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// GraphQL operations executed (a batch of N counts N).
+    pub requests: u64,
+    /// Cost units charged by the plan limiter (the document's estimated cost, as returned in
+    /// `extensions.cost`); 0 when no cost was charged.
+    pub cost: u64,
+    /// Operations whose response carried at least one error.
+    pub errors: u64,
+    /// Operations refused with `RATE_LIMITED`.
+    pub rate_limited: u64,
+    /// Bytes of the response body sent to the client.
+    pub response_bytes: u64,
+}
+
+/// The counters of one (tenant, hour, actor) row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub requests: u64,
+    pub cost: u64,
+    pub errors: u64,
+    pub rate_limited: u64,
+    pub response_bytes: u64,
+    pub subscription_seconds: u64,
+}
+
+impl Counts {
+    /// Adds `other` (saturating: a counter stops at its maximum rather than wrapping to zero).
+    pub fn add(&mut self, other: &Counts) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.cost = self.cost.saturating_add(other.cost);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.rate_limited = self.rate_limited.saturating_add(other.rate_limited);
+        self.response_bytes = self.response_bytes.saturating_add(other.response_bytes);
+        self.subscription_seconds = self.subscription_seconds.saturating_add(other.subscription_seconds);
+    }
+}
+
+impl From<UsageRecord> for Counts {
+    fn from(record: UsageRecord) -> Self {
+        Self {
+            requests: record.requests,
+            cost: record.cost,
+            errors: record.errors,
+            rate_limited: record.rate_limited,
+            response_bytes: record.response_bytes,
+            subscription_seconds: 0,
+        }
+    }
+}
