@@ -1,5 +1,8 @@
 //! Tenancy: API keys as credentials, sign-up into the default tenant.
 
+/// Usage metering: counts, replicas summing, the shutdown flush, `finql usage`.
+mod usage;
+
 use serde_json::json;
 
 use crate::{
