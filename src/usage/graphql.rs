@@ -1,7 +1,7 @@
 //! `tenant { usage(from, to, granularity) }`: the resolver's logic and its output types.
 //!
 //! The `Tenant` object belongs to the tenant admin API; its `usage` field is a one-line
-//! delegation to [`tenant_usage`], which owns the rule (tenant admins only, their own tenant
+//! delegation to [`tenant_usage`](crate::usage::graphql::tenant_usage), which owns the rule (tenant admins only, their own tenant
 //! only) and the translation of the service's report.
 
 use async_graphql::{Context, Enum, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
@@ -118,3 +118,7 @@ pub async fn tenant_usage(
     let periods = usage.report(tenant, from, to, granularity.into()).await?;
     Ok(periods.into_iter().map(|period| UsagePeriodObject::new(period, granularity)).collect())
 }
+
+#[cfg(test)]
+#[path = "graphql_tests.rs"]
+mod tests;

@@ -3,7 +3,7 @@
 //!
 //! Memory is bounded by entries rather than by time: a flood of distinct actors (thousands of
 //! keys in one hour) must not grow the process without limit between two flushes. Past
-//! [`Meter::capacity`] entries, a new actor's counts go to its tenant's `overflow` actor for
+//! [`Meter::capacity`](crate::usage::meter::Meter::capacity) entries, a new actor's counts go to its tenant's `overflow` actor for
 //! that hour: the tenant's totals stay exact, only the split by actor coarsens (and the
 //! service flushes early long before that, see `service::EARLY_FLUSH`). Overflow rows are at
 //! most one per tenant and hour, so the bound is `capacity` plus the tenants active in the

@@ -3,18 +3,19 @@
 //! clean shutdown, while costing the request path nothing but a short in-memory update.
 //!
 //! How a count travels:
-//! - the HTTP edge (`http::graphql`, at the end of `execute`) and the WebSocket (`http::ws`, a
-//!   [`SubscriptionMeter`] held by each subscription) hand a [`UsageRecord`] to the
-//!   [`UsageService`], which adds it to the caller's row in memory ([`meter`]): one short
-//!   lock, no I/O;
+//! - the HTTP edge (`http::graphql`, at the end of `execute`) hands a
+//!   [`UsageRecord`](crate::usage::UsageRecord) per request, and the WebSocket (`http::ws`) holds
+//!   an [`OperationMeter`](crate::usage::OperationMeter) per operation, to the
+//!   [`UsageService`](crate::usage::UsageService), which adds it to the caller's row in memory
+//!   (`usage::meter`): one short lock, no I/O;
 //! - a flusher task writes the rows every `FINQL_USAGE_FLUSH_SECS` (earlier when memory fills),
-//!   in one transaction of upserts that ADD to what the table holds ([`store`]), so replicas
-//!   writing the same (tenant, hour, actor) row sum rather than overwrite; a failed or timed-out
-//!   write puts its rows back in memory for the next flush;
-//! - on a clean shutdown the app waits (bounded) for open subscriptions to account their time
-//!   and flushes one last time (`UsageService::close`);
-//! - reports read the table ([`report`]): `tenant { usage }` for tenant admins ([`graphql`]),
-//!   `finql usage` for operators ([`cli`]).
+//!   in one transaction of upserts that ADD to what the table holds (`usage::store`), so
+//!   replicas writing the same (tenant, hour, actor) row sum rather than overwrite; a failed or
+//!   timed-out write puts its rows back in memory for the next flush;
+//! - on a clean shutdown, once requests in flight have finished, open subscriptions are credited
+//!   up to that instant and everything is written one last time (`UsageService::close`);
+//! - reports read the table (`usage::report`): `tenant { usage }` for tenant admins
+//!   (`usage::graphql`), `finql usage` for operators (`usage::cli`).
 //!
 //! What is not metered: requests without a tenant (anonymous callers, refused credentials:
 //! there is nobody to bill) and requests refused before the caller is known (malformed HTTP,
