@@ -31,7 +31,7 @@ use crate::{
     error::ErrorCode,
     graphql::{ClientInfo, guard},
     state::AppState,
-    usage::UsageRecord,
+    usage::{self, UsageRecord},
 };
 use std::net::SocketAddr;
 
@@ -380,25 +380,14 @@ fn client_info(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Clien
     ClientInfo { addr: Some(addr), idempotency_key }
 }
 
-/// What a request used, for usage metering: each operation of a batch is a request; one with
-/// any error is an error; one refused with `RATE_LIMITED` is rate-limited. `cost` is what the
-/// plan limiter charged (0 until it charges).
+/// What a request used, for usage metering (each operation of a batch is a request). `cost`
+/// is what the plan limiter charged (0 until it charges).
 fn usage_of(response: &BatchResponse, response_bytes: usize) -> UsageRecord {
     let responses: &[GqlResponse] = match response {
         BatchResponse::Single(single) => std::slice::from_ref(single),
         BatchResponse::Batch(all) => all,
     };
-    let count = |matches: &dyn Fn(&GqlResponse) -> bool| responses.iter().filter(|r| matches(r)).count() as u64;
-    let rate_limited = Value::from(ErrorCode::RateLimited.as_str());
-    UsageRecord {
-        requests: responses.len() as u64,
-        cost: 0,
-        errors: count(&|r| !r.errors.is_empty()),
-        rate_limited: count(&|r| {
-            r.errors.iter().any(|e| e.extensions.as_ref().and_then(|ext| ext.get("code")) == Some(&rate_limited))
-        }),
-        response_bytes: response_bytes as u64,
-    }
+    usage::graphql::record_of(responses, response_bytes)
 }
 
 /// The longest `extensions.retryAfter` (seconds) of a response's `RATE_LIMITED` errors.

@@ -9,11 +9,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use super::{
-    UsageService,
+    UsageRecord, UsageService,
     report::{self, UsagePeriod},
 };
 use crate::{
-    error::AppError,
+    error::{AppError, ErrorCode},
     graphql::{RequestContext, service},
 };
 
@@ -96,6 +96,28 @@ impl UsagePeriodObject {
             subscription_seconds: BigInt(c.subscription_seconds),
         }
     }
+}
+
+/// What answered operations count as: each is a request; one with any error is an error; one
+/// with a `RATE_LIMITED` error (codes already assigned) is rate-limited. The one reading of a
+/// GraphQL response for usage, shared by HTTP (a batch) and WebSocket (each message).
+pub fn record_of(responses: &[async_graphql::Response], response_bytes: usize) -> UsageRecord {
+    let count = |matches: &dyn Fn(&async_graphql::Response) -> bool| {
+        u64::try_from(responses.iter().filter(|r| matches(r)).count()).unwrap_or(u64::MAX)
+    };
+    UsageRecord {
+        requests: u64::try_from(responses.len()).unwrap_or(u64::MAX),
+        cost: 0,
+        errors: count(&|r| !r.errors.is_empty()),
+        rate_limited: count(&is_rate_limited),
+        response_bytes: u64::try_from(response_bytes).unwrap_or(u64::MAX),
+    }
+}
+
+/// Whether one of the response's errors is `RATE_LIMITED`.
+pub fn is_rate_limited(response: &async_graphql::Response) -> bool {
+    let code = Value::from(ErrorCode::RateLimited.as_str());
+    response.errors.iter().any(|e| e.extensions.as_ref().and_then(|ext| ext.get("code")) == Some(&code))
 }
 
 /// `Tenant.usage(from: DateTime!, to: DateTime!, granularity: Granularity! = HOUR)`: the

@@ -64,7 +64,7 @@ use crate::{
     identity::{Credentials, Principal},
     state::AppState,
     tenancy::keys,
-    usage::OperationMeter,
+    usage::{self, OperationMeter},
 };
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -486,7 +486,7 @@ impl Connection {
                 };
                 let Some(mut response) = next_response else { break };
                 guard::assign_codes(&mut response.errors, &limits);
-                let (errored, rate_limited) = (!response.errors.is_empty(), is_rate_limited(&response));
+                let (errored, rate_limited) = (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
                 let failed_request = first && guard::is_request_error(&response);
                 first = false;
                 if failed_request {
@@ -520,12 +520,6 @@ fn meter(usage: &mut Option<OperationMeter>, bytes: usize, errored: bool, rate_l
     if let Some(usage) = usage {
         usage.sent(bytes, errored, rate_limited);
     }
-}
-
-/// Whether any of a response's errors is `RATE_LIMITED`.
-fn is_rate_limited(response: &GqlResponse) -> bool {
-    let code = async_graphql::Value::from(ErrorCode::RateLimited.as_str());
-    response.errors.iter().any(|e| e.extensions.as_ref().and_then(|ext| ext.get("code")) == Some(&code))
 }
 
 /// The `Authorization` field of a `connection_init` (or renewal `ping`) payload, in any case.
