@@ -24,6 +24,7 @@ use crate::{
     state::{AppState, Services},
     tenancy::{TenancyService, limits::PlanLimiter},
     throttle::{self, AuthThrottle},
+    usage::UsageService,
 };
 
 /// A built, bound, not yet running server.
@@ -104,10 +105,13 @@ impl App {
         let signup_tenant = config.tenancy.open_signup.then_some(default_tenant);
         let accounts = AccountsService::new(db.clone(), hasher, tokens, signup_tenant);
         let ledger = LedgerService::new(db.clone());
+        let usage = UsageService::new(db.clone(), config.tenancy.usage_flush);
+        usage.spawn_flusher(shutdown.clone());
         // What the resolvers reach, each domain its own service by type.
         let schema = build_schema(&config.limits)
             .data(accounts.clone())
             .data(tenancy.clone())
+            .data(usage.clone())
             .data(throttle)
             .data(ledger.clone())
             .data(ReferenceService::new(db.clone()))
@@ -126,6 +130,7 @@ impl App {
             accounts,
             tenancy,
             ledger,
+            usage,
             market: market_service,
             live,
             live_quotas,
@@ -172,7 +177,11 @@ impl App {
             config.connections.clone(),
             u64::from(config.database.max_connections),
         );
-        server.run(shutdown, config.shutdown_grace).await.context("serving HTTP")?;
+        let served = server.run(shutdown, config.shutdown_grace).await.context("serving HTTP");
+        // Requests in flight have finished (or the grace ran out): what they used is counted;
+        // write it before the database goes. Done even when serving failed: usage is billing.
+        self.state.usage.close().await;
+        served?;
         self.state.db.clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())

@@ -59,6 +59,10 @@ pub mod tenancy;
 /// Throttling of logins, sign-ups and refreshes: GCRA rates and failure backoff, in process or
 /// shared through Redis.
 pub mod throttle;
+/// Usage metering: requests, cost, errors, rate-limited requests, response bytes and
+/// subscription-seconds per tenant, actor and UTC hour; counted in memory, flushed in batches
+/// that add across replicas; reported to tenant admins and operators (`finql usage`).
+pub mod usage;
 
 pub use app::App;
 pub use config::Config;

@@ -32,6 +32,36 @@ enum Command {
     /// `revoke PREFIX`.
     #[command(subcommand)]
     Key(finql::cli::KeyCommand),
+    /// Print a tenant's usage (per actor and UTC hour or day) from the configured database.
+    /// Dates are UTC days, both inclusive; RFC 3339 times are taken as given (`--to` exclusive).
+    Usage {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// First day (YYYY-MM-DD) or time (RFC 3339).
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD, included) or end time (RFC 3339, excluded).
+        #[arg(long)]
+        to: String,
+        #[arg(long, value_enum, default_value_t = UsageFormat::Csv)]
+        format: UsageFormat,
+        /// One row per actor and hour (at most 31 days) or per actor and day (at most 366).
+        #[arg(long, value_enum, default_value_t = UsageGranularity::Hour)]
+        granularity: UsageGranularity,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UsageFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UsageGranularity {
+    Hour,
+    Day,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +112,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Key(command) => {
             let config = operator_config()?;
             println!("{}", finql::cli::key(&config, command).await?);
+            Ok(())
+        }
+        Command::Usage { tenant, from, to, format, granularity } => {
+            let config = operator_config()?;
+            let db = finql::db::connect(&config.database).await?;
+            let args = finql::cli::usage::UsageArgs {
+                tenant,
+                from,
+                to,
+                format: match format {
+                    UsageFormat::Csv => finql::cli::usage::Format::Csv,
+                    UsageFormat::Json => finql::cli::usage::Format::Json,
+                },
+                granularity: match granularity {
+                    UsageGranularity::Hour => finql::usage::Granularity::Hour,
+                    UsageGranularity::Day => finql::usage::Granularity::Day,
+                },
+            };
+            let export = finql::cli::usage::export(&config, &db, &args).await;
+            db.close().await.ok();
+            print!("{}", export?);
             Ok(())
         }
         Command::Serve => {

@@ -18,6 +18,7 @@ use crate::{
     market::{self, MarketService},
     schema::FinqlSchema,
     tenancy::{TenancyService, keys, limits::PlanLimiter},
+    usage::UsageService,
 };
 
 /// Everything a request handler can reach: one reference-counted [`Services`], so that cloning
@@ -54,6 +55,8 @@ pub struct Services {
     pub tenancy: TenancyService,
     /// Transactions and analytics.
     pub ledger: LedgerService,
+    /// Usage metering: the HTTP edge and the WebSocket record here; flushed in batches.
+    pub usage: UsageService,
     /// Quotes, klines, order books and ticks, cached in front of the market source.
     pub market: MarketService,
     /// Live market data: the upstream stream and the hub that fans it out to subscriptions.

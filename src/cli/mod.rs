@@ -1,11 +1,14 @@
-//! The operator's commands: tenants and their API keys, on the configured database, without a
-//! running server (`finql tenant …`, `finql key …`).
+//! The operator's commands: tenants, their API keys and their usage, on the configured
+//! database, without a running server (`finql tenant …`, `finql key …`, `finql usage …`).
 //!
 //! Each command opens the database the server would (`DATABASE_URL`), applies pending
 //! migrations when the server would (`FINQL_MIGRATE_ON_START`), acts through the same
 //! `TenancyService` the admin API uses, and returns what to print: scripts read it, so stdout
 //! carries only the result (the tenant id; a key's secret alone on the last line) and logs go
 //! to stderr. A running server sees the changes within `tenancy::service::CACHE_TTL`.
+
+/// `finql usage`: a tenant's usage as CSV or JSON (billing exports).
+pub mod usage;
 
 use chrono::{Duration, Utc};
 use clap::Subcommand;

@@ -37,6 +37,7 @@ use crate::{
     identity::Principal,
     state::AppState,
     tenancy::limits::Refusal,
+    usage::{self, UsageRecord},
 };
 use std::net::SocketAddr;
 
@@ -323,12 +324,20 @@ async fn respond(
     let operations = u32::try_from(costs.len()).unwrap_or(u32::MAX);
     let total_cost = costs.iter().fold(0u64, |sum, cost| sum.saturating_add(*cost));
     let admission = state.plan_limits.admit(&principal, client.addr, operations, total_cost).await;
-    // For usage metering: `total_cost` spent, or `admission.refusal` (rate-limited).
-    let mut response = match (prepared, admission.refusal) {
-        (_, Some(refusal)) => refused(&refusal, media),
-        (Err(rejection), None) => rejection.into_response(),
+    // Kept to meter the request once it is answered (only callers with a tenant are metered).
+    let metered = principal.tenant.is_some().then(|| principal.clone());
+    let (mut response, record) = match (prepared, admission.refusal) {
+        (_, Some(refusal)) => {
+            (refused(&refusal, media), UsageRecord::refused(operations.into(), refusal.is_rate_limited()))
+        }
+        (Err(rejection), None) => (rejection.into_response(), UsageRecord::refused(1, false)),
         (Ok((batch, media)), None) => execute(state, principal, client, headers, batch, &costs, media).await,
     };
+    if let Some(principal) = &metered {
+        // Bytes as sent: every body here is whole, so its size is known.
+        let bytes = axum::body::HttpBody::size_hint(response.body()).exact().unwrap_or(0);
+        state.usage.record(principal, UsageRecord { response_bytes: bytes, ..record });
+    }
     if let Some((policy, current)) = admission.headers()
         && let (Ok(policy), Ok(current)) = (HeaderValue::from_str(&policy), HeaderValue::from_str(&current))
     {
@@ -375,7 +384,7 @@ async fn execute(
     batch: BatchRequest,
     costs: &[u64],
     media: Media,
-) -> Response {
+) -> (Response, UsageRecord) {
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(state.prepare(request, principal, client)),
         BatchRequest::Batch(requests) => BatchRequest::Batch(
@@ -427,9 +436,12 @@ async fn execute(
         Ok(body) => body,
         Err(err) => {
             tracing::error!(%err, "serialising a GraphQL response");
-            return Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", media).into_response();
+            let record = usage_of(&response, costs);
+            let failed = Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", media).into_response();
+            return (failed, UsageRecord { errors: record.requests, ..record });
         }
     };
+    let record = usage_of(&response, costs);
     let retry_after = match &response {
         BatchResponse::Single(single) => retry_after(single),
         BatchResponse::Batch(all) => all.iter().filter_map(retry_after).max(),
@@ -446,7 +458,7 @@ async fn execute(
     // Responses carry personal financial data: never stored by shared caches or browsers.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::VARY, HeaderValue::from_static("Accept, Authorization, X-API-Key"));
-    http
+    (http, record)
 }
 
 fn set_cost(response: &mut GqlResponse, cost: u64) {
@@ -462,6 +474,17 @@ fn client_info(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Clien
     let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
     let addr = state.config.trusted_proxies.client_addr(peer.ip(), forwarded);
     ClientInfo { addr: Some(addr), idempotency_key }
+}
+
+/// What an executed request used, for usage metering (each operation of a batch is a request,
+/// charged its estimated cost); the response's bytes are counted once it is sent.
+fn usage_of(response: &BatchResponse, costs: &[u64]) -> UsageRecord {
+    let responses: &[GqlResponse] = match response {
+        BatchResponse::Single(single) => std::slice::from_ref(single),
+        BatchResponse::Batch(all) => all,
+    };
+    let cost = costs.iter().fold(0u64, |sum, cost| sum.saturating_add(*cost));
+    UsageRecord { cost, ..usage::graphql::record_of(responses, 0) }
 }
 
 /// The longest `extensions.retryAfter` (seconds) of a response's `RATE_LIMITED` errors.

@@ -97,6 +97,11 @@ impl Refusal {
         }
     }
 
+    /// Whether the refusal is `RATE_LIMITED` (a wait helps), not `QUERY_TOO_COSTLY`.
+    pub fn is_rate_limited(&self) -> bool {
+        !matches!(self, Self::TooCostly { .. })
+    }
+
     /// The GraphQL error: `RATE_LIMITED` with `retryAfterMs` (and `retryAfter`, whole seconds,
     /// as the authentication throttle gives) and `policy`; or `BAD_USER_INPUT`
     /// `QUERY_TOO_COSTLY` with the cost and the budget.

@@ -70,6 +70,7 @@ use crate::{
     live::quotas::{ConnectionLease, Refusal},
     state::AppState,
     tenancy::keys,
+    usage::{self, OperationMeter},
 };
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -284,6 +285,14 @@ impl Connection {
         let _ = self.outbox.send_json(message).await;
     }
 
+    /// Answers an operation refused before it ran with its `error` message, metered as a
+    /// request with an error (`rate_limited`: refused by the plan's limits).
+    async fn refuse_operation(&self, principal: &Principal, message: serde_json::Value, rate_limited: bool) {
+        let mut usage = self.state.usage.operation(principal, false);
+        meter(&mut usage, message.to_string().len(), true, rate_limited);
+        self.send(message).await;
+    }
+
     /// The close owed when the connection's token no longer holds.
     fn lapsed(&self) -> Option<Close> {
         let Some(Identity::User(grant, _)) = &self.identity else { return None };
@@ -469,14 +478,16 @@ impl Connection {
         let limit = self.state.config.websocket.max_subscriptions;
         if self.operations.len() >= limit {
             let message = format!("too many operations on this connection (limit {limit})");
-            self.send(error_message(error, &id, &message, ErrorCode::BadUserInput)).await;
+            self.refuse_operation(&principal, error_message(error, &id, &message, ErrorCode::BadUserInput), false)
+                .await;
             return;
         }
         let mut request: Request = match serde_json::from_value(payload) {
             Ok(request) => request,
             Err(_) => {
                 let message = "payload must be a GraphQL request with a `query`";
-                self.send(error_message(error, &id, message, ErrorCode::BadUserInput)).await;
+                self.refuse_operation(&principal, error_message(error, &id, message, ErrorCode::BadUserInput), false)
+                    .await;
                 return;
             }
         };
@@ -491,7 +502,8 @@ impl Connection {
             Ok(operation) => operation,
             Err(mut rejected) => {
                 guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
-                self.send(json!({ "type": error, "id": id, "payload": [rejected] })).await;
+                self.refuse_operation(&principal, json!({ "type": error, "id": id, "payload": [rejected] }), false)
+                    .await;
                 return;
             }
         };
@@ -502,12 +514,18 @@ impl Connection {
             request.parsed_query().map_or(0, |doc| self.state.demand.cost(doc, operation_name.as_deref(), &variables));
         let admission = self.state.plan_limits.admit(&principal, self.client.addr, 1, cost).await;
         if let Some(refusal) = admission.refusal {
-            self.send(json!({ "type": error, "id": id, "payload": [refusal.error()] })).await;
+            let message = json!({ "type": error, "id": id, "payload": [refusal.error()] });
+            self.refuse_operation(&principal, message, refusal.is_rate_limited()).await;
             return;
         }
         // Queries and mutations end by `FINQL_REQUEST_TIMEOUT_MS`; subscriptions are meant to last.
         let deadline = (operation != Some(OperationType::Subscription))
             .then(|| tokio::time::Instant::now() + limits.request_timeout);
+        // Counted when the operation ends, however it ends (the meter goes with the task).
+        let mut usage = self.state.usage.operation(&principal, operation == Some(OperationType::Subscription));
+        if let Some(usage) = &mut usage {
+            usage.charged(cost);
+        }
         let request = self.state.prepare(request, principal, self.client.clone());
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
@@ -529,17 +547,20 @@ impl Connection {
                     // Like a failed request: an `error` ends the operation.
                     let timeout = guard::deadline::timeout_error(limits.request_timeout);
                     let message = json!({ "type": error, "id": task_id, "payload": [timeout] });
+                    meter(&mut usage, message.to_string().len(), true, false);
                     let _ = finished.send((task_id, seq));
                     let _ = outbox.send_json(message).await;
                     return;
                 };
                 let Some(mut response) = next_response else { break };
                 guard::assign_codes(&mut response.errors, &limits);
+                let (errored, rate_limited) = (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
                 let failed_request = first && guard::is_request_error(&response);
                 first = false;
                 if failed_request {
                     // An `error` ends the operation: no `complete` follows.
                     let message = json!({ "type": error, "id": task_id, "payload": response.errors });
+                    meter(&mut usage, message.to_string().len(), errored, rate_limited);
                     let _ = finished.send((task_id, seq));
                     let _ = outbox.send_json(message).await;
                     return;
@@ -550,6 +571,7 @@ impl Connection {
                     Ok(text) => text,
                     Err(_) => json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] }).to_string(),
                 };
+                meter(&mut usage, message.len(), errored, rate_limited);
                 if outbox.send(Message::Text(message.into())).await.is_err() {
                     return;
                 }
@@ -558,6 +580,13 @@ impl Connection {
             let _ = outbox.send_json(json!({ "type": "complete", "id": task_id })).await;
         });
         self.operations.insert(id, (seq, task.abort_handle()));
+    }
+}
+
+/// Counts a message sent for an operation (metered callers only).
+fn meter(usage: &mut Option<OperationMeter>, bytes: usize, errored: bool, rate_limited: bool) {
+    if let Some(usage) = usage {
+        usage.sent(bytes, errored, rate_limited);
     }
 }
 

@@ -1,4 +1,5 @@
-//! The admin API's output types: the tenant, its plan, its API keys. Separate from the
+//! The admin API's output types: the tenant, its plan, its API keys (its usage's are
+//! `usage::graphql`'s). Separate from the
 //! database models and from the service's types (a key's hash never reaches them).
 
 use std::sync::Arc;
@@ -14,6 +15,10 @@ use crate::{
     graphql::RequestContext,
     identity::{Scope, Scopes},
     tenancy::service::{ApiKey, CreatedKey, Tenant},
+    usage::{
+        self,
+        graphql::{Granularity, UsagePeriodObject},
+    },
 };
 
 /// The caller's tenant. Built from the caller's own principal, never from an argument: there
@@ -61,6 +66,19 @@ impl TenantObject {
     }
     /// The tenant's users, oldest first; `after` is the last user of the previous page.
     /// Tenant admins only. Shows who they are and their role, never their ledgers.
+    /// What the tenant used in `[from, to)` (UTC, widened to whole hours or days), one row per
+    /// actor (API key or user) and period: requests, cost units, errors, rate-limited
+    /// refusals, response bytes, subscription seconds. Tenant admins only. At most 31 days by
+    /// hour and 366 by day; counts appear up to `FINQL_USAGE_FLUSH_SECS` late.
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(default_with = "Granularity::Hour")] granularity: Granularity,
+    ) -> Result<Vec<UsagePeriodObject>> {
+        usage::graphql::tenant_usage(ctx, self.tenant.id, from, to, granularity).await
+    }
     async fn members(
         &self,
         ctx: &Context<'_>,

@@ -5,6 +5,8 @@ mod admin;
 mod entitle;
 /// Plans over WebSocket: subscription entitlements, delayed markets, live quotas.
 mod live;
+/// Usage metering: counts, replicas summing, the shutdown flush, `finql usage`.
+mod usage;
 
 use serde_json::json;
 

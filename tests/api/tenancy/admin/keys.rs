@@ -23,7 +23,7 @@ fn time(value: &Value) -> DateTime<Utc> {
 }
 
 async fn keys_expire_and_revoke_through_the_api(app: TestApp) {
-    let admin = app.tenant_key("desk-expiry", "basic", "admin").await;
+    let admin = app.tenant_key("desk-expiry", "pro", "admin").await;
     // An expiry in the past is refused.
     let past = (Utc::now() - Duration::minutes(1)).to_rfc3339();
     let (_, _, body) = app.gql_key(&admin, CREATE_KEY, json!({ "input": { "name": "old", "expiresAt": past } })).await;
@@ -79,7 +79,7 @@ async fn keys_expire_and_revoke_through_the_api(app: TestApp) {
 }
 
 async fn last_used_at_records_a_keys_use(app: TestApp) {
-    let admin = app.tenant_key("desk-usage", "basic", "admin").await;
+    let admin = app.tenant_key("desk-usage", "pro", "admin").await;
     let created = key_data(&app, &admin, CREATE_KEY, json!({ "input": { "name": "reader" } })).await;
     let secret = created["createApiKey"]["secret"].as_str().unwrap().to_owned();
     let created_at = time(&created["createApiKey"]["apiKey"]["createdAt"]);
@@ -98,7 +98,7 @@ async fn last_used_at_records_a_keys_use(app: TestApp) {
 }
 
 async fn keys_and_members_page_and_refuse_bad_input(app: TestApp) {
-    let admin = app.tenant_key("desk-paging", "basic", "admin").await;
+    let admin = app.tenant_key("desk-paging", "pro", "admin").await;
     for name in ["k1", "k2", "k3"] {
         key_data(&app, &admin, CREATE_KEY, json!({ "input": { "name": name, "ratePerSecond": 2, "burst": 4 } })).await;
     }

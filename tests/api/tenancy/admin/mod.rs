@@ -101,7 +101,7 @@ async fn every_caller_sees_its_own_tenants_plan(app: TestApp) {
 }
 
 async fn admin_fields_and_mutations_never_reach_another_tenant(app: TestApp) {
-    let admin_a = app.tenant_key("tenant-a", "basic", "admin").await;
+    let admin_a = app.tenant_key("tenant-a", "pro", "admin").await;
     let admin_b = app.tenant_key("tenant-b", "pro", "admin").await;
     // Tenant A makes a key and a user.
     let created = key_data(&app, &admin_a, CREATE_KEY, json!({ "input": { "name": "a-ingest" } })).await;
@@ -248,7 +248,7 @@ async fn closed_sign_up_leaves_users_to_admins(backend: Backend) {
     let body =
         app.gql(None, sign_up, json!({ "input": { "email": email, "password": PASSWORD, "fullName": "C" } })).await;
     assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
-    let admin = app.tenant_key("closed-desk", "basic", "admin").await;
+    let admin = app.tenant_key("closed-desk", "pro", "admin").await;
     // Default role MEMBER; the user logs in and is in the admin's tenant.
     let input = json!({ "input": { "email": email, "password": PASSWORD, "fullName": "Closed User" } });
     let created = key_data(&app, &admin, CREATE_USER, input).await;
