@@ -203,6 +203,11 @@ impl Principal {
         match (&self.plan, &self.credentials) {
             (Some(plan), _) => Ok(plan),
             (None, Credentials::Invalid(reason)) => Err(AppError::Unauthenticated((*reason).into())),
+            // Known, but the tenant's plan is gone from the plan file (an operator's mistake,
+            // logged where the tenant is looked up): who it is does not help.
+            (None, _) if self.tenant.is_some() => Err(AppError::Forbidden(
+                "your tenant's plan is not offered by this deployment: ask its operator to set another".into(),
+            )),
             (None, _) => Err(AppError::Unauthenticated(
                 "authentication required: send an API key (`Authorization: Bearer fq_…` or `X-API-Key`) \
                  or `Authorization: Bearer <accessToken>`"
@@ -282,5 +287,15 @@ mod tests {
         let key =
             Credentials::ApiKey(KeyGrant { id: Uuid::nil(), prefix: "abc".into(), scopes: Scopes::ALL, rate: None });
         assert!(matches!(key.require_user(), Err(AppError::Forbidden(_))));
+    }
+
+    #[test]
+    fn a_tenant_without_its_plan_is_forbidden_and_a_stranger_unauthenticated() {
+        let key = KeyGrant { id: Uuid::nil(), prefix: "abc".into(), scopes: Scopes::ALL, rate: None };
+        let tenant = TenantRef { id: Uuid::nil(), slug: "desk".into() };
+        let orphan = Principal { credentials: Credentials::ApiKey(key), tenant: Some(tenant), role: None, plan: None };
+        assert!(matches!(orphan.require_plan(), Err(AppError::Forbidden(m)) if m.contains("operator")));
+        let stranger = Principal::without_tenant(Credentials::Anonymous, None);
+        assert!(matches!(stranger.require_plan(), Err(AppError::Unauthenticated(_))));
     }
 }
