@@ -18,7 +18,7 @@
 //!
 //! Arguments given as variables are read from the request's variables (or the variable's
 //! default). Which fields are lists comes from the schema's own SDL, indexed once at start
-//! ([`TypeIndex::from_sdl`]): the kit stays free of domain types. Fragments are costed once
+//! ([`TypeIndex::from_sdl`](crate::graphql::guard::demand::TypeIndex::from_sdl)): the kit stays free of domain types. Fragments are costed once
 //! per (fragment, inherited page size) and reused at every spread, so a document the edge
 //! guards accepted (`check_document` runs first: no cycle, at most `FINQL_MAX_FIELDS` fields
 //! once expanded) is costed in time linear in its text. Arithmetic saturates: an absurd
