@@ -260,6 +260,17 @@ pub fn error_code(body: &Value) -> &str {
 
 /// How long a test waits for something it expects before failing: long, so that a loaded
 /// machine is never why a test fails (a passing test waits only as long as the thing takes).
+/// A plan file (`FINQL_PLANS_FILE`) holding `plans`, TOML `[plans.NAME]` tables; it lives as
+/// long as the returned folder. A file replaces the built-in plans: a test server needs the
+/// file to hold its default and anonymous plans (`developer`), or to name others.
+pub fn plans_file(plans: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("plans.toml");
+    std::fs::write(&path, plans).expect("plans file");
+    let path = path.display().to_string();
+    (dir, path)
+}
+
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// How often a condition is polled: short against anything the tests wait for.

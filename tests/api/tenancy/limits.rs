@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{
-        Backend, TestApp, error_code, new_postgres_schema, process::FinqlProcess, spawn_app, test_redis_url, within,
+        Backend, TestApp, error_code, new_postgres_schema, plans_file, process::FinqlProcess, spawn_app,
+        test_redis_url, within,
     },
     http::ws::Ws,
     live::replicas::fakes::RedisProxy,
@@ -78,17 +79,9 @@ delay_minutes = 15
 const TEN_QUOTES: &str = r#"{ quotes(symbols: ["AAPL.US", "MSFT.US", "NVDA.US", "AMZN.US", "GOOGL.US", "META.US", "TSLA.US", "700.HK", "9988.HK", "600519.SH"]) { symbol last } }"#;
 const ONE_QUOTE: &str = r#"{ quotes(symbols: ["AAPL.US"]) { symbol last } }"#;
 
-/// The plan file, in a folder that lives as long as the returned guard.
-fn plans_file() -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("plans.toml");
-    std::fs::write(&path, PLANS).unwrap();
-    (dir, path.display().to_string())
-}
-
 /// A server on `backend` with the test plans (and `extra` settings).
 async fn app(backend: Backend, extra: &[(&str, &str)]) -> Option<(TestApp, tempfile::TempDir)> {
-    let (dir, path) = plans_file();
+    let (dir, path) = plans_file(PLANS);
     let mut vars = vec![("FINQL_PLANS_FILE", path.as_str())];
     vars.extend_from_slice(extra);
     Some((spawn_app(backend, &vars).await?, dir))
@@ -332,7 +325,7 @@ async fn two_processes_on_one_redis_share_one_budget() {
         return;
     };
     let schema = new_postgres_schema().await;
-    let (_plans, path) = plans_file();
+    let (_plans, path) = plans_file(PLANS);
     // The key is made through a server on the same database (which migrates it).
     let maker = spawn_app(
         Backend::Postgres,

@@ -70,12 +70,9 @@ const ANONYMOUS_PLAN: (&str, &str) = ("FINQL_ANONYMOUS_PLAN", "wide");
 const QUOTES: &str = "subscription($s: [String!]!) { quotes(symbols: $s) { symbol last timestamp } }";
 const BOOK: &str = "subscription($s: String!) { orderBook(symbol: $s, levels: 1) { symbol } }";
 
-/// The plans file (kept alive by the returned folder) and the variables that select it.
+/// The plans file (kept alive by the returned folder).
 fn plans() -> (TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("plans.toml");
-    std::fs::write(&path, PLANS).unwrap();
-    (dir, path.display().to_string())
+    plans_file(PLANS)
 }
 
 async fn connect(url: &str, key: &str) -> Ws {

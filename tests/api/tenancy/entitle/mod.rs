@@ -11,7 +11,7 @@ mod delayed;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, error_code, spawn_app};
+use crate::helpers::{Backend, TestApp, error_code, plans_file, spawn_app};
 
 pub(super) const PLANS: &str = r#"
 [plans.desk]
@@ -48,10 +48,7 @@ const HISTORY_DAYS: i64 = 30;
 /// A server on the plans above, anonymous callers refused (`FINQL_ANONYMOUS_PLAN=none`), and a
 /// key of each tenant: `(app, desk, viewer)`.
 async fn spawn(backend: Backend) -> Option<(TestApp, String, String, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("plans.toml");
-    std::fs::write(&file, PLANS).expect("plans file");
-    let file = file.display().to_string();
+    let (dir, file) = plans_file(PLANS);
     let overrides =
         [("FINQL_PLANS_FILE", file.as_str()), ("FINQL_DEFAULT_PLAN", "desk"), ("FINQL_ANONYMOUS_PLAN", "none")];
     let app = spawn_app(backend, &overrides).await?;

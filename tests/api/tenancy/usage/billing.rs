@@ -8,14 +8,14 @@ use serde_json::{Value, json};
 use super::{OK, cost_of, post, prefix, tenant_id, usage_by_actor};
 use crate::{
     backend_tests,
-    helpers::{Backend, PATIENCE, TestApp, error_code, spawn_app, within},
+    helpers::{Backend, PATIENCE, TestApp, error_code, plans_file, spawn_app, within},
     http::ws::{TRANSPORT_WS, Ws},
 };
 
 backend_tests!(tenant_usage_is_for_the_tenants_own_admins);
 
-/// `tight`: 2 requests at once, then one a second; a generous cost budget. `pro`, and
-/// `developer` (the test servers' default and anonymous plan): generous.
+/// `tight`: 2 requests at once, then one a second; a generous cost budget. `roomy`: more than
+/// any test asks (also the default tenant's; anonymous callers have no plan).
 const PLANS: &str = r#"
 [plans.tight]
 rate_per_second = 1
@@ -29,7 +29,7 @@ delay_minutes = 15
 [plans.tight.markets]
 "*" = "realtime"
 
-[plans.pro]
+[plans.roomy]
 rate_per_second = 1000
 burst = 1000
 cost_per_minute = 10000000
@@ -38,19 +38,7 @@ max_live_symbols = 1000
 history_days = 3650
 fundamentals = true
 delay_minutes = 15
-[plans.pro.markets]
-"*" = "realtime"
-
-[plans.developer]
-rate_per_second = 1000
-burst = 1000
-cost_per_minute = 10000000
-max_connections = 50
-max_live_symbols = 1000
-history_days = 3650
-fundamentals = true
-delay_minutes = 15
-[plans.developer.markets]
+[plans.roomy.markets]
 "*" = "realtime"
 "#;
 
@@ -58,11 +46,10 @@ const QUOTES: &str = r#"{ quotes(symbols: ["AAPL.US", "MSFT.US", "700.HK"]) { sy
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_limits_charge_and_refuse_is_metered() {
-    let dir = tempfile::tempdir().unwrap();
-    let plans = dir.path().join("plans.toml");
-    std::fs::write(&plans, PLANS).unwrap();
-    let plans = plans.display().to_string();
-    let app = spawn_app(Backend::Sqlite, &[("FINQL_PLANS_FILE", plans.as_str())]).await.unwrap();
+    let (_dir, plans) = plans_file(PLANS);
+    let settings =
+        [("FINQL_PLANS_FILE", plans.as_str()), ("FINQL_DEFAULT_PLAN", "roomy"), ("FINQL_ANONYMOUS_PLAN", "none")];
+    let app = spawn_app(Backend::Sqlite, &settings).await.unwrap();
 
     // HTTP: a burst of 2 on a plan of 1 a second, then a body that is not JSON.
     let key = app.tenant_key("bill-http", "tight", "market").await;
@@ -86,7 +73,7 @@ async fn what_the_limits_charge_and_refuse_is_metered() {
     refused += u64::from(malformed_refused);
 
     // WebSocket: a query pays its cost; the same query over HTTP says what that is.
-    let ws_key = app.tenant_key("bill-ws", "pro", "market").await;
+    let ws_key = app.tenant_key("bill-ws", "roomy", "market").await;
     let mut ws = Ws::connect(&app, TRANSPORT_WS).await;
     ws.init(Some(&ws_key)).await;
     ws.subscribe("q", QUOTES).await;
@@ -96,7 +83,7 @@ async fn what_the_limits_charge_and_refuse_is_metered() {
     // A document the guards refuse is a request with an error.
     ws.subscribe("bad", "{ quote(").await;
     assert_eq!(ws.next_json().await["type"], "error");
-    let other = app.tenant_key("bill-other", "pro", "market").await;
+    let other = app.tenant_key("bill-other", "roomy", "market").await;
     let (_, _, priced) = app.gql_key(&other, QUOTES, json!({})).await;
     let ws_cost = cost_of(&priced);
     assert!(ws_cost >= 3, "three quotes cost at least one each: {priced}");
