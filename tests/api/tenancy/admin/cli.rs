@@ -116,6 +116,23 @@ async fn an_operator_sets_up_two_tenants_from_the_cli() {
     let (_, _, body) = app.gql_key(&quant_key, "{ tenant { apiKeys { id } } }", json!({})).await;
     assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
 
+    // Each key sees what its plan allows: basic has US in real time, HK delayed, no crypto;
+    // pro has every market in real time.
+    let quotes = r#"{ quotes(symbols: ["AAPL.US", "700.HK", "CRYPTO:BTCUSDT"]) { symbol delayed } }"#;
+    let (_, _, body) = app.gql_key(&retail_key, quotes, json!({})).await;
+    assert_eq!(body["data"]["quotes"][0], json!({ "symbol": "AAPL.US", "delayed": false }), "{body}");
+    assert_eq!(body["data"]["quotes"][1], json!({ "symbol": "700.HK", "delayed": true }), "{body}");
+    assert_eq!(body["data"]["quotes"][2], json!(null), "{body}");
+    let refused = &body["errors"][0];
+    assert_eq!(refused["path"], json!(["quotes", 2]), "{body}");
+    assert_eq!(refused["extensions"]["reason"], "ENTITLEMENT_REQUIRED", "{body}");
+    assert_eq!(refused["extensions"]["market"], "CRYPTO", "{body}");
+    let (_, _, body) = app.gql_key(&quant_key, quotes, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let delayed: Vec<&serde_json::Value> =
+        body["data"]["quotes"].as_array().unwrap().iter().map(|q| &q["delayed"]).collect();
+    assert_eq!(delayed, [false, false, false], "{body}");
+
     // A new plan reaches the running server (within its cache's lifetime).
     let out = ok(&url, dir, &["tenant", "set-plan", "retail", "enterprise"]).await;
     assert_eq!(out.trim(), "tenant retail is on plan enterprise");
@@ -134,7 +151,29 @@ async fn an_operator_sets_up_two_tenants_from_the_cli() {
         })
         .await;
     }
+    // The shutdown writes the usage it counted; `finql usage` reports it per key.
     app.shutdown().await.unwrap();
+    let today = chrono::Utc::now().date_naive().to_string();
+    let report = |tenant: &'static str| {
+        let (url, today) = (url.clone(), today.clone());
+        async move {
+            let args = ["usage", "--tenant", tenant, "--from", &today, "--to", &today, "--format", "json"];
+            serde_json::from_str::<serde_json::Value>(&ok(&url, dir, &args).await).expect("JSON")
+        }
+    };
+    let (retail, quant) = (report("retail").await, report("quant").await);
+    let actors = |report: &serde_json::Value| -> Vec<String> {
+        report["rows"].as_array().unwrap().iter().map(|row| row["actor"].as_str().unwrap().to_owned()).collect()
+    };
+    let quant_prefix = quant_key.split('_').nth(1).unwrap();
+    assert!(actors(&retail).iter().all(|actor| actor == &format!("key:{prefix}")), "{retail}");
+    assert!(actors(&quant).iter().all(|actor| actor == &format!("key:{quant_prefix}")), "{quant}");
+    let requests = |report: &serde_json::Value| -> u64 {
+        report["rows"].as_array().unwrap().iter().map(|row| row["requests"].as_u64().unwrap()).sum()
+    };
+    // The quant key: the tenant query, the admin refusal, the quotes (once revoked, a key is
+    // nobody, and nobody is not metered).
+    assert!(requests(&quant) >= 3 && requests(&retail) >= 4, "{retail}\n{quant}");
 }
 
 async fn plan_becomes(app: &TestApp, key: &str, plan: &str) {
