@@ -140,6 +140,8 @@ fn run(
             ("FINQL_QUOTE_TTL_MS", ((secs + 60) * 1000).to_string()),
             ("FINQL_PLANS_FILE", plans.display().to_string()),
             ("FINQL_CACHE_NAMESPACE", namespace.clone()),
+            // The load is the key's: no anonymous plan (the file has none to name).
+            ("FINQL_ANONYMOUS_PLAN", "none".into()),
         ]);
         match mode {
             Mode::Off => {

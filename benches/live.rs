@@ -262,6 +262,8 @@ fn main() -> anyhow::Result<()> {
             ("ITICK_BASE_URL", "http://127.0.0.1:9".into()),
             ("ITICK_WS_URL", format!("ws://{upstream}")),
             ("FINQL_WS_SLOW_CLIENT_MS", "60000".into()),
+            // Every subscriber is the one signed-up user: its tenant's plan must hold them all.
+            ("FINQL_DEFAULT_PLAN", "enterprise".into()),
             ("RUST_LOG", "warn".into()),
         ]);
         let config = finql::Config::from_lookup(|k| vars.get(k).cloned())?;

@@ -46,6 +46,10 @@ fn main() -> anyhow::Result<()> {
             ("FINQL_DATA_DIR", dir.path().display().to_string()),
             ("JWT_SECRET", "benchmark-secret-benchmark-secret-0123".into()),
             ("FINQL_QUOTE_TTL_MS", ((secs + 60) * 1000).to_string()),
+            // The load is anonymous and far above any plan: this measures the data path
+            // (`benches/limits.rs` measures the limits).
+            ("FINQL_ANONYMOUS_PLAN", "enterprise".into()),
+            ("FINQL_PLAN_LIMITS", "false".into()),
         ]);
         let config = finql::Config::from_lookup(|k| vars.get(k).cloned())?;
         let app = finql::App::build(config).await?;
@@ -109,6 +113,8 @@ fn run_faults(
                 // The stand-in has no quota; the default 600/min would throttle the refreshes.
                 ("ITICK_REQUESTS_PER_MINUTE", "1000000".into()),
                 ("FINQL_CACHE_NAMESPACE", format!("bench-{}-{n}", std::process::id())),
+                ("FINQL_ANONYMOUS_PLAN", "enterprise".into()),
+                ("FINQL_PLAN_LIMITS", "false".into()),
             ]);
             if let Some(port) = &redis_port {
                 vars.insert("REDIS_URL", format!("redis://{}", port.addr));

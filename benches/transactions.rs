@@ -59,6 +59,9 @@ fn main() -> anyhow::Result<()> {
             ("FINQL_DATA_DIR", dir.path().display().to_string()),
             ("JWT_SECRET", "benchmark-secret-benchmark-secret-0123".into()),
             ("FINQL_DB_MAX_CONNECTIONS", env_or("FINQL_DB_MAX_CONNECTIONS", 16u32).to_string()),
+            // The load is far above any plan's rate: this measures the ledger (`benches/limits.rs`
+            // measures the limits).
+            ("FINQL_PLAN_LIMITS", "false".into()),
         ]);
         let config = finql::Config::from_lookup(|k| vars.get(k).cloned())?;
         let app = finql::App::build(config).await?;
