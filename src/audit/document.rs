@@ -238,14 +238,7 @@ mod tests {
         assert_eq!(op.operation_name.as_deref(), Some("Desk"));
         assert_eq!(
             op.fields,
-            [
-                "quotes.ask",
-                "quotes.bid",
-                "quotes.last",
-                "quotes.volume",
-                "security.fundamentals.pe",
-                "security.name"
-            ]
+            ["quotes.ask", "quotes.bid", "quotes.last", "quotes.volume", "security.fundamentals.pe", "security.name"]
         );
         assert_eq!(op.symbols, ["700.HK", "AAPL.US", "FX:EURUSD"]);
         assert_eq!(op.document_hash.as_deref(), Some(document_hash(query).as_str()));

@@ -249,9 +249,10 @@ impl AuditLog {
         let before = now - TimeDelta::days(days);
         let mut deleted = 0;
         loop {
-            let batch = tokio::time::timeout(WRITE_TIMEOUT, self.0.store.delete_older_than(before))
-                .await
-                .map_err(|_| AppError::internal(anyhow::anyhow!("audit retention: no answer within {WRITE_TIMEOUT:?}")))??;
+            let batch =
+                tokio::time::timeout(WRITE_TIMEOUT, self.0.store.delete_older_than(before)).await.map_err(|_| {
+                    AppError::internal(anyhow::anyhow!("audit retention: no answer within {WRITE_TIMEOUT:?}"))
+                })??;
             deleted += batch;
             if batch < DELETE_BATCH {
                 return Ok(deleted);
@@ -292,7 +293,8 @@ pub struct OperationAudit {
 impl OperationAudit {
     /// A message of `bytes` went to the client, carrying `errors` (codes assigned).
     pub fn sent(&mut self, bytes: usize, errors: &[ServerError]) {
-        self.record.response_bytes = self.record.response_bytes.saturating_add(u64::try_from(bytes).unwrap_or(u64::MAX));
+        self.record.response_bytes =
+            self.record.response_bytes.saturating_add(u64::try_from(bytes).unwrap_or(u64::MAX));
         self.record.errors(errors);
     }
 }

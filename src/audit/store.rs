@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::audit_log::{self, Column, Entity};
 use futures::TryStreamExt;
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 use uuid::Uuid;
 

@@ -487,16 +487,26 @@ impl Connection {
         let limit = self.state.config.websocket.max_subscriptions;
         if self.operations.len() >= limit {
             let message = format!("too many operations on this connection (limit {limit})");
-            self.refuse_operation(&principal, Arc::default(), error_message(error, &id, &message, ErrorCode::BadUserInput), false)
-                .await;
+            self.refuse_operation(
+                &principal,
+                Arc::default(),
+                error_message(error, &id, &message, ErrorCode::BadUserInput),
+                false,
+            )
+            .await;
             return;
         }
         let mut request: Request = match serde_json::from_value(payload) {
             Ok(request) => request,
             Err(_) => {
                 let message = "payload must be a GraphQL request with a `query`";
-                self.refuse_operation(&principal, Arc::default(), error_message(error, &id, message, ErrorCode::BadUserInput), false)
-                    .await;
+                self.refuse_operation(
+                    &principal,
+                    Arc::default(),
+                    error_message(error, &id, message, ErrorCode::BadUserInput),
+                    false,
+                )
+                .await;
                 return;
             }
         };
@@ -511,8 +521,13 @@ impl Connection {
             Ok(operation) => operation,
             Err(mut rejected) => {
                 guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
-                self.refuse_operation(&principal, Arc::default(), json!({ "type": error, "id": id, "payload": [rejected] }), false)
-                    .await;
+                self.refuse_operation(
+                    &principal,
+                    Arc::default(),
+                    json!({ "type": error, "id": id, "payload": [rejected] }),
+                    false,
+                )
+                .await;
                 return;
             }
         };
