@@ -13,8 +13,9 @@
 //! listed.
 //!
 //! The walk is bounded whatever the document (WebSocket operations reach it before execution's
-//! validation): a fragment is not expanded inside itself, depth stops at [`MAX_DEPTH`], and at
-//! most [`MAX_FIELDS`] paths and [`MAX_SYMBOLS`] symbols are kept (`truncated` says so).
+//! validation): a fragment is not expanded inside itself, depth stops at [`MAX_DEPTH`](crate::audit::document::MAX_DEPTH), and at
+//! most [`MAX_FIELDS`](crate::audit::document::MAX_FIELDS) paths and
+//! [`MAX_SYMBOLS`](crate::audit::document::MAX_SYMBOLS) symbols are kept (`truncated` says so).
 
 use std::collections::{BTreeSet, HashSet};
 

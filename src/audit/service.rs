@@ -5,7 +5,8 @@
 //! off it, flush at shutdown), with one difference: usage sums, so its memory is bounded by
 //! merging counts; audit records are appended, one per operation, so memory is bounded by
 //! refusing: a bounded channel, `try_send`, and a drop counted
-//! (`finql_audit_dropped_total{reason}`) and logged at most once per [`DROP_WARNING_EVERY`].
+//! (`finql_audit_dropped_total{reason}`) and logged at most once per
+//! [`DROP_WARNING_EVERY`](crate::audit::service::DROP_WARNING_EVERY).
 //! The request never waits for the audit.
 
 use std::{

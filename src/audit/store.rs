@@ -53,7 +53,7 @@ impl AuditStore {
         Self { db }
     }
 
-    /// Appends `records`, in statements of [`ROWS_PER_STATEMENT`]. No transaction: records
+    /// Appends `records`, in statements of `ROWS_PER_STATEMENT`. No transaction: records
     /// are independent, and each carries its id from the writer, so retrying a batch that
     /// failed half-way skips the rows already written (`ON CONFLICT (id) DO NOTHING`) rather
     /// than duplicating them.
