@@ -44,3 +44,28 @@ impl AuditSettings {
         Ok(Self { retention_days, json_log, buffer })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<AuditSettings> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        AuditSettings::from_lookup(&|key: &str| vars.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_overrides_and_refusals() {
+        assert_eq!(settings(&[]).unwrap(), AuditSettings::default());
+        let set =
+            settings(&[("FINQL_AUDIT_RETENTION_DAYS", "7"), ("FINQL_AUDIT_LOG", "json"), ("FINQL_AUDIT_BUFFER", "5")])
+                .unwrap();
+        assert_eq!(set, AuditSettings { retention_days: 7, json_log: true, buffer: 5 });
+        for bad in [("FINQL_AUDIT_RETENTION_DAYS", "0"), ("FINQL_AUDIT_LOG", "yaml"), ("FINQL_AUDIT_BUFFER", "0")] {
+            let err = settings(&[bad]).unwrap_err().to_string();
+            assert!(err.contains(bad.0), "{err}");
+        }
+    }
+}
