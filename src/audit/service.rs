@@ -211,9 +211,7 @@ impl AuditLog {
         // Ids here, once: a retried batch writes the same rows (the insert skips known ids).
         let rows: Vec<(Uuid, AuditRecord)> = batch.into_iter().map(|record| (Uuid::now_v7(), record)).collect();
         if self.0.settings.json_log {
-            for (id, record) in &rows {
-                tracing::info!(target: "finql::audit", "{}", record.to_json(*id));
-            }
+            log_json(&rows);
         }
         for attempt in 1..=WRITE_ATTEMPTS {
             let failure = match tokio::time::timeout(WRITE_TIMEOUT, self.0.store.append(&rows)).await {
@@ -281,6 +279,29 @@ impl AuditLog {
     ) -> AppResult<()> {
         self.0.store.each(tenant, filter, each).await
     }
+}
+
+/// `FINQL_AUDIT_LOG=json`: each record as one JSON line on stdout, where the logs go, with the
+/// fields of a JSON log line (`timestamp`, `level`, `target`: `finql::audit`) beside the
+/// record's own at the top level, so a log pipeline routes it by target and indexes its fields
+/// (the record is not a string inside a `message`). Written directly rather than through
+/// `tracing`, whose events carry strings, not objects; one write per batch.
+fn log_json(rows: &[(Uuid, AuditRecord)]) {
+    use std::io::Write as _;
+    let timestamp = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut lines = String::new();
+    for (id, record) in rows {
+        let mut line = record.to_json(*id);
+        if let Some(fields) = line.as_object_mut() {
+            fields.insert("timestamp".into(), timestamp.clone().into());
+            fields.insert("level".into(), "INFO".into());
+            fields.insert("target".into(), "finql::audit".into());
+        }
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    // A closed stdout loses the log lines, not the records (they go to the database).
+    let _ = std::io::stdout().lock().write_all(lines.as_bytes());
 }
 
 /// One WebSocket operation's record, completed as its messages go out and handed over when it

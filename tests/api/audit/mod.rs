@@ -301,3 +301,40 @@ async fn subscriptions_are_recorded_when_they_start_and_when_they_end() {
     assert!(end["responseBytes"].as_u64().unwrap() >= bytes as u64, "{end}");
     assert!(end["durationMs"].as_f64().unwrap() > 0.0, "{end}");
 }
+
+/// `FINQL_AUDIT_LOG=json`: the finql binary writes each record as one JSON line, its fields at
+/// the top level, beside its JSON logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_also_json_log_lines_when_asked() {
+    // The test's own HTTP client needs the process's TLS provider (no app is built here).
+    finql::sources::itick::install_crypto_provider();
+    let process = crate::helpers::process::FinqlProcess::start(&[("FINQL_AUDIT_LOG", "json")]).await;
+    let query = "query Logged { quote(symbol: \"AAPL.US\") { last } }";
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/graphql", process.addr))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    let trace_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(response.status(), 200);
+    let mut line = Value::Null;
+    within(PATIENCE, "the audit log line", async || {
+        let logs = process.logs();
+        let found = logs
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["target"] == "finql::audit" && l["operationName"] == "Logged");
+        line = found.unwrap_or(Value::Null);
+        !line.is_null()
+    })
+    .await;
+    assert_eq!(line["traceId"], trace_id.as_str());
+    assert_eq!(line["principal"], "anonymous");
+    assert_eq!(line["tenantId"], Value::Null);
+    assert_eq!(line["fields"], json!(["quote.last"]));
+    assert_eq!(line["symbols"], json!(["AAPL.US"]));
+    assert_eq!(line["outcome"], "ok");
+    assert_eq!(line["level"], "INFO");
+    process.kill().await;
+}
