@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     accounts::{AccountsService, Revocations, TokenIssuer, password::PasswordHasher},
+    audit::AuditLog,
     config::Config,
     db,
     graphql::{documents::DocumentCache, guard::demand::TypeIndex},
@@ -107,11 +108,14 @@ impl App {
         let ledger = LedgerService::new(db.clone());
         let usage = UsageService::new(db.clone(), config.tenancy.usage_flush);
         usage.spawn_flusher(shutdown.clone());
+        let audit = AuditLog::new(db.clone(), config.audit.clone());
+        audit.spawn(shutdown.clone());
         // What the resolvers reach, each domain its own service by type.
         let schema = build_schema(&config.limits)
             .data(accounts.clone())
             .data(tenancy.clone())
             .data(usage.clone())
+            .data(audit.clone())
             .data(throttle)
             .data(ledger.clone())
             .data(ReferenceService::new(db.clone()))
@@ -131,6 +135,7 @@ impl App {
             tenancy,
             ledger,
             usage,
+            audit,
             market: market_service,
             live,
             live_quotas,
@@ -181,6 +186,8 @@ impl App {
         // Requests in flight have finished (or the grace ran out): what they used is counted;
         // write it before the database goes. Done even when serving failed: usage is billing.
         self.state.usage.close().await;
+        // Likewise the audit records of those requests.
+        self.state.audit.close().await;
         served?;
         self.state.db.clone().close().await.ok();
         tracing::info!("stopped");

@@ -10,6 +10,9 @@ pub mod accounts;
 /// `App::build` wires config -> database -> services -> state -> router; `run_until` serves
 /// until a signal. The top: nothing but `main` imports it.
 pub mod app;
+/// The audit trail: one record per GraphQL operation (who, which fields of which symbols, what
+/// came of it), written in batches off the request path; read by tenant admins and `finql audit`.
+pub mod audit;
 /// The operator's commands (`finql tenant …`, `finql key …`) on the configured database, through
 /// the tenancy service; only `main` imports it.
 pub mod cli;

@@ -50,6 +50,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = UsageGranularity::Hour)]
         granularity: UsageGranularity,
     },
+    /// Print a tenant's audit trail (one record per GraphQL operation), oldest first, from the
+    /// configured database. Dates are UTC days, both inclusive; RFC 3339 times are taken as
+    /// given (`--to` exclusive).
+    Audit {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// First day (YYYY-MM-DD) or time (RFC 3339).
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD, included) or end time (RFC 3339, excluded).
+        #[arg(long)]
+        to: String,
+        /// `csv` (a header, then a line per record) or `json` (JSON Lines).
+        #[arg(long, value_enum, default_value_t = UsageFormat::Csv)]
+        format: UsageFormat,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -133,6 +150,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let export = finql::cli::usage::export(&config, &db, &args).await;
             db.close().await.ok();
             print!("{}", export?);
+            Ok(())
+        }
+        Command::Audit { tenant, from, to, format } => {
+            let config = operator_config()?;
+            let db = finql::db::connect(&config.database).await?;
+            let format = match format {
+                UsageFormat::Csv => finql::cli::audit::Format::Csv,
+                UsageFormat::Json => finql::cli::audit::Format::Json,
+            };
+            let args = finql::cli::audit::AuditArgs { tenant, from, to, format };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let export = finql::cli::audit::export(&config, &db, &args, &mut out).await;
+            db.close().await.ok();
+            export?;
+            std::io::Write::flush(&mut out)?;
             Ok(())
         }
         Command::Serve => {

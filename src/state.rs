@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     accounts::{self, AccountsService},
+    audit::AuditLog,
     config::Config,
     error::AppResult,
     graphql::{ClientInfo, RequestContext, documents::DocumentCache, guard::demand::TypeIndex},
@@ -57,6 +58,9 @@ pub struct Services {
     pub ledger: LedgerService,
     /// Usage metering: the HTTP edge and the WebSocket record here; flushed in batches.
     pub usage: UsageService,
+    /// The audit trail: the HTTP edge and the WebSocket hand a record per operation here;
+    /// written in batches, never waited for.
+    pub audit: AuditLog,
     /// Quotes, klines, order books and ticks, cached in front of the market source.
     pub market: MarketService,
     /// Live market data: the upstream stream and the hub that fans it out to subscriptions.

@@ -4,6 +4,7 @@
 //! (a `users` row carries `password_hash`, which must never reach a client).
 
 pub mod api_key;
+pub mod audit_log;
 pub mod idempotency_key;
 pub mod kline;
 pub mod kline_coverage;

@@ -10,6 +10,7 @@ mod m20261124_000004_klines;
 mod m20261130_000001_idempotency_keys;
 mod m20261201_000001_catalog_listings;
 mod m20261202_000001_tenancy;
+mod m20261203_000002_audit_log;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_idempotency_keys::Migration),
             Box::new(m20261201_000001_catalog_listings::Migration),
             Box::new(m20261202_000001_tenancy::Migration),
+            Box::new(m20261203_000002_audit_log::Migration),
         ]
     }
 }

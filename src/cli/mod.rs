@@ -7,6 +7,8 @@
 //! carries only the result (the tenant id; a key's secret alone on the last line) and logs go
 //! to stderr. A running server sees the changes within `tenancy::service::CACHE_TTL`.
 
+/// `finql audit`: a tenant's audit trail as CSV or JSON Lines (compliance exports).
+pub mod audit;
 /// `finql usage`: a tenant's usage as CSV or JSON (billing exports).
 pub mod usage;
 

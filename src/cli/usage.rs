@@ -71,7 +71,7 @@ pub async fn export(config: &Config, db: &DatabaseConnection, args: &UsageArgs) 
 }
 
 /// `YYYY-MM-DD` (midnight UTC; for the end of a range, the midnight after it) or RFC 3339.
-fn parse_time(raw: &str, end: bool) -> anyhow::Result<DateTime<Utc>> {
+pub(super) fn parse_time(raw: &str, end: bool) -> anyhow::Result<DateTime<Utc>> {
     let raw = raw.trim();
     if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         let day = if end { day.checked_add_days(Days::new(1)).context("date out of range")? } else { day };

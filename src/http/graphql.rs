@@ -31,6 +31,7 @@ use serde_json::json;
 
 use super::REQUEST_ID;
 use crate::{
+    audit::edge::{Answer, HttpAudit},
     config::Limits,
     error::ErrorCode,
     graphql::{ClientInfo, guard},
@@ -291,6 +292,7 @@ async fn respond(
     headers: &HeaderMap,
     prepared: Result<Prepared, Rejection>,
 ) -> Response {
+    let started = std::time::Instant::now();
     let media = match &prepared {
         Ok((_, media)) => *media,
         Err(rejection) => rejection.media,
@@ -311,12 +313,14 @@ async fn respond(
         }
     };
     let client = client_info(state, peer, headers);
+    let mut audit = HttpAudit::begin(&principal, trace_id(headers), started);
     // What each operation will cost; a request the edge refused counts as one operation that
     // costs nothing (it still took the server's time, and a client hammering bad documents is
     // held to its rate like any other).
     let (prepared, costs) = match prepared {
         Ok((mut batch, media)) => {
             let costs: Vec<u64> = batch.iter_mut().map(|request| estimate(state, request)).collect();
+            audit.shape(&mut batch);
             (Ok((batch, media)), costs)
         }
         Err(rejection) => (Err(rejection), vec![0]),
@@ -328,10 +332,18 @@ async fn respond(
     let metered = principal.tenant.is_some().then(|| principal.clone());
     let (mut response, record) = match (prepared, admission.refusal) {
         (_, Some(refusal)) => {
+            audit.refused(&state.audit, &refusal.error());
             (refused(&refusal, media), UsageRecord::refused(operations.into(), refusal.is_rate_limited()))
         }
-        (Err(rejection), None) => (rejection.into_response(), UsageRecord::refused(1, false)),
-        (Ok((batch, media)), None) => execute(state, principal, client, headers, batch, &costs, media).await,
+        (Err(rejection), None) => {
+            audit.refused(&state.audit, &rejection.error);
+            (rejection.into_response(), UsageRecord::refused(1, false))
+        }
+        (Ok((batch, media)), None) => {
+            let (response, record, answers) = execute(state, principal, client, headers, batch, &costs, media).await;
+            audit.answered(&state.audit, answers);
+            (response, record)
+        }
     };
     if let Some(principal) = &metered {
         // Bytes as sent: every body here is whole, so its size is known.
@@ -384,14 +396,14 @@ async fn execute(
     batch: BatchRequest,
     costs: &[u64],
     media: Media,
-) -> (Response, UsageRecord) {
+) -> (Response, UsageRecord, Vec<Answer>) {
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(state.prepare(request, principal, client)),
         BatchRequest::Batch(requests) => BatchRequest::Batch(
             requests.into_iter().map(|request| state.prepare(request, principal.clone(), client.clone())).collect(),
         ),
     };
-    let trace_id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let trace_id = trace_id(headers);
     let limits = &state.config.limits;
     // One deadline for the whole HTTP request: a batch shares it.
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
@@ -420,25 +432,34 @@ async fn execute(
             if guard::deadline::is_timeout(single) {
                 // No result at all: the errors alone, as for any request without one.
                 let body = json!({ "errors": single.errors, "extensions": single.extensions });
-                (StatusCode::GATEWAY_TIMEOUT, serde_json::to_vec(&body))
+                (StatusCode::GATEWAY_TIMEOUT, serde_json::to_vec(&body).map(|body| (body, Vec::new())))
             } else if guard::is_request_error(single) {
-                (StatusCode::BAD_REQUEST, serde_json::to_vec(&response))
+                (StatusCode::BAD_REQUEST, serde_json::to_vec(&single).map(|body| (body, Vec::new())))
             } else {
-                (StatusCode::OK, serde_json::to_vec(&response))
+                (StatusCode::OK, serde_json::to_vec(&single).map(|body| (body, Vec::new())))
             }
         }
         BatchResponse::Batch(all) => {
             all.iter_mut().for_each(|single| finish(single, trace_id.as_deref(), limits));
-            (StatusCode::OK, serde_json::to_vec(&response))
+            (StatusCode::OK, batch_body(all))
         }
     };
-    let body = match body {
-        Ok(body) => body,
+    let responses: &[GqlResponse] = match &response {
+        BatchResponse::Single(single) => std::slice::from_ref(single),
+        BatchResponse::Batch(all) => all,
+    };
+    let (body, answers) = match body {
+        Ok((body, sizes)) => {
+            // A single answer's size is the body's; a batch's are each item's.
+            let sizes = if sizes.is_empty() { vec![body.len()] } else { sizes };
+            (body, responses.iter().zip(sizes).map(|(r, size)| Answer::of(r, size)).collect())
+        }
         Err(err) => {
             tracing::error!(%err, "serialising a GraphQL response");
             let record = usage_of(&response, costs);
-            let failed = Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", media).into_response();
-            return (failed, UsageRecord { errors: record.requests, ..record });
+            let failed = Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", media);
+            let answers = responses.iter().map(|_| Answer::failed((*failed.error).clone(), 0)).collect();
+            return (failed.into_response(), UsageRecord { errors: record.requests, ..record }, answers);
         }
     };
     let record = usage_of(&response, costs);
@@ -458,7 +479,30 @@ async fn execute(
     // Responses carry personal financial data: never stored by shared caches or browsers.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::VARY, HeaderValue::from_static("Accept, Authorization, X-API-Key"));
-    (http, record)
+    (http, record, answers)
+}
+
+/// A batch's body, `[a,b,…]` (what serialising the `BatchResponse` writes), item by item so
+/// that each operation's size is known for its audit record.
+fn batch_body(all: &[GqlResponse]) -> serde_json::Result<(Vec<u8>, Vec<usize>)> {
+    let mut body = vec![b'['];
+    let mut sizes = Vec::with_capacity(all.len());
+    for (i, single) in all.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        let before = body.len();
+        serde_json::to_writer(&mut body, single)?;
+        sizes.push(body.len() - before);
+    }
+    body.push(b']');
+    Ok((body, sizes))
+}
+
+/// The request's trace id, as the edge has it (`x-request-id`): the one place the GraphQL
+/// handlers read it (error extensions, audit records).
+fn trace_id(headers: &HeaderMap) -> Option<String> {
+    headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 fn set_cost(response: &mut GqlResponse, cost: u64) {

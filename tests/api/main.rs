@@ -16,6 +16,7 @@ mod helpers;
 
 mod abuse;
 mod accounts;
+mod audit;
 mod http;
 mod ledger;
 mod live;

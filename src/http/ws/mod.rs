@@ -43,7 +43,7 @@
 
 mod writer;
 
-use std::{collections::HashMap, pin::Pin};
+use std::{collections::HashMap, pin::Pin, sync::Arc};
 
 use async_graphql::{Request, Response as GqlResponse, parser::types::OperationType};
 use axum::{
@@ -64,6 +64,7 @@ use tokio_tungstenite::tungstenite;
 use self::writer::{CLOSE_LINGER, Outbox, SLOW_CONSUMER};
 use crate::{
     accounts::{AccessGrant, Authentication},
+    audit::{self, Operation},
     error::ErrorCode,
     graphql::{ClientInfo, guard},
     identity::{Credentials, Principal},
@@ -287,9 +288,17 @@ impl Connection {
 
     /// Answers an operation refused before it ran with its `error` message, metered as a
     /// request with an error (`rate_limited`: refused by the plan's limits).
-    async fn refuse_operation(&self, principal: &Principal, message: serde_json::Value, rate_limited: bool) {
+    async fn refuse_operation(
+        &self,
+        principal: &Principal,
+        operation: Arc<Operation>,
+        message: serde_json::Value,
+        rate_limited: bool,
+    ) {
         let mut usage = self.state.usage.operation(principal, false);
-        meter(&mut usage, message.to_string().len(), true, rate_limited);
+        let bytes = message.to_string().len();
+        meter(&mut usage, bytes, true, rate_limited);
+        audit::edge::ws_refused(&self.state.audit, principal, operation, &message, bytes);
         self.send(message).await;
     }
 
@@ -478,16 +487,26 @@ impl Connection {
         let limit = self.state.config.websocket.max_subscriptions;
         if self.operations.len() >= limit {
             let message = format!("too many operations on this connection (limit {limit})");
-            self.refuse_operation(&principal, error_message(error, &id, &message, ErrorCode::BadUserInput), false)
-                .await;
+            self.refuse_operation(
+                &principal,
+                Arc::default(),
+                error_message(error, &id, &message, ErrorCode::BadUserInput),
+                false,
+            )
+            .await;
             return;
         }
         let mut request: Request = match serde_json::from_value(payload) {
             Ok(request) => request,
             Err(_) => {
                 let message = "payload must be a GraphQL request with a `query`";
-                self.refuse_operation(&principal, error_message(error, &id, message, ErrorCode::BadUserInput), false)
-                    .await;
+                self.refuse_operation(
+                    &principal,
+                    Arc::default(),
+                    error_message(error, &id, message, ErrorCode::BadUserInput),
+                    false,
+                )
+                .await;
                 return;
             }
         };
@@ -502,8 +521,13 @@ impl Connection {
             Ok(operation) => operation,
             Err(mut rejected) => {
                 guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
-                self.refuse_operation(&principal, json!({ "type": error, "id": id, "payload": [rejected] }), false)
-                    .await;
+                self.refuse_operation(
+                    &principal,
+                    Arc::default(),
+                    json!({ "type": error, "id": id, "payload": [rejected] }),
+                    false,
+                )
+                .await;
                 return;
             }
         };
@@ -512,10 +536,11 @@ impl Connection {
         let variables = request.variables.clone();
         let cost =
             request.parsed_query().map_or(0, |doc| self.state.demand.cost(doc, operation_name.as_deref(), &variables));
+        let shape = Arc::new(audit::edge::shape_of(&mut request));
         let admission = self.state.plan_limits.admit(&principal, self.client.addr, 1, cost).await;
         if let Some(refusal) = admission.refusal {
             let message = json!({ "type": error, "id": id, "payload": [refusal.error()] });
-            self.refuse_operation(&principal, message, refusal.is_rate_limited()).await;
+            self.refuse_operation(&principal, shape, message, refusal.is_rate_limited()).await;
             return;
         }
         // Queries and mutations end by `FINQL_REQUEST_TIMEOUT_MS`; subscriptions are meant to last.
@@ -526,6 +551,8 @@ impl Connection {
         if let Some(usage) = &mut usage {
             usage.charged(cost);
         }
+        // Likewise its audit record (a subscription's start is recorded now).
+        let mut audit = self.state.audit.operation(&principal, shape, operation == Some(OperationType::Subscription));
         let request = self.state.prepare(request, principal, self.client.clone());
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
@@ -546,8 +573,10 @@ impl Connection {
                 let Some(next_response) = guard::deadline::before(deadline, next_response).await else {
                     // Like a failed request: an `error` ends the operation.
                     let timeout = guard::deadline::timeout_error(limits.request_timeout);
-                    let message = json!({ "type": error, "id": task_id, "payload": [timeout] });
-                    meter(&mut usage, message.to_string().len(), true, false);
+                    let message = json!({ "type": error, "id": task_id, "payload": [&timeout] });
+                    let bytes = message.to_string().len();
+                    meter(&mut usage, bytes, true, false);
+                    audit.sent(bytes, std::slice::from_ref(&timeout));
                     let _ = finished.send((task_id, seq));
                     let _ = outbox.send_json(message).await;
                     return;
@@ -560,7 +589,9 @@ impl Connection {
                 if failed_request {
                     // An `error` ends the operation: no `complete` follows.
                     let message = json!({ "type": error, "id": task_id, "payload": response.errors });
-                    meter(&mut usage, message.to_string().len(), errored, rate_limited);
+                    let bytes = message.to_string().len();
+                    meter(&mut usage, bytes, errored, rate_limited);
+                    audit.sent(bytes, &response.errors);
                     let _ = finished.send((task_id, seq));
                     let _ = outbox.send_json(message).await;
                     return;
@@ -572,6 +603,7 @@ impl Connection {
                     Err(_) => json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] }).to_string(),
                 };
                 meter(&mut usage, message.len(), errored, rate_limited);
+                audit.sent(message.len(), &response.errors);
                 if outbox.send(Message::Text(message.into())).await.is_err() {
                     return;
                 }

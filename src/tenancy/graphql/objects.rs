@@ -11,6 +11,10 @@ use uuid::Uuid;
 use super::{page, tenancy};
 use crate::{
     accounts::graphql::UserObject,
+    audit::{
+        self,
+        graphql::{AuditLogFilter, AuditRecordConnection},
+    },
     config::{Access, Plan},
     graphql::RequestContext,
     identity::{Scope, Scopes},
@@ -78,6 +82,18 @@ impl TenantObject {
         #[graphql(default_with = "Granularity::Hour")] granularity: Granularity,
     ) -> Result<Vec<UsagePeriodObject>> {
         usage::graphql::tenant_usage(ctx, self.tenant.id, from, to, granularity).await
+    }
+    /// The tenant's audit trail, newest first: one record per GraphQL operation of its keys
+    /// and users (a subscription's start and end each have one), with the fields and symbols
+    /// it asked for and what came of it. Tenant admins only. At most 500 per page.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50, desc = "1 to 500")] first: i32,
+        after: Option<String>,
+        filter: Option<AuditLogFilter>,
+    ) -> Result<AuditRecordConnection> {
+        audit::graphql::tenant_audit_log(ctx, self.tenant.id, first, after, filter).await
     }
     async fn members(
         &self,
