@@ -19,11 +19,14 @@ use rand::RngCore;
 
 use crate::throttle::{Backoff, Quota, ThrottleSettings, address::TrustedProxies};
 
+/// The data freshness alarm (`FINQL_SOURCE_STALE_SECS`, `FINQL_ALERT_WEBHOOK_URL`).
+pub mod freshness;
 /// Plans: limits and entitlements by name (`FINQL_PLANS_FILE`).
 pub mod plans;
 /// Tenants, sign-up and anonymous access (`FINQL_DEFAULT_TENANT`, `FINQL_ANONYMOUS_PLAN`, ...).
 pub mod tenancy;
 
+pub use freshness::FreshnessSettings;
 pub use plans::{Access, Plan, Plans};
 pub use tenancy::{RedisOutage, TenancySettings};
 
@@ -100,6 +103,8 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     /// Tenants, plans, anonymous access and usage metering (`config::tenancy`).
     pub tenancy: TenancySettings,
+    /// The data freshness alarm: stale threshold and alert webhook (`config::freshness`).
+    pub freshness: FreshnessSettings,
     /// Things worth a warning found while reading the configuration. Logged at start-up
     /// (configuration is read before logging exists).
     pub warnings: Vec<String>,
@@ -532,6 +537,7 @@ impl Config {
                 .map_err(|err| anyhow::anyhow!("FINQL_TRUSTED_PROXIES: {err}"))?,
             throttle: throttle_settings(&get)?,
             tenancy: TenancySettings::from_lookup(&get, production)?,
+            freshness: FreshnessSettings::from_lookup(&get)?,
             warnings,
         })
     }
