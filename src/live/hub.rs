@@ -29,8 +29,9 @@
 //!
 //! One dispatcher task receives the feed's events and looks topics up in its own map (no lock);
 //! it consults the shared topic map (a mutex touched otherwise only when subscriptions start and
-//! end) only for a topic it has not seen yet. Data lag (now minus the upstream's timestamp) is
-//! measured on every event into atomics, read with [`LiveHub::lag`].
+//! end) only for a topic it has not seen yet. Data lag (now minus the upstream's timestamp) and
+//! the arrival of the newest event are measured on every event into atomics, read with
+//! [`LiveHub::lag`] and [`LiveHub::last_event_at`] (the freshness alarm's input).
 //!
 //! # When the upstream goes quiet: stale quotes
 //!

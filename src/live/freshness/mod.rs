@@ -272,7 +272,12 @@ impl Freshness {
                     alerter.notify(alert);
                 }
                 Some(Transition::Recovered { after, reason }) => {
-                    tracing::info!(source, stale_secs = after.as_secs_f64(), reason = reason.as_str(), "source_recovered");
+                    tracing::info!(
+                        source,
+                        stale_secs = after.as_secs_f64(),
+                        reason = reason.as_str(),
+                        "source_recovered"
+                    );
                     let mut alert = Alert::new(AlertStatus::Resolved, source, age, stale_after, &markets, Some(reason));
                     alert.incident = std::mem::take(&mut incident);
                     alerter.notify(alert);

@@ -31,7 +31,10 @@ async fn silence_in_session_is_reported_once_then_the_recovery_once() {
     let heard = Instant::now();
     advance(Duration::from_millis(200)).await;
     let recovered = step(&mut watch, Some(heard), true);
-    assert_eq!(recovered, Some(Transition::Recovered { after: Duration::from_millis(20_200), reason: Recovery::Events }));
+    assert_eq!(
+        recovered,
+        Some(Transition::Recovered { after: Duration::from_millis(20_200), reason: Recovery::Events })
+    );
     assert!(!watch.is_stale());
     assert_eq!(step(&mut watch, Some(heard), true), None, "recovered once");
 }

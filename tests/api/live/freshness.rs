@@ -107,8 +107,10 @@ async fn follow(app: &TestApp, symbol: &str) -> Ws {
     let mut ws = Ws::connect(app, TRANSPORT_WS).await;
     ws.init(Some(&user.access_token)).await;
     let query = "subscription($s: [String!]!) { quotes(symbols: $s) { symbol last } }";
-    ws.send_json(json!({ "type": "subscribe", "id": "q", "payload": { "query": query, "variables": { "s": [symbol] } } }))
-        .await;
+    ws.send_json(
+        json!({ "type": "subscribe", "id": "q", "payload": { "query": query, "variables": { "s": [symbol] } } }),
+    )
+    .await;
     ws
 }
 
@@ -192,7 +194,9 @@ fn closed_stock_market() -> (&'static str, &'static str, &'static str) {
     candidates
         .into_iter()
         .find(|(.., region)| {
-            (0..=5).all(|minute| calendar::status(*region, now + chrono::Duration::minutes(minute)).state != MarketState::Open)
+            (0..=5).all(|minute| {
+                calendar::status(*region, now + chrono::Duration::minutes(minute)).state != MarketState::Open
+            })
         })
         .map(|(symbol, code, region, _)| (symbol, code, region))
         .expect("New York and Hong Kong are never in session together")
@@ -216,7 +220,10 @@ async fn a_source_silent_outside_a_session_raises_nothing() {
     assert_eq!(body["sources"]["itick"], "ok", "{body}");
     let detail = &body["detail"]["sources"]["itick"];
     assert_eq!(detail["inSession"], json!([]), "{body}");
-    assert!(detail["lastEventAgeSeconds"].as_f64().unwrap() >= 3.0 * STALE.as_secs_f64(), "silence is still measured: {body}");
+    assert!(
+        detail["lastEventAgeSeconds"].as_f64().unwrap() >= 3.0 * STALE.as_secs_f64(),
+        "silence is still measured: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,11 +235,8 @@ async fn replicas_sharing_redis_send_one_alert_and_one_resolve() {
     let mut replicas = Vec::new();
     let mut clients = Vec::new();
     for id in ["replica-a", "replica-b"] {
-        let vars = [
-            ("REDIS_URL", redis.as_str()),
-            ("FINQL_CACHE_NAMESPACE", namespace.as_str()),
-            ("FINQL_REPLICA_ID", id),
-        ];
+        let vars =
+            [("REDIS_URL", redis.as_str()), ("FINQL_CACHE_NAMESPACE", namespace.as_str()), ("FINQL_REPLICA_ID", id)];
         let app = itick_app(&fake, &hook, &vars).await;
         // Each replica follows the pair, so each expects it and each sees it go silent.
         clients.push(follow(&app, "CRYPTO:BTCUSDT").await);
@@ -263,4 +267,20 @@ async fn replicas_sharing_redis_send_one_alert_and_one_resolve() {
     let alerts = hook.alerts();
     assert_eq!(hook.statuses(), ["firing", "resolved"], "one resolve from two replicas: {alerts:?}");
     assert_eq!(alerts[1]["incident"], alerts[0]["incident"], "{alerts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_refusing_requests_is_down_and_the_replica_stays_ready() {
+    let fake = FakeItickWs::start().await;
+    let hook = FakeWebhook::start(0).await;
+    // iTick REST points at a closed port: one failed request opens its breaker.
+    let app = itick_app(&fake, &hook, &[("FINQL_BREAKER_FAILURES", "1"), ("ITICK_MAX_RETRIES", "0")]).await;
+    assert_eq!(itick_state(&app).await, "ok");
+    let body = app.gql(None, "{ quotes(symbols: [\"AAPL.US\"]) { symbol } }", json!({})).await;
+    assert!(body["errors"].is_array(), "the upstream is unreachable: {body}");
+    let (status, body) = ready(&app).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")), "{body}");
+    assert_eq!(body["sources"]["itick"], "down", "{body}");
+    assert_eq!(body["database"], "ok", "{body}");
+    assert!(hook.alerts().is_empty(), "down is reported, not alerted: nothing streams");
 }
