@@ -2,25 +2,26 @@
 //!
 //! # Never in the way
 //!
-//! The monitor hands an [`Alert`] to a bounded queue with `try_send` and goes on; one worker
-//! task sends them in order (a resolve never overtakes its alert). A full queue drops the
-//! alert, counts it (`finql_alerts_dropped_total`) and logs it: the ERROR `source_stale` log
-//! event and `/ready` say the same thing anyway.
+//! The monitor hands an [`Alert`](crate::live::freshness::alert::Alert) to a bounded queue
+//! with `try_send` and goes on; one worker task sends them in order (a resolve never overtakes
+//! its alert). A full queue drops the alert, counts it (`finql_alerts_dropped_total`) and logs
+//! it: the ERROR `source_stale` log event and `/ready` say the same thing anyway.
 //!
 //! # Bounded and retried
 //!
 //! Each POST is cut off after `FINQL_ALERT_TIMEOUT_MS` (connection included). A failure that
-//! may pass (no connection, a timeout, a 5xx, a 429) is retried up to [`ATTEMPTS`] times in
-//! all, waiting 250 ms, then doubling up to 4 s; a 4xx is the receiver refusing the alert and
-//! is not retried. So one alert holds the queue for at most about 5 timeouts plus 7.75 s.
-//! Outcomes are counted in `finql_alert_deliveries_total{outcome}`.
+//! may pass (no connection, a timeout, a 5xx, a 429) is retried, up to
+//! [`ATTEMPTS`](crate::live::freshness::alert::ATTEMPTS) POSTs in all, waiting 250 ms, then
+//! doubling up to 4 s; a 4xx is the receiver refusing the alert and is not retried. So one
+//! alert holds the queue for at most about 5 timeouts plus 7.75 s. Outcomes are counted in
+//! `finql_alert_deliveries_total{outcome}`.
 //!
 //! # One alert across replicas
 //!
 //! Every replica measures the same events (the lease holder publishes them to all), so every
 //! replica sees the same source go stale at about the same time. Without Redis there is one
-//! process and the [`super::Watch`] state machine is the deduplication. With Redis, an incident
-//! is a key, `{namespace}:freshness:{source}:incident`:
+//! process and the [`Watch`](crate::live::freshness::Watch) state machine is the
+//! deduplication. With Redis, an incident is a key, `{namespace}:freshness:{source}:incident`:
 //!
 //! - going stale, a replica `SET … NX` its new incident id: the one replica that creates the
 //!   key sends the alert, the others see it exists and stay quiet;

@@ -19,20 +19,22 @@
 //!
 //! # One alert, one resolve
 //!
-//! [`Watch`] is the per-source state machine (pure: tested with explicit instants): it reports
-//! the transition to stale once and the recovery once (an event arrived, or nothing is expected
-//! any more: the session closed or the last subscriber left). Each transition logs one event
-//! (ERROR `source_stale`, INFO `source_recovered`) and queues one webhook call ([`alert`]);
-//! across replicas, Redis decides which replica sends it (see [`alert`]).
+//! [`Watch`](crate::live::freshness::Watch) is the per-source state machine (pure: tested with
+//! explicit instants): it reports the transition to stale once and the recovery once (an event
+//! arrived, or nothing is expected any more: the session closed or the last subscriber left).
+//! Each transition logs one event (ERROR `source_stale`, INFO `source_recovered`) and queues
+//! one webhook call (`alert`); across replicas, Redis decides which replica sends it (see
+//! `alert`).
 //!
 //! # What it reports
 //!
-//! [`Freshness::sources`] is the newest report per source, read by `/ready` (which stays 200
-//! whatever it says: a stale source must not take a replica out of rotation, the other
-//! replicas see the same silence). The gauges `finql_source_last_event_age_seconds{source}`
-//! (now minus the arrival of the newest event; from start while none has arrived) and
-//! `finql_source_lag_seconds{source}` (the newest event's upstream time to its arrival) are
-//! set at every check, through the `metrics` facade, off the event path.
+//! [`Freshness::sources`](crate::live::Freshness::sources) is the newest report per source,
+//! read by `/ready` (which stays 200 whatever it says: a stale source must not take a replica
+//! out of rotation, the other replicas see the same silence). The gauges
+//! `finql_source_last_event_age_seconds{source}` (now minus the arrival of the newest event;
+//! from start while none has arrived) and `finql_source_lag_seconds{source}` (the newest
+//! event's upstream time to its arrival) are set at every check, through the `metrics` facade,
+//! off the event path.
 
 /// The alert webhook: a bounded queue, retries, and deduplication across replicas.
 pub mod alert;
