@@ -98,6 +98,7 @@ impl App {
         revocations.spawn_sync(shutdown.clone());
         let live = live::start(sources::build_stream(&config.market)?, &config, shutdown.clone()).await?;
         let live_quotas = live::LiveQuotas::start(&config, shutdown.clone()).await?;
+        let freshness = live::Freshness::start(&live, &config, shutdown.clone())?;
         let tenancy = TenancyService::new(db.clone(), &config.tenancy);
         let default_tenant = tenancy
             .ensure_default_tenant(&config.tenancy.default_tenant, &config.tenancy.default_plan)
@@ -139,6 +140,7 @@ impl App {
             market: market_service,
             live,
             live_quotas,
+            freshness,
             db,
             shutdown,
             config: Arc::new(config),

@@ -15,7 +15,7 @@ use crate::{
     graphql::{ClientInfo, RequestContext, documents::DocumentCache, guard::demand::TypeIndex},
     identity::{Credentials, Principal},
     ledger::LedgerService,
-    live::{LiveHub, LiveQuotas},
+    live::{Freshness, LiveHub, LiveQuotas},
     market::{self, MarketService},
     schema::FinqlSchema,
     tenancy::{TenancyService, keys, limits::PlanLimiter},
@@ -67,6 +67,9 @@ pub struct Services {
     pub live: LiveHub,
     /// Per-tenant live quotas (WebSockets open, distinct symbols followed), across replicas.
     pub live_quotas: LiveQuotas,
+    /// The data freshness alarm: each live source's state for `/ready`, alerts when one is
+    /// silent in session.
+    pub freshness: Freshness,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }

@@ -21,12 +21,15 @@ use crate::throttle::{Backoff, Quota, ThrottleSettings, address::TrustedProxies}
 
 /// The audit trail: retention, the JSON log, the writer's buffer (`FINQL_AUDIT_*`).
 pub mod audit;
+/// The data freshness alarm (`FINQL_SOURCE_STALE_SECS`, `FINQL_ALERT_WEBHOOK_URL`).
+pub mod freshness;
 /// Plans: limits and entitlements by name (`FINQL_PLANS_FILE`).
 pub mod plans;
 /// Tenants, sign-up and anonymous access (`FINQL_DEFAULT_TENANT`, `FINQL_ANONYMOUS_PLAN`, ...).
 pub mod tenancy;
 
 pub use audit::AuditSettings;
+pub use freshness::FreshnessSettings;
 pub use plans::{Access, Plan, Plans};
 pub use tenancy::{RedisOutage, TenancySettings};
 
@@ -105,6 +108,8 @@ pub struct Config {
     pub tenancy: TenancySettings,
     /// The audit trail (`config::audit`).
     pub audit: AuditSettings,
+    /// The data freshness alarm: stale threshold and alert webhook (`config::freshness`).
+    pub freshness: FreshnessSettings,
     /// Things worth a warning found while reading the configuration. Logged at start-up
     /// (configuration is read before logging exists).
     pub warnings: Vec<String>,
@@ -538,6 +543,7 @@ impl Config {
             throttle: throttle_settings(&get)?,
             tenancy: TenancySettings::from_lookup(&get, production)?,
             audit: AuditSettings::from_lookup(&get)?,
+            freshness: FreshnessSettings::from_lookup(&get)?,
             warnings,
         })
     }

@@ -2,16 +2,21 @@
 //!
 //! `/health` says the process is alive (no dependencies checked: restarting a healthy process
 //! because the database blinked would make things worse). `/ready` says this replica should get
-//! traffic: the database answers and the server is not shutting down.
+//! traffic: the database answers and the server is not shutting down. It also reports each
+//! dependency's state for operators (`database`, `redis`, each market source: `ok` | `stale` |
+//! `down`; `redis` is `off` without `REDIS_URL`), with the live sources' freshness in `detail`;
+//! only the database decides the status code: with Redis down finql degrades (per-replica
+//! limits, no shared cache), and a stale source is as stale on every replica, so taking this
+//! one out of rotation would help no one.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::state::AppState;
+use crate::{live::freshness::SourceState, resilience::breaker::BreakerState, state::AppState};
 
 pub async fn health() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
@@ -21,15 +26,57 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting down" })));
     }
-    // A probe that hangs is worse than one that fails.
-    match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "up" }))),
+    // A probe that hangs is worse than one that fails (Redis has its own, shorter, timeout).
+    let (database, redis) =
+        tokio::join!(tokio::time::timeout(Duration::from_secs(2), state.db.ping()), state.freshness.redis_answers());
+    let database_up = match database {
+        Ok(Ok(())) => true,
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "down" })))
+            false
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "timeout" }))),
+        Err(_) => {
+            tracing::warn!("readiness: database did not answer within 2 s");
+            false
+        }
+    };
+    let (sources, detail) = sources(&state);
+    let body = json!({
+        "status": if database_up { "ready" } else { "unavailable" },
+        "database": if database_up { "ok" } else { "down" },
+        "redis": match redis { None => "off", Some(true) => "ok", Some(false) => "down" },
+        "sources": sources,
+        "detail": { "sources": detail },
+    });
+    let status = if database_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}
+
+/// Each source's state (a source whose breaker is not closed is `down`, whatever its stream
+/// says; a live stream's staleness comes from `live::freshness`), and the live sources' detail.
+fn sources(state: &AppState) -> (BTreeMap<&'static str, &'static str>, BTreeMap<&'static str, Value>) {
+    let mut states: BTreeMap<&'static str, SourceState> = BTreeMap::new();
+    let mut detail = BTreeMap::new();
+    for report in state.freshness.sources() {
+        states.insert(report.source, report.state);
+        detail.insert(
+            report.source,
+            json!({
+                "state": report.state.as_str(),
+                "lastEventAgeSeconds": report.last_event_age.as_secs_f64(),
+                "lagSeconds": report.lag.as_secs_f64(),
+                "inSession": report.in_session.iter().map(|m| m.code()).collect::<Vec<_>>(),
+            }),
+        );
     }
+    for breaker in state.market.source_health() {
+        let down = !matches!(breaker.state, BreakerState::Closed { .. });
+        let entry = states.entry(breaker.name).or_insert(SourceState::Ok);
+        if down {
+            *entry = SourceState::Down;
+        }
+    }
+    (states.into_iter().map(|(name, s)| (name, s.as_str())).collect(), detail)
 }
 
 /// `finql healthcheck`: GET /health on FINQL_ADDR (a wildcard address is probed on loopback).

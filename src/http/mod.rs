@@ -24,7 +24,8 @@ use crate::{error::ErrorCode, state::AppState};
 pub mod graphiql;
 /// GraphQL over HTTP (POST and GET), done to the GraphQL-over-HTTP spec.
 pub mod graphql;
-/// `/health` (alive), `/ready` (database reachable), and the container probe.
+/// `/health` (alive), `/ready` (database reachable; each dependency's state), and the container
+/// probe.
 pub mod health;
 /// The accept loop around hyper: header, body and idle timeouts, the connection cap and its
 /// probe reserve, the open-files limit, graceful drain.

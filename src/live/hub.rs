@@ -29,8 +29,9 @@
 //!
 //! One dispatcher task receives the feed's events and looks topics up in its own map (no lock);
 //! it consults the shared topic map (a mutex touched otherwise only when subscriptions start and
-//! end) only for a topic it has not seen yet. Data lag (now minus the upstream's timestamp) is
-//! measured on every event into atomics, read with [`LiveHub::lag`].
+//! end) only for a topic it has not seen yet. Data lag (now minus the upstream's timestamp) and
+//! the arrival of the newest event are measured on every event into atomics, read with
+//! [`LiveHub::lag`] and [`LiveHub::last_event_at`] (the freshness alarm's input).
 //!
 //! # When the upstream goes quiet: stale quotes
 //!
@@ -65,7 +66,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::{Channel, Feed, LiveEvent, Topic, delay::DelayMeter};
-use crate::reference::Symbol;
+use crate::{market::calendar::Region, reference::Symbol};
 
 /// Settings of the hub.
 #[derive(Clone, Debug)]
@@ -241,6 +242,11 @@ pub struct LagSnapshot {
 
 struct LagMeter {
     stream: &'static str,
+    /// What `received_ms` counts from.
+    epoch: Instant,
+    /// When the newest event arrived: ms since `epoch`, plus one (0: none yet). Read by the
+    /// freshness alarm (`live::freshness`).
+    received_ms: AtomicU64,
     events: AtomicU64,
     last_ms: AtomicU64,
     max_ms: AtomicU64,
@@ -255,6 +261,7 @@ impl LagMeter {
         self.last_ms.store(lag, Ordering::Relaxed);
         self.max_ms.fetch_max(lag, Ordering::Relaxed);
         self.sum_ms.fetch_add(lag, Ordering::Relaxed);
+        self.received_ms.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
     }
 }
 
@@ -274,6 +281,8 @@ impl LiveHub {
     pub fn new(stream: &'static str, feed: Arc<dyn Feed>, config: HubConfig) -> Self {
         let lag = LagMeter {
             stream,
+            epoch: Instant::now(),
+            received_ms: AtomicU64::new(0),
             events: AtomicU64::new(0),
             last_ms: AtomicU64::new(0),
             max_ms: AtomicU64::new(0),
@@ -469,6 +478,27 @@ impl LiveHub {
             max_ms: lag.max_ms.load(Ordering::Relaxed),
             sum_ms: lag.sum_ms.load(Ordering::Relaxed),
         }
+    }
+
+    /// When the newest event of the stream reached this hub (`None`: none yet).
+    pub fn last_event_at(&self) -> Option<Instant> {
+        let lag = &self.inner.lag;
+        match lag.received_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(lag.epoch + Duration::from_millis(ms - 1)),
+        }
+    }
+
+    /// The markets of the instruments wanted upstream now (with subscribers, or within their
+    /// grace period), each once: what the stream is expected to be pushing.
+    pub fn markets(&self) -> Vec<Region> {
+        let mut markets: Vec<Region> = Vec::new();
+        for entry in self.lock().values() {
+            if !markets.contains(&entry.topic.instrument.market) {
+                markets.push(entry.topic.instrument.market);
+            }
+        }
+        markets
     }
 
     /// The memory delayed subscriptions of this hub hold, measured.

@@ -20,6 +20,8 @@
 
 /// Delayed markets: events held until they are a plan's delay old, conflated, measured.
 pub mod delay;
+/// The data freshness alarm: a source silent in session is logged, shown on `/ready`, alerted.
+pub mod freshness;
 /// `quotes`, `klines`, `orderBook` and `ticks` subscriptions.
 pub mod graphql;
 /// The fan-out hub: reference-counted topics, conflation, bounded tick queues, data lag.
@@ -31,6 +33,7 @@ pub mod quotas;
 /// The feed of replicas sharing Redis: one lease holder streams for everyone.
 pub mod replicas;
 
+pub use freshness::Freshness;
 pub use hub::{HubConfig, LiveHub};
 pub use local::LocalFeed;
 pub use quotas::LiveQuotas;

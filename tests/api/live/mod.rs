@@ -7,6 +7,7 @@
 //! keeps exchange hours: stocks and FX are quiet outside their sessions).
 
 mod e2e;
+mod freshness;
 pub(crate) mod replicas;
 
 use std::{
