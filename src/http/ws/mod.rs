@@ -60,6 +60,7 @@ use tokio::{
     time::{Instant, MissedTickBehavior, Sleep},
 };
 use tokio_tungstenite::tungstenite;
+use tracing::Instrument;
 
 use self::writer::{CLOSE_LINGER, Outbox, SLOW_CONSUMER};
 use crate::{
@@ -69,6 +70,7 @@ use crate::{
     identity::{Credentials, Principal},
     live::quotas::{ConnectionLease, Refusal},
     state::AppState,
+    telemetry,
     tenancy::keys,
     usage::{self, OperationMeter},
 };
@@ -482,6 +484,8 @@ impl Connection {
                 .await;
             return;
         }
+        // The client's trace, if it sent one: `{"extensions": {"traceparent": "00-…"}}`.
+        let traceparent = payload.pointer("/extensions/traceparent").and_then(|v| v.as_str()).map(str::to_owned);
         let mut request: Request = match serde_json::from_value(payload) {
             Ok(request) => request,
             Err(_) => {
@@ -526,7 +530,14 @@ impl Connection {
         if let Some(usage) = &mut usage {
             usage.charged(cost);
         }
-        let request = self.state.prepare(request, principal, self.client.clone());
+        let (ty, name) = request
+            .parsed_query()
+            .map(|doc| guard::operation_label(doc, operation_name.as_deref()))
+            .unwrap_or_default();
+        let (span, trace_id) = telemetry::trace::ws_operation_span(ty, name.as_deref(), traceparent.as_deref());
+        let trace_id = trace_id.to_string();
+        let client = ClientInfo { trace_id: Some(trace_id.clone()), ..self.client.clone() };
+        let request = self.state.prepare(request, principal, client);
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
         let finished = self.finished.clone();
@@ -554,6 +565,10 @@ impl Connection {
                 };
                 let Some(mut response) = next_response else { break };
                 guard::assign_codes(&mut response.errors, &limits);
+                if first {
+                    // Once per operation (not on every live update): the client has it from then on.
+                    response.extensions.insert("traceId".into(), async_graphql::Value::from(trace_id.as_str()));
+                }
                 let (errored, rate_limited) = (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
                 let failed_request = first && guard::is_request_error(&response);
                 first = false;
@@ -578,7 +593,7 @@ impl Connection {
             }
             let _ = finished.send((task_id.clone(), seq));
             let _ = outbox.send_json(json!({ "type": "complete", "id": task_id })).await;
-        });
+        }.instrument(span));
         self.operations.insert(id, (seq, task.abort_handle()));
     }
 }
