@@ -136,7 +136,10 @@ pub fn operation_type(doc: &ExecutableDocument, operation_name: Option<&str>) ->
 /// The operation that will run, as tracing names it (`graphql.operation.type` and
 /// `graphql.operation.name`): its type in lower case (`query`, `mutation`, `subscription`) and
 /// its name (`None` for an anonymous operation). Both `None` when execution will decide.
-pub fn operation_label(doc: &ExecutableDocument, operation_name: Option<&str>) -> (Option<&'static str>, Option<String>) {
+pub fn operation_label(
+    doc: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> (Option<&'static str>, Option<String>) {
     let ty = operation_type(doc, operation_name).map(|ty| match ty {
         OperationType::Query => "query",
         OperationType::Mutation => "mutation",

@@ -544,56 +544,62 @@ impl Connection {
         let task_id = id.clone();
         let seq = self.next_seq;
         self.next_seq += 1;
-        let task = tokio::spawn(async move {
-            let mut responses = schema.execute_stream(request);
-            let mut first = true;
-            let mut panicked = false;
-            while !panicked {
-                // A stream that panicked is not polled again: the error ends the operation.
-                let next_response = guard::catch_panic(responses.next(), || {
-                    panicked = true;
-                    Some(GqlResponse::from_errors(vec![guard::internal_error()]))
-                });
-                let Some(next_response) = guard::deadline::before(deadline, next_response).await else {
-                    // Like a failed request: an `error` ends the operation.
-                    let timeout = guard::deadline::timeout_error(limits.request_timeout);
-                    let message = json!({ "type": error, "id": task_id, "payload": [timeout] });
-                    meter(&mut usage, message.to_string().len(), true, false);
-                    let _ = finished.send((task_id, seq));
-                    let _ = outbox.send_json(message).await;
-                    return;
-                };
-                let Some(mut response) = next_response else { break };
-                guard::assign_codes(&mut response.errors, &limits);
-                if first {
-                    // Once per operation (not on every live update): the client has it from then on.
-                    response.extensions.insert("traceId".into(), async_graphql::Value::from(trace_id.as_str()));
+        let task = tokio::spawn(
+            async move {
+                let mut responses = schema.execute_stream(request);
+                let mut first = true;
+                let mut panicked = false;
+                while !panicked {
+                    // A stream that panicked is not polled again: the error ends the operation.
+                    let next_response = guard::catch_panic(responses.next(), || {
+                        panicked = true;
+                        Some(GqlResponse::from_errors(vec![guard::internal_error()]))
+                    });
+                    let Some(next_response) = guard::deadline::before(deadline, next_response).await else {
+                        // Like a failed request: an `error` ends the operation.
+                        let timeout = guard::deadline::timeout_error(limits.request_timeout);
+                        let message = json!({ "type": error, "id": task_id, "payload": [timeout] });
+                        meter(&mut usage, message.to_string().len(), true, false);
+                        let _ = finished.send((task_id, seq));
+                        let _ = outbox.send_json(message).await;
+                        return;
+                    };
+                    let Some(mut response) = next_response else { break };
+                    guard::assign_codes(&mut response.errors, &limits);
+                    if first {
+                        // Once per operation (not on every live update): the client has it from then on.
+                        response.extensions.insert("traceId".into(), async_graphql::Value::from(trace_id.as_str()));
+                    }
+                    let (errored, rate_limited) =
+                        (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
+                    let failed_request = first && guard::is_request_error(&response);
+                    first = false;
+                    if failed_request {
+                        // An `error` ends the operation: no `complete` follows.
+                        let message = json!({ "type": error, "id": task_id, "payload": response.errors });
+                        meter(&mut usage, message.to_string().len(), errored, rate_limited);
+                        let _ = finished.send((task_id, seq));
+                        let _ = outbox.send_json(message).await;
+                        return;
+                    }
+                    // Written straight to text (no JSON tree in between): this runs once per
+                    // subscriber per live update.
+                    let message = match serde_json::to_string(&Next { kind: next, id: &task_id, payload: &response }) {
+                        Ok(text) => text,
+                        Err(_) => {
+                            json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] }).to_string()
+                        }
+                    };
+                    meter(&mut usage, message.len(), errored, rate_limited);
+                    if outbox.send(Message::Text(message.into())).await.is_err() {
+                        return;
+                    }
                 }
-                let (errored, rate_limited) = (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
-                let failed_request = first && guard::is_request_error(&response);
-                first = false;
-                if failed_request {
-                    // An `error` ends the operation: no `complete` follows.
-                    let message = json!({ "type": error, "id": task_id, "payload": response.errors });
-                    meter(&mut usage, message.to_string().len(), errored, rate_limited);
-                    let _ = finished.send((task_id, seq));
-                    let _ = outbox.send_json(message).await;
-                    return;
-                }
-                // Written straight to text (no JSON tree in between): this runs once per
-                // subscriber per live update.
-                let message = match serde_json::to_string(&Next { kind: next, id: &task_id, payload: &response }) {
-                    Ok(text) => text,
-                    Err(_) => json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] }).to_string(),
-                };
-                meter(&mut usage, message.len(), errored, rate_limited);
-                if outbox.send(Message::Text(message.into())).await.is_err() {
-                    return;
-                }
+                let _ = finished.send((task_id.clone(), seq));
+                let _ = outbox.send_json(json!({ "type": "complete", "id": task_id })).await;
             }
-            let _ = finished.send((task_id.clone(), seq));
-            let _ = outbox.send_json(json!({ "type": "complete", "id": task_id })).await;
-        }.instrument(span));
+            .instrument(span),
+        );
         self.operations.insert(id, (seq, task.abort_handle()));
     }
 }

@@ -14,7 +14,12 @@ use prost::Message;
 use serde_json::json;
 
 use super::{PARENT_SPAN_ID, TRACE_ID, TRACEPARENT};
-use crate::helpers::{PATIENCE, fake_server::{Controls, FakeServer}, process::FinqlProcess, within};
+use crate::helpers::{
+    PATIENCE,
+    fake_server::{Controls, FakeServer},
+    process::FinqlProcess,
+    within,
+};
 
 /// A collector's OTLP/HTTP traces endpoint (`POST /v1/traces`, protobuf), keeping every span.
 struct FakeCollector {
