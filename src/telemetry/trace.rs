@@ -1,5 +1,7 @@
-//! The request's trace, decided in one place: [`http_span`] at the HTTP edge (and
-//! [`ws_operation_span`] for each WebSocket operation). Its id is the W3C trace id of the
+//! The request's trace, decided in one place:
+//! [`http_span`](crate::telemetry::trace::http_span) at the HTTP edge (and
+//! [`ws_operation_span`](crate::telemetry::trace::ws_operation_span) for each WebSocket
+//! operation). Its id is the W3C trace id of the
 //! request's span: the incoming `traceparent`'s when that header is well-formed (a malformed
 //! one is ignored, as W3C Trace Context asks), a new one otherwise. The HTTP edge puts it on
 //! the request's `x-request-id` (so everything after it — GraphQL `extensions.traceId`, the
@@ -10,8 +12,8 @@
 //! `graphql.operation.name`). Never the variables, nor the document: both can hold passwords
 //! and tokens.
 //!
-//! Upstream HTTP calls carry the current span's context as `traceparent` ([`inject`]), so a
-//! provider's logs can be joined to ours.
+//! Upstream HTTP calls carry the current span's context as `traceparent`
+//! ([`inject`](crate::telemetry::trace::inject)), so a provider's logs can be joined to ours.
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use opentelemetry::{
