@@ -86,8 +86,6 @@ async fn the_collector_receives_the_requests_spans_in_the_callers_trace() {
         .await
         .expect("finql answers");
     assert_eq!(response.headers()["x-request-id"], TRACE_ID);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["extensions"]["traceId"], TRACE_ID, "{body}");
 
     let in_trace = || -> Vec<Span> { collector.spans().into_iter().filter(|s| hex(&s.trace_id) == TRACE_ID).collect() };
     within(PATIENCE, "the request's spans at the collector", async || {
