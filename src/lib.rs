@@ -54,7 +54,9 @@ pub mod sources;
 /// `AppState`: the services built at start, and `prepare`, which attaches the request context
 /// and each domain's DataLoaders to a GraphQL request.
 pub mod state;
-/// Logging set-up: human-readable by default, JSON with `FINQL_LOG_FORMAT=json`.
+/// Logs (human-readable, or JSON with `FINQL_LOG_FORMAT=json`) and traces: each request's W3C
+/// trace id and spans, `traceparent` in and out, OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// is set. A leaf: imports only `config`.
 pub mod telemetry;
 /// Tenants on plans, their API keys and members; who a request's credentials make the caller
 /// (`identity::Principal`).

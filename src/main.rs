@@ -171,7 +171,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = finql::Config::from_env()?;
             finql::telemetry::init(&config);
             let app = finql::App::build(config).await?;
-            app.run_until(finql::app::shutdown_signal()).await
+            let served = app.run_until(finql::app::shutdown_signal()).await;
+            // The last spans (the drain's), exported before the process exits.
+            finql::telemetry::shutdown();
+            served
         }
     }
 }

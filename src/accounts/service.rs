@@ -89,6 +89,7 @@ impl AccountsService {
     }
 
     /// Self sign-up: a `MEMBER` of the default tenant, signed in.
+    #[tracing::instrument(name = "accounts.sign_up", skip_all)]
     pub async fn sign_up(&self, input: SignUp) -> AppResult<Session> {
         let Some(tenant) = self.signup_tenant else {
             return Err(AppError::Forbidden(
@@ -100,6 +101,7 @@ impl AccountsService {
     }
 
     /// Creates an account in `tenant` with `role` (sign-up, and tenant admins' `createUser`).
+    #[tracing::instrument(name = "accounts.create_user", skip_all)]
     pub async fn create_user(&self, tenant: Uuid, role: Role, input: SignUp) -> AppResult<User> {
         let email = Email::parse(&input.email)?;
         let full_name = parse_full_name(&input.full_name)?;
@@ -127,6 +129,7 @@ impl AccountsService {
         Ok(user)
     }
 
+    #[tracing::instrument(name = "accounts.login", skip_all)]
     pub async fn login(&self, email: &str, password: String) -> AppResult<Session> {
         // A malformed address is treated exactly like an unknown one: same error, same work.
         let found = match Email::parse(email) {
@@ -143,6 +146,7 @@ impl AccountsService {
 
     /// Exchanges a refresh token for a new pair. The presented token is spent; presenting a
     /// spent token again means it was stolen (or replayed), so its whole family is revoked.
+    #[tracing::instrument(name = "accounts.refresh", skip_all)]
     pub async fn refresh(&self, token: &str) -> AppResult<Session> {
         let hash = hash_refresh_token(token.trim());
         let Some(row) =
@@ -188,6 +192,7 @@ impl AccountsService {
 
     /// Revokes the session the refresh token belongs to (its whole family). Idempotent, and
     /// says nothing about whether the token existed.
+    #[tracing::instrument(name = "accounts.logout", skip_all)]
     pub async fn logout(&self, token: &str) -> AppResult<()> {
         let hash = hash_refresh_token(token.trim());
         if let Some(row) =
@@ -203,6 +208,7 @@ impl AccountsService {
     }
 
     /// Batch lookup for the `User` DataLoader.
+    #[tracing::instrument(name = "accounts.users", skip_all, fields(users = ids.len()))]
     pub async fn users(&self, ids: &[Uuid]) -> AppResult<Vec<User>> {
         let rows = user::Entity::find().filter(user::Column::Id.is_in(ids.iter().copied())).all(&self.db).await?;
         Ok(rows.into_iter().map(User::from).collect())

@@ -114,9 +114,15 @@ impl AuditLog {
     /// Audits one WebSocket operation: a subscription's start is recorded now; the operation's
     /// end (its outcome, codes, bytes and duration) when the returned guard is dropped, however
     /// the operation ends.
-    pub fn operation(&self, principal: &Principal, operation: Arc<Operation>, subscription: bool) -> OperationAudit {
+    pub fn operation(
+        &self,
+        principal: &Principal,
+        trace_id: Option<String>,
+        operation: Arc<Operation>,
+        subscription: bool,
+    ) -> OperationAudit {
         let event = if subscription { Event::SubscriptionStart } else { Event::Request };
-        let record = AuditRecord::new(principal, None, event, Transport::WebSocket, operation);
+        let record = AuditRecord::new(principal, trace_id, event, Transport::WebSocket, operation);
         if subscription {
             self.record(record.clone());
         }

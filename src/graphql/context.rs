@@ -30,6 +30,10 @@ pub struct ClientInfo {
     pub addr: Option<IpAddr>,
     /// The `Idempotency-Key` header of an HTTP request, when sent.
     pub idempotency_key: Option<String>,
+    /// The W3C trace id (32 hex digits) of the HTTP request, or of the WebSocket operation:
+    /// what `x-request-id`, `extensions.traceId` and the spans carry (`telemetry::trace`
+    /// decides it). `None` only for in-process callers.
+    pub trace_id: Option<String>,
 }
 
 impl RequestContext {

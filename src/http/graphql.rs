@@ -28,6 +28,7 @@ use axum::{
 };
 use futures::{StreamExt, stream::FuturesOrdered};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::REQUEST_ID;
 use crate::{
@@ -37,6 +38,7 @@ use crate::{
     graphql::{ClientInfo, guard},
     identity::Principal,
     state::AppState,
+    telemetry,
     tenancy::limits::Refusal,
     usage::{self, UsageRecord},
 };
@@ -313,7 +315,7 @@ async fn respond(
         }
     };
     let client = client_info(state, peer, headers);
-    let mut audit = HttpAudit::begin(&principal, trace_id(headers), started);
+    let mut audit = HttpAudit::begin(&principal, client.trace_id.clone(), started);
     // What each operation will cost; a request the edge refused counts as one operation that
     // costs nothing (it still took the server's time, and a client hammering bad documents is
     // held to its rate like any other).
@@ -340,7 +342,7 @@ async fn respond(
             (rejection.into_response(), UsageRecord::refused(1, false))
         }
         (Ok((batch, media)), None) => {
-            let (response, record, answers) = execute(state, principal, client, headers, batch, &costs, media).await;
+            let (response, record, answers) = execute(state, principal, client, batch, &costs, media).await;
             audit.answered(&state.audit, answers);
             (response, record)
         }
@@ -392,28 +394,33 @@ async fn execute(
     state: &AppState,
     principal: Principal,
     client: ClientInfo,
-    headers: &HeaderMap,
     batch: BatchRequest,
     costs: &[u64],
     media: Media,
 ) -> (Response, UsageRecord, Vec<Answer>) {
+    let trace_id = client.trace_id.clone();
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(state.prepare(request, principal, client)),
         BatchRequest::Batch(requests) => BatchRequest::Batch(
             requests.into_iter().map(|request| state.prepare(request, principal.clone(), client.clone())).collect(),
         ),
     };
-    let trace_id = trace_id(headers);
     let limits = &state.config.limits;
     // One deadline for the whole HTTP request: a batch shares it.
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
-    let run = |request: Request| {
+    let run = |mut request: Request| {
+        let operation_name = request.operation_name.clone();
+        let (ty, name) = request
+            .parsed_query()
+            .map(|doc| guard::operation_label(doc, operation_name.as_deref()))
+            .unwrap_or_default();
+        let span = telemetry::trace::operation_span(ty, name.as_deref());
         // Each operation on its own, as async-graphql's `execute_batch` does (concurrently), so
         // a panic or the deadline costs only the operations it hits.
         let execution = guard::catch_panic(state.schema.execute(request), || {
             GqlResponse::from_errors(vec![guard::internal_error()])
         });
-        guard::deadline::run_until(execution, deadline, limits.request_timeout)
+        guard::deadline::run_until(execution, deadline, limits.request_timeout).instrument(span)
     };
     let mut response = match batch {
         BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
@@ -499,12 +506,6 @@ fn batch_body(all: &[GqlResponse]) -> serde_json::Result<(Vec<u8>, Vec<usize>)> 
     Ok((body, sizes))
 }
 
-/// The request's trace id, as the edge has it (`x-request-id`): the one place the GraphQL
-/// handlers read it (error extensions, audit records).
-fn trace_id(headers: &HeaderMap) -> Option<String> {
-    headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
 fn set_cost(response: &mut GqlResponse, cost: u64) {
     response.extensions.insert("cost".into(), Value::from(cost));
 }
@@ -517,7 +518,10 @@ fn client_info(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Clien
     let idempotency_key = headers.get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
     let addr = state.config.trusted_proxies.client_addr(peer.ip(), forwarded);
-    ClientInfo { addr: Some(addr), idempotency_key }
+    // The request's W3C trace id, which the HTTP layer (`telemetry::trace`) put there: the one
+    // place the GraphQL handlers read it (error extensions, audit records, spans).
+    let trace_id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    ClientInfo { addr: Some(addr), idempotency_key, trace_id }
 }
 
 /// What an executed request used, for usage metering (each operation of a batch is a request,
@@ -540,8 +544,9 @@ fn retry_after(response: &GqlResponse) -> Option<u64> {
     response.errors.iter().filter_map(seconds).max()
 }
 
-/// Codes on every error; the request's trace id on `INTERNAL` ones, so a support request can
-/// be matched to the logged cause.
+/// Codes on every error; the request's trace id (the W3C trace id of its spans, also its
+/// `x-request-id`) as `extensions.traceId` on `INTERNAL` ones, so a support request can be
+/// matched to the logged cause. (Every response has it in `x-request-id`.)
 fn finish(response: &mut GqlResponse, trace_id: Option<&str>, limits: &Limits) {
     guard::assign_codes(&mut response.errors, limits);
     let Some(trace_id) = trace_id else { return };

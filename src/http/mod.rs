@@ -14,11 +14,11 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     compression::CompressionLayer,
     cors::{AllowOrigin, CorsLayer},
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
+use tracing::Instrument;
 
-use crate::{error::ErrorCode, state::AppState};
+use crate::{error::ErrorCode, state::AppState, telemetry};
 
 /// Self-hosted GraphiQL (no CDN).
 pub mod graphiql;
@@ -33,6 +33,9 @@ pub mod server;
 /// GraphQL over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`.
 pub mod ws;
 
+/// The request's W3C trace id (32 hex digits), on the request once the edge has decided it
+/// (`telemetry::trace`) and on every response. Everything after the edge reads the trace id
+/// from here.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
@@ -74,13 +77,28 @@ pub fn router(state: AppState) -> Router {
         );
     }
     router
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-        }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        // Inside the request's span (`trace`): logs a failure (5xx) with the request's trace id.
+        .layer(TraceLayer::new_for_http().make_span_with(|_: &axum::http::Request<_>| tracing::Span::current()))
+        .layer(axum::middleware::from_fn(trace))
         .with_state(state)
+}
+
+/// Runs every request in its span, with its trace id (from a valid incoming `traceparent`, or
+/// new) as `x-request-id` on the request and the response. A client's own `x-request-id` is
+/// replaced: the trace id is the one name of a request, in logs, errors, spans and the audit.
+async fn trace(mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (span, trace_id) = telemetry::trace::http_span(request.method(), request.uri().path(), request.headers());
+    let id = HeaderValue::from_str(&trace_id.to_string()).ok();
+    match &id {
+        Some(id) => request.headers_mut().insert(REQUEST_ID.clone(), id.clone()),
+        None => request.headers_mut().remove(&REQUEST_ID),
+    };
+    let mut response = next.run(request).instrument(span.clone()).await;
+    telemetry::trace::record_status(&span, response.status());
+    if let Some(id) = id {
+        response.headers_mut().insert(REQUEST_ID.clone(), id);
+    }
+    response
 }
 
 /// PUT, DELETE, PATCH, … on `/graphql`: 405 with `Allow: GET, POST` (HEAD, which axum answers

@@ -209,6 +209,7 @@ impl LedgerService {
         Self { db, last_purge: Arc::new(AtomicI64::new(0)) }
     }
 
+    #[tracing::instrument(name = "ledger.create", skip_all)]
     pub async fn create(
         &self,
         user_id: Uuid,
@@ -218,6 +219,7 @@ impl LedgerService {
         self.write(user_id, Write::Create(input), key).await?.into_record()
     }
 
+    #[tracing::instrument(name = "ledger.get", skip_all)]
     pub async fn get(&self, user_id: Uuid, id: Uuid) -> AppResult<TransactionRecord> {
         find_owned(&self.db, user_id, id).await?.try_into()
     }
@@ -226,6 +228,7 @@ impl LedgerService {
     /// stored scaled by 10^4 whatever the currency, so the stored integer keeps its value
     /// (12.34 USD becomes 12.340 BHD, the same number) and is refused when the new currency has
     /// too few digits for it (12.34 to JPY), unless the same update brings a new amount.
+    #[tracing::instrument(name = "ledger.update", skip_all)]
     pub async fn update(
         &self,
         user_id: Uuid,
@@ -236,6 +239,7 @@ impl LedgerService {
         self.write(user_id, Write::Update(id, patch), key).await?.into_record()
     }
 
+    #[tracing::instrument(name = "ledger.delete", skip_all)]
     pub async fn delete(&self, user_id: Uuid, id: Uuid, key: Option<&IdempotencyKey>) -> AppResult<Uuid> {
         match self.write(user_id, Write::Delete(id), key).await? {
             Written::Deleted(id) => Ok(id),

@@ -100,6 +100,7 @@ impl FundamentalsService {
     /// Splits and dividends, oldest first (the source's order kept between actions of one day).
     /// An ex-date that is not a trading day of the instrument's market is a data problem of the
     /// source: it is logged and served as given (why: `warn_off_calendar`).
+    #[tracing::instrument(name = "market.corporate_actions", skip_all)]
     pub async fn corporate_actions(&self, symbol: &Symbol) -> AppResult<Arc<Vec<CorporateAction>>> {
         let instrument = self.inner.market.instrument(symbol).await?;
         if !has_actions(&instrument) {
@@ -121,6 +122,7 @@ impl FundamentalsService {
     /// Up to `first` valuation points from `from` to `to` (inclusive; after `after` when
     /// given), oldest first, on trading days only, with whether more follow. BAD_USER_INPUT
     /// when `from` is after `to` or the range is longer than [`MAX_FUNDAMENTALS_YEARS`].
+    #[tracing::instrument(name = "market.fundamentals", skip_all)]
     pub async fn fundamentals(
         &self,
         symbol: &Symbol,

@@ -204,6 +204,7 @@ impl MarketService {
 
     /// Quotes for many symbols at once: cache first, then one upstream call per (asset class,
     /// region) chunk for the rest, shared with any concurrent request for the same symbols.
+    #[tracing::instrument(name = "market.quotes", skip_all, fields(symbols = symbols.len()))]
     pub async fn quotes(&self, symbols: &[Symbol]) -> HashMap<Symbol, AppResult<Quote>> {
         let mut results = HashMap::with_capacity(symbols.len());
         let mut missing = Vec::new();
@@ -305,7 +306,9 @@ impl MarketService {
             for chunk in instruments.chunks(limit) {
                 let chunk = chunk.to_vec();
                 let symbols: Vec<Symbol> = chunk.iter().map(|i| i.symbol.clone()).collect();
-                let batch = self.fetch_batch(chunk).boxed().shared();
+                // In the span of the request that started it: waiters that join later share
+                // its upstream call, which belongs to the first request's trace.
+                let batch = tracing::Instrument::in_current_span(self.fetch_batch(chunk)).boxed().shared();
                 for symbol in &symbols {
                     in_flight.insert(symbol.clone(), batch.clone());
                 }
@@ -374,6 +377,7 @@ impl MarketService {
     /// Up to `limit` bars of `interval` starting before `end` (default now, which includes the
     /// bar in progress), oldest first. Closed bars come from the database where stored
     /// (`history`), and only the rest from the source.
+    #[tracing::instrument(name = "market.klines", skip_all)]
     pub async fn klines(
         &self,
         symbol: &Symbol,
@@ -499,6 +503,7 @@ impl MarketService {
     /// The latest `limit` bars (the one in progress included) of many instruments: one
     /// upstream call per (asset class, region) chunk for those not cached. A lone instrument
     /// takes the [`Self::klines`] path instead, which asks only for the bars storage lacks.
+    #[tracing::instrument(name = "market.latest_klines", skip_all)]
     pub async fn latest_klines(
         &self,
         symbols: &[Symbol],
@@ -564,6 +569,7 @@ impl MarketService {
 
     /// Order books of many instruments, `levels` deep: one upstream call per (asset class,
     /// region) chunk for those not cached (books are cached as briefly as quotes).
+    #[tracing::instrument(name = "market.order_books", skip_all, fields(symbols = symbols.len(), levels))]
     pub async fn order_books(&self, symbols: &[Symbol], levels: usize) -> HashMap<Symbol, AppResult<OrderBook>> {
         let mut results = HashMap::with_capacity(symbols.len());
         let mut missing = Vec::new();
@@ -641,6 +647,7 @@ impl MarketService {
             .collect()
     }
 
+    #[tracing::instrument(name = "market.ticks", skip_all, fields(limit))]
     pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> AppResult<Vec<Tick>> {
         let instrument = self.instrument(symbol).await?;
         let ticks = self
@@ -662,6 +669,7 @@ impl MarketService {
 
     /// One upstream call under the request's deadline (started now unless one is in force):
     /// cut off with [`SourceError::Down`] when it passes, whatever the source does.
+    #[tracing::instrument(name = "market.upstream", skip_all, fields(source = self.inner.source.name()))]
     pub(super) async fn upstream<T>(
         &self,
         call: impl std::future::Future<Output = Result<T, SourceError>>,

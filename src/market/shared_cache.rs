@@ -97,6 +97,7 @@ impl SharedQuotes {
     }
 
     /// Fresh quotes other replicas (or this one) fetched; absent symbols were not cached.
+    #[tracing::instrument(name = "cache.redis.fresh", skip_all, fields(symbols = symbols.len()))]
     pub async fn fresh(&self, symbols: &[Symbol]) -> HashMap<Symbol, Quote> {
         if symbols.is_empty() {
             return HashMap::new();
@@ -114,6 +115,7 @@ impl SharedQuotes {
         symbols.iter().zip(values).filter_map(|(symbol, value)| Some((symbol.clone(), decode(&value?)?))).collect()
     }
 
+    #[tracing::instrument(name = "cache.redis.last_known", skip_all)]
     pub async fn last_known(&self, symbol: &Symbol) -> Option<Quote> {
         let mut conn = self.conn.clone();
         let value: Option<String> =
@@ -127,6 +129,7 @@ impl SharedQuotes {
         decode(&value?)
     }
 
+    #[tracing::instrument(name = "cache.redis.store", skip_all, fields(quotes = quotes.len()))]
     pub async fn store(&self, quotes: &[Quote]) {
         if quotes.is_empty() {
             return;

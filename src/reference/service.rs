@@ -173,6 +173,7 @@ impl ReferenceService {
     }
 
     /// The instrument, or NOT_FOUND naming the symbol.
+    #[tracing::instrument(name = "reference.security", skip_all)]
     pub async fn security(&self, symbol: &Symbol) -> AppResult<Security> {
         security::Entity::find_by_id(symbol.as_str())
             .one(&self.db)
@@ -182,6 +183,7 @@ impl ReferenceService {
     }
 
     /// Securities ordered by symbol, `first` of them after the `after` cursor.
+    #[tracing::instrument(name = "reference.search", skip_all, fields(first))]
     pub async fn search(&self, filter: &SecurityFilter, first: u64, after: Option<&str>) -> AppResult<SecurityPage> {
         let mut query = filtered(filter)?;
         if let Some(after) = after {
@@ -193,6 +195,7 @@ impl ReferenceService {
         Ok(SecurityPage { securities, has_next_page })
     }
 
+    #[tracing::instrument(name = "reference.count", skip_all)]
     pub async fn count(&self, filter: &SecurityFilter) -> AppResult<u64> {
         Ok(filtered(filter)?.count(&self.db).await?)
     }

@@ -294,6 +294,7 @@ impl TenancyService {
 
     /// Who the credentials make the caller: tenant, role and plan. `Credentials::ApiKey` is
     /// produced by [`TenancyService::authenticate_key`], which resolves the key's tenant itself.
+    #[tracing::instrument(name = "tenancy.principal", skip_all)]
     pub async fn principal(&self, credentials: Credentials) -> AppResult<Principal> {
         let user_id = match &credentials {
             Credentials::User(id) => *id,
@@ -323,6 +324,7 @@ impl TenancyService {
 
     /// Checks an API key (`fq_…`): well-formed, known, the right secret, not revoked, not
     /// expired. Refusals are `Credentials::Invalid` with a reason safe to show.
+    #[tracing::instrument(name = "tenancy.authenticate_key", skip_all)]
     pub async fn authenticate_key(&self, raw: &str) -> AppResult<Principal> {
         let invalid = |reason| Ok(Principal::without_tenant(Credentials::Invalid(reason), None));
         let Some(prefix) = keys::prefix_of(raw) else { return invalid(INVALID_KEY) };

@@ -133,6 +133,27 @@ pub fn operation_type(doc: &ExecutableDocument, operation_name: Option<&str>) ->
     }
 }
 
+/// The operation that will run, as tracing names it (`graphql.operation.type` and
+/// `graphql.operation.name`): its type in lower case (`query`, `mutation`, `subscription`) and
+/// its name (`None` for an anonymous operation). Both `None` when execution will decide.
+pub fn operation_label(
+    doc: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> (Option<&'static str>, Option<String>) {
+    let ty = operation_type(doc, operation_name).map(|ty| match ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    });
+    let name = match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(_), _) => None,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.contains_key(name).then(|| name.to_owned()),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.keys().next().map(|name| name.to_string()),
+        _ => None,
+    };
+    (ty, name)
+}
+
 /// A count for a message: a saturated one (a bomb of more than 2^64 fields) is not a number.
 fn amount(count: u64) -> String {
     if count == u64::MAX { "more than 18446744073709551614".into() } else { count.to_string() }
@@ -404,6 +425,9 @@ mod tests {
         assert_eq!(operation_type(&doc, Some("C")), None);
         let single = async_graphql::parser::parse_query("subscription { s }").unwrap();
         assert_eq!(operation_type(&single, None), Some(OperationType::Subscription));
+        assert_eq!(operation_label(&doc, Some("B")), (Some("mutation"), Some("B".to_owned())));
+        assert_eq!(operation_label(&doc, None), (None, None));
+        assert_eq!(operation_label(&single, None), (Some("subscription"), None));
     }
 
     #[test]

@@ -60,6 +60,7 @@ use tokio::{
     time::{Instant, MissedTickBehavior, Sleep},
 };
 use tokio_tungstenite::tungstenite;
+use tracing::Instrument;
 
 use self::writer::{CLOSE_LINGER, Outbox, SLOW_CONSUMER};
 use crate::{
@@ -70,6 +71,7 @@ use crate::{
     identity::{Credentials, Principal},
     live::quotas::{ConnectionLease, Refusal},
     state::AppState,
+    telemetry,
     tenancy::keys,
     usage::{self, OperationMeter},
 };
@@ -496,6 +498,8 @@ impl Connection {
             .await;
             return;
         }
+        // The client's trace, if it sent one: `{"extensions": {"traceparent": "00-…"}}`.
+        let traceparent = payload.pointer("/extensions/traceparent").and_then(|v| v.as_str()).map(str::to_owned);
         let mut request: Request = match serde_json::from_value(payload) {
             Ok(request) => request,
             Err(_) => {
@@ -551,66 +555,84 @@ impl Connection {
         if let Some(usage) = &mut usage {
             usage.charged(cost);
         }
+        let (ty, name) = request
+            .parsed_query()
+            .map(|doc| guard::operation_label(doc, operation_name.as_deref()))
+            .unwrap_or_default();
+        let (span, trace_id) = telemetry::trace::ws_operation_span(ty, name.as_deref(), traceparent.as_deref());
+        let trace_id = trace_id.to_string();
+        let client = ClientInfo { trace_id: Some(trace_id.clone()), ..self.client.clone() };
         // Likewise its audit record (a subscription's start is recorded now).
-        let mut audit = self.state.audit.operation(&principal, shape, operation == Some(OperationType::Subscription));
-        let request = self.state.prepare(request, principal, self.client.clone());
+        let subscription = operation == Some(OperationType::Subscription);
+        let mut audit = self.state.audit.operation(&principal, Some(trace_id.clone()), shape, subscription);
+        let request = self.state.prepare(request, principal, client);
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
         let finished = self.finished.clone();
         let task_id = id.clone();
         let seq = self.next_seq;
         self.next_seq += 1;
-        let task = tokio::spawn(async move {
-            let mut responses = schema.execute_stream(request);
-            let mut first = true;
-            let mut panicked = false;
-            while !panicked {
-                // A stream that panicked is not polled again: the error ends the operation.
-                let next_response = guard::catch_panic(responses.next(), || {
-                    panicked = true;
-                    Some(GqlResponse::from_errors(vec![guard::internal_error()]))
-                });
-                let Some(next_response) = guard::deadline::before(deadline, next_response).await else {
-                    // Like a failed request: an `error` ends the operation.
-                    let timeout = guard::deadline::timeout_error(limits.request_timeout);
-                    let message = json!({ "type": error, "id": task_id, "payload": [&timeout] });
-                    let bytes = message.to_string().len();
-                    meter(&mut usage, bytes, true, false);
-                    audit.sent(bytes, std::slice::from_ref(&timeout));
-                    let _ = finished.send((task_id, seq));
-                    let _ = outbox.send_json(message).await;
-                    return;
-                };
-                let Some(mut response) = next_response else { break };
-                guard::assign_codes(&mut response.errors, &limits);
-                let (errored, rate_limited) = (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
-                let failed_request = first && guard::is_request_error(&response);
-                first = false;
-                if failed_request {
-                    // An `error` ends the operation: no `complete` follows.
-                    let message = json!({ "type": error, "id": task_id, "payload": response.errors });
-                    let bytes = message.to_string().len();
-                    meter(&mut usage, bytes, errored, rate_limited);
-                    audit.sent(bytes, &response.errors);
-                    let _ = finished.send((task_id, seq));
-                    let _ = outbox.send_json(message).await;
-                    return;
+        let task = tokio::spawn(
+            async move {
+                let mut responses = schema.execute_stream(request);
+                let mut first = true;
+                let mut panicked = false;
+                while !panicked {
+                    // A stream that panicked is not polled again: the error ends the operation.
+                    let next_response = guard::catch_panic(responses.next(), || {
+                        panicked = true;
+                        Some(GqlResponse::from_errors(vec![guard::internal_error()]))
+                    });
+                    let Some(next_response) = guard::deadline::before(deadline, next_response).await else {
+                        // Like a failed request: an `error` ends the operation.
+                        let timeout = guard::deadline::timeout_error(limits.request_timeout);
+                        let message = json!({ "type": error, "id": task_id, "payload": [&timeout] });
+                        let bytes = message.to_string().len();
+                        meter(&mut usage, bytes, true, false);
+                        audit.sent(bytes, std::slice::from_ref(&timeout));
+                        let _ = finished.send((task_id, seq));
+                        let _ = outbox.send_json(message).await;
+                        return;
+                    };
+                    let Some(mut response) = next_response else { break };
+                    guard::assign_codes(&mut response.errors, &limits);
+                    if first {
+                        // Once per operation (not on every live update): the client has it from then on.
+                        response.extensions.insert("traceId".into(), async_graphql::Value::from(trace_id.as_str()));
+                    }
+                    let (errored, rate_limited) =
+                        (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
+                    let failed_request = first && guard::is_request_error(&response);
+                    first = false;
+                    if failed_request {
+                        // An `error` ends the operation: no `complete` follows.
+                        let message = json!({ "type": error, "id": task_id, "payload": response.errors });
+                        let bytes = message.to_string().len();
+                        meter(&mut usage, bytes, errored, rate_limited);
+                        audit.sent(bytes, &response.errors);
+                        let _ = finished.send((task_id, seq));
+                        let _ = outbox.send_json(message).await;
+                        return;
+                    }
+                    // Written straight to text (no JSON tree in between): this runs once per
+                    // subscriber per live update.
+                    let message = match serde_json::to_string(&Next { kind: next, id: &task_id, payload: &response }) {
+                        Ok(text) => text,
+                        Err(_) => {
+                            json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] }).to_string()
+                        }
+                    };
+                    meter(&mut usage, message.len(), errored, rate_limited);
+                    audit.sent(message.len(), &response.errors);
+                    if outbox.send(Message::Text(message.into())).await.is_err() {
+                        return;
+                    }
                 }
-                // Written straight to text (no JSON tree in between): this runs once per
-                // subscriber per live update.
-                let message = match serde_json::to_string(&Next { kind: next, id: &task_id, payload: &response }) {
-                    Ok(text) => text,
-                    Err(_) => json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] }).to_string(),
-                };
-                meter(&mut usage, message.len(), errored, rate_limited);
-                audit.sent(message.len(), &response.errors);
-                if outbox.send(Message::Text(message.into())).await.is_err() {
-                    return;
-                }
+                let _ = finished.send((task_id.clone(), seq));
+                let _ = outbox.send_json(json!({ "type": "complete", "id": task_id })).await;
             }
-            let _ = finished.send((task_id.clone(), seq));
-            let _ = outbox.send_json(json!({ "type": "complete", "id": task_id })).await;
-        });
+            .instrument(span),
+        );
         self.operations.insert(id, (seq, task.abort_handle()));
     }
 }

@@ -59,8 +59,15 @@ pub struct MarketQuery(
 /// (cached per request, see `quotes::prefetch_quotes`) and the order-book and latest-kline
 /// loaders.
 pub fn attach_loaders(request: async_graphql::Request, market: &MarketService) -> async_graphql::Request {
-    let quotes = DataLoader::with_cache(quotes::QuoteLoader(market.clone()), tokio::spawn, HashMapCache::default());
+    let quotes = DataLoader::with_cache(quotes::QuoteLoader(market.clone()), spawn_in_span, HashMapCache::default());
     request.data(quotes).data(MarketLoaders::new(market.clone()))
+}
+
+/// Runs a loader's batch in a task of its own, in the span of the resolver that started it: its
+/// service calls (and the `traceparent` they send upstream) belong to the request's trace; a
+/// bare `tokio::spawn` would leave them outside any.
+fn spawn_in_span(batch: futures::future::BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(tracing::Instrument::in_current_span(batch))
 }
 
 /// The request's order-book and latest-kline loaders, made on first use (most requests need
@@ -85,12 +92,12 @@ impl MarketLoaders {
     }
 
     fn books(&self) -> &DataLoader<books::BookLoader> {
-        self.books.get_or_init(|| DataLoader::new(books::BookLoader(self.market.clone()), tokio::spawn).delay(COLLECT))
+        self.books.get_or_init(|| DataLoader::new(books::BookLoader(self.market.clone()), spawn_in_span).delay(COLLECT))
     }
 
     fn klines(&self) -> &DataLoader<klines::LatestKlineLoader> {
         self.klines.get_or_init(|| {
-            DataLoader::new(klines::LatestKlineLoader(self.market.clone()), tokio::spawn).delay(COLLECT)
+            DataLoader::new(klines::LatestKlineLoader(self.market.clone()), spawn_in_span).delay(COLLECT)
         })
     }
 }

@@ -11,6 +11,9 @@
 //!   times, waiting what `Retry-After` asks or else the providers' one backoff
 //!   ([`crate::sources::retry`]), and only while the request's upstream budget
 //!   (`market::health`) leaves time for the wait and another attempt.
+//! - **Traces.** Each call is a client span (`itick.rest`, with its path, never the query: the
+//!   path says what was asked, the symbols belong to the audit), and every attempt carries the
+//!   request's W3C `traceparent` (`telemetry::trace::inject`).
 
 use std::{num::NonZeroU32, time::Duration};
 
@@ -97,6 +100,7 @@ impl ItickSource {
     }
 
     /// One GET with retries; returns the envelope's `data`.
+    #[tracing::instrument(name = "itick.rest", skip_all, fields(otel.kind = "client", source = "itick", url.path = path))]
     pub(super) async fn call(&self, path: &str, query: &[(&str, String)]) -> Result<Value, SourceError> {
         let url = format!("{}{path}", self.base_url);
         let mut last = String::new();
@@ -142,6 +146,7 @@ impl ItickSource {
             .get(url)
             .header("token", self.token.expose().as_str())
             .header(header::ACCEPT, "application/json")
+            .headers(trace_headers())
             .query(query)
             .send()
             .await
@@ -178,6 +183,13 @@ impl ItickSource {
             .map_err(|e| Attempt::Fail(SourceError::Invalid(format!("iTick's answer is not JSON: {e}"))))?;
         open_envelope(body)
     }
+}
+
+/// The current span's `traceparent`, for the upstream to join its logs to ours.
+fn trace_headers() -> header::HeaderMap {
+    let mut headers = header::HeaderMap::new();
+    crate::telemetry::trace::inject(&mut headers);
+    headers
 }
 
 pub(super) enum Attempt {

@@ -98,6 +98,9 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, &str)]) -> Option<T
     if std::env::var("TEST_LOG").is_ok() {
         let config = finql::Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
         finql::telemetry::init(&config);
+    } else {
+        // Traces as in production (trace ids, `traceparent` upstream), without the log output.
+        finql::telemetry::init_quiet();
     }
     let config = finql::Config::from_lookup(|k| vars.get(k).cloned()).expect("test config is valid");
     let app = finql::App::build(config).await.expect("server builds");

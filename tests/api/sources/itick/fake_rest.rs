@@ -51,6 +51,8 @@ pub enum QuotesShape {
 #[derive(Default)]
 struct Controls {
     requests: Vec<(String, HashMap<String, String>)>,
+    /// The `traceparent` header of each request, in order (W3C Trace Context).
+    traceparents: Vec<Option<String>>,
     fail_http: VecDeque<u16>,
     fail_envelope: VecDeque<(i64, String)>,
     down: bool,
@@ -111,6 +113,11 @@ impl FakeItick {
 
     pub fn total_calls(&self) -> usize {
         self.state.lock().requests.len()
+    }
+
+    /// The `traceparent` header of every request received, in order (`None` where absent).
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.state.lock().traceparents.clone()
     }
 
     /// Every request received, in order: path and query parameters.
@@ -207,6 +214,7 @@ async fn handle(
     let delay = {
         let mut controls = state.lock();
         controls.requests.push((path, query.clone()));
+        controls.traceparents.push(headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned));
         controls.delay
     };
     if !delay.is_zero() {
