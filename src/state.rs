@@ -16,6 +16,7 @@ use crate::{
     ledger::LedgerService,
     live::{LiveHub, LiveQuotas},
     market::{self, MarketService},
+    metrics::Metrics,
     schema::FinqlSchema,
     tenancy::{TenancyService, keys, limits::PlanLimiter},
     usage::UsageService,
@@ -63,6 +64,8 @@ pub struct Services {
     pub live: LiveHub,
     /// Per-tenant live quotas (WebSockets open, distinct symbols followed), across replicas.
     pub live_quotas: LiveQuotas,
+    /// The process's Prometheus recorder, rendered with this app's database pool (`/metrics`).
+    pub metrics: Metrics,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }

@@ -27,6 +27,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{StreamExt, stream::FuturesOrdered};
+use metrics::SharedString;
 use serde_json::json;
 
 use super::REQUEST_ID;
@@ -35,6 +36,7 @@ use crate::{
     error::ErrorCode,
     graphql::{ClientInfo, guard},
     identity::Principal,
+    metrics::graphql as graphql_metrics,
     state::AppState,
     tenancy::limits::Refusal,
     usage::{self, UsageRecord},
@@ -263,7 +265,9 @@ fn inspect(
 ) -> Result<(Option<OperationType>, guard::Checked), Rejection> {
     let limits = &state.config.limits;
     let refused = |error: ServerError| Rejection::refused(error, media);
-    let checked = match state.documents.get(&request.query) {
+    let known = state.documents.get(&request.query);
+    crate::metrics::cache_lookup("documents", crate::metrics::hit_or_miss(known.is_some()));
+    let checked = match known {
         Some((known, checked)) => {
             request.set_parsed_query(known);
             checked
@@ -291,6 +295,7 @@ async fn respond(
     headers: &HeaderMap,
     prepared: Result<Prepared, Rejection>,
 ) -> Response {
+    let started = std::time::Instant::now();
     let media = match &prepared {
         Ok((_, media)) => *media,
         Err(rejection) => rejection.media,
@@ -311,28 +316,39 @@ async fn respond(
         }
     };
     let client = client_info(state, peer, headers);
+    let tenant = principal.tenant_label();
     // What each operation will cost; a request the edge refused counts as one operation that
     // costs nothing (it still took the server's time, and a client hammering bad documents is
     // held to its rate like any other).
-    let (prepared, costs) = match prepared {
+    let (prepared, costs, kinds) = match prepared {
         Ok((mut batch, media)) => {
             let costs: Vec<u64> = batch.iter_mut().map(|request| estimate(state, request)).collect();
-            (Ok((batch, media)), costs)
+            let kinds: Vec<&'static str> = batch.iter_mut().map(operation_type).collect();
+            (Ok((batch, media)), costs, kinds)
         }
-        Err(rejection) => (Err(rejection), vec![0]),
+        Err(rejection) => (Err(rejection), vec![0], vec![graphql_metrics::operation_type(None)]),
     };
     let operations = u32::try_from(costs.len()).unwrap_or(u32::MAX);
     let total_cost = costs.iter().fold(0u64, |sum, cost| sum.saturating_add(*cost));
     let admission = state.plan_limits.admit(&principal, client.addr, operations, total_cost).await;
     // Kept to meter the request once it is answered (only callers with a tenant are metered).
     let metered = principal.tenant.is_some().then(|| principal.clone());
-    let (mut response, record) = match (prepared, admission.refusal) {
+    let (mut response, record, codes) = match (prepared, admission.refusal) {
         (_, Some(refusal)) => {
-            (refused(&refusal, media), UsageRecord::refused(operations.into(), refusal.is_rate_limited()))
+            let code = graphql_metrics::code_of(std::slice::from_ref(&refusal.error()));
+            let response = refused(&refusal, media);
+            (response, UsageRecord::refused(operations.into(), refusal.is_rate_limited()), vec![code; kinds.len()])
         }
-        (Err(rejection), None) => (rejection.into_response(), UsageRecord::refused(1, false)),
+        (Err(rejection), None) => {
+            let code = graphql_metrics::code_of(std::slice::from_ref(&*rejection.error));
+            (rejection.into_response(), UsageRecord::refused(1, false), vec![code])
+        }
         (Ok((batch, media)), None) => execute(state, principal, client, headers, batch, &costs, media).await,
     };
+    let elapsed = started.elapsed();
+    for (kind, code) in kinds.into_iter().zip(codes) {
+        graphql_metrics::record(kind, tenant.clone(), code, elapsed);
+    }
     if let Some(principal) = &metered {
         // Bytes as sent: every body here is whole, so its size is known.
         let bytes = axum::body::HttpBody::size_hint(response.body()).exact().unwrap_or(0);
@@ -345,6 +361,14 @@ async fn respond(
         response.headers_mut().insert(RATELIMIT, current);
     }
     response
+}
+
+/// The type of one prepared operation, as a metric label.
+fn operation_type(request: &mut Request) -> &'static str {
+    let operation_name = request.operation_name.clone();
+    let operation =
+        request.parsed_query().ok().and_then(|document| guard::operation_type(document, operation_name.as_deref()));
+    graphql_metrics::operation_type(operation)
 }
 
 /// The estimated cost of one prepared operation (`graphql::guard::demand`).
@@ -384,7 +408,7 @@ async fn execute(
     batch: BatchRequest,
     costs: &[u64],
     media: Media,
-) -> (Response, UsageRecord) {
+) -> (Response, UsageRecord, Vec<SharedString>) {
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(state.prepare(request, principal, client)),
         BatchRequest::Batch(requests) => BatchRequest::Batch(
@@ -438,10 +462,12 @@ async fn execute(
             tracing::error!(%err, "serialising a GraphQL response");
             let record = usage_of(&response, costs);
             let failed = Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", media).into_response();
-            return (failed, UsageRecord { errors: record.requests, ..record });
+            let codes = vec![SharedString::from(ErrorCode::Internal.as_str()); responses_of(&response).len()];
+            return (failed, UsageRecord { errors: record.requests, ..record }, codes);
         }
     };
     let record = usage_of(&response, costs);
+    let codes = responses_of(&response).iter().map(|single| graphql_metrics::code_of(&single.errors)).collect();
     let retry_after = match &response {
         BatchResponse::Single(single) => retry_after(single),
         BatchResponse::Batch(all) => all.iter().filter_map(retry_after).max(),
@@ -458,7 +484,7 @@ async fn execute(
     // Responses carry personal financial data: never stored by shared caches or browsers.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::VARY, HeaderValue::from_static("Accept, Authorization, X-API-Key"));
-    (http, record)
+    (http, record, codes)
 }
 
 fn set_cost(response: &mut GqlResponse, cost: u64) {
@@ -479,12 +505,17 @@ fn client_info(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Clien
 /// What an executed request used, for usage metering (each operation of a batch is a request,
 /// charged its estimated cost); the response's bytes are counted once it is sent.
 fn usage_of(response: &BatchResponse, costs: &[u64]) -> UsageRecord {
-    let responses: &[GqlResponse] = match response {
-        BatchResponse::Single(single) => std::slice::from_ref(single),
-        BatchResponse::Batch(all) => all,
-    };
+    let responses = responses_of(response);
     let cost = costs.iter().fold(0u64, |sum, cost| sum.saturating_add(*cost));
     UsageRecord { cost, ..usage::graphql::record_of(responses, 0) }
+}
+
+/// The operations' responses, one for a single request.
+fn responses_of(response: &BatchResponse) -> &[GqlResponse] {
+    match response {
+        BatchResponse::Single(single) => std::slice::from_ref(single),
+        BatchResponse::Batch(all) => all,
+    }
 }
 
 /// The longest `extensions.retryAfter` (seconds) of a response's `RATE_LIMITED` errors.

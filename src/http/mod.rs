@@ -26,6 +26,8 @@ pub mod graphiql;
 pub mod graphql;
 /// `/health` (alive), `/ready` (database reachable), and the container probe.
 pub mod health;
+/// `GET /metrics` (Prometheus text), here or on `FINQL_METRICS_ADDR`.
+pub mod metrics;
 /// The accept loop around hyper: header, body and idle timeouts, the connection cap and its
 /// probe reserve, the open-files limit, graceful drain.
 pub mod server;
@@ -40,6 +42,9 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post).fallback(graphql_method_not_allowed))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready));
+    if state.config.metrics_addr.is_none() {
+        router = router.route("/metrics", get(metrics::metrics));
+    }
     // No playground (nor introspection) in production: it is a map of the API for attackers.
     if state.config.limits.introspection {
         router = router.route("/", get(|| async { Redirect::temporary("/graphiql") })).merge(graphiql::routes());
@@ -73,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         );
     }
     router
+        // Outermost but for the trace and request-id layers: counts every answer, refusals too.
+        .layer(axum::middleware::from_fn(crate::metrics::http::track))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)

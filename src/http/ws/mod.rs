@@ -53,6 +53,7 @@ use axum::{
 };
 use chrono::Utc;
 use futures::StreamExt;
+use metrics::SharedString;
 use serde_json::json;
 use tokio::{
     sync::mpsc,
@@ -68,6 +69,7 @@ use crate::{
     graphql::{ClientInfo, guard},
     identity::{Credentials, Principal},
     live::quotas::{ConnectionLease, Refusal},
+    metrics::{Held, graphql as graphql_metrics},
     state::AppState,
     tenancy::keys,
     usage::{self, OperationMeter},
@@ -171,6 +173,7 @@ impl Close {
 
 impl Connection {
     async fn run(state: AppState, protocol: Protocol, client: ClientInfo, socket: WebSocket) {
+        let _open = Held::new(metrics::gauge!("finql_ws_connections"));
         let (sink, mut stream) = socket.split();
         let ws_config = state.config.websocket.clone();
         let slow_timeout = ws_config.slow_client_timeout;
@@ -248,6 +251,9 @@ impl Connection {
         for (_, (_, operation)) in conn.operations.drain() {
             operation.abort();
         }
+        if stalled.is_cancelled() {
+            metrics::counter!("finql_live_slow_consumers_total").increment(1);
+        }
         if let Some(Close(code, reason)) = close
             && code != SLOW_CONSUMER
         {
@@ -288,6 +294,13 @@ impl Connection {
     /// Answers an operation refused before it ran with its `error` message, metered as a
     /// request with an error (`rate_limited`: refused by the plan's limits).
     async fn refuse_operation(&self, principal: &Principal, message: serde_json::Value, rate_limited: bool) {
+        let code = message["payload"][0]["extensions"]["code"].as_str().unwrap_or("INTERNAL").to_owned();
+        graphql_metrics::record(
+            graphql_metrics::operation_type(None),
+            principal.tenant_label(),
+            code.into(),
+            std::time::Duration::ZERO,
+        );
         let mut usage = self.state.usage.operation(principal, false);
         meter(&mut usage, message.to_string().len(), true, rate_limited);
         self.send(message).await;
@@ -526,6 +539,14 @@ impl Connection {
         if let Some(usage) = &mut usage {
             usage.charged(cost);
         }
+        // Counted at its first answer (a subscription's first event), timed from its start.
+        let mut timing =
+            Some((std::time::Instant::now(), graphql_metrics::operation_type(operation), principal.tenant_label()));
+        let mut answered = move |code: SharedString| {
+            if let Some((started, kind, tenant)) = timing.take() {
+                graphql_metrics::record(kind, tenant, code, started.elapsed());
+            }
+        };
         let request = self.state.prepare(request, principal, self.client.clone());
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
@@ -546,6 +567,7 @@ impl Connection {
                 let Some(next_response) = guard::deadline::before(deadline, next_response).await else {
                     // Like a failed request: an `error` ends the operation.
                     let timeout = guard::deadline::timeout_error(limits.request_timeout);
+                    answered(graphql_metrics::code_of(std::slice::from_ref(&timeout)));
                     let message = json!({ "type": error, "id": task_id, "payload": [timeout] });
                     meter(&mut usage, message.to_string().len(), true, false);
                     let _ = finished.send((task_id, seq));
@@ -554,6 +576,7 @@ impl Connection {
                 };
                 let Some(mut response) = next_response else { break };
                 guard::assign_codes(&mut response.errors, &limits);
+                answered(graphql_metrics::code_of(&response.errors));
                 let (errored, rate_limited) = (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
                 let failed_request = first && guard::is_request_error(&response);
                 first = false;
@@ -576,6 +599,7 @@ impl Connection {
                     return;
                 }
             }
+            answered(graphql_metrics::OK.into());
             let _ = finished.send((task_id.clone(), seq));
             let _ = outbox.send_json(json!({ "type": "complete", "id": task_id })).await;
         });
