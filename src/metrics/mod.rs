@@ -118,55 +118,80 @@ fn sample_pool(db: &DatabaseConnection) {
     metrics::gauge!("finql_db_pool_connections", "state" => "max").set(f64::from(max));
 }
 
-/// `# HELP` and units for every family finql emits (the exposition lists a family once it has
-/// a value).
-fn describe() {
-    describe_counter!(
+/// What kind of series a family is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    /// In seconds, with [`LATENCY_BUCKETS`].
+    Histogram,
+}
+
+/// Every family finql emits here, with its `# HELP`: the interface operators' dashboards and
+/// alerts are written against (`deploy/`; a test checks they name only these, the `process_*`
+/// families and the freshness gauges `finql_source_last_event_age_seconds` and
+/// `finql_source_lag_seconds`).
+pub const FAMILIES: &[(&str, Kind, &str)] = &[
+    (
         "finql_graphql_requests_total",
-        "GraphQL operations answered, by operation type, tenant slug and outcome (`OK` or the first error's code)"
-    );
-    describe_histogram!(
+        Kind::Counter,
+        "GraphQL operations answered, by operation type, tenant slug and outcome (`OK` or the first error's code)",
+    ),
+    (
         "finql_graphql_request_duration_seconds",
-        Unit::Seconds,
-        "Time to answer a GraphQL operation (HTTP: the whole request; WebSocket: until the first result)"
-    );
-    describe_counter!("finql_http_requests_total", "HTTP requests by route template and status");
-    describe_histogram!(
+        Kind::Histogram,
+        "Time to answer a GraphQL operation (HTTP: the whole request; WebSocket: until the first result)",
+    ),
+    ("finql_http_requests_total", Kind::Counter, "HTTP requests by route template and status"),
+    (
         "finql_http_request_duration_seconds",
-        Unit::Seconds,
-        "Time from a request's arrival to its response's head, by route template"
-    );
-    describe_counter!("finql_cache_requests_total", "Cache look-ups by cache and result (hit, miss, stale)");
-    describe_counter!(
+        Kind::Histogram,
+        "Time from a request's arrival to its response's head, by route template",
+    ),
+    ("finql_cache_requests_total", Kind::Counter, "Cache look-ups by cache and result (hit, miss, stale)"),
+    (
         "finql_upstream_requests_total",
-        "Calls to market-data sources by source, endpoint and outcome (ok or the error kind)"
-    );
-    describe_histogram!(
+        Kind::Counter,
+        "Calls to market-data sources by source, endpoint and outcome (ok or the error kind)",
+    ),
+    (
         "finql_upstream_request_duration_seconds",
-        Unit::Seconds,
-        "Time of calls to market-data sources, by source and endpoint"
-    );
-    describe_counter!(
+        Kind::Histogram,
+        "Time of calls to market-data sources, by source and endpoint",
+    ),
+    (
         "finql_upstream_rejected_values_total",
-        "Values from a source refused by validation, by source and kind"
-    );
-    describe_gauge!("finql_ws_connections", "Open GraphQL WebSocket connections");
-    describe_gauge!("finql_subscriptions_active", "Running GraphQL subscriptions by kind (root field)");
-    describe_counter!("finql_live_events_total", "Live events received from the upstream stream, by kind");
-    describe_counter!(
+        Kind::Counter,
+        "Values from a source refused by validation, by source and kind",
+    ),
+    ("finql_ws_connections", Kind::Gauge, "Open GraphQL WebSocket connections"),
+    ("finql_subscriptions_active", Kind::Gauge, "Running live subscriptions by kind (the channel followed)"),
+    ("finql_live_events_total", Kind::Counter, "Live events received from the upstream stream, by kind"),
+    (
         "finql_live_conflated_total",
-        "Live events overwritten before a slow subscriber read them (it gets the newest)"
-    );
-    describe_counter!(
-        "finql_live_slow_consumers_total",
-        "WebSocket clients closed because they stopped reading (1008)"
-    );
-    describe_counter!("finql_rate_limited_total", "Requests refused by a rate limit, by tenant slug and policy");
-    describe_gauge!(
+        Kind::Counter,
+        "Live values overwritten before a slow subscriber read them (it gets the newest)",
+    ),
+    ("finql_live_slow_consumers_total", Kind::Counter, "WebSocket clients closed because they stopped reading (1008)"),
+    ("finql_rate_limited_total", Kind::Counter, "Requests refused by a rate limit, by tenant slug and policy"),
+    (
         "finql_redis_up",
-        "1 while Redis answers (the shared cache's circuit breaker is closed), 0 while it is considered down"
-    );
-    describe_gauge!("finql_db_pool_connections", "Database pool connections by state (idle, in_use, max)");
+        Kind::Gauge,
+        "1 while Redis answers (the shared cache's circuit breaker is closed), 0 while it is considered down",
+    ),
+    ("finql_db_pool_connections", Kind::Gauge, "Database pool connections by state (idle, in_use, max)"),
+];
+
+/// `# HELP` and units for every family in [`FAMILIES`] (the exposition lists a family once it
+/// has a value).
+fn describe() {
+    for (name, kind, help) in FAMILIES {
+        match kind {
+            Kind::Counter => describe_counter!(*name, *help),
+            Kind::Gauge => describe_gauge!(*name, *help),
+            Kind::Histogram => describe_histogram!(*name, Unit::Seconds, *help),
+        }
+    }
 }
 
 /// One unit of a gauge held while the value lives (a connection, a subscription): incremented

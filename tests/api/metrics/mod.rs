@@ -3,10 +3,12 @@
 //! compares before and after, on series of its own where it can (a tenant slug of its own),
 //! and otherwise asserts only growth.
 
+mod deploy;
 mod exposition;
 
 use std::net::SocketAddr;
 
+use finql::metrics::Kind;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -119,6 +121,15 @@ async fn request_families_move_with_traffic() {
     assert!(after.sum("process_resident_memory_bytes", &[]) > 0.0);
     assert!(after.sum("process_open_fds", &[]) > 0.0);
     assert_eq!(after.kind("process_cpu_seconds_total"), Some("counter"));
+    // Each family is exposed as the type finql declares for it.
+    for (name, kind, _) in finql::metrics::FAMILIES {
+        let expected = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        assert!(after.kind(name).is_none_or(|found| found == expected), "{name} is not a {expected}");
+    }
     app.shutdown().await.unwrap();
 }
 
