@@ -123,7 +123,7 @@ fn sample_pool(db: &DatabaseConnection) {
 pub enum Kind {
     Counter,
     Gauge,
-    /// In seconds, with [`LATENCY_BUCKETS`].
+    /// In seconds, with the latency buckets.
     Histogram,
 }
 
