@@ -8,7 +8,7 @@
 //! text itself, on its own router). `process_*` comes from `metrics-process` (procfs on Linux),
 //! sampled at each scrape, as Prometheus' own client libraries do.
 //!
-//! The facade has one global slot, so the recorder is process-wide: [`Metrics::install`] is
+//! The facade has one global slot, so the recorder is process-wide: `Metrics::install` is
 //! idempotent and every `App` in a process (the tests start dozens) shares it. What belongs to
 //! one app stays with it: its database pool is sampled by the `Metrics` the app holds, at its
 //! own scrape, and its upkeep task stops with it.
