@@ -18,6 +18,7 @@ use crate::{
     ledger::LedgerService,
     live,
     market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
+    metrics::Metrics,
     reference::ReferenceService,
     resilience::redis::RedisGuard,
     schema::build_schema,
@@ -31,6 +32,8 @@ use crate::{
 /// A built, bound, not yet running server.
 pub struct App {
     listener: TcpListener,
+    /// `FINQL_METRICS_ADDR`'s listener, when `/metrics` has a port of its own.
+    metrics_listener: Option<TcpListener>,
     router: Router,
     state: AppState,
 }
@@ -41,6 +44,8 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // One TLS crypto provider (ring) for every client in the process; must precede them.
         sources::itick::install_crypto_provider();
+        // Before anything emits: the facade drops what it gets without a recorder.
+        let metrics = Metrics::install();
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
@@ -95,6 +100,7 @@ impl App {
         };
         let throttle = AuthThrottle::new(limiter, config.throttle.clone(), config.auth.jwt_secret.expose());
         let shutdown = CancellationToken::new();
+        metrics.spawn_upkeep(shutdown.clone());
         revocations.spawn_sync(shutdown.clone());
         let live = live::start(sources::build_stream(&config.market)?, &config, shutdown.clone()).await?;
         let live_quotas = live::LiveQuotas::start(&config, shutdown.clone()).await?;
@@ -142,14 +148,27 @@ impl App {
             live_quotas,
             freshness,
             db,
+            metrics,
             shutdown,
             config: Arc::new(config),
         });
         let listener = TcpListener::bind(state.config.addr)
             .await
             .with_context(|| format!("binding {} (FINQL_ADDR)", state.config.addr))?;
+        let metrics_listener = match state.config.metrics_addr {
+            Some(addr) => {
+                Some(TcpListener::bind(addr).await.with_context(|| format!("binding {addr} (FINQL_METRICS_ADDR)"))?)
+            }
+            None => None,
+        };
         let router = http::router(state.clone());
-        Ok(Self { listener, router, state })
+        Ok(Self { listener, metrics_listener, router, state })
+    }
+
+    /// Where `/metrics` is served when `FINQL_METRICS_ADDR` is set (bind it to port 0 and read
+    /// the port here, as for [`App::local_addr`]).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     #[allow(clippy::expect_used, reason = "a bound TCP listener always has an address")]
@@ -178,6 +197,18 @@ impl App {
                 () = trigger.cancelled() => {}
             }
         });
+        if let Some(listener) = self.metrics_listener {
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics at /metrics");
+            // A plain axum server: one scraper, a few requests a minute; it stops with the API.
+            let router = http::metrics::router(self.state.clone());
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await;
+                if let Err(err) = served {
+                    tracing::error!(%err, "the metrics listener failed");
+                }
+            });
+        }
         let server = http::server::Server::new(
             self.listener,
             self.router,

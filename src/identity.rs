@@ -198,6 +198,15 @@ impl Principal {
         Self { credentials, tenant: None, role: None, plan }
     }
 
+    /// The tenant as a metric label: its slug, or `-` for anonymous and unknown callers (one
+    /// value for them all keeps the label set as small as the tenant list).
+    pub fn tenant_label(&self) -> metrics::SharedString {
+        match &self.tenant {
+            Some(tenant) => tenant.slug.clone().into(),
+            None => "-".into(),
+        }
+    }
+
     /// The plan whose limits and entitlements apply, or why there is none.
     pub fn require_plan(&self) -> AppResult<&Arc<Plan>> {
         match (&self.plan, &self.credentials) {

@@ -41,6 +41,10 @@ pub mod live;
 /// Market data: quotes, klines, order books and ticks from pluggable sources; and the market
 /// API (`market::graphql`), which also serves the catalog's `Security` with its market data.
 pub mod market;
+/// Prometheus metrics: the process-wide recorder (installed once), the families' descriptions,
+/// the HTTP middleware, and the exposition `GET /metrics` serves. Code emits through the
+/// `metrics` facade macros; a leaf: imports no domain.
+pub mod metrics;
 /// Reference data: the instrument catalog, symbols and ISO 4217 currencies; no GraphQL (the
 /// `Security` type is the market API's).
 pub mod reference;

@@ -17,6 +17,7 @@ use crate::{
     ledger::LedgerService,
     live::{Freshness, LiveHub, LiveQuotas},
     market::{self, MarketService},
+    metrics::Metrics,
     schema::FinqlSchema,
     tenancy::{TenancyService, keys, limits::PlanLimiter},
     usage::UsageService,
@@ -70,6 +71,8 @@ pub struct Services {
     /// The data freshness alarm: each live source's state for `/ready`, alerts when one is
     /// silent in session.
     pub freshness: Freshness,
+    /// The process's Prometheus recorder, rendered with this app's database pool (`/metrics`).
+    pub metrics: Metrics,
     /// Cancelled when the server begins shutting down: WebSockets close, /ready turns 503.
     pub shutdown: CancellationToken,
 }

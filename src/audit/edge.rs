@@ -31,6 +31,11 @@ impl Answer {
         Self { errors: response.errors.clone(), bytes: u64::try_from(bytes).unwrap_or(u64::MAX) }
     }
 
+    /// The errors the operation was answered with (codes assigned).
+    pub fn errors(&self) -> &[ServerError] {
+        &self.errors
+    }
+
     /// An operation answered with `error` alone (e.g. the response could not be serialised).
     pub fn failed(error: ServerError, bytes: usize) -> Self {
         Self { errors: vec![error], bytes: u64::try_from(bytes).unwrap_or(u64::MAX) }

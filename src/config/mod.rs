@@ -70,6 +70,9 @@ pub struct Config {
     pub environment: Environment,
     /// `FINQL_ADDR`: where to listen.
     pub addr: SocketAddr,
+    /// `FINQL_METRICS_ADDR`: where `GET /metrics` is served when set (its own port, so that
+    /// the API's load balancer never exposes it); unset, it is served at `FINQL_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
     pub log_format: LogFormat,
     /// `FINQL_DATA_DIR`: the SQLite file and the generated development JWT secret live here.
     pub data_dir: PathBuf,
@@ -417,6 +420,11 @@ impl Config {
         Ok(Config {
             environment,
             addr: parse_or(&get, "FINQL_ADDR", "127.0.0.1:8000".parse()?)?,
+            metrics_addr: get("FINQL_METRICS_ADDR")
+                .map(|raw| {
+                    raw.trim().parse().map_err(|err| anyhow::anyhow!("FINQL_METRICS_ADDR=`{raw}` is not valid: {err}"))
+                })
+                .transpose()?,
             log_format,
             database: DatabaseConfig {
                 url: Secret::new(database_url),

@@ -37,6 +37,7 @@ use crate::{
     error::ErrorCode,
     graphql::{ClientInfo, guard},
     identity::Principal,
+    metrics::graphql as graphql_metrics,
     state::AppState,
     telemetry,
     tenancy::limits::Refusal,
@@ -266,7 +267,9 @@ fn inspect(
 ) -> Result<(Option<OperationType>, guard::Checked), Rejection> {
     let limits = &state.config.limits;
     let refused = |error: ServerError| Rejection::refused(error, media);
-    let checked = match state.documents.get(&request.query) {
+    let known = state.documents.get(&request.query);
+    crate::metrics::cache_lookup("documents", crate::metrics::hit_or_miss(known.is_some()));
+    let checked = match known {
         Some((known, checked)) => {
             request.set_parsed_query(known);
             checked
@@ -316,37 +319,47 @@ async fn respond(
     };
     let client = client_info(state, peer, headers);
     let mut audit = HttpAudit::begin(&principal, client.trace_id.clone(), started);
+    let tenant = principal.tenant_label();
     // What each operation will cost; a request the edge refused counts as one operation that
     // costs nothing (it still took the server's time, and a client hammering bad documents is
     // held to its rate like any other).
-    let (prepared, costs) = match prepared {
+    let (prepared, costs, kinds) = match prepared {
         Ok((mut batch, media)) => {
             let costs: Vec<u64> = batch.iter_mut().map(|request| estimate(state, request)).collect();
             audit.shape(&mut batch);
-            (Ok((batch, media)), costs)
+            let kinds: Vec<&'static str> = batch.iter_mut().map(operation_type).collect();
+            (Ok((batch, media)), costs, kinds)
         }
-        Err(rejection) => (Err(rejection), vec![0]),
+        Err(rejection) => (Err(rejection), vec![0], vec![graphql_metrics::operation_type(None)]),
     };
     let operations = u32::try_from(costs.len()).unwrap_or(u32::MAX);
     let total_cost = costs.iter().fold(0u64, |sum, cost| sum.saturating_add(*cost));
     let admission = state.plan_limits.admit(&principal, client.addr, operations, total_cost).await;
     // Kept to meter the request once it is answered (only callers with a tenant are metered).
     let metered = principal.tenant.is_some().then(|| principal.clone());
-    let (mut response, record) = match (prepared, admission.refusal) {
+    let (mut response, record, codes) = match (prepared, admission.refusal) {
         (_, Some(refusal)) => {
             audit.refused(&state.audit, &refusal.error());
-            (refused(&refusal, media), UsageRecord::refused(operations.into(), refusal.is_rate_limited()))
+            let code = graphql_metrics::code_of(std::slice::from_ref(&refusal.error()));
+            let response = refused(&refusal, media);
+            (response, UsageRecord::refused(operations.into(), refusal.is_rate_limited()), vec![code; kinds.len()])
         }
         (Err(rejection), None) => {
             audit.refused(&state.audit, &rejection.error);
-            (rejection.into_response(), UsageRecord::refused(1, false))
+            let code = graphql_metrics::code_of(std::slice::from_ref(&*rejection.error));
+            (rejection.into_response(), UsageRecord::refused(1, false), vec![code])
         }
         (Ok((batch, media)), None) => {
             let (response, record, answers) = execute(state, principal, client, batch, &costs, media).await;
+            let codes = answers.iter().map(|answer| graphql_metrics::code_of(answer.errors())).collect();
             audit.answered(&state.audit, answers);
-            (response, record)
+            (response, record, codes)
         }
     };
+    let elapsed = started.elapsed();
+    for (kind, code) in kinds.into_iter().zip(codes) {
+        graphql_metrics::record(kind, tenant.clone(), code, elapsed);
+    }
     if let Some(principal) = &metered {
         // Bytes as sent: every body here is whole, so its size is known.
         let bytes = axum::body::HttpBody::size_hint(response.body()).exact().unwrap_or(0);
@@ -359,6 +372,14 @@ async fn respond(
         response.headers_mut().insert(RATELIMIT, current);
     }
     response
+}
+
+/// The type of one prepared operation, as a metric label.
+fn operation_type(request: &mut Request) -> &'static str {
+    let operation_name = request.operation_name.clone();
+    let operation =
+        request.parsed_query().ok().and_then(|document| guard::operation_type(document, operation_name.as_deref()));
+    graphql_metrics::operation_type(operation)
 }
 
 /// The estimated cost of one prepared operation (`graphql::guard::demand`).
@@ -451,10 +472,7 @@ async fn execute(
             (StatusCode::OK, batch_body(all))
         }
     };
-    let responses: &[GqlResponse] = match &response {
-        BatchResponse::Single(single) => std::slice::from_ref(single),
-        BatchResponse::Batch(all) => all,
-    };
+    let responses = responses_of(&response);
     let (body, answers) = match body {
         Ok((body, sizes)) => {
             // A single answer's size is the body's; a batch's are each item's.
@@ -527,12 +545,17 @@ fn client_info(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Clien
 /// What an executed request used, for usage metering (each operation of a batch is a request,
 /// charged its estimated cost); the response's bytes are counted once it is sent.
 fn usage_of(response: &BatchResponse, costs: &[u64]) -> UsageRecord {
-    let responses: &[GqlResponse] = match response {
-        BatchResponse::Single(single) => std::slice::from_ref(single),
-        BatchResponse::Batch(all) => all,
-    };
+    let responses = responses_of(response);
     let cost = costs.iter().fold(0u64, |sum, cost| sum.saturating_add(*cost));
     UsageRecord { cost, ..usage::graphql::record_of(responses, 0) }
+}
+
+/// The operations' responses, one for a single request.
+fn responses_of(response: &BatchResponse) -> &[GqlResponse] {
+    match response {
+        BatchResponse::Single(single) => std::slice::from_ref(single),
+        BatchResponse::Batch(all) => all,
+    }
 }
 
 /// The longest `extensions.retryAfter` (seconds) of a response's `RATE_LIMITED` errors.

@@ -27,6 +27,8 @@ pub mod graphql;
 /// `/health` (alive), `/ready` (database reachable; each dependency's state), and the container
 /// probe.
 pub mod health;
+/// `GET /metrics` (Prometheus text), here or on `FINQL_METRICS_ADDR`.
+pub mod metrics;
 /// The accept loop around hyper: header, body and idle timeouts, the connection cap and its
 /// probe reserve, the open-files limit, graceful drain.
 pub mod server;
@@ -44,6 +46,9 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post).fallback(graphql_method_not_allowed))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready));
+    if state.config.metrics_addr.is_none() {
+        router = router.route("/metrics", get(metrics::metrics));
+    }
     // No playground (nor introspection) in production: it is a map of the API for attackers.
     if state.config.limits.introspection {
         router = router.route("/", get(|| async { Redirect::temporary("/graphiql") })).merge(graphiql::routes());
@@ -77,6 +82,8 @@ pub fn router(state: AppState) -> Router {
         );
     }
     router
+        // Counts every answer, refusals too (inside the trace layers: its timing is the handler's).
+        .layer(axum::middleware::from_fn(crate::metrics::http::track))
         // Inside the request's span (`trace`): logs a failure (5xx) with the request's trace id.
         .layer(TraceLayer::new_for_http().make_span_with(|_: &axum::http::Request<_>| tracing::Span::current()))
         .layer(axum::middleware::from_fn(trace))

@@ -66,7 +66,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::{Channel, Feed, LiveEvent, Topic, delay::DelayMeter};
-use crate::{market::calendar::Region, reference::Symbol};
+use crate::{market::calendar::Region, metrics::Held, reference::Symbol};
 
 /// Settings of the hub.
 #[derive(Clone, Debug)]
@@ -121,6 +121,9 @@ struct TopicSlot {
     heard_ms: AtomicU64,
     /// Whether its last quote was re-sent as stale since then.
     marked_stale: AtomicBool,
+    /// Values published to a `Latest` slot since it was made: a subscriber that reads value
+    /// `n` after value `m` had `n - m - 1` overwritten unread (`finql_live_conflated_total`).
+    published: Arc<AtomicU64>,
 }
 
 enum Fanout {
@@ -139,6 +142,7 @@ impl TopicSlot {
             closed: AtomicBool::new(false),
             heard_ms: AtomicU64::new(0),
             marked_stale: AtomicBool::new(false),
+            published: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -157,6 +161,7 @@ impl TopicSlot {
         match &self.fanout {
             // `send_replace` stores the value even when no receiver is left.
             Fanout::Latest(tx) => {
+                self.published.fetch_add(1, Ordering::Release);
                 tx.send_replace(Some(event));
             }
             Fanout::Every(tx) => {
@@ -175,8 +180,9 @@ pub struct TickLag {
 
 /// One topic as a subscriber sees it.
 pub enum TopicReceiver {
-    /// The newest value (quotes, order books, forming bars).
-    Latest(watch::Receiver<Option<Arc<LiveEvent>>>),
+    /// The newest value (quotes, order books, forming bars); the slot's publication count, and
+    /// where this subscriber is in it.
+    Latest(watch::Receiver<Option<Arc<LiveEvent>>>, Arc<AtomicU64>, u64),
     /// Every event, from a bounded ring (ticks).
     Every(broadcast::Receiver<Arc<LiveEvent>>),
 }
@@ -186,9 +192,17 @@ impl TopicReceiver {
     /// had a value when the subscription started); `None` when the hub shut down.
     pub async fn next(&mut self, topic: &Topic) -> Option<Result<Arc<LiveEvent>, TickLag>> {
         match self {
-            Self::Latest(rx) => loop {
+            Self::Latest(rx, published, seen) => loop {
                 rx.changed().await.ok()?;
+                // Read before the value: a publication racing the read is then counted once,
+                // as overwritten, at worst (the count is for dashboards, not for billing).
+                let now = published.load(Ordering::Acquire);
                 if let Some(event) = rx.borrow_and_update().clone() {
+                    let overwritten = now.saturating_sub(*seen + 1);
+                    if overwritten > 0 {
+                        metrics::counter!("finql_live_conflated_total").increment(overwritten);
+                    }
+                    *seen = now;
                     return Some(Ok(event));
                 }
             },
@@ -207,6 +221,9 @@ impl TopicReceiver {
 pub struct Subscription {
     hub: LiveHub,
     held: Vec<Topic>,
+    /// One in `finql_subscriptions_active{kind}` while the subscription lives (its first
+    /// topic's channel: a GraphQL subscription follows one channel).
+    _active: Option<Held>,
     /// The topics and their receivers, in the order asked (duplicates removed).
     pub topics: Vec<(Topic, TopicReceiver)>,
 }
@@ -238,6 +255,26 @@ pub struct LagSnapshot {
     pub max_ms: u64,
     /// Sum of all lags, in milliseconds (mean = sum / events).
     pub sum_ms: u64,
+}
+
+/// An event's `kind` label in `finql_live_events_total`.
+fn event_kind(event: &LiveEvent) -> &'static str {
+    match event {
+        LiveEvent::Quote(_) => "quote",
+        LiveEvent::Tick(_) => "tick",
+        LiveEvent::OrderBook(_) => "order_book",
+        LiveEvent::Kline { .. } => "kline",
+    }
+}
+
+/// A channel's `kind` label in `finql_subscriptions_active`.
+fn channel_kind(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Quote => "quote",
+        Channel::Tick => "tick",
+        Channel::Depth => "order_book",
+        Channel::Kline(_) => "kline",
+    }
 }
 
 struct LagMeter {
@@ -344,6 +381,7 @@ impl LiveHub {
                 () = shutdown.cancelled() => break,
             };
             self.inner.lag.record(&event);
+            metrics::counter!("finql_live_events_total", "kind" => event_kind(&event)).increment(1);
             let (symbol, channel) = event.key();
             let key = (symbol.clone(), channel);
             let slot = match known.get(&key) {
@@ -401,11 +439,15 @@ impl LiveHub {
             let receiver = match &entry.slot.fanout {
                 Fanout::Latest(tx) => {
                     let mut rx = tx.subscribe();
+                    let published = entry.slot.published.load(Ordering::Acquire);
                     // A subscriber to a topic that already has a value gets it at once.
-                    if rx.borrow().is_some() {
+                    let seen = if rx.borrow().is_some() {
                         rx.mark_changed();
-                    }
-                    TopicReceiver::Latest(rx)
+                        published.saturating_sub(1)
+                    } else {
+                        published
+                    };
+                    TopicReceiver::Latest(rx, entry.slot.published.clone(), seen)
                 }
                 Fanout::Every(tx) => TopicReceiver::Every(tx.subscribe()),
             };
@@ -415,7 +457,10 @@ impl LiveHub {
             self.inner.feed.want(wanted);
         }
         drop(map);
-        Subscription { hub: self.clone(), held: unique, topics: receivers }
+        let active = unique.first().map(|topic| {
+            Held::new(metrics::gauge!("finql_subscriptions_active", "kind" => channel_kind(topic.channel)))
+        });
+        Subscription { hub: self.clone(), held: unique, topics: receivers, _active: active }
     }
 
     /// Gives topics back; those left without subscribers are released after the grace period.

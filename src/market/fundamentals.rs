@@ -110,7 +110,7 @@ impl FundamentalsService {
         self.inner
             .actions
             .try_get_with(symbol.clone(), async move {
-                let mut actions = market.upstream(source.corporate_actions(&instrument)).await?;
+                let mut actions = market.upstream("corporate_actions", source.corporate_actions(&instrument)).await?;
                 actions.sort_by_key(|a| a.ex_date);
                 warn_off_calendar(&instrument, &actions);
                 Ok::<_, SourceError>(Arc::new(actions))
@@ -172,9 +172,12 @@ impl FundamentalsService {
         let actions = self.corporate_actions(symbol).await?;
         let (source, market, instrument) = (self.inner.source.clone(), self.inner.market.clone(), instrument.clone());
         let cache = if open { &self.inner.open_years } else { &self.inner.closed_years };
-        cache
+        // Set by the loader: the look-up that ran it missed (one that joined it counts as a hit).
+        let missed = &std::sync::atomic::AtomicBool::new(false);
+        let found = cache
             .try_get_with((symbol.clone(), year), async move {
-                let mut points = market.upstream(source.fundamentals(&instrument, first, last)).await?;
+                missed.store(true, std::sync::atomic::Ordering::Relaxed);
+                let mut points = market.upstream("fundamentals", source.fundamentals(&instrument, first, last)).await?;
                 points.retain(|p| {
                     p.date >= first && p.date <= last && calendar::is_trading_day(instrument.market, p.date)
                 });
@@ -183,8 +186,10 @@ impl FundamentalsService {
                 let points = points.into_iter().map(|p| p.derived(&actions)).collect();
                 Ok::<_, SourceError>(Arc::new(points))
             })
-            .await
-            .map_err(|err| SourceError::clone(&err).about(symbol, Asked::ReferenceData).into())
+            .await;
+        let missed = missed.load(std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::cache_lookup("fundamentals", crate::metrics::hit_or_miss(!missed));
+        found.map_err(|err| SourceError::clone(&err).about(symbol, Asked::ReferenceData).into())
     }
 
     /// `bars` of `interval` (as traded, oldest first) of `symbol`, adjusted: every price at the

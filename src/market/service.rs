@@ -53,6 +53,7 @@ use super::{
 };
 use crate::{
     error::{AppError, AppResult},
+    metrics::{Lookup, cache_lookup, hit_or_miss},
     reference::{ReferenceService, Symbol, service::AssetClass},
 };
 
@@ -212,7 +213,9 @@ impl MarketService {
             if results.contains_key(symbol) {
                 continue;
             }
-            match self.inner.quotes.get(symbol).await {
+            let cached = self.inner.quotes.get(symbol).await;
+            cache_lookup("quotes", hit_or_miss(cached.is_some()));
+            match cached {
                 Some(quote) => {
                     results.insert(symbol.clone(), Ok(quote));
                 }
@@ -235,6 +238,9 @@ impl MarketService {
                 .into_iter()
                 .map(|(symbol, quote)| (symbol, quote.without_untraded_volume()))
                 .collect();
+            for symbol in &symbols {
+                cache_lookup("redis", hit_or_miss(found.contains_key(symbol)));
+            }
             for quote in found.values() {
                 self.inner.quotes.insert(quote.symbol.clone(), quote.clone()).await;
                 self.inner.last_known.insert(quote.symbol.clone(), quote.clone()).await;
@@ -253,6 +259,7 @@ impl MarketService {
                 for symbol in symbols.drain(..) {
                     match self.inner.last_known.get(&symbol).await {
                         Some(quote) => {
+                            cache_lookup("quotes", Lookup::Stale);
                             results.insert(symbol, Ok(Quote { stale: true, ..quote }));
                         }
                         None => waiting.push(symbol),
@@ -324,7 +331,7 @@ impl MarketService {
     fn fetch_batch(&self, chunk: Vec<Instrument>) -> impl std::future::Future<Output = BatchResult> + Send + 'static {
         let service = self.clone();
         async move {
-            let fetched = service.upstream(service.inner.source.quotes(&chunk)).await;
+            let fetched = service.upstream("quotes", service.inner.source.quotes(&chunk)).await;
             let mut answer = HashMap::new();
             let mut valid = Vec::new();
             if let Ok(quotes) = &fetched {
@@ -368,6 +375,7 @@ impl MarketService {
             last = shared.last_known(symbol).await.map(Quote::without_untraded_volume);
         }
         if let Some(mut quote) = last {
+            cache_lookup("quotes", Lookup::Stale);
             quote.stale = true;
             return Ok(quote);
         }
@@ -406,7 +414,9 @@ impl MarketService {
         let closed_end = end.map(|e| interval.bar_start(e)).filter(|e| *e <= current);
         if let Some(end) = closed_end {
             let key = (symbol.clone(), interval, end, limit);
-            if let Some(hit) = self.inner.closed_klines.get(&key).await {
+            let cached = self.inner.closed_klines.get(&key).await;
+            cache_lookup("klines", hit_or_miss(cached.is_some()));
+            if let Some(hit) = cached {
                 return Ok(hit);
             }
             let bars = Arc::new(self.closed_window(&instrument, interval, end, limit).await?);
@@ -414,7 +424,9 @@ impl MarketService {
             return Ok(bars);
         }
         let key = (symbol.clone(), interval, limit);
-        if let Some(hit) = self.inner.live_klines.get(&key).await {
+        let cached = self.inner.live_klines.get(&key).await;
+        cache_lookup("klines", hit_or_miss(cached.is_some()));
+        if let Some(hit) = cached {
             return Ok(hit);
         }
         let mut bars = match history {
@@ -472,7 +484,7 @@ impl MarketService {
         limit: usize,
     ) -> AppResult<Fetched> {
         let bars = self
-            .upstream(self.inner.source.klines(instrument, interval, end, limit))
+            .upstream("klines", self.inner.source.klines(instrument, interval, end, limit))
             .await
             .map_err(|err| err.about(&instrument.symbol, Asked::MarketData))?;
         let (mut valid, had_rejects) = self.valid_bars(&instrument.symbol, bars);
@@ -513,7 +525,12 @@ impl MarketService {
         let mut results = HashMap::with_capacity(symbols.len());
         let mut missing = Vec::new();
         for symbol in symbols {
-            if let Some(hit) = self.inner.live_klines.get(&(symbol.clone(), interval, limit)).await {
+            let cached = self.inner.live_klines.get(&(symbol.clone(), interval, limit)).await;
+            // A lone miss is counted again by `klines`, which it falls through to.
+            if cached.is_some() {
+                cache_lookup("klines", Lookup::Hit);
+            }
+            if let Some(hit) = cached {
                 results.insert(symbol.clone(), Ok(hit));
                 continue;
             }
@@ -530,11 +547,15 @@ impl MarketService {
             results.insert(symbol, bars);
             return results;
         }
+        for _ in &missing {
+            cache_lookup("klines", Lookup::Miss);
+        }
         let current = interval.bar_start(Utc::now());
         let chunks = self.chunks(missing);
-        let answers =
-            join_all(chunks.iter().map(|chunk| self.upstream(self.inner.source.latest_klines(chunk, interval, limit))))
-                .await;
+        let answers = join_all(
+            chunks.iter().map(|chunk| self.upstream("klines", self.inner.source.latest_klines(chunk, interval, limit))),
+        )
+        .await;
         for (chunk, answer) in chunks.into_iter().zip(answers) {
             let mut found: HashMap<Symbol, Vec<Kline>> = match answer {
                 Ok(series) => series.into_iter().collect(),
@@ -574,7 +595,9 @@ impl MarketService {
         let mut results = HashMap::with_capacity(symbols.len());
         let mut missing = Vec::new();
         for symbol in symbols {
-            if let Some(hit) = self.inner.books.get(&(symbol.clone(), levels)).await {
+            let cached = self.inner.books.get(&(symbol.clone(), levels)).await;
+            cache_lookup("books", hit_or_miss(cached.is_some()));
+            if let Some(hit) = cached {
                 results.insert(symbol.clone(), Ok(hit));
                 continue;
             }
@@ -589,8 +612,10 @@ impl MarketService {
         let answers = join_all(chunks.iter().map(|chunk| async move {
             match chunk.as_slice() {
                 // One instrument: the single endpoint.
-                [one] => self.upstream(self.inner.source.order_book(one, levels)).await.map(|book| vec![book]),
-                many => self.upstream(self.inner.source.order_books(many, levels)).await,
+                [one] => {
+                    self.upstream("order_book", self.inner.source.order_book(one, levels)).await.map(|book| vec![book])
+                }
+                many => self.upstream("order_book", self.inner.source.order_books(many, levels)).await,
             }
         }))
         .await;
@@ -611,7 +636,7 @@ impl MarketService {
                     None => Err(SourceError::NotFound(String::new()).about(&symbol, Asked::MarketData).into()),
                     Some(book) => match validate::order_book(&book, Utc::now()) {
                         Err(reason) => {
-                            self.reject("order book", &symbol, &reason);
+                            self.reject("order_book", &symbol, &reason);
                             Err(AppError::UpstreamUnavailable(format!(
                                 "the market source sent an invalid order book for `{symbol}`"
                             )))
@@ -651,7 +676,7 @@ impl MarketService {
     pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> AppResult<Vec<Tick>> {
         let instrument = self.instrument(symbol).await?;
         let ticks = self
-            .upstream(self.inner.source.ticks(&instrument, limit))
+            .upstream("ticks", self.inner.source.ticks(&instrument, limit))
             .await
             .map_err(|err| err.about(symbol, Asked::MarketData))?;
         let now = Utc::now();
@@ -668,21 +693,45 @@ impl MarketService {
     }
 
     /// One upstream call under the request's deadline (started now unless one is in force):
-    /// cut off with [`SourceError::Down`] when it passes, whatever the source does.
+    /// cut off with [`SourceError::Down`] when it passes, whatever the source does. Counted
+    /// and timed as `finql_upstream_requests_total{source, endpoint, outcome}` and
+    /// `finql_upstream_request_duration_seconds{source, endpoint}`; `endpoint` names what was
+    /// asked (`quotes`, `klines`, `order_book`, `ticks`, `fundamentals`, `corporate_actions`),
+    /// whichever of the source's URLs answered it.
     #[tracing::instrument(name = "market.upstream", skip_all, fields(source = self.inner.source.name()))]
     pub(super) async fn upstream<T>(
         &self,
+        endpoint: &'static str,
         call: impl std::future::Future<Output = Result<T, SourceError>>,
     ) -> Result<T, SourceError> {
+        let started = std::time::Instant::now();
         let deadline = health::deadline().unwrap_or_else(|| tokio::time::Instant::now() + self.inner.source_budget);
-        match tokio::time::timeout_at(deadline, health::within(deadline, call)).await {
+        let answer = match tokio::time::timeout_at(deadline, health::within(deadline, call)).await {
             Ok(answer) => answer,
             Err(_) => Err(SourceError::Down(format!("{}: no answer within the time budget", self.inner.source.name()))),
-        }
+        };
+        let outcome = match &answer {
+            Ok(_) => "ok",
+            Err(SourceError::Unavailable(_)) => "unavailable",
+            Err(SourceError::Unauthorized(_)) => "unauthorized",
+            Err(SourceError::NotFound(_)) => "not_found",
+            Err(SourceError::Invalid(_)) => "invalid",
+            Err(SourceError::Down(_)) => "down",
+        };
+        let source = self.inner.source.name();
+        metrics::counter!("finql_upstream_requests_total", "source" => source, "endpoint" => endpoint, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("finql_upstream_request_duration_seconds", "source" => source, "endpoint" => endpoint)
+            .record(started.elapsed().as_secs_f64());
+        answer
     }
 
-    fn reject(&self, what: &str, symbol: &Symbol, reason: &str) {
+    /// A value validation refused: logged, and counted as
+    /// `finql_upstream_rejected_values_total{source, kind}` (`kind`: quote, kline, order book, tick).
+    fn reject(&self, what: &'static str, symbol: &Symbol, reason: &str) {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("finql_upstream_rejected_values_total", "source" => self.inner.source.name(), "kind" => what)
+            .increment(1);
         tracing::warn!(source = self.inner.source.name(), %symbol, what, reason, "rejected market data");
     }
 }

@@ -218,8 +218,19 @@ impl PlanLimiter {
     }
 
     /// Admits `operations` requests of total estimated `cost` for `principal` calling from
-    /// `addr` (`None`: an in-process caller, not limited by address), or says why not.
+    /// `addr` (`None`: an in-process caller, not limited by address), or says why not. A
+    /// rate-limited refusal is counted in `finql_rate_limited_total{tenant, policy}`, once per
+    /// refused request (a batch is one), whichever transport asked.
     pub async fn admit(&self, principal: &Principal, addr: Option<IpAddr>, operations: u32, cost: u64) -> Admission {
+        let admission = self.decide(principal, addr, operations, cost).await;
+        if let Some(Refusal::Limited { policy, .. } | Refusal::Unavailable { policy }) = &admission.refusal {
+            metrics::counter!("finql_rate_limited_total", "tenant" => principal.tenant_label(), "policy" => *policy)
+                .increment(1);
+        }
+        admission
+    }
+
+    async fn decide(&self, principal: &Principal, addr: Option<IpAddr>, operations: u32, cost: u64) -> Admission {
         let (Some(limiter), Some(plan)) = (&self.limiter, &principal.plan) else { return Admission::default() };
         // Every bucket of one caller shares a Redis hash tag (`{…}`), so the script's keys sit
         // in one slot of a Redis Cluster.

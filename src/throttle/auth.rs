@@ -104,6 +104,7 @@ impl AuthThrottle {
             let decision = self.limiter.attempt(key, *policy).await;
             if !decision.allowed {
                 tracing::debug!(limit = "login per account", retry_after = ?decision.retry_after, "throttled");
+                counted("login_per_account");
                 return Err(limited(decision));
             }
         }
@@ -135,6 +136,11 @@ impl AuthThrottle {
             return Ok(());
         }
         tracing::debug!(limit = action, scope = "address", retry_after = ?decision.retry_after, "throttled");
+        counted(match action {
+            "login" => "login_per_address",
+            "signup" => "signup_per_address",
+            _ => "refresh_per_address",
+        });
         Err(limited(decision))
     }
 
@@ -145,6 +151,12 @@ impl AuthThrottle {
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         format!("{kind}:{hex}")
     }
+}
+
+/// Counts a throttled authentication in `finql_rate_limited_total`: the caller is not known
+/// yet (it is signing in), so its tenant is `-`, as for every anonymous caller.
+fn counted(policy: &'static str) {
+    metrics::counter!("finql_rate_limited_total", "tenant" => "-", "policy" => policy).increment(1);
 }
 
 /// `RATE_LIMITED` with `retryAfter` in whole seconds, rounded up (a client that waits that

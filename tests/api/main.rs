@@ -1,6 +1,6 @@
 //! finql's integration tests: one binary whose modules mirror `src/` (crates.io style), so a
 //! module's tests are where the module is: `accounts`, `ledger/`, `market/`, `sources/itick/`,
-//! `live/`, `http/` (with `http::ws`), `telemetry` and `schema`. `abuse/` replays attacks that cross modules;
+//! `live/`, `http/` (with `http::ws`), `metrics/`, `telemetry` and `schema`. `abuse/` replays attacks that cross modules;
 //! `helpers/` is the harness every test shares (`spawn_app`, `TestApp`, `backend_tests!`, waits,
 //! finql as its own process, and the plumbing of the fake upstreams).
 //!
@@ -21,6 +21,7 @@ mod http;
 mod ledger;
 mod live;
 mod market;
+mod metrics;
 mod schema;
 mod sources;
 mod telemetry;

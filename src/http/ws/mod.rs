@@ -53,6 +53,7 @@ use axum::{
 };
 use chrono::Utc;
 use futures::StreamExt;
+use metrics::SharedString;
 use serde_json::json;
 use tokio::{
     sync::mpsc,
@@ -70,6 +71,7 @@ use crate::{
     graphql::{ClientInfo, guard},
     identity::{Credentials, Principal},
     live::quotas::{ConnectionLease, Refusal},
+    metrics::{Held, graphql as graphql_metrics},
     state::AppState,
     telemetry,
     tenancy::keys,
@@ -174,6 +176,7 @@ impl Close {
 
 impl Connection {
     async fn run(state: AppState, protocol: Protocol, client: ClientInfo, socket: WebSocket) {
+        let _open = Held::new(metrics::gauge!("finql_ws_connections"));
         let (sink, mut stream) = socket.split();
         let ws_config = state.config.websocket.clone();
         let slow_timeout = ws_config.slow_client_timeout;
@@ -251,6 +254,9 @@ impl Connection {
         for (_, (_, operation)) in conn.operations.drain() {
             operation.abort();
         }
+        if stalled.is_cancelled() {
+            metrics::counter!("finql_live_slow_consumers_total").increment(1);
+        }
         if let Some(Close(code, reason)) = close
             && code != SLOW_CONSUMER
         {
@@ -297,6 +303,13 @@ impl Connection {
         message: serde_json::Value,
         rate_limited: bool,
     ) {
+        let code = message["payload"][0]["extensions"]["code"].as_str().unwrap_or("INTERNAL").to_owned();
+        graphql_metrics::record(
+            graphql_metrics::operation_type(None),
+            principal.tenant_label(),
+            code.into(),
+            std::time::Duration::ZERO,
+        );
         let mut usage = self.state.usage.operation(principal, false);
         let bytes = message.to_string().len();
         meter(&mut usage, bytes, true, rate_limited);
@@ -565,6 +578,14 @@ impl Connection {
         // Likewise its audit record (a subscription's start is recorded now).
         let subscription = operation == Some(OperationType::Subscription);
         let mut audit = self.state.audit.operation(&principal, Some(trace_id.clone()), shape, subscription);
+        // Counted at its first answer (a subscription's first event), timed from its start.
+        let mut timing =
+            Some((std::time::Instant::now(), graphql_metrics::operation_type(operation), principal.tenant_label()));
+        let mut answered = move |code: SharedString| {
+            if let Some((started, kind, tenant)) = timing.take() {
+                graphql_metrics::record(kind, tenant, code, started.elapsed());
+            }
+        };
         let request = self.state.prepare(request, principal, client);
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
@@ -586,6 +607,7 @@ impl Connection {
                     let Some(next_response) = guard::deadline::before(deadline, next_response).await else {
                         // Like a failed request: an `error` ends the operation.
                         let timeout = guard::deadline::timeout_error(limits.request_timeout);
+                        answered(graphql_metrics::code_of(std::slice::from_ref(&timeout)));
                         let message = json!({ "type": error, "id": task_id, "payload": [&timeout] });
                         let bytes = message.to_string().len();
                         meter(&mut usage, bytes, true, false);
@@ -596,6 +618,7 @@ impl Connection {
                     };
                     let Some(mut response) = next_response else { break };
                     guard::assign_codes(&mut response.errors, &limits);
+                    answered(graphql_metrics::code_of(&response.errors));
                     if first {
                         // Once per operation (not on every live update): the client has it from then on.
                         response.extensions.insert("traceId".into(), async_graphql::Value::from(trace_id.as_str()));
@@ -628,6 +651,7 @@ impl Connection {
                         return;
                     }
                 }
+                answered(graphql_metrics::OK.into());
                 let _ = finished.send((task_id.clone(), seq));
                 let _ = outbox.send_json(json!({ "type": "complete", "id": task_id })).await;
             }

@@ -23,6 +23,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `/metrics`' own listener, when the test set `FINQL_METRICS_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub backend: Backend,
     /// The server's state, to observe what the API cannot show (e.g. the live hub's topics).
@@ -105,6 +107,7 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, &str)]) -> Option<T
     let config = finql::Config::from_lookup(|k| vars.get(k).cloned()).expect("test config is valid");
     let app = finql::App::build(config).await.expect("server builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let state = app.state().clone();
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
@@ -112,6 +115,7 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, &str)]) -> Option<T
     }));
     Some(TestApp {
         addr,
+        metrics_addr,
         client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
         backend,
         state,
