@@ -6,53 +6,7 @@ use std::process::Output;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, JWT_SECRET, TestApp, new_postgres_schema, spawn_app};
-
-/// A database that outlives the app instance, so the CLI can read it after the shutdown.
-struct SharedDatabase {
-    vars: Vec<(String, String)>,
-    _dir: tempfile::TempDir,
-}
-
-impl SharedDatabase {
-    async fn new(backend: Backend) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let vars = match backend {
-            Backend::Sqlite => {
-                vec![("DATABASE_URL".into(), format!("sqlite://{}/audit.db?mode=rwc", dir.path().display()))]
-            }
-            Backend::Postgres => {
-                let Some(url) = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
-                    eprintln!("skipped: TEST_DATABASE_URL is not set");
-                    return None;
-                };
-                vec![("DATABASE_URL".into(), url), ("FINQL_DATABASE_SCHEMA".into(), new_postgres_schema().await)]
-            }
-        };
-        Some(Self { vars, _dir: dir })
-    }
-
-    async fn spawn(&self, backend: Backend) -> TestApp {
-        let vars: Vec<(&str, &str)> = self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        spawn_app(backend, &vars).await.unwrap()
-    }
-
-    /// Runs `finql audit <args>` on this database, with nothing else from the environment.
-    async fn finql_audit(&self, args: &[&str]) -> Output {
-        let data_dir = tempfile::tempdir().unwrap();
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_finql"))
-            .arg("audit")
-            .args(args)
-            .env_clear()
-            .current_dir(data_dir.path())
-            .env("FINQL_DATA_DIR", data_dir.path())
-            .env("JWT_SECRET", JWT_SECRET)
-            .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .await
-            .unwrap()
-    }
-}
+use crate::helpers::{Backend, shared_db::SharedDatabase};
 
 fn stdout(output: &Output) -> String {
     assert!(output.status.success(), "finql audit failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -74,7 +28,7 @@ mod the_cli_exports_a_tenants_records {
 
     async fn run(backend: Backend) {
         let Some(db) = SharedDatabase::new(backend).await else { return };
-        let app = db.spawn(backend).await;
+        let app = db.spawn(backend, &[]).await;
         let key = app.tenant_key("audit-cli", "pro", "market").await;
         let other = app.tenant_key("audit-cli-other", "pro", "market").await;
         let query = "query Export($s: String!) { quote(symbol: $s) { last } }";
@@ -87,7 +41,7 @@ mod the_cli_exports_a_tenants_records {
 
         let today = Utc::now().date_naive().to_string();
         let range = ["--tenant", "audit-cli", "--from", today.as_str(), "--to", today.as_str()];
-        let json_out = stdout(&db.finql_audit(&[&range[..], &["--format", "json"]].concat()).await);
+        let json_out = stdout(&db.finql("audit", &[&range[..], &["--format", "json"]].concat()).await);
         let lines: Vec<Value> = json_out.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         assert_eq!(lines.len(), 2, "{json_out}");
         let symbols: Vec<&Value> = lines.iter().map(|l| &l["symbols"]).collect();
@@ -95,7 +49,7 @@ mod the_cli_exports_a_tenants_records {
         let principal = format!("key:{}", key.split('_').nth(1).unwrap());
         assert!(lines.iter().all(|l| l["principal"] == principal.as_str() && l["fields"] == json!(["quote.last"])));
 
-        let csv = stdout(&db.finql_audit(&range).await);
+        let csv = stdout(&db.finql("audit", &range).await);
         let mut rows = csv.lines();
         assert!(rows.next().unwrap().starts_with("at,id,trace_id,principal,event"), "{csv}");
         let rows: Vec<&str> = rows.collect();
@@ -105,11 +59,14 @@ mod the_cli_exports_a_tenants_records {
         // Yesterday holds nothing; an unknown tenant is an error.
         let yesterday = (Utc::now() - chrono::TimeDelta::days(1)).date_naive().to_string();
         let empty = stdout(
-            &db.finql_audit(&["--tenant", "audit-cli", "--from", &yesterday, "--to", &yesterday, "--format", "json"])
-                .await,
+            &db.finql(
+                "audit",
+                &["--tenant", "audit-cli", "--from", &yesterday, "--to", &yesterday, "--format", "json"],
+            )
+            .await,
         );
         assert_eq!(empty, "");
-        let unknown = db.finql_audit(&["--tenant", "nobody", "--from", &today, "--to", &today]).await;
+        let unknown = db.finql("audit", &["--tenant", "nobody", "--from", &today, "--to", &today]).await;
         assert!(!unknown.status.success());
         assert!(String::from_utf8_lossy(&unknown.stderr).contains("no tenant `nobody`"));
     }

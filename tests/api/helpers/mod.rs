@@ -4,6 +4,7 @@
 
 pub(crate) mod fake_server;
 pub(crate) mod process;
+pub(crate) mod shared_db;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 

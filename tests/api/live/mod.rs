@@ -370,7 +370,9 @@ async fn legacy_graphql_ws_streams_and_stop_releases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_with_1008_slow_consumer() {
-    let app = live_app(&[("FINQL_WS_SLOW_CLIENT_MS", "300")]).await;
+    // Long enough for the eight subscriptions below to start on a loaded machine (each is
+    // admitted, costed and audited first), short against the test.
+    let app = live_app(&[("FINQL_WS_SLOW_CLIENT_MS", "2000")]).await;
     let user = app.new_user().await;
     let mut ws = Ws::connect_small_buffer(&app).await;
     ws.init(Some(&user.access_token)).await;

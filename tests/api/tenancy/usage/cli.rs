@@ -5,23 +5,12 @@ use std::process::Output;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{OK, SharedDatabase, post, prefix};
-use crate::helpers::{Backend, JWT_SECRET};
+use super::{OK, post, prefix};
+use crate::helpers::{Backend, shared_db::SharedDatabase};
 
-/// Runs `finql usage <args>` on the shared database, with nothing else from the environment.
+/// Runs `finql usage <args>` on the shared database.
 async fn finql_usage(db: &SharedDatabase, args: &[&str]) -> Output {
-    let data_dir = tempfile::tempdir().unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_finql"))
-        .arg("usage")
-        .args(args)
-        .env_clear()
-        .current_dir(data_dir.path())
-        .env("FINQL_DATA_DIR", data_dir.path())
-        .env("JWT_SECRET", JWT_SECRET)
-        .envs(db.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .await
-        .unwrap()
+    db.finql("usage", args).await
 }
 
 fn stdout(output: &Output) -> String {

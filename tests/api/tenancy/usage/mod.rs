@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::{
     backend_tests,
-    helpers::{Backend, PATIENCE, TestApp, error_code, new_postgres_schema, spawn_app, within},
+    helpers::{Backend, PATIENCE, TestApp, error_code, shared_db::SharedDatabase, spawn_app, within},
     http::ws::{TRANSPORT_WS, Ws},
 };
 
@@ -165,38 +165,6 @@ async fn websocket_operations_and_subscription_seconds_are_counted() {
     // second boundaries).
     let ran = started.elapsed().as_secs() + PATIENCE.as_secs() + 1;
     assert!((1..=ran).contains(&counts.subscription_seconds), "{counts:?}");
-}
-
-/// Settings pointing two app instances at one database (SQLite file or PostgreSQL schema).
-struct SharedDatabase {
-    vars: Vec<(String, String)>,
-    _dir: tempfile::TempDir,
-}
-
-impl SharedDatabase {
-    async fn new(backend: Backend) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let vars = match backend {
-            Backend::Sqlite => {
-                vec![("DATABASE_URL".into(), format!("sqlite://{}/shared.db?mode=rwc", dir.path().display()))]
-            }
-            Backend::Postgres => {
-                let Some(url) = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
-                    eprintln!("skipped: TEST_DATABASE_URL is not set");
-                    return None;
-                };
-                vec![("DATABASE_URL".into(), url), ("FINQL_DATABASE_SCHEMA".into(), new_postgres_schema().await)]
-            }
-        };
-        Some(Self { vars, _dir: dir })
-    }
-
-    /// An app instance on this database, with `extra` settings.
-    async fn spawn(&self, backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-        let mut vars: Vec<(&str, &str)> = self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        vars.extend_from_slice(extra);
-        spawn_app(backend, &vars).await.unwrap()
-    }
 }
 
 mod two_instances_on_one_database_sum {
