@@ -75,6 +75,15 @@ fn plans() -> (TempDir, String) {
     plans_file(PLANS)
 }
 
+/// A server on these plans (default and anonymous plan `wide`), with `extra` settings; the
+/// folder keeps the plans file alive.
+async fn plans_app(extra: &[(&str, &str)]) -> (TestApp, TempDir) {
+    let (dir, file) = plans();
+    let mut vars = vec![("FINQL_PLANS_FILE", file.as_str()), DEFAULT_PLAN, ANONYMOUS_PLAN];
+    vars.extend_from_slice(extra);
+    (spawn_app(Backend::Sqlite, &vars).await.unwrap(), dir)
+}
+
 async fn connect(url: &str, key: &str) -> Ws {
     let mut ws = Ws::connect_url(url, TRANSPORT_WS).await;
     ws.init(Some(key)).await;
@@ -157,13 +166,7 @@ fn assert_symbol_quota(error: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_see_what_the_plan_allows_tenant_by_tenant() {
-    let (_plans, file) = plans();
-    let app = spawn_app(
-        Backend::Sqlite,
-        &[("FINQL_PLANS_FILE", &file), ("FINQL_SIM_TICKS_PER_SEC", "10"), DEFAULT_PLAN, ANONYMOUS_PLAN],
-    )
-    .await
-    .unwrap();
+    let (app, _plans) = plans_app(&[("FINQL_SIM_TICKS_PER_SEC", "10")]).await;
     let narrow = app.tenant_key("narrow-desk", "narrow", "market,live").await;
     let wide = app.tenant_key("wide-desk", "wide", "market,live").await;
     let mut n = connect(&app.ws_url(), &narrow).await;
@@ -204,13 +207,7 @@ async fn subscriptions_see_what_the_plan_allows_tenant_by_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_market_holds_its_events_back_while_real_time_flows() {
-    let (_plans, file) = plans();
-    let app = spawn_app(
-        Backend::Sqlite,
-        &[("FINQL_PLANS_FILE", &file), ("FINQL_SIM_TICKS_PER_SEC", "10"), DEFAULT_PLAN, ANONYMOUS_PLAN],
-    )
-    .await
-    .unwrap();
+    let (app, _plans) = plans_app(&[("FINQL_SIM_TICKS_PER_SEC", "10")]).await;
     let lagged = app.tenant_key("lagged-desk", "lagged", "live").await;
     let wide = app.tenant_key("wide-desk", "wide", "live").await;
     let mut late = connect(&app.ws_url(), &lagged).await;
@@ -241,8 +238,7 @@ async fn a_delayed_market_holds_its_events_back_while_real_time_flows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_and_symbols_are_limited_per_tenant_in_process() {
-    let (_plans, file) = plans();
-    let app = spawn_app(Backend::Sqlite, &[("FINQL_PLANS_FILE", &file), DEFAULT_PLAN, ANONYMOUS_PLAN]).await.unwrap();
+    let (app, _plans) = plans_app(&[]).await;
     let key = app.tenant_key("narrow-desk", "narrow", "live").await;
     let other = app.tenant_key("other-desk", "narrow", "live").await;
     let url = app.ws_url();
