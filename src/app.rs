@@ -45,7 +45,7 @@ impl App {
         // One TLS crypto provider (ring) for every client in the process; must precede them.
         sources::itick::install_crypto_provider();
         // Before anything emits: the facade drops what it gets without a recorder.
-        let metrics = Metrics::install();
+        let metrics = if config.metrics { Metrics::install() } else { Metrics::disabled() };
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
@@ -155,7 +155,7 @@ impl App {
         let listener = TcpListener::bind(state.config.addr)
             .await
             .with_context(|| format!("binding {} (FINQL_ADDR)", state.config.addr))?;
-        let metrics_listener = match state.config.metrics_addr {
+        let metrics_listener = match state.config.metrics_addr.filter(|_| state.config.metrics) {
             Some(addr) => {
                 Some(TcpListener::bind(addr).await.with_context(|| format!("binding {addr} (FINQL_METRICS_ADDR)"))?)
             }

@@ -103,12 +103,21 @@ impl AuditLog {
     /// Hands a record to the writer without waiting: when the buffer is full the record is
     /// dropped and counted.
     pub fn record(&self, record: AuditRecord) {
+        if !self.enabled() {
+            return;
+        }
         match self.0.sender.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.dropped(1, "buffer_full"),
             // After `close`: the process is stopping, nothing is written any more.
             Err(TrySendError::Closed(_)) => self.dropped(1, "closed"),
         }
+    }
+
+    /// Whether operations are audited (`FINQL_AUDIT`): when not, the edges skip even reading an
+    /// operation's shape.
+    pub fn enabled(&self) -> bool {
+        self.0.settings.enabled
     }
 
     /// Audits one WebSocket operation: a subscription's start is recorded now; the operation's
@@ -147,6 +156,9 @@ impl AuditLog {
     /// Starts the writer and the retention task. Retention stops at `shutdown`; the writer at
     /// [`AuditLog::close`], after requests in flight have finished.
     pub fn spawn(&self, shutdown: CancellationToken) {
+        if !self.enabled() {
+            return;
+        }
         if let Some(receiver) = self.receiver().take() {
             let audit = self.clone();
             let writer = tokio::spawn(async move { audit.run_writer(receiver).await });

@@ -6,6 +6,10 @@ use super::parse_or;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditSettings {
+    /// `FINQL_AUDIT` (`on`, the default, or `off`): whether operations are audited at all.
+    /// Off is for development and for deployments that audit at a gateway; a regulated
+    /// deployment keeps it on.
+    pub enabled: bool,
     /// `FINQL_AUDIT_RETENTION_DAYS` (default 90, at least 1): records older than this are
     /// deleted (hourly, in batches).
     pub retention_days: u32,
@@ -21,13 +25,18 @@ pub struct AuditSettings {
 
 impl Default for AuditSettings {
     fn default() -> Self {
-        Self { retention_days: 90, json_log: false, buffer: 10_000 }
+        Self { enabled: true, retention_days: 90, json_log: false, buffer: 10_000 }
     }
 }
 
 impl AuditSettings {
     pub(super) fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let defaults = Self::default();
+        let enabled = match get("FINQL_AUDIT").as_deref().map(str::trim) {
+            None | Some("" | "on") => true,
+            Some("off") => false,
+            Some(other) => bail!("FINQL_AUDIT must be `on` or `off`, not `{other}`"),
+        };
         let retention_days = parse_or(get, "FINQL_AUDIT_RETENTION_DAYS", defaults.retention_days)?;
         if retention_days == 0 {
             bail!("FINQL_AUDIT_RETENTION_DAYS must be at least 1");
@@ -41,7 +50,7 @@ impl AuditSettings {
         if buffer == 0 {
             bail!("FINQL_AUDIT_BUFFER must be at least 1");
         }
-        Ok(Self { retention_days, json_log, buffer })
+        Ok(Self { enabled, retention_days, json_log, buffer })
     }
 }
 
@@ -62,8 +71,14 @@ mod tests {
         let set =
             settings(&[("FINQL_AUDIT_RETENTION_DAYS", "7"), ("FINQL_AUDIT_LOG", "json"), ("FINQL_AUDIT_BUFFER", "5")])
                 .unwrap();
-        assert_eq!(set, AuditSettings { retention_days: 7, json_log: true, buffer: 5 });
-        for bad in [("FINQL_AUDIT_RETENTION_DAYS", "0"), ("FINQL_AUDIT_LOG", "yaml"), ("FINQL_AUDIT_BUFFER", "0")] {
+        assert_eq!(set, AuditSettings { enabled: true, retention_days: 7, json_log: true, buffer: 5 });
+        assert!(!settings(&[("FINQL_AUDIT", "off")]).unwrap().enabled);
+        for bad in [
+            ("FINQL_AUDIT", "no"),
+            ("FINQL_AUDIT_RETENTION_DAYS", "0"),
+            ("FINQL_AUDIT_LOG", "yaml"),
+            ("FINQL_AUDIT_BUFFER", "0"),
+        ] {
             let err = settings(&[bad]).unwrap_err().to_string();
             assert!(err.contains(bad.0), "{err}");
         }

@@ -73,6 +73,9 @@ pub struct Config {
     /// `FINQL_METRICS_ADDR`: where `GET /metrics` is served when set (its own port, so that
     /// the API's load balancer never exposes it); unset, it is served at `FINQL_ADDR`.
     pub metrics_addr: Option<SocketAddr>,
+    /// `FINQL_METRICS` (`on`, the default, or `off`): whether this app records metrics and
+    /// serves `/metrics` at all (off: no recorder, no route, no per-request bookkeeping).
+    pub metrics: bool,
     pub log_format: LogFormat,
     /// `FINQL_DATA_DIR`: the SQLite file and the generated development JWT secret live here.
     pub data_dir: PathBuf,
@@ -425,6 +428,11 @@ impl Config {
                     raw.trim().parse().map_err(|err| anyhow::anyhow!("FINQL_METRICS_ADDR=`{raw}` is not valid: {err}"))
                 })
                 .transpose()?,
+            metrics: match get("FINQL_METRICS").as_deref().map(str::trim) {
+                None | Some("" | "on") => true,
+                Some("off") => false,
+                Some(other) => bail!("FINQL_METRICS must be `on` or `off`, not `{other}`"),
+            },
             log_format,
             database: DatabaseConfig {
                 url: Secret::new(database_url),

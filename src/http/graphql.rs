@@ -36,7 +36,7 @@ use crate::{
     config::Limits,
     error::ErrorCode,
     graphql::{ClientInfo, guard},
-    identity::Principal,
+    identity::{Credentials, Principal},
     metrics::graphql as graphql_metrics,
     state::AppState,
     telemetry,
@@ -304,10 +304,12 @@ async fn respond(
     };
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let api_key = headers.get(API_KEY).and_then(|v| v.to_str().ok());
+    let client = client_info(state, peer, headers);
     let principal = match state.principal(authorization, api_key).await {
         Ok(principal) => principal,
         Err(err) => {
             let err = async_graphql::Error::from(err).into_server_error(Default::default());
+            unchecked(state, prepared, &client, &err, started);
             return Rejection {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 error: Box::new(err),
@@ -317,7 +319,6 @@ async fn respond(
             .into_response();
         }
     };
-    let client = client_info(state, peer, headers);
     let mut audit = HttpAudit::begin(&principal, client.trace_id.clone(), started);
     let tenant = principal.tenant_label();
     // What each operation will cost; a request the edge refused counts as one operation that
@@ -326,7 +327,9 @@ async fn respond(
     let (prepared, costs, kinds) = match prepared {
         Ok((mut batch, media)) => {
             let costs: Vec<u64> = batch.iter_mut().map(|request| estimate(state, request)).collect();
-            audit.shape(&mut batch);
+            if state.audit.enabled() {
+                audit.shape(&mut batch);
+            }
             let kinds: Vec<&'static str> = batch.iter_mut().map(operation_type).collect();
             (Ok((batch, media)), costs, kinds)
         }
@@ -372,6 +375,34 @@ async fn respond(
         response.headers_mut().insert(RATELIMIT, current);
     }
     response
+}
+
+/// A request whose credentials could not be checked (the database did not answer): nothing
+/// ran, but it is counted and audited like any refusal, as an anonymous caller's (who it was
+/// is unknown), so that an outage of the check shows in the metrics and the trail.
+fn unchecked(
+    state: &AppState,
+    prepared: Result<Prepared, Rejection>,
+    client: &ClientInfo,
+    error: &ServerError,
+    started: std::time::Instant,
+) {
+    let unknown = Principal::without_tenant(Credentials::Anonymous, None);
+    let mut audit = HttpAudit::begin(&unknown, client.trace_id.clone(), started);
+    let kinds = match prepared {
+        Ok((mut batch, _)) => {
+            if state.audit.enabled() {
+                audit.shape(&mut batch);
+            }
+            batch.iter_mut().map(operation_type).collect()
+        }
+        Err(_) => vec![graphql_metrics::operation_type(None)],
+    };
+    audit.refused(&state.audit, error);
+    let code = graphql_metrics::code_of(std::slice::from_ref(error));
+    for kind in kinds {
+        graphql_metrics::record(kind, unknown.tenant_label(), code.clone(), started.elapsed());
+    }
 }
 
 /// The type of one prepared operation, as a metric label.

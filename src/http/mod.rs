@@ -46,7 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post).fallback(graphql_method_not_allowed))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready));
-    if state.config.metrics_addr.is_none() {
+    if state.config.metrics && state.config.metrics_addr.is_none() {
         router = router.route("/metrics", get(metrics::metrics));
     }
     // No playground (nor introspection) in production: it is a map of the API for attackers.
@@ -81,9 +81,11 @@ pub fn router(state: AppState) -> Router {
                 .max_age(Duration::from_secs(600)),
         );
     }
-    router
+    if state.config.metrics {
         // Counts every answer, refusals too (inside the trace layers: its timing is the handler's).
-        .layer(axum::middleware::from_fn(crate::metrics::http::track))
+        router = router.layer(axum::middleware::from_fn(crate::metrics::http::track));
+    }
+    router
         // Inside the request's span (`trace`): logs a failure (5xx) with the request's trace id.
         .layer(TraceLayer::new_for_http().make_span_with(|_: &axum::http::Request<_>| tracing::Span::current()))
         .layer(axum::middleware::from_fn(trace))

@@ -74,6 +74,13 @@ impl Metrics {
         Self { handle: handle.clone(), process }
     }
 
+    /// An app that records nothing of its own (`FINQL_METRICS=off`): no recorder installed, an
+    /// empty exposition. (A recorder another app of the process installed still receives the
+    /// facade's values: the slot is process-wide.)
+    pub fn disabled() -> Self {
+        Self { handle: None, process: metrics_process::Collector::default() }
+    }
+
     /// Folds histogram samples into buckets every few seconds until `shutdown`.
     pub fn spawn_upkeep(&self, shutdown: CancellationToken) {
         let Some(handle) = self.handle.clone() else { return };

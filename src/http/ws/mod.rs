@@ -553,7 +553,11 @@ impl Connection {
         let variables = request.variables.clone();
         let cost =
             request.parsed_query().map_or(0, |doc| self.state.demand.cost(doc, operation_name.as_deref(), &variables));
-        let shape = Arc::new(audit::edge::shape_of(&mut request));
+        let shape = Arc::new(if self.state.audit.enabled() {
+            audit::edge::shape_of(&mut request)
+        } else {
+            Operation::default()
+        });
         let admission = self.state.plan_limits.admit(&principal, self.client.addr, 1, cost).await;
         if let Some(refusal) = admission.refusal {
             let message = json!({ "type": error, "id": id, "payload": [refusal.error()] });

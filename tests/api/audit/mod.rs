@@ -338,3 +338,49 @@ async fn records_are_also_json_log_lines_when_asked() {
     assert_eq!(line["level"], "INFO");
     process.kill().await;
 }
+
+/// A request whose credentials cannot be checked (the database's one connection is taken, so
+/// the key lookup times out) is refused with a 503, and still audited: refused, as an unknown
+/// caller, under its trace id, with the operation it asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_credentials_cannot_be_checked_is_audited() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+    let app =
+        crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, &[("FINQL_DB_MAX_CONNECTIONS", "1")]).await.unwrap();
+    // Never used before: its lookup is not cached, it needs the database.
+    let key = app.tenant_key("audit-outage", "pro", "market").await;
+    let held = app.state.db.begin().await.unwrap();
+    let (status, headers, body) =
+        app.gql_key(&key, "query Blind { quote(symbol: \"AAPL.US\") { last } }", json!({})).await;
+    held.rollback().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let trace_id = headers["x-request-id"].to_str().unwrap().to_owned();
+    let mut found = None;
+    within(PATIENCE, "the refusal is written", async || {
+        found = entity::audit_log::Entity::find()
+            .filter(entity::audit_log::Column::TraceId.eq(trace_id.clone()))
+            .one(&app.state.db)
+            .await
+            .unwrap();
+        found.is_some()
+    })
+    .await;
+    let record = found.unwrap();
+    assert_eq!(record.principal, "anonymous");
+    assert_eq!(record.tenant_id, None);
+    assert_eq!(record.outcome, "refused");
+    assert_eq!(record.operation_name.as_deref(), Some("Blind"));
+    assert!(record.error_codes.contains(&error_code(&body)), "{} vs {body}", record.error_codes);
+}
+
+/// `FINQL_AUDIT=off`: operations are answered and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_off_writes_nothing() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, &[("FINQL_AUDIT", "off")]).await.unwrap();
+    let admin = app.tenant_key("audit-off", "pro", "market,admin").await;
+    let (status, _, body) = app.gql_key(&admin, "{ quote(symbol: \"AAPL.US\") { last } }", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    // Closing drains the writer: had a record been taken, it would be in the table now.
+    app.state.audit.close().await;
+    assert_eq!(count_records(&app).await, 0);
+}

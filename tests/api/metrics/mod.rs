@@ -217,3 +217,15 @@ async fn metrics_addr_serves_them_on_their_own_port() {
     assert_eq!(other.status(), 404);
     app.shutdown().await.unwrap();
 }
+
+/// `FINQL_METRICS=off`: no `/metrics` (and no listener of its own), requests answered as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_off_serves_no_exposition() {
+    let app =
+        spawn_app(Backend::Sqlite, &[("FINQL_METRICS", "off"), ("FINQL_METRICS_ADDR", "127.0.0.1:0")]).await.unwrap();
+    assert_eq!(app.metrics_addr, None, "no metrics listener");
+    let (status, body) = app.gql_status(None, ONE_QUOTE, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.client.get(app.url("/metrics")).send().await.unwrap().status(), 404);
+    app.shutdown().await.unwrap();
+}
