@@ -370,7 +370,7 @@ async fn a_request_whose_credentials_cannot_be_checked_is_audited() {
     assert_eq!(record.tenant_id, None);
     assert_eq!(record.outcome, "refused");
     assert_eq!(record.operation_name.as_deref(), Some("Blind"));
-    assert!(record.error_codes.contains(&error_code(&body)), "{} vs {body}", record.error_codes);
+    assert!(record.error_codes.contains(error_code(&body)), "{} vs {body}", record.error_codes);
 }
 
 /// `FINQL_AUDIT=off`: operations are answered and nothing is written.
