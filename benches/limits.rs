@@ -23,38 +23,13 @@ mod common;
 use std::{collections::HashMap, time::Duration};
 
 use common::{LoadStats, env_or, measure, rss_kib};
+use tenant::TEN_QUOTES;
+
+#[path = "common/tenant.rs"]
+mod tenant;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const TEN_QUOTES: &str = r#"{ quotes(symbols: ["AAPL.US", "MSFT.US", "NVDA.US", "AMZN.US", "GOOGL.US", "META.US", "TSLA.US", "700.HK", "9988.HK", "600519.SH"]) { symbol last change changePercent volume timestamp } }"#;
-
-/// A plan no benchmark load reaches, and the `developer` plan the development defaults name.
-const PLANS: &str = r#"
-[plans.bench]
-rate_per_second = 1000000
-burst = 1000000
-cost_per_minute = 4000000000
-max_connections = 1000
-max_live_symbols = 10000
-history_days = 36500
-fundamentals = true
-delay_minutes = 15
-[plans.bench.markets]
-"*" = "realtime"
-
-[plans.developer]
-rate_per_second = 1000
-burst = 2000
-cost_per_minute = 10000000
-max_connections = 1000
-max_live_symbols = 10000
-history_days = 36500
-fundamentals = true
-delay_minutes = 15
-[plans.developer.markets]
-"*" = "realtime"
-"#;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -80,9 +55,6 @@ fn main() -> anyhow::Result<()> {
     let redis: String = std::env::var("BENCH_REDIS_URL")
         .or_else(|_| std::env::var("TEST_REDIS_URL"))
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let dir = tempfile::tempdir()?;
-    let plans = dir.path().join("plans.toml");
-    std::fs::write(&plans, PLANS)?;
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let modes = [Mode::Off, Mode::InProcess, Mode::Redis];
     let mut results: HashMap<&str, Vec<LoadStats>> = HashMap::new();
@@ -90,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         // Alternate the order, so no configuration always runs on a warmer (or hotter) machine.
         let order: Vec<Mode> = if round % 2 == 0 { modes.to_vec() } else { modes.iter().rev().copied().collect() };
         for mode in order {
-            let stats = run(mode, &plans, &redis, &client_rt, concurrency, secs)?;
+            let stats = run(mode, &redis, &client_rt, concurrency, secs)?;
             println!(
                 "{} (round {}): concurrency {concurrency}, {secs} s after 2 s warm-up\n{stats}",
                 mode.name(),
@@ -123,7 +95,6 @@ fn main() -> anyhow::Result<()> {
 /// One configuration on a fresh server: a tenant on the `bench` plan, its key, the load.
 fn run(
     mode: Mode,
-    plans: &std::path::Path,
     redis: &str,
     client_rt: &tokio::runtime::Runtime,
     concurrency: usize,
@@ -131,43 +102,12 @@ fn run(
 ) -> anyhow::Result<LoadStats> {
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let data = tempfile::tempdir()?;
-    let namespace = format!("bench-{}", uuid::Uuid::new_v4().simple());
-    let (addr, key) = server_rt.block_on(async {
-        let mut vars: HashMap<&str, String> = HashMap::from([
-            ("FINQL_ADDR", "127.0.0.1:0".into()),
-            ("FINQL_DATA_DIR", data.path().display().to_string()),
-            ("JWT_SECRET", "benchmark-secret-benchmark-secret-0123".into()),
-            ("FINQL_QUOTE_TTL_MS", ((secs + 60) * 1000).to_string()),
-            ("FINQL_PLANS_FILE", plans.display().to_string()),
-            ("FINQL_CACHE_NAMESPACE", namespace.clone()),
-            // The load is the key's: no anonymous plan (the file has none to name).
-            ("FINQL_ANONYMOUS_PLAN", "none".into()),
-        ]);
-        match mode {
-            Mode::Off => {
-                vars.insert("FINQL_PLAN_LIMITS", "false".into());
-            }
-            Mode::InProcess => {}
-            Mode::Redis => {
-                vars.insert("REDIS_URL", redis.to_owned());
-            }
-        }
-        let config = finql::Config::from_lookup(|k| vars.get(k).cloned())?;
-        let app = finql::App::build(config).await?;
-        let addr = app.local_addr();
-        let tenancy = app.state().tenancy.clone();
-        let tenant = tenancy.create_tenant("bench", "bench", "bench").await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let spec = finql::tenancy::service::KeySpec {
-            name: "bench".into(),
-            scopes: finql::identity::Scopes::parse("market").map_err(anyhow::Error::msg)?,
-            expires_at: None,
-            rate: None,
-            created_by: None,
-        };
-        let key = tenancy.create_key(tenant.id, spec).await.map_err(|e| anyhow::anyhow!("{e:?}"))?.secret;
-        tokio::spawn(app.run_until(std::future::pending()));
-        anyhow::Ok((addr, key))
-    })?;
+    let extra = match mode {
+        Mode::Off => vec![("FINQL_PLAN_LIMITS", "false".to_owned())],
+        Mode::InProcess => vec![],
+        Mode::Redis => vec![("REDIS_URL", redis.to_owned())],
+    };
+    let (addr, key, _) = tenant::start(&server_rt, data.path(), secs, &extra)?;
     let stats = client_rt.block_on(measure(addr, TEN_QUOTES, Some(key), concurrency, Duration::from_secs(secs)))?;
     server_rt.shutdown_timeout(Duration::from_secs(1));
     Ok(stats)
