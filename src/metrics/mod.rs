@@ -136,8 +136,8 @@ pub enum Kind {
 
 /// Every family finql emits here, with its `# HELP`: the interface operators' dashboards and
 /// alerts are written against (`deploy/`; a test checks they name only these, the `process_*`
-/// families and the freshness gauges `finql_source_last_event_age_seconds` and
-/// `finql_source_lag_seconds`).
+/// families and the freshness gauges `finql_source_last_event_age_seconds`,
+/// `finql_source_lag_seconds` and `finql_source_in_session`).
 pub const FAMILIES: &[(&str, Kind, &str)] = &[
     (
         "finql_graphql_requests_total",

@@ -34,7 +34,9 @@
 //! `finql_source_last_event_age_seconds{source}` (now minus the arrival of the newest event;
 //! from start while none has arrived) and `finql_source_lag_seconds{source}` (the newest
 //! event's upstream time to its arrival) are set at every check, through the `metrics` facade,
-//! off the event path.
+//! off the event path, with `finql_source_in_session{source}` (1 while one of the source's
+//! markets trades, when silence means trouble), so that Prometheus' backstop rule pages only
+//! when finql's own alarm would.
 
 /// The alert webhook: a bounded queue, retries, and deduplication across replicas.
 pub mod alert;
@@ -259,6 +261,8 @@ impl Freshness {
             let lag = Duration::from_millis(hub.lag().last_ms);
             metrics::gauge!("finql_source_last_event_age_seconds", "source" => source).set(age.as_secs_f64());
             metrics::gauge!("finql_source_lag_seconds", "source" => source).set(lag.as_secs_f64());
+            let expected = if in_session.is_empty() { 0.0 } else { 1.0 };
+            metrics::gauge!("finql_source_in_session", "source" => source).set(expected);
             let markets: Vec<&'static str> = in_session.iter().map(|m| m.code()).collect();
             match watch.step(now, last_event, !in_session.is_empty(), stale_after) {
                 Some(Transition::Stale { silent }) => {

@@ -284,3 +284,50 @@ async fn a_source_refusing_requests_is_down_and_the_replica_stays_ready() {
     assert_eq!(body["database"], "ok", "{body}");
     assert!(hook.alerts().is_empty(), "down is reported, not alerted: nothing streams");
 }
+
+/// The gauges Prometheus' backstop rule reads (`deploy/prometheus/alerts.yml`), from a finql
+/// process of its own (the recorder is process-wide, and this binary's other servers stream
+/// from sources of the same name): nothing followed, nothing expected (`in_session` 0); a crypto
+/// symbol followed (always trading) and pushed, expected and fresh; the source silent, the age
+/// grows past the threshold while it is still expected: what pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_gauges_say_what_the_alarm_sees() {
+    let fake = FakeItickWs::start().await;
+    let ws_url = fake.url();
+    let server = crate::helpers::process::FinqlProcess::start(&[
+        ("FINQL_MARKET_SOURCE", "itick"),
+        ("ITICK_TOKEN", TOKEN),
+        ("ITICK_BASE_URL", "http://127.0.0.1:9"),
+        ("ITICK_WS_URL", ws_url.as_str()),
+        ("FINQL_SOURCE_STALE_SECS", STALE_SECS),
+    ])
+    .await;
+    // No app in this test process has installed rustls' provider (finql's choice: ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let gauge = async |name: &str| {
+        let text = client.get(format!("http://{}/metrics", server.addr)).send().await.unwrap().text().await.unwrap();
+        let exposition = crate::metrics::exposition::Exposition::parse(&text);
+        exposition.matching(name, &[("source", "itick")]).next().map(|sample| sample.value)
+    };
+    within(PATIENCE, "the first check", async || gauge("finql_source_in_session").await.is_some()).await;
+    assert_eq!(gauge("finql_source_in_session").await, Some(0.0), "nothing followed, nothing expected");
+
+    let mut ws = Ws::connect_url(&server.ws_url(), TRANSPORT_WS).await;
+    ws.init(Some(&server.access_token().await)).await;
+    ws.subscribe("q", r#"subscription { quotes(symbols: ["CRYPTO:BTCUSDT"]) { last } }"#).await;
+    let pushing = stream_for(&fake, "BTCUSDT", "BA", STALE * 3);
+    let watching = within(PATIENCE, "expected and fresh", async || {
+        gauge("finql_source_in_session").await == Some(1.0)
+            && gauge("finql_source_last_event_age_seconds").await.is_some_and(|age| age < STALE.as_secs_f64())
+            && gauge("finql_source_lag_seconds").await.is_some()
+    });
+    tokio::join!(pushing, watching);
+
+    fake.silence_current();
+    within(PATIENCE, "silent past the threshold while expected", async || {
+        gauge("finql_source_last_event_age_seconds").await.is_some_and(|age| age > STALE.as_secs_f64())
+            && gauge("finql_source_in_session").await == Some(1.0)
+    })
+    .await;
+}

@@ -11,6 +11,7 @@ use finql::metrics::FAMILIES;
 const ELSEWHERE: &[&str] = &[
     "finql_source_last_event_age_seconds",
     "finql_source_lag_seconds",
+    "finql_source_in_session",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",

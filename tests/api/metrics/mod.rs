@@ -4,7 +4,7 @@
 //! and otherwise asserts only growth.
 
 mod deploy;
-mod exposition;
+pub(crate) mod exposition;
 
 use std::net::SocketAddr;
 
