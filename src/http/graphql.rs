@@ -599,11 +599,14 @@ fn retry_after(response: &GqlResponse) -> Option<u64> {
 }
 
 /// Codes on every error; the request's trace id (the W3C trace id of its spans, also its
-/// `x-request-id`) as `extensions.traceId` on `INTERNAL` ones, so a support request can be
-/// matched to the logged cause. (Every response has it in `x-request-id`.)
+/// `x-request-id`) as the response's `extensions.traceId`, as a WebSocket operation's first
+/// result has it (clients that never see headers, e.g. behind a GraphQL client library, can
+/// still quote it), and on `INTERNAL` errors, so a support request can be matched to the
+/// logged cause and the audit record.
 fn finish(response: &mut GqlResponse, trace_id: Option<&str>, limits: &Limits) {
     guard::assign_codes(&mut response.errors, limits);
     let Some(trace_id) = trace_id else { return };
+    response.extensions.insert("traceId".into(), Value::from(trace_id));
     for err in &mut response.errors {
         let ext = err.extensions.get_or_insert_with(Default::default);
         if ext.get("code") == Some(&Value::from(ErrorCode::Internal.as_str())) {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::process::FinqlProcess,
-    helpers::{Backend, PASSWORD, TestApp, error_code, spawn_app},
+    helpers::{Backend, PASSWORD, TestApp, error_code, spawn_app, untraced},
     live::replicas::fakes::RedisProxy,
 };
 
@@ -124,9 +124,10 @@ async fn wrong_passwords_are_throttled_after_the_free_ones_alike_for_unknown_ema
         let wait = retry_after(body);
         assert!((1..=60).contains(&wait), "retryAfter {wait} within the 60 s delay: {body}");
     }
-    // Identical for the unknown email, but for the seconds left to wait.
+    // Identical for the unknown email, but for the seconds left to wait (and the trace id,
+    // each request's own).
     let timeless = |body: &Value| {
-        let mut body = body.clone();
+        let mut body = untraced(body.clone());
         if let Some(ext) = body["errors"][0]["extensions"].as_object_mut() {
             ext.remove("retryAfter");
         }

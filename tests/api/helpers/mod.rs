@@ -261,6 +261,20 @@ impl TestApp {
     }
 }
 
+/// A GraphQL response without its `extensions.traceId` (the request's or operation's W3C trace
+/// id), which must be there: 32 hex digits. `extensions` goes when nothing else is in it.
+pub fn untraced(mut response: Value) -> Value {
+    let shown = response.to_string();
+    let extensions = response["extensions"].as_object_mut().unwrap_or_else(|| panic!("no extensions: {shown}"));
+    let trace_id = extensions.remove("traceId").unwrap_or_else(|| panic!("no extensions.traceId: {shown}"));
+    let trace_id = trace_id.as_str().expect("a string").to_owned();
+    assert!(trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_hexdigit()), "{trace_id}");
+    if extensions.is_empty() {
+        response.as_object_mut().unwrap().remove("extensions");
+    }
+    response
+}
+
 /// The `extensions.code` of the first error.
 pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))

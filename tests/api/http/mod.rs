@@ -162,8 +162,10 @@ async fn get_runs_a_query() {
     let app = app().await;
     let reply = get(&app, &[("query", "{__typename}")]).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    // `extensions.cost`: the estimate the plan's budget paid (a scalar costs nothing).
-    assert_eq!(reply.body, json!({ "data": { "__typename": "Query" }, "extensions": { "cost": 0 } }));
+    // `extensions.cost`: the estimate the plan's budget paid (a scalar costs nothing);
+    // `extensions.traceId`: the request's, as in `x-request-id`.
+    assert_eq!(reply.body["extensions"]["traceId"].as_str(), reply.headers["x-request-id"].to_str().ok());
+    assert_eq!(untraced(reply.body), json!({ "data": { "__typename": "Query" }, "extensions": { "cost": 0 } }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
