@@ -109,6 +109,16 @@ pub fn ws_refused(
     log.record(record);
 }
 
+/// What is known of a request the guards refused before reading it (too many tokens, too deep,
+/// unparsable): its name as the client gave it and the hash of its text, nothing parsed.
+pub fn unread(request: &Request) -> Operation {
+    Operation {
+        operation_name: request.operation_name.clone(),
+        document_hash: Some(document_hash(&request.query)),
+        ..Operation::default()
+    }
+}
+
 /// The shape of one request's operation (the empty shape, with the hash, when it does not
 /// parse: execution reports why).
 pub fn shape_of(request: &mut Request) -> Operation {

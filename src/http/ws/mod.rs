@@ -540,7 +540,7 @@ impl Connection {
                 guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
                 self.refuse_operation(
                     &principal,
-                    Arc::default(),
+                    Arc::new(audit::edge::unread(&request)),
                     json!({ "type": error, "id": id, "payload": [rejected] }),
                     false,
                 )
