@@ -13,7 +13,7 @@
 //!   and `Retry-After`, so a page can report the trace id and back off as told).
 //! - WebSocket upgrades are not covered by CORS (a browser opens a socket to any origin and
 //!   sends its own `Origin`), so when `FINQL_CORS_ORIGINS` is set the upgrade is checked here
-//!   ([`websocket_origin_allowed`]): a browser's upgrade from an origin not in the list, and
+//!   (`websocket_origin_allowed`): a browser's upgrade from an origin not in the list, and
 //!   not the server's own (GraphiQL), is refused with 403 before upgrading. Clients that are
 //!   not browsers send no `Origin` and are let through: the check protects browsers' users
 //!   from pages that would use the API in their name, which only browsers can be made to do.
@@ -98,7 +98,10 @@ mod tests {
         let listed = CorsSettings { origins: vec!["https://app.example.com".into()], ..CorsSettings::default() };
         let host = (header::HOST, "api.example.com");
         let from = |origin: &str| headers(&[(header::ORIGIN, origin), host.clone()]);
-        assert!(websocket_origin_allowed(&listed, &headers(&[host.clone()])).is_ok(), "no Origin: not a browser");
+        assert!(
+            websocket_origin_allowed(&listed, &headers(std::slice::from_ref(&host))).is_ok(),
+            "no Origin: not a browser"
+        );
         assert!(websocket_origin_allowed(&listed, &from("https://app.example.com")).is_ok());
         assert!(websocket_origin_allowed(&listed, &from("https://api.example.com")).is_ok(), "same origin");
         assert_eq!(

@@ -241,7 +241,7 @@ impl Connection {
                     Some(Ok(Message::Pong(payload))) => conn.outbox.pong_frame(&payload),
                     Some(Ok(Message::Ping(_))) => {}
                     Some(Ok(Message::Close(frame))) => {
-                        let (code, reason) = frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or_default();
+                        let (code, reason) = frame.map(|f| (f.code, f.reason.to_string())).unwrap_or_default();
                         tracing::debug!(protocol = protocol.as_str(), code, %reason, "WebSocket closed by the client");
                         break None;
                     }
