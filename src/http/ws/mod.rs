@@ -399,10 +399,17 @@ impl Connection {
 /// The close owed for a frame the socket could not read (`None`: the socket itself failed).
 fn read_error(err: axum::Error, max_message: usize) -> Option<Close> {
     let inner = err.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>()? {
+    let Some(err) = inner.downcast_ref::<tungstenite::Error>() else {
+        tracing::debug!(error = %inner, "WebSocket failed");
+        return None;
+    };
+    match err {
         tungstenite::Error::Capacity(_) => Some(Close(1009, format!("message too big (limit {max_message} bytes)"))),
         tungstenite::Error::Utf8(_) => Some(Close(1007, "text message is not valid UTF-8".into())),
         tungstenite::Error::Protocol(_) => Some(Close(1002, "WebSocket protocol error".into())),
-        _ => None,
+        other => {
+            tracing::debug!(error = %other, "WebSocket failed");
+            None
+        }
     }
 }
