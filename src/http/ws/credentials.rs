@@ -13,9 +13,10 @@
 //! `Forbidden: API key expired`), rather than `error`/`complete` per operation with
 //! `UNAUTHENTICATED`: the credentials belong to the connection, not to an operation, so every
 //! operation on it has lost them at the same instant and nothing else could run on it either;
-//! graphql-ws (the reference client) and Apollo's link reconnect on 4403 with fresh
-//! `connectionParams`, re-reading the client's current token, which a `complete` would not
-//! make them do. Applied the same everywhere:
+//! graphql-ws (the reference client, under Apollo's `GraphQLWsLink` too) does not count 4403
+//! among its fatal codes: it reconnects, calling `connectionParams` again when that is a
+//! function (the client's current token) and re-subscribing, which a `complete` would not make
+//! it do. Applied the same everywhere:
 //! - on every `subscribe` (legacy `start`): an expired token or revoked session closes the
 //!   connection before the operation runs; an API key is re-checked too;
 //! - expiry while nothing is sent: one timer per connection, set to the token's `exp` +
