@@ -21,6 +21,8 @@ use crate::throttle::{Backoff, Quota, ThrottleSettings, address::TrustedProxies}
 
 /// The audit trail: retention, the JSON log, the writer's buffer (`FINQL_AUDIT_*`).
 pub mod audit;
+/// Browser access: origins, allowed and exposed headers (`http::cors`).
+pub mod cors;
 /// The data freshness alarm (`FINQL_SOURCE_STALE_SECS`, `FINQL_ALERT_WEBHOOK_URL`).
 pub mod freshness;
 /// Plans: limits and entitlements by name (`FINQL_PLANS_FILE`).
@@ -29,6 +31,7 @@ pub mod plans;
 pub mod tenancy;
 
 pub use audit::AuditSettings;
+pub use cors::CorsSettings;
 pub use freshness::FreshnessSettings;
 pub use plans::{Access, Plan, Plans};
 pub use tenancy::{RedisOutage, TenancySettings};
@@ -97,9 +100,9 @@ pub struct Config {
     pub live_replicas: LiveReplicaSettings,
     /// Live market data (subscriptions).
     pub live: LiveSettings,
-    /// `FINQL_CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
-    /// Empty (the default) means same-origin only.
-    pub cors_origins: Vec<String>,
+    /// Browser access: `FINQL_CORS_ORIGINS`, `FINQL_CORS_ALLOW_HEADERS`,
+    /// `FINQL_CORS_EXPOSE_HEADERS` (see [`CorsSettings`]).
+    pub cors: CorsSettings,
     /// `FINQL_SHUTDOWN_GRACE_SECS`: how long in-flight requests get to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// `FINQL_TRUSTED_PROXIES`: comma-separated CIDR blocks (or addresses) of the reverse
@@ -550,9 +553,7 @@ impl Config {
                 },
                 replica_id: get("FINQL_REPLICA_ID").unwrap_or_else(|| default_replica_id(get("HOSTNAME"))),
             },
-            cors_origins: get("FINQL_CORS_ORIGINS")
-                .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default(),
+            cors: CorsSettings::from_lookup(&get)?,
             shutdown_grace: secs(parse_or(&get, "FINQL_SHUTDOWN_GRACE_SECS", 30)?),
             trusted_proxies: TrustedProxies::parse(get("FINQL_TRUSTED_PROXIES").as_deref().unwrap_or(""))
                 .map_err(|err| anyhow::anyhow!("FINQL_TRUSTED_PROXIES: {err}"))?,

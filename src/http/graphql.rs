@@ -22,7 +22,7 @@ use async_graphql::{
 };
 use axum::{
     body::{Body, Bytes},
-    extract::{ConnectInfo, FromRequest, Request as HttpRequest, State, ws::WebSocketUpgrade},
+    extract::{ConnectInfo, Request as HttpRequest, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -193,10 +193,7 @@ pub async fn get(
     if request.headers().contains_key(header::UPGRADE) {
         // Idempotency keys travel in a mutation's input over WebSocket, not in the upgrade.
         let client = ClientInfo { idempotency_key: None, ..client_info(&state, peer, request.headers()) };
-        return match WebSocketUpgrade::from_request(request, &state).await {
-            Ok(upgrade) => super::ws::upgrade(state, client, upgrade),
-            Err(rejection) => rejection.into_response(),
-        };
+        return super::ws::upgrade(state, client, request).await;
     }
     // The head alone: a body is not `Sync`, so a reference to the whole request cannot be held
     // across the awaits below.

@@ -1,25 +1,20 @@
 //! The HTTP edge: routes, middleware, and the GraphQL transports.
 
-use std::time::Duration;
-
 use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
-    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
 use serde_json::json;
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    compression::CompressionLayer,
-    cors::{AllowOrigin, CorsLayer},
-    trace::TraceLayer,
-};
+use tower_http::{catch_panic::CatchPanicLayer, compression::CompressionLayer, trace::TraceLayer};
 use tracing::Instrument;
 
 use crate::{error::ErrorCode, state::AppState, telemetry};
 
+/// CORS (preflights, allowed and exposed headers) and the WebSocket upgrade's origin check.
+pub mod cors;
 /// Self-hosted GraphiQL (no CDN).
 pub mod graphiql;
 /// GraphQL over HTTP (POST and GET), done to the GraphQL-over-HTTP spec.
@@ -68,19 +63,10 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("panic in an HTTP handler");
             error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal error", ErrorCode::Internal)
-        }));
-    if !state.config.cors_origins.is_empty() {
-        let origins: Vec<HeaderValue> =
-            state.config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([Method::GET, Method::POST])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
-                // Browsers cache the preflight for 10 minutes instead of sending one per request.
-                .max_age(Duration::from_secs(600)),
-        );
-    }
+        }))
+        .layer(cors::layer(&state.config.cors))
+        // Outside the CORS layer: its preflight answer becomes a 204.
+        .layer(axum::middleware::from_fn(cors::preflight_no_content));
     if state.config.metrics {
         // Counts every answer, refusals too (inside the trace layers: its timing is the handler's).
         router = router.layer(axum::middleware::from_fn(crate::metrics::http::track));

@@ -98,6 +98,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         // Kept by `Activity` instead (see the module comment).
         .header_read_timeout(None)
+        // Records the request's header spelling, handed back on a WebSocket upgrade only
+        // (`header_spelling`); other responses are written in lower case as before.
+        .preserve_header_case(true)
         // A reserve connection answers one probe and closes, making room for the next.
         .keep_alive(lane == Lane::Normal);
     let connection = builder.serve_connection(io, service).with_upgrades();
@@ -140,16 +143,35 @@ async fn handle(
     }
     let expired = Arc::new(AtomicBool::new(false));
     let (mut parts, body) = request.into_parts();
+    let spelling = parts.headers.contains_key(header::UPGRADE).then(|| header_spelling(&parts.extensions));
     parts.extensions.insert(ConnectInfo(peer));
     let body = Body::new(DeadlineBody::new(body, body_timeout, expired.clone()));
-    let response = match router.oneshot(Request::from_parts(parts, body)).await {
+    let mut response = match router.oneshot(Request::from_parts(parts, body)).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
     if expired.load(Ordering::Acquire) {
         return Ok(body_timeout_response(body_timeout));
     }
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(spelling) = spelling
+    {
+        response.extensions_mut().extend(spelling);
+    }
     Ok(response)
+}
+
+/// hyper's record of how the client spelled its header names (kept by `preserve_header_case`
+/// in a private extension), to hand back on the upgrade's 101: hyper then writes the
+/// response's headers that the request also had (`Sec-WebSocket-Protocol`, `Upgrade`,
+/// `Connection`) in the client's spelling, and the others in lower case as always. Some
+/// WebSocket clients look the subprotocol up case-sensitively (`http::ws` says which). The
+/// record is private to hyper, so the request's extensions are copied whole, less the upgrade
+/// handle (the socket belongs to the WebSocket task).
+fn header_spelling(extensions: &axum::http::Extensions) -> axum::http::Extensions {
+    let mut spelling = extensions.clone();
+    spelling.remove::<hyper::upgrade::OnUpgrade>();
+    spelling
 }
 
 /// What anything but a probe gets on a reserve connection.

@@ -23,5 +23,8 @@ mod retried_writes;
 /// Sessions that outlive their token; sockets that outlive their reader; unreadable frames.
 mod sessions;
 
+/// API keys revoked under a live socket (one replica and two); tokens given on the handshake.
+mod socket_credentials;
+
 /// Upstreams and Redis that are slow, silent or gone: budgets, breakers, stale answers.
 mod upstream_faults;

@@ -34,7 +34,7 @@ const REFRESH: &str = "mutation($token: String!) { refreshToken(token: $token) {
 const QUOTES: &str = "subscription($symbols: [String!]!) { quotes(symbols: $symbols) { symbol last } }";
 
 /// Short-lived tokens, no leeway, and a fast simulated market.
-async fn short_lived(ttl_secs: &str) -> TestApp {
+pub(super) async fn short_lived(ttl_secs: &str) -> TestApp {
     let vars = [
         ("FINQL_ACCESS_TOKEN_TTL_SECS", ttl_secs),
         ("FINQL_JWT_LEEWAY_SECS", "0"),
@@ -66,7 +66,7 @@ fn now() -> i64 {
 }
 
 /// The next message that is not a keep-alive or a pong.
-async fn next_message(ws: &mut Ws) -> Value {
+pub(super) async fn next_message(ws: &mut Ws) -> Value {
     loop {
         let message = ws.next_json().await;
         if !matches!(message["type"].as_str(), Some("ping" | "pong" | "ka")) {
@@ -76,7 +76,7 @@ async fn next_message(ws: &mut Ws) -> Value {
 }
 
 /// Reads until the server closes; returns the close code and reason (data before it is fine).
-async fn close_after_data(ws: &mut Ws) -> (u16, String) {
+pub(super) async fn close_after_data(ws: &mut Ws) -> (u16, String) {
     let mut frames = 0;
     loop {
         frames += 1;
@@ -97,7 +97,7 @@ async fn user_socket(app: &TestApp, protocol: &str, token: &str) -> Ws {
     ws
 }
 
-async fn subscribe_quotes(ws: &mut Ws, id: &str) {
+pub(super) async fn subscribe_quotes(ws: &mut Ws, id: &str) {
     let payload = json!({ "query": QUOTES, "variables": { "symbols": ["CRYPTO:BTCUSDT", "CRYPTO:ETHUSDT"] } });
     ws.send_json(json!({ "type": "subscribe", "id": id, "payload": payload })).await;
     let first = next_message(ws).await;

@@ -277,7 +277,25 @@ async fn unknown_message_type_closes_4400() {
     let mut ws = Ws::connect(&app, TRANSPORT_WS).await;
     ws.init(None).await;
     ws.send_json(json!({ "type": "start", "id": "1", "payload": { "query": "{ __typename }" } })).await;
-    ws.expect_close(4400).await;
+    match ws.next_frame().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(
+            (u16::from(frame.code), frame.reason.as_str()),
+            (4400, r#"Invalid message received: unknown message type "start" for graphql-transport-ws"#)
+        ),
+        other => panic!("expected a 4400 close naming the type, got {other:?}"),
+    }
+    // A type longer than a close frame can carry is cut, not a reason to fail the close.
+    let mut ws = Ws::connect(&app, TRANSPORT_WS).await;
+    ws.init(None).await;
+    ws.send_json(json!({ "type": "x".repeat(500) })).await;
+    match ws.next_frame().await {
+        Some(Message::Close(Some(frame))) => {
+            assert_eq!(u16::from(frame.code), 4400);
+            assert!(frame.reason.starts_with("Invalid message received: unknown message type"), "{}", frame.reason);
+            assert!(frame.reason.len() <= 123);
+        }
+        other => panic!("expected a 4400 close, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,239 @@
+//! One operation on a connection (`subscribe`, legacy `start`): checked and admitted like an
+//! HTTP request (the document guard, the plan's rate and cost), then run in its own task that
+//! sends its results through the connection's bounded outbox, metered, audited and timed.
+
+use std::sync::Arc;
+
+use async_graphql::{Request, Response as GqlResponse, parser::types::OperationType};
+use axum::extract::ws::Message;
+use futures::StreamExt;
+use metrics::SharedString;
+use serde_json::json;
+use tracing::Instrument;
+
+use super::{Connection, Protocol};
+use crate::{
+    audit::{self, Operation},
+    error::ErrorCode,
+    graphql::{ClientInfo, guard},
+    identity::Principal,
+    metrics::graphql as graphql_metrics,
+    telemetry,
+    usage::{self, OperationMeter},
+};
+
+impl Connection {
+    /// Answers an operation refused before it ran with its `error` message, metered as a
+    /// request with an error (`rate_limited`: refused by the plan's limits).
+    async fn refuse_operation(
+        &self,
+        principal: &Principal,
+        operation: Arc<Operation>,
+        message: serde_json::Value,
+        rate_limited: bool,
+    ) {
+        let code = message["payload"][0]["extensions"]["code"].as_str().unwrap_or("INTERNAL").to_owned();
+        graphql_metrics::record(
+            graphql_metrics::operation_type(None),
+            principal.tenant_label(),
+            code.into(),
+            std::time::Duration::ZERO,
+        );
+        let mut usage = self.state.usage.operation(principal, false);
+        let bytes = message.to_string().len();
+        meter(&mut usage, bytes, true, rate_limited);
+        audit::edge::ws_refused(&self.state.audit, principal, operation, &message, bytes);
+        self.send(message).await;
+    }
+
+    /// Checks and admits an operation, then runs it in its own task.
+    pub(super) async fn start(&mut self, id: String, payload: serde_json::Value, principal: Principal) {
+        let (next, error) = match self.protocol {
+            Protocol::TransportWs => ("next", "error"),
+            Protocol::Legacy => ("data", "error"),
+        };
+        let limit = self.state.config.websocket.max_subscriptions;
+        if self.operations.len() >= limit {
+            let message = format!("too many operations on this connection (limit {limit})");
+            self.refuse_operation(
+                &principal,
+                Arc::default(),
+                error_message(error, &id, &message, ErrorCode::BadUserInput),
+                false,
+            )
+            .await;
+            return;
+        }
+        // The client's trace, if it sent one: `{"extensions": {"traceparent": "00-…"}}`.
+        let traceparent = payload.pointer("/extensions/traceparent").and_then(|v| v.as_str()).map(str::to_owned);
+        let mut request: Request = match serde_json::from_value(payload) {
+            Ok(request) => request,
+            Err(_) => {
+                let message = "payload must be a GraphQL request with a `query`";
+                self.refuse_operation(
+                    &principal,
+                    Arc::default(),
+                    error_message(error, &id, message, ErrorCode::BadUserInput),
+                    false,
+                )
+                .await;
+                return;
+            }
+        };
+        let limits = self.state.config.limits.clone();
+        let operation_name = request.operation_name.clone();
+        let checked = guard::check_tokens(&request.query, &limits).and_then(|()| match request.parsed_query() {
+            Ok(document) => guard::check_document(document, &limits)
+                .map(|_| guard::operation_type(document, operation_name.as_deref())),
+            Err(err) => Err(guard::parse_error(&err, &limits)),
+        });
+        let operation = match checked {
+            Ok(operation) => operation,
+            Err(mut rejected) => {
+                guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
+                self.refuse_operation(
+                    &principal,
+                    Arc::new(audit::edge::unread(&request)),
+                    json!({ "type": error, "id": id, "payload": [rejected] }),
+                    false,
+                )
+                .await;
+                return;
+            }
+        };
+        // Each operation is a request on the plan's limits, as over HTTP; a subscription pays
+        // its estimated cost once, when it starts.
+        let variables = request.variables.clone();
+        let cost =
+            request.parsed_query().map_or(0, |doc| self.state.demand.cost(doc, operation_name.as_deref(), &variables));
+        let shape = Arc::new(if self.state.audit.enabled() {
+            audit::edge::shape_of(&mut request)
+        } else {
+            Operation::default()
+        });
+        let admission = self.state.plan_limits.admit(&principal, self.client.addr, 1, cost).await;
+        if let Some(refusal) = admission.refusal {
+            let message = json!({ "type": error, "id": id, "payload": [refusal.error()] });
+            self.refuse_operation(&principal, shape, message, refusal.is_rate_limited()).await;
+            return;
+        }
+        // Queries and mutations end by `FINQL_REQUEST_TIMEOUT_MS`; subscriptions are meant to last.
+        let deadline = (operation != Some(OperationType::Subscription))
+            .then(|| tokio::time::Instant::now() + limits.request_timeout);
+        // Counted when the operation ends, however it ends (the meter goes with the task).
+        let mut usage = self.state.usage.operation(&principal, operation == Some(OperationType::Subscription));
+        if let Some(usage) = &mut usage {
+            usage.charged(cost);
+        }
+        let (ty, name) = request
+            .parsed_query()
+            .map(|doc| guard::operation_label(doc, operation_name.as_deref()))
+            .unwrap_or_default();
+        let (span, trace_id) = telemetry::trace::ws_operation_span(ty, name.as_deref(), traceparent.as_deref());
+        let trace_id = trace_id.to_string();
+        let client = ClientInfo { trace_id: Some(trace_id.clone()), ..self.client.clone() };
+        // Likewise its audit record (a subscription's start is recorded now).
+        let subscription = operation == Some(OperationType::Subscription);
+        let mut audit = self.state.audit.operation(&principal, Some(trace_id.clone()), shape, subscription);
+        // Counted at its first answer (a subscription's first event), timed from its start.
+        let mut timing =
+            Some((std::time::Instant::now(), graphql_metrics::operation_type(operation), principal.tenant_label()));
+        let mut answered = move |code: SharedString| {
+            if let Some((started, kind, tenant)) = timing.take() {
+                graphql_metrics::record(kind, tenant, code, started.elapsed());
+            }
+        };
+        let request = self.state.prepare(request, principal, client);
+        let schema = self.state.schema.clone();
+        let outbox = self.outbox.clone();
+        let finished = self.finished.clone();
+        let task_id = id.clone();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let task = tokio::spawn(
+            async move {
+                let mut responses = schema.execute_stream(request);
+                let mut first = true;
+                let mut panicked = false;
+                while !panicked {
+                    // A stream that panicked is not polled again: the error ends the operation.
+                    let next_response = guard::catch_panic(responses.next(), || {
+                        panicked = true;
+                        Some(GqlResponse::from_errors(vec![guard::internal_error()]))
+                    });
+                    let Some(next_response) = guard::deadline::before(deadline, next_response).await else {
+                        // Like a failed request: an `error` ends the operation.
+                        let timeout = guard::deadline::timeout_error(limits.request_timeout);
+                        answered(graphql_metrics::code_of(std::slice::from_ref(&timeout)));
+                        let message = json!({ "type": error, "id": task_id, "payload": [&timeout] });
+                        let bytes = message.to_string().len();
+                        meter(&mut usage, bytes, true, false);
+                        audit.sent(bytes, std::slice::from_ref(&timeout));
+                        let _ = finished.send((task_id, seq));
+                        let _ = outbox.send_json(message).await;
+                        return;
+                    };
+                    let Some(mut response) = next_response else { break };
+                    guard::assign_codes(&mut response.errors, &limits);
+                    answered(graphql_metrics::code_of(&response.errors));
+                    if first {
+                        // Once per operation (not on every live update): the client has it from then on.
+                        response.extensions.insert("traceId".into(), async_graphql::Value::from(trace_id.as_str()));
+                    }
+                    let (errored, rate_limited) =
+                        (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
+                    let failed_request = first && guard::is_request_error(&response);
+                    first = false;
+                    if failed_request {
+                        // An `error` ends the operation: no `complete` follows.
+                        let message = json!({ "type": error, "id": task_id, "payload": response.errors });
+                        let bytes = message.to_string().len();
+                        meter(&mut usage, bytes, errored, rate_limited);
+                        audit.sent(bytes, &response.errors);
+                        let _ = finished.send((task_id, seq));
+                        let _ = outbox.send_json(message).await;
+                        return;
+                    }
+                    // Written straight to text (no JSON tree in between): this runs once per
+                    // subscriber per live update.
+                    let message = match serde_json::to_string(&Next { kind: next, id: &task_id, payload: &response }) {
+                        Ok(text) => text,
+                        Err(_) => {
+                            json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] }).to_string()
+                        }
+                    };
+                    meter(&mut usage, message.len(), errored, rate_limited);
+                    audit.sent(message.len(), &response.errors);
+                    if outbox.send(Message::Text(message.into())).await.is_err() {
+                        return;
+                    }
+                }
+                answered(graphql_metrics::OK.into());
+                let _ = finished.send((task_id.clone(), seq));
+                let _ = outbox.send_json(json!({ "type": "complete", "id": task_id })).await;
+            }
+            .instrument(span),
+        );
+        self.operations.insert(id, (seq, task.abort_handle()));
+    }
+}
+
+/// Counts a message sent for an operation (metered callers only).
+fn meter(usage: &mut Option<OperationMeter>, bytes: usize, errored: bool, rate_limited: bool) {
+    if let Some(usage) = usage {
+        usage.sent(bytes, errored, rate_limited);
+    }
+}
+
+/// A `next` (or legacy `data`) message.
+#[derive(serde::Serialize)]
+struct Next<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    payload: &'a GqlResponse,
+}
+
+fn error_message(kind: &str, id: &str, message: &str, code: ErrorCode) -> serde_json::Value {
+    json!({ "type": kind, "id": id, "payload": [{ "message": message, "extensions": { "code": code.as_str() } }] })
+}
