@@ -6,7 +6,7 @@ use entity::audit_log::{self, Column, Entity};
 use futures::TryStreamExt;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
+    QueryTrait, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -53,16 +53,20 @@ impl AuditStore {
         Self { db }
     }
 
-    /// Appends `records`, in statements of `ROWS_PER_STATEMENT`. No transaction: records
-    /// are independent, and each carries its id from the writer, so retrying a batch that
-    /// failed half-way skips the rows already written (`ON CONFLICT (id) DO NOTHING`) rather
-    /// than duplicating them.
+    /// Appends `records`, in statements of `ROWS_PER_STATEMENT`, in one transaction: one
+    /// commit per batch (on SQLite, whose WAL commits are fsynced, one sync instead of one per
+    /// statement: the audit writer's cost fell from a fifth of the request path's throughput
+    /// with a commit per statement; see README, Benchmarks). Each record carries its id from
+    /// the writer, so retrying a batch skips rows already written (`ON CONFLICT (id) DO
+    /// NOTHING`) rather than duplicating them.
     pub async fn append(&self, records: &[(Uuid, AuditRecord)]) -> AppResult<()> {
+        let txn = self.db.begin().await?;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             let models: Vec<audit_log::ActiveModel> = chunk.iter().map(|(id, record)| active(*id, record)).collect();
             let on_conflict = sea_orm::sea_query::OnConflict::column(Column::Id).do_nothing().to_owned();
-            Entity::insert_many(models).on_conflict(on_conflict).exec_without_returning(&self.db).await?;
+            Entity::insert_many(models).on_conflict(on_conflict).exec_without_returning(&txn).await?;
         }
+        txn.commit().await?;
         Ok(())
     }
 
