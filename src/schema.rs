@@ -49,5 +49,7 @@ pub fn build_schema(limits: &Limits) -> FinqlSchemaBuilder {
 /// The SDL, sorted so that it is stable across builds: what `finql schema` prints and what
 /// `schema.graphql` must equal.
 pub fn sdl() -> String {
-    builder().finish().sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_arguments().sorted_enum_items())
+    builder().finish().sdl_with_options(
+        SDLExportOptions::new().sorted_fields().sorted_arguments().sorted_enum_items().include_specified_by(),
+    )
 }

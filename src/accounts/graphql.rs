@@ -1,10 +1,10 @@
 //! GraphQL resolvers for accounts: thin wrappers over [`AccountsService`].
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{
     Context, ID, InputObject, Object, Result, SimpleObject,
     dataloader::{DataLoader, Loader},
 };
-use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -31,8 +31,8 @@ impl UserObject {
     async fn full_name(&self) -> &str {
         &self.0.full_name
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
     /// The user's role in their tenant: `ADMIN`s manage its keys and members.
     async fn role(&self) -> UserRole {
@@ -73,10 +73,10 @@ impl From<UserRole> for Role {
 pub struct AuthPayload {
     /// Short-lived JWT: send as `Authorization: Bearer <accessToken>`.
     access_token: String,
-    access_token_expires_at: DateTime<Utc>,
+    access_token_expires_at: Timestamp,
     /// Opaque, single-use: exchange with `refreshToken` for a new pair before it expires.
     refresh_token: String,
-    refresh_token_expires_at: DateTime<Utc>,
+    refresh_token_expires_at: Timestamp,
     /// Always `Bearer`.
     token_type: &'static str,
     #[graphql(skip)]
@@ -94,9 +94,9 @@ impl From<Session> for AuthPayload {
     fn from(s: Session) -> Self {
         Self {
             access_token: s.access.token,
-            access_token_expires_at: s.access.expires_at,
+            access_token_expires_at: Timestamp(s.access.expires_at),
             refresh_token: s.refresh_token,
-            refresh_token_expires_at: s.refresh_expires_at,
+            refresh_token_expires_at: Timestamp(s.refresh_expires_at),
             token_type: "Bearer",
             user: s.user,
         }

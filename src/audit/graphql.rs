@@ -5,9 +5,10 @@
 //! rule (tenant admins only, their own tenant only: records without a tenant, the anonymous
 //! callers', are nobody's to read here) and the paging.
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use entity::audit_log;
 use uuid::Uuid;
 
@@ -29,9 +30,9 @@ pub const MAX_PAGE: i32 = 500;
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct AuditLogFilter {
     /// Records at or after this instant.
-    pub from: Option<DateTime<Utc>>,
+    pub from: Option<Timestamp>,
     /// Records before this instant.
-    pub to: Option<DateTime<Utc>>,
+    pub to: Option<Timestamp>,
     /// Exactly this principal: `key:<prefix>` for an API key, `user:<id>` for a user.
     pub principal: Option<String>,
     /// Operations of this name.
@@ -48,8 +49,8 @@ impl AuditLogFilter {
             return Err(AppError::bad_field("to", "`to` must be after `from`"));
         }
         Ok(AuditFilter {
-            from: self.from,
-            to: self.to,
+            from: self.from.map(Into::into),
+            to: self.to.map(Into::into),
             principal: self.principal,
             operation_name: self.operation_name,
             symbol: self.symbol.as_deref().map(Symbol::parse).transpose()?.map(|s| s.as_str().to_owned()),
@@ -67,8 +68,8 @@ impl AuditRecordObject {
         ID(self.0.id.to_string())
     }
     /// When the operation started (for a subscription's end too: add `durationMs`).
-    async fn at(&self) -> DateTime<Utc> {
-        self.0.at
+    async fn at(&self) -> Timestamp {
+        Timestamp(self.0.at)
     }
     /// The request's trace id (its `x-request-id`), to find it in logs and traces.
     async fn trace_id(&self) -> Option<&str> {

@@ -4,6 +4,7 @@
 //! delegation to [`tenant_usage`](crate::usage::graphql::tenant_usage), which owns the rule (tenant admins only, their own tenant
 //! only) and the translation of the service's report.
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Enum, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
@@ -57,9 +58,9 @@ impl ScalarType for BigInt {
 #[graphql(name = "UsagePeriod")]
 pub struct UsagePeriodObject {
     /// Start of the UTC hour or day.
-    pub start: DateTime<Utc>,
+    pub start: Timestamp,
     /// End of the period (exclusive).
-    pub end: DateTime<Utc>,
+    pub end: Timestamp,
     /// `key:<prefix>` for an API key, `user:<id>` for a user, `overflow` for actors counted
     /// together while a replica's meter was full.
     pub actor: String,
@@ -85,8 +86,8 @@ impl UsagePeriodObject {
         };
         let c = period.counts;
         Self {
-            start: period.start,
-            end: period.start + length,
+            start: Timestamp(period.start),
+            end: Timestamp(period.start + length),
             actor: period.actor,
             requests: BigInt(c.requests),
             cost: BigInt(c.cost),

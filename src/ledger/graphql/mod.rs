@@ -10,8 +10,9 @@ mod mutations;
 pub use analytics::TransactionAnalytics;
 pub use mutations::{CreateTransactionInput, LedgerMutation, UpdateTransactionInput};
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use uuid::Uuid;
 
 use super::{
@@ -90,14 +91,14 @@ impl TransactionObject {
         Ok(self.0.category.as_ref().ok_or_else(|| unloaded("category"))?.as_deref())
     }
     /// When the money moved (UTC).
-    async fn occurred_at(&self) -> Result<DateTime<Utc>> {
-        Ok(self.0.occurred_at.ok_or_else(|| unloaded("occurredAt"))?)
+    async fn occurred_at(&self) -> Result<Timestamp> {
+        Ok(Timestamp(self.0.occurred_at.ok_or_else(|| unloaded("occurredAt"))?))
     }
-    async fn created_at(&self) -> Result<DateTime<Utc>> {
-        Ok(self.0.created_at.ok_or_else(|| unloaded("createdAt"))?)
+    async fn created_at(&self) -> Result<Timestamp> {
+        Ok(Timestamp(self.0.created_at.ok_or_else(|| unloaded("createdAt"))?))
     }
-    async fn updated_at(&self) -> Result<DateTime<Utc>> {
-        Ok(self.0.updated_at.ok_or_else(|| unloaded("updatedAt"))?)
+    async fn updated_at(&self) -> Result<Timestamp> {
+        Ok(Timestamp(self.0.updated_at.ok_or_else(|| unloaded("updatedAt"))?))
     }
     /// The owner (batched through a DataLoader).
     async fn user(&self, ctx: &Context<'_>) -> Result<UserObject> {
@@ -114,8 +115,8 @@ pub struct TransactionFilterInput {
     category: Option<String>,
     /// ISO 4217 code.
     currency: Option<String>,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
     /// Inclusive.
     min_amount: Option<DecimalString>,
     /// Inclusive.
@@ -124,7 +125,8 @@ pub struct TransactionFilterInput {
 
 impl TransactionFilterInput {
     fn into_filter(self) -> Result<TransactionFilter, AppError> {
-        check_range(self.from, self.to)?;
+        let (from, to) = (self.from.map(DateTime::from), self.to.map(DateTime::from));
+        check_range(from, to)?;
         check_amounts(self.min_amount.map(|d| d.0), self.max_amount.map(|d| d.0))?;
         let category = self.category.map(|c| c.trim().to_owned());
         if let Some(category) = &category {
@@ -135,8 +137,8 @@ impl TransactionFilterInput {
             status: self.status.map(Into::into),
             category,
             currency: self.currency.as_deref().map(Currency::parse).transpose()?,
-            from: self.from.map(|at| range_bound(at, "from")).transpose()?,
-            to: self.to.map(|at| range_bound(at, "to")).transpose()?,
+            from: from.map(|at| range_bound(at, "from")).transpose()?,
+            to: to.map(|at| range_bound(at, "to")).transpose()?,
             min_amount: self.min_amount.map(|d| d.0),
             max_amount: self.max_amount.map(|d| d.0),
         })
@@ -250,13 +252,14 @@ impl LedgerQuery {
     async fn transaction_analytics(
         &self,
         ctx: &Context<'_>,
-        from: Option<DateTime<Utc>>,
-        to: Option<DateTime<Utc>>,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
         currency: Option<String>,
         statuses: Option<Vec<StatusGql>>,
     ) -> Result<TransactionAnalytics> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
+        let (from, to) = (from.map(DateTime::from), to.map(DateTime::from));
         check_range(from, to)?;
         let currency = currency.as_deref().map(Currency::parse).transpose()?.unwrap_or(Currency::USD);
         let statuses = statuses_or_default(statuses.map(|list| list.into_iter().map(Into::into).collect()))?;

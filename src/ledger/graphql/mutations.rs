@@ -1,8 +1,8 @@
 //! The ledger's mutations: create, update and delete a transaction, each exactly once per
 //! idempotency key (see `ledger::idempotency`).
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
-use chrono::{DateTime, Utc};
 
 use super::{KindGql, StatusGql, TransactionObject, ledger, parse_id};
 use crate::{
@@ -28,7 +28,7 @@ pub struct CreateTransactionInput {
     description: Option<String>,
     category: Option<String>,
     /// Defaults to now. From 1970-01-01 up to (not including) 2100-01-01.
-    occurred_at: Option<DateTime<Utc>>,
+    occurred_at: Option<Timestamp>,
     /// Makes retries safe: the same key with the same input, within 24 hours, answers with the
     /// transaction the first request created instead of creating another. 1 to 255 printable
     /// ASCII characters (a UUID is ideal), per user. Over HTTP the `Idempotency-Key` header
@@ -48,7 +48,7 @@ pub struct UpdateTransactionInput {
     description: MaybeUndefined<String>,
     category: MaybeUndefined<String>,
     /// From 1970-01-01 up to (not including) 2100-01-01.
-    occurred_at: Option<DateTime<Utc>>,
+    occurred_at: Option<Timestamp>,
     /// As in `CreateTransactionInput`: a retried update answers with the first result.
     idempotency_key: Option<String>,
 }
@@ -70,7 +70,7 @@ impl LedgerMutation {
             status: input.status.map(Into::into),
             description: optional_text(input.description, "description", MAX_DESCRIPTION)?,
             category: optional_text(input.category, "category", MAX_CATEGORY)?,
-            occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at, "occurredAt")).transpose()?,
+            occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at.0, "occurredAt")).transpose()?,
         };
         Ok(TransactionObject(ledger(ctx)?.create(user_id, new, key.as_ref()).await?))
     }
@@ -92,7 +92,7 @@ impl LedgerMutation {
             status: input.status.map(Into::into),
             description: text_patch(input.description, "description", MAX_DESCRIPTION)?,
             category: text_patch(input.category, "category", MAX_CATEGORY)?,
-            occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at, "occurredAt")).transpose()?,
+            occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at.0, "occurredAt")).transpose()?,
         };
         Ok(TransactionObject(ledger(ctx)?.update(user_id, parse_id(&id)?, patch, key.as_ref()).await?))
     }

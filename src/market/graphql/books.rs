@@ -2,8 +2,8 @@
 
 use std::{collections::HashMap, convert::Infallible};
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Object, Result, SimpleObject, dataloader::Loader};
-use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
 use super::{MarketLoaders, grant};
@@ -40,7 +40,7 @@ pub struct OrderBookObject {
     symbol: String,
     bids: Vec<BookLevelObject>,
     asks: Vec<BookLevelObject>,
-    timestamp: DateTime<Utc>,
+    timestamp: Timestamp,
     /// True only on a live subscription that heard nothing newer for `FINQL_LIVE_STALE_MS`
     /// (the upstream may be down): this is the last known book, sent again.
     stale: bool,
@@ -59,7 +59,7 @@ impl From<OrderBook> for OrderBookObject {
             symbol: b.symbol.to_string(),
             bids: b.bids.into_iter().map(Into::into).collect(),
             asks: b.asks.into_iter().map(Into::into).collect(),
-            timestamp: b.timestamp,
+            timestamp: Timestamp(b.timestamp),
             stale: false,
         }
     }

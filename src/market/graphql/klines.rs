@@ -4,6 +4,7 @@
 
 use std::{collections::HashMap, convert::Infallible, sync::Arc};
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject, dataloader::Loader};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
@@ -63,7 +64,7 @@ pub enum AdjustGql {
 #[derive(SimpleObject, Clone)]
 #[graphql(name = "Kline")]
 pub struct KlineObject {
-    time: DateTime<Utc>,
+    time: Timestamp,
     open: DecimalString,
     high: DecimalString,
     low: DecimalString,
@@ -87,7 +88,7 @@ impl KlineObject {
 impl From<&Kline> for KlineObject {
     fn from(k: &Kline) -> Self {
         Self {
-            time: k.time,
+            time: Timestamp(k.time),
             open: DecimalString(k.open),
             high: DecimalString(k.high),
             low: DecimalString(k.low),
@@ -141,11 +142,12 @@ impl KlineArgs {
     pub fn new(
         interval: IntervalGql,
         limit: Option<i32>,
-        before: Option<DateTime<Utc>>,
-        after: Option<DateTime<Utc>>,
+        before: Option<Timestamp>,
+        after: Option<Timestamp>,
         adjust: Option<AdjustGql>,
     ) -> Result<Self, AppError> {
         let limit = bounded(limit.unwrap_or(DEFAULT_KLINES), 1, MAX_KLINES, "limit")?;
+        let (before, after) = (before.map(DateTime::from), after.map(DateTime::from));
         Ok(Self { interval: interval.into(), limit, before, after, adjust: adjust.unwrap_or_default().into() })
     }
 }
@@ -230,8 +232,8 @@ impl KlinesQuery {
         symbol: String,
         interval: IntervalGql,
         limit: Option<i32>,
-        before: Option<DateTime<Utc>>,
-        after: Option<DateTime<Utc>>,
+        before: Option<Timestamp>,
+        after: Option<Timestamp>,
         adjust: Option<AdjustGql>,
     ) -> Result<Vec<KlineObject>> {
         let args = KlineArgs::new(interval, limit, before, after, adjust)?;

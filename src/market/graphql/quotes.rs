@@ -8,11 +8,11 @@
 
 use std::{collections::HashMap, convert::Infallible};
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{
     Context, Enum, Object, Result,
     dataloader::{DataLoader, HashMapCache, Loader},
 };
-use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
 use super::grant;
@@ -105,8 +105,8 @@ impl QuoteObject {
         self.quote.turnover.map(DecimalString)
     }
     /// When the source last saw this price (UTC).
-    async fn timestamp(&self) -> DateTime<Utc> {
-        self.quote.timestamp
+    async fn timestamp(&self) -> Timestamp {
+        Timestamp(self.quote.timestamp)
     }
     async fn trading_status(&self) -> TradingStatusGql {
         self.quote.trading_status.into()

@@ -2,8 +2,8 @@
 //! composed with market data. Here rather than in `reference`, so that the catalog stays below
 //! the market domain: `market` uses `reference`, never the reverse.
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 
 use super::{
     books::{OrderBookObject, book_levels, load_order_book},
@@ -98,8 +98,8 @@ impl SecurityObject {
         ctx: &Context<'_>,
         interval: IntervalGql,
         limit: Option<i32>,
-        before: Option<DateTime<Utc>>,
-        after: Option<DateTime<Utc>>,
+        before: Option<Timestamp>,
+        after: Option<Timestamp>,
         adjust: Option<AdjustGql>,
     ) -> Option<Result<Vec<KlineObject>>> {
         Some(match KlineArgs::new(interval, limit, before, after, adjust) {

@@ -6,6 +6,7 @@
 //! against the calendar data's coverage) and maps the result to GraphQL types (kept apart from
 //! the domain types so the calendar stays free of GraphQL).
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -62,10 +63,10 @@ pub struct MarketStatusObject {
     /// on a half-day (e.g. `09:30`-`13:00` in New York on Christmas Eve).
     sessions: Vec<TradingSessionObject>,
     /// When the next regular session starts; null for a market that never closes.
-    next_open: Option<DateTime<Utc>>,
+    next_open: Option<Timestamp>,
     /// When the current (or else the next) regular session ends; null for a market that never
     /// closes.
-    next_close: Option<DateTime<Utc>>,
+    next_close: Option<Timestamp>,
     /// The last local day the market's calendar data describes (published or projected); `at`
     /// must fall within the data. Null for GLOBAL and FX, whose hours are a weekly rule.
     calendar_valid_through: Option<Date>,
@@ -86,8 +87,8 @@ impl From<MarketStatus> for MarketStatusObject {
             state: s.state.into(),
             local_time: s.local_time.to_rfc3339_opts(SecondsFormat::Secs, true),
             sessions: s.sessions.into_iter().map(Into::into).collect(),
-            next_open: s.next_open,
-            next_close: s.next_close,
+            next_open: s.next_open.map(Timestamp),
+            next_close: s.next_close.map(Timestamp),
             calendar_valid_through: s.coverage.map(|c| Date(c.last)),
             calendar_published_through: s.coverage.map(|c| Date(c.published_through)),
             provisional: s.provisional,
@@ -104,7 +105,8 @@ impl MarketStatusQuery {
     /// `at` (UTC), which must fall within the market's calendar data (its local day between
     /// 2000-01-01 and `calendarValidThrough`). `region` is a code, in any case: US, HK, CN, JP,
     /// GB, DE, GLOBAL (crypto) or FX.
-    async fn market_status(&self, region: String, at: Option<DateTime<Utc>>) -> Result<MarketStatusObject> {
+    async fn market_status(&self, region: String, at: Option<Timestamp>) -> Result<MarketStatusObject> {
+        let at = at.map(DateTime::from);
         let region = Region::parse(&region).map_err(|err| AppError::bad_field("region", err.to_string()))?;
         let instant = match at {
             None => Utc::now(),

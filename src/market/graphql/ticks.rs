@@ -1,7 +1,7 @@
 //! `ticks` and the `Tick` type.
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 
 use super::grant;
 use crate::{
@@ -29,7 +29,7 @@ pub struct TickObject {
     symbol: String,
     price: DecimalString,
     volume: DecimalString,
-    timestamp: DateTime<Utc>,
+    timestamp: Timestamp,
     direction: Option<TickDirectionGql>,
 }
 
@@ -39,7 +39,7 @@ impl From<Tick> for TickObject {
             symbol: t.symbol.to_string(),
             price: DecimalString(t.price),
             volume: DecimalString(t.volume),
-            timestamp: t.timestamp,
+            timestamp: Timestamp(t.timestamp),
             direction: t.direction.map(Into::into),
         }
     }

@@ -11,8 +11,8 @@
 
 mod objects;
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, ID, InputObject, Object, Result};
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use objects::{ApiKeyObject, ApiKeyScope, CreatedApiKeyObject, MarketAccess, PlanObject, TenantObject};
@@ -44,7 +44,7 @@ pub struct CreateApiKeyInput {
     /// What the key may reach; all three when omitted.
     scopes: Option<Vec<ApiKeyScope>>,
     /// When the key stops working (in the future); never when omitted.
-    expires_at: Option<DateTime<Utc>>,
+    expires_at: Option<Timestamp>,
     /// The key's own request rate (requests per second), for a key that must stay below the
     /// tenant's plan. Given with `burst`, or not at all.
     rate_per_second: Option<i32>,
@@ -105,7 +105,7 @@ impl TenancyMutation {
             Credentials::User(id) => Some(id),
             _ => None,
         };
-        let spec = KeySpec { name: input.name, scopes, expires_at: input.expires_at, rate, created_by };
+        let spec = KeySpec { name: input.name, scopes, expires_at: input.expires_at.map(Into::into), rate, created_by };
         let created = tenancy(ctx)?.create_key(tenant.id, spec).await?;
         tracing::info!(tenant = %tenant.slug, actor = %principal.actor(), prefix = %created.key.prefix, "API key created through the admin API");
         Ok(created.into())

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::graphql::scalars::Timestamp;
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{page, tenancy};
@@ -46,8 +46,8 @@ impl TenantObject {
     async fn name(&self) -> &str {
         &self.tenant.name
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.tenant.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.tenant.created_at)
     }
     /// The plan whose limits and entitlements apply to every request of the tenant. `null`
     /// only when the deployment no longer has the tenant's plan (its requests are refused
@@ -77,11 +77,11 @@ impl TenantObject {
     async fn usage(
         &self,
         ctx: &Context<'_>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        from: Timestamp,
+        to: Timestamp,
         #[graphql(default_with = "Granularity::Hour")] granularity: Granularity,
     ) -> Result<Vec<UsagePeriodObject>> {
-        usage::graphql::tenant_usage(ctx, self.tenant.id, from, to, granularity).await
+        usage::graphql::tenant_usage(ctx, self.tenant.id, from.0, to.0, granularity).await
     }
     /// The tenant's audit trail, newest first: one record per GraphQL operation of its keys
     /// and users (a subscription's start and end each have one), with the fields and symbols
@@ -257,21 +257,21 @@ impl ApiKeyObject {
     async fn created_by(&self) -> Option<ID> {
         self.0.created_by.map(|id: Uuid| ID(id.to_string()))
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
     /// When the key last authenticated a request (recorded at most once a minute per
     /// replica).
-    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_used_at
+    async fn last_used_at(&self) -> Option<Timestamp> {
+        self.0.last_used_at.map(Timestamp)
     }
     /// After this the key is refused (`UNAUTHENTICATED`, "API key expired").
-    async fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.0.expires_at
+    async fn expires_at(&self) -> Option<Timestamp> {
+        self.0.expires_at.map(Timestamp)
     }
     /// When the key was revoked; from then on it is refused ("API key revoked").
-    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
-        self.0.revoked_at
+    async fn revoked_at(&self) -> Option<Timestamp> {
+        self.0.revoked_at.map(Timestamp)
     }
 }
 
