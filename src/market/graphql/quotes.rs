@@ -37,6 +37,28 @@ pub enum TradingStatusGql {
     CircuitBreaker,
 }
 
+/// The market-data sources finql has (`FINQL_MARKET_SOURCE`).
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "QuoteSource")]
+pub enum QuoteSource {
+    /// The iTick API (real market data).
+    Itick,
+    /// finql's simulated market: deterministic prices, not real ones.
+    Simulated,
+}
+
+impl QuoteSource {
+    /// The enum value of a source's short name (`MarketSource::name`). Every source finql has
+    /// is here: another name is a bug, reported as one rather than shown to a client.
+    fn of(name: &str) -> Result<Self, AppError> {
+        match name {
+            "itick" => Ok(Self::Itick),
+            "simulated" => Ok(Self::Simulated),
+            other => Err(AppError::internal(anyhow::anyhow!("a quote from an unknown source `{other}`"))),
+        }
+    }
+}
+
 /// The latest price of an instrument. Prices are exact decimals, as strings.
 pub struct QuoteObject {
     quote: Quote,
@@ -111,9 +133,9 @@ impl QuoteObject {
     async fn trading_status(&self) -> TradingStatusGql {
         self.quote.trading_status.into()
     }
-    /// The source that produced it: `simulated` or `itick`.
-    async fn source(&self) -> &'static str {
-        self.quote.source
+    /// The source that produced it (with a fallback chain, the one that answered).
+    async fn source(&self) -> Result<QuoteSource, AppError> {
+        QuoteSource::of(self.quote.source)
     }
     /// True when the source is unavailable and this is the last known value.
     async fn stale(&self) -> bool {

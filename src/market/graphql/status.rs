@@ -30,6 +30,30 @@ pub enum MarketStateGql {
     Closed,
 }
 
+/// A market region: where an instrument is listed (`Security.region`) and whose trading hours
+/// `marketStatus` describes. Stock and index regions are named by ISO 3166 country code.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "Region", remote = "Region")]
+pub enum RegionGql {
+    /// United States: NYSE and Nasdaq (New York time).
+    Us,
+    /// Hong Kong: HKEX.
+    Hk,
+    /// Mainland China: the Shanghai and Shenzhen exchanges.
+    Cn,
+    /// Japan: the Tokyo Stock Exchange.
+    Jp,
+    /// United Kingdom: the London Stock Exchange.
+    Gb,
+    /// Germany: Xetra.
+    De,
+    /// Crypto and forex pairs in the catalog; as a market, crypto, which always trades.
+    Global,
+    /// Spot forex hours (Sunday 17:00 to Friday 17:00, New York time); forex pairs themselves
+    /// are listed in `GLOBAL`.
+    Fx,
+}
+
 /// A regular session, in the market's local time (`HH:MM`; `24:00` is the end of the day).
 #[derive(SimpleObject)]
 #[graphql(name = "TradingSession")]
@@ -51,8 +75,8 @@ impl From<Session> for TradingSessionObject {
 #[derive(SimpleObject)]
 #[graphql(name = "MarketStatus")]
 pub struct MarketStatusObject {
-    /// The region code: US, HK, CN, JP, GB, DE, GLOBAL (crypto) or FX.
-    region: String,
+    /// The market asked about.
+    region: RegionGql,
     /// The IANA time zone the market's hours are defined in, e.g. `America/New_York`.
     timezone: String,
     state: MarketStateGql,
@@ -82,7 +106,7 @@ pub struct MarketStatusObject {
 impl From<MarketStatus> for MarketStatusObject {
     fn from(s: MarketStatus) -> Self {
         Self {
-            region: s.region.code().to_owned(),
+            region: s.region.into(),
             timezone: s.timezone.to_owned(),
             state: s.state.into(),
             local_time: s.local_time.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -103,11 +127,14 @@ pub struct MarketStatusQuery;
 impl MarketStatusQuery {
     /// Whether a market is trading and when it next opens and closes: now, or at the instant
     /// `at` (UTC), which must fall within the market's calendar data (its local day between
-    /// 2000-01-01 and `calendarValidThrough`). `region` is a code, in any case: US, HK, CN, JP,
-    /// GB, DE, GLOBAL (crypto) or FX.
-    async fn market_status(&self, region: String, at: Option<Timestamp>) -> Result<MarketStatusObject> {
+    /// 2000-01-01 and `calendarValidThrough`).
+    async fn market_status(
+        &self,
+        #[graphql(desc = "The market: `GLOBAL` for crypto, `FX` for spot forex.")] region: RegionGql,
+        #[graphql(desc = "The instant to describe the market at; now when omitted.")] at: Option<Timestamp>,
+    ) -> Result<MarketStatusObject> {
         let at = at.map(DateTime::from);
-        let region = Region::parse(&region).map_err(|err| AppError::bad_field("region", err.to_string()))?;
+        let region = Region::from(region);
         let instant = match at {
             None => Utc::now(),
             Some(at) => {
