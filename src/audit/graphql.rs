@@ -62,8 +62,11 @@ impl AuditLogFilter {
 /// with its totals.
 pub struct AuditRecordObject(audit_log::Model);
 
+/// One GraphQL operation as the audit saw it. A subscription has two: its start, and its end
+/// with its totals.
 #[Object(name = "AuditRecord")]
 impl AuditRecordObject {
+    /// The record's id (a UUID).
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -93,6 +96,7 @@ impl AuditRecordObject {
     async fn operation_type(&self) -> Option<&str> {
         self.0.operation_type.as_deref()
     }
+    /// The operation's name as the document gave it; null for an anonymous operation.
     async fn operation_name(&self) -> Option<&str> {
         self.0.operation_name.as_deref()
     }
@@ -128,11 +132,13 @@ impl AuditRecordObject {
     }
 }
 
+/// One audit record and its place in the log (Relay edge).
 #[derive(SimpleObject)]
 #[graphql(name = "AuditRecordEdge")]
 pub struct AuditRecordEdge {
     /// Opaque; pass as `after`.
     cursor: String,
+    /// The record.
     node: AuditRecordObject,
 }
 
@@ -140,7 +146,9 @@ pub struct AuditRecordEdge {
 #[derive(SimpleObject)]
 #[graphql(name = "AuditRecordConnection")]
 pub struct AuditRecordConnection {
+    /// The page's records with their cursors, newest first.
     edges: Vec<AuditRecordEdge>,
+    /// Whether more records follow (`hasNextPage`) and the cursor to continue from.
     page_info: PageInfo,
 }
 

@@ -21,7 +21,9 @@ use crate::{
 /// How usage is grouped: per UTC hour (as stored) or per UTC day.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Granularity {
+    /// One row per actor per UTC hour.
     Hour,
+    /// One row per actor per UTC day (midnight to midnight UTC).
     Day,
 }
 
@@ -39,6 +41,8 @@ impl From<Granularity> for report::Granularity {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BigInt(pub u64);
 
+/// A non-negative whole number that may pass GraphQL's 32-bit `Int` (counts and byte totals),
+/// as a JSON number: exact up to 2^53 (9007199254740992), beyond any count finql reports.
 #[Scalar(name = "BigInt")]
 impl ScalarType for BigInt {
     fn parse(value: Value) -> InputValueResult<Self> {

@@ -37,6 +37,7 @@ use crate::{
 /// it never limits a real key, while keeping the numbers well inside the limiter's arithmetic.
 const MAX_KEY_RATE: i32 = 1_000_000;
 
+/// A new API key of the caller's tenant.
 #[derive(InputObject)]
 pub struct CreateApiKeyInput {
     /// 1 to 100 characters: what the key is for (shown in `apiKeys`).
@@ -52,12 +53,17 @@ pub struct CreateApiKeyInput {
     burst: Option<i32>,
 }
 
+/// A new member of the caller's tenant.
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// Their login: a bare address, at most 254 characters, stored lower-case; unique across
+    /// the deployment (`BAD_USER_INPUT` when taken).
     email: String,
     /// 8 to 1024 characters. The user logs in with it (`login`).
     password: String,
+    /// 1 to 200 characters after trimming, no control characters.
     full_name: String,
+    /// Their role in the tenant (`MEMBER` when omitted).
     #[graphql(default_with = "UserRole::Member")]
     role: UserRole,
 }
@@ -86,7 +92,11 @@ pub struct TenancyMutation;
 impl TenancyMutation {
     /// Creates an API key of the caller's tenant. Tenant admins only. The secret is in the
     /// answer and nowhere else: store it now.
-    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> Result<CreatedApiKeyObject> {
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The key's name, scopes, expiry and own rate.")] input: CreateApiKeyInput,
+    ) -> Result<CreatedApiKeyObject> {
         let principal = &RequestContext::of(ctx)?.principal;
         let tenant = principal.require_admin()?;
         let scopes = match &input.scopes {
@@ -114,7 +124,11 @@ impl TenancyMutation {
     /// Revokes the caller's tenant's key `id` (effective on every replica within 5 seconds,
     /// at once on this one). Revoking a revoked key keeps its first `revokedAt`. Tenant admins
     /// only; `NOT_FOUND` for a key of another tenant.
-    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKeyObject> {
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The key's `ApiKey.id` (not its prefix).")] id: ID,
+    ) -> Result<ApiKeyObject> {
         let principal = &RequestContext::of(ctx)?.principal;
         let tenant = principal.require_admin()?;
         let id = parse_id(&id, "id", "API key")?;
@@ -125,7 +139,11 @@ impl TenancyMutation {
 
     /// Adds a user to the caller's tenant (how users join when self sign-up is off). Tenant
     /// admins only. The user then logs in with `login`.
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<UserObject> {
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new member's details and role.")] input: CreateUserInput,
+    ) -> Result<UserObject> {
         let principal = &RequestContext::of(ctx)?.principal;
         let tenant = principal.require_admin()?;
         let sign_up = SignUp { email: input.email, password: input.password, full_name: input.full_name };
@@ -137,7 +155,12 @@ impl TenancyMutation {
     /// Sets the role of a member of the caller's tenant (on every replica within 5 seconds).
     /// Tenant admins only; an admin cannot change their own role; `NOT_FOUND` for a user of
     /// another tenant.
-    async fn set_member_role(&self, ctx: &Context<'_>, user_id: ID, role: UserRole) -> Result<UserObject> {
+    async fn set_member_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The member's `User.id`.")] user_id: ID,
+        #[graphql(desc = "The role they get.")] role: UserRole,
+    ) -> Result<UserObject> {
         let principal = &RequestContext::of(ctx)?.principal;
         let tenant = principal.require_admin()?;
         let user_id = parse_id(&user_id, "userId", "user")?;
