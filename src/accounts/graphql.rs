@@ -146,7 +146,11 @@ pub struct AccountsMutation;
 impl AccountsMutation {
     /// Creates an account and logs it in. Each client address has a sign-up rate
     /// (`RATE_LIMITED` with `extensions.retryAfter` beyond it).
-    async fn sign_up(&self, ctx: &Context<'_>, #[graphql(desc = "The new account's details.")] input: SignUpInput) -> Result<AuthPayload> {
+    async fn sign_up(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account's details.")] input: SignUpInput,
+    ) -> Result<AuthPayload> {
         let (rc, accounts, throttle) = throttled(ctx)?;
         let sign_up =
             accounts.sign_up(SignUp { email: input.email, password: input.password, full_name: input.full_name });
@@ -171,7 +175,9 @@ impl AccountsMutation {
     async fn refresh_token(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The `refreshToken` of the latest `AuthPayload`; a used or expired one is `UNAUTHENTICATED`.")]
+        #[graphql(
+            desc = "The `refreshToken` of the latest `AuthPayload`; a used or expired one is `UNAUTHENTICATED`."
+        )]
         token: String,
     ) -> Result<AuthPayload> {
         let (rc, accounts, throttle) = throttled(ctx)?;

@@ -127,7 +127,9 @@ impl TransactionObject {
 /// All conditions must hold. Time bounds: `from` inclusive, `to` exclusive.
 #[derive(InputObject, Default)]
 pub struct TransactionFilterInput {
+    /// Only credits or only debits.
     kind: Option<KindGql>,
+    /// Only this status.
     status: Option<StatusGql>,
     /// Exact category name.
     category: Option<String>,
@@ -230,7 +232,11 @@ pub struct LedgerQuery;
 #[Object]
 impl LedgerQuery {
     /// One of your transactions. Another user's id answers NOT_FOUND, like a missing one.
-    async fn transaction(&self, ctx: &Context<'_>, #[graphql(desc = "The transaction's `id`.")] id: ID) -> Result<TransactionObject> {
+    async fn transaction(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The transaction's `id`.")] id: ID,
+    ) -> Result<TransactionObject> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
         Ok(TransactionObject(ledger(ctx)?.get(user_id, parse_id(&id)?).await?))
@@ -246,13 +252,12 @@ impl LedgerQuery {
         first: Option<i32>,
         #[graphql(desc = "Forward paging: the items after this cursor (an edge's `cursor`); goes with `first`.")]
         after: Option<String>,
-        #[graphql(desc = "Backward paging: this many (0 to 100), ending at `before`; not with `first`.")]
-        last: Option<i32>,
-        #[graphql(desc = "Backward paging: the items before this cursor; goes with `last`.")]
-        before: Option<String>,
+        #[graphql(desc = "Backward paging: this many (0 to 100), ending at `before`; not with `first`.")] last: Option<
+            i32,
+        >,
+        #[graphql(desc = "Backward paging: the items before this cursor; goes with `last`.")] before: Option<String>,
         #[graphql(desc = "Which transactions; all of yours when omitted.")] filter: Option<TransactionFilterInput>,
-        #[graphql(default, desc = "The order; a cursor only continues the order it was taken in.")]
-        order_by: OrderGql,
+        #[graphql(default, desc = "The order; a cursor only continues the order it was taken in.")] order_by: OrderGql,
     ) -> Result<TransactionConnection> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
@@ -288,8 +293,9 @@ impl LedgerQuery {
         to: Option<Timestamp>,
         #[graphql(desc = "ISO 4217 code of the transactions counted (`USD` when omitted); others are left out.")]
         currency: Option<String>,
-        #[graphql(desc = "The statuses counted; `PENDING` and `SUCCESS` when omitted. Not empty.")]
-        statuses: Option<Vec<StatusGql>>,
+        #[graphql(desc = "The statuses counted; `PENDING` and `SUCCESS` when omitted. Not empty.")] statuses: Option<
+            Vec<StatusGql>,
+        >,
     ) -> Result<TransactionAnalytics> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;

@@ -18,10 +18,13 @@ use crate::{
     reference::Symbol,
 };
 
+/// One price level of one side of an order book.
 #[derive(SimpleObject, Clone)]
 #[graphql(name = "BookLevel")]
 pub struct BookLevelObject {
+    /// The level's price.
     price: DecimalString,
+    /// Units offered (asks) or wanted (bids) at this price.
     volume: DecimalString,
     /// Orders at this price, when the source reports it.
     orders: Option<i64>,
@@ -37,9 +40,13 @@ impl From<BookLevel> for BookLevelObject {
 #[derive(SimpleObject, Clone)]
 #[graphql(name = "OrderBook")]
 pub struct OrderBookObject {
+    /// The instrument's canonical symbol.
     symbol: String,
+    /// Buy orders, highest price first.
     bids: Vec<BookLevelObject>,
+    /// Sell orders, lowest price first.
     asks: Vec<BookLevelObject>,
+    /// When the source took this snapshot of the book.
     timestamp: Timestamp,
     /// True only on a live subscription that heard nothing newer for `FINQL_LIVE_STALE_MS`
     /// (the upstream may be down): this is the last known book, sent again.
@@ -112,7 +119,15 @@ impl BooksQuery {
     /// The order book, `levels` deep (default 10, at most 50). An index has none: asking for
     /// one is `BAD_USER_INPUT`, answered without calling the market source. Real time only: a
     /// market the caller's plan has delayed is `FORBIDDEN` (`ENTITLEMENT_REQUIRED`).
-    async fn order_book(&self, ctx: &Context<'_>, symbol: String, levels: Option<i32>) -> Result<OrderBookObject> {
+    async fn order_book(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
+        )]
+        symbol: String,
+        #[graphql(desc = "Price levels per side, 1 to 50 (10 when omitted).")] levels: Option<i32>,
+    ) -> Result<OrderBookObject> {
         let levels = book_levels(levels)?;
         load_order_book(ctx, Symbol::parse(&symbol)?, levels).await
     }

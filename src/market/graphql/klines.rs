@@ -23,18 +23,30 @@ use crate::{
     reference::Symbol,
 };
 
+/// The length of a kline. Bars start at multiples of their length in UTC: days at midnight
+/// UTC, weeks on Mondays, months on the 1st.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "KlineInterval", remote = "Interval")]
 pub enum IntervalGql {
+    /// 1 minute.
     OneMinute,
+    /// 5 minutes.
     FiveMinutes,
+    /// 15 minutes.
     FifteenMinutes,
+    /// 30 minutes.
     ThirtyMinutes,
+    /// 1 hour.
     OneHour,
+    /// 2 hours.
     TwoHours,
+    /// 4 hours.
     FourHours,
+    /// 1 day (UTC).
     OneDay,
+    /// 1 week, from Monday 00:00 UTC.
     OneWeek,
+    /// 1 calendar month, from the 1st 00:00 UTC.
     OneMonth,
 }
 
@@ -64,10 +76,15 @@ pub enum AdjustGql {
 #[derive(SimpleObject, Clone)]
 #[graphql(name = "Kline")]
 pub struct KlineObject {
+    /// The bar's start; it ends where the next bar starts.
     time: Timestamp,
+    /// The first trade's price in the bar.
     open: DecimalString,
+    /// The highest trade's price in the bar.
     high: DecimalString,
+    /// The lowest trade's price in the bar.
     low: DecimalString,
+    /// The last trade's price in the bar (so far, for the bar in progress).
     close: DecimalString,
     /// Units traded in the bar; null where nothing trades (indices).
     volume: Option<DecimalString>,
@@ -229,12 +246,17 @@ impl KlinesQuery {
     async fn klines(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
+        )]
         symbol: String,
-        interval: IntervalGql,
-        limit: Option<i32>,
+        #[graphql(desc = "The bar length.")] interval: IntervalGql,
+        #[graphql(desc = "At most this many bars, 1 to 1000 (100 when omitted).")] limit: Option<i32>,
+        #[graphql(desc = "Only bars that end at or before this instant (a bar's `time` pages backward).")]
         before: Option<Timestamp>,
+        #[graphql(desc = "Only bars that start strictly after this instant (a bar's `time` pages forward).")]
         after: Option<Timestamp>,
-        adjust: Option<AdjustGql>,
+        #[graphql(desc = "Split and dividend adjustment; `NONE` (as traded) when omitted.")] adjust: Option<AdjustGql>,
     ) -> Result<Vec<KlineObject>> {
         let args = KlineArgs::new(interval, limit, before, after, adjust)?;
         load_klines(ctx, &Symbol::parse(&symbol)?, args).await

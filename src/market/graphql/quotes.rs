@@ -28,12 +28,17 @@ use crate::{
     reference::Symbol,
 };
 
+/// Whether an instrument is trading normally, as its source reports.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "TradingStatus", remote = "TradingStatus")]
 pub enum TradingStatusGql {
+    /// Trading normally (or would be, in a session).
     Normal,
+    /// Halted by the exchange or regulator; the price is the last before the halt.
     Suspended,
+    /// No longer listed; the price is the last it traded at.
     Delisted,
+    /// Paused by a market-wide or instrument circuit breaker.
     CircuitBreaker,
 }
 
@@ -87,20 +92,27 @@ impl From<Quote> for QuoteObject {
     }
 }
 
+/// The latest price of an instrument and its session so far. Prices are exact decimals at the
+/// instrument's tick precision, in its quote currency (`Security.currency`).
 #[Object(name = "Quote")]
 impl QuoteObject {
+    /// The instrument's canonical symbol (`700.HK` for `0700.hk`).
     async fn symbol(&self) -> &str {
         self.quote.symbol.as_str()
     }
+    /// The last traded price (an index's last value; a forex or crypto pair's last rate).
     async fn last(&self) -> DecimalString {
         DecimalString(self.quote.last)
     }
+    /// The current (or last) session's first price.
     async fn open(&self) -> DecimalString {
         DecimalString(self.quote.open)
     }
+    /// The session's highest price so far.
     async fn high(&self) -> DecimalString {
         DecimalString(self.quote.high)
     }
+    /// The session's lowest price so far.
     async fn low(&self) -> DecimalString {
         DecimalString(self.quote.low)
     }
@@ -130,6 +142,7 @@ impl QuoteObject {
     async fn timestamp(&self) -> Timestamp {
         Timestamp(self.quote.timestamp)
     }
+    /// Whether the instrument trades normally, or is halted, delisted or paused.
     async fn trading_status(&self) -> TradingStatusGql {
         self.quote.trading_status.into()
     }
@@ -227,7 +240,14 @@ pub struct QuotesQuery;
 #[Object]
 impl QuotesQuery {
     /// The latest quote of an instrument.
-    async fn quote(&self, ctx: &Context<'_>, symbol: String) -> Result<QuoteObject> {
+    async fn quote(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
+        )]
+        symbol: String,
+    ) -> Result<QuoteObject> {
         load_quote(ctx, Symbol::parse(&symbol)?).await
     }
 
@@ -241,7 +261,7 @@ impl QuotesQuery {
     async fn quotes(
         &self,
         ctx: &Context<'_>,
-        symbols: Vec<String>,
+        #[graphql(desc = "Up to 500 symbols, any case; one asked twice answers twice.")] symbols: Vec<String>,
     ) -> Result<Vec<Option<std::result::Result<QuoteObject, async_graphql::Error>>>> {
         if symbols.len() > MAX_SYMBOLS {
             return Err(AppError::bad_field("symbols", format!("at most {MAX_SYMBOLS} symbols per request")).into());

@@ -16,6 +16,7 @@ use crate::{
     market::calendar::{self, MarketState, MarketStatus, Region, Session},
 };
 
+/// Where a market is in its trading day.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "MarketState", remote = "MarketState")]
 pub enum MarketStateGql {
@@ -27,6 +28,7 @@ pub enum MarketStateGql {
     LunchBreak,
     /// After the regular session: post-market trading.
     PostMarket,
+    /// No trading: outside the day's hours, a weekend or a holiday.
     Closed,
 }
 
@@ -58,7 +60,9 @@ pub enum RegionGql {
 #[derive(SimpleObject)]
 #[graphql(name = "TradingSession")]
 pub struct TradingSessionObject {
+    /// When the session opens, local `HH:MM`.
     open: String,
+    /// When the session closes, local `HH:MM` (`24:00` for the end of the day).
     close: String,
 }
 
@@ -79,6 +83,7 @@ pub struct MarketStatusObject {
     region: RegionGql,
     /// The IANA time zone the market's hours are defined in, e.g. `America/New_York`.
     timezone: String,
+    /// Where the market is in its trading day at the instant asked about.
     state: MarketStateGql,
     /// The market's local date and time at the instant asked about, RFC 3339 with its UTC
     /// offset.

@@ -80,8 +80,7 @@ impl TenantObject {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Start (inclusive), widened down to the start of its hour or UTC day.")] from: Timestamp,
-        #[graphql(desc = "End (exclusive), widened up to the end of its hour or UTC day; after `from`.")]
-        to: Timestamp,
+        #[graphql(desc = "End (exclusive), widened up to the end of its hour or UTC day; after `from`.")] to: Timestamp,
         #[graphql(default_with = "Granularity::Hour", desc = "One row per hour (`HOUR`) or per UTC day (`DAY`).")]
         granularity: Granularity,
     ) -> Result<Vec<UsagePeriodObject>> {
