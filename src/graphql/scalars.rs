@@ -11,7 +11,7 @@
 use std::str::FromStr;
 
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
-use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,9 +91,10 @@ impl ScalarType for Date {
     }
 }
 
-/// An instant, always in UTC (`DateTime` in the schema). Microsecond precision: finer digits
-/// given on input are dropped (PostgreSQL keeps microseconds, so what is stored is what was
-/// read back).
+/// An instant, always in UTC (`DateTime` in the schema). Written to the microsecond; read with
+/// whatever precision the client gave (up to nanoseconds), because rounding is the domain's
+/// call: a stored `occurredAt` is truncated to the microsecond storage keeps, while a range
+/// bound is rounded up so that `to: …00.0000015Z` still includes a row at `…00.000001Z`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub DateTime<Utc>);
 
@@ -112,7 +113,8 @@ impl From<Timestamp> for DateTime<Utc> {
 /// An instant as an RFC 3339 `date-time` string. Always written in UTC with exactly six
 /// fraction digits and `Z`: `"2026-12-01T05:01:26.123456Z"`. Read with any offset
 /// (`"2026-12-01T13:01:26+08:00"`, `"2026-12-01T05:01:26Z"`, up to nine fraction digits) and
-/// normalised to UTC, truncated to the microsecond.
+/// normalised to UTC. finql stores microseconds: a finer instant is stored truncated, and a
+/// finer range bound is compared exactly.
 #[Scalar(name = "DateTime", specified_by_url = "https://scalars.graphql.org/andimarek/date-time")]
 impl ScalarType for Timestamp {
     fn parse(value: Value) -> InputValueResult<Self> {
@@ -129,9 +131,9 @@ impl ScalarType for Timestamp {
     }
 }
 
-/// An RFC 3339 `date-time` with any offset, as a UTC instant truncated to the microsecond.
+/// An RFC 3339 `date-time` with any offset, as a UTC instant (nanoseconds kept).
 pub fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc).trunc_subsecs(6)).map_err(|_| {
+    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
         format!(
             "`{raw}` is not an RFC 3339 date-time (expected e.g. \"2026-12-01T05:01:26.123456Z\" or \
              \"2026-12-01T13:01:26+08:00\")"
@@ -151,6 +153,12 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc_with_six_fraction_digits() {
+        // Read exactly, written truncated (never rounded up into the next second).
+        assert_eq!(parse_timestamp("2026-12-01T23:59:59.9999999Z").unwrap().timestamp_subsec_nanos(), 999_999_900);
+        assert_eq!(
+            format_timestamp(parse_timestamp("2026-12-01T23:59:59.9999999Z").unwrap()),
+            "2026-12-01T23:59:59.999999Z"
+        );
         let t = |raw: &str| format_timestamp(parse_timestamp(raw).unwrap());
         assert_eq!(t("2026-12-01T05:01:26Z"), "2026-12-01T05:01:26.000000Z");
         assert_eq!(t("2026-12-01T05:01:26.5Z"), "2026-12-01T05:01:26.500000Z");

@@ -33,7 +33,8 @@ async fn offsets_are_normalised_to_utc_microseconds(app: TestApp) {
         ("2026-11-30t05:01:26.000001z", "2026-11-30T05:01:26.000001Z"),
     ] {
         let created =
-            create_one(&app, &user.access_token, json!({ "amount": "1.00", "kind": "DEBIT", "occurredAt": given })).await;
+            create_one(&app, &user.access_token, json!({ "amount": "1.00", "kind": "DEBIT", "occurredAt": given }))
+                .await;
         assert_eq!(created["occurredAt"], stored, "{given}: {created}");
         assert_shape(&created["createdAt"]);
         assert_shape(&created["updatedAt"]);

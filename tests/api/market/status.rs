@@ -110,4 +110,3 @@ async fn an_unknown_region_is_refused_by_validation() {
         assert_eq!(data["marketStatus"]["region"], "HK", "{literal}");
     }
 }
-
