@@ -1,6 +1,5 @@
 //! GraphQL resolvers for accounts: thin wrappers over [`AccountsService`].
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{
     Context, ID, InputObject, Object, Result, SimpleObject,
     dataloader::{DataLoader, Loader},
@@ -11,7 +10,7 @@ use uuid::Uuid;
 use super::service::{AccountsService, Session, SignUp, User};
 use crate::{
     error::AppError,
-    graphql::{RequestContext, service},
+    graphql::{RequestContext, scalars::Timestamp, service},
     identity::Role,
     throttle::AuthThrottle,
 };

@@ -5,7 +5,6 @@
 //! rule (tenant admins only, their own tenant only: records without a tenant, the anonymous
 //! callers', are nobody's to read here) and the paging.
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::DateTime;
@@ -18,7 +17,7 @@ use super::{
 };
 use crate::{
     error::AppError,
-    graphql::{PageInfo, RequestContext, bounded, service},
+    graphql::{PageInfo, RequestContext, bounded, scalars::Timestamp, service},
     reference::Symbol,
     usage::graphql::BigInt,
 };

@@ -12,7 +12,8 @@ pub mod documents;
 /// Edge guards: token, field, depth, alias and auth-mutation limits measured as executed, the
 /// request deadline, error codes for async-graphql's own errors, caught panics.
 pub mod guard;
-/// The `Decimal` and `Date` scalars: money as exact strings, days as `YYYY-MM-DD`.
+/// The `Decimal`, `Date` and `DateTime` scalars: money as exact strings, days as `YYYY-MM-DD`,
+/// instants as UTC RFC 3339 with six fraction digits (`docs/scalars.md`).
 pub mod scalars;
 
 pub use context::{ClientInfo, RequestContext, service};

@@ -4,7 +4,6 @@
 //! delegation to [`tenant_usage`](crate::usage::graphql::tenant_usage), which owns the rule (tenant admins only, their own tenant
 //! only) and the translation of the service's report.
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Enum, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
@@ -15,7 +14,7 @@ use super::{
 };
 use crate::{
     error::{AppError, ErrorCode},
-    graphql::{RequestContext, service},
+    graphql::{RequestContext, scalars::Timestamp, service},
 };
 
 /// How usage is grouped: per UTC hour (as stored) or per UTC day.

@@ -10,7 +10,6 @@ mod mutations;
 pub use analytics::TransactionAnalytics;
 pub use mutations::{CreateTransactionInput, LedgerMutation, UpdateTransactionInput};
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::DateTime;
 use uuid::Uuid;
@@ -25,7 +24,11 @@ use super::{
 use crate::{
     accounts::graphql::{UserObject, load_user},
     error::AppError,
-    graphql::{PageInfo, RequestContext, scalars::DecimalString, service},
+    graphql::{
+        PageInfo, RequestContext,
+        scalars::{DecimalString, Timestamp},
+        service,
+    },
     ledger::LedgerService,
 };
 

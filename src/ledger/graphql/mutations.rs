@@ -1,13 +1,15 @@
 //! The ledger's mutations: create, update and delete a transaction, each exactly once per
 //! idempotency key (see `ledger::idempotency`).
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 
 use super::{KindGql, StatusGql, TransactionObject, ledger, parse_id};
 use crate::{
     error::AppError,
-    graphql::{RequestContext, scalars::DecimalString},
+    graphql::{
+        RequestContext,
+        scalars::{DecimalString, Timestamp},
+    },
     ledger::{
         idempotency::IdempotencyKey,
         money::{Currency, Money},

@@ -2,14 +2,17 @@
 
 use std::{collections::HashMap, convert::Infallible};
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Object, Result, SimpleObject, dataloader::Loader};
 use futures::future::join_all;
 
 use super::{MarketLoaders, grant};
 use crate::{
     error::{AppError, AppResult},
-    graphql::{bounded, scalars::DecimalString, service},
+    graphql::{
+        bounded,
+        scalars::{DecimalString, Timestamp},
+        service,
+    },
     market::{
         limits::{DEFAULT_BOOK_LEVELS, MAX_BOOK_LEVELS},
         service::MarketService,

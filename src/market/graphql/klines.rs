@@ -4,7 +4,6 @@
 
 use std::{collections::HashMap, convert::Infallible, sync::Arc};
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject, dataloader::Loader};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
@@ -12,7 +11,11 @@ use futures::future::join_all;
 use super::{MarketLoaders, grant};
 use crate::{
     error::{AppError, AppResult},
-    graphql::{bounded, scalars::DecimalString, service},
+    graphql::{
+        bounded,
+        scalars::{DecimalString, Timestamp},
+        service,
+    },
     market::{
         FundamentalsService,
         corporate::Adjust,

@@ -8,7 +8,6 @@
 
 use std::{collections::HashMap, convert::Infallible};
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{
     Context, Enum, Object, Result,
     dataloader::{DataLoader, HashMapCache, Loader},
@@ -18,7 +17,11 @@ use futures::future::join_all;
 use super::grant;
 use crate::{
     error::{AppError, AppResult},
-    graphql::{RequestContext, scalars::DecimalString, service},
+    graphql::{
+        RequestContext,
+        scalars::{DecimalString, Timestamp},
+        service,
+    },
     identity::Scope,
     market::{
         limits::MAX_SYMBOLS,

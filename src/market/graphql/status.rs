@@ -6,13 +6,12 @@
 //! against the calendar data's coverage) and maps the result to GraphQL types (kept apart from
 //! the domain types so the calendar stays free of GraphQL).
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::{
     error::AppError,
-    graphql::scalars::Date,
+    graphql::scalars::{Date, Timestamp},
     market::calendar::{self, MarketState, MarketStatus, Region, Session},
 };
 

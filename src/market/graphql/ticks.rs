@@ -1,11 +1,14 @@
 //! `ticks` and the `Tick` type.
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 
 use super::grant;
 use crate::{
-    graphql::{bounded, scalars::DecimalString, service},
+    graphql::{
+        bounded,
+        scalars::{DecimalString, Timestamp},
+        service,
+    },
     market::{
         limits::{DEFAULT_TICKS, MAX_TICKS},
         service::MarketService,

@@ -11,7 +11,6 @@
 
 mod objects;
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use uuid::Uuid;
 
@@ -29,7 +28,7 @@ use crate::{
         service::SignUp,
     },
     error::AppError,
-    graphql::{RequestContext, bounded, service},
+    graphql::{RequestContext, bounded, scalars::Timestamp, service},
     identity::{Credentials, Scopes},
 };
 

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use crate::graphql::scalars::Timestamp;
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
 use uuid::Uuid;
 
@@ -16,7 +15,7 @@ use crate::{
         graphql::{AuditLogFilter, AuditRecordConnection},
     },
     config::{Access, Plan},
-    graphql::RequestContext,
+    graphql::{RequestContext, scalars::Timestamp},
     identity::{Scope, Scopes},
     tenancy::service::{ApiKey, CreatedKey, Tenant},
     usage::{
