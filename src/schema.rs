@@ -13,12 +13,19 @@ use crate::{
     tenancy::graphql::{TenancyMutation, TenancyQuery},
 };
 
+/// What can be read: market data and the instrument catalog (public or per plan), your
+/// ledger and analytics, your tenant. Entry points that need credentials say so; without them
+/// they answer `UNAUTHENTICATED`.
 #[derive(MergedObject, Default)]
 pub struct Query(AccountsQuery, LedgerQuery, MarketQuery, TenancyQuery);
 
+/// What can be changed: accounts and sessions, your ledger (each write can be made safe to
+/// retry with an idempotency key), your tenant's keys and members.
 #[derive(MergedObject, Default)]
 pub struct Mutation(AccountsMutation, LedgerMutation, TenancyMutation);
 
+/// Live market data, over WebSocket only (`graphql-transport-ws`, or legacy `graphql-ws`):
+/// quotes, klines, order books and trades as they change.
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(LiveSubscription);
 
@@ -47,7 +54,11 @@ pub fn build_schema(limits: &Limits) -> FinqlSchemaBuilder {
 }
 
 /// The SDL, sorted so that it is stable across builds: what `finql schema` prints and what
-/// `schema.graphql` must equal.
+/// `schema.graphql` must equal. With `@specifiedBy`: introspection shows each scalar's
+/// specification URL, and without `include_specified_by` the exported SDL silently dropped it,
+/// so code generators reading the file never saw it.
 pub fn sdl() -> String {
-    builder().finish().sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_arguments().sorted_enum_items())
+    builder().finish().sdl_with_options(
+        SDLExportOptions::new().sorted_fields().sorted_arguments().sorted_enum_items().include_specified_by(),
+    )
 }

@@ -4,14 +4,13 @@ use async_graphql::{
     Context, ID, InputObject, Object, Result, SimpleObject,
     dataloader::{DataLoader, Loader},
 };
-use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::service::{AccountsService, Session, SignUp, User};
 use crate::{
     error::AppError,
-    graphql::{RequestContext, service},
+    graphql::{RequestContext, scalars::Timestamp, service},
     identity::Role,
     throttle::AuthThrottle,
 };
@@ -19,8 +18,10 @@ use crate::{
 /// An account holder.
 pub struct UserObject(pub User);
 
+/// A person with an account: a member or admin of one tenant, owner of their own ledger.
 #[Object(name = "User")]
 impl UserObject {
+    /// The user's id (a UUID), stable for the account's lifetime.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -28,11 +29,13 @@ impl UserObject {
     async fn email(&self) -> &str {
         &self.0.email
     }
+    /// The name the user gave, trimmed (1 to 200 characters).
     async fn full_name(&self) -> &str {
         &self.0.full_name
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    /// When the account was created.
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
     /// The user's role in their tenant: `ADMIN`s manage its keys and members.
     async fn role(&self) -> UserRole {
@@ -68,15 +71,19 @@ impl From<UserRole> for Role {
     }
 }
 
+/// A logged-in session: the tokens to authenticate with and to renew them, and the user.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct AuthPayload {
     /// Short-lived JWT: send as `Authorization: Bearer <accessToken>`.
     access_token: String,
-    access_token_expires_at: DateTime<Utc>,
+    /// When `accessToken` stops being accepted (`UNAUTHENTICATED`): renew before with
+    /// `refreshToken`.
+    access_token_expires_at: Timestamp,
     /// Opaque, single-use: exchange with `refreshToken` for a new pair before it expires.
     refresh_token: String,
-    refresh_token_expires_at: DateTime<Utc>,
+    /// When `refreshToken` stops working; after it the user must log in again.
+    refresh_token_expires_at: Timestamp,
     /// Always `Bearer`.
     token_type: &'static str,
     #[graphql(skip)]
@@ -85,6 +92,7 @@ pub struct AuthPayload {
 
 #[async_graphql::ComplexObject]
 impl AuthPayload {
+    /// The user the tokens authenticate.
     async fn user(&self) -> UserObject {
         UserObject(self.user.clone())
     }
@@ -94,20 +102,24 @@ impl From<Session> for AuthPayload {
     fn from(s: Session) -> Self {
         Self {
             access_token: s.access.token,
-            access_token_expires_at: s.access.expires_at,
+            access_token_expires_at: Timestamp(s.access.expires_at),
             refresh_token: s.refresh_token,
-            refresh_token_expires_at: s.refresh_expires_at,
+            refresh_token_expires_at: Timestamp(s.refresh_expires_at),
             token_type: "Bearer",
             user: s.user,
         }
     }
 }
 
+/// A new account's details.
 #[derive(InputObject)]
 pub struct SignUpInput {
+    /// The login: a bare address (`ann@example.com`, no display name), at most 254
+    /// characters, stored lower-case; one account per address (`BAD_USER_INPUT` when taken).
     email: String,
     /// 8 to 1024 characters.
     password: String,
+    /// 1 to 200 characters after trimming, no control characters.
     full_name: String,
 }
 
@@ -133,7 +145,11 @@ pub struct AccountsMutation;
 impl AccountsMutation {
     /// Creates an account and logs it in. Each client address has a sign-up rate
     /// (`RATE_LIMITED` with `extensions.retryAfter` beyond it).
-    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
+    async fn sign_up(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account's details.")] input: SignUpInput,
+    ) -> Result<AuthPayload> {
         let (rc, accounts, throttle) = throttled(ctx)?;
         let sign_up =
             accounts.sign_up(SignUp { email: input.email, password: input.password, full_name: input.full_name });
@@ -142,20 +158,37 @@ impl AccountsMutation {
 
     /// Logs in. Repeated failures for one email slow further attempts down, and each client
     /// address has a rate: either answers `RATE_LIMITED` with `extensions.retryAfter` (seconds).
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's email address, in any case.")] email: String,
+        #[graphql(desc = "The account's password. A wrong email or password is the same `UNAUTHENTICATED`.")]
+        password: String,
+    ) -> Result<AuthPayload> {
         let (rc, accounts, throttle) = throttled(ctx)?;
         let login = accounts.login(&email, password);
         Ok(throttle.login(&email, rc.client.addr, login).await?.into())
     }
 
     /// Exchanges a refresh token for a new access/refresh pair. Each refresh token works once.
-    async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> Result<AuthPayload> {
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The `refreshToken` of the latest `AuthPayload`; a used or expired one is `UNAUTHENTICATED`."
+        )]
+        token: String,
+    ) -> Result<AuthPayload> {
         let (rc, accounts, throttle) = throttled(ctx)?;
         Ok(throttle.refresh(rc.client.addr, accounts.refresh(&token)).await?.into())
     }
 
     /// Ends the session the refresh token belongs to. Always `true`.
-    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The session's refresh token; an unknown or used one is not an error.")] refresh_token: String,
+    ) -> Result<bool> {
         service::<AccountsService>(ctx)?.logout(&refresh_token).await?;
         Ok(true)
     }

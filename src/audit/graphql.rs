@@ -7,7 +7,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use entity::audit_log;
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     error::AppError,
-    graphql::{PageInfo, RequestContext, bounded, service},
+    graphql::{PageInfo, RequestContext, bounded, scalars::Timestamp, service},
     reference::Symbol,
     usage::graphql::BigInt,
 };
@@ -29,9 +29,9 @@ pub const MAX_PAGE: i32 = 500;
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct AuditLogFilter {
     /// Records at or after this instant.
-    pub from: Option<DateTime<Utc>>,
+    pub from: Option<Timestamp>,
     /// Records before this instant.
-    pub to: Option<DateTime<Utc>>,
+    pub to: Option<Timestamp>,
     /// Exactly this principal: `key:<prefix>` for an API key, `user:<id>` for a user.
     pub principal: Option<String>,
     /// Operations of this name.
@@ -48,8 +48,8 @@ impl AuditLogFilter {
             return Err(AppError::bad_field("to", "`to` must be after `from`"));
         }
         Ok(AuditFilter {
-            from: self.from,
-            to: self.to,
+            from: self.from.map(Into::into),
+            to: self.to.map(Into::into),
             principal: self.principal,
             operation_name: self.operation_name,
             symbol: self.symbol.as_deref().map(Symbol::parse).transpose()?.map(|s| s.as_str().to_owned()),
@@ -61,14 +61,17 @@ impl AuditLogFilter {
 /// with its totals.
 pub struct AuditRecordObject(audit_log::Model);
 
+/// One GraphQL operation as the audit saw it. A subscription has two: its start, and its end
+/// with its totals.
 #[Object(name = "AuditRecord")]
 impl AuditRecordObject {
+    /// The record's id (a UUID).
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     /// When the operation started (for a subscription's end too: add `durationMs`).
-    async fn at(&self) -> DateTime<Utc> {
-        self.0.at
+    async fn at(&self) -> Timestamp {
+        Timestamp(self.0.at)
     }
     /// The request's trace id (its `x-request-id`), to find it in logs and traces.
     async fn trace_id(&self) -> Option<&str> {
@@ -92,6 +95,7 @@ impl AuditRecordObject {
     async fn operation_type(&self) -> Option<&str> {
         self.0.operation_type.as_deref()
     }
+    /// The operation's name as the document gave it; null for an anonymous operation.
     async fn operation_name(&self) -> Option<&str> {
         self.0.operation_name.as_deref()
     }
@@ -127,11 +131,13 @@ impl AuditRecordObject {
     }
 }
 
+/// One audit record and its place in the log (Relay edge).
 #[derive(SimpleObject)]
 #[graphql(name = "AuditRecordEdge")]
 pub struct AuditRecordEdge {
     /// Opaque; pass as `after`.
     cursor: String,
+    /// The record.
     node: AuditRecordObject,
 }
 
@@ -139,7 +145,9 @@ pub struct AuditRecordEdge {
 #[derive(SimpleObject)]
 #[graphql(name = "AuditRecordConnection")]
 pub struct AuditRecordConnection {
+    /// The page's records with their cursors, newest first.
     edges: Vec<AuditRecordEdge>,
+    /// Whether more records follow (`hasNextPage`) and the cursor to continue from.
     page_info: PageInfo,
 }
 

@@ -12,7 +12,8 @@ pub mod documents;
 /// Edge guards: token, field, depth, alias and auth-mutation limits measured as executed, the
 /// request deadline, error codes for async-graphql's own errors, caught panics.
 pub mod guard;
-/// The `Decimal` and `Date` scalars: money as exact strings, days as `YYYY-MM-DD`.
+/// The `Decimal`, `Date` and `DateTime` scalars: money as exact strings, days as `YYYY-MM-DD`,
+/// instants as UTC RFC 3339 with six fraction digits (`docs/scalars.md`).
 pub mod scalars;
 
 pub use context::{ClientInfo, RequestContext, service};
@@ -22,9 +23,14 @@ use crate::error::AppError;
 /// Relay `PageInfo`, shared by every connection.
 #[derive(async_graphql::SimpleObject)]
 pub struct PageInfo {
+    /// True when more items follow the page (ask again with `after: endCursor`).
     pub has_next_page: bool,
+    /// True when items precede the page: paging forward, when it started `after` a cursor;
+    /// paging backward (`last`, `before`), when more items precede it.
     pub has_previous_page: bool,
+    /// The cursor of the page's first item; null when the page is empty.
     pub start_cursor: Option<String>,
+    /// The cursor of the page's last item; null when the page is empty.
     pub end_cursor: Option<String>,
 }
 

@@ -1,15 +1,19 @@
-//! Custom scalars.
+//! Custom scalars: `Decimal`, `Date` and `DateTime`. Each one's schema description states its
+//! wire format and links (`@specifiedBy`) to where it is specified; `docs/scalars.md` is that
+//! specification for `Decimal` and the reference for all three, and what codegen tools should
+//! map them to.
+//!
+//! `DateTime` is ours rather than async-graphql's chrono scalar: that one writes as many
+//! fraction digits as the value has (none, 3, 6 or 9), so the same instant could come back
+//! in different shapes depending on where it was read from; clients that compare or sort
+//! the strings, or parse them with a fixed pattern, need one shape.
 
 use std::str::FromStr;
 
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-/// An exact decimal number, as a string: `"2500.89"`.
-///
-/// Only strings are accepted: a JSON number goes through a binary float in most JSON parsers
-/// (9007199254740993 becomes ...992), which is unacceptable for money.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecimalString(pub Decimal);
 
@@ -17,7 +21,18 @@ pub struct DecimalString(pub Decimal);
 const MAX_INT_DIGITS: usize = 18;
 const MAX_FRACTION_DIGITS: usize = 10;
 
-#[Scalar(name = "Decimal")]
+/// An exact decimal number as a JSON string, in plain notation: an optional sign, at least
+/// one integer digit, and an optional `.` followed by at least one digit (`"2500.89"`,
+/// `"-0.5"`, `"500"`). No exponent, no thousands separator, no spaces; at most 18 integer and
+/// 10 fraction digits on input. A JSON number is refused (most JSON parsers read it as a binary
+/// float). Money amounts have exactly their currency's ISO 4217 minor-unit digits on output
+/// (`"42.00"` USD, `"500"` JPY, `"1.250"` BHD) and at most those on input (`"12.345"` USD is an
+/// error, never rounded). Prices keep the source's digits; derived figures have the fixed
+/// number of decimals their field states.
+// `@specifiedBy`: finql's own documentation (`docs/scalars.md`), as the notation is finql's
+// (ChilliCream's published `Decimal` is a JSON number): change the address with the
+// repository's.
+#[Scalar(name = "Decimal", specified_by_url = "https://github.com/finql/finql/blob/main/docs/scalars.md#decimal")]
 impl ScalarType for DecimalString {
     fn parse(value: Value) -> InputValueResult<Self> {
         let Value::String(raw) = &value else {
@@ -58,7 +73,10 @@ impl From<NaiveDate> for Date {
     }
 }
 
-#[Scalar(name = "Date")]
+/// A calendar date without a time zone, `YYYY-MM-DD` (RFC 3339 `full-date`, e.g.
+/// `"2026-12-01"`). Which calendar day it names (UTC, or a market's local day) is stated by
+/// each field.
+#[Scalar(name = "Date", specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339#section-5.6")]
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
@@ -73,9 +91,85 @@ impl ScalarType for Date {
     }
 }
 
+/// An instant, always in UTC (`DateTime` in the schema). Written to the microsecond; read with
+/// whatever precision the client gave (up to nanoseconds), because rounding is the domain's
+/// call: a stored `occurredAt` is truncated to the microsecond storage keeps, while a range
+/// bound is rounded up so that `to: …00.0000015Z` still includes a row at `…00.000001Z`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(t: DateTime<Utc>) -> Self {
+        Self(t)
+    }
+}
+
+impl From<Timestamp> for DateTime<Utc> {
+    fn from(t: Timestamp) -> Self {
+        t.0
+    }
+}
+
+/// An instant as an RFC 3339 `date-time` string. Always written in UTC with exactly six
+/// fraction digits and `Z`: `"2026-12-01T05:01:26.123456Z"`. Read with any offset
+/// (`"2026-12-01T13:01:26+08:00"`, `"2026-12-01T05:01:26Z"`, up to nine fraction digits) and
+/// normalised to UTC. finql stores microseconds: a finer instant is stored truncated, and a
+/// finer range bound is compared exactly.
+#[Scalar(name = "DateTime", specified_by_url = "https://scalars.graphql.org/andimarek/date-time")]
+impl ScalarType for Timestamp {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        let Value::String(raw) = &value else {
+            return Err(InputValueError::custom(
+                "DateTime must be an RFC 3339 string such as \"2026-12-01T05:01:26.123456Z\"",
+            ));
+        };
+        parse_timestamp(raw).map(Timestamp).map_err(InputValueError::custom)
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(format_timestamp(self.0))
+    }
+}
+
+/// An RFC 3339 `date-time` with any offset, as a UTC instant (nanoseconds kept).
+pub fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        format!(
+            "`{raw}` is not an RFC 3339 date-time (expected e.g. \"2026-12-01T05:01:26.123456Z\" or \
+             \"2026-12-01T13:01:26+08:00\")"
+        )
+    })
+}
+
+/// The one output shape: UTC, six fraction digits (truncated, never rounded up into the next
+/// second), `Z`.
+pub fn format_timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_decimal;
+    use super::{format_timestamp, parse_decimal, parse_timestamp};
+
+    #[test]
+    fn timestamps_are_utc_with_six_fraction_digits() {
+        // Read exactly, written truncated (never rounded up into the next second).
+        assert_eq!(parse_timestamp("2026-12-01T23:59:59.9999999Z").unwrap().timestamp_subsec_nanos(), 999_999_900);
+        assert_eq!(
+            format_timestamp(parse_timestamp("2026-12-01T23:59:59.9999999Z").unwrap()),
+            "2026-12-01T23:59:59.999999Z"
+        );
+        let t = |raw: &str| format_timestamp(parse_timestamp(raw).unwrap());
+        assert_eq!(t("2026-12-01T05:01:26Z"), "2026-12-01T05:01:26.000000Z");
+        assert_eq!(t("2026-12-01T05:01:26.5Z"), "2026-12-01T05:01:26.500000Z");
+        assert_eq!(t("2026-12-01T05:01:26.123456789Z"), "2026-12-01T05:01:26.123456Z");
+        assert_eq!(t("2026-12-01T13:01:26.123456+08:00"), "2026-12-01T05:01:26.123456Z");
+        assert_eq!(t("2026-12-01T00:30:00-05:30"), "2026-12-01T06:00:00.000000Z");
+        assert_eq!(t("2026-12-01t05:01:26z"), "2026-12-01T05:01:26.000000Z");
+        for bad in ["", "2026-12-01", "2026-12-01T05:01:26", "05:01:26Z", "2026-13-01T00:00:00Z", "1764565286"] {
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn strict_plain_decimals() {

@@ -210,11 +210,12 @@ impl StoredQuote {
                 "CircuitBreaker" => TradingStatus::CircuitBreaker,
                 _ => TradingStatus::Normal,
             },
-            // `source` is a static name; only the sources finql has can have written it.
+            // `source` is a static name, one of the sources finql has (`Quote.source` is an
+            // enum of them): any other (a newer replica's) is a miss, not a quote.
             source: match stored.source.as_str() {
                 "itick" => "itick",
                 "simulated" => "simulated",
-                _ => "shared-cache",
+                _ => return None,
             },
             stale: false,
         };

@@ -98,7 +98,8 @@ impl TryFrom<security::Model> for Security {
     }
 }
 
-/// Parsed: `search` by [`parse_search`], `region` by [`parse_region`].
+/// Parsed: `search` by [`parse_search`]; `region` is a region code (`US`, `GLOBAL`, …), from
+/// the API's `Region` enum.
 #[derive(Clone, Debug, Default)]
 pub struct SecurityFilter {
     /// Matches symbol or name, case-insensitively, anywhere in them.
@@ -128,8 +129,6 @@ pub fn page_size(first: Option<i32>) -> AppResult<u64> {
 
 /// The longest search string accepted: longer than any name in the catalog.
 const MAX_SEARCH: usize = 100;
-/// The longest region code: `GLOBAL`, with room to spare.
-const MAX_REGION: usize = 12;
 /// The longest cursor accepted: ours encode `v1:sec:` and a symbol of at most 27 characters.
 const MAX_CURSOR_LEN: usize = 128;
 
@@ -147,19 +146,6 @@ pub fn parse_search(raw: &str) -> AppResult<Option<String>> {
         return Err(AppError::bad_field("search", "search must not contain control characters"));
     }
     Ok(Some(search.to_owned()))
-}
-
-/// A region code (`US`, `HK`, `GLOBAL`, …), upper-cased: 1 to 12 ASCII letters. A well-formed
-/// region the catalog does not have simply matches nothing.
-pub fn parse_region(raw: &str) -> AppResult<String> {
-    let region = raw.trim();
-    if region.is_empty() || region.len() > MAX_REGION || !region.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(AppError::bad_field(
-            "region",
-            format!("a region is 1 to {MAX_REGION} letters, e.g. US, HK, GLOBAL"),
-        ));
-    }
-    Ok(region.to_ascii_uppercase())
 }
 
 #[derive(Clone)]

@@ -14,13 +14,15 @@ use super::{
 };
 use crate::{
     error::{AppError, ErrorCode},
-    graphql::{RequestContext, service},
+    graphql::{RequestContext, scalars::Timestamp, service},
 };
 
 /// How usage is grouped: per UTC hour (as stored) or per UTC day.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Granularity {
+    /// One row per actor per UTC hour.
     Hour,
+    /// One row per actor per UTC day (midnight to midnight UTC).
     Day,
 }
 
@@ -38,6 +40,8 @@ impl From<Granularity> for report::Granularity {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BigInt(pub u64);
 
+/// A non-negative whole number that may pass GraphQL's 32-bit `Int` (counts and byte totals),
+/// as a JSON number: exact up to 2^53 (9007199254740992), beyond any count finql reports.
 #[Scalar(name = "BigInt")]
 impl ScalarType for BigInt {
     fn parse(value: Value) -> InputValueResult<Self> {
@@ -57,9 +61,9 @@ impl ScalarType for BigInt {
 #[graphql(name = "UsagePeriod")]
 pub struct UsagePeriodObject {
     /// Start of the UTC hour or day.
-    pub start: DateTime<Utc>,
+    pub start: Timestamp,
     /// End of the period (exclusive).
-    pub end: DateTime<Utc>,
+    pub end: Timestamp,
     /// `key:<prefix>` for an API key, `user:<id>` for a user, `overflow` for actors counted
     /// together while a replica's meter was full.
     pub actor: String,
@@ -85,8 +89,8 @@ impl UsagePeriodObject {
         };
         let c = period.counts;
         Self {
-            start: period.start,
-            end: period.start + length,
+            start: Timestamp(period.start),
+            end: Timestamp(period.start + length),
             actor: period.actor,
             requests: BigInt(c.requests),
             cost: BigInt(c.cost),

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::*;
 use crate::{
     config::plans::Plans,
-    graphql::ClientInfo,
+    graphql::{ClientInfo, scalars::Timestamp},
     identity::{Credentials, KeyGrant, Principal, Role, Scope, Scopes, TenantRef},
     usage::Counts,
 };
@@ -27,11 +27,11 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         tenant: Uuid,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        from: Timestamp,
+        to: Timestamp,
         #[graphql(default_with = "Granularity::Hour")] granularity: Granularity,
     ) -> async_graphql::Result<Vec<UsagePeriodObject>> {
-        tenant_usage(ctx, tenant, from, to, granularity).await
+        tenant_usage(ctx, tenant, from.0, to.0, granularity).await
     }
 }
 
@@ -79,13 +79,13 @@ async fn admins_read_their_own_tenant_only() {
     let body = run(admin(), mine, from, to, "DAY").await;
     assert_eq!(
         body["data"]["usage"],
-        json!([{ "start": "2026-12-01T00:00:00+00:00", "end": "2026-12-02T00:00:00+00:00", "actor": "key:abc",
+        json!([{ "start": "2026-12-01T00:00:00.000000Z", "end": "2026-12-02T00:00:00.000000Z", "actor": "key:abc",
                  "requests": 3, "responseBytes": 5_000_000_000u64 }]),
         "{body}"
     );
     let admin_key = principal(mine, key(Scopes::ALL), None);
     let body = run(admin_key, mine, from, to, "HOUR").await;
-    assert_eq!(body["data"]["usage"][0]["start"], "2026-12-01T10:00:00+00:00", "{body}");
+    assert_eq!(body["data"]["usage"][0]["start"], "2026-12-01T10:00:00.000000Z", "{body}");
 
     let code = |body: &Value| body["errors"][0]["extensions"]["code"].as_str().unwrap_or_default().to_owned();
     // Another tenant's usage, even for an admin.

@@ -32,12 +32,15 @@ impl TransactionAnalytics {
     }
 }
 
+/// Figures over your transactions in one currency, range and set of statuses. Each field runs
+/// its own query, only when asked for; amounts have the currency's minor-unit digits.
 #[Object]
 impl TransactionAnalytics {
     /// The currency every amount here is in.
     async fn currency(&self) -> &'static str {
         self.scope.currency.code()
     }
+    /// How many transactions are counted.
     async fn count(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(self.totals(ctx).await?.count)
     }
@@ -52,9 +55,11 @@ impl TransactionAnalytics {
             / rust_decimal::Decimal::from(totals.count);
         Ok(Some(DecimalString(format_decimal(mean, self.scope.currency))))
     }
+    /// The sum of the credits (money in); `0` (with the currency's digits) when none.
     async fn total_credit(&self, ctx: &Context<'_>) -> Result<DecimalString> {
         Ok(self.money(self.totals(ctx).await?.credit))
     }
+    /// The sum of the debits (money out), positive; `0` when none.
     async fn total_debit(&self, ctx: &Context<'_>) -> Result<DecimalString> {
         Ok(self.money(self.totals(ctx).await?.debit))
     }
@@ -101,27 +106,37 @@ impl TransactionAnalytics {
     }
 }
 
+/// A UTC day and how many transactions it has.
 #[derive(SimpleObject)]
 pub struct DayCount {
+    /// The UTC day.
     date: Date,
+    /// Transactions that occurred that day.
     count: i64,
 }
 
 #[derive(SimpleObject)]
 pub struct Sums {
+    /// Transactions in the group.
     count: i64,
+    /// The group's credits (money in).
     total_credit: DecimalString,
+    /// The group's debits (money out), positive.
     total_debit: DecimalString,
+    /// `totalCredit - totalDebit`.
     net: DecimalString,
 }
 
+/// The figures of one UTC day.
 #[derive(SimpleObject)]
 pub struct DayBreakdown {
+    /// The UTC day.
     date: Date,
     #[graphql(flatten)]
     sums: Sums,
 }
 
+/// The figures of one UTC month.
 #[derive(SimpleObject)]
 pub struct MonthBreakdown {
     /// `YYYY-MM`.
@@ -130,8 +145,10 @@ pub struct MonthBreakdown {
     sums: Sums,
 }
 
+/// The figures of one category.
 #[derive(SimpleObject)]
 pub struct CategoryBreakdown {
+    /// The category, exactly as recorded; null for uncategorised transactions.
     category: Option<String>,
     #[graphql(flatten)]
     sums: Sums,

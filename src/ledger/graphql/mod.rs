@@ -11,7 +11,7 @@ pub use analytics::TransactionAnalytics;
 pub use mutations::{CreateTransactionInput, LedgerMutation, UpdateTransactionInput};
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use uuid::Uuid;
 
 use super::{
@@ -24,10 +24,15 @@ use super::{
 use crate::{
     accounts::graphql::{UserObject, load_user},
     error::AppError,
-    graphql::{PageInfo, RequestContext, scalars::DecimalString, service},
+    graphql::{
+        PageInfo, RequestContext,
+        scalars::{DecimalString, Timestamp},
+        service,
+    },
     ledger::LedgerService,
 };
 
+/// Which way the money moved, from the user's point of view.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "TransactionKind", remote = "Kind")]
 pub enum KindGql {
@@ -37,22 +42,30 @@ pub enum KindGql {
     Debit,
 }
 
+/// Where a transaction stands. Analytics count `PENDING` and `SUCCESS` unless asked otherwise.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "TransactionStatus", remote = "Status")]
 pub enum StatusGql {
+    /// Recorded, not yet settled.
     Pending,
+    /// Settled: the money moved.
     Success,
+    /// Did not go through: kept for the record, left out of analytics by default.
     Failed,
 }
 
+/// The order of a page of transactions; ties are broken by id, so pages never skip or repeat.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
 #[graphql(name = "TransactionOrder", remote = "TransactionOrder")]
 pub enum OrderGql {
     /// Newest first (the default).
     #[default]
     OccurredAtDesc,
+    /// Oldest first.
     OccurredAtAsc,
+    /// Largest amount first (amounts compared across currencies as plain numbers).
     AmountDesc,
+    /// Smallest amount first (amounts compared across currencies as plain numbers).
     AmountAsc,
 }
 
@@ -64,8 +77,10 @@ fn unloaded(field: &str) -> AppError {
     AppError::internal(anyhow::anyhow!("transaction field `{field}` resolved but not loaded"))
 }
 
+/// A personal-finance transaction, visible only to its owner.
 #[Object(name = "Transaction")]
 impl TransactionObject {
+    /// The transaction's id (a UUID, time-ordered).
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -77,27 +92,34 @@ impl TransactionObject {
     async fn currency(&self) -> Result<&'static str> {
         Ok(self.0.money.ok_or_else(|| unloaded("currency"))?.currency().code())
     }
+    /// Money in (`CREDIT`) or out (`DEBIT`).
     async fn kind(&self) -> Result<KindGql> {
         Ok(self.0.kind.ok_or_else(|| unloaded("kind"))?.into())
     }
+    /// Pending, settled or failed.
     async fn status(&self) -> Result<StatusGql> {
         Ok(self.0.status.ok_or_else(|| unloaded("status"))?.into())
     }
+    /// Free text, at most 500 characters; null when none was given.
     async fn description(&self) -> Result<Option<&str>> {
         Ok(self.0.description.as_ref().ok_or_else(|| unloaded("description"))?.as_deref())
     }
+    /// The user's own label (`groceries`, `salary`), at most 100 characters, compared
+    /// exactly; null when uncategorised.
     async fn category(&self) -> Result<Option<&str>> {
         Ok(self.0.category.as_ref().ok_or_else(|| unloaded("category"))?.as_deref())
     }
     /// When the money moved (UTC).
-    async fn occurred_at(&self) -> Result<DateTime<Utc>> {
-        Ok(self.0.occurred_at.ok_or_else(|| unloaded("occurredAt"))?)
+    async fn occurred_at(&self) -> Result<Timestamp> {
+        Ok(Timestamp(self.0.occurred_at.ok_or_else(|| unloaded("occurredAt"))?))
     }
-    async fn created_at(&self) -> Result<DateTime<Utc>> {
-        Ok(self.0.created_at.ok_or_else(|| unloaded("createdAt"))?)
+    /// When finql recorded it.
+    async fn created_at(&self) -> Result<Timestamp> {
+        Ok(Timestamp(self.0.created_at.ok_or_else(|| unloaded("createdAt"))?))
     }
-    async fn updated_at(&self) -> Result<DateTime<Utc>> {
-        Ok(self.0.updated_at.ok_or_else(|| unloaded("updatedAt"))?)
+    /// When it last changed (`createdAt` until updated).
+    async fn updated_at(&self) -> Result<Timestamp> {
+        Ok(Timestamp(self.0.updated_at.ok_or_else(|| unloaded("updatedAt"))?))
     }
     /// The owner (batched through a DataLoader).
     async fn user(&self, ctx: &Context<'_>) -> Result<UserObject> {
@@ -108,14 +130,18 @@ impl TransactionObject {
 /// All conditions must hold. Time bounds: `from` inclusive, `to` exclusive.
 #[derive(InputObject, Default)]
 pub struct TransactionFilterInput {
+    /// Only credits or only debits.
     kind: Option<KindGql>,
+    /// Only this status.
     status: Option<StatusGql>,
     /// Exact category name.
     category: Option<String>,
     /// ISO 4217 code.
     currency: Option<String>,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    /// Transactions that occurred at or after this instant.
+    from: Option<Timestamp>,
+    /// Transactions that occurred before this instant.
+    to: Option<Timestamp>,
     /// Inclusive.
     min_amount: Option<DecimalString>,
     /// Inclusive.
@@ -124,7 +150,8 @@ pub struct TransactionFilterInput {
 
 impl TransactionFilterInput {
     fn into_filter(self) -> Result<TransactionFilter, AppError> {
-        check_range(self.from, self.to)?;
+        let (from, to) = (self.from.map(DateTime::from), self.to.map(DateTime::from));
+        check_range(from, to)?;
         check_amounts(self.min_amount.map(|d| d.0), self.max_amount.map(|d| d.0))?;
         let category = self.category.map(|c| c.trim().to_owned());
         if let Some(category) = &category {
@@ -135,18 +162,20 @@ impl TransactionFilterInput {
             status: self.status.map(Into::into),
             category,
             currency: self.currency.as_deref().map(Currency::parse).transpose()?,
-            from: self.from.map(|at| range_bound(at, "from")).transpose()?,
-            to: self.to.map(|at| range_bound(at, "to")).transpose()?,
+            from: from.map(|at| range_bound(at, "from")).transpose()?,
+            to: to.map(|at| range_bound(at, "to")).transpose()?,
             min_amount: self.min_amount.map(|d| d.0),
             max_amount: self.max_amount.map(|d| d.0),
         })
     }
 }
 
+/// One transaction and its cursor (Relay edge).
 #[derive(SimpleObject)]
 pub struct TransactionEdge {
     /// Opaque; pass as `after` or `before`.
     cursor: String,
+    /// The transaction.
     node: TransactionObject,
 }
 
@@ -158,8 +187,10 @@ pub struct TransactionConnection {
     page_info: PageInfo,
 }
 
+/// A page of transactions (Relay connection).
 #[Object]
 impl TransactionConnection {
+    /// The page's transactions with their cursors, in the order asked.
     async fn edges(&self) -> Vec<TransactionEdge> {
         self.edges
             .iter()
@@ -170,6 +201,7 @@ impl TransactionConnection {
     async fn nodes(&self) -> Vec<TransactionObject> {
         self.edges.iter().map(|(_, record)| TransactionObject(record.clone())).collect()
     }
+    /// Whether more pages follow or precede, and the cursors to get them.
     async fn page_info(&self) -> &PageInfo {
         &self.page_info
     }
@@ -203,7 +235,11 @@ pub struct LedgerQuery;
 #[Object]
 impl LedgerQuery {
     /// One of your transactions. Another user's id answers NOT_FOUND, like a missing one.
-    async fn transaction(&self, ctx: &Context<'_>, id: ID) -> Result<TransactionObject> {
+    async fn transaction(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The transaction's `id`.")] id: ID,
+    ) -> Result<TransactionObject> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
         Ok(TransactionObject(ledger(ctx)?.get(user_id, parse_id(&id)?).await?))
@@ -215,12 +251,16 @@ impl LedgerQuery {
     async fn transactions(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Forward paging: this many (0 to 100; 20 when neither `first` nor `last` is given).")]
         first: Option<i32>,
+        #[graphql(desc = "Forward paging: the items after this cursor (an edge's `cursor`); goes with `first`.")]
         after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-        filter: Option<TransactionFilterInput>,
-        #[graphql(default)] order_by: OrderGql,
+        #[graphql(desc = "Backward paging: this many (0 to 100), ending at `before`; not with `first`.")] last: Option<
+            i32,
+        >,
+        #[graphql(desc = "Backward paging: the items before this cursor; goes with `last`.")] before: Option<String>,
+        #[graphql(desc = "Which transactions; all of yours when omitted.")] filter: Option<TransactionFilterInput>,
+        #[graphql(default, desc = "The order; a cursor only continues the order it was taken in.")] order_by: OrderGql,
     ) -> Result<TransactionConnection> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
@@ -250,13 +290,19 @@ impl LedgerQuery {
     async fn transaction_analytics(
         &self,
         ctx: &Context<'_>,
-        from: Option<DateTime<Utc>>,
-        to: Option<DateTime<Utc>>,
+        #[graphql(desc = "Transactions that occurred at or after this instant; from the first when omitted.")]
+        from: Option<Timestamp>,
+        #[graphql(desc = "Transactions that occurred before this instant; up to now and beyond when omitted.")]
+        to: Option<Timestamp>,
+        #[graphql(desc = "ISO 4217 code of the transactions counted (`USD` when omitted); others are left out.")]
         currency: Option<String>,
-        statuses: Option<Vec<StatusGql>>,
+        #[graphql(desc = "The statuses counted; `PENDING` and `SUCCESS` when omitted. Not empty.")] statuses: Option<
+            Vec<StatusGql>,
+        >,
     ) -> Result<TransactionAnalytics> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
+        let (from, to) = (from.map(DateTime::from), to.map(DateTime::from));
         check_range(from, to)?;
         let currency = currency.as_deref().map(Currency::parse).transpose()?.unwrap_or(Currency::USD);
         let statuses = statuses_or_default(statuses.map(|list| list.into_iter().map(Into::into).collect()))?;

@@ -2,12 +2,14 @@
 //! idempotency key (see `ledger::idempotency`).
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
-use chrono::{DateTime, Utc};
 
 use super::{KindGql, StatusGql, TransactionObject, ledger, parse_id};
 use crate::{
     error::AppError,
-    graphql::{RequestContext, scalars::DecimalString},
+    graphql::{
+        RequestContext,
+        scalars::{DecimalString, Timestamp},
+    },
     ledger::{
         idempotency::IdempotencyKey,
         money::{Currency, Money},
@@ -16,19 +18,23 @@ use crate::{
     },
 };
 
+/// A new transaction of the caller's.
 #[derive(InputObject)]
 pub struct CreateTransactionInput {
     /// A positive decimal string with at most the currency's minor-unit digits.
     amount: DecimalString,
     /// ISO 4217 code; defaults to USD.
     currency: Option<String>,
+    /// Money in (`CREDIT`) or out (`DEBIT`).
     kind: KindGql,
     /// Defaults to SUCCESS.
     status: Option<StatusGql>,
+    /// Free text, at most 500 characters, no control characters but newlines.
     description: Option<String>,
+    /// Your own label, at most 100 characters after trimming.
     category: Option<String>,
     /// Defaults to now. From 1970-01-01 up to (not including) 2100-01-01.
-    occurred_at: Option<DateTime<Utc>>,
+    occurred_at: Option<Timestamp>,
     /// Makes retries safe: the same key with the same input, within 24 hours, answers with the
     /// transaction the first request created instead of creating another. 1 to 255 printable
     /// ASCII characters (a UUID is ideal), per user. Over HTTP the `Idempotency-Key` header
@@ -41,14 +47,20 @@ pub struct CreateTransactionInput {
 /// to JPY it is refused unless `amount` is given too.
 #[derive(InputObject)]
 pub struct UpdateTransactionInput {
+    /// The new amount: positive, at most the (new) currency's minor-unit digits.
     amount: Option<DecimalString>,
+    /// The new ISO 4217 code; the amount keeps its value (see above).
     currency: Option<String>,
+    /// The new direction.
     kind: Option<KindGql>,
+    /// The new status.
     status: Option<StatusGql>,
+    /// The new description (at most 500 characters); `null` clears it.
     description: MaybeUndefined<String>,
+    /// The new category (at most 100 characters); `null` clears it.
     category: MaybeUndefined<String>,
     /// From 1970-01-01 up to (not including) 2100-01-01.
-    occurred_at: Option<DateTime<Utc>>,
+    occurred_at: Option<Timestamp>,
     /// As in `CreateTransactionInput`: a retried update answers with the first result.
     idempotency_key: Option<String>,
 }
@@ -59,7 +71,11 @@ pub struct LedgerMutation;
 #[Object]
 impl LedgerMutation {
     /// Records a transaction. See `idempotencyKey` for safe retries.
-    async fn create_transaction(&self, ctx: &Context<'_>, input: CreateTransactionInput) -> Result<TransactionObject> {
+    async fn create_transaction(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The transaction to record.")] input: CreateTransactionInput,
+    ) -> Result<TransactionObject> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
         let key = idempotency_key(ctx, rc, input.idempotency_key.as_deref())?;
@@ -70,7 +86,7 @@ impl LedgerMutation {
             status: input.status.map(Into::into),
             description: optional_text(input.description, "description", MAX_DESCRIPTION)?,
             category: optional_text(input.category, "category", MAX_CATEGORY)?,
-            occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at, "occurredAt")).transpose()?,
+            occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at.0, "occurredAt")).transpose()?,
         };
         Ok(TransactionObject(ledger(ctx)?.create(user_id, new, key.as_ref()).await?))
     }
@@ -79,8 +95,8 @@ impl LedgerMutation {
     async fn update_transaction(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: UpdateTransactionInput,
+        #[graphql(desc = "The transaction's `id`; another user's is `NOT_FOUND`.")] id: ID,
+        #[graphql(desc = "The fields to change.")] input: UpdateTransactionInput,
     ) -> Result<TransactionObject> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
@@ -92,14 +108,20 @@ impl LedgerMutation {
             status: input.status.map(Into::into),
             description: text_patch(input.description, "description", MAX_DESCRIPTION)?,
             category: text_patch(input.category, "category", MAX_CATEGORY)?,
-            occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at, "occurredAt")).transpose()?,
+            occurred_at: input.occurred_at.map(|at| OccurredAt::parse(at.0, "occurredAt")).transpose()?,
         };
         Ok(TransactionObject(ledger(ctx)?.update(user_id, parse_id(&id)?, patch, key.as_ref()).await?))
     }
 
     /// Deletes one of your transactions and returns its id. With an idempotency key, a retry
     /// answers with the id again rather than NOT_FOUND.
-    async fn delete_transaction(&self, ctx: &Context<'_>, id: ID, idempotency_key: Option<String>) -> Result<ID> {
+    async fn delete_transaction(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The transaction's `id`; another user's is `NOT_FOUND`.")] id: ID,
+        #[graphql(desc = "Makes a retried delete answer with the id again (see `CreateTransactionInput`).")]
+        idempotency_key: Option<String>,
+    ) -> Result<ID> {
         let rc = RequestContext::of(ctx)?;
         let user_id = rc.user_id()?;
         let key = self::idempotency_key(ctx, rc, idempotency_key.as_deref())?;

@@ -47,7 +47,11 @@ impl LiveSubscription {
     async fn quotes(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The instruments' symbols, any case; unknown or malformed ones fail the subscription.")]
         symbols: Vec<String>,
+        #[graphql(
+            desc = "At most one quote per symbol per this many milliseconds, 0 to 60000 (0 or omitted: every change)."
+        )]
         throttle_ms: Option<i32>,
     ) -> Result<impl Stream<Item = QuoteObject> + use<>> {
         let throttle = match throttle_ms {
@@ -67,8 +71,11 @@ impl LiveSubscription {
     async fn klines(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
+        )]
         symbol: String,
-        interval: IntervalGql,
+        #[graphql(desc = "The bar length.")] interval: IntervalGql,
     ) -> Result<impl Stream<Item = KlineObject> + use<>> {
         let subscription = subscribe(ctx, &[symbol], Channel::Kline(interval.into())).await?;
         let bars = events(subscription, None).filter_map(|event| async move {
@@ -85,8 +92,11 @@ impl LiveSubscription {
     async fn order_book(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
+        )]
         symbol: String,
-        #[graphql(default = 10)] levels: Option<i32>,
+        #[graphql(default = 10, desc = "Price levels per side, 1 to 50.")] levels: Option<i32>,
     ) -> Result<impl Stream<Item = OrderBookObject> + use<>> {
         let levels = book_levels(levels)?;
         let subscription = subscribe(ctx, &[symbol], Channel::Depth).await?;
@@ -110,6 +120,7 @@ impl LiveSubscription {
     async fn ticks(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The instruments' symbols, any case; unknown or malformed ones fail the subscription.")]
         symbols: Vec<String>,
     ) -> Result<impl Stream<Item = Result<TickObject>> + use<>> {
         let subscription = subscribe(ctx, &symbols, Channel::Tick).await?;

@@ -3,13 +3,16 @@
 use std::{collections::HashMap, convert::Infallible};
 
 use async_graphql::{Context, Object, Result, SimpleObject, dataloader::Loader};
-use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
 use super::{MarketLoaders, grant};
 use crate::{
     error::{AppError, AppResult},
-    graphql::{bounded, scalars::DecimalString, service},
+    graphql::{
+        bounded,
+        scalars::{DecimalString, Timestamp},
+        service,
+    },
     market::{
         limits::{DEFAULT_BOOK_LEVELS, MAX_BOOK_LEVELS},
         service::MarketService,
@@ -18,10 +21,13 @@ use crate::{
     reference::Symbol,
 };
 
+/// One price level of one side of an order book.
 #[derive(SimpleObject, Clone)]
 #[graphql(name = "BookLevel")]
 pub struct BookLevelObject {
+    /// The level's price.
     price: DecimalString,
+    /// Units offered (asks) or wanted (bids) at this price.
     volume: DecimalString,
     /// Orders at this price, when the source reports it.
     orders: Option<i64>,
@@ -37,10 +43,14 @@ impl From<BookLevel> for BookLevelObject {
 #[derive(SimpleObject, Clone)]
 #[graphql(name = "OrderBook")]
 pub struct OrderBookObject {
+    /// The instrument's canonical symbol.
     symbol: String,
+    /// Buy orders, highest price first.
     bids: Vec<BookLevelObject>,
+    /// Sell orders, lowest price first.
     asks: Vec<BookLevelObject>,
-    timestamp: DateTime<Utc>,
+    /// When the source took this snapshot of the book.
+    timestamp: Timestamp,
     /// True only on a live subscription that heard nothing newer for `FINQL_LIVE_STALE_MS`
     /// (the upstream may be down): this is the last known book, sent again.
     stale: bool,
@@ -59,7 +69,7 @@ impl From<OrderBook> for OrderBookObject {
             symbol: b.symbol.to_string(),
             bids: b.bids.into_iter().map(Into::into).collect(),
             asks: b.asks.into_iter().map(Into::into).collect(),
-            timestamp: b.timestamp,
+            timestamp: Timestamp(b.timestamp),
             stale: false,
         }
     }
@@ -112,7 +122,15 @@ impl BooksQuery {
     /// The order book, `levels` deep (default 10, at most 50). An index has none: asking for
     /// one is `BAD_USER_INPUT`, answered without calling the market source. Real time only: a
     /// market the caller's plan has delayed is `FORBIDDEN` (`ENTITLEMENT_REQUIRED`).
-    async fn order_book(&self, ctx: &Context<'_>, symbol: String, levels: Option<i32>) -> Result<OrderBookObject> {
+    async fn order_book(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
+        )]
+        symbol: String,
+        #[graphql(desc = "Price levels per side, 1 to 50 (10 when omitted).")] levels: Option<i32>,
+    ) -> Result<OrderBookObject> {
         let levels = book_levels(levels)?;
         load_order_book(ctx, Symbol::parse(&symbol)?, levels).await
     }

@@ -24,18 +24,23 @@ use crate::{
     reference::Symbol,
 };
 
+/// What a corporate action is.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "CorporateActionKind")]
 pub enum ActionKindGql {
+    /// A split or reverse split: `ratio`, `splitFrom` and `splitTo` are set.
     Split,
+    /// A cash dividend: `amount` and `currency` are set.
     Dividend,
 }
 
 /// A split or a cash dividend, effective from the start of `exDate`.
 pub struct CorporateActionObject(pub CorporateAction);
 
+/// A split or a cash dividend, effective from the start of `exDate`.
 #[Object(name = "CorporateAction")]
 impl CorporateActionObject {
+    /// A split or a dividend: which of the other fields are set.
     async fn kind(&self) -> ActionKindGql {
         match self.0.kind {
             ActionKind::Split { .. } => ActionKindGql::Split,
@@ -109,6 +114,7 @@ pub struct FundamentalPointObject {
     /// Price × shares outstanding, in `currency`: the source's figure, in whole units (0
     /// decimal places), half away from zero.
     market_cap: Option<DecimalString>,
+    /// The currency of `price`, `eps` and `marketCap`: the instrument's quote currency.
     currency: String,
 }
 
@@ -127,11 +133,13 @@ impl From<&FundamentalPoint> for FundamentalPointObject {
     }
 }
 
+/// One day's figures and its cursor (Relay edge).
 #[derive(SimpleObject)]
 #[graphql(name = "FundamentalPointEdge")]
 pub struct FundamentalPointEdge {
     /// The point's date (`YYYY-MM-DD`): pass it as `after` to continue after this point.
     cursor: String,
+    /// The day's figures.
     node: FundamentalPointObject,
 }
 
@@ -144,12 +152,15 @@ pub struct FundamentalPointConnection {
 /// A page of daily valuation figures, oldest first.
 #[Object]
 impl FundamentalPointConnection {
+    /// The page's points with their cursors, oldest first.
     async fn edges(&self) -> Vec<FundamentalPointEdge> {
         self.page.points.iter().map(|p| FundamentalPointEdge { cursor: p.date.to_string(), node: p.into() }).collect()
     }
+    /// The page's points without their cursors.
     async fn nodes(&self) -> Vec<FundamentalPointObject> {
         self.page.points.iter().map(FundamentalPointObject::from).collect()
     }
+    /// Whether more points follow in the range, and the cursor to get them.
     async fn page_info(&self) -> PageInfo {
         let cursor = |p: &FundamentalPoint| p.date.to_string();
         PageInfo {

@@ -11,7 +11,11 @@ use futures::future::join_all;
 use super::{MarketLoaders, grant};
 use crate::{
     error::{AppError, AppResult},
-    graphql::{bounded, scalars::DecimalString, service},
+    graphql::{
+        bounded,
+        scalars::{DecimalString, Timestamp},
+        service,
+    },
     market::{
         FundamentalsService,
         corporate::Adjust,
@@ -22,18 +26,30 @@ use crate::{
     reference::Symbol,
 };
 
+/// The length of a kline. Bars start at multiples of their length in UTC: days at midnight
+/// UTC, weeks on Mondays, months on the 1st.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "KlineInterval", remote = "Interval")]
 pub enum IntervalGql {
+    /// 1 minute.
     OneMinute,
+    /// 5 minutes.
     FiveMinutes,
+    /// 15 minutes.
     FifteenMinutes,
+    /// 30 minutes.
     ThirtyMinutes,
+    /// 1 hour.
     OneHour,
+    /// 2 hours.
     TwoHours,
+    /// 4 hours.
     FourHours,
+    /// 1 day (UTC).
     OneDay,
+    /// 1 week, from Monday 00:00 UTC.
     OneWeek,
+    /// 1 calendar month, from the 1st 00:00 UTC.
     OneMonth,
 }
 
@@ -63,10 +79,15 @@ pub enum AdjustGql {
 #[derive(SimpleObject, Clone)]
 #[graphql(name = "Kline")]
 pub struct KlineObject {
-    time: DateTime<Utc>,
+    /// The bar's start; it ends where the next bar starts.
+    time: Timestamp,
+    /// The first trade's price in the bar.
     open: DecimalString,
+    /// The highest trade's price in the bar.
     high: DecimalString,
+    /// The lowest trade's price in the bar.
     low: DecimalString,
+    /// The last trade's price in the bar (so far, for the bar in progress).
     close: DecimalString,
     /// Units traded in the bar; null where nothing trades (indices).
     volume: Option<DecimalString>,
@@ -87,7 +108,7 @@ impl KlineObject {
 impl From<&Kline> for KlineObject {
     fn from(k: &Kline) -> Self {
         Self {
-            time: k.time,
+            time: Timestamp(k.time),
             open: DecimalString(k.open),
             high: DecimalString(k.high),
             low: DecimalString(k.low),
@@ -141,11 +162,12 @@ impl KlineArgs {
     pub fn new(
         interval: IntervalGql,
         limit: Option<i32>,
-        before: Option<DateTime<Utc>>,
-        after: Option<DateTime<Utc>>,
+        before: Option<Timestamp>,
+        after: Option<Timestamp>,
         adjust: Option<AdjustGql>,
     ) -> Result<Self, AppError> {
         let limit = bounded(limit.unwrap_or(DEFAULT_KLINES), 1, MAX_KLINES, "limit")?;
+        let (before, after) = (before.map(DateTime::from), after.map(DateTime::from));
         Ok(Self { interval: interval.into(), limit, before, after, adjust: adjust.unwrap_or_default().into() })
     }
 }
@@ -227,12 +249,17 @@ impl KlinesQuery {
     async fn klines(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
+        )]
         symbol: String,
-        interval: IntervalGql,
-        limit: Option<i32>,
-        before: Option<DateTime<Utc>>,
-        after: Option<DateTime<Utc>>,
-        adjust: Option<AdjustGql>,
+        #[graphql(desc = "The bar length.")] interval: IntervalGql,
+        #[graphql(desc = "At most this many bars, 1 to 1000 (100 when omitted).")] limit: Option<i32>,
+        #[graphql(desc = "Only bars that end at or before this instant (a bar's `time` pages backward).")]
+        before: Option<Timestamp>,
+        #[graphql(desc = "Only bars that start strictly after this instant (a bar's `time` pages forward).")]
+        after: Option<Timestamp>,
+        #[graphql(desc = "Split and dividend adjustment; `NONE` (as traded) when omitted.")] adjust: Option<AdjustGql>,
     ) -> Result<Vec<KlineObject>> {
         let args = KlineArgs::new(interval, limit, before, after, adjust)?;
         load_klines(ctx, &Symbol::parse(&symbol)?, args).await

@@ -12,13 +12,16 @@ use async_graphql::{
     Context, Enum, Object, Result,
     dataloader::{DataLoader, HashMapCache, Loader},
 };
-use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
 use super::grant;
 use crate::{
     error::{AppError, AppResult},
-    graphql::{RequestContext, scalars::DecimalString, service},
+    graphql::{
+        RequestContext,
+        scalars::{DecimalString, Timestamp},
+        service,
+    },
     identity::Scope,
     market::{
         limits::MAX_SYMBOLS,
@@ -28,13 +31,40 @@ use crate::{
     reference::Symbol,
 };
 
+/// Whether an instrument is trading normally, as its source reports.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "TradingStatus", remote = "TradingStatus")]
 pub enum TradingStatusGql {
+    /// Trading normally (or would be, in a session).
     Normal,
+    /// Halted by the exchange or regulator; the price is the last before the halt.
     Suspended,
+    /// No longer listed; the price is the last it traded at.
     Delisted,
+    /// Paused by a market-wide or instrument circuit breaker.
     CircuitBreaker,
+}
+
+/// The market-data sources finql has (`FINQL_MARKET_SOURCE`).
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "QuoteSource")]
+pub enum QuoteSource {
+    /// The iTick API (real market data).
+    Itick,
+    /// finql's simulated market: deterministic prices, not real ones.
+    Simulated,
+}
+
+impl QuoteSource {
+    /// The enum value of a source's short name (`MarketSource::name`). Every source finql has
+    /// is here: another name is a bug, reported as one rather than shown to a client.
+    fn of(name: &str) -> Result<Self, AppError> {
+        match name {
+            "itick" => Ok(Self::Itick),
+            "simulated" => Ok(Self::Simulated),
+            other => Err(AppError::internal(anyhow::anyhow!("a quote from an unknown source `{other}`"))),
+        }
+    }
 }
 
 /// The latest price of an instrument. Prices are exact decimals, as strings.
@@ -65,20 +95,27 @@ impl From<Quote> for QuoteObject {
     }
 }
 
+/// The latest price of an instrument and its session so far. Prices are exact decimals at the
+/// instrument's tick precision, in its quote currency (`Security.currency`).
 #[Object(name = "Quote")]
 impl QuoteObject {
+    /// The instrument's canonical symbol (`700.HK` for `0700.hk`).
     async fn symbol(&self) -> &str {
         self.quote.symbol.as_str()
     }
+    /// The last traded price (an index's last value; a forex or crypto pair's last rate).
     async fn last(&self) -> DecimalString {
         DecimalString(self.quote.last)
     }
+    /// The current (or last) session's first price.
     async fn open(&self) -> DecimalString {
         DecimalString(self.quote.open)
     }
+    /// The session's highest price so far.
     async fn high(&self) -> DecimalString {
         DecimalString(self.quote.high)
     }
+    /// The session's lowest price so far.
     async fn low(&self) -> DecimalString {
         DecimalString(self.quote.low)
     }
@@ -105,15 +142,16 @@ impl QuoteObject {
         self.quote.turnover.map(DecimalString)
     }
     /// When the source last saw this price (UTC).
-    async fn timestamp(&self) -> DateTime<Utc> {
-        self.quote.timestamp
+    async fn timestamp(&self) -> Timestamp {
+        Timestamp(self.quote.timestamp)
     }
+    /// Whether the instrument trades normally, or is halted, delisted or paused.
     async fn trading_status(&self) -> TradingStatusGql {
         self.quote.trading_status.into()
     }
-    /// The source that produced it: `simulated` or `itick`.
-    async fn source(&self) -> &'static str {
-        self.quote.source
+    /// The source that produced it (with a fallback chain, the one that answered).
+    async fn source(&self) -> Result<QuoteSource, AppError> {
+        QuoteSource::of(self.quote.source)
     }
     /// True when the source is unavailable and this is the last known value.
     async fn stale(&self) -> bool {
@@ -205,7 +243,14 @@ pub struct QuotesQuery;
 #[Object]
 impl QuotesQuery {
     /// The latest quote of an instrument.
-    async fn quote(&self, ctx: &Context<'_>, symbol: String) -> Result<QuoteObject> {
+    async fn quote(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
+        )]
+        symbol: String,
+    ) -> Result<QuoteObject> {
         load_quote(ctx, Symbol::parse(&symbol)?).await
     }
 
@@ -219,7 +264,7 @@ impl QuotesQuery {
     async fn quotes(
         &self,
         ctx: &Context<'_>,
-        symbols: Vec<String>,
+        #[graphql(desc = "Up to 500 symbols, any case; one asked twice answers twice.")] symbols: Vec<String>,
     ) -> Result<Vec<Option<std::result::Result<QuoteObject, async_graphql::Error>>>> {
         if symbols.len() > MAX_SYMBOLS {
             return Err(AppError::bad_field("symbols", format!("at most {MAX_SYMBOLS} symbols per request")).into());

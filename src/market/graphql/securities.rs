@@ -3,41 +3,52 @@
 //! the market domain: `market` uses `reference`, never the reverse.
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 
 use super::{
     books::{OrderBookObject, book_levels, load_order_book},
     fundamentals::{self, CorporateActionObject, FundamentalPointConnection},
     klines::{AdjustGql, IntervalGql, KlineArgs, KlineObject, load_klines},
     quotes::{QuoteObject, load_quote, prefetch_quotes},
+    status::RegionGql,
 };
 use crate::{
+    error::AppError,
     graphql::{
         PageInfo, RequestContext,
-        scalars::{Date, DecimalString},
+        scalars::{Date, DecimalString, Timestamp},
         service,
     },
     identity::Scope,
+    market::calendar::Region,
     reference::{
         ReferenceService, Symbol,
-        service::{AssetClass, Security, SecurityFilter, encode_cursor, page_size, parse_region, parse_search},
+        service::{AssetClass, Security, SecurityFilter, encode_cursor, page_size, parse_search},
     },
 };
 
+/// What kind of instrument a security is; it decides its symbol's form and which data it has.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "AssetClass", remote = "AssetClass")]
 pub enum AssetClassGql {
+    /// A listed company's shares (`AAPL.US`, `700.HK`, `600519.SH`).
     Stock,
+    /// An exchange-traded fund (`SPY.US`).
     Fund,
+    /// A currency pair (`FX:EURUSD`): the price of the first in the second.
     Forex,
+    /// A market index (`IDX:SPX`): a computed value, nothing trades it (no volume, no book).
     Index,
+    /// A crypto pair on an exchange (`CRYPTO:BTCUSDT`).
     Crypto,
+    /// A futures contract's continuous series (`FUT:CL.US`).
     Future,
 }
 
 /// An instrument finql serves.
 pub struct SecurityObject(pub Security);
 
+/// An instrument finql serves: its reference data, and its market data as the caller's plan
+/// allows.
 #[Object(name = "Security")]
 impl SecurityObject {
     /// Canonical symbol: `AAPL.US`, `700.HK`, `600519.SH`, `FX:EURUSD`, `IDX:SPX`,
@@ -45,15 +56,20 @@ impl SecurityObject {
     async fn symbol(&self) -> &str {
         self.0.symbol.as_str()
     }
+    /// What kind of instrument it is.
     async fn asset_class(&self) -> AssetClassGql {
         self.0.asset_class.into()
     }
+    /// Its name (`Apple Inc.`, `Euro / US Dollar`).
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// Home market: `US`, `HK`, `CN`, `JP`, `GB`, `DE`, or `GLOBAL`.
-    async fn region(&self) -> &str {
-        &self.0.region
+    /// Home market: never `FX` (forex pairs are `GLOBAL`, like crypto pairs).
+    async fn region(&self) -> Result<RegionGql, AppError> {
+        // The catalog is written by finql's migrations: a region outside the enum is a bug there.
+        Region::parse(&self.0.region)
+            .map(Into::into)
+            .map_err(|err| AppError::internal(anyhow::anyhow!("catalog row `{}`: {err}", self.0.symbol)))
     }
     /// ISO 10383 MIC of the primary listing (`XNAS`, `XHKG`, `XSHG`, …), when there is one.
     async fn exchange(&self) -> Option<&str> {
@@ -79,9 +95,13 @@ impl SecurityObject {
     async fn listed_at(&self) -> Option<Date> {
         self.0.listed_at.map(Date)
     }
+    /// GICS sector of a stock (`Information Technology`); null for other instruments or
+    /// where the catalog does not know it.
     async fn sector(&self) -> Option<&str> {
         self.0.sector.as_deref()
     }
+    /// GICS industry of a stock (`Technology Hardware, Storage & Peripherals`); null like
+    /// `sector`.
     async fn industry(&self) -> Option<&str> {
         self.0.industry.as_deref()
     }
@@ -96,11 +116,13 @@ impl SecurityObject {
     async fn klines(
         &self,
         ctx: &Context<'_>,
-        interval: IntervalGql,
-        limit: Option<i32>,
-        before: Option<DateTime<Utc>>,
-        after: Option<DateTime<Utc>>,
-        adjust: Option<AdjustGql>,
+        #[graphql(desc = "The bar length.")] interval: IntervalGql,
+        #[graphql(desc = "At most this many bars, 1 to 1000 (100 when omitted).")] limit: Option<i32>,
+        #[graphql(desc = "Only bars that end at or before this instant (a bar's `time` pages backward).")]
+        before: Option<Timestamp>,
+        #[graphql(desc = "Only bars that start strictly after this instant (a bar's `time` pages forward).")]
+        after: Option<Timestamp>,
+        #[graphql(desc = "Split and dividend adjustment; `NONE` (as traded) when omitted.")] adjust: Option<AdjustGql>,
     ) -> Option<Result<Vec<KlineObject>>> {
         Some(match KlineArgs::new(interval, limit, before, after, adjust) {
             Ok(args) => load_klines(ctx, &self.0.symbol, args).await,
@@ -125,17 +147,21 @@ impl SecurityObject {
     async fn fundamentals(
         &self,
         ctx: &Context<'_>,
-        from: Date,
-        to: Date,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "The first day of the range (a day of the instrument's market).")] from: Date,
+        #[graphql(desc = "The last day of the range, inclusive; not before `from`.")] to: Date,
+        #[graphql(desc = "Points per page, 0 to 1000 (1000 when omitted).")] first: Option<i32>,
+        #[graphql(desc = "A point's `cursor` (its date): the page starts after it.")] after: Option<String>,
     ) -> Option<Result<FundamentalPointConnection>> {
         Some(fundamentals::fundamentals(ctx, &self.0.symbol, (from.0, to.0), first, after).await)
     }
     /// The order book, `levels` deep (default 10, at most 50). An index has none:
     /// `BAD_USER_INPUT`. Real time only: `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) for a market the
     /// caller's plan has delayed.
-    async fn order_book(&self, ctx: &Context<'_>, levels: Option<i32>) -> Option<Result<OrderBookObject>> {
+    async fn order_book(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Price levels per side, 1 to 50 (10 when omitted).")] levels: Option<i32>,
+    ) -> Option<Result<OrderBookObject>> {
         Some(match book_levels(levels) {
             Ok(levels) => load_order_book(ctx, self.0.symbol.clone(), levels).await,
             Err(err) => Err(err.into()),
@@ -143,9 +169,12 @@ impl SecurityObject {
     }
 }
 
+/// One security and its cursor (Relay edge).
 #[derive(SimpleObject)]
 pub struct SecurityEdge {
+    /// Opaque; pass as `after` to continue after this security.
     cursor: String,
+    /// The security.
     node: SecurityObject,
 }
 
@@ -155,17 +184,21 @@ pub struct SecurityConnection {
     page_info: PageInfo,
 }
 
+/// A page of the catalog, by symbol (Relay connection).
 #[Object]
 impl SecurityConnection {
+    /// The page's securities with their cursors.
     async fn edges(&self) -> Vec<SecurityEdge> {
         self.securities
             .iter()
             .map(|s| SecurityEdge { cursor: encode_cursor(&s.symbol), node: SecurityObject(s.clone()) })
             .collect()
     }
+    /// The page's securities without their cursors.
     async fn nodes(&self) -> Vec<SecurityObject> {
         self.securities.iter().cloned().map(SecurityObject).collect()
     }
+    /// Whether more securities follow, and the cursor to get them.
     async fn page_info(&self) -> &PageInfo {
         &self.page_info
     }
@@ -181,7 +214,14 @@ pub struct SecuritiesQuery;
 #[Object]
 impl SecuritiesQuery {
     /// One instrument by symbol. A malformed symbol is BAD_USER_INPUT; an unknown one NOT_FOUND.
-    async fn security(&self, ctx: &Context<'_>, symbol: String) -> Result<SecurityObject> {
+    async fn security(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
+        )]
+        symbol: String,
+    ) -> Result<SecurityObject> {
         let symbol = Symbol::parse(&symbol)?;
         RequestContext::of(ctx)?.principal.require_scope(Scope::Market)?;
         Ok(SecurityObject(service::<ReferenceService>(ctx)?.security(&symbol).await?))
@@ -191,17 +231,23 @@ impl SecuritiesQuery {
     async fn securities(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Text found anywhere in the symbol or name, any case, at most 100 characters; blank is no filter."
+        )]
         search: Option<String>,
-        region: Option<String>,
-        asset_class: Option<AssetClassGql>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Only this home market (`FX` matches nothing: forex pairs are `GLOBAL`; use `assetClass: FOREX`)."
+        )]
+        region: Option<RegionGql>,
+        #[graphql(desc = "Only this kind of instrument.")] asset_class: Option<AssetClassGql>,
+        #[graphql(desc = "Securities per page, 0 to 100 (20 when omitted).")] first: Option<i32>,
+        #[graphql(desc = "An edge's `cursor`: the page starts after that security.")] after: Option<String>,
     ) -> Result<SecurityConnection> {
         let first = page_size(first)?;
         RequestContext::of(ctx)?.principal.require_scope(Scope::Market)?;
         let filter = SecurityFilter {
             search: search.as_deref().map(parse_search).transpose()?.flatten(),
-            region: region.as_deref().map(parse_region).transpose()?,
+            region: region.map(|region| Region::from(region).code().to_owned()),
             asset_class: asset_class.map(Into::into),
         };
         let page = service::<ReferenceService>(ctx)?.search(&filter, first, after.as_deref()).await?;

@@ -11,10 +11,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::{
     error::AppError,
-    graphql::scalars::Date,
+    graphql::scalars::{Date, Timestamp},
     market::calendar::{self, MarketState, MarketStatus, Region, Session},
 };
 
+/// Where a market is in its trading day.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "MarketState", remote = "MarketState")]
 pub enum MarketStateGql {
@@ -26,14 +27,41 @@ pub enum MarketStateGql {
     LunchBreak,
     /// After the regular session: post-market trading.
     PostMarket,
+    /// No trading: outside the day's hours, a weekend or a holiday.
     Closed,
+}
+
+/// A market region: where an instrument is listed (`Security.region`) and whose trading hours
+/// `marketStatus` describes. Stock and index regions are named by ISO 3166 country code.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "Region", remote = "Region")]
+pub enum RegionGql {
+    /// United States: NYSE and Nasdaq (New York time).
+    Us,
+    /// Hong Kong: HKEX.
+    Hk,
+    /// Mainland China: the Shanghai and Shenzhen exchanges.
+    Cn,
+    /// Japan: the Tokyo Stock Exchange.
+    Jp,
+    /// United Kingdom: the London Stock Exchange.
+    Gb,
+    /// Germany: Xetra.
+    De,
+    /// Crypto and forex pairs in the catalog; as a market, crypto, which always trades.
+    Global,
+    /// Spot forex hours (Sunday 17:00 to Friday 17:00, New York time); forex pairs themselves
+    /// are listed in `GLOBAL`.
+    Fx,
 }
 
 /// A regular session, in the market's local time (`HH:MM`; `24:00` is the end of the day).
 #[derive(SimpleObject)]
 #[graphql(name = "TradingSession")]
 pub struct TradingSessionObject {
+    /// When the session opens, local `HH:MM`.
     open: String,
+    /// When the session closes, local `HH:MM` (`24:00` for the end of the day).
     close: String,
 }
 
@@ -50,10 +78,11 @@ impl From<Session> for TradingSessionObject {
 #[derive(SimpleObject)]
 #[graphql(name = "MarketStatus")]
 pub struct MarketStatusObject {
-    /// The region code: US, HK, CN, JP, GB, DE, GLOBAL (crypto) or FX.
-    region: String,
+    /// The market asked about.
+    region: RegionGql,
     /// The IANA time zone the market's hours are defined in, e.g. `America/New_York`.
     timezone: String,
+    /// Where the market is in its trading day at the instant asked about.
     state: MarketStateGql,
     /// The market's local date and time at the instant asked about, RFC 3339 with its UTC
     /// offset.
@@ -62,10 +91,10 @@ pub struct MarketStatusObject {
     /// on a half-day (e.g. `09:30`-`13:00` in New York on Christmas Eve).
     sessions: Vec<TradingSessionObject>,
     /// When the next regular session starts; null for a market that never closes.
-    next_open: Option<DateTime<Utc>>,
+    next_open: Option<Timestamp>,
     /// When the current (or else the next) regular session ends; null for a market that never
     /// closes.
-    next_close: Option<DateTime<Utc>>,
+    next_close: Option<Timestamp>,
     /// The last local day the market's calendar data describes (published or projected); `at`
     /// must fall within the data. Null for GLOBAL and FX, whose hours are a weekly rule.
     calendar_valid_through: Option<Date>,
@@ -81,13 +110,13 @@ pub struct MarketStatusObject {
 impl From<MarketStatus> for MarketStatusObject {
     fn from(s: MarketStatus) -> Self {
         Self {
-            region: s.region.code().to_owned(),
+            region: s.region.into(),
             timezone: s.timezone.to_owned(),
             state: s.state.into(),
             local_time: s.local_time.to_rfc3339_opts(SecondsFormat::Secs, true),
             sessions: s.sessions.into_iter().map(Into::into).collect(),
-            next_open: s.next_open,
-            next_close: s.next_close,
+            next_open: s.next_open.map(Timestamp),
+            next_close: s.next_close.map(Timestamp),
             calendar_valid_through: s.coverage.map(|c| Date(c.last)),
             calendar_published_through: s.coverage.map(|c| Date(c.published_through)),
             provisional: s.provisional,
@@ -102,10 +131,14 @@ pub struct MarketStatusQuery;
 impl MarketStatusQuery {
     /// Whether a market is trading and when it next opens and closes: now, or at the instant
     /// `at` (UTC), which must fall within the market's calendar data (its local day between
-    /// 2000-01-01 and `calendarValidThrough`). `region` is a code, in any case: US, HK, CN, JP,
-    /// GB, DE, GLOBAL (crypto) or FX.
-    async fn market_status(&self, region: String, at: Option<DateTime<Utc>>) -> Result<MarketStatusObject> {
-        let region = Region::parse(&region).map_err(|err| AppError::bad_field("region", err.to_string()))?;
+    /// 2000-01-01 and `calendarValidThrough`).
+    async fn market_status(
+        &self,
+        #[graphql(desc = "The market: `GLOBAL` for crypto, `FX` for spot forex.")] region: RegionGql,
+        #[graphql(desc = "The instant to describe the market at; now when omitted.")] at: Option<Timestamp>,
+    ) -> Result<MarketStatusObject> {
+        let at = at.map(DateTime::from);
+        let region = Region::from(region);
         let instant = match at {
             None => Utc::now(),
             Some(at) => {

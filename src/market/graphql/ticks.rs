@@ -1,11 +1,14 @@
 //! `ticks` and the `Tick` type.
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 
 use super::grant;
 use crate::{
-    graphql::{bounded, scalars::DecimalString, service},
+    graphql::{
+        bounded,
+        scalars::{DecimalString, Timestamp},
+        service,
+    },
     market::{
         limits::{DEFAULT_TICKS, MAX_TICKS},
         service::MarketService,
@@ -14,11 +17,15 @@ use crate::{
     reference::Symbol,
 };
 
+/// Which side started a trade, as the source classifies it.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "TickDirection", remote = "TickDirection")]
 pub enum TickDirectionGql {
+    /// Neither side, or not classifiable (an auction trade).
     Neutral,
+    /// A seller hit the bid.
     Sell,
+    /// A buyer lifted the ask.
     Buy,
 }
 
@@ -26,10 +33,15 @@ pub enum TickDirectionGql {
 #[derive(SimpleObject)]
 #[graphql(name = "Tick")]
 pub struct TickObject {
+    /// The instrument's canonical symbol.
     symbol: String,
+    /// The price it traded at.
     price: DecimalString,
+    /// Units traded.
     volume: DecimalString,
-    timestamp: DateTime<Utc>,
+    /// When it traded.
+    timestamp: Timestamp,
+    /// Which side started it; null when the source does not say.
     direction: Option<TickDirectionGql>,
 }
 
@@ -39,7 +51,7 @@ impl From<Tick> for TickObject {
             symbol: t.symbol.to_string(),
             price: DecimalString(t.price),
             volume: DecimalString(t.volume),
-            timestamp: t.timestamp,
+            timestamp: Timestamp(t.timestamp),
             direction: t.direction.map(Into::into),
         }
     }
@@ -54,7 +66,15 @@ impl TicksQuery {
     /// source has, those the caller's plan allows. For a delayed market that is only the ones
     /// at least `delayMinutes` old, so the list may be shorter than `limit`, or empty (a source
     /// keeping few recent trades, such as iTick's latest trade, has none that old).
-    async fn ticks(&self, ctx: &Context<'_>, symbol: String, limit: Option<i32>) -> Result<Vec<TickObject>> {
+    async fn ticks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
+        )]
+        symbol: String,
+        #[graphql(desc = "At most this many trades, 1 to 1000 (20 when omitted).")] limit: Option<i32>,
+    ) -> Result<Vec<TickObject>> {
         let limit = bounded(limit.unwrap_or(DEFAULT_TICKS), 1, MAX_TICKS, "limit")?;
         let symbol = Symbol::parse(&symbol)?;
         let grant = grant(ctx, &symbol)?;

@@ -12,7 +12,6 @@
 mod objects;
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use objects::{ApiKeyObject, ApiKeyScope, CreatedApiKeyObject, MarketAccess, PlanObject, TenantObject};
@@ -29,7 +28,7 @@ use crate::{
         service::SignUp,
     },
     error::AppError,
-    graphql::{RequestContext, bounded, service},
+    graphql::{RequestContext, bounded, scalars::Timestamp, service},
     identity::{Credentials, Scopes},
 };
 
@@ -37,6 +36,7 @@ use crate::{
 /// it never limits a real key, while keeping the numbers well inside the limiter's arithmetic.
 const MAX_KEY_RATE: i32 = 1_000_000;
 
+/// A new API key of the caller's tenant.
 #[derive(InputObject)]
 pub struct CreateApiKeyInput {
     /// 1 to 100 characters: what the key is for (shown in `apiKeys`).
@@ -44,7 +44,7 @@ pub struct CreateApiKeyInput {
     /// What the key may reach; all three when omitted.
     scopes: Option<Vec<ApiKeyScope>>,
     /// When the key stops working (in the future); never when omitted.
-    expires_at: Option<DateTime<Utc>>,
+    expires_at: Option<Timestamp>,
     /// The key's own request rate (requests per second), for a key that must stay below the
     /// tenant's plan. Given with `burst`, or not at all.
     rate_per_second: Option<i32>,
@@ -52,12 +52,17 @@ pub struct CreateApiKeyInput {
     burst: Option<i32>,
 }
 
+/// A new member of the caller's tenant.
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// Their login: a bare address, at most 254 characters, stored lower-case; unique across
+    /// the deployment (`BAD_USER_INPUT` when taken).
     email: String,
     /// 8 to 1024 characters. The user logs in with it (`login`).
     password: String,
+    /// 1 to 200 characters after trimming, no control characters.
     full_name: String,
+    /// Their role in the tenant (`MEMBER` when omitted).
     #[graphql(default_with = "UserRole::Member")]
     role: UserRole,
 }
@@ -86,7 +91,11 @@ pub struct TenancyMutation;
 impl TenancyMutation {
     /// Creates an API key of the caller's tenant. Tenant admins only. The secret is in the
     /// answer and nowhere else: store it now.
-    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> Result<CreatedApiKeyObject> {
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The key's name, scopes, expiry and own rate.")] input: CreateApiKeyInput,
+    ) -> Result<CreatedApiKeyObject> {
         let principal = &RequestContext::of(ctx)?.principal;
         let tenant = principal.require_admin()?;
         let scopes = match &input.scopes {
@@ -105,7 +114,7 @@ impl TenancyMutation {
             Credentials::User(id) => Some(id),
             _ => None,
         };
-        let spec = KeySpec { name: input.name, scopes, expires_at: input.expires_at, rate, created_by };
+        let spec = KeySpec { name: input.name, scopes, expires_at: input.expires_at.map(Into::into), rate, created_by };
         let created = tenancy(ctx)?.create_key(tenant.id, spec).await?;
         tracing::info!(tenant = %tenant.slug, actor = %principal.actor(), prefix = %created.key.prefix, "API key created through the admin API");
         Ok(created.into())
@@ -114,7 +123,11 @@ impl TenancyMutation {
     /// Revokes the caller's tenant's key `id` (effective on every replica within 5 seconds,
     /// at once on this one). Revoking a revoked key keeps its first `revokedAt`. Tenant admins
     /// only; `NOT_FOUND` for a key of another tenant.
-    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKeyObject> {
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The key's `ApiKey.id` (not its prefix).")] id: ID,
+    ) -> Result<ApiKeyObject> {
         let principal = &RequestContext::of(ctx)?.principal;
         let tenant = principal.require_admin()?;
         let id = parse_id(&id, "id", "API key")?;
@@ -125,7 +138,11 @@ impl TenancyMutation {
 
     /// Adds a user to the caller's tenant (how users join when self sign-up is off). Tenant
     /// admins only. The user then logs in with `login`.
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<UserObject> {
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new member's details and role.")] input: CreateUserInput,
+    ) -> Result<UserObject> {
         let principal = &RequestContext::of(ctx)?.principal;
         let tenant = principal.require_admin()?;
         let sign_up = SignUp { email: input.email, password: input.password, full_name: input.full_name };
@@ -137,7 +154,12 @@ impl TenancyMutation {
     /// Sets the role of a member of the caller's tenant (on every replica within 5 seconds).
     /// Tenant admins only; an admin cannot change their own role; `NOT_FOUND` for a user of
     /// another tenant.
-    async fn set_member_role(&self, ctx: &Context<'_>, user_id: ID, role: UserRole) -> Result<UserObject> {
+    async fn set_member_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The member's `User.id`.")] user_id: ID,
+        #[graphql(desc = "The role they get.")] role: UserRole,
+    ) -> Result<UserObject> {
         let principal = &RequestContext::of(ctx)?.principal;
         let tenant = principal.require_admin()?;
         let user_id = parse_id(&user_id, "userId", "user")?;

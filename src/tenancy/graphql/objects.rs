@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{page, tenancy};
@@ -16,7 +15,7 @@ use crate::{
         graphql::{AuditLogFilter, AuditRecordConnection},
     },
     config::{Access, Plan},
-    graphql::RequestContext,
+    graphql::{RequestContext, scalars::Timestamp},
     identity::{Scope, Scopes},
     tenancy::service::{ApiKey, CreatedKey, Tenant},
     usage::{
@@ -36,6 +35,7 @@ pub struct TenantObject {
 /// keys and members.
 #[Object(name = "Tenant")]
 impl TenantObject {
+    /// The tenant's id (a UUID).
     async fn id(&self) -> ID {
         ID(self.tenant.id.to_string())
     }
@@ -43,11 +43,13 @@ impl TenantObject {
     async fn slug(&self) -> &str {
         &self.tenant.slug
     }
+    /// Its display name, as the operator set it.
     async fn name(&self) -> &str {
         &self.tenant.name
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.tenant.created_at
+    /// When the operator created it.
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.tenant.created_at)
     }
     /// The plan whose limits and entitlements apply to every request of the tenant. `null`
     /// only when the deployment no longer has the tenant's plan (its requests are refused
@@ -61,15 +63,14 @@ impl TenantObject {
     async fn api_keys(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 100, desc = "1 to 500")] first: i32,
+        #[graphql(default = 100, desc = "Keys per page, 1 to 500.")] first: i32,
+        #[graphql(desc = "The `id` of the last key of the previous page; from the first key when omitted.")]
         after: Option<ID>,
     ) -> Result<Vec<ApiKeyObject>> {
         RequestContext::of(ctx)?.principal.require_admin()?;
         let keys = tenancy(ctx)?.api_keys(self.tenant.id, page(first, after)?).await?;
         Ok(keys.into_iter().map(ApiKeyObject).collect())
     }
-    /// The tenant's users, oldest first; `after` is the last user of the previous page.
-    /// Tenant admins only. Shows who they are and their role, never their ledgers.
     /// What the tenant used in `[from, to)` (UTC, widened to whole hours or days), one row per
     /// actor (API key or user) and period: requests, cost units, errors, rate-limited
     /// refusals, response bytes, subscription seconds. Tenant admins only. At most 31 days by
@@ -77,11 +78,12 @@ impl TenantObject {
     async fn usage(
         &self,
         ctx: &Context<'_>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        #[graphql(default_with = "Granularity::Hour")] granularity: Granularity,
+        #[graphql(desc = "Start (inclusive), widened down to the start of its hour or UTC day.")] from: Timestamp,
+        #[graphql(desc = "End (exclusive), widened up to the end of its hour or UTC day; after `from`.")] to: Timestamp,
+        #[graphql(default_with = "Granularity::Hour", desc = "One row per hour (`HOUR`) or per UTC day (`DAY`).")]
+        granularity: Granularity,
     ) -> Result<Vec<UsagePeriodObject>> {
-        usage::graphql::tenant_usage(ctx, self.tenant.id, from, to, granularity).await
+        usage::graphql::tenant_usage(ctx, self.tenant.id, from.0, to.0, granularity).await
     }
     /// The tenant's audit trail, newest first: one record per GraphQL operation of its keys
     /// and users (a subscription's start and end each have one), with the fields and symbols
@@ -89,16 +91,20 @@ impl TenantObject {
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50, desc = "1 to 500")] first: i32,
+        #[graphql(default = 50, desc = "Records per page, 1 to 500.")] first: i32,
+        #[graphql(desc = "The `cursor` of the last record of the previous page; the newest first when omitted.")]
         after: Option<String>,
-        filter: Option<AuditLogFilter>,
+        #[graphql(desc = "Which records; all of the tenant's when omitted.")] filter: Option<AuditLogFilter>,
     ) -> Result<AuditRecordConnection> {
         audit::graphql::tenant_audit_log(ctx, self.tenant.id, first, after, filter).await
     }
+    /// The tenant's users, oldest first; `after` is the last user of the previous page.
+    /// Tenant admins only. Shows who they are and their role, never their ledgers.
     async fn members(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 100, desc = "1 to 500")] first: i32,
+        #[graphql(default = 100, desc = "Users per page, 1 to 500.")] first: i32,
+        #[graphql(desc = "The `id` of the last user of the previous page; from the first user when omitted.")]
         after: Option<ID>,
     ) -> Result<Vec<UserObject>> {
         RequestContext::of(ctx)?.principal.require_admin()?;
@@ -110,8 +116,10 @@ impl TenantObject {
 /// A plan's limits and entitlements (the plan file's `[plans.NAME]`).
 pub struct PlanObject(Arc<Plan>);
 
+/// A plan's limits and entitlements, shared by every key and user of the tenants on it.
 #[Object(name = "Plan")]
 impl PlanObject {
+    /// The plan's name in the plan file (`basic`, `pro`, …).
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -166,6 +174,7 @@ pub struct MarketAccessObject {
     /// A stock or fund region (`US`, `HK`, `SH`, `SZ`) or an asset prefix (`FX`, `IDX`,
     /// `CRYPTO`, `FUT`).
     market: String,
+    /// What the plan allows there.
     access: MarketAccess,
 }
 
@@ -229,8 +238,10 @@ pub(super) fn scopes_of(list: &[ApiKeyScope]) -> Scopes {
 /// A machine credential of the tenant, as its admins see it: never the secret.
 pub struct ApiKeyObject(pub(super) ApiKey);
 
+/// A machine credential of the tenant, as its admins see it: never the secret.
 #[Object(name = "ApiKey")]
 impl ApiKeyObject {
+    /// The key's id (a UUID): what `revokeApiKey` takes.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -239,9 +250,11 @@ impl ApiKeyObject {
     async fn prefix(&self) -> &str {
         &self.0.prefix
     }
+    /// What the key is for, as its creator named it.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// What the key may reach; a request outside them is `FORBIDDEN`.
     async fn scopes(&self) -> Vec<ApiKeyScope> {
         self.0.scopes.iter().map(ApiKeyScope::from).collect()
     }
@@ -257,21 +270,22 @@ impl ApiKeyObject {
     async fn created_by(&self) -> Option<ID> {
         self.0.created_by.map(|id: Uuid| ID(id.to_string()))
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    /// When the key was created.
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
     /// When the key last authenticated a request (recorded at most once a minute per
     /// replica).
-    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_used_at
+    async fn last_used_at(&self) -> Option<Timestamp> {
+        self.0.last_used_at.map(Timestamp)
     }
     /// After this the key is refused (`UNAUTHENTICATED`, "API key expired").
-    async fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.0.expires_at
+    async fn expires_at(&self) -> Option<Timestamp> {
+        self.0.expires_at.map(Timestamp)
     }
     /// When the key was revoked; from then on it is refused ("API key revoked").
-    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
-        self.0.revoked_at
+    async fn revoked_at(&self) -> Option<Timestamp> {
+        self.0.revoked_at.map(Timestamp)
     }
 }
 
@@ -288,6 +302,7 @@ pub struct CreatedApiKeyObject {
 
 #[ComplexObject]
 impl CreatedApiKeyObject {
+    /// The key as `apiKeys` lists it.
     async fn api_key(&self) -> ApiKeyObject {
         ApiKeyObject(self.key.clone())
     }

@@ -202,7 +202,7 @@ async fn the_fallback_source_answers_within_the_budget() {
     let budget = Duration::from_millis(BUDGET_MS);
     for (n, symbol) in ["AAPL.US", "MSFT.US", "700.HK", "NVDA.US", "9988.HK", "TSLA.US"].iter().enumerate() {
         let (body, took) = timed(&app, QUOTE, json!({ "s": symbol })).await;
-        assert_eq!(body["data"]["quote"]["source"], "simulated", "{symbol}: {body}");
+        assert_eq!(body["data"]["quote"]["source"], "SIMULATED", "{symbol}: {body}");
         assert_eq!(body["data"]["quote"]["stale"], false);
         // The primary gets half the budget, so the fallback answers well within it...
         assert!(took < budget + SLACK, "{symbol} took {took:?}");
@@ -236,10 +236,10 @@ async fn the_breaker_closes_after_a_probe_once_the_upstream_returns() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     // The probe goes through, succeeds, and closes the breaker for everyone.
     let probe = app.data(None, QUOTE, json!({ "s": "AAPL.US" })).await;
-    assert_eq!(probe["quote"]["source"], "itick");
+    assert_eq!(probe["quote"]["source"], "ITICK");
     assert_eq!(probe["quote"]["stale"], false);
     let later = app.data(None, QUOTE, json!({ "s": "MSFT.US" })).await;
-    assert_eq!(later["quote"]["source"], "itick");
+    assert_eq!(later["quote"]["source"], "ITICK");
     assert_eq!(fake.total_calls(), before + 2, "the probe and the next query reached iTick");
 }
 

@@ -77,7 +77,7 @@ async fn itick_pushes_reach_graphql_subscribers() {
     let quote = next_quote(&mut ws).await;
     assert_eq!(quote["symbol"], "AAPL.US");
     assert_eq!(quote["last"], "231.45");
-    assert_eq!(quote["source"], "itick");
+    assert_eq!(quote["source"], "ITICK");
     assert_eq!(fake.connections_opened("stock"), 1);
 
     // Leaving releases the upstream subscription after the grace period.

@@ -102,7 +102,7 @@ async fn quotes_of_several_symbols_arrive_and_keep_coming() {
         let quote = next_data(&mut ws, "q").await["quotes"].clone();
         let symbol = quote["symbol"].as_str().unwrap().to_owned();
         assert!(symbols.contains(&symbol.as_str()), "{quote}");
-        assert_eq!(quote["source"], "simulated");
+        assert_eq!(quote["source"], "SIMULATED");
         assert!(
             decimal(&quote["low"]) <= decimal(&quote["last"]) && decimal(&quote["last"]) <= decimal(&quote["high"])
         );

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const STATUS_AT: &str = "query($r: String!, $at: DateTime) { marketStatus(region: $r, at: $at) {
+const STATUS_AT: &str = "query($r: Region!, $at: DateTime) { marketStatus(region: $r, at: $at) {
   region state localTime sessions { open close } nextOpen nextClose
   calendarValidThrough calendarPublishedThrough provisional } }";
 
@@ -18,17 +18,17 @@ async fn christmas_eve_afternoon_in_new_york_is_not_open() {
     assert_eq!(status["state"], "POST_MARKET", "{status}");
     assert_eq!(status["localTime"], "2026-12-24T15:30:00-05:00", "{status}");
     assert_eq!(status["sessions"], json!([{ "open": "09:30", "close": "13:00" }]), "{status}");
-    assert_eq!(status["nextOpen"], "2026-12-28T14:30:00+00:00", "Christmas Day closed: {status}");
-    assert_eq!(status["nextClose"], "2026-12-28T21:00:00+00:00", "{status}");
+    assert_eq!(status["nextOpen"], "2026-12-28T14:30:00.000000Z", "Christmas Day closed: {status}");
+    assert_eq!(status["nextClose"], "2026-12-28T21:00:00.000000Z", "{status}");
     assert_eq!(status["provisional"], false, "{status}");
     assert_eq!(status["calendarValidThrough"], "2030-12-31", "{status}");
     assert_eq!(status["calendarPublishedThrough"], "2030-12-31", "{status}");
 
     // The same morning it was open, closing at 13:00.
     let morning =
-        app.data(None, STATUS_AT, json!({ "r": "us", "at": "2026-12-24T17:00:00Z" })).await["marketStatus"].clone();
+        app.data(None, STATUS_AT, json!({ "r": "US", "at": "2026-12-24T17:00:00Z" })).await["marketStatus"].clone();
     assert_eq!(morning["state"], "OPEN", "{morning}");
-    assert_eq!(morning["nextClose"], "2026-12-24T18:00:00+00:00", "{morning}");
+    assert_eq!(morning["nextClose"], "2026-12-24T18:00:00.000000Z", "{morning}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,11 +38,11 @@ async fn hong_kong_and_china_skip_new_years_day_2027() {
         app.data(None, STATUS_AT, json!({ "r": "HK", "at": "2026-12-31T05:30:00Z" })).await["marketStatus"].clone();
     assert_eq!(hk["state"], "CLOSED", "a half-day has no afternoon: {hk}");
     assert_eq!(hk["sessions"], json!([{ "open": "09:30", "close": "12:00" }]), "{hk}");
-    assert_eq!(hk["nextOpen"], "2027-01-04T01:30:00+00:00", "{hk}");
+    assert_eq!(hk["nextOpen"], "2027-01-04T01:30:00.000000Z", "{hk}");
 
     let cn =
         app.data(None, STATUS_AT, json!({ "r": "CN", "at": "2026-12-31T08:00:00Z" })).await["marketStatus"].clone();
-    assert_eq!(cn["nextOpen"], "2027-01-04T01:30:00+00:00", "{cn}");
+    assert_eq!(cn["nextOpen"], "2027-01-04T01:30:00.000000Z", "{cn}");
     assert_eq!(cn["provisional"], false, "{cn}");
     assert_eq!(cn["calendarPublishedThrough"], "2026-12-31", "{cn}");
     assert_eq!(cn["calendarValidThrough"], "2030-12-31", "{cn}");

@@ -64,8 +64,8 @@ async fn bars_of_every_interval_agree() {
     );
     assert_eq!(day.len(), 1);
     assert_eq!(hours.len(), 7);
-    assert_eq!(day[0]["time"], "2025-03-12T00:00:00+00:00");
-    assert_eq!(hours[0]["time"], "2025-03-12T13:00:00+00:00");
+    assert_eq!(day[0]["time"], "2025-03-12T00:00:00.000000Z");
+    assert_eq!(hours[0]["time"], "2025-03-12T13:00:00.000000Z");
     assert_eq!(day[0]["open"], hours[0]["open"]);
     assert_eq!(day[0]["close"], hours[6]["close"]);
     let high = hours.iter().map(|b| dec(&b["high"])).max().unwrap();
@@ -91,11 +91,11 @@ async fn after_pages_forward_and_limits_are_checked() {
     assert_eq!(
         times,
         [
-            "2025-01-06T11:00:00+00:00",
-            "2025-01-06T12:00:00+00:00",
-            "2025-01-06T13:00:00+00:00",
-            "2025-01-06T14:00:00+00:00",
-            "2025-01-06T15:00:00+00:00"
+            "2025-01-06T11:00:00.000000Z",
+            "2025-01-06T12:00:00.000000Z",
+            "2025-01-06T13:00:00.000000Z",
+            "2025-01-06T14:00:00.000000Z",
+            "2025-01-06T15:00:00.000000Z"
         ]
     );
     for limit in [0, 1001] {

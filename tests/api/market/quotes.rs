@@ -15,7 +15,7 @@ async fn a_quote_is_consistent_and_says_where_it_came_from() {
     let app = app().await;
     let quote = app.data(None, QUOTE, json!({ "s": "aapl.us" })).await["quote"].clone();
     assert_eq!(quote["symbol"], "AAPL.US");
-    assert_eq!(quote["source"], "simulated");
+    assert_eq!(quote["source"], "SIMULATED");
     assert_eq!(quote["stale"], false);
     assert_eq!(quote["tradingStatus"], "NORMAL");
     let (last, high, low, prev) =

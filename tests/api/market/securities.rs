@@ -64,7 +64,7 @@ async fn stock_and_future_do_not_collide(app: TestApp) {
     assert_eq!(error_code(&stock), "NOT_FOUND");
 }
 
-const SEARCH: &str = "query($search: String, $region: String, $assetClass: AssetClass, $first: Int, $after: String) {
+const SEARCH: &str = "query($search: String, $region: Region, $assetClass: AssetClass, $first: Int, $after: String) {
   securities(search: $search, region: $region, assetClass: $assetClass, first: $first, after: $after) {
     totalCount nodes { symbol region assetClass } pageInfo { hasNextPage hasPreviousPage endCursor }
   }
@@ -89,7 +89,7 @@ async fn search_matches_symbol_and_name_case_insensitively(app: TestApp) {
 }
 
 async fn filters_by_region_and_asset_class(app: TestApp) {
-    let hk = app.data(None, SEARCH, json!({ "region": "hk", "assetClass": "STOCK", "first": 100 })).await;
+    let hk = app.data(None, SEARCH, json!({ "region": "HK", "assetClass": "STOCK", "first": 100 })).await;
     let nodes = hk["securities"]["nodes"].as_array().unwrap();
     assert!(nodes.len() >= 15, "at least 15 Hong Kong stocks: {}", nodes.len());
     assert!(nodes.iter().all(|n| n["region"] == "HK" && n["assetClass"] == "STOCK"));
@@ -141,7 +141,7 @@ fn catalog_symbols_are_canonical() {
 async fn securities_link_to_their_market_data() {
     let app = app().await;
     let query =
-        r#"{ securities(region: "US", assetClass: STOCK, first: 50) { nodes { symbol quote { symbol last } } } }"#;
+        r#"{ securities(region: US, assetClass: STOCK, first: 50) { nodes { symbol quote { symbol last } } } }"#;
     let data = app.data(None, query, json!({})).await;
     let nodes = data["securities"]["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 50);

@@ -40,7 +40,7 @@ async fn one_upstream_call_per_asset_class_and_region() {
     let app = app_on(&fake, &[]).await;
     let symbols = json!(["AAPL.US", "MSFT.US", "NVDA.US", "700.HK", "9988.HK", "FX:EURUSD", "FX:USDJPY", "600519.SH"]);
     let data = app.data(None, QUOTES, json!({ "s": symbols })).await;
-    assert!(data["quotes"].as_array().unwrap().iter().all(|q| q["source"] == "itick" && q["stale"] == false));
+    assert!(data["quotes"].as_array().unwrap().iter().all(|q| q["source"] == "ITICK" && q["stale"] == false));
     let mut calls = quote_calls(&fake);
     calls.sort();
     assert_eq!(
@@ -188,17 +188,17 @@ async fn a_fallback_source_answers_when_the_first_fails_and_says_so() {
     let fake = FakeItick::start().await;
     let app = app_on(&fake, &[("FINQL_MARKET_SOURCE", "itick,simulated"), ("FINQL_QUOTE_TTL_MS", "1")]).await;
     let first = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
-    assert_eq!(first["quotes"][0]["source"], "itick");
+    assert_eq!(first["quotes"][0]["source"], "ITICK");
     fake.set_down(true);
     // Real time: the quote cache's TTL (moka's own clock) is what must pass; nothing shows it.
     tokio::time::sleep(Duration::from_millis(20)).await; // let the 1 ms quote TTL pass
     let fallback = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
-    assert_eq!(fallback["quotes"][0]["source"], "simulated");
+    assert_eq!(fallback["quotes"][0]["source"], "SIMULATED");
     assert_eq!(fallback["quotes"][0]["stale"], false);
     fake.set_down(false);
     tokio::time::sleep(Duration::from_millis(20)).await; // the fallback's quote expires (real TTL)
     let back = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
-    assert_eq!(back["quotes"][0]["source"], "itick");
+    assert_eq!(back["quotes"][0]["source"], "ITICK");
 }
 
 fn calls_to(fake: &FakeItick, endpoint: &str) -> Vec<String> {
@@ -213,7 +213,7 @@ fn calls_to(fake: &FakeItick, endpoint: &str) -> Vec<String> {
 async fn order_books_and_latest_klines_of_many_securities_are_batched_per_region() {
     let fake = FakeItick::start().await;
     let app = app_on(&fake, &[]).await;
-    let query = r#"{ securities(region: "US", assetClass: STOCK, first: 25) { nodes { symbol
+    let query = r#"{ securities(region: US, assetClass: STOCK, first: 25) { nodes { symbol
         orderBook(levels: 2) { bids { price } asks { price } }
         klines(interval: ONE_DAY, limit: 3) { time close } } } }"#;
     let data = app.data(None, query, json!({})).await;

@@ -131,9 +131,9 @@ async fn delayed_klines_end_fifteen_minutes_ago() {
     // The last bar a delayed caller sees ends at 02:45 (03:00:30 - 15 min = 02:45:30).
     assert_eq!(
         times(market.ask("basic", klines).await),
-        ["2026-11-24T02:42:00+00:00", "2026-11-24T02:43:00+00:00", "2026-11-24T02:44:00+00:00"]
+        ["2026-11-24T02:42:00.000000Z", "2026-11-24T02:43:00.000000Z", "2026-11-24T02:44:00.000000Z"]
     );
-    assert_eq!(times(market.ask("pro", klines).await).last().unwrap(), "2026-11-24T03:00:00+00:00");
+    assert_eq!(times(market.ask("pro", klines).await).last().unwrap(), "2026-11-24T03:00:00.000000Z");
     market.set("2026-11-24T03:01:00Z");
-    assert_eq!(times(market.ask("basic", klines).await).last().unwrap(), "2026-11-24T02:45:00+00:00");
+    assert_eq!(times(market.ask("basic", klines).await).last().unwrap(), "2026-11-24T02:45:00.000000Z");
 }
