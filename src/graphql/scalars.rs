@@ -29,10 +29,12 @@ const MAX_FRACTION_DIGITS: usize = 10;
 /// (`"42.00"` USD, `"500"` JPY, `"1.250"` BHD) and at most those on input (`"12.345"` USD is an
 /// error, never rounded). Prices keep the source's digits; derived figures have the fixed
 /// number of decimals their field states.
-// `@specifiedBy`: finql's own documentation (`docs/scalars.md`), as the notation is finql's
-// (ChilliCream's published `Decimal` is a JSON number): change the address with the
-// repository's.
-#[Scalar(name = "Decimal", specified_by_url = "https://github.com/finql/finql/blob/main/docs/scalars.md#decimal")]
+// `@specifiedBy`: the numeric-string syntax of the General Decimal Arithmetic specification
+// (the one IEEE 754-2008's decimal strings follow), of which this notation is the subset
+// without exponents, infinities or NaNs; `docs/scalars.md` states the rest (the digit limits,
+// minor units). There is no published GraphQL decimal-as-string scalar to point to
+// (ChilliCream's `Decimal` is a JSON number), and finql has no public address of its own.
+#[Scalar(name = "Decimal", specified_by_url = "https://speleotrove.com/decimal/daconvs.html#refnumsyn")]
 impl ScalarType for DecimalString {
     fn parse(value: Value) -> InputValueResult<Self> {
         let Value::String(raw) = &value else {

@@ -74,7 +74,7 @@ async fn custom_scalars_carry_their_specification() {
     let expected = [
         ("Date", "https://datatracker.ietf.org/doc/html/rfc3339#section-5.6"),
         ("DateTime", "https://scalars.graphql.org/andimarek/date-time"),
-        ("Decimal", "https://github.com/finql/finql/blob/main/docs/scalars.md#decimal"),
+        ("Decimal", "https://speleotrove.com/decimal/daconvs.html#refnumsyn"),
     ];
     let sdl = finql::schema::sdl();
     for (name, url) in expected {
