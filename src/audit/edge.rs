@@ -51,9 +51,9 @@ impl HttpAudit {
     }
 
     /// Reads each operation's shape from its parsed document (parsed already by the edge
-    /// guards: this only walks it).
-    pub fn shape(&mut self, batch: &mut BatchRequest) {
-        self.operations = batch.iter_mut().map(|request| Arc::new(shape_of(request))).collect();
+    /// guards: this only walks it, or finds it walked before).
+    pub fn shape(&mut self, log: &AuditLog, batch: &mut BatchRequest) {
+        self.operations = batch.iter_mut().map(|request| log.shape(request)).collect();
     }
 
     /// Every operation refused before it ran, with `error` (one record when the request could

@@ -34,6 +34,8 @@ pub mod edge;
 pub mod graphql;
 /// `AuditLog`: the bounded channel, the batch writer, retention, the shutdown drain, reads.
 pub mod service;
+/// Shapes of documents already seen (the walk is the audit's main cost on the request path).
+pub mod shapes;
 /// The `audit_log` table: batch insert, a tenant's pages and ranges, retention deletes.
 pub mod store;
 

@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use super::{
     AuditRecord, Event, Operation, Transport,
+    shapes::ShapeCache,
     store::{AuditFilter, AuditStore, DELETE_BATCH, Position},
 };
 use crate::{
@@ -75,6 +76,7 @@ struct Inner {
     /// Taken by the writer when it starts.
     receiver: Mutex<Option<mpsc::Receiver<AuditRecord>>>,
     store: AuditStore,
+    shapes: ShapeCache,
     settings: AuditSettings,
     /// Records dropped since start (buffer full, or a batch the database did not take).
     dropped: AtomicU64,
@@ -92,6 +94,7 @@ impl AuditLog {
             sender,
             receiver: Mutex::new(Some(receiver)),
             store: AuditStore::new(db),
+            shapes: ShapeCache::new(),
             settings,
             dropped: AtomicU64::new(0),
             last_drop_warning: Mutex::new(None),
@@ -118,6 +121,12 @@ impl AuditLog {
     /// operation's shape.
     pub fn enabled(&self) -> bool {
         self.0.settings.enabled
+    }
+
+    /// The shape of `request`'s operation (fields, symbols, hash), walked once per document
+    /// without variables (`shapes`).
+    pub fn shape(&self, request: &mut async_graphql::Request) -> Arc<Operation> {
+        self.0.shapes.shape(request)
     }
 
     /// Audits one WebSocket operation: a subscription's start is recorded now; the operation's

@@ -325,7 +325,7 @@ async fn respond(
         Ok((mut batch, media)) => {
             let costs: Vec<u64> = batch.iter_mut().map(|request| estimate(state, request)).collect();
             if state.audit.enabled() {
-                audit.shape(&mut batch);
+                audit.shape(&state.audit, &mut batch);
             }
             let kinds: Vec<&'static str> = batch.iter_mut().map(operation_type).collect();
             (Ok((batch, media)), costs, kinds)
@@ -389,7 +389,7 @@ fn unchecked(
     let kinds = match prepared {
         Ok((mut batch, _)) => {
             if state.audit.enabled() {
-                audit.shape(&mut batch);
+                audit.shape(&state.audit, &mut batch);
             }
             batch.iter_mut().map(operation_type).collect()
         }

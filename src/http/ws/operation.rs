@@ -106,11 +106,7 @@ impl Connection {
         let variables = request.variables.clone();
         let cost =
             request.parsed_query().map_or(0, |doc| self.state.demand.cost(doc, operation_name.as_deref(), &variables));
-        let shape = Arc::new(if self.state.audit.enabled() {
-            audit::edge::shape_of(&mut request)
-        } else {
-            Operation::default()
-        });
+        let shape = if self.state.audit.enabled() { self.state.audit.shape(&mut request) } else { Arc::default() };
         let admission = self.state.plan_limits.admit(&principal, self.client.addr, 1, cost).await;
         if let Some(refusal) = admission.refusal {
             let message = json!({ "type": error, "id": id, "payload": [refusal.error()] });
