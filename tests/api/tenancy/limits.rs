@@ -173,19 +173,19 @@ async fn a_tenant_gets_its_burst_then_429_with_retry_after_and_headers(backend: 
 async fn cost_is_estimated_returned_and_budgeted(backend: Backend) {
     let (app, _plans) = app(backend, &[]).await.unwrap();
     let key = app.tenant_key("desk-cost", "metered", "market").await;
+    let spent = std::time::Instant::now();
     let (status, headers, body) = app.gql_key(&key, TEN_QUOTES, json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["extensions"]["cost"], 10, "one object per quote: {body}");
     assert_eq!(remaining(header(&headers, "ratelimit"), "cost"), 90);
     // Variables size lists too: 50 klines cost 50, then only 40 units are left for 50 more.
     let klines = "query($n: Int) { klines(symbol: \"AAPL.US\", interval: ONE_DAY, limit: $n) { close } }";
-    let spent = std::time::Instant::now();
     let (status, _, body) = app.gql_key(&key, klines, json!({ "n": 50 })).await;
     assert_eq!((status, &body["extensions"]["cost"]), (200, &json!(50)), "{body}");
     let (status, headers, body) = app.gql_key(&key, klines, json!({ "n": 50 })).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["policy"], "cost", "{body}");
-    // 10 more units at 100 a minute: 6 s, less what has refilled since the budget was spent.
+    // 10 more units at 100 a minute: 6 s, less what has refilled since spending began.
     let wait = body["errors"][0]["extensions"]["retryAfterMs"].as_u64().unwrap();
     let since = u64::try_from(spent.elapsed().as_millis()).unwrap();
     assert!(wait <= 6000 && wait + since + 100 >= 6000, "{body} ({since} ms after spending)");
