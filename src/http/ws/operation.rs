@@ -90,7 +90,7 @@ impl Connection {
         let operation = match checked {
             Ok(operation) => operation,
             Err(mut rejected) => {
-                guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
+                guard::assign_codes(std::slice::from_mut(&mut rejected), &limits, None);
                 self.refuse_operation(
                     &principal,
                     Arc::new(audit::edge::unread(&request)),
@@ -143,6 +143,8 @@ impl Connection {
                 graphql_metrics::record(kind, tenant, code, started.elapsed());
             }
         };
+        // The text, to tell a variable of the wrong type from a literal (`guard::assign_codes`).
+        let query = (!request.variables.is_empty()).then(|| request.query.clone());
         let request = self.state.prepare(request, principal, client);
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
@@ -174,7 +176,7 @@ impl Connection {
                         return;
                     };
                     let Some(mut response) = next_response else { break };
-                    guard::assign_codes(&mut response.errors, &limits);
+                    guard::assign_codes(&mut response.errors, &limits, query.as_deref());
                     answered(graphql_metrics::code_of(&response.errors));
                     if first {
                         // Once per operation (not on every live update): the client has it from then on.
