@@ -57,11 +57,11 @@ pub fn assign_codes(errors: &mut [ServerError], limits: &Limits, query: Option<&
                 (message, ErrorCode::BadUserInput, None)
             }
             m if m.starts_with("Invalid value for argument") => {
-                let document = document
-                    .get_or_insert_with(|| query.and_then(|q| async_graphql::parser::parse_query(q).ok()));
-                let from_variable = document.as_ref().is_some_and(|doc| {
-                    err.locations.first().is_some_and(|pos| argument_uses_variable(doc, *pos))
-                });
+                let document =
+                    document.get_or_insert_with(|| query.and_then(|q| async_graphql::parser::parse_query(q).ok()));
+                let from_variable = document
+                    .as_ref()
+                    .is_some_and(|doc| err.locations.first().is_some_and(|pos| argument_uses_variable(doc, *pos)));
                 let code = if from_variable { ErrorCode::BadUserInput } else { ErrorCode::GraphqlValidationFailed };
                 (message, code, None)
             }
@@ -132,7 +132,10 @@ fn argument_uses_variable(doc: &ExecutableDocument, pos: Pos) -> bool {
     doc.operations
         .iter()
         .any(|(_, op)| in_directives(&op.node.directives, pos) || in_set(&op.node.selection_set.node, pos))
-        || doc.fragments.values().any(|f| in_directives(&f.node.directives, pos) || in_set(&f.node.selection_set.node, pos))
+        || doc
+            .fragments
+            .values()
+            .any(|f| in_directives(&f.node.directives, pos) || in_set(&f.node.selection_set.node, pos))
 }
 
 #[cfg(test)]

@@ -66,9 +66,11 @@ impl Connection {
         }
         // The client's trace, if it sent one: `{"extensions": {"traceparent": "00-…"}}`.
         let traceparent = payload.pointer("/extensions/traceparent").and_then(|v| v.as_str()).map(str::to_owned);
-        let mut request: Request = match serde_json::from_value(payload) {
-            Ok(request) => request,
-            Err(_) => {
+        // A payload without a `query` deserialises with an empty one: not a request (as over
+        // HTTP), rather than a document that fails to parse.
+        let mut request: Request = match serde_json::from_value::<Request>(payload) {
+            Ok(request) if !request.query.trim().is_empty() => request,
+            _ => {
                 let message = "payload must be a GraphQL request with a `query`";
                 self.refuse_operation(
                     &principal,
