@@ -42,7 +42,14 @@ pub enum ErrorCode {
     Unauthenticated,
     Forbidden,
     NotFound,
+    /// A value the request was sent with is wrong: an argument a service refuses, a variable
+    /// that does not coerce to its type, an edge limit (with a `reason`). Show it to the user.
     BadUserInput,
+    /// The document is not GraphQL (a syntax error): a bug in the client, as Apollo names it.
+    GraphqlParseFailed,
+    /// The document is GraphQL but not valid against the schema (an unknown field, a literal
+    /// argument of the wrong type): a bug in the client, often an out-of-date generated one.
+    GraphqlValidationFailed,
     RateLimited,
     UpstreamUnavailable,
     /// The request ran past its deadline (`FINQL_REQUEST_TIMEOUT_MS`); set at the edge, never by a
@@ -58,6 +65,8 @@ impl ErrorCode {
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::BadUserInput => "BAD_USER_INPUT",
+            Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::RateLimited => "RATE_LIMITED",
             Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Self::Timeout => "TIMEOUT",

@@ -8,7 +8,10 @@
 //! - GET runs queries only: a mutation answers 405;
 //! - the body is capped (413) and batches are capped (`FINQL_MAX_BATCH`);
 //! - `Accept` picks `application/graphql-response+json` or `application/json` (406 otherwise);
-//! - malformed JSON, requests and documents answer 400 with a GraphQL error document;
+//! - malformed JSON and requests answer 400 with a GraphQL error document; a document that
+//!   does not parse (`GRAPHQL_PARSE_FAILED`), validate (`GRAPHQL_VALIDATION_FAILED`) or pass
+//!   the edge limits, or variables that do not coerce, answer 400 under
+//!   `application/graphql-response+json` and 200 under `application/json`, as the spec says;
 //! - every operation of a batch passes the edge guards (`graphql::guard`) before any runs, and
 //!   the batch as a whole holds at most one `login`, `signUp` or `refreshToken`;
 //! - execution stops at `FINQL_REQUEST_TIMEOUT_MS` (504 `TIMEOUT`, see `guard::deadline`);
@@ -26,14 +29,13 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use futures::{StreamExt, stream::FuturesOrdered};
+use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
 use serde_json::json;
 use tracing::Instrument;
 
 use super::REQUEST_ID;
 use crate::{
     audit::edge::{Answer, HttpAudit},
-    config::Limits,
     error::ErrorCode,
     graphql::{ClientInfo, guard},
     identity::{Credentials, Principal},
@@ -62,6 +64,18 @@ enum Media {
 }
 
 impl Media {
+    /// The status of a GraphQL request error (a well-formed HTTP request whose document did not
+    /// parse, validate or pass the edge limits, or whose variables did not coerce: no `data`).
+    /// GraphQL-over-HTTP: 400 under `application/graphql-response+json` (the media type says the
+    /// status is meaningful), 200 under `application/json` (legacy clients read the body of a
+    /// 200 only). Malformed HTTP requests (bad JSON, no `query`) are 400 under both.
+    fn request_error_status(self) -> StatusCode {
+        match self {
+            Self::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            Self::Json => StatusCode::OK,
+        }
+    }
+
     fn content_type(self) -> HeaderValue {
         HeaderValue::from_static(match self {
             Self::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
@@ -87,9 +101,10 @@ impl Rejection {
         Self { status, error: Box::new(error), media, allow_post_only: false }
     }
 
-    /// A document the edge guards refused (400, the guard's error as it is).
+    /// A document the edge guards or the parser refused (the guard's error as it is): a GraphQL
+    /// request error, answered as async-graphql's own validation errors are.
     fn refused(error: ServerError, media: Media) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error: Box::new(error), media, allow_post_only: false }
+        Self { status: media.request_error_status(), error: Box::new(error), media, allow_post_only: false }
     }
 }
 
@@ -464,12 +479,20 @@ async fn execute(
             .map(|doc| guard::operation_label(doc, operation_name.as_deref()))
             .unwrap_or_default();
         let span = telemetry::trace::operation_span(ty, name.as_deref());
+        // The text, to tell a variable of the wrong type from a literal (`guard::assign_codes`);
+        // without variables, only a literal can be.
+        let query = (!request.variables.is_empty()).then(|| request.query.clone());
         // Each operation on its own, as async-graphql's `execute_batch` does (concurrently), so
         // a panic or the deadline costs only the operations it hits.
         let execution = guard::catch_panic(state.schema.execute(request), || {
             GqlResponse::from_errors(vec![guard::internal_error()])
         });
-        guard::deadline::run_until(execution, deadline, limits.request_timeout).instrument(span)
+        guard::deadline::run_until(execution, deadline, limits.request_timeout).instrument(span).map(
+            move |mut response| {
+                guard::assign_codes(&mut response.errors, limits, query.as_deref());
+                response
+            },
+        )
     };
     let mut response = match batch {
         BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
@@ -484,19 +507,19 @@ async fn execute(
     }
     let (status, body) = match &mut response {
         BatchResponse::Single(single) => {
-            finish(single, trace_id.as_deref(), limits);
+            finish(single, trace_id.as_deref());
             if guard::deadline::is_timeout(single) {
                 // No result at all: the errors alone, as for any request without one.
                 let body = json!({ "errors": single.errors, "extensions": single.extensions });
                 (StatusCode::GATEWAY_TIMEOUT, serde_json::to_vec(&body).map(|body| (body, Vec::new())))
             } else if guard::is_request_error(single) {
-                (StatusCode::BAD_REQUEST, serde_json::to_vec(&single).map(|body| (body, Vec::new())))
+                (media.request_error_status(), serde_json::to_vec(&single).map(|body| (body, Vec::new())))
             } else {
                 (StatusCode::OK, serde_json::to_vec(&single).map(|body| (body, Vec::new())))
             }
         }
         BatchResponse::Batch(all) => {
-            all.iter_mut().for_each(|single| finish(single, trace_id.as_deref(), limits));
+            all.iter_mut().for_each(|single| finish(single, trace_id.as_deref()));
             (StatusCode::OK, batch_body(all))
         }
     };
@@ -595,13 +618,12 @@ fn retry_after(response: &GqlResponse) -> Option<u64> {
     response.errors.iter().filter_map(seconds).max()
 }
 
-/// Codes on every error; the request's trace id (the W3C trace id of its spans, also its
+/// The request's trace id (the W3C trace id of its spans, also its
 /// `x-request-id`) as the response's `extensions.traceId`, as a WebSocket operation's first
 /// result has it (clients that never see headers, e.g. behind a GraphQL client library, can
 /// still quote it), and on `INTERNAL` errors, so a support request can be matched to the
 /// logged cause and the audit record.
-fn finish(response: &mut GqlResponse, trace_id: Option<&str>, limits: &Limits) {
-    guard::assign_codes(&mut response.errors, limits);
+fn finish(response: &mut GqlResponse, trace_id: Option<&str>) {
     let Some(trace_id) = trace_id else { return };
     response.extensions.insert("traceId".into(), Value::from(trace_id));
     for err in &mut response.errors {

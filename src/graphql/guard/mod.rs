@@ -9,8 +9,9 @@
 //! - estimate what a request will cost before it runs (`demand`: each object 1, lists
 //!   multiplied by their page size or symbol count), the units of the plans' cost budgets;
 //! - bound execution in time (`deadline`);
-//! - give every error async-graphql produces (syntax, validation, limits, argument coercion)
-//!   an `extensions.code`, and a `reason` for limit rejections;
+//! - give every error async-graphql produces an `extensions.code` (`codes`: syntax
+//!   `GRAPHQL_PARSE_FAILED`, validation `GRAPHQL_VALIDATION_FAILED`, bad variable and argument
+//!   values `BAD_USER_INPUT`), and a `reason` for limit rejections;
 //! - turn a panic during execution into an `INTERNAL` error instead of a dropped connection.
 //!
 //! These are plain functions, not an async-graphql extension: with any extension registered,
@@ -36,6 +37,9 @@ pub mod deadline;
 pub mod demand;
 /// A token count of the query text, taken before parsing.
 pub mod tokens;
+
+mod codes;
+pub use codes::{assign_codes, is_request_error, parse_error};
 
 /// How deep selections may nest once fragments are expanded, a spread or an inline fragment
 /// counting as a level like a field with a selection set. async-graphql refuses deeper documents
@@ -175,77 +179,17 @@ pub fn internal_error() -> ServerError {
     coded(ServerError::new("internal error", None), ErrorCode::Internal)
 }
 
-/// Gives a code to every error that has none. Resolver errors carry theirs already; what is
-/// left comes from async-graphql's request handling and is about the request itself (limits,
-/// validation, bad variables, unknown operation name), except a missing context value, which
-/// is our bug.
-pub fn assign_codes(errors: &mut [ServerError], limits: &Limits) {
-    for err in errors.iter_mut() {
-        if err.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some()) {
-            continue;
-        }
-        let message = std::mem::take(&mut err.message);
-        let too_deep = || format!("query is nested too deep (limit {})", limits.max_depth);
-        let (message, code, reason) = match message.as_str() {
-            "Query is too complex." => (
-                format!("query is too complex (limit {})", limits.max_complexity),
-                ErrorCode::BadUserInput,
-                Some("QUERY_TOO_COMPLEX"),
-            ),
-            "Query is nested too deep." => (too_deep(), ErrorCode::BadUserInput, Some("QUERY_TOO_DEEP")),
-            m if m.starts_with("The recursion depth of the query") => {
-                (too_deep(), ErrorCode::BadUserInput, Some("QUERY_TOO_DEEP"))
-            }
-            m if m.starts_with("Data `") && m.ends_with("does not exist.") => {
-                tracing::error!(message = m, "missing context data");
-                ("internal error".into(), ErrorCode::Internal, None)
-            }
-            _ => (message, ErrorCode::BadUserInput, None),
-        };
-        err.message = message;
-        let ext = err.extensions.get_or_insert_with(Default::default);
-        ext.set("code", code.as_str());
-        if let Some(reason) = reason {
-            ext.set("reason", reason);
-        }
-    }
-}
-
-/// A request error (nothing executed: syntax, validation, limits), as opposed to field errors
-/// beside (possibly null) data. The GraphQL-over-HTTP spec answers the first with 400; the
-/// WebSocket protocols with an `error` message instead of `next`.
-pub fn is_request_error(response: &async_graphql::Response) -> bool {
-    response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty())
-}
-
-fn coded(mut err: ServerError, code: ErrorCode) -> ServerError {
+pub(super) fn coded(mut err: ServerError, code: ErrorCode) -> ServerError {
     err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
     err
 }
 
-fn limit_error(reason: &str, message: String) -> ServerError {
+pub(super) fn limit_error(reason: &str, message: String) -> ServerError {
     let mut err = ServerError::new(message, None);
     let ext = err.extensions.get_or_insert_with(Default::default);
     ext.set("code", ErrorCode::BadUserInput.as_str());
     ext.set("reason", reason);
     err
-}
-
-/// A document that did not parse: a syntax error, or nesting beyond what the parser accepts
-/// (which is a depth problem, not a syntax one).
-pub fn parse_error(err: &ServerError, limits: &Limits) -> ServerError {
-    if err.message.contains("recursion limit exceeded") || err.message.contains("stack limit reached") {
-        return limit_error("QUERY_TOO_DEEP", format!("query is nested too deep (limit {})", limits.max_depth));
-    }
-    coded(ServerError::new(syntax_message(&err.message), None), ErrorCode::BadUserInput)
-}
-
-/// pest's multi-line syntax report, reduced to one line: "syntax error: expected selection".
-fn syntax_message(raw: &str) -> String {
-    let expected = raw.lines().map(str::trim).find_map(|l| l.strip_prefix("= ")).unwrap_or("invalid syntax");
-    format!("syntax error: {expected}")
 }
 
 fn asks_introspection(doc: &ExecutableDocument) -> bool {
@@ -320,13 +264,13 @@ mod tests {
     async fn limit_and_validation_errors_get_codes() {
         let schema = Schema::build(Query, EmptyMutation, EmptySubscription).limit_complexity(1).finish();
         let mut response = schema.execute("{ fine fine2: fine }").await;
-        assign_codes(&mut response.errors, &limits());
+        assign_codes(&mut response.errors, &limits(), None);
         let ext = response.errors[0].extensions.as_ref().unwrap();
         assert_eq!(ext.get("reason"), Some(&Value::from("QUERY_TOO_COMPLEX")));
         assert_eq!(response.errors[0].message, "query is too complex (limit 5)");
         let mut response = schema.execute("{ nope }").await;
-        assign_codes(&mut response.errors, &limits());
-        assert_eq!(code(&response.errors[0]), Some(&Value::from("BAD_USER_INPUT")));
+        assign_codes(&mut response.errors, &limits(), None);
+        assert_eq!(code(&response.errors[0]), Some(&Value::from("GRAPHQL_VALIDATION_FAILED")));
     }
 
     #[test]

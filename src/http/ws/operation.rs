@@ -66,9 +66,11 @@ impl Connection {
         }
         // The client's trace, if it sent one: `{"extensions": {"traceparent": "00-…"}}`.
         let traceparent = payload.pointer("/extensions/traceparent").and_then(|v| v.as_str()).map(str::to_owned);
-        let mut request: Request = match serde_json::from_value(payload) {
-            Ok(request) => request,
-            Err(_) => {
+        // A payload without a `query` deserialises with an empty one: not a request (as over
+        // HTTP), rather than a document that fails to parse.
+        let mut request: Request = match serde_json::from_value::<Request>(payload) {
+            Ok(request) if !request.query.trim().is_empty() => request,
+            _ => {
                 let message = "payload must be a GraphQL request with a `query`";
                 self.refuse_operation(
                     &principal,
@@ -90,7 +92,7 @@ impl Connection {
         let operation = match checked {
             Ok(operation) => operation,
             Err(mut rejected) => {
-                guard::assign_codes(std::slice::from_mut(&mut rejected), &limits);
+                guard::assign_codes(std::slice::from_mut(&mut rejected), &limits, None);
                 self.refuse_operation(
                     &principal,
                     Arc::new(audit::edge::unread(&request)),
@@ -139,6 +141,8 @@ impl Connection {
                 graphql_metrics::record(kind, tenant, code, started.elapsed());
             }
         };
+        // The text, to tell a variable of the wrong type from a literal (`guard::assign_codes`).
+        let query = (!request.variables.is_empty()).then(|| request.query.clone());
         let request = self.state.prepare(request, principal, client);
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
@@ -170,7 +174,7 @@ impl Connection {
                         return;
                     };
                     let Some(mut response) = next_response else { break };
-                    guard::assign_codes(&mut response.errors, &limits);
+                    guard::assign_codes(&mut response.errors, &limits, query.as_deref());
                     answered(graphql_metrics::code_of(&response.errors));
                     if first {
                         // Once per operation (not on every live update): the client has it from then on.

@@ -310,7 +310,7 @@ async fn syntax_error_gets_an_error_message_and_the_connection_stays_open() {
     let errors = error["payload"].as_array().unwrap_or_else(|| panic!("payload is an array of errors: {error}"));
     assert!(!errors.is_empty());
     for err in errors {
-        assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT", "{err}");
+        assert_eq!(err["extensions"]["code"], "GRAPHQL_PARSE_FAILED", "{err}");
     }
     let message = errors[0]["message"].as_str().unwrap();
     assert!(message.starts_with("syntax error") && !message.contains('\n'), "{message}");
