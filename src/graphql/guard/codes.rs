@@ -152,19 +152,7 @@ mod tests {
         }
     }
 
-    fn limits() -> Limits {
-        Limits {
-            max_body_bytes: 1024,
-            max_batch: 1,
-            max_depth: 3,
-            max_complexity: 5,
-            max_aliases: 2,
-            max_fields: 20,
-            max_tokens: 100,
-            request_timeout: std::time::Duration::from_secs(1),
-            introspection: true,
-        }
-    }
+    use crate::graphql::guard::tests::limits;
 
     async fn codes_of(query: &str, variables: serde_json::Value) -> Vec<String> {
         let schema = Schema::new(Query, EmptyMutation, EmptySubscription);

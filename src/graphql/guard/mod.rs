@@ -232,7 +232,8 @@ mod tests {
         }
     }
 
-    fn limits() -> Limits {
+    /// Small limits for the guards' tests (`codes` uses them too).
+    pub(super) fn limits() -> Limits {
         Limits {
             max_body_bytes: 1024,
             max_batch: 1,
