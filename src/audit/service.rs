@@ -117,15 +117,18 @@ impl AuditLog {
         }
     }
 
-    /// Whether operations are audited (`FINQL_AUDIT`): when not, the edges skip even reading an
-    /// operation's shape.
+    /// Whether operations are audited (`FINQL_AUDIT`): when not, nothing is recorded and no
+    /// operation's shape is read.
     pub fn enabled(&self) -> bool {
         self.0.settings.enabled
     }
 
     /// The shape of `request`'s operation (fields, symbols, hash), walked once per document
-    /// without variables (`shapes`).
+    /// without variables (`shapes`); the empty shape, nothing read, when auditing is off.
     pub fn shape(&self, request: &mut async_graphql::Request) -> Arc<Operation> {
+        if !self.enabled() {
+            return Arc::default();
+        }
         self.0.shapes.shape(request)
     }
 

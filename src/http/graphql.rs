@@ -336,17 +336,12 @@ async fn respond(
     // What each operation will cost; a request the edge refused counts as one operation that
     // costs nothing (it still took the server's time, and a client hammering bad documents is
     // held to its rate like any other).
-    let (prepared, costs, kinds) = match prepared {
-        Ok((mut batch, media)) => {
-            let costs: Vec<u64> = batch.iter_mut().map(|request| estimate(state, request)).collect();
-            if state.audit.enabled() {
-                audit.shape(&state.audit, &mut batch);
-            }
-            let kinds: Vec<&'static str> = batch.iter_mut().map(operation_type).collect();
-            (Ok((batch, media)), costs, kinds)
-        }
-        Err(rejection) => (Err(rejection), vec![0], vec![graphql_metrics::operation_type(None)]),
+    let mut prepared = prepared;
+    let costs: Vec<u64> = match &mut prepared {
+        Ok((batch, _)) => batch.iter_mut().map(|request| estimate(state, request)).collect(),
+        Err(_) => vec![0],
     };
+    let kinds = read_operations(state, &mut audit, &mut prepared);
     let operations = u32::try_from(costs.len()).unwrap_or(u32::MAX);
     let total_cost = costs.iter().fold(0u64, |sum, cost| sum.saturating_add(*cost));
     let admission = state.plan_limits.admit(&principal, client.addr, operations, total_cost).await;
@@ -394,26 +389,34 @@ async fn respond(
 /// is unknown), so that an outage of the check shows in the metrics and the trail.
 fn unchecked(
     state: &AppState,
-    prepared: Result<Prepared, Rejection>,
+    mut prepared: Result<Prepared, Rejection>,
     client: &ClientInfo,
     error: &ServerError,
     started: std::time::Instant,
 ) {
     let unknown = Principal::without_tenant(Credentials::Anonymous, None);
     let mut audit = HttpAudit::begin(&unknown, client.trace_id.clone(), started);
-    let kinds = match prepared {
-        Ok((mut batch, _)) => {
-            if state.audit.enabled() {
-                audit.shape(&state.audit, &mut batch);
-            }
-            batch.iter_mut().map(operation_type).collect()
-        }
-        Err(_) => vec![graphql_metrics::operation_type(None)],
-    };
+    let kinds = read_operations(state, &mut audit, &mut prepared);
     audit.refused(&state.audit, error);
     let code = graphql_metrics::code_of(std::slice::from_ref(error));
     for kind in kinds {
         graphql_metrics::record(kind, unknown.tenant_label(), code.clone(), started.elapsed());
+    }
+}
+
+/// Hands each operation's shape to the request's audit and returns their types (metric
+/// labels); a request the edge refused counts as one operation of no known type.
+fn read_operations(
+    state: &AppState,
+    audit: &mut HttpAudit,
+    prepared: &mut Result<Prepared, Rejection>,
+) -> Vec<&'static str> {
+    match prepared {
+        Ok((batch, _)) => {
+            audit.shape(&state.audit, batch);
+            batch.iter_mut().map(operation_type).collect()
+        }
+        Err(_) => vec![graphql_metrics::operation_type(None)],
     }
 }
 

@@ -108,7 +108,7 @@ impl Connection {
         let variables = request.variables.clone();
         let cost =
             request.parsed_query().map_or(0, |doc| self.state.demand.cost(doc, operation_name.as_deref(), &variables));
-        let shape = if self.state.audit.enabled() { self.state.audit.shape(&mut request) } else { Arc::default() };
+        let shape = self.state.audit.shape(&mut request);
         let admission = self.state.plan_limits.admit(&principal, self.client.addr, 1, cost).await;
         if let Some(refusal) = admission.refusal {
             let message = json!({ "type": error, "id": id, "payload": [refusal.error()] });
