@@ -14,6 +14,17 @@ async fn app_with(overrides: &[(&str, &str)]) -> TestApp {
 }
 
 /// A browser's preflight for a POST from `origin` that sends `request_headers`.
+/// `{ __typename }` POSTed from `APP_ORIGIN`, as a page there would.
+async fn cross_origin_query(app: &TestApp) -> reqwest::Response {
+    app.client
+        .post(app.url("/graphql"))
+        .header("Origin", APP_ORIGIN)
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn preflight(app: &TestApp, origin: &str, request_headers: &str) -> (StatusCode, HeaderMap, String) {
     let response = app
         .client
@@ -53,14 +64,7 @@ async fn without_origins_a_preflight_is_204_without_allow_origin() {
     assert_eq!(items(&headers, "access-control-allow-methods"), ["get", "post"]);
     // An actual cross-origin request is served (same-origin policy is the browser's), without
     // the header that would let the page read it.
-    let response = app
-        .client
-        .post(app.url("/graphql"))
-        .header("Origin", APP_ORIGIN)
-        .json(&json!({ "query": "{ __typename }" }))
-        .send()
-        .await
-        .unwrap();
+    let response = cross_origin_query(&app).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(header(response.headers(), "access-control-allow-origin"), None);
 }
@@ -91,14 +95,7 @@ async fn a_listed_origin_gets_the_default_headers_allowed_and_exposed() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(header(&headers, "access-control-allow-origin"), None);
 
-    let response = app
-        .client
-        .post(app.url("/graphql"))
-        .header("Origin", APP_ORIGIN)
-        .json(&json!({ "query": "{ __typename }" }))
-        .send()
-        .await
-        .unwrap();
+    let response = cross_origin_query(&app).await;
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers();
     assert_eq!(header(headers, "access-control-allow-origin"), Some(APP_ORIGIN));
