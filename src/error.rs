@@ -174,6 +174,13 @@ impl From<sea_orm::DbErr> for AppError {
     }
 }
 
+/// The few statements written for sqlx directly (the audit writer's bulk insert).
+impl From<sea_orm::sqlx::Error> for AppError {
+    fn from(err: sea_orm::sqlx::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
 impl From<sea_orm::TransactionError<AppError>> for AppError {
     fn from(err: sea_orm::TransactionError<AppError>) -> Self {
         match err {

@@ -11,6 +11,7 @@ mod m20261130_000001_idempotency_keys;
 mod m20261201_000001_catalog_listings;
 mod m20261202_000001_tenancy;
 mod m20261203_000002_audit_log;
+mod m20261204_000001_audit_log_retention_by_id;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_catalog_listings::Migration),
             Box::new(m20261202_000001_tenancy::Migration),
             Box::new(m20261203_000002_audit_log::Migration),
+            Box::new(m20261204_000001_audit_log_retention_by_id::Migration),
         ]
     }
 }

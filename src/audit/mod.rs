@@ -13,7 +13,7 @@
 //!   into a bounded channel: when the channel is full (the database is slow or down) the record
 //!   is dropped, counted in `finql_audit_dropped_total{reason="buffer_full"}` and logged (at
 //!   most one warning per interval), and the request goes on;
-//! - one writer task appends what the channel holds in batches (`audit::store`), retries a
+//! - one writer task appends what the channel holds in batches (`audit::append`), retries a
 //!   failed batch a few times, and drains the channel at shutdown after requests in flight have
 //!   finished (`AuditLog::close`, as usage does);
 //! - a retention task deletes records older than `FINQL_AUDIT_RETENTION_DAYS`, in batches;
@@ -26,6 +26,8 @@
 //! client got a 503 and no operation ran), and WebSocket protocol messages that are not
 //! operations (`connection_init`, pings).
 
+/// The writer's bulk insert, in each database's own form (the writer's CPU is the requests').
+pub mod append;
 /// Field paths, symbols and the document hash, from a parsed GraphQL document.
 pub mod document;
 /// The HTTP edge's records: one per operation of a request, shaped before, completed after.

@@ -5,17 +5,12 @@ use chrono::{DateTime, Utc};
 use entity::audit_log::{self, Column, Entity};
 use futures::TryStreamExt;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, TransactionTrait,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
-use super::AuditRecord;
+use super::{AuditRecord, append::Appender};
 use crate::error::AppResult;
-
-/// Rows per INSERT: 16 values per row keeps a statement at 800 bind parameters, under
-/// SQLite's historical limit of 999 (PostgreSQL allows 65,535).
-const ROWS_PER_STATEMENT: usize = 50;
 
 /// Rows one retention statement deletes: small enough that a delete never holds the table
 /// long (SQLite locks the whole database for a write), large enough that a day of a busy
@@ -46,28 +41,18 @@ pub struct Position {
 #[derive(Clone, Debug)]
 pub struct AuditStore {
     db: DatabaseConnection,
+    appender: Appender,
 }
 
 impl AuditStore {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        let appender = Appender::new(&db);
+        Self { db, appender }
     }
 
-    /// Appends `records`, in statements of `ROWS_PER_STATEMENT`, in one transaction: one
-    /// commit per batch (on SQLite, whose WAL commits are fsynced, one sync instead of one per
-    /// statement: the audit writer's cost fell from a fifth of the request path's throughput
-    /// with a commit per statement; see README, Benchmarks). Each record carries its id from
-    /// the writer, so retrying a batch skips rows already written (`ON CONFLICT (id) DO
-    /// NOTHING`) rather than duplicating them.
+    /// Appends `records` in one transaction (`audit::append`: each database's bulk insert).
     pub async fn append(&self, records: &[(Uuid, AuditRecord)]) -> AppResult<()> {
-        let txn = self.db.begin().await?;
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let models: Vec<audit_log::ActiveModel> = chunk.iter().map(|(id, record)| active(*id, record)).collect();
-            let on_conflict = sea_orm::sea_query::OnConflict::column(Column::Id).do_nothing().to_owned();
-            Entity::insert_many(models).on_conflict(on_conflict).exec_without_returning(&txn).await?;
-        }
-        txn.commit().await?;
-        Ok(())
+        self.appender.append(records).await
     }
 
     /// Up to `limit` of the tenant's records matching `filter`, newest first, strictly after
@@ -111,20 +96,36 @@ impl AuditStore {
         Ok(())
     }
 
-    /// Deletes up to [`DELETE_BATCH`] records older than `before` (oldest first); how many.
+    /// Deletes up to [`DELETE_BATCH`] records written before `before` (oldest first); how many.
+    ///
+    /// By id, not by `at`: ids are UUID v7, whose leading 48 bits are the millisecond the
+    /// writer stored the record (the operation's start plus its time in the writer's buffer,
+    /// a second at most), and both databases order UUIDs bytewise, so the primary key serves
+    /// retention and the rows need no index on `at` (one fewer index written per record).
     pub async fn delete_older_than(&self, before: DateTime<Utc>) -> AppResult<u64> {
         // `DELETE … WHERE id IN (SELECT id … LIMIT n)`: both databases bound a delete this way
         // (PostgreSQL has no `DELETE … LIMIT`).
         let oldest = Entity::find()
             .select_only()
             .column(Column::Id)
-            .filter(Column::At.lt(before))
-            .order_by_asc(Column::At)
+            .filter(Column::Id.lt(first_id_at(before)))
+            .order_by_asc(Column::Id)
             .limit(DELETE_BATCH)
             .into_query();
         let deleted = Entity::delete_many().filter(Column::Id.in_subquery(oldest)).exec(&self.db).await?;
         Ok(deleted.rows_affected)
     }
+}
+
+/// The smallest UUID v7 of the millisecond `at` (times before 1970 give the smallest of all).
+fn first_id_at(at: DateTime<Utc>) -> Uuid {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0).min((1 << 48) - 1);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    // Version 7, RFC 4122 variant, every random bit zero.
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    Uuid::from_bytes(bytes)
 }
 
 fn conditions(filter: &AuditFilter) -> Condition {
@@ -148,31 +149,30 @@ fn conditions(filter: &AuditFilter) -> Condition {
     condition
 }
 
-fn active(id: Uuid, record: &AuditRecord) -> audit_log::ActiveModel {
-    let op = &record.operation;
-    let n = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-    audit_log::ActiveModel {
-        id: Set(id),
-        at: Set(record.at),
-        trace_id: Set(record.trace_id.as_ref().map(|t| t.chars().take(64).collect())),
-        tenant_id: Set(record.tenant.as_ref().map(|t| t.id)),
-        principal: Set(record.principal.chars().take(64).collect()),
-        event: Set(record.event.as_str().to_owned()),
-        transport: Set(record.transport.as_str().to_owned()),
-        operation_type: Set(op.type_name().map(str::to_owned)),
-        operation_name: Set(op.operation_name.clone()),
-        document_hash: Set(op.document_hash.clone()),
-        fields: Set(op.fields.join(",")),
-        symbols: Set(if op.symbols.is_empty() { String::new() } else { format!(",{},", op.symbols.join(",")) }),
-        outcome: Set(record.outcome.as_str().to_owned()),
-        error_codes: Set(record.error_codes.join(",")),
-        duration_us: Set(n(u64::try_from(record.duration.as_micros()).unwrap_or(u64::MAX))),
-        response_bytes: Set(n(record.response_bytes)),
-    }
-}
-
 /// The list a comma-separated column holds (`fields`, `error_codes`, or `symbols`, wrapped in
 /// commas).
 pub fn split_list(column: &str) -> Vec<String> {
     column.split(',').filter(|item| !item.is_empty()).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    #[test]
+    fn the_first_id_of_a_millisecond_orders_the_writers_ids_by_time() {
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        let floor = first_id_at(now);
+        assert_eq!(floor.get_version_num(), 7);
+        assert!(first_id_at(now - TimeDelta::milliseconds(1)) < id, "written after the millisecond before");
+        assert!(first_id_at(now + TimeDelta::milliseconds(2)) > id, "and before the one after next");
+        assert!(first_id_at(now - TimeDelta::days(91)) < floor);
+        assert_eq!(
+            first_id_at(DateTime::<Utc>::MIN_UTC),
+            Uuid::from_bytes([0, 0, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 0])
+        );
+    }
 }
