@@ -13,7 +13,14 @@ use crate::{
     audit::AuditLog,
     config::Config,
     db,
-    graphql::{documents::DocumentCache, guard::demand::TypeIndex},
+    graphql::{
+        documents::DocumentCache,
+        guard::demand::TypeIndex,
+        persisted::{
+            PersistedDocuments,
+            store::{RedisDocuments, SharedDocuments},
+        },
+    },
     http,
     ledger::LedgerService,
     live,
@@ -133,9 +140,11 @@ impl App {
             .data(config.live.clone())
             .finish();
         let demand = Arc::new(TypeIndex::from_sdl(&schema.sdl()));
+        let persisted = PersistedDocuments::new(&config.persisted, persisted_store(&config)?)?;
         let state = AppState::new(Services {
             schema,
             documents: DocumentCache::new(),
+            persisted,
             demand,
             plan_limits,
             accounts,
@@ -226,6 +235,21 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The store persisted documents are shared through: Redis when it is configured (safelist
+/// mode shares nothing: its documents are the manifest's, read by every replica).
+fn persisted_store(config: &Config) -> anyhow::Result<Option<Arc<dyn SharedDocuments>>> {
+    let Some(url) = config.redis_url.as_ref().filter(|_| !config.persisted.only) else { return Ok(None) };
+    let guard = RedisGuard::new(config.resilience.redis_timeout, config.resilience.breaker());
+    let settings = &config.persisted;
+    Ok(Some(Arc::new(RedisDocuments::connect(
+        url.expose(),
+        &config.cache_namespace,
+        guard,
+        settings.ttl,
+        settings.max_shared,
+    )?)))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).

@@ -12,7 +12,9 @@ use crate::{
     audit::AuditLog,
     config::Config,
     error::AppResult,
-    graphql::{ClientInfo, RequestContext, documents::DocumentCache, guard::demand::TypeIndex},
+    graphql::{
+        ClientInfo, RequestContext, documents::DocumentCache, guard::demand::TypeIndex, persisted::PersistedDocuments,
+    },
     identity::{Credentials, Principal},
     ledger::LedgerService,
     live::{Freshness, LiveHub, LiveQuotas},
@@ -47,6 +49,9 @@ pub struct Services {
     pub schema: FinqlSchema,
     /// Parsed documents by query text (skips the parser for repeated operations).
     pub documents: DocumentCache,
+    /// Persisted documents by hash (APQ, `documentId`, the safelist's manifest): fills in a
+    /// request's text before the edge reads it.
+    pub persisted: PersistedDocuments,
     /// The schema's list fields, for estimating what a request costs (`extensions.cost`).
     pub demand: Arc<TypeIndex>,
     /// The plans' request rates and cost budgets, applied to every request and operation.
