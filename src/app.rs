@@ -56,6 +56,8 @@ impl App {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
+        // Before anything is touched: a bad manifest stops start-up with the entry at fault.
+        let persisted = PersistedDocuments::new(&config.persisted, persisted_store(&config)?)?;
         let db = db::connect(&config.database).await?;
         if config.database.migrate_on_start {
             db::migrate(&db).await?;
@@ -140,7 +142,6 @@ impl App {
             .data(config.live.clone())
             .finish();
         let demand = Arc::new(TypeIndex::from_sdl(&schema.sdl()));
-        let persisted = PersistedDocuments::new(&config.persisted, persisted_store(&config)?)?;
         let state = AppState::new(Services {
             schema,
             documents: DocumentCache::new(),
