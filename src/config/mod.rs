@@ -696,5 +696,13 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 
+/// `vars` as the environment would answer them, for the settings' unit tests.
+#[cfg(test)]
+fn test_lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let vars: std::collections::HashMap<String, String> =
+        vars.iter().map(|(key, value)| ((*key).into(), (*value).into())).collect();
+    move |key| vars.get(key).cloned()
+}
+
 #[cfg(test)]
 mod tests;

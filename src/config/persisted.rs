@@ -64,13 +64,10 @@ impl PersistedSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> anyhow::Result<PersistedSettings> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-        PersistedSettings::from_lookup(&|key: &str| vars.get(key).cloned())
+        PersistedSettings::from_lookup(&crate::config::test_lookup(vars))
     }
 
     #[test]

@@ -269,7 +269,7 @@ async fn read_request(
 ) -> Result<Request, Rejection> {
     let registration = state.persisted.resolve(&mut value).await.map_err(|refusal| {
         let status = if refusal.is_malformed() { StatusCode::BAD_REQUEST } else { media.request_error_status() };
-        Rejection { status, error: Box::new(refusal.into_error()), media, allow_post_only: false }
+        Rejection { status, error: refusal.into_error(), media, allow_post_only: false }
     })?;
     registrations.extend(registration);
     parse_request(value, media)
