@@ -318,6 +318,40 @@ async fn quotes_keep_answering_when_redis_goes_silent_or_refuses_and_use_it_agai
     .await;
 }
 
+/// Persisted documents (APQ) go on without Redis: a lookup that gets no answer is a miss, a
+/// registration Redis does not take is kept in process, and no request fails or waits past
+/// the Redis timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persisted_documents_work_in_process_while_redis_is_silent() {
+    let Some(target) = redis_target() else { return };
+    let port = FaultyPort::start(target, FORWARD).await;
+    let redis_url = format!("redis://{}", port.addr);
+    let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
+    let vars = [
+        ("REDIS_URL", redis_url.as_str()),
+        ("FINQL_CACHE_NAMESPACE", namespace.as_str()),
+        ("FINQL_REDIS_TIMEOUT_MS", "100"),
+    ];
+    let app = spawn_app(Backend::Sqlite, &vars).await.unwrap();
+    port.set(SILENT);
+    let query = "query Silent { __typename }";
+    let hash = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(query.as_bytes()));
+    let apq = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let post = async |body: Value| {
+        let started = Instant::now();
+        let response = app.client.post(app.url("/graphql")).json(&body).send().await.unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(800), "took {:?}: {body}", started.elapsed());
+        body
+    };
+    let unknown = post(json!({ "extensions": apq })).await;
+    assert_eq!(error_code(&unknown), "PERSISTED_QUERY_NOT_FOUND");
+    let registered = post(json!({ "query": query, "extensions": apq })).await;
+    assert_eq!(registered["data"]["__typename"], "Query", "{registered}");
+    let by_hash = post(json!({ "extensions": apq })).await;
+    assert_eq!(by_hash["data"]["__typename"], "Query", "kept in process: {by_hash}");
+}
+
 const LIVE_QUOTES: &str = "subscription($s: [String!]!) { quotes(symbols: $s) { symbol last stale } }";
 
 /// The next quote pushed to `ws`.

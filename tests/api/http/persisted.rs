@@ -155,7 +155,7 @@ async fn an_oversized_document_is_refused() {
 }
 
 /// The same edge limits as for a text: a document that fails them is refused and never kept,
-/// and a stored one is checked again wherever it runs.
+/// and a stored one is checked again wherever it runs; a mutation is no more a GET's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guards_apply_to_persisted_documents() {
     let app = app_with(&[("FINQL_MAX_ALIASES", "2")]).await;
@@ -164,10 +164,14 @@ async fn guards_apply_to_persisted_documents() {
     assert_eq!(reason(&reply, StatusCode::OK), "TOO_MANY_ALIASES");
     assert_not_found(&post_json(&app, None, &hash_only(aliased)).await);
 
-    let (_dir, manifest) = manifest_file(&json!({ sha256(aliased): aliased }));
+    let logout = "mutation Logout { logout(refreshToken: \"nope\") }";
+    let (_dir, manifest) = manifest_file(&json!({ sha256(aliased): aliased, sha256(logout): logout }));
     let app = app_with(&[("FINQL_MAX_ALIASES", "2"), ("FINQL_PERSISTED_MANIFEST", &manifest)]).await;
     let reply = post_json(&app, None, &json!({ "documentId": document_id(aliased) })).await;
     assert_eq!(reason(&reply, StatusCode::OK), "TOO_MANY_ALIASES");
+    // A mutation named in a GET is still refused (the appendix: 405).
+    let reply = get(&app, &[("documentId", &document_id(logout))]).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{}", reply.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
