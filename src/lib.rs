@@ -24,7 +24,8 @@ pub mod db;
 /// `extensions.code`, and how a market source's `SourceError` becomes an `AppError`.
 pub mod error;
 /// The GraphQL kit every domain's API uses: request context, scalars, paging, argument checks,
-/// edge guards, the documents cache, error-code mapping. Imports no domain. No business logic.
+/// edge guards, the documents cache, persisted documents (APQ, `documentId`, the safelist),
+/// error-code mapping. Imports no domain. No business logic.
 pub mod graphql;
 /// HTTP edge: GraphQL over HTTP and WebSocket, GraphiQL, health and readiness. Serves an
 /// `AppState`; never imports `app`.
