@@ -24,8 +24,7 @@ pub mod db;
 /// `extensions.code`, and how a market source's `SourceError` becomes an `AppError`.
 pub mod error;
 /// The GraphQL kit every domain's API uses: request context, scalars, paging, argument checks,
-/// edge guards, the documents cache, persisted documents (APQ, `documentId`, the safelist),
-/// error-code mapping. Imports no domain. No business logic.
+/// edge guards, the documents cache, error-code mapping. Imports no domain. No business logic.
 pub mod graphql;
 /// HTTP edge: GraphQL over HTTP and WebSocket, GraphiQL, health and readiness. Serves an
 /// `AppState`; never imports `app`.
@@ -46,6 +45,10 @@ pub mod market;
 /// the HTTP middleware, and the exposition `GET /metrics` serves. Code emits through the
 /// `metrics` facade macros; a leaf: imports no domain.
 pub mod metrics;
+/// Persisted documents: APQ's `extensions.persistedQuery` and the GraphQL-over-HTTP
+/// `documentId` resolved to their text before the edges read a request, registrations shared
+/// through Redis, the safelist mode and its manifest. Imports only leaves.
+pub mod persisted;
 /// Reference data: the instrument catalog, symbols and ISO 4217 currencies; no GraphQL (the
 /// `Security` type is the market API's).
 pub mod reference;

@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use crate::{graphql::persisted::DocumentHash, reference::Symbol};
+use crate::{persisted::DocumentHash, reference::Symbol};
 use async_graphql::{
     Name, Value, Variables,
     parser::types::{
@@ -108,7 +108,7 @@ impl Operation {
 }
 
 /// SHA-256 of the query text, lower-case hex: a persisted document's id, for a request that
-/// named one (`graphql::persisted`).
+/// named one (`persisted`).
 pub fn document_hash(query: &str) -> String {
     DocumentHash::of(query).into()
 }

@@ -1,4 +1,4 @@
-//! Persisted documents' settings (`graphql::persisted`): the safelist mode and its manifest, and
+//! Persisted documents' settings (`persisted`): the safelist mode and its manifest, and
 //! the bounds on what clients may register.
 
 use std::{path::PathBuf, time::Duration};

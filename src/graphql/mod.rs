@@ -1,8 +1,7 @@
 //! The GraphQL kit: what every domain's resolvers share, and nothing of any domain. The request
 //! context (credentials and client, never the application state), scalars, paging, argument
-//! checks, edge guards, the documents cache, persisted documents and error-code mapping. Domains
-//! import this module; it imports only leaves (`error`, `config`, `identity`, `metrics`, and
-//! `resilience` for the persisted documents' Redis). The schema is assembled at the top of
+//! checks, edge guards, the documents cache and error-code mapping. Domains import this module;
+//! it imports only leaves (`error`, `config`, `identity`). The schema is assembled at the top of
 //! the tree, by the top-level `schema` module.
 
 /// `RequestContext`: the caller's credentials and client, attached to every request; and
@@ -13,9 +12,6 @@ pub mod documents;
 /// Edge guards: token, field, depth, alias and auth-mutation limits measured as executed, the
 /// request deadline, error codes for async-graphql's own errors, caught panics.
 pub mod guard;
-/// Persisted documents: APQ and `documentId` resolved to their text, registrations shared
-/// through Redis, the safelist mode and its manifest.
-pub mod persisted;
 /// The `Decimal`, `Date` and `DateTime` scalars: money as exact strings, days as `YYYY-MM-DD`,
 /// instants as UTC RFC 3339 with six fraction digits (`docs/scalars.md`).
 pub mod scalars;

@@ -9,7 +9,7 @@
 //! - the body is capped (413) and batches are capped (`FINQL_MAX_BATCH`);
 //! - `Accept` picks `application/graphql-response+json` or `application/json` (406 otherwise);
 //! - a request may name a persisted document instead of sending its text (APQ's
-//!   `extensions.persistedQuery`, or `documentId`), by POST or GET (`graphql::persisted`);
+//!   `extensions.persistedQuery`, or `documentId`), by POST or GET (`persisted`);
 //! - malformed JSON and requests answer 400 with a GraphQL error document; a document that
 //!   does not parse (`GRAPHQL_PARSE_FAILED`), validate (`GRAPHQL_VALIDATION_FAILED`) or pass
 //!   the edge limits, or variables that do not coerce, answer 400 under
@@ -39,9 +39,10 @@ use super::REQUEST_ID;
 use crate::{
     audit::edge::{Answer, HttpAudit},
     error::ErrorCode,
-    graphql::{ClientInfo, guard, persisted::Registration},
+    graphql::{ClientInfo, guard},
     identity::{Credentials, Principal},
     metrics::graphql as graphql_metrics,
+    persisted::Registration,
     state::AppState,
     telemetry,
     tenancy::limits::Refusal,
@@ -259,7 +260,7 @@ async fn get_inner(state: &AppState, request: &axum::http::request::Parts) -> Re
     Ok((BatchRequest::Single(gql), media))
 }
 
-/// One request object, its persisted document's text filled in (`graphql::persisted`; a document
+/// One request object, its persisted document's text filled in (`persisted`; a document
 /// to register once the request passes the guards goes into `registrations`), then read.
 async fn read_request(
     state: &AppState,

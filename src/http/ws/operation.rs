@@ -67,7 +67,7 @@ impl Connection {
         }
         // The client's trace, if it sent one: `{"extensions": {"traceparent": "00-…"}}`.
         let traceparent = payload.pointer("/extensions/traceparent").and_then(|v| v.as_str()).map(str::to_owned);
-        // A persisted document's text, as over HTTP (`graphql::persisted`).
+        // A persisted document's text, as over HTTP (`persisted`).
         let registration = match self.state.persisted.resolve(&mut payload).await {
             Ok(registration) => registration,
             Err(refusal) => {

@@ -1,4 +1,4 @@
-//! Persisted documents (`graphql::persisted`): Apollo's APQ exactly as its persisted-query link
+//! Persisted documents (`persisted`): Apollo's APQ exactly as its persisted-query link
 //! speaks it (a hash alone, `PERSISTED_QUERY_NOT_FOUND`, the hash with the text, then the hash
 //! alone) over POST and GET; the appendix's `documentId`; registrations shared by two servers
 //! through Redis; the safelist mode with either manifest format, over HTTP and WebSocket; and

@@ -6,7 +6,7 @@
 //! caches, and a list of known hashes is an allow-list for production front ends.
 //!
 //! Two protocols, one store (both ids are the document's SHA-256,
-//! [`DocumentHash`](crate::graphql::persisted::DocumentHash)):
+//! [`DocumentHash`](crate::persisted::DocumentHash)):
 //! - **APQ** (Apollo's automatic persisted queries): `extensions.persistedQuery` `{version: 1,
 //!   sha256Hash}`. A hash alone runs the document if it is known, and is otherwise answered
 //!   `PersistedQueryNotFound` with code `PERSISTED_QUERY_NOT_FOUND`, on which Apollo's link sends
@@ -23,12 +23,12 @@
 //! neither). Client errors in the protocol itself (a malformed id, a hash that does not match,
 //! an unknown version) are `BAD_USER_INPUT` with a `reason`, like the edge limits.
 //!
-//! The edges call [`resolve`](crate::graphql::persisted::PersistedDocuments::resolve) on each
+//! The edges call [`resolve`](crate::persisted::PersistedDocuments::resolve) on each
 //! request object (a POST body or batch item, the GET parameters, a WebSocket `subscribe`
 //! payload) before reading it as a GraphQL request: it fills in `query`, and from there the
 //! request is like any other: parsed (or found in the documents cache), checked by every edge
 //! guard, admitted on its plan, and audited under its document's hash (which is the id the
-//! client sent). [`register`](crate::graphql::persisted::PersistedDocuments::register) comes
+//! client sent). [`register`](crate::persisted::PersistedDocuments::register) comes
 //! after the guards: a document that fails them is never kept.
 
 /// `DocumentHash`: a document's SHA-256, and the forms of id that name it.
