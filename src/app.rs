@@ -19,6 +19,10 @@ use crate::{
     live,
     market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
     metrics::Metrics,
+    persisted::{
+        PersistedDocuments,
+        store::{RedisDocuments, SharedDocuments},
+    },
     reference::ReferenceService,
     resilience::redis::RedisGuard,
     schema::build_schema,
@@ -49,6 +53,8 @@ impl App {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
+        // Before anything is touched: a bad manifest stops start-up with the entry at fault.
+        let persisted = PersistedDocuments::new(&config.persisted, persisted_store(&config)?)?;
         let db = db::connect(&config.database).await?;
         if config.database.migrate_on_start {
             db::migrate(&db).await?;
@@ -136,6 +142,7 @@ impl App {
         let state = AppState::new(Services {
             schema,
             documents: DocumentCache::new(),
+            persisted,
             demand,
             plan_limits,
             accounts,
@@ -226,6 +233,21 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The store persisted documents are shared through: Redis when it is configured (safelist
+/// mode shares nothing: its documents are the manifest's, read by every replica).
+fn persisted_store(config: &Config) -> anyhow::Result<Option<Arc<dyn SharedDocuments>>> {
+    let Some(url) = config.redis_url.as_ref().filter(|_| !config.persisted.only) else { return Ok(None) };
+    let guard = RedisGuard::new(config.resilience.redis_timeout, config.resilience.breaker());
+    let settings = &config.persisted;
+    Ok(Some(Arc::new(RedisDocuments::connect(
+        url.expose(),
+        &config.cache_namespace,
+        guard,
+        settings.ttl,
+        settings.max_shared,
+    )?)))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).

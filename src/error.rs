@@ -52,6 +52,15 @@ pub enum ErrorCode {
     GraphqlValidationFailed,
     RateLimited,
     UpstreamUnavailable,
+    /// A persisted document's id (APQ's `sha256Hash`, a `documentId`) this server does not
+    /// know: Apollo's code, on which its persisted-query link sends the query to register it.
+    PersistedQueryNotFound,
+    /// Safelist mode (`FINQL_PERSISTED_ONLY`): the id is not one of the manifest's documents
+    /// (Apollo Router's code; Apollo's link does not retry it).
+    PersistedQueryNotInList,
+    /// Safelist mode: the request sent a document's text (free text, or an APQ registration)
+    /// where only an id is accepted (Apollo Router's code).
+    PersistedQueryIdRequired,
     /// The request ran past its deadline (`FINQL_REQUEST_TIMEOUT_MS`); set at the edge, never by a
     /// service. A timed-out mutation may or may not have been applied.
     Timeout,
@@ -69,6 +78,9 @@ impl ErrorCode {
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::RateLimited => "RATE_LIMITED",
             Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
+            Self::PersistedQueryIdRequired => "PERSISTED_QUERY_ID_REQUIRED",
             Self::Timeout => "TIMEOUT",
             Self::Internal => "INTERNAL",
         }

@@ -45,6 +45,10 @@ pub mod market;
 /// the HTTP middleware, and the exposition `GET /metrics` serves. Code emits through the
 /// `metrics` facade macros; a leaf: imports no domain.
 pub mod metrics;
+/// Persisted documents: APQ's `extensions.persistedQuery` and the GraphQL-over-HTTP
+/// `documentId` resolved to their text before the edges read a request, registrations shared
+/// through Redis, the safelist mode and its manifest. Imports only leaves.
+pub mod persisted;
 /// Reference data: the instrument catalog, symbols and ISO 4217 currencies; no GraphQL (the
 /// `Security` type is the market API's).
 pub mod reference;

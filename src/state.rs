@@ -18,6 +18,7 @@ use crate::{
     live::{Freshness, LiveHub, LiveQuotas},
     market::{self, MarketService},
     metrics::Metrics,
+    persisted::PersistedDocuments,
     schema::FinqlSchema,
     tenancy::{TenancyService, keys, limits::PlanLimiter},
     usage::UsageService,
@@ -47,6 +48,9 @@ pub struct Services {
     pub schema: FinqlSchema,
     /// Parsed documents by query text (skips the parser for repeated operations).
     pub documents: DocumentCache,
+    /// Persisted documents by hash (APQ, `documentId`, the safelist's manifest): fills in a
+    /// request's text before the edge reads it.
+    pub persisted: PersistedDocuments,
     /// The schema's list fields, for estimating what a request costs (`extensions.cost`).
     pub demand: Arc<TypeIndex>,
     /// The plans' request rates and cost budgets, applied to every request and operation.

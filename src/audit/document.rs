@@ -19,15 +19,13 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use crate::{persisted::DocumentHash, reference::Symbol};
 use async_graphql::{
     Name, Value, Variables,
     parser::types::{
         DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
     },
 };
-use sha2::{Digest, Sha256};
-
-use crate::reference::Symbol;
 
 /// Deeper selections are not walked. The edge guards refuse documents past
 /// `FINQL_MAX_DEPTH` (default 12) anyway; this bounds the walk on its own.
@@ -109,9 +107,10 @@ impl Operation {
     }
 }
 
-/// SHA-256 of the query text, lower-case hex.
+/// SHA-256 of the query text, lower-case hex: a persisted document's id, for a request that
+/// named one (`persisted`).
 pub fn document_hash(query: &str) -> String {
-    format!("{:x}", Sha256::digest(query.as_bytes()))
+    DocumentHash::of(query).into()
 }
 
 fn truncate_name(name: &str) -> String {

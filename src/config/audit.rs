@@ -56,13 +56,10 @@ impl AuditSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> anyhow::Result<AuditSettings> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-        AuditSettings::from_lookup(&|key: &str| vars.get(key).cloned())
+        AuditSettings::from_lookup(&crate::config::test_lookup(vars))
     }
 
     #[test]

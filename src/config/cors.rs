@@ -86,13 +86,10 @@ fn list(get: &impl Fn(&str) -> Option<String>, key: &str) -> Option<Vec<String>>
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> anyhow::Result<CorsSettings> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-        CorsSettings::from_lookup(&|key: &str| vars.get(key).cloned())
+        CorsSettings::from_lookup(&crate::config::test_lookup(vars))
     }
 
     #[test]

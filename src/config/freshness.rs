@@ -44,13 +44,10 @@ impl FreshnessSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> anyhow::Result<FreshnessSettings> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        FreshnessSettings::from_lookup(&|k: &str| map.get(k).cloned())
+        FreshnessSettings::from_lookup(&crate::config::test_lookup(vars))
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod audit;
 pub mod cors;
 /// The data freshness alarm (`FINQL_SOURCE_STALE_SECS`, `FINQL_ALERT_WEBHOOK_URL`).
 pub mod freshness;
+/// Persisted documents: safelist mode, manifest, registration bounds (`FINQL_PERSISTED_*`).
+pub mod persisted;
 /// Plans: limits and entitlements by name (`FINQL_PLANS_FILE`).
 pub mod plans;
 /// Tenants, sign-up and anonymous access (`FINQL_DEFAULT_TENANT`, `FINQL_ANONYMOUS_PLAN`, ...).
@@ -33,6 +35,7 @@ pub mod tenancy;
 pub use audit::AuditSettings;
 pub use cors::CorsSettings;
 pub use freshness::FreshnessSettings;
+pub use persisted::PersistedSettings;
 pub use plans::{Access, Plan, Plans};
 pub use tenancy::{RedisOutage, TenancySettings};
 
@@ -119,6 +122,8 @@ pub struct Config {
     pub audit: AuditSettings,
     /// The data freshness alarm: stale threshold and alert webhook (`config::freshness`).
     pub freshness: FreshnessSettings,
+    /// Persisted documents: APQ and `documentId` bounds, the safelist (`config::persisted`).
+    pub persisted: PersistedSettings,
     /// Things worth a warning found while reading the configuration. Logged at start-up
     /// (configuration is read before logging exists).
     pub warnings: Vec<String>,
@@ -561,6 +566,7 @@ impl Config {
             tenancy: TenancySettings::from_lookup(&get, production)?,
             audit: AuditSettings::from_lookup(&get)?,
             freshness: FreshnessSettings::from_lookup(&get)?,
+            persisted: PersistedSettings::from_lookup(&get)?,
             warnings,
         })
     }
@@ -688,6 +694,14 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
+}
+
+/// `vars` as the environment would answer them, for the settings' unit tests.
+#[cfg(test)]
+fn test_lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let vars: std::collections::HashMap<String, String> =
+        vars.iter().map(|(key, value)| ((*key).into(), (*value).into())).collect();
+    move |key| vars.get(key).cloned()
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! - GET runs queries only: a mutation answers 405;
 //! - the body is capped (413) and batches are capped (`FINQL_MAX_BATCH`);
 //! - `Accept` picks `application/graphql-response+json` or `application/json` (406 otherwise);
+//! - a request may name a persisted document instead of sending its text (APQ's
+//!   `extensions.persistedQuery`, or `documentId`), by POST or GET (`persisted`);
 //! - malformed JSON and requests answer 400 with a GraphQL error document; a document that
 //!   does not parse (`GRAPHQL_PARSE_FAILED`), validate (`GRAPHQL_VALIDATION_FAILED`) or pass
 //!   the edge limits, or variables that do not coerce, answer 400 under
@@ -40,6 +42,7 @@ use crate::{
     graphql::{ClientInfo, guard},
     identity::{Credentials, Principal},
     metrics::graphql as graphql_metrics,
+    persisted::Registration,
     state::AppState,
     telemetry,
     tenancy::limits::Refusal,
@@ -127,7 +130,7 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let prepared = post_inner(&state, &headers, body);
+    let prepared = post_inner(&state, &headers, body).await;
     respond(&state, peer, &headers, prepared).await
 }
 
@@ -135,7 +138,7 @@ pub async fn post(
 /// to answer in.
 type Prepared = (BatchRequest, Media);
 
-fn post_inner(
+async fn post_inner(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -165,6 +168,7 @@ fn post_inner(
     let json: serde_json::Value = serde_json::from_slice(&body).map_err(|err| {
         Rejection::new(StatusCode::BAD_REQUEST, format!("request body is not valid JSON: {err}"), media)
     })?;
+    let mut registrations = Vec::new();
     let mut batch = match json {
         serde_json::Value::Array(items) => {
             let max = state.config.limits.max_batch;
@@ -178,10 +182,13 @@ fn post_inner(
                     media,
                 ));
             }
-            let requests = items.into_iter().map(|item| parse_request(item, media)).collect::<Result<Vec<_>, _>>()?;
+            let mut requests = Vec::with_capacity(items.len());
+            for item in items {
+                requests.push(read_request(state, item, media, &mut registrations).await?);
+            }
             BatchRequest::Batch(requests)
         }
-        other => BatchRequest::Single(parse_request(other, media)?),
+        other => BatchRequest::Single(read_request(state, other, media, &mut registrations).await?),
     };
     let mut auth_mutations = 0u64;
     for request in batch.iter_mut() {
@@ -196,6 +203,7 @@ fn post_inner(
         auth_mutations = auth_mutations.saturating_add(checked.auth_mutations());
     }
     guard::check_auth_mutations(auth_mutations).map_err(|error| Rejection::refused(error, media))?;
+    state.persisted.register(registrations).await;
     Ok((batch, media))
 }
 
@@ -213,16 +221,16 @@ pub async fn get(
     // The head alone: a body is not `Sync`, so a reference to the whole request cannot be held
     // across the awaits below.
     let (request, _) = request.into_parts();
-    let prepared = get_inner(&state, &request);
+    let prepared = get_inner(&state, &request).await;
     respond(&state, peer, &request.headers, prepared).await
 }
 
-fn get_inner(state: &AppState, request: &axum::http::request::Parts) -> Result<Prepared, Rejection> {
+async fn get_inner(state: &AppState, request: &axum::http::request::Parts) -> Result<Prepared, Rejection> {
     let media = negotiate(&request.headers)?;
     let mut fields = serde_json::Map::new();
     for (key, value) in url::form_urlencoded::parse(request.uri.query().unwrap_or("").as_bytes()) {
         let value = match key.as_ref() {
-            "query" | "operationName" => serde_json::Value::String(value.into_owned()),
+            "query" | "operationName" | "documentId" => serde_json::Value::String(value.into_owned()),
             "variables" | "extensions" => serde_json::from_str(&value).map_err(|_| {
                 Rejection::new(StatusCode::BAD_REQUEST, format!("`{key}` must be a JSON object"), media)
             })?,
@@ -230,7 +238,8 @@ fn get_inner(state: &AppState, request: &axum::http::request::Parts) -> Result<P
         };
         fields.insert(key.into_owned(), value);
     }
-    let mut gql = parse_request(serde_json::Value::Object(fields), media)?;
+    let mut registrations = Vec::new();
+    let mut gql = read_request(state, serde_json::Value::Object(fields), media, &mut registrations).await?;
     match inspect(state, &mut gql, media)?.0 {
         Some(OperationType::Query) | None => {}
         Some(OperationType::Mutation) => {
@@ -247,7 +256,24 @@ fn get_inner(state: &AppState, request: &axum::http::request::Parts) -> Result<P
             ));
         }
     }
+    state.persisted.register(registrations).await;
     Ok((BatchRequest::Single(gql), media))
+}
+
+/// One request object, its persisted document's text filled in (`persisted`; a document
+/// to register once the request passes the guards goes into `registrations`), then read.
+async fn read_request(
+    state: &AppState,
+    mut value: serde_json::Value,
+    media: Media,
+    registrations: &mut Vec<Registration>,
+) -> Result<Request, Rejection> {
+    let registration = state.persisted.resolve(&mut value).await.map_err(|refusal| {
+        let status = if refusal.is_malformed() { StatusCode::BAD_REQUEST } else { media.request_error_status() };
+        Rejection { status, error: refusal.into_error(), media, allow_post_only: false }
+    })?;
+    registrations.extend(registration);
+    parse_request(value, media)
 }
 
 fn parse_request(value: serde_json::Value, media: Media) -> Result<Request, Rejection> {

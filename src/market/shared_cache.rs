@@ -24,10 +24,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::types::{Quote, TradingStatus};
-use crate::{
-    reference::Symbol,
-    resilience::redis::{RedisGuard, RedisUnavailable},
-};
+use crate::{reference::Symbol, resilience::redis::RedisGuard};
 
 #[derive(Clone)]
 pub struct SharedQuotes {
@@ -108,7 +105,7 @@ impl SharedQuotes {
             match self.guard.run(redis::cmd("MGET").arg(&keys).query_async(&mut conn)).await {
                 Ok(values) => values,
                 Err(err) => {
-                    log_unavailable(&err, "shared quote cache unavailable; using the local cache");
+                    err.log("shared quote cache unavailable; using the local cache");
                     return HashMap::new();
                 }
             };
@@ -122,7 +119,7 @@ impl SharedQuotes {
             match self.guard.run(redis::cmd("GET").arg(self.last_key(symbol)).query_async(&mut conn)).await {
                 Ok(value) => value,
                 Err(err) => {
-                    log_unavailable(&err, "shared quote cache unavailable for the last known value");
+                    err.log("shared quote cache unavailable for the last known value");
                     return None;
                 }
             };
@@ -144,20 +141,13 @@ impl SharedQuotes {
         }
         let mut conn = self.conn.clone();
         if let Err(err) = self.guard.run(pipe.query_async::<()>(&mut conn)).await {
-            log_unavailable(&err, "could not write quotes to the shared cache");
+            err.log("could not write quotes to the shared cache");
         }
     }
 }
 
 /// A failed call is worth a warning; a call the open breaker refused is the expected, quiet
 /// consequence of one (the breaker logged when it opened).
-fn log_unavailable(err: &RedisUnavailable, what: &str) {
-    match err {
-        RedisUnavailable::Open => tracing::debug!("{what}: {err}"),
-        _ => tracing::warn!(error = %err, "{what}"),
-    }
-}
-
 fn encode(quote: &Quote) -> StoredQuote {
     StoredQuote::from_quote(quote)
 }

@@ -51,6 +51,17 @@ impl std::fmt::Display for RedisUnavailable {
 // No `source`: `Display` already includes the Redis error, and a cause chain would repeat it.
 impl std::error::Error for RedisUnavailable {}
 
+impl RedisUnavailable {
+    /// Logs that `what` went without Redis: a warning when a call failed, at debug while the
+    /// breaker is open (every call then fails at once; the failures that opened it warned).
+    pub fn log(&self, what: &str) {
+        match self {
+            Self::Open => tracing::debug!("{what}: {self}"),
+            _ => tracing::warn!(error = %self, "{what}"),
+        }
+    }
+}
+
 /// The timeout and breaker every Redis call of a process goes through. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RedisGuard {

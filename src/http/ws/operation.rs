@@ -1,6 +1,7 @@
 //! One operation on a connection (`subscribe`, legacy `start`): checked and admitted like an
-//! HTTP request (the document guard, the plan's rate and cost), then run in its own task that
-//! sends its results through the connection's bounded outbox, metered, audited and timed.
+//! HTTP request (a persisted document resolved, the document guard, the plan's rate and cost),
+//! then run in its own task that sends its results through the connection's bounded outbox,
+//! metered, audited and timed.
 
 use std::sync::Arc;
 
@@ -47,7 +48,7 @@ impl Connection {
     }
 
     /// Checks and admits an operation, then runs it in its own task.
-    pub(super) async fn start(&mut self, id: String, payload: serde_json::Value, principal: Principal) {
+    pub(super) async fn start(&mut self, id: String, mut payload: serde_json::Value, principal: Principal) {
         let (next, error) = match self.protocol {
             Protocol::TransportWs => ("next", "error"),
             Protocol::Legacy => ("data", "error"),
@@ -66,6 +67,15 @@ impl Connection {
         }
         // The client's trace, if it sent one: `{"extensions": {"traceparent": "00-…"}}`.
         let traceparent = payload.pointer("/extensions/traceparent").and_then(|v| v.as_str()).map(str::to_owned);
+        // A persisted document's text, as over HTTP (`persisted`).
+        let registration = match self.state.persisted.resolve(&mut payload).await {
+            Ok(registration) => registration,
+            Err(refusal) => {
+                let message = json!({ "type": error, "id": id, "payload": [refusal.into_error()] });
+                self.refuse_operation(&principal, Arc::default(), message, false).await;
+                return;
+            }
+        };
         // A payload without a `query` deserialises with an empty one: not a request (as over
         // HTTP), rather than a document that fails to parse.
         let mut request: Request = match serde_json::from_value::<Request>(payload) {
@@ -90,7 +100,10 @@ impl Connection {
             Err(err) => Err(guard::parse_error(&err, &limits)),
         });
         let operation = match checked {
-            Ok(operation) => operation,
+            Ok(operation) => {
+                self.state.persisted.register(registration).await;
+                operation
+            }
             Err(mut rejected) => {
                 guard::assign_codes(std::slice::from_mut(&mut rejected), &limits, None);
                 self.refuse_operation(

@@ -266,26 +266,29 @@ async fn slowest_of(app: &TestApp, n: usize) -> Duration {
     slowest
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quotes_keep_answering_when_redis_goes_silent_or_refuses_and_use_it_again_when_back() {
-    let Some(target) = redis_target() else { return };
+/// A server whose Redis (`TEST_REDIS_URL`, whose address is returned) is behind a
+/// [`FaultyPort`], in a namespace of its own (returned), calls bounded at 100 ms; `None`
+/// without Redis.
+async fn app_behind_faulty_redis(extra: &[(&str, &str)]) -> Option<(SocketAddr, FaultyPort, String, TestApp)> {
+    let target = redis_target()?;
     let port = FaultyPort::start(target, FORWARD).await;
     let redis_url = format!("redis://{}", port.addr);
     let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
+    let mut vars = vec![
+        ("REDIS_URL", redis_url.as_str()),
+        ("FINQL_CACHE_NAMESPACE", namespace.as_str()),
+        ("FINQL_REDIS_TIMEOUT_MS", "100"),
+    ];
+    vars.extend_from_slice(extra);
+    let app = spawn_app(Backend::Sqlite, &vars).await.unwrap();
+    Some((target, port, namespace, app))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotes_keep_answering_when_redis_goes_silent_or_refuses_and_use_it_again_when_back() {
     // Quotes expire at once from the local cache, so every query goes through Redis.
-    let app = spawn_app(
-        Backend::Sqlite,
-        &[
-            ("REDIS_URL", redis_url.as_str()),
-            ("FINQL_CACHE_NAMESPACE", namespace.as_str()),
-            ("FINQL_QUOTE_TTL_MS", "1"),
-            ("FINQL_REDIS_TIMEOUT_MS", "100"),
-            ("FINQL_BREAKER_FAILURES", "3"),
-            ("FINQL_BREAKER_COOLDOWN_MS", "500"),
-        ],
-    )
-    .await
-    .unwrap();
+    let extra = [("FINQL_QUOTE_TTL_MS", "1"), ("FINQL_BREAKER_FAILURES", "3"), ("FINQL_BREAKER_COOLDOWN_MS", "500")];
+    let Some((target, port, namespace, app)) = app_behind_faulty_redis(&extra).await else { return };
     slowest_of(&app, 3).await;
 
     for (mode, what) in [(SILENT, "blackholed"), (REFUSE, "refusing connections")] {
@@ -316,6 +319,31 @@ async fn quotes_keep_answering_when_redis_goes_silent_or_refuses_and_use_it_agai
         stored.is_some()
     })
     .await;
+}
+
+/// Persisted documents (APQ) go on without Redis: a lookup that gets no answer is a miss, a
+/// registration Redis does not take is kept in process, and no request fails or waits past
+/// the Redis timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persisted_documents_work_in_process_while_redis_is_silent() {
+    let Some((_, port, _, app)) = app_behind_faulty_redis(&[]).await else { return };
+    port.set(SILENT);
+    let query = "query Silent { __typename }";
+    let hash = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(query.as_bytes()));
+    let apq = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let post = async |body: Value| {
+        let started = Instant::now();
+        let response = app.client.post(app.url("/graphql")).json(&body).send().await.unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(800), "took {:?}: {body}", started.elapsed());
+        body
+    };
+    let unknown = post(json!({ "extensions": apq })).await;
+    assert_eq!(error_code(&unknown), "PERSISTED_QUERY_NOT_FOUND");
+    let registered = post(json!({ "query": query, "extensions": apq })).await;
+    assert_eq!(registered["data"]["__typename"], "Query", "{registered}");
+    let by_hash = post(json!({ "extensions": apq })).await;
+    assert_eq!(by_hash["data"]["__typename"], "Query", "kept in process: {by_hash}");
 }
 
 const LIVE_QUOTES: &str = "subscription($s: [String!]!) { quotes(symbols: $s) { symbol last stale } }";

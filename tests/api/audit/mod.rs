@@ -384,3 +384,27 @@ async fn audit_off_writes_nothing() {
     app.state.audit.close().await;
     assert_eq!(count_records(&app).await, 0);
 }
+
+/// A request that names a persisted document is recorded under the id it sent (APQ's hash,
+/// `documentId`'s payload): the document's SHA-256, as for its text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persisted_document_is_recorded_under_its_id() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, &[]).await.unwrap();
+    let admin = app.tenant_key("audit-persisted", "pro", "market,admin").await;
+    let query = "query Persisted { quote(symbol: \"AAPL.US\") { last } }";
+    let hash = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(query.as_bytes()));
+    let apq = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    for request in [
+        json!({ "query": query, "extensions": apq }),
+        json!({ "extensions": apq }),
+        json!({ "documentId": format!("sha256:{hash}") }),
+    ] {
+        let response = app.client.post(app.url("/graphql")).header("X-API-Key", &admin).json(&request).send().await;
+        let body: Value = response.unwrap().json().await.unwrap();
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    for record in records(&app, &admin, json!({ "operationName": "Persisted" }), 3).await {
+        assert_eq!(record["documentHash"], hash.as_str(), "{record}");
+        assert_eq!(record["fields"], json!(["quote.last"]), "{record}");
+    }
+}

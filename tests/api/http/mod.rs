@@ -7,6 +7,7 @@
 
 mod cors;
 mod handshake;
+mod persisted;
 pub(crate) mod ws;
 
 use reqwest::{
