@@ -31,8 +31,7 @@ use async_graphql::{
     parser::{
         parse_schema,
         types::{
-            BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, TypeKind,
-            TypeSystemDefinition,
+            BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, Type, TypeKind, TypeSystemDefinition,
         },
     },
 };
@@ -61,6 +60,8 @@ struct FieldShape {
     list: bool,
     /// Whether it takes a page-size argument (`first`, `last` or `limit`).
     paged: bool,
+    /// Its type as declared, for null propagation (`graphql::nulls`).
+    ty: Type,
 }
 
 /// The schema's fields, by type and name, and its root types: built once from the SDL.
@@ -115,7 +116,8 @@ impl TypeIndex {
                             let (returns, list) = unwrap_type(&field.ty.node.base);
                             let paged =
                                 field.arguments.iter().any(|a| PAGE_ARGUMENTS.contains(&a.node.name.node.as_str()));
-                            (field.name.node.to_string(), FieldShape { returns, list, paged })
+                            let ty = field.ty.node;
+                            (field.name.node.to_string(), FieldShape { returns, list, paged, ty })
                         })
                         .collect();
                     index.fields.insert(ty.name.node.to_string(), shapes);
@@ -130,31 +132,30 @@ impl TypeIndex {
         self.fields.get(parent)?.get(name)
     }
 
+    /// The type of field `name` of `parent` (an object or interface), as the schema declares it.
+    pub fn field_type(&self, parent: &str, name: &str) -> Option<&Type> {
+        self.field(parent, name).map(|shape| &shape.ty)
+    }
+
+    /// The root type operations of type `ty` start from.
+    pub fn root(&self, ty: OperationType) -> &str {
+        match ty {
+            OperationType::Query => &self.query,
+            OperationType::Mutation => &self.mutation,
+            OperationType::Subscription => &self.subscription,
+        }
+    }
+
     /// The estimated cost of the operation `operation_name` of `document` (the only one when
     /// unnamed) with `variables`. An operation that is not there costs 0: execution refuses it.
     pub fn cost(&self, document: &ExecutableDocument, operation_name: Option<&str>, variables: &Variables) -> u64 {
-        let operation = match (&document.operations, operation_name) {
-            (DocumentOperations::Single(op), _) => op,
-            (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-                Some(op) => op,
-                None => return 0,
-            },
-            (DocumentOperations::Multiple(ops), None) => match ops.values().next() {
-                Some(op) if ops.len() == 1 => op,
-                _ => return 0,
-            },
-        };
-        let operation = &operation.node;
+        let Some(operation) = super::operation(document, operation_name) else { return 0 };
         let defaults: HashMap<&str, Value> = operation
             .variable_definitions
             .iter()
             .filter_map(|v| v.node.default_value.as_ref().map(|d| (v.node.name.node.as_str(), d.node.clone())))
             .collect();
-        let root = match operation.ty {
-            OperationType::Query => &self.query,
-            OperationType::Mutation => &self.mutation,
-            OperationType::Subscription => &self.subscription,
-        };
+        let root = self.root(operation.ty);
         let mut walk =
             Walk { index: self, document, variables, defaults, fragments: HashMap::new(), open: HashSet::new() };
         let mut total = walk.selection_set(&operation.selection_set.node, root, None);
