@@ -45,6 +45,9 @@ pub mod market;
 /// the HTTP middleware, and the exposition `GET /metrics` serves. Code emits through the
 /// `metrics` facade macros; a leaf: imports no domain.
 pub mod metrics;
+/// Object identification: the `Node` interface over users, transactions, securities and
+/// quotes, and `Query.node` / `nodes`; at the top beside `schema` (it names three domains' types).
+pub mod node;
 /// Reference data: the instrument catalog, symbols and ISO 4217 currencies; no GraphQL (the
 /// `Security` type is the market API's).
 pub mod reference;

@@ -13,8 +13,9 @@
 //! Types and keys are strings here: the kit knows no domain. Each domain says which type it is
 //! and parses its own key (`Uuid`, `Symbol::parse`).
 
-use async_graphql::ID;
+use async_graphql::{ID, OutputType};
 use base64::{Engine, engine::general_purpose::STANDARD};
+use uuid::Uuid;
 
 use crate::error::AppError;
 
@@ -29,6 +30,16 @@ impl GlobalId {
     /// The id of the object of `type_name` whose key is `key`.
     pub fn encode(type_name: &str, key: &str) -> ID {
         ID(STANDARD.encode(format!("{type_name}:{key}")))
+    }
+
+    /// The id of the object of GraphQL type `T` (its name as the schema has it) keyed `key`.
+    pub fn of<T: OutputType>(key: &str) -> ID {
+        Self::encode(&T::type_name(), key)
+    }
+
+    /// Whether this id names an object of GraphQL type `T`.
+    pub fn is<T: OutputType>(&self) -> bool {
+        self.type_name == T::type_name()
     }
 
     /// Decodes an id made by [`GlobalId::encode`]; anything else is `BAD_USER_INPUT` on `field`.
@@ -55,6 +66,15 @@ pub fn key_of(id: &str, type_name: &str, field: &'static str) -> Result<String, 
         Ok(_) => Err(AppError::bad_field(field, format!("`{}` is not the id of a {type_name}", shorten(id)))),
         Err(_) => Ok(id.to_owned()),
     }
+}
+
+/// The UUID of an object of GraphQL type `T` given as either form [`key_of`] accepts (a user,
+/// a transaction); anything else is `BAD_USER_INPUT` on `field`.
+pub fn uuid_of<T: OutputType>(id: &str, field: &'static str) -> Result<Uuid, AppError> {
+    let type_name = T::type_name();
+    let key = key_of(id, &type_name, field)?;
+    Uuid::parse_str(&key)
+        .map_err(|_| AppError::bad_field(field, format!("`{}` is not a valid {type_name} id", shorten(id))))
 }
 
 /// At most 64 characters of an id, for an error message (a client may send anything).
