@@ -51,7 +51,8 @@ async fn create_and_read_back_every_field(app: TestApp) {
     let created_at = ts(&created["createdAt"]);
     assert!(before <= created_at && created_at <= after, "createdAt {created_at} is now");
     assert_eq!(created["createdAt"], created["updatedAt"]);
-    uuid::Uuid::parse_str(created["id"].as_str().unwrap()).expect("id is a UUID");
+    let uuid = global_key(created["id"].as_str().unwrap(), "Transaction");
+    uuid::Uuid::parse_str(&uuid).expect("id is the global id of a UUID");
 
     // Read back by id: every field identical, and the owner resolves.
     let id = id_of(&created);
