@@ -437,7 +437,9 @@ async fn other_users_transactions_are_invisible(app: TestApp) {
     )
     .await;
     let id = id_of(&original);
-    let random = uuid::Uuid::new_v4().to_string();
+    // Messages quote the UUID inside a global id.
+    let (uuid, random_uuid) = (global_key(&id, "Transaction"), uuid::Uuid::new_v4().to_string());
+    let random = global_id("Transaction", &random_uuid);
 
     // Bob's answer for Alice's id is exactly his answer for an id that does not exist.
     type Vars = fn(&str) -> Value;
@@ -451,7 +453,7 @@ async fn other_users_transactions_are_invisible(app: TestApp) {
         let missing = app.gql(Some(&bob.access_token), query, vars(&random)).await;
         assert_error(&theirs, "NOT_FOUND");
         assert_error(&missing, "NOT_FOUND");
-        assert_eq!(redact(&theirs, &id), redact(&missing, &random), "indistinguishable from a missing id");
+        assert_eq!(redact(&theirs, &uuid), redact(&missing, &random_uuid), "indistinguishable from a missing id");
     }
 
     // Alice's cursors position Bob's listing but show him nothing of hers.
