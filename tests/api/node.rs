@@ -21,16 +21,6 @@ fn rent() -> Value {
     json!({ "amount": "1200.00", "currency": "USD", "kind": "DEBIT", "occurredAt": "2026-03-01T12:00:00Z" })
 }
 
-/// The body without `extensions` and the errors' `locations`.
-fn stable(mut body: Value) -> Value {
-    let object = body.as_object_mut().expect("a JSON object");
-    object.remove("extensions");
-    for error in object.get_mut("errors").and_then(Value::as_array_mut).into_iter().flatten() {
-        error.as_object_mut().unwrap().remove("locations");
-    }
-    body
-}
-
 async fn node_and_nodes_fetch_every_type(app: TestApp) {
     let user = app.new_user().await;
     let token = Some(user.access_token.as_str());

@@ -16,17 +16,6 @@ async fn app() -> TestApp {
     spawn_app(Backend::Sqlite, &[]).await.unwrap()
 }
 
-/// The body without what varies between runs (`extensions`: the trace id and cost), nor the
-/// errors' `locations` (the document's, not the server's doing).
-fn stable(mut body: Value) -> Value {
-    let object = body.as_object_mut().expect("a JSON object");
-    object.remove("extensions");
-    for error in object.get_mut("errors").and_then(Value::as_array_mut).into_iter().flatten() {
-        error.as_object_mut().unwrap().remove("locations");
-    }
-    body
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_alias_is_null_beside_its_error() {
     let app = app().await;

@@ -280,6 +280,17 @@ pub fn untraced(mut response: Value) -> Value {
     response
 }
 
+/// A GraphQL answer without what varies between runs or documents, to compare as exact JSON:
+/// its `extensions` (trace id, cost) and the errors' `locations`.
+pub fn stable(mut body: Value) -> Value {
+    let object = body.as_object_mut().expect("a JSON object");
+    object.remove("extensions");
+    for error in object.get_mut("errors").and_then(Value::as_array_mut).into_iter().flatten() {
+        error.as_object_mut().expect("an error object").remove("locations");
+    }
+    body
+}
+
 /// The key inside a global id (`Node.id`: base64 of `<Type>:<key>`), which must name a `type_name`.
 pub fn global_key(id: &str, type_name: &str) -> String {
     use base64::Engine;
