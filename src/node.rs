@@ -66,7 +66,7 @@ enum NodeKey {
 impl NodeKey {
     fn parse(id: &str, field: &'static str) -> Result<Self, AppError> {
         let global = GlobalId::decode(id, field)?;
-        let malformed = || AppError::bad_field(field, format!("`{id}` is not a valid id"));
+        let malformed = || GlobalId::malformed(id, field);
         let uuid = || Uuid::parse_str(&global.key).map_err(|_| malformed());
         let symbol = || Symbol::parse(&global.key).map_err(|_| malformed());
         if global.is::<UserObject>() {

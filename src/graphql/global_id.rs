@@ -45,7 +45,7 @@ impl GlobalId {
     /// Decodes an id made by [`GlobalId::encode`]; anything else is `BAD_USER_INPUT` on `field`.
     /// Whether the type exists and the key is well-formed is for the caller to check.
     pub fn decode(id: &str, field: &'static str) -> Result<Self, AppError> {
-        let malformed = || AppError::bad_field(field, format!("`{}` is not a valid id", shorten(id)));
+        let malformed = || Self::malformed(id, field);
         let bytes = STANDARD.decode(id).map_err(|_| malformed())?;
         let text = String::from_utf8(bytes).map_err(|_| malformed())?;
         let (type_name, key) = text.split_once(':').ok_or_else(malformed)?;
@@ -53,6 +53,12 @@ impl GlobalId {
             return Err(malformed());
         }
         Ok(Self { type_name: type_name.to_owned(), key: key.to_owned() })
+    }
+
+    /// `BAD_USER_INPUT` on `field` for an id that names nothing (at most 64 characters of it
+    /// quoted: a client may send anything).
+    pub fn malformed(id: &str, field: &'static str) -> AppError {
+        AppError::bad_field(field, format!("`{}` is not a valid id", shorten(id)))
     }
 }
 
