@@ -45,6 +45,9 @@ pub mod market;
 /// the HTTP middleware, and the exposition `GET /metrics` serves. Code emits through the
 /// `metrics` facade macros; a leaf: imports no domain.
 pub mod metrics;
+/// Object identification: the `Node` interface over users, transactions, securities and
+/// quotes, and `Query.node` / `nodes`; at the top beside `schema` (it names three domains' types).
+pub mod node;
 /// Persisted documents: APQ's `extensions.persistedQuery` and the GraphQL-over-HTTP
 /// `documentId` resolved to their text before the edges read a request, registrations shared
 /// through Redis, the safelist mode and its manifest. Imports only leaves.

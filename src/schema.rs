@@ -10,14 +10,15 @@ use crate::{
     ledger::graphql::{LedgerMutation, LedgerQuery},
     live::graphql::LiveSubscription,
     market::graphql::MarketQuery,
+    node::NodeQuery,
     tenancy::graphql::{TenancyMutation, TenancyQuery},
 };
 
 /// What can be read: market data and the instrument catalog (public or per plan), your
-/// ledger and analytics, your tenant. Entry points that need credentials say so; without them
-/// they answer `UNAUTHENTICATED`.
+/// ledger and analytics, your tenant, and any object by its global id (`node`). Entry points
+/// that need credentials say so; without them they answer `UNAUTHENTICATED`.
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, LedgerQuery, MarketQuery, TenancyQuery);
+pub struct Query(AccountsQuery, LedgerQuery, MarketQuery, NodeQuery, TenancyQuery);
 
 /// What can be changed: accounts and sessions, your ledger (each write can be made safe to
 /// retry with an idempotency key), your tenant's keys and members.

@@ -12,7 +12,7 @@ use crate::{
     audit::AuditLog,
     config::Config,
     error::AppResult,
-    graphql::{ClientInfo, RequestContext, documents::DocumentCache, guard::demand::TypeIndex},
+    graphql::{ClientInfo, RequestContext, documents::DocumentCache, guard::demand::TypeIndex, nulls},
     identity::{Credentials, Principal},
     ledger::LedgerService,
     live::{Freshness, LiveHub, LiveQuotas},
@@ -51,7 +51,8 @@ pub struct Services {
     /// Persisted documents by hash (APQ, `documentId`, the safelist's manifest): fills in a
     /// request's text before the edge reads it.
     pub persisted: PersistedDocuments,
-    /// The schema's list fields, for estimating what a request costs (`extensions.cost`).
+    /// The schema's fields and their types, for estimating what a request costs
+    /// (`extensions.cost`) and for null propagation (`propagate_nulls`).
     pub demand: Arc<TypeIndex>,
     /// The plans' request rates and cost budgets, applied to every request and operation.
     pub plan_limits: PlanLimiter,
@@ -103,6 +104,21 @@ impl AppState {
             )),
             (Some(key), None, _) | (None, _, Some(key)) => self.tenancy.authenticate_key(key).await,
             (None, _, None) => self.tenancy.principal(self.accounts.tokens().credentials(authorization)).await,
+        }
+    }
+
+    /// Null propagation on an executed answer (`graphql::nulls`): the document is read again
+    /// (from the documents cache, else parsed) only when the answer has field errors.
+    pub fn propagate_nulls(&self, response: &mut async_graphql::Response, query: &str, operation_name: Option<&str>) {
+        if !nulls::needed(response) {
+            return;
+        }
+        let document = match self.documents.get(query) {
+            Some((document, _)) => Some(document),
+            None => async_graphql::parser::parse_query(query).ok(),
+        };
+        if let Some(document) = document {
+            nulls::propagate(response, &self.demand, &document, operation_name);
         }
     }
 

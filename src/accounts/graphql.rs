@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::service::{AccountsService, Session, SignUp, User};
 use crate::{
     error::AppError,
-    graphql::{RequestContext, scalars::Timestamp, service},
+    graphql::{RequestContext, global_id::GlobalId, scalars::Timestamp, service},
     identity::Role,
     throttle::AuthThrottle,
 };
@@ -21,9 +21,10 @@ pub struct UserObject(pub User);
 /// A person with an account: a member or admin of one tenant, owner of their own ledger.
 #[Object(name = "User")]
 impl UserObject {
-    /// The user's id (a UUID), stable for the account's lifetime.
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// The user's global id (`Node.id`), stable for the account's lifetime. Arguments that
+    /// take a user's id also accept the bare UUID `id` was before global ids.
+    pub async fn id(&self) -> ID {
+        GlobalId::of::<Self>(&self.0.id.to_string())
     }
     /// Normalised (lower-case) email address.
     async fn email(&self) -> &str {
@@ -217,6 +218,16 @@ impl Loader<Uuid> for UserLoader {
         let users = self.0.users(keys).await?;
         Ok(users.into_iter().map(|u| (u.id, u)).collect())
     }
+}
+
+/// The user a global id names (`Query.node`): the caller's own account only. Another user's
+/// id is `NOT_FOUND` with the same message as a missing one, so `node` tells no one who else
+/// has an account (tenant admins see their members through `Tenant.members`).
+pub async fn user_node(ctx: &Context<'_>, id: Uuid) -> Result<UserObject> {
+    if RequestContext::of(ctx)?.user_id()? != id {
+        return Err(AppError::NotFound("user not found".into()).into());
+    }
+    load_user(ctx, id).await
 }
 
 /// Loads one user through the request's DataLoader.

@@ -9,9 +9,14 @@
 pub mod context;
 /// Parsed documents kept by query text, so repeated operations skip the parser.
 pub mod documents;
+/// Global object ids (`Node.id`): base64 of `<Type>:<key>`, decoded and checked once.
+pub mod global_id;
 /// Edge guards: token, field, depth, alias and auth-mutation limits measured as executed, the
 /// request deadline, error codes for async-graphql's own errors, caught panics.
 pub mod guard;
+/// Null propagation as the spec says it, applied to executed answers at the edges (async-graphql
+/// leaves a failed field out instead of nulling it and its non-null ancestors).
+pub mod nulls;
 /// The `Decimal`, `Date` and `DateTime` scalars: money as exact strings, days as `YYYY-MM-DD`,
 /// instants as UTC RFC 3339 with six fraction digits (`docs/scalars.md`).
 pub mod scalars;

@@ -508,9 +508,10 @@ async fn execute(
             .map(|doc| guard::operation_label(doc, operation_name.as_deref()))
             .unwrap_or_default();
         let span = telemetry::trace::operation_span(ty, name.as_deref());
-        // The text, to tell a variable of the wrong type from a literal (`guard::assign_codes`);
-        // without variables, only a literal can be.
-        let query = (!request.variables.is_empty()).then(|| request.query.clone());
+        // The text, to tell a variable of the wrong type from a literal (`guard::assign_codes`;
+        // without variables, only a literal can be), and for null propagation.
+        let query = request.query.clone();
+        let variables = !request.variables.is_empty();
         // Each operation on its own, as async-graphql's `execute_batch` does (concurrently), so
         // a panic or the deadline costs only the operations it hits.
         let execution = guard::catch_panic(state.schema.execute(request), || {
@@ -518,7 +519,8 @@ async fn execute(
         });
         guard::deadline::run_until(execution, deadline, limits.request_timeout).instrument(span).map(
             move |mut response| {
-                guard::assign_codes(&mut response.errors, limits, query.as_deref());
+                guard::assign_codes(&mut response.errors, limits, variables.then_some(query.as_str()));
+                state.propagate_nulls(&mut response, &query, operation_name.as_deref());
                 response
             },
         )

@@ -167,7 +167,7 @@ async fn me_rejects_an_expired_token_and_says_so(app: TestApp) {
     let user = app.new_user().await;
     let token = mint(
         JWT_SECRET,
-        json!({ "sub": user.id, "iat": now() - 1200, "exp": now() - 600, "iss": "finql", "aud": "finql-api" }),
+        json!({ "sub": user.uuid, "iat": now() - 1200, "exp": now() - 600, "iss": "finql", "aud": "finql-api" }),
     );
     let body = app.gql(Some(&token), ME, json!({})).await;
     assert_eq!(error_code(&body), "UNAUTHENTICATED");
@@ -179,7 +179,7 @@ async fn me_rejects_a_token_signed_with_another_secret(app: TestApp) {
     let user = app.new_user().await;
     let token = mint(
         "another-secret-another-secret-another-secret",
-        json!({ "sub": user.id, "iat": now(), "exp": now() + 600, "iss": "finql", "aud": "finql-api" }),
+        json!({ "sub": user.uuid, "iat": now(), "exp": now() + 600, "iss": "finql", "aud": "finql-api" }),
     );
     let body = app.gql(Some(&token), ME, json!({})).await;
     assert_eq!(error_code(&body), "UNAUTHENTICATED");
@@ -189,7 +189,7 @@ async fn me_rejects_wrong_audience_or_issuer(app: TestApp) {
     let user = app.new_user().await;
     for (iss, aud) in [("finql", "someone-else"), ("evil", "finql-api")] {
         let token =
-            mint(JWT_SECRET, json!({ "sub": user.id, "iat": now(), "exp": now() + 600, "iss": iss, "aud": aud }));
+            mint(JWT_SECRET, json!({ "sub": user.uuid, "iat": now(), "exp": now() + 600, "iss": iss, "aud": aud }));
         let body = app.gql(Some(&token), ME, json!({})).await;
         assert_eq!(error_code(&body), "UNAUTHENTICATED", "iss={iss} aud={aud}: {body}");
     }
@@ -200,7 +200,7 @@ async fn me_accepts_a_self_minted_valid_token(app: TestApp) {
     let user = app.new_user().await;
     let token = mint(
         JWT_SECRET,
-        json!({ "sub": user.id, "iat": now(), "exp": now() + 600, "iss": "finql", "aud": "finql-api" }),
+        json!({ "sub": user.uuid, "iat": now(), "exp": now() + 600, "iss": "finql", "aud": "finql-api" }),
     );
     let data = app.data(Some(&token), ME, json!({})).await;
     assert_eq!(data["me"]["id"], user.id);

@@ -1,6 +1,7 @@
 //! finql's integration tests: one binary whose modules mirror `src/` (crates.io style), so a
 //! module's tests are where the module is: `accounts`, `ledger/`, `market/`, `sources/itick/`,
-//! `live/`, `http/` (with `http::ws`), `metrics/`, `telemetry`, `scalars` and `schema`. `abuse/` replays attacks that cross modules;
+//! `live/`, `http/` (with `http::ws`), `metrics/`, `telemetry`, `node` (global ids), `nulls` (null
+//! propagation), `scalars` and `schema`. `abuse/` replays attacks that cross modules;
 //! `helpers/` is the harness every test shares (`spawn_app`, `TestApp`, `backend_tests!`, waits,
 //! finql as its own process, and the plumbing of the fake upstreams).
 //!
@@ -22,6 +23,8 @@ mod ledger;
 mod live;
 mod market;
 mod metrics;
+mod node;
+mod nulls;
 mod scalars;
 mod schema;
 mod sources;

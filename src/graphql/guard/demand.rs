@@ -6,10 +6,10 @@
 //! - each object (a field with a selection set) costs 1 per item; scalars and enums cost 0
 //!   (they are read with their object); `__typename` costs 0;
 //! - a list costs its size times the cost of one item. The size is the field's `first`,
-//!   `last` or `limit` argument; else the length of its `symbols` argument (one item per
-//!   symbol: `quotes(symbols: [...])`); else, for a field that takes a page-size argument the
-//!   client left out, `ASSUMED_PAGE`; else (a list the document cannot size: order-book levels,
-//!   corporate actions) `ASSUMED_LIST`;
+//!   `last` or `limit` argument; else the length of its `symbols` or `ids` argument (one item
+//!   per symbol or id: `quotes(symbols: [...])`, `nodes(ids: [...])`); else, for a field that
+//!   takes a page-size argument the client left out, `ASSUMED_PAGE`; else (a list the
+//!   document cannot size: order-book levels, corporate actions) `ASSUMED_LIST`;
 //! - a connection (`securities(first: 20) { nodes { … } }`) passes its page size down to the
 //!   lists inside it (`edges`, `nodes`), like Apollo's `@listSize(sizedFields:)`;
 //! - a non-list field with a `symbols` argument (a subscription to several symbols) counts once
@@ -31,8 +31,7 @@ use async_graphql::{
     parser::{
         parse_schema,
         types::{
-            BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, TypeKind,
-            TypeSystemDefinition,
+            BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, Type, TypeKind, TypeSystemDefinition,
         },
     },
 };
@@ -50,8 +49,8 @@ const ASSUMED_PAGE: u64 = 100;
 const ASSUMED_LIST: u64 = 10;
 /// Arguments that set how many items a list, or a connection's `edges` and `nodes`, holds.
 const PAGE_ARGUMENTS: [&str; 3] = ["first", "last", "limit"];
-/// The argument that lists symbols: one item per symbol.
-const SYMBOLS: &str = "symbols";
+/// The arguments that list what a list answers, one item each: symbols, and global ids.
+const ITEM_ARGUMENTS: [&str; 2] = ["symbols", "ids"];
 
 /// What the cost needs to know of one field of the schema.
 #[derive(Clone, Debug)]
@@ -61,6 +60,8 @@ struct FieldShape {
     list: bool,
     /// Whether it takes a page-size argument (`first`, `last` or `limit`).
     paged: bool,
+    /// Its type as declared, for null propagation (`graphql::nulls`).
+    ty: Type,
 }
 
 /// The schema's fields, by type and name, and its root types: built once from the SDL.
@@ -115,7 +116,8 @@ impl TypeIndex {
                             let (returns, list) = unwrap_type(&field.ty.node.base);
                             let paged =
                                 field.arguments.iter().any(|a| PAGE_ARGUMENTS.contains(&a.node.name.node.as_str()));
-                            (field.name.node.to_string(), FieldShape { returns, list, paged })
+                            let ty = field.ty.node;
+                            (field.name.node.to_string(), FieldShape { returns, list, paged, ty })
                         })
                         .collect();
                     index.fields.insert(ty.name.node.to_string(), shapes);
@@ -130,31 +132,30 @@ impl TypeIndex {
         self.fields.get(parent)?.get(name)
     }
 
+    /// The type of field `name` of `parent` (an object or interface), as the schema declares it.
+    pub fn field_type(&self, parent: &str, name: &str) -> Option<&Type> {
+        self.field(parent, name).map(|shape| &shape.ty)
+    }
+
+    /// The root type operations of type `ty` start from.
+    pub fn root(&self, ty: OperationType) -> &str {
+        match ty {
+            OperationType::Query => &self.query,
+            OperationType::Mutation => &self.mutation,
+            OperationType::Subscription => &self.subscription,
+        }
+    }
+
     /// The estimated cost of the operation `operation_name` of `document` (the only one when
     /// unnamed) with `variables`. An operation that is not there costs 0: execution refuses it.
     pub fn cost(&self, document: &ExecutableDocument, operation_name: Option<&str>, variables: &Variables) -> u64 {
-        let operation = match (&document.operations, operation_name) {
-            (DocumentOperations::Single(op), _) => op,
-            (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-                Some(op) => op,
-                None => return 0,
-            },
-            (DocumentOperations::Multiple(ops), None) => match ops.values().next() {
-                Some(op) if ops.len() == 1 => op,
-                _ => return 0,
-            },
-        };
-        let operation = &operation.node;
+        let Some(operation) = super::operation(document, operation_name) else { return 0 };
         let defaults: HashMap<&str, Value> = operation
             .variable_definitions
             .iter()
             .filter_map(|v| v.node.default_value.as_ref().map(|d| (v.node.name.node.as_str(), d.node.clone())))
             .collect();
-        let root = match operation.ty {
-            OperationType::Query => &self.query,
-            OperationType::Mutation => &self.mutation,
-            OperationType::Subscription => &self.subscription,
-        };
+        let root = self.root(operation.ty);
         let mut walk =
             Walk { index: self, document, variables, defaults, fragments: HashMap::new(), open: HashSet::new() };
         let mut total = walk.selection_set(&operation.selection_set.node, root, None);
@@ -293,9 +294,10 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// How many symbols the `symbols` argument lists (a single string coerces to a list of one).
+    /// How many items the `symbols` or `ids` argument lists (a single value coerces to a list
+    /// of one).
     fn symbols_argument(&self, field: &async_graphql::parser::types::Field) -> Option<u64> {
-        match self.argument(field, SYMBOLS)? {
+        match ITEM_ARGUMENTS.iter().find_map(|name| self.argument(field, name))? {
             Value::List(items) => Some(u64::try_from(items.len()).unwrap_or(u64::MAX)),
             Value::String(_) => Some(1),
             _ => None,
@@ -317,6 +319,7 @@ mod tests {
             klines(symbol: String!, limit: Int): [Kline!]!
             securities(first: Int, after: String): SecurityConnection!
             security(symbol: String!): Security
+            nodes(ids: [ID!]!): [Quote]!
         }
         type Mutation { createTransaction(amount: Int!): Transaction! logout: Boolean! }
         type Subscription { quotes(symbols: [String!]!): Quote! }
@@ -350,6 +353,7 @@ mod tests {
     fn lists_multiply_by_their_symbols_or_page() {
         let ten = (0..10).map(|i| format!("\"S{i}.US\"")).collect::<Vec<_>>().join(",");
         assert_eq!(cost(&format!("{{ quotes(symbols: [{ten}]) {{ symbol last }} }}")), 10);
+        assert_eq!(cost(r#"{ nodes(ids: ["a", "b", "c"]) { symbol } }"#), 3);
         assert_eq!(cost(r#"{ klines(symbol: "A", limit: 30) { open } }"#), 30);
         assert_eq!(cost(r#"{ klines(symbol: "A") { open } }"#), ASSUMED_PAGE, "a page left to the server");
         // A list the document cannot size, inside a list of 3: 3 × (1 + 10 × 1).

@@ -23,7 +23,9 @@ use std::{future::Future, panic::AssertUnwindSafe};
 
 use async_graphql::{
     ServerError,
-    parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet},
+    parser::types::{
+        DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
+    },
 };
 use futures::FutureExt;
 
@@ -129,10 +131,16 @@ pub fn check_auth_mutations(count: u64) -> Result<(), ServerError> {
 /// The type of the operation that will run. `None` when that is for execution to decide
 /// (several operations and no or an unknown `operationName`, which it rejects clearly).
 pub fn operation_type(doc: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationType> {
+    operation(doc, operation_name).map(|op| op.ty)
+}
+
+/// The operation that will run: the document's only one, or the one `operation_name` names.
+/// `None` when that is for execution to decide (and refuse).
+pub fn operation<'a>(doc: &'a ExecutableDocument, operation_name: Option<&str>) -> Option<&'a OperationDefinition> {
     match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| &op.node),
         _ => None,
     }
 }

@@ -154,8 +154,11 @@ impl Connection {
                 graphql_metrics::record(kind, tenant, code, started.elapsed());
             }
         };
-        // The text, to tell a variable of the wrong type from a literal (`guard::assign_codes`).
-        let query = (!request.variables.is_empty()).then(|| request.query.clone());
+        // The text, to tell a variable of the wrong type from a literal (`guard::assign_codes`),
+        // and for null propagation.
+        let query = request.query.clone();
+        let variables = !request.variables.is_empty();
+        let state = self.state.clone();
         let request = self.state.prepare(request, principal, client);
         let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
@@ -187,7 +190,8 @@ impl Connection {
                         return;
                     };
                     let Some(mut response) = next_response else { break };
-                    guard::assign_codes(&mut response.errors, &limits, query.as_deref());
+                    guard::assign_codes(&mut response.errors, &limits, variables.then_some(query.as_str()));
+                    state.propagate_nulls(&mut response, &query, operation_name.as_deref());
                     answered(graphql_metrics::code_of(&response.errors));
                     if first {
                         // Once per operation (not on every live update): the client has it from then on.

@@ -26,6 +26,7 @@ use crate::{
     error::AppError,
     graphql::{
         PageInfo, RequestContext,
+        global_id::{GlobalId, uuid_of},
         scalars::{DecimalString, Timestamp},
         service,
     },
@@ -80,9 +81,10 @@ fn unloaded(field: &str) -> AppError {
 /// A personal-finance transaction, visible only to its owner.
 #[Object(name = "Transaction")]
 impl TransactionObject {
-    /// The transaction's id (a UUID, time-ordered).
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// The transaction's global id (`Node.id`). `transaction`, `updateTransaction` and
+    /// `deleteTransaction` also accept the bare UUID `id` was before global ids.
+    pub async fn id(&self) -> ID {
+        GlobalId::of::<Self>(&self.0.id.to_string())
     }
     /// Positive, with exactly the currency's minor-unit digits (`"42.00"` USD, `"500"` JPY).
     async fn amount(&self) -> Result<DecimalString> {
@@ -234,15 +236,14 @@ pub struct LedgerQuery;
 
 #[Object]
 impl LedgerQuery {
-    /// One of your transactions. Another user's id answers NOT_FOUND, like a missing one.
+    /// One of your transactions: null with a `NOT_FOUND` error beside it for a missing one, and
+    /// for another user's, which is indistinguishable from a missing one.
     async fn transaction(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The transaction's `id`.")] id: ID,
-    ) -> Result<TransactionObject> {
-        let rc = RequestContext::of(ctx)?;
-        let user_id = rc.user_id()?;
-        Ok(TransactionObject(ledger(ctx)?.get(user_id, parse_id(&id)?).await?))
+    ) -> Result<Option<TransactionObject>> {
+        transaction_node(ctx, parse_id(&id)?).await.map(Some)
     }
 
     /// Your transactions, newest first unless `orderBy` says otherwise. At most 100 per page.
@@ -312,12 +313,19 @@ impl LedgerQuery {
     }
 }
 
+/// One of the caller's transactions (`transaction`, `Query.node`). Another user's is
+/// `NOT_FOUND`, exactly like a missing one.
+pub async fn transaction_node(ctx: &Context<'_>, id: Uuid) -> Result<TransactionObject> {
+    let user_id = RequestContext::of(ctx)?.user_id()?;
+    Ok(TransactionObject(ledger(ctx)?.get(user_id, id).await?))
+}
+
 /// The ledger service, as the schema was given it.
 fn ledger<'a>(ctx: &Context<'a>) -> Result<&'a LedgerService, AppError> {
     service::<LedgerService>(ctx)
 }
 
+/// A transaction's UUID from its global id or, as before global ids, the bare UUID.
 fn parse_id(id: &ID) -> Result<Uuid, AppError> {
-    Uuid::parse_str(id.as_str())
-        .map_err(|_| AppError::bad_field("id", format!("`{}` is not a valid transaction id", id.as_str())))
+    uuid_of::<TransactionObject>(id, "id")
 }

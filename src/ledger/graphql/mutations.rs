@@ -8,6 +8,7 @@ use crate::{
     error::AppError,
     graphql::{
         RequestContext,
+        global_id::GlobalId,
         scalars::{DecimalString, Timestamp},
     },
     ledger::{
@@ -113,8 +114,9 @@ impl LedgerMutation {
         Ok(TransactionObject(ledger(ctx)?.update(user_id, parse_id(&id)?, patch, key.as_ref()).await?))
     }
 
-    /// Deletes one of your transactions and returns its id. With an idempotency key, a retry
-    /// answers with the id again rather than NOT_FOUND.
+    /// Deletes one of your transactions and returns its global id (`Transaction.id`, to evict
+    /// it from a client's cache). With an idempotency key, a retry answers with the id again
+    /// rather than NOT_FOUND.
     async fn delete_transaction(
         &self,
         ctx: &Context<'_>,
@@ -126,7 +128,7 @@ impl LedgerMutation {
         let user_id = rc.user_id()?;
         let key = self::idempotency_key(ctx, rc, idempotency_key.as_deref())?;
         let id = ledger(ctx)?.delete(user_id, parse_id(&id)?, key.as_ref()).await?;
-        Ok(ID(id.to_string()))
+        Ok(GlobalId::of::<TransactionObject>(&id.to_string()))
     }
 }
 

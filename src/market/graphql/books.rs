@@ -121,7 +121,8 @@ pub struct BooksQuery;
 impl BooksQuery {
     /// The order book, `levels` deep (default 10, at most 50). An index has none: asking for
     /// one is `BAD_USER_INPUT`, answered without calling the market source. Real time only: a
-    /// market the caller's plan has delayed is `FORBIDDEN` (`ENTITLEMENT_REQUIRED`).
+    /// market the caller's plan has delayed is `FORBIDDEN` (`ENTITLEMENT_REQUIRED`). Null, with
+    /// its error beside it, when this book cannot be had (so aliases beside it still answer).
     async fn order_book(
         &self,
         ctx: &Context<'_>,
@@ -130,8 +131,8 @@ impl BooksQuery {
         )]
         symbol: String,
         #[graphql(desc = "Price levels per side, 1 to 50 (10 when omitted).")] levels: Option<i32>,
-    ) -> Result<OrderBookObject> {
+    ) -> Result<Option<OrderBookObject>> {
         let levels = book_levels(levels)?;
-        load_order_book(ctx, Symbol::parse(&symbol)?, levels).await
+        load_order_book(ctx, Symbol::parse(&symbol)?, levels).await.map(Some)
     }
 }

@@ -244,7 +244,8 @@ impl KlinesQuery {
     /// `historyDays` is `FORBIDDEN` (`ENTITLEMENT_REQUIRED`), and bars starting before that
     /// horizon are left out of an open window. For a market the plan has delayed, no bar ends
     /// after `now - delayMinutes` (the window ends there; `after` at or past it is an empty
-    /// list).
+    /// list). Null, with its error beside it, when this symbol's bars cannot be had (so aliases
+    /// beside it still answer).
     #[allow(clippy::too_many_arguments)]
     async fn klines(
         &self,
@@ -260,8 +261,8 @@ impl KlinesQuery {
         #[graphql(desc = "Only bars that start strictly after this instant (a bar's `time` pages forward).")]
         after: Option<Timestamp>,
         #[graphql(desc = "Split and dividend adjustment; `NONE` (as traded) when omitted.")] adjust: Option<AdjustGql>,
-    ) -> Result<Vec<KlineObject>> {
+    ) -> Result<Option<Vec<KlineObject>>> {
         let args = KlineArgs::new(interval, limit, before, after, adjust)?;
-        load_klines(ctx, &Symbol::parse(&symbol)?, args).await
+        load_klines(ctx, &Symbol::parse(&symbol)?, args).await.map(Some)
     }
 }

@@ -9,7 +9,7 @@
 use std::{collections::HashMap, convert::Infallible};
 
 use async_graphql::{
-    Context, Enum, Object, Result,
+    Context, Enum, ID, Object, Result,
     dataloader::{DataLoader, HashMapCache, Loader},
 };
 use futures::future::join_all;
@@ -19,6 +19,7 @@ use crate::{
     error::{AppError, AppResult},
     graphql::{
         RequestContext,
+        global_id::GlobalId,
         scalars::{DecimalString, Timestamp},
         service,
     },
@@ -99,6 +100,13 @@ impl From<Quote> for QuoteObject {
 /// instrument's tick precision, in its quote currency (`Security.currency`).
 #[Object(name = "Quote")]
 impl QuoteObject {
+    /// The quote's global id (`Node.id`), from the instrument's canonical symbol: the same in
+    /// `quote`, `quotes`, `Security.quote` and every live update of `Subscription.quotes`, so a
+    /// normalised cache keeps one entry per instrument and live updates land on it. (Not the
+    /// instrument's `Security.id`: a global id names one object of one type.)
+    pub async fn id(&self) -> ID {
+        GlobalId::of::<Self>(self.quote.symbol.as_str())
+    }
     /// The instrument's canonical symbol (`700.HK` for `0700.hk`).
     async fn symbol(&self) -> &str {
         self.quote.symbol.as_str()
@@ -242,7 +250,10 @@ pub struct QuotesQuery;
 
 #[Object]
 impl QuotesQuery {
-    /// The latest quote of an instrument.
+    /// The latest quote of an instrument. Null, with its error beside it (`path: ["quote"]`, or
+    /// the alias), when this symbol fails alone: `NOT_FOUND` for an unknown symbol, `FORBIDDEN`
+    /// (`ENTITLEMENT_REQUIRED`) for a market outside the caller's plan, `UPSTREAM_UNAVAILABLE`;
+    /// aliases beside it still answer.
     async fn quote(
         &self,
         ctx: &Context<'_>,
@@ -250,8 +261,8 @@ impl QuotesQuery {
             desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
         )]
         symbol: String,
-    ) -> Result<QuoteObject> {
-        load_quote(ctx, Symbol::parse(&symbol)?).await
+    ) -> Result<Option<QuoteObject>> {
+        load_quote(ctx, Symbol::parse(&symbol)?).await.map(Some)
     }
 
     /// Quotes of up to 500 instruments, in the order asked. Partial data: each item is the

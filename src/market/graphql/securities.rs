@@ -2,7 +2,7 @@
 //! composed with market data. Here rather than in `reference`, so that the catalog stays below
 //! the market domain: `market` uses `reference`, never the reverse.
 
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 
 use super::{
     books::{OrderBookObject, book_levels, load_order_book},
@@ -15,6 +15,7 @@ use crate::{
     error::AppError,
     graphql::{
         PageInfo, RequestContext,
+        global_id::GlobalId,
         scalars::{Date, DecimalString, Timestamp},
         service,
     },
@@ -51,6 +52,11 @@ pub struct SecurityObject(pub Security);
 /// allows.
 #[Object(name = "Security")]
 impl SecurityObject {
+    /// The security's global id (`Node.id`), from its canonical symbol: the same however the
+    /// symbol was asked (`0700.hk` or `700.HK`).
+    pub async fn id(&self) -> ID {
+        GlobalId::of::<Self>(self.0.symbol.as_str())
+    }
     /// Canonical symbol: `AAPL.US`, `700.HK`, `600519.SH`, `FX:EURUSD`, `IDX:SPX`,
     /// `CRYPTO:BTCUSDT`, `FUT:CL.US`.
     async fn symbol(&self) -> &str {
@@ -169,6 +175,12 @@ impl SecurityObject {
     }
 }
 
+/// The catalog's instrument `symbol` (`security`, `Query.node`): `NOT_FOUND` when unknown.
+pub async fn security_node(ctx: &Context<'_>, symbol: Symbol) -> Result<SecurityObject> {
+    RequestContext::of(ctx)?.principal.require_scope(Scope::Market)?;
+    Ok(SecurityObject(service::<ReferenceService>(ctx)?.security(&symbol).await?))
+}
+
 /// One security and its cursor (Relay edge).
 #[derive(SimpleObject)]
 pub struct SecurityEdge {
@@ -213,7 +225,8 @@ pub struct SecuritiesQuery;
 
 #[Object]
 impl SecuritiesQuery {
-    /// One instrument by symbol. A malformed symbol is BAD_USER_INPUT; an unknown one NOT_FOUND.
+    /// One instrument by symbol. A malformed symbol is `BAD_USER_INPUT`; an unknown one is null
+    /// with a `NOT_FOUND` error beside it (aliases beside it still answer).
     async fn security(
         &self,
         ctx: &Context<'_>,
@@ -221,10 +234,8 @@ impl SecuritiesQuery {
             desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
         )]
         symbol: String,
-    ) -> Result<SecurityObject> {
-        let symbol = Symbol::parse(&symbol)?;
-        RequestContext::of(ctx)?.principal.require_scope(Scope::Market)?;
-        Ok(SecurityObject(service::<ReferenceService>(ctx)?.security(&symbol).await?))
+    ) -> Result<Option<SecurityObject>> {
+        security_node(ctx, Symbol::parse(&symbol)?).await.map(Some)
     }
 
     /// The catalog, by symbol. `search` matches symbol or name, case-insensitively.

@@ -65,7 +65,8 @@ impl TicksQuery {
     /// Recent trades, newest last (default 20, at most 1000): of the latest `limit` trades the
     /// source has, those the caller's plan allows. For a delayed market that is only the ones
     /// at least `delayMinutes` old, so the list may be shorter than `limit`, or empty (a source
-    /// keeping few recent trades, such as iTick's latest trade, has none that old).
+    /// keeping few recent trades, such as iTick's latest trade, has none that old). Null, with
+    /// its error beside it, when this symbol's trades cannot be had.
     async fn ticks(
         &self,
         ctx: &Context<'_>,
@@ -74,11 +75,11 @@ impl TicksQuery {
         )]
         symbol: String,
         #[graphql(desc = "At most this many trades, 1 to 1000 (20 when omitted).")] limit: Option<i32>,
-    ) -> Result<Vec<TickObject>> {
+    ) -> Result<Option<Vec<TickObject>>> {
         let limit = bounded(limit.unwrap_or(DEFAULT_TICKS), 1, MAX_TICKS, "limit")?;
         let symbol = Symbol::parse(&symbol)?;
         let grant = grant(ctx, &symbol)?;
         let ticks = service::<MarketService>(ctx)?.ticks(&symbol, limit).await?;
-        Ok(ticks.into_iter().filter(|tick| grant.keeps(tick.timestamp)).map(Into::into).collect())
+        Ok(Some(ticks.into_iter().filter(|tick| grant.keeps(tick.timestamp)).map(Into::into).collect()))
     }
 }

@@ -28,7 +28,7 @@ use crate::{
         service::SignUp,
     },
     error::AppError,
-    graphql::{RequestContext, bounded, scalars::Timestamp, service},
+    graphql::{RequestContext, bounded, global_id::uuid_of, scalars::Timestamp, service},
     identity::{Credentials, Scopes},
 };
 
@@ -162,7 +162,7 @@ impl TenancyMutation {
     ) -> Result<UserObject> {
         let principal = &RequestContext::of(ctx)?.principal;
         let tenant = principal.require_admin()?;
-        let user_id = parse_id(&user_id, "userId", "user")?;
+        let user_id = uuid_of::<UserObject>(&user_id, "userId")?;
         let actor = match principal.credentials {
             Credentials::User(id) => Some(id),
             _ => None,
@@ -178,10 +178,10 @@ fn tenancy<'a>(ctx: &Context<'a>) -> Result<&'a TenancyService, AppError> {
     service::<TenancyService>(ctx)
 }
 
-/// A page request from `first` and `after` (`BAD_USER_INPUT` naming the argument).
-fn page(first: i32, after: Option<ID>) -> Result<Page, AppError> {
+/// A page request from `first` and `after`, the last item's id (`BAD_USER_INPUT` naming the
+/// argument).
+fn page(first: i32, after: Option<Uuid>) -> Result<Page, AppError> {
     let first = bounded(first, 1, MAX_PAGE as i32, "first")?;
-    let after = after.map(|id| parse_id(&id, "after", "cursor")).transpose()?;
     Ok(Page { first, after })
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
 use uuid::Uuid;
 
-use super::{page, tenancy};
+use super::{page, parse_id, tenancy};
 use crate::{
     accounts::graphql::UserObject,
     audit::{
@@ -15,7 +15,11 @@ use crate::{
         graphql::{AuditLogFilter, AuditRecordConnection},
     },
     config::{Access, Plan},
-    graphql::{RequestContext, scalars::Timestamp},
+    graphql::{
+        RequestContext,
+        global_id::{GlobalId, uuid_of},
+        scalars::Timestamp,
+    },
     identity::{Scope, Scopes},
     tenancy::service::{ApiKey, CreatedKey, Tenant},
     usage::{
@@ -68,6 +72,7 @@ impl TenantObject {
         after: Option<ID>,
     ) -> Result<Vec<ApiKeyObject>> {
         RequestContext::of(ctx)?.principal.require_admin()?;
+        let after = after.map(|id| parse_id(&id, "after", "cursor")).transpose()?;
         let keys = tenancy(ctx)?.api_keys(self.tenant.id, page(first, after)?).await?;
         Ok(keys.into_iter().map(ApiKeyObject).collect())
     }
@@ -108,6 +113,7 @@ impl TenantObject {
         after: Option<ID>,
     ) -> Result<Vec<UserObject>> {
         RequestContext::of(ctx)?.principal.require_admin()?;
+        let after = after.map(|id| uuid_of::<UserObject>(&id, "after")).transpose()?;
         let users = tenancy(ctx)?.members(self.tenant.id, page(first, after)?).await?;
         Ok(users.into_iter().map(UserObject).collect())
     }
@@ -266,9 +272,10 @@ impl ApiKeyObject {
     async fn burst(&self) -> Option<u32> {
         self.0.rate.map(|(_, burst)| burst)
     }
-    /// The user who created it; `null` when an operator (CLI) or another key did.
+    /// The global id (`User.id`) of the user who created it; `null` when an operator (CLI) or
+    /// another key did.
     async fn created_by(&self) -> Option<ID> {
-        self.0.created_by.map(|id: Uuid| ID(id.to_string()))
+        self.0.created_by.map(|id: Uuid| GlobalId::of::<UserObject>(&id.to_string()))
     }
     /// When the key was created.
     async fn created_at(&self) -> Timestamp {

@@ -166,7 +166,7 @@ async fn concurrent_claims_wait_for_the_winner(app: TestApp) {
         service::{Kind, NewTransaction},
     };
     let user = app.new_user().await;
-    let user_id: uuid::Uuid = user.id.parse().expect("user id");
+    let user_id: uuid::Uuid = user.uuid.parse().expect("user id");
     for round in 0..3 {
         let k = IdempotencyKey::parse(&key(), "idempotencyKey").expect("key");
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
@@ -207,7 +207,7 @@ async fn a_stuck_holder_is_waited_for_a_bounded_time(app: TestApp) {
     let k = key();
     let held = app.state.db.begin().await.expect("begin");
     entity::idempotency_key::ActiveModel {
-        user_id: Set(user.id.parse().expect("user id")),
+        user_id: Set(user.uuid.parse().expect("user id")),
         key: Set(k.clone()),
         operation: Set("createTransaction".into()),
         request_hash: Set("0".repeat(64)),

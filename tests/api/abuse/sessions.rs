@@ -314,7 +314,7 @@ async fn jwt_matrix_is_the_same_for_http_and_sockets() {
         .unwrap();
     let user = app.new_user().await;
     let token = |iat: i64, exp: i64, nbf: Option<i64>| {
-        let mut claims = json!({ "sub": user.id, "iat": iat, "exp": exp, "iss": "finql", "aud": "finql-api" });
+        let mut claims = json!({ "sub": user.uuid, "iat": iat, "exp": exp, "iss": "finql", "aud": "finql-api" });
         if let Some(nbf) = nbf {
             claims["nbf"] = json!(nbf);
         }
@@ -498,7 +498,7 @@ crate::backend_tests!(a_deleted_users_token_is_unauthenticated);
 async fn a_deleted_users_token_is_unauthenticated(app: TestApp) {
     use sea_orm::EntityTrait;
     let user = app.new_user().await;
-    let id = uuid::Uuid::parse_str(&user.id).unwrap();
+    let id = uuid::Uuid::parse_str(&user.uuid).unwrap();
     entity::user::Entity::delete_by_id(id).exec(&app.state.db).await.expect("delete the user row");
     assert_eq!(me_code(&app, &user.access_token).await.as_deref(), Some("UNAUTHENTICATED"));
     let body = app.gql(Some(&user.access_token), CREATE, json!({ "input": { "amount": "1", "kind": "DEBIT" } })).await;

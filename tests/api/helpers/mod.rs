@@ -38,7 +38,10 @@ pub struct TestApp {
 /// A signed-up user.
 #[derive(Clone, Debug)]
 pub struct TestUser {
+    /// `User.id`, the global id.
     pub id: String,
+    /// The account's UUID (what tokens carry as `sub`, and the database's key).
+    pub uuid: String,
     pub email: String,
     pub access_token: String,
     pub refresh_token: String,
@@ -236,8 +239,10 @@ impl TestApp {
             )
             .await;
         let payload = &data["signUp"];
+        let id = payload["user"]["id"].as_str().unwrap().to_owned();
         TestUser {
-            id: payload["user"]["id"].as_str().unwrap().to_owned(),
+            uuid: global_key(&id, "User"),
+            id,
             email: payload["user"]["email"].as_str().unwrap().to_owned(),
             access_token: payload["accessToken"].as_str().unwrap().to_owned(),
             refresh_token: payload["refreshToken"].as_str().unwrap().to_owned(),
@@ -273,6 +278,34 @@ pub fn untraced(mut response: Value) -> Value {
         response.as_object_mut().unwrap().remove("extensions");
     }
     response
+}
+
+/// A GraphQL answer without what varies between runs or documents, to compare as exact JSON:
+/// its `extensions` (trace id, cost) and the errors' `locations`.
+pub fn stable(mut body: Value) -> Value {
+    let object = body.as_object_mut().expect("a JSON object");
+    object.remove("extensions");
+    for error in object.get_mut("errors").and_then(Value::as_array_mut).into_iter().flatten() {
+        error.as_object_mut().expect("an error object").remove("locations");
+    }
+    body
+}
+
+/// The key inside a global id (`Node.id`: base64 of `<Type>:<key>`), which must name a `type_name`.
+pub fn global_key(id: &str, type_name: &str) -> String {
+    use base64::Engine;
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(id).unwrap_or_else(|_| panic!("not a global id: {id}"));
+    let text = String::from_utf8(bytes).expect("UTF-8");
+    let (ty, key) = text.split_once(':').unwrap_or_else(|| panic!("not a global id: {text}"));
+    assert_eq!(ty, type_name, "{text}");
+    key.to_owned()
+}
+
+/// The global id (`Node.id`) of the `type_name` object keyed `key`.
+pub fn global_id(type_name: &str, key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{type_name}:{key}"))
 }
 
 /// The `extensions.code` of the first error.

@@ -51,7 +51,8 @@ async fn create_and_read_back_every_field(app: TestApp) {
     let created_at = ts(&created["createdAt"]);
     assert!(before <= created_at && created_at <= after, "createdAt {created_at} is now");
     assert_eq!(created["createdAt"], created["updatedAt"]);
-    uuid::Uuid::parse_str(created["id"].as_str().unwrap()).expect("id is a UUID");
+    let uuid = global_key(created["id"].as_str().unwrap(), "Transaction");
+    uuid::Uuid::parse_str(&uuid).expect("id is the global id of a UUID");
 
     // Read back by id: every field identical, and the owner resolves.
     let id = id_of(&created);
@@ -436,7 +437,9 @@ async fn other_users_transactions_are_invisible(app: TestApp) {
     )
     .await;
     let id = id_of(&original);
-    let random = uuid::Uuid::new_v4().to_string();
+    // Messages quote the UUID inside a global id.
+    let (uuid, random_uuid) = (global_key(&id, "Transaction"), uuid::Uuid::new_v4().to_string());
+    let random = global_id("Transaction", &random_uuid);
 
     // Bob's answer for Alice's id is exactly his answer for an id that does not exist.
     type Vars = fn(&str) -> Value;
@@ -450,7 +453,7 @@ async fn other_users_transactions_are_invisible(app: TestApp) {
         let missing = app.gql(Some(&bob.access_token), query, vars(&random)).await;
         assert_error(&theirs, "NOT_FOUND");
         assert_error(&missing, "NOT_FOUND");
-        assert_eq!(redact(&theirs, &id), redact(&missing, &random), "indistinguishable from a missing id");
+        assert_eq!(redact(&theirs, &uuid), redact(&missing, &random_uuid), "indistinguishable from a missing id");
     }
 
     // Alice's cursors position Bob's listing but show him nothing of hers.

@@ -42,11 +42,20 @@ pub(crate) async fn create_one(app: &TestApp, token: &str, input: Value) -> Valu
     app.data(Some(token), CREATE, json!({ "input": input })).await["createTransaction"].clone()
 }
 
-/// Asserts that a request failed with `code` and produced no data.
+/// The first error has `code`, and where it points there is no data: `null` at the error's
+/// path (a nullable field), or no `data` at all.
 #[track_caller]
 pub(crate) fn assert_error(body: &Value, code: &str) {
     assert_eq!(error_code(body), code, "{body}");
-    assert!(body.get("data").is_none_or(Value::is_null), "expected no data: {body}");
+    let mut at = body.get("data").unwrap_or(&Value::Null);
+    for segment in body["errors"][0]["path"].as_array().into_iter().flatten() {
+        at = match segment {
+            Value::String(key) => at.get(key.as_str()).unwrap_or(&Value::Null),
+            Value::Number(i) => at.get(i.as_u64().unwrap() as usize).unwrap_or(&Value::Null),
+            _ => panic!("bad path segment in {body}"),
+        };
+    }
+    assert!(at.is_null(), "expected no data at the error's path: {body}");
 }
 
 pub(crate) fn ts(value: &Value) -> DateTime<Utc> {

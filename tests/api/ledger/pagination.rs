@@ -60,15 +60,16 @@ async fn walk_backward(app: &TestApp, token: &str, order: &str, size: usize, tot
     seen
 }
 
-/// The ids of `rows` in the server's order for `order`: the sort key, then the id, both in the
-/// order's direction (UUID text order is byte order, the databases' order).
+/// The ids of `rows` in the server's order for `order`: the sort key, then the UUID inside the
+/// id, both in the order's direction (UUID text order is byte order, the databases' order).
 fn expected_order(rows: &[Value], order: &str) -> Vec<String> {
     let mut sorted: Vec<&Value> = rows.iter().collect();
     let key = |row: &Value| -> (Option<DateTime<Utc>>, Option<Decimal>, String) {
+        let uuid = global_key(&id_of(row), "Transaction");
         if order.starts_with("AMOUNT") {
-            (None, Some(dec(&row["amount"])), id_of(row))
+            (None, Some(dec(&row["amount"])), uuid)
         } else {
-            (Some(ts(&row["occurredAt"])), None, id_of(row))
+            (Some(ts(&row["occurredAt"])), None, uuid)
         }
     };
     sorted.sort_by_key(|row| key(row));
@@ -283,14 +284,15 @@ crate::backend_tests!(
 
 #[test]
 fn expected_order_sorts_by_key_then_id() {
+    let [a, b, c] = ["a", "b", "c"].map(|key| global_id("Transaction", key));
     let rows = [
-        json!({ "id": "b", "amount": "1.00", "occurredAt": "2026-01-01T00:00:00Z" }),
-        json!({ "id": "a", "amount": "1.00", "occurredAt": "2026-01-01T00:00:00Z" }),
-        json!({ "id": "c", "amount": "0.50", "occurredAt": "2026-01-02T00:00:00Z" }),
+        json!({ "id": b, "amount": "1.00", "occurredAt": "2026-01-01T00:00:00Z" }),
+        json!({ "id": a, "amount": "1.00", "occurredAt": "2026-01-01T00:00:00Z" }),
+        json!({ "id": c, "amount": "0.50", "occurredAt": "2026-01-02T00:00:00Z" }),
     ];
-    assert_eq!(expected_order(&rows, "OCCURRED_AT_ASC"), ["a", "b", "c"]);
-    assert_eq!(expected_order(&rows, "OCCURRED_AT_DESC"), ["c", "b", "a"]);
-    assert_eq!(expected_order(&rows, "AMOUNT_ASC"), ["c", "a", "b"]);
-    assert_eq!(expected_order(&rows, "AMOUNT_DESC"), ["b", "a", "c"]);
+    assert_eq!(expected_order(&rows, "OCCURRED_AT_ASC"), [a.clone(), b.clone(), c.clone()]);
+    assert_eq!(expected_order(&rows, "OCCURRED_AT_DESC"), [c.clone(), b.clone(), a.clone()]);
+    assert_eq!(expected_order(&rows, "AMOUNT_ASC"), [c.clone(), a.clone(), b.clone()]);
+    assert_eq!(expected_order(&rows, "AMOUNT_DESC"), [b, a, c]);
     assert_eq!(dec(&json!("10.00")).cmp(&dec(&json!("9.99"))), Ordering::Greater);
 }

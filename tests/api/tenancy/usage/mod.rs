@@ -100,7 +100,7 @@ async fn http_requests_are_counted_exactly_per_actor(app: TestApp) {
     let usage = usage_by_actor(&app, tenant_id(&app, "meter-b").await).await;
     assert_eq!(usage[&format!("key:{}", prefix(&other))].requests, 1);
     let default = usage_by_actor(&app, tenant_id(&app, "default").await).await;
-    let mine = &default[&format!("user:{}", user.id)];
+    let mine = &default[&format!("user:{}", user.uuid)];
     assert_eq!((mine.requests, mine.response_bytes), (1, user_bytes), "{default:?}");
     assert_eq!(default.len(), 1, "anonymous callers are not metered: {default:?}");
 }
@@ -134,7 +134,7 @@ async fn websocket_operations_and_subscription_seconds_are_counted() {
     // A user (of the default tenant): live data needs a person until keys reach it.
     let user = app.new_user().await;
     let tenant = tenant_id(&app, "default").await;
-    let actor = format!("user:{}", user.id);
+    let actor = format!("user:{}", user.uuid);
     let mut ws = Ws::connect(&app, TRANSPORT_WS).await;
     ws.init(Some(&user.access_token)).await;
     ws.subscribe("query", OK).await;
