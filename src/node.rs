@@ -101,6 +101,7 @@ impl NodeQuery {
     /// of yours), a `Security` or a `Quote`. A malformed id is `BAD_USER_INPUT`. Null with a
     /// `NOT_FOUND` error beside it when it names nothing you may see: another user, another
     /// user's transaction and a deleted one answer alike.
+    #[graphql(cache_control(private, no_cache))]
     async fn node(&self, ctx: &Context<'_>, #[graphql(desc = "A `Node.id`.")] id: ID) -> Result<Option<Node>> {
         NodeKey::parse(&id, "id")?.fetch(ctx).await.map(Some)
     }
@@ -109,6 +110,7 @@ impl NodeQuery {
     /// each: an item is null with an error at its index (`path: ["nodes", i]`) when that id
     /// names nothing you may see. The list fails as a whole only when its argument does: a
     /// malformed id, or more than 100 (`BAD_USER_INPUT`).
+    #[graphql(cache_control(private, no_cache))]
     async fn nodes(
         &self,
         ctx: &Context<'_>,

@@ -74,22 +74,41 @@
     return headers;
   }
 
-  function isSubscription(params, opts) {
-    let doc = opts && opts.documentAST;
-    if (!doc) {
-      try {
-        doc = GraphiQL.GraphQL.parse(params.query);
-      } catch (_) {
-        return false; // let the server report the syntax error
-      }
+  function operationsOf(doc) {
+    return doc ? doc.definitions.filter((d) => d.kind === 'OperationDefinition') : [];
+  }
+
+  function operationNames(doc) {
+    return operationsOf(doc).map((d) => d.name && d.name.value);
+  }
+
+  // What to send, decided from the text being sent. GraphiQL gives the fetcher the editor's
+  // current text (`params.query`), but its `operationName` and `documentAST` come from a parse
+  // it runs 100 ms after each edit: just after an edit they describe the previous text (an
+  // operation renamed, a query turned into a subscription), and a subscription went over HTTP
+  // or a stale name was sent. So the text is parsed here, and a name the text no longer has is
+  // carried over the way GraphiQL itself does once its parse catches up: the operation now at
+  // the place the named one was, else the first. Text that does not parse goes over HTTP as
+  // it is, for the server to report.
+  function plan(params, opts) {
+    let doc;
+    try {
+      doc = GraphiQL.GraphQL.parse(params.query);
+    } catch (_) {
+      return { params, subscription: false };
     }
-    const ops = doc.definitions.filter((d) => d.kind === 'OperationDefinition');
-    const op = params.operationName
-      ? ops.find((d) => d.name && d.name.value === params.operationName)
-      : ops.length === 1
-        ? ops[0]
-        : undefined;
-    return Boolean(op) && op.operation === 'subscription';
+    const ops = operationsOf(doc);
+    const names = operationNames(doc);
+    let name = params.operationName || undefined;
+    if (ops.length > 1 && !names.includes(name)) {
+      const at = name === undefined ? -1 : operationNames(opts && opts.documentAST).indexOf(name);
+      name = (at !== -1 && at < names.length ? names[at] : names[0]) || undefined;
+    } else if (ops.length === 1) {
+      name = names[0] || undefined;
+    }
+    const op = ops.length === 1 ? ops[0] : ops.find((d) => d.name && d.name.value === name);
+    const subscription = Boolean(op) && op.operation === 'subscription';
+    return { params: { ...params, operationName: name }, subscription };
   }
 
   // Queries and mutations: GraphQL over HTTP, one POST per operation.
@@ -151,7 +170,8 @@
 
   function fetcher(params, opts) {
     const headers = editorHeaders(opts);
-    return isSubscription(params, opts) ? subscribe(params, headers) : httpFetch(params, headers);
+    const planned = plan(params, opts);
+    return planned.subscription ? subscribe(planned.params, headers) : httpFetch(planned.params, headers);
   }
 
   const root = ReactDOM.createRoot(document.getElementById('graphiql'));

@@ -19,7 +19,7 @@ use crate::{
 pub struct UserObject(pub User);
 
 /// A person with an account: a member or admin of one tenant, owner of their own ledger.
-#[Object(name = "User")]
+#[Object(name = "User", cache_control(private, no_cache))]
 impl UserObject {
     /// The user's global id (`Node.id`), stable for the account's lifetime. Arguments that
     /// take a user's id also accept the bare UUID `id` was before global ids.
@@ -130,6 +130,7 @@ pub struct AccountsQuery;
 #[Object]
 impl AccountsQuery {
     /// The authenticated user.
+    #[graphql(cache_control(private, no_cache))]
     async fn me(&self, ctx: &Context<'_>) -> Result<UserObject> {
         let id = RequestContext::of(ctx)?.user_id()?;
         let user = service::<AccountsService>(ctx)?.user(id).await?;

@@ -5,7 +5,7 @@
 //! (`cargo bench --bench audit_writer`, SQLite, 50k records): SeaORM's `insert_many` 7.8 µs,
 //! the same statement bound by sqlx directly 6.7 µs, with a commit that does not wait for the
 //! disk 5.5 µs, and without the `at` index retention no longer needs 4.4 µs. So:
-//! - **SQLite**: multi-row `INSERT … VALUES` of [`ROWS_PER_STATEMENT`] rows, on a connection of
+//! - **SQLite**: multi-row `INSERT … VALUES` of `ROWS_PER_STATEMENT` (50) rows, on a connection of
 //!   the writer's own opened with `synchronous=NORMAL`: in WAL mode a commit is then durable
 //!   against a crash of the process but not of the machine (a power cut may lose the last
 //!   batches). The records waiting in the writer's channel are lost in either, so waiting for

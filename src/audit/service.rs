@@ -39,7 +39,7 @@ use crate::{
 };
 
 /// Records appended per batch at most. Rows are ~500 bytes: a batch is a few statements
-/// (`store::ROWS_PER_STATEMENT`) and well under a megabyte.
+/// (`append::ROWS_PER_STATEMENT`) and well under a megabyte.
 const BATCH: usize = 500;
 
 /// How long the writer waits for more records once one arrived, so that a steady trickle is

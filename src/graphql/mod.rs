@@ -4,6 +4,9 @@
 //! it imports only leaves (`error`, `config`, `identity`). The schema is assembled at the top of
 //! the tree, by the top-level `schema` module.
 
+/// The data tiers of async-graphql's cache hints, and the request's freshness ceiling for
+/// answers fresher than their field's tier (klines of an open window).
+pub mod cache_control;
 /// `RequestContext`: the caller's credentials and client, attached to every request; and
 /// `service`, how a resolver reaches the value its domain put into the schema.
 pub mod context;

@@ -6,6 +6,11 @@
 //! its assets from the binary itself (`assets/graphiql/`, versions and refresh
 //! steps in `assets/graphiql/VERSIONS.md`), under a strict
 //! Content-Security-Policy: the page's own script is a file, never inline.
+//!
+//! That script (`finql-graphiql.js`) is the fetcher: it decides from the text GraphiQL sends
+//! whether an operation is a subscription (WebSocket) or not (HTTP), and which operation it
+//! is, since GraphiQL's own parse of the editor lags an edit by 100 ms. Its tests run it in
+//! Node on the vendored bundles: `node --test tests/graphiql/` (CI runs them).
 
 use axum::{
     Router,

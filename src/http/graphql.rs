@@ -5,7 +5,8 @@
 //! reads bodies of any size, answers `application/graphql-response+json` whatever the client
 //! accepts, and echoes Rust debug text for bad requests. Here:
 //! - POST must be `application/json` (a cross-site form cannot send that without a preflight);
-//! - GET runs queries only: a mutation answers 405;
+//! - GET runs queries only: a mutation answers 405; a query's answer carries `Cache-Control` by
+//!   data tier and an ETag, and `If-None-Match` answers 304 (`http::caching`); POST is `no-store`;
 //! - the body is capped (413) and batches are capped (`FINQL_MAX_BATCH`);
 //! - `Accept` picks `application/graphql-response+json` or `application/json` (406 otherwise);
 //! - a request may name a persisted document instead of sending its text (APQ's
@@ -28,18 +29,18 @@ use async_graphql::{
 use axum::{
     body::{Body, Bytes},
     extract::{ConnectInfo, Request as HttpRequest, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
 use serde_json::json;
 use tracing::Instrument;
 
-use super::REQUEST_ID;
+use super::{REQUEST_ID, caching};
 use crate::{
     audit::edge::{Answer, HttpAudit},
     error::ErrorCode,
-    graphql::{ClientInfo, guard},
+    graphql::{ClientInfo, cache_control::Ceiling, guard},
     identity::{Credentials, Principal},
     metrics::graphql as graphql_metrics,
     persisted::Registration,
@@ -51,7 +52,7 @@ use crate::{
 use std::net::SocketAddr;
 
 /// The header an API key may come in (the other way is `Authorization: Bearer fq_…`).
-const API_KEY: header::HeaderName = header::HeaderName::from_static("x-api-key");
+pub(super) const API_KEY: header::HeaderName = header::HeaderName::from_static("x-api-key");
 /// The IETF rate-limit fields (draft-ietf-httpapi-ratelimit-headers): the limits that apply to
 /// the caller, and what is left of each (`tenancy::limits`).
 const RATELIMIT_POLICY: header::HeaderName = header::HeaderName::from_static("ratelimit-policy");
@@ -131,7 +132,7 @@ pub async fn post(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let prepared = post_inner(&state, &headers, body).await;
-    respond(&state, peer, &headers, prepared).await
+    respond(&state, peer, &headers, prepared, Method::POST).await
 }
 
 /// A request ready to run: its operations (parsed and past the edge guards) and the media type
@@ -222,7 +223,8 @@ pub async fn get(
     // across the awaits below.
     let (request, _) = request.into_parts();
     let prepared = get_inner(&state, &request).await;
-    respond(&state, peer, &request.headers, prepared).await
+    let response = respond(&state, peer, &request.headers, prepared, Method::GET).await;
+    caching::conditional(&request.headers, response)
 }
 
 async fn get_inner(state: &AppState, request: &axum::http::request::Parts) -> Result<Prepared, Rejection> {
@@ -334,6 +336,7 @@ async fn respond(
     peer: SocketAddr,
     headers: &HeaderMap,
     prepared: Result<Prepared, Rejection>,
+    method: Method,
 ) -> Response {
     let started = std::time::Instant::now();
     let media = match &prepared {
@@ -386,7 +389,7 @@ async fn respond(
             (rejection.into_response(), UsageRecord::refused(1, false), vec![code])
         }
         (Ok((batch, media)), None) => {
-            let (response, record, answers) = execute(state, principal, client, batch, &costs, media).await;
+            let (response, record, answers) = execute(state, principal, client, batch, &costs, media, method).await;
             let codes = answers.iter().map(|answer| graphql_metrics::code_of(answer.errors())).collect();
             audit.answered(&state.audit, answers);
             (response, record, codes)
@@ -490,10 +493,15 @@ async fn execute(
     batch: BatchRequest,
     costs: &[u64],
     media: Media,
+    method: Method,
 ) -> (Response, UsageRecord, Vec<Answer>) {
     let trace_id = client.trace_id.clone();
+    // What the resolvers found of the answer's freshness (`graphql::cache_control`).
+    let ceiling = Ceiling::default();
     let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(state.prepare(request, principal, client)),
+        BatchRequest::Single(request) => {
+            BatchRequest::Single(state.prepare(request, principal, client).data(ceiling.clone()))
+        }
         BatchRequest::Batch(requests) => BatchRequest::Batch(
             requests.into_iter().map(|request| state.prepare(request, principal.clone(), client.clone())).collect(),
         ),
@@ -531,6 +539,7 @@ async fn execute(
             BatchResponse::Batch(requests.into_iter().map(run).collect::<FuturesOrdered<_>>().collect().await)
         }
     };
+    let mut validator = None;
     // Each operation's estimated cost, as `extensions.cost`.
     match &mut response {
         BatchResponse::Single(single) => set_cost(single, costs.first().copied().unwrap_or(0)),
@@ -538,6 +547,9 @@ async fn execute(
     }
     let (status, body) = match &mut response {
         BatchResponse::Single(single) => {
+            // Before `finish` adds the trace id: equal data, equal ETag.
+            validator =
+                (method == Method::GET).then(|| caching::Validator::of(single, &ceiling, &media.content_type()));
             finish(single, trace_id.as_deref());
             if guard::deadline::is_timeout(single) {
                 // No result at all: the errors alone, as for any request without one.
@@ -583,9 +595,12 @@ async fn execute(
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     headers.insert(header::CONTENT_TYPE, media.content_type());
-    // Responses carry personal financial data: never stored by shared caches or browsers.
+    // Never stored, unless the GET edge finds the answer cacheable (`caching::conditional`).
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::VARY, HeaderValue::from_static("Accept, Authorization, X-API-Key"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding, Authorization, X-API-Key"));
+    if let Some(validator) = validator {
+        http.extensions_mut().insert(validator);
+    }
     (http, record, answers)
 }
 

@@ -8,11 +8,13 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
-use tower_http::{catch_panic::CatchPanicLayer, compression::CompressionLayer, trace::TraceLayer};
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use tracing::Instrument;
 
 use crate::{error::ErrorCode, state::AppState, telemetry};
 
+/// `Cache-Control` by data tier, strong ETags and 304s for GraphQL over GET; compression.
+pub mod caching;
 /// CORS (preflights, allowed and exposed headers) and the WebSocket upgrade's origin check.
 pub mod cors;
 /// Self-hosted GraphiQL (no CDN).
@@ -59,7 +61,8 @@ pub fn router(state: AppState) -> Router {
         })
         // The GraphQL handler reads the body itself; this caps it (413 above the limit).
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(CompressionLayer::new())
+        .layer(caching::compression())
+        .layer(axum::middleware::map_response(caching::tag_encoding))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("panic in an HTTP handler");
             error_body(StatusCode::INTERNAL_SERVER_ERROR, "internal error", ErrorCode::Internal)

@@ -107,6 +107,12 @@ impl Grant {
         self.is_delayed().then(|| self.now - self.delay)
     }
 
+    /// The latest moment the caller sees prices of: the cutoff for a delayed market, now for a
+    /// real-time one. A window ending at or before it is closed: its bars no longer change.
+    pub fn latest(&self) -> DateTime<Utc> {
+        self.cutoff().unwrap_or(self.now)
+    }
+
     /// The earliest moment history may reach: `now - history_days`.
     pub fn horizon(&self) -> DateTime<Utc> {
         self.now - chrono::Duration::days(i64::from(self.history_days))

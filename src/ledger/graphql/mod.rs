@@ -79,7 +79,7 @@ fn unloaded(field: &str) -> AppError {
 }
 
 /// A personal-finance transaction, visible only to its owner.
-#[Object(name = "Transaction")]
+#[Object(name = "Transaction", cache_control(private, no_cache))]
 impl TransactionObject {
     /// The transaction's global id (`Node.id`). `transaction`, `updateTransaction` and
     /// `deleteTransaction` also accept the bare UUID `id` was before global ids.
@@ -238,6 +238,7 @@ pub struct LedgerQuery;
 impl LedgerQuery {
     /// One of your transactions: null with a `NOT_FOUND` error beside it for a missing one, and
     /// for another user's, which is indistinguishable from a missing one.
+    #[graphql(cache_control(private, no_cache))]
     async fn transaction(
         &self,
         ctx: &Context<'_>,
@@ -249,6 +250,7 @@ impl LedgerQuery {
     /// Your transactions, newest first unless `orderBy` says otherwise. At most 100 per page.
     // One parameter per GraphQL argument: that is the API's shape.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(cache_control(private, no_cache))]
     async fn transactions(
         &self,
         ctx: &Context<'_>,
@@ -288,6 +290,7 @@ impl LedgerQuery {
 
     /// Figures over your transactions in one currency (default USD) and a time range (`from`
     /// inclusive, `to` exclusive). `statuses` defaults to PENDING and SUCCESS.
+    #[graphql(cache_control(private, no_cache))]
     async fn transaction_analytics(
         &self,
         ctx: &Context<'_>,

@@ -41,7 +41,7 @@ impl From<BookLevel> for BookLevelObject {
 
 /// Bids best (highest) first; asks best (lowest) first.
 #[derive(SimpleObject, Clone)]
-#[graphql(name = "OrderBook")]
+#[graphql(name = "OrderBook", cache_control(max_age = 2))]
 pub struct OrderBookObject {
     /// The instrument's canonical symbol.
     symbol: String,
@@ -123,6 +123,7 @@ impl BooksQuery {
     /// one is `BAD_USER_INPUT`, answered without calling the market source. Real time only: a
     /// market the caller's plan has delayed is `FORBIDDEN` (`ENTITLEMENT_REQUIRED`). Null, with
     /// its error beside it, when this book cannot be had (so aliases beside it still answer).
+    #[graphql(cache_control(max_age = 2))]
     async fn order_book(
         &self,
         ctx: &Context<'_>,

@@ -12,7 +12,7 @@ use super::{MarketLoaders, grant};
 use crate::{
     error::{AppError, AppResult},
     graphql::{
-        bounded,
+        bounded, cache_control,
         scalars::{DecimalString, Timestamp},
         service,
     },
@@ -189,6 +189,14 @@ pub async fn load_klines(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) ->
             grant.require_since(symbol, "before", before, listed)?;
         }
     }
+    if before.is_none_or(|before| before > grant.latest()) {
+        // A window reaching the present changes with every trade; a closed one keeps its
+        // field's tier (`graphql::cache_control`).
+        cache_control::at_most(ctx, cache_control::LIVE);
+    } else if adjust != Adjust::None {
+        // A corporate action recorded later adjusts closed bars too: reference data's tier.
+        cache_control::at_most(ctx, cache_control::REFERENCE);
+    }
     let before = match grant.cutoff() {
         Some(cutoff) => {
             if after.is_some_and(|after| after >= cutoff) {
@@ -247,6 +255,7 @@ impl KlinesQuery {
     /// list). Null, with its error beside it, when this symbol's bars cannot be had (so aliases
     /// beside it still answer).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(cache_control(max_age = 3600))]
     async fn klines(
         &self,
         ctx: &Context<'_>,

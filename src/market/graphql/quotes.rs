@@ -98,7 +98,7 @@ impl From<Quote> for QuoteObject {
 
 /// The latest price of an instrument and its session so far. Prices are exact decimals at the
 /// instrument's tick precision, in its quote currency (`Security.currency`).
-#[Object(name = "Quote")]
+#[Object(name = "Quote", cache_control(max_age = 2))]
 impl QuoteObject {
     /// The quote's global id (`Node.id`), from the instrument's canonical symbol: the same in
     /// `quote`, `quotes`, `Security.quote` and every live update of `Subscription.quotes`, so a
@@ -254,6 +254,7 @@ impl QuotesQuery {
     /// the alias), when this symbol fails alone: `NOT_FOUND` for an unknown symbol, `FORBIDDEN`
     /// (`ENTITLEMENT_REQUIRED`) for a market outside the caller's plan, `UPSTREAM_UNAVAILABLE`;
     /// aliases beside it still answer.
+    #[graphql(cache_control(max_age = 2))]
     async fn quote(
         &self,
         ctx: &Context<'_>,
@@ -272,6 +273,7 @@ impl QuotesQuery {
     /// the caller's plan, `UPSTREAM_UNAVAILABLE`. The list fails as a whole only when its
     /// argument does: a malformed symbol (`BAD_USER_INPUT`), more than 500, or no credentials
     /// where they are required (`UNAUTHENTICATED`).
+    #[graphql(cache_control(max_age = 2))]
     async fn quotes(
         &self,
         ctx: &Context<'_>,

@@ -50,7 +50,7 @@ pub struct SecurityObject(pub Security);
 
 /// An instrument finql serves: its reference data, and its market data as the caller's plan
 /// allows.
-#[Object(name = "Security")]
+#[Object(name = "Security", cache_control(max_age = 300))]
 impl SecurityObject {
     /// The security's global id (`Node.id`), from its canonical symbol: the same however the
     /// symbol was asked (`0700.hk` or `700.HK`).
@@ -119,6 +119,7 @@ impl SecurityObject {
         Some(load_quote(ctx, self.0.symbol.clone()).await)
     }
     /// Candles, oldest first; `before` and `after` page as in `Query.klines`.
+    #[graphql(cache_control(max_age = 3600))]
     async fn klines(
         &self,
         ctx: &Context<'_>,
@@ -227,6 +228,7 @@ pub struct SecuritiesQuery;
 impl SecuritiesQuery {
     /// One instrument by symbol. A malformed symbol is `BAD_USER_INPUT`; an unknown one is null
     /// with a `NOT_FOUND` error beside it (aliases beside it still answer).
+    #[graphql(cache_control(max_age = 300))]
     async fn security(
         &self,
         ctx: &Context<'_>,
@@ -239,6 +241,7 @@ impl SecuritiesQuery {
     }
 
     /// The catalog, by symbol. `search` matches symbol or name, case-insensitively.
+    #[graphql(cache_control(max_age = 300))]
     async fn securities(
         &self,
         ctx: &Context<'_>,

@@ -132,6 +132,7 @@ impl MarketStatusQuery {
     /// Whether a market is trading and when it next opens and closes: now, or at the instant
     /// `at` (UTC), which must fall within the market's calendar data (its local day between
     /// 2000-01-01 and `calendarValidThrough`).
+    #[graphql(cache_control(max_age = 2))]
     async fn market_status(
         &self,
         #[graphql(desc = "The market: `GLOBAL` for crypto, `FX` for spot forex.")] region: RegionGql,

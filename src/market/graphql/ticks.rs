@@ -67,6 +67,7 @@ impl TicksQuery {
     /// at least `delayMinutes` old, so the list may be shorter than `limit`, or empty (a source
     /// keeping few recent trades, such as iTick's latest trade, has none that old). Null, with
     /// its error beside it, when this symbol's trades cannot be had.
+    #[graphql(cache_control(max_age = 2))]
     async fn ticks(
         &self,
         ctx: &Context<'_>,

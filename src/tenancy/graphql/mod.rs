@@ -74,6 +74,7 @@ pub struct TenancyQuery;
 impl TenancyQuery {
     /// The caller's tenant (a user's, or an API key's): its plan for everyone in it, its keys
     /// and members for its admins. `UNAUTHENTICATED` without credentials.
+    #[graphql(cache_control(private, no_cache))]
     async fn tenant(&self, ctx: &Context<'_>) -> Result<TenantObject> {
         let principal = &RequestContext::of(ctx)?.principal;
         let tenant_ref = principal.require_tenant()?;

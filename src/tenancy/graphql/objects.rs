@@ -37,7 +37,7 @@ pub struct TenantObject {
 
 /// A business line or customer of this finql deployment: its plan, and for its admins its API
 /// keys and members.
-#[Object(name = "Tenant")]
+#[Object(name = "Tenant", cache_control(private, no_cache))]
 impl TenantObject {
     /// The tenant's id (a UUID).
     async fn id(&self) -> ID {

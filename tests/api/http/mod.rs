@@ -1,10 +1,12 @@
 //! GraphQL over HTTP (`finql::http`): content types, methods, `Accept` negotiation, malformed
 //! requests, body and batch limits, query limits, production hardening, probes, and graceful
-//! shutdown; `ws` is GraphQL over WebSocket, `handshake` its upgrade read byte for byte, `cors`
-//! what browsers on other origins may do.
+//! shutdown; `caching` is `Cache-Control`, ETags and compression; `ws` is GraphQL over
+//! WebSocket, `handshake` its upgrade read byte for byte, `cors` what browsers on other
+//! origins may do.
 //!
 //! Transport behaviour does not depend on the database, so these run on SQLite only.
 
+mod caching;
 mod cors;
 mod handshake;
 mod persisted;
