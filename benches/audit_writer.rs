@@ -30,7 +30,14 @@ fn main() -> anyhow::Result<()> {
     let url = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}/finql.db?mode=rwc", data.path().display()));
     runtime.block_on(async {
-        let config = DatabaseConfig { url: Secret::new(url), schema: None, max_connections: 5, migrate_on_start: true };
+        let config = DatabaseConfig {
+            url: Secret::new(url),
+            schema: None,
+            max_connections: 5,
+            min_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            migrate_on_start: true,
+        };
         let db = finql::db::connect(&config).await?;
         finql::db::migrate(&db).await?;
         let store = AuditStore::new(db);

@@ -26,11 +26,15 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
     let mut options = ConnectOptions::new(url.clone());
     options
         .max_connections(config.max_connections)
-        .min_connections(1)
+        .min_connections(config.min_connections)
         // Fail fast when the database is down: readiness probes and requests should see an
         // error in seconds, not hang for sqlx's 30 s default.
         .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(config.acquire_timeout)
+        // A ping before a checkout only for a connection idle 30 s or more (one a server,
+        // proxy or firewall may have dropped): SeaORM's default pings before every checkout, a
+        // round trip per query, and a busy pool's connections are never idle that long.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false);
     if let Some(schema) = &config.schema {
         options.set_schema_search_path(schema.clone());

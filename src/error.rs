@@ -61,6 +61,10 @@ pub enum ErrorCode {
     /// Safelist mode: the request sent a document's text (free text, or an APQ registration)
     /// where only an id is accepted (Apollo Router's code).
     PersistedQueryIdRequired,
+    /// finql's own database could not be had in time (every pooled connection busy past
+    /// `FINQL_DB_ACQUIRE_TIMEOUT_MS`, or the database unreachable): a passing overload, not a
+    /// bug. With `extensions.retryAfter`; the HTTP answer carries `Retry-After`.
+    ServiceUnavailable,
     /// The request ran past its deadline (`FINQL_REQUEST_TIMEOUT_MS`); set at the edge, never by a
     /// service. A timed-out mutation may or may not have been applied.
     Timeout,
@@ -81,6 +85,7 @@ impl ErrorCode {
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
             Self::PersistedQueryIdRequired => "PERSISTED_QUERY_ID_REQUIRED",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Timeout => "TIMEOUT",
             Self::Internal => "INTERNAL",
         }
@@ -118,6 +123,11 @@ pub enum AppError {
     /// a source that is down, its state ("itick: circuit open"): never a URL or the provider's
     /// own text.
     UpstreamUnavailable(String),
+    /// The database could not be had in time: `SERVICE_UNAVAILABLE`, retry after
+    /// `retry_after_secs`. The cause is logged, never sent.
+    ServiceUnavailable {
+        retry_after_secs: u64,
+    },
     /// Anything the client did not cause. Built with [`AppError::internal`].
     Internal(Arc<InternalCause>),
 }
@@ -151,6 +161,13 @@ impl AppError {
         Self::BadUserInput { message: message.into(), field: Some(field) }
     }
 
+    /// The database could not be had: logged here (a warning: an overload, not a bug), answered
+    /// `SERVICE_UNAVAILABLE` with a retry hint.
+    fn database_unavailable(err: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %err, "no database connection in time");
+        Self::ServiceUnavailable { retry_after_secs: DATABASE_RETRY_AFTER_SECS }
+    }
+
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         Self::Internal(Arc::new(InternalCause { error: err.into(), logged: AtomicBool::new(false) }))
     }
@@ -163,6 +180,9 @@ impl AppError {
             }
             Self::BadUserInput { message, .. } | Self::EntitlementRequired { message, .. } => message.clone(),
             Self::RateLimited { retry_after_secs } => format!("rate limit exceeded; retry in {retry_after_secs} s"),
+            Self::ServiceUnavailable { retry_after_secs } => {
+                format!("the service is overloaded; retry in {retry_after_secs} s")
+            }
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -175,21 +195,34 @@ impl AppError {
             Self::BadUserInput { .. } => ErrorCode::BadUserInput,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::UpstreamUnavailable(_) => ErrorCode::UpstreamUnavailable,
+            Self::ServiceUnavailable { .. } => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }
 
+/// Seconds a client is told to wait when the database could not be had: long enough for a
+/// burst to drain, short enough not to matter to a person.
+const DATABASE_RETRY_AFTER_SECS: u64 = 1;
+
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self::internal(err)
+        match err {
+            // No connection in time (pool exhausted or closed), or none could be opened.
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => Self::database_unavailable(err),
+            err => Self::internal(err),
+        }
     }
 }
 
 /// The few statements written for sqlx directly (the audit writer's bulk insert).
 impl From<sea_orm::sqlx::Error> for AppError {
     fn from(err: sea_orm::sqlx::Error) -> Self {
-        Self::internal(err)
+        use sea_orm::sqlx::Error;
+        match err {
+            Error::PoolTimedOut | Error::PoolClosed | Error::Io(_) | Error::Tls(_) => Self::database_unavailable(err),
+            err => Self::internal(err),
+        }
     }
 }
 
@@ -212,7 +245,9 @@ impl From<AppError> for async_graphql::Error {
             ext.set("code", code.as_str());
             match &err {
                 AppError::BadUserInput { field: Some(field), .. } => ext.set("field", *field),
-                AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                AppError::RateLimited { retry_after_secs } | AppError::ServiceUnavailable { retry_after_secs } => {
+                    ext.set("retryAfter", *retry_after_secs)
+                }
                 AppError::EntitlementRequired { market, .. } => {
                     ext.set("reason", "ENTITLEMENT_REQUIRED");
                     if let Some(market) = market {
@@ -310,5 +345,27 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    #[test]
+    fn no_database_connection_in_time_is_service_unavailable_not_internal() {
+        use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, sqlx};
+        let unavailable = [
+            AppError::from(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
+            AppError::from(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)),
+            AppError::from(DbErr::Conn(RuntimeErr::Internal("refused".into()))),
+            AppError::from(sqlx::Error::PoolTimedOut),
+            AppError::from(sqlx::Error::PoolClosed),
+        ];
+        for err in unavailable {
+            let shown = async_graphql::Error::from(err);
+            let ext = shown.extensions.as_ref().unwrap();
+            assert_eq!(ext.get("code"), Some(&Value::from("SERVICE_UNAVAILABLE")), "{shown:?}");
+            assert_eq!(ext.get("retryAfter"), Some(&Value::from(1u64)));
+            assert!(!shown.message.contains("pool") && !shown.message.contains("refused"), "{}", shown.message);
+        }
+        // A failing statement is still a bug of ours.
+        let query = AppError::from(DbErr::Custom("syntax error at or near".into()));
+        assert_eq!(query.code(), ErrorCode::Internal);
     }
 }

@@ -137,6 +137,13 @@ pub struct DatabaseConfig {
     pub schema: Option<String>,
     /// `FINQL_DB_MAX_CONNECTIONS`.
     pub max_connections: u32,
+    /// `FINQL_DB_MIN_CONNECTIONS` (default: `max_connections`): connections kept open while
+    /// idle. A warm pool meets a burst with connections ready instead of opening them under
+    /// load (a PostgreSQL connection costs a fork and an authentication).
+    pub min_connections: u32,
+    /// `FINQL_DB_ACQUIRE_TIMEOUT_MS` (default 5000): how long a request waits for a pooled
+    /// connection before it is answered `SERVICE_UNAVAILABLE` (retry).
+    pub acquire_timeout: Duration,
     /// `FINQL_MIGRATE`: run migrations at start-up (default true).
     pub migrate_on_start: bool,
 }
@@ -391,6 +398,10 @@ impl Config {
         };
         let production = environment == Environment::Production;
         let data_dir = PathBuf::from(get("FINQL_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let db_max_connections = match parse_or(&get, "FINQL_DB_MAX_CONNECTIONS", 16u32)? {
+            0 => bail!("FINQL_DB_MAX_CONNECTIONS must be at least 1"),
+            max => max,
+        };
         let database_url =
             get("DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}/finql.db?mode=rwc", data_dir.display()));
         let log_format = match get("FINQL_LOG_FORMAT").as_deref() {
@@ -445,7 +456,19 @@ impl Config {
             database: DatabaseConfig {
                 url: Secret::new(database_url),
                 schema: get("FINQL_DATABASE_SCHEMA"),
-                max_connections: parse_or(&get, "FINQL_DB_MAX_CONNECTIONS", 16)?,
+                max_connections: db_max_connections,
+                min_connections: match parse_or(&get, "FINQL_DB_MIN_CONNECTIONS", db_max_connections)? {
+                    min if min > db_max_connections => {
+                        bail!(
+                            "FINQL_DB_MIN_CONNECTIONS ({min}) must not exceed FINQL_DB_MAX_CONNECTIONS ({db_max_connections})"
+                        )
+                    }
+                    min => min,
+                },
+                acquire_timeout: match parse_or(&get, "FINQL_DB_ACQUIRE_TIMEOUT_MS", 5000u64)? {
+                    0 => bail!("FINQL_DB_ACQUIRE_TIMEOUT_MS must be at least 1"),
+                    ms => Duration::from_millis(ms),
+                },
                 migrate_on_start: parse_or(&get, "FINQL_MIGRATE", true)?,
             },
             data_dir,

@@ -195,3 +195,29 @@ fn delayed_live_data_is_bounded_by_default_and_configurable() {
         assert!(err.to_string().contains(zero), "{err}");
     }
 }
+
+#[test]
+fn the_database_pool_is_warm_by_default_and_its_wait_bounded() {
+    let secret = "x".repeat(32);
+    let default = config(&[("JWT_SECRET", secret.as_str())]).unwrap().database;
+    assert_eq!((default.max_connections, default.min_connections), (16, 16));
+    assert_eq!(default.acquire_timeout, Duration::from_millis(5000));
+    let set = config(&[
+        ("JWT_SECRET", secret.as_str()),
+        ("FINQL_DB_MAX_CONNECTIONS", "8"),
+        ("FINQL_DB_MIN_CONNECTIONS", "2"),
+        ("FINQL_DB_ACQUIRE_TIMEOUT_MS", "250"),
+    ])
+    .unwrap()
+    .database;
+    assert_eq!((set.max_connections, set.min_connections, set.acquire_timeout), (8, 2, Duration::from_millis(250)));
+    // A smaller pool is warm at its own size.
+    let small = config(&[("JWT_SECRET", secret.as_str()), ("FINQL_DB_MAX_CONNECTIONS", "4")]).unwrap().database;
+    assert_eq!(small.min_connections, 4);
+    for (name, value) in
+        [("FINQL_DB_MAX_CONNECTIONS", "0"), ("FINQL_DB_ACQUIRE_TIMEOUT_MS", "0"), ("FINQL_DB_MIN_CONNECTIONS", "17")]
+    {
+        let err = config(&[("JWT_SECRET", secret.as_str()), (name, value)]).unwrap_err();
+        assert!(err.to_string().contains(name), "{name}: {err}");
+    }
+}

@@ -132,7 +132,44 @@ pub async fn post(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let prepared = post_inner(&state, &headers, body).await;
-    respond(&state, peer, &headers, prepared, Method::POST).await
+    detached(state, peer, headers, prepared, Method::POST).await.0
+}
+
+/// [`respond`] on a task of its own. A client that disconnects mid-request drops the handler's
+/// future; were the execution part of it, a statement in flight would be cut off and its pooled
+/// connection closed rather than returned, and the next burst would wait to open new ones (the
+/// stalls of seconds seen under load). Detached, the operation runs to its end or its deadline
+/// (`FINQL_REQUEST_TIMEOUT_MS`), is metered and audited as answered, and its connections go back
+/// to the pool. The headers come back with the answer (the GET edge reads them after).
+async fn detached(
+    state: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    prepared: Result<Prepared, Rejection>,
+    method: Method,
+) -> (Response, HeaderMap) {
+    let media = match &prepared {
+        Ok((_, media)) => *media,
+        Err(rejection) => rejection.media,
+    };
+    let task = tokio::spawn(
+        async move {
+            let response = respond(&state, peer, &headers, prepared, method).await;
+            (response, headers)
+        }
+        .in_current_span(),
+    );
+    match task.await {
+        Ok(answered) => answered,
+        Err(err) => {
+            // `respond` catches a resolver's panic; this is one outside execution.
+            tracing::error!(%err, "the task answering a GraphQL request failed");
+            (
+                Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", media).into_response(),
+                HeaderMap::new(),
+            )
+        }
+    }
 }
 
 /// A request ready to run: its operations (parsed and past the edge guards) and the media type
@@ -223,8 +260,8 @@ pub async fn get(
     // across the awaits below.
     let (request, _) = request.into_parts();
     let prepared = get_inner(&state, &request).await;
-    let response = respond(&state, peer, &request.headers, prepared, Method::GET).await;
-    caching::conditional(&request.headers, response)
+    let (response, headers) = detached(state, peer, request.headers, prepared, Method::GET).await;
+    caching::conditional(&headers, response)
 }
 
 async fn get_inner(state: &AppState, request: &axum::http::request::Parts) -> Result<Prepared, Rejection> {

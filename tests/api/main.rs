@@ -1,6 +1,6 @@
 //! finql's integration tests: one binary whose modules mirror `src/` (crates.io style), so a
 //! module's tests are where the module is: `accounts`, `ledger/`, `market/`, `sources/itick/`,
-//! `live/`, `http/` (with `http::ws`), `metrics/`, `telemetry`, `node` (global ids), `nulls` (null
+//! `live/`, `http/` (with `http::ws`), `database` (the pool under pressure), `metrics/`, `telemetry`, `node` (global ids), `nulls` (null
 //! propagation), `scalars` and `schema`. `abuse/` replays attacks that cross modules;
 //! `helpers/` is the harness every test shares (`spawn_app`, `TestApp`, `backend_tests!`, waits,
 //! finql as its own process, and the plumbing of the fake upstreams).
@@ -18,6 +18,7 @@ mod helpers;
 mod abuse;
 mod accounts;
 mod audit;
+mod database;
 mod http;
 mod ledger;
 mod live;
