@@ -1,21 +1,28 @@
 //! Benchmark: the first 50 of one user's transactions (5 fields), from PostgreSQL holding
-//! 100,000 transactions over 100 users, at a fixed concurrency.
+//! 100,000 transactions over 100 users, at a fixed concurrency, against its anchor: the same
+//! page from a plain axum + tokio-postgres handler (`transactions/anchor.rs`), in the same run.
 //!
 //! ```text
 //! BENCH_DATABASE_URL=postgres://finql:finql@127.0.0.1:5432/finql_test cargo bench --bench transactions
 //! ```
 //! (`TEST_DATABASE_URL` is used when `BENCH_DATABASE_URL` is unset.) Optional: `BENCH_SECS`
-//! (default 10), `BENCH_CONCURRENCY` (default 32), `BENCH_ROWS` (default 100000), and
-//! `FINQL_DB_MAX_CONNECTIONS` (default 16), and `BENCH_QUERY` to measure another query as the same user (e.g. `{ __typename }` for the cost
-//! of HTTP, auth and GraphQL without the database).
+//! (default 10), `BENCH_CONCURRENCY` (default 64), `BENCH_ROUNDS` (default 3: finql and the
+//! anchor alternate, medians reported), `BENCH_ROWS` (default 100000),
+//! `FINQL_DB_MAX_CONNECTIONS` (default 16), and `BENCH_QUERY` to measure another query as the
+//! same user (e.g. `{ __typename }` for the cost of HTTP, auth and GraphQL without the
+//! database; the anchor then is not run).
 //!
-//! The server runs in this process on its own 2-thread runtime; the load generator runs on a
+//! Both servers run in this process on one 2-thread runtime; the load generator runs on a
 //! separate single-thread runtime, over keep-alive HTTP/1.1 connections on loopback. Data lives
-//! in the schema `finql_bench`, rebuilt on each run so figures are reproducible.
+//! in the schema `finql_bench`, rebuilt on each run so figures are reproducible. Each round
+//! reports its errors (non-2xx answers and GraphQL errors) and its slowest request: a stall
+//! shows there.
 
 // A benchmark that cannot unwrap has nothing to measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "transactions/anchor.rs"]
+mod anchor;
 mod common;
 
 use std::{
@@ -24,7 +31,7 @@ use std::{
 };
 
 use chrono::{TimeZone, Utc};
-use common::{env_or, load, rss_kib};
+use common::{LoadStats, env_or, measure, rss_kib};
 use entity::{transaction, user};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, EntityTrait};
 use serde_json::{Value, json};
@@ -44,10 +51,11 @@ fn main() -> anyhow::Result<()> {
     };
     let rows: usize = env_or("BENCH_ROWS", 100_000);
     let secs: u64 = env_or("BENCH_SECS", 10);
-    let concurrency: usize = env_or("BENCH_CONCURRENCY", 32);
+    let concurrency: usize = env_or("BENCH_CONCURRENCY", 64);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3);
 
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (addr, token) = server_rt.block_on(async {
+    let (addr, anchor_addr, token) = server_rt.block_on(async {
         let admin = Database::connect(&url).await?;
         admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")).await?;
         admin.close().await?;
@@ -75,7 +83,8 @@ fn main() -> anyhow::Result<()> {
         // A long-lived table is vacuumed by autovacuum; a freshly bulk-loaded one is not yet.
         db.execute_unprepared("VACUUM ANALYZE").await?;
         eprintln!("seeded {rows} transactions over {USERS} users in {:.1?}", seeded.elapsed());
-        anyhow::Ok((addr, token.0))
+        let anchor_addr = anchor::start(&url, SCHEMA, user_uuid(&token.1)?).await?;
+        anyhow::Ok((addr, anchor_addr, token.0))
     })?;
 
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -83,13 +92,63 @@ fn main() -> anyhow::Result<()> {
     if query == QUERY {
         client_rt.block_on(expect_full_page(addr, &token))?;
     }
-    let report = client_rt.block_on(load(addr, &query, Some(token), concurrency, Duration::from_secs(secs)))?;
+    let duration = Duration::from_secs(secs);
+    let with_anchor = query == QUERY;
     println!("query: {query}");
-    println!("{rows} rows over {USERS} users (PostgreSQL); concurrency {concurrency}, {secs} s after 2 s warm-up");
-    println!("{report}");
-    println!("process RSS (server + load generator): {} KiB", rss_kib());
+    println!(
+        "{rows} rows over {USERS} users (PostgreSQL); concurrency {concurrency}, {secs} s after 2 s warm-up, {rounds} rounds"
+    );
+    let (mut finql, mut anchor) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let run = client_rt.block_on(measure(addr, &query, Some(token.clone()), concurrency, duration))?;
+        println!("round {round} finql:  {}", one_line(&run));
+        finql.push(run);
+        if with_anchor {
+            let run = client_rt.block_on(measure(anchor_addr, &query, None, concurrency, duration))?;
+            println!("round {round} anchor: {}", one_line(&run));
+            anchor.push(run);
+        }
+    }
+    let finql = median(&finql);
+    println!("finql (median):  {}", one_line(&finql));
+    if with_anchor {
+        let anchor = median(&anchor);
+        println!("anchor (median): {}", one_line(&anchor));
+        println!(
+            "finql / anchor: throughput {:.2}x, p99 {:.2} ms vs {:.2} ms",
+            finql.throughput / anchor.throughput,
+            finql.p99,
+            anchor.p99
+        );
+    }
+    println!("process RSS (servers + load generator): {} KiB", rss_kib());
     drop(server_rt);
     Ok(())
+}
+
+fn one_line(run: &LoadStats) -> String {
+    format!(
+        "{:>7.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, errors {}",
+        run.throughput, run.p50, run.p99, run.max, run.errors
+    )
+}
+
+/// The round with the median throughput (its latencies with it); errors and the worst
+/// latency of every round, so that a stall or an error in any round shows.
+fn median(runs: &[LoadStats]) -> LoadStats {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.throughput.total_cmp(&b.throughput));
+    let mut median = sorted[sorted.len() / 2];
+    median.errors = runs.iter().map(|run| run.errors).sum();
+    median.max = runs.iter().map(|run| run.max).fold(0.0, f64::max);
+    median
+}
+
+/// The UUID in a `User` global id (`base64("User:<uuid>")`).
+fn user_uuid(global_id: &str) -> anyhow::Result<uuid::Uuid> {
+    let decoded = finql::graphql::global_id::GlobalId::decode(global_id, "id")
+        .map_err(|_| anyhow::anyhow!("not a global id: {global_id}"))?;
+    Ok(decoded.key.parse()?)
 }
 
 /// Sanity check: the measured query really returns a full page.
@@ -126,7 +185,7 @@ async fn sign_up(addr: std::net::SocketAddr) -> anyhow::Result<(String, String)>
 /// 99 more users, then `rows` transactions spread evenly over all 100.
 async fn seed(db: &sea_orm::DatabaseConnection, bench_user: &str, rows: usize) -> anyhow::Result<()> {
     let now = Utc::now();
-    let mut ids = vec![bench_user.parse::<uuid::Uuid>()?];
+    let mut ids = vec![user_uuid(bench_user)?];
     let others: Vec<user::ActiveModel> = (1..USERS)
         .map(|i| {
             let id = uuid::Uuid::now_v7();

@@ -97,8 +97,12 @@ pub async fn measure(
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
                 let response = request.try_clone().expect("a buffered body clones").send().await;
+                // An answer with GraphQL errors (`SERVICE_UNAVAILABLE`, `TIMEOUT`, …) is an
+                // error too, though its status is 200.
                 let ok = match response {
-                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                    Ok(r) if r.status().is_success() => {
+                        r.bytes().await.is_ok_and(|body| !body.windows(9).any(|w| w == b"\"errors\":"))
+                    }
                     _ => false,
                 };
                 if measuring.load(Ordering::Relaxed) {

@@ -97,12 +97,11 @@ async fn a_mutation_whose_client_disconnects_still_completes() {
     socket.write_all(request.as_bytes()).await.unwrap();
 
     // Once its INSERT waits on the lock, the client goes away.
-    let waiting = format!(
-        "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO \"transactions\"%'"
-    );
+    const WAITING: &str = "SELECT count(*)::bigint AS n FROM pg_stat_activity \
+        WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO \"transactions\"%'";
     let inserts_waiting = async || {
         let row = locker
-            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, waiting.clone()))
+            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, WAITING))
             .await
             .unwrap()
             .unwrap();
