@@ -181,7 +181,7 @@ impl AppError {
             Self::BadUserInput { message, .. } | Self::EntitlementRequired { message, .. } => message.clone(),
             Self::RateLimited { retry_after_secs } => format!("rate limit exceeded; retry in {retry_after_secs} s"),
             Self::ServiceUnavailable { retry_after_secs } => {
-                format!("the service is overloaded; retry in {retry_after_secs} s")
+                format!("the service is temporarily unavailable; retry in {retry_after_secs} s")
             }
             Self::Internal(_) => "internal error".into(),
         }
