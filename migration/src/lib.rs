@@ -12,6 +12,7 @@ mod m20261201_000001_catalog_listings;
 mod m20261202_000001_tenancy;
 mod m20261203_000002_audit_log;
 mod m20261204_000001_audit_log_retention_by_id;
+mod m20261205_000001_transaction_rollups;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_tenancy::Migration),
             Box::new(m20261203_000002_audit_log::Migration),
             Box::new(m20261204_000001_audit_log_retention_by_id::Migration),
+            Box::new(m20261205_000001_transaction_rollups::Migration),
         ]
     }
 }

@@ -19,6 +19,8 @@ pub struct Money {
 
 /// Storage scale: 10^4, enough for every ISO 4217 currency.
 pub const SCALE: u32 = 4;
+/// 10^[`SCALE`]: a stored amount divided by it is whole units, its remainder the fraction.
+pub const SCALE_FACTOR: i64 = 10_i64.pow(SCALE);
 /// The largest amount of one transaction: a trillion units (10^16 scaled, well inside i64).
 /// Sums are computed in parts and widened to i128 (see `analytics`).
 const MAX_AMOUNT: i64 = 1_000_000_000_000;

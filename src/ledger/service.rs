@@ -7,12 +7,14 @@ use entity::transaction;
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
 use super::{
     idempotency::IdempotencyKey,
     money::{Currency, Money},
+    rollup,
     time::OccurredAt,
 };
 use crate::error::{AppError, AppResult};
@@ -251,7 +253,13 @@ impl LedgerService {
     pub async fn write(&self, user_id: Uuid, write: Write, key: Option<&IdempotencyKey>) -> AppResult<Written> {
         match key {
             Some(key) => self.write_once(user_id, key, write).await,
-            None => apply(&self.db, user_id, write).await,
+            // The row and its day's rollup change together, or neither does.
+            None => {
+                let txn = self.db.begin().await?;
+                let written = apply(&txn, user_id, write).await?;
+                txn.commit().await?;
+                Ok(written)
+            }
         }
     }
 }
@@ -265,7 +273,8 @@ impl Written {
     }
 }
 
-/// Performs one write on `conn` (the pool, or the transaction that also holds its key).
+/// Performs one write on `conn`, a database transaction (the write's own, or the one that also
+/// holds its idempotency key), with its rollup change.
 pub(super) async fn apply(conn: &impl ConnectionTrait, user_id: Uuid, write: Write) -> AppResult<Written> {
     match write {
         Write::Create(input) => {
@@ -284,30 +293,33 @@ pub(super) async fn apply(conn: &impl ConnectionTrait, user_id: Uuid, write: Wri
                 updated_at: Set(now),
             };
             // The owner may have been deleted since its token was issued.
-            Ok(Written::Record(row.insert(conn).await.map_err(crate::error::owner_gone_or)?))
+            let row = row.insert(conn).await.map_err(crate::error::owner_gone_or)?;
+            rollup::bump(conn, &row, 1).await?;
+            Ok(Written::Record(row))
         }
-        Write::Update(id, patch) => Ok(Written::Record(update_row(conn, user_id, id, patch).await?)),
+        Write::Update(id, patch) => {
+            let (before, after) = update_row(conn, user_id, id, patch).await?;
+            rollup::moved(conn, &before, &after).await?;
+            Ok(Written::Record(after))
+        }
         Write::Delete(id) => {
-            let result = transaction::Entity::delete_many()
-                .filter(transaction::Column::Id.eq(id))
-                .filter(transaction::Column::UserId.eq(user_id))
-                .exec(conn)
-                .await?;
-            if result.rows_affected == 0 {
-                return Err(not_found(id));
-            }
+            let before = lock_owned(conn, user_id, id).await?;
+            transaction::Entity::delete_by_id(id).exec(conn).await?;
+            rollup::bump(conn, &before, -1).await?;
             Ok(Written::Deleted(id))
         }
     }
 }
 
+/// The row before and after the update.
 async fn update_row(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
     id: Uuid,
     patch: TransactionPatch,
-) -> AppResult<transaction::Model> {
-    let current = find_owned(conn, user_id, id).await?;
+) -> AppResult<(transaction::Model, transaction::Model)> {
+    let current = lock_owned(conn, user_id, id).await?;
+    let before = current.clone();
     let stored_currency = Currency::parse(&current.currency)
         .map_err(|_| AppError::internal(anyhow::anyhow!("unknown currency `{}` in database", current.currency)))?;
     let currency = patch.currency.unwrap_or(stored_currency);
@@ -346,7 +358,24 @@ async fn update_row(
         row.occurred_at = Set(at.get());
     }
     row.updated_at = Set(OccurredAt::now().get());
-    Ok(row.update(conn).await?)
+    Ok((before, row.update(conn).await?))
+}
+
+/// The owner's row, locked against every other write until this transaction ends: the rollup
+/// change is computed from it, so two concurrent updates must not both start from the same
+/// state. A no-op UPDATE takes the lock on both backends (PostgreSQL's row lock; SQLite's write
+/// lock, which a later upgrade from a read could not get once another writer committed).
+async fn lock_owned(conn: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> AppResult<transaction::Model> {
+    let locked = transaction::Entity::update_many()
+        .col_expr(transaction::Column::UpdatedAt, Expr::col(transaction::Column::UpdatedAt))
+        .filter(transaction::Column::Id.eq(id))
+        .filter(transaction::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    if locked.rows_affected == 0 {
+        return Err(not_found(id));
+    }
+    find_owned(conn, user_id, id).await
 }
 
 async fn find_owned(conn: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> AppResult<transaction::Model> {

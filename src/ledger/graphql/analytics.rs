@@ -7,33 +7,39 @@ use super::ledger;
 use crate::{
     graphql::scalars::{Date, DecimalString},
     ledger::{
-        analytics::{AnalyticsScope, Bucket, Totals},
+        analytics::{Analysis, AnalyticsScope, Bucket, Totals},
         money::{format_decimal, format_scaled},
     },
 };
 
-/// Figures for one currency. Each field runs its own aggregate query, only when asked for.
+/// Figures for one currency. The first field asked for reads the analysis's cells (one
+/// statement on the rollups, and at most two on the raw rows of the days its bounds cut
+/// through); every field is computed from them.
 pub struct TransactionAnalytics {
     scope: AnalyticsScope,
-    totals: OnceCell<Totals>,
+    analysis: OnceCell<Analysis>,
 }
 
 impl TransactionAnalytics {
     pub fn new(scope: AnalyticsScope) -> Self {
-        Self { scope, totals: OnceCell::new() }
+        Self { scope, analysis: OnceCell::new() }
     }
 
-    async fn totals(&self, ctx: &Context<'_>) -> Result<&Totals> {
+    async fn analysis(&self, ctx: &Context<'_>) -> Result<&Analysis> {
         let ledger = ledger(ctx)?;
-        Ok(self.totals.get_or_try_init(|| ledger.totals(&self.scope)).await?)
+        Ok(self.analysis.get_or_try_init(|| ledger.analysis(&self.scope)).await?)
+    }
+
+    async fn totals(&self, ctx: &Context<'_>) -> Result<Totals> {
+        Ok(self.analysis(ctx).await?.totals())
     }
     fn money(&self, scaled: i128) -> DecimalString {
         DecimalString(format_scaled(scaled, self.scope.currency))
     }
 }
 
-/// Figures over your transactions in one currency, range and set of statuses. Each field runs
-/// its own query, only when asked for; amounts have the currency's minor-unit digits.
+/// Figures over your transactions in one currency, range and set of statuses, from one read of
+/// the ledger's daily rollups; amounts have the currency's minor-unit digits.
 #[Object]
 impl TransactionAnalytics {
     /// The currency every amount here is in.
@@ -70,22 +76,22 @@ impl TransactionAnalytics {
     }
     /// The UTC day with the most transactions (ties: the earliest); null when there are none.
     async fn busiest_day(&self, ctx: &Context<'_>) -> Result<Option<DayCount>> {
-        let day = ledger(ctx)?.busiest_day(&self.scope).await?;
+        let day = self.analysis(ctx).await?.busiest_day()?;
         Ok(day.map(|b| DayCount { date: b.key.into(), count: b.totals.count }))
     }
     /// One entry per UTC day that has transactions, oldest first.
     async fn by_day(&self, ctx: &Context<'_>) -> Result<Vec<DayBreakdown>> {
-        let days = ledger(ctx)?.by_day(&self.scope).await?;
+        let days = self.analysis(ctx).await?.by_day()?;
         Ok(days.into_iter().map(|b| DayBreakdown { date: b.key.into(), sums: self.sums(&b) }).collect())
     }
     /// One entry per UTC month (`YYYY-MM`) that has transactions, oldest first.
     async fn by_month(&self, ctx: &Context<'_>) -> Result<Vec<MonthBreakdown>> {
-        let months = ledger(ctx)?.by_month(&self.scope).await?;
+        let months = self.analysis(ctx).await?.by_month();
         Ok(months.iter().map(|b| MonthBreakdown { month: b.key.clone(), sums: self.sums(b) }).collect())
     }
     /// One entry per category (null: uncategorised), most transactions first.
     async fn by_category(&self, ctx: &Context<'_>) -> Result<Vec<CategoryBreakdown>> {
-        let categories = ledger(ctx)?.by_category(&self.scope).await?;
+        let categories = self.analysis(ctx).await?.by_category();
         Ok(categories.iter().map(|b| CategoryBreakdown { category: b.key.clone(), sums: self.sums(b) }).collect())
     }
     /// Every currency you have transactions in over this range and these statuses.

@@ -1,10 +1,12 @@
 //! The ledger (`finql::ledger`): transactions written and read back (`crud`), listed in pages
-//! (`pagination`) and by filter (`filters`), and summed up (`analytics`); here, what they share.
+//! (`pagination`) and by filter (`filters`), and summed up (`analytics`, from the daily `rollups`);
+//! here, what they share.
 
 mod analytics;
 mod crud;
 mod filters;
 mod pagination;
+mod rollups;
 
 use std::str::FromStr;
 
