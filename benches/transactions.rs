@@ -7,7 +7,8 @@
 //! ```
 //! (`TEST_DATABASE_URL` is used when `BENCH_DATABASE_URL` is unset.) Optional: `BENCH_SECS`
 //! (default 10), `BENCH_CONCURRENCY` (default 64), `BENCH_ROUNDS` (default 3: finql and the
-//! anchor alternate, medians reported), `BENCH_ROWS` (default 100000),
+//! anchor alternate, medians reported), `BENCH_ROWS` (default 100000), `BENCH_USERS` (default
+//! 100; 1 puts every row on the measured user, e.g. for `transactionAnalytics`),
 //! `FINQL_DB_MAX_CONNECTIONS` (default 16), and `BENCH_QUERY` to measure another query as the
 //! same user (e.g. `{ __typename }` for the cost of HTTP, auth and GraphQL without the
 //! database; the anchor then is not run).
@@ -40,7 +41,15 @@ use serde_json::{Value, json};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SCHEMA: &str = "finql_bench";
-const USERS: usize = 100;
+/// Rebuilds the daily rollups from the seeded rows, as migration `m20261205_000001` backfills
+/// an existing ledger (the seed inserts rows directly, past the service that keeps them).
+const ROLLUP_BACKFILL: &str = "DELETE FROM transaction_rollups; \
+    INSERT INTO transaction_rollups (user_id, currency, day, kind, status, category, n, units, rem) \
+    SELECT user_id, currency, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), kind, status, \
+    COALESCE(category, ''), COUNT(*), CAST(SUM(amount_scaled / 10000) AS BIGINT), \
+    CAST(SUM(amount_scaled % 10000) AS BIGINT) FROM transactions \
+    GROUP BY user_id, currency, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), kind, status, \
+    COALESCE(category, '')";
 const QUERY: &str = "{ transactions(first: 50) { edges { node { id amount currency kind occurredAt } } } }";
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +62,7 @@ fn main() -> anyhow::Result<()> {
     let secs: u64 = env_or("BENCH_SECS", 10);
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 64);
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
+    let users: usize = env_or("BENCH_USERS", 100).max(1);
 
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (addr, anchor_addr, token) = server_rt.block_on(async {
@@ -79,10 +89,11 @@ fn main() -> anyhow::Result<()> {
 
         let token = sign_up(addr).await?;
         let seeded = Instant::now();
-        seed(&db, &token.1, rows).await?;
+        seed(&db, &token.1, rows, users).await?;
+        db.execute_unprepared(ROLLUP_BACKFILL).await?;
         // A long-lived table is vacuumed by autovacuum; a freshly bulk-loaded one is not yet.
         db.execute_unprepared("VACUUM ANALYZE").await?;
-        eprintln!("seeded {rows} transactions over {USERS} users in {:.1?}", seeded.elapsed());
+        eprintln!("seeded {rows} transactions over {users} users in {:.1?}", seeded.elapsed());
         let anchor_addr = anchor::start(&url, SCHEMA, user_uuid(&token.1)?).await?;
         anyhow::Ok((addr, anchor_addr, token.0))
     })?;
@@ -96,7 +107,7 @@ fn main() -> anyhow::Result<()> {
     let with_anchor = query == QUERY;
     println!("query: {query}");
     println!(
-        "{rows} rows over {USERS} users (PostgreSQL); concurrency {concurrency}, {secs} s after 2 s warm-up, {rounds} rounds"
+        "{rows} rows over {users} users (PostgreSQL); concurrency {concurrency}, {secs} s after 2 s warm-up, {rounds} rounds"
     );
     let (mut finql, mut anchor) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
@@ -182,11 +193,11 @@ async fn sign_up(addr: std::net::SocketAddr) -> anyhow::Result<(String, String)>
     ))
 }
 
-/// 99 more users, then `rows` transactions spread evenly over all 100.
-async fn seed(db: &sea_orm::DatabaseConnection, bench_user: &str, rows: usize) -> anyhow::Result<()> {
+/// `users - 1` more users, then `rows` transactions spread evenly over all of them.
+async fn seed(db: &sea_orm::DatabaseConnection, bench_user: &str, rows: usize, users: usize) -> anyhow::Result<()> {
     let now = Utc::now();
     let mut ids = vec![user_uuid(bench_user)?];
-    let others: Vec<user::ActiveModel> = (1..USERS)
+    let others: Vec<user::ActiveModel> = (1..users)
         .map(|i| {
             let id = uuid::Uuid::now_v7();
             ids.push(id);
@@ -202,7 +213,9 @@ async fn seed(db: &sea_orm::DatabaseConnection, bench_user: &str, rows: usize) -
             }
         })
         .collect();
-    user::Entity::insert_many(others).exec(db).await?;
+    if !others.is_empty() {
+        user::Entity::insert_many(others).exec(db).await?;
+    }
     let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().expect("valid date");
     // 1,000 rows per INSERT: 11 parameters each stays far below PostgreSQL's 65,535 limit.
     for chunk in (0..rows).collect::<Vec<_>>().chunks(1000) {
@@ -212,7 +225,7 @@ async fn seed(db: &sea_orm::DatabaseConnection, bench_user: &str, rows: usize) -
                 let at = start + chrono::Duration::minutes(i as i64 * 7);
                 transaction::ActiveModel {
                     id: Set(uuid::Uuid::now_v7()),
-                    user_id: Set(ids[i % USERS]),
+                    user_id: Set(ids[i % users]),
                     amount_scaled: Set(((i * 7919) % 500_000 + 100) as i64 * 100),
                     currency: Set(if i % 10 == 0 { "EUR" } else { "USD" }.into()),
                     kind: Set(if i % 3 == 0 { "CREDIT" } else { "DEBIT" }.into()),
