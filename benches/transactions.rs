@@ -9,6 +9,7 @@
 //! (default 10), `BENCH_CONCURRENCY` (default 64), `BENCH_ROUNDS` (default 3: finql and the
 //! anchor alternate, medians reported), `BENCH_ROWS` (default 100000), `BENCH_USERS` (default
 //! 100; 1 puts every row on the measured user, e.g. for `transactionAnalytics`),
+//! `BENCH_SPACING_SECS` (default 420: the seconds between consecutive rows),
 //! `FINQL_DB_MAX_CONNECTIONS` (default 16), and `BENCH_QUERY` to measure another query as the
 //! same user (e.g. `{ __typename }` for the cost of HTTP, auth and GraphQL without the
 //! database; the anchor then is not run).
@@ -195,6 +196,8 @@ async fn sign_up(addr: std::net::SocketAddr) -> anyhow::Result<(String, String)>
 
 /// `users - 1` more users, then `rows` transactions spread evenly over all of them.
 async fn seed(db: &sea_orm::DatabaseConnection, bench_user: &str, rows: usize, users: usize) -> anyhow::Result<()> {
+    // Seconds between consecutive rows (7 minutes by default: 100,000 rows span 486 days).
+    let spacing: i64 = env_or("BENCH_SPACING_SECS", 420);
     let now = Utc::now();
     let mut ids = vec![user_uuid(bench_user)?];
     let others: Vec<user::ActiveModel> = (1..users)
@@ -222,7 +225,7 @@ async fn seed(db: &sea_orm::DatabaseConnection, bench_user: &str, rows: usize, u
         let batch: Vec<transaction::ActiveModel> = chunk
             .iter()
             .map(|&i| {
-                let at = start + chrono::Duration::minutes(i as i64 * 7);
+                let at = start + chrono::Duration::seconds(i as i64 * spacing);
                 transaction::ActiveModel {
                     id: Set(uuid::Uuid::now_v7()),
                     user_id: Set(ids[i % users]),
