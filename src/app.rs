@@ -83,11 +83,13 @@ impl App {
             None => None,
         };
         let (source, health) = sources::build_source(&config.market, config.resilience.breaker())?;
+        // One catalog service (and one cache of its pages) for the market and the API.
+        let reference = ReferenceService::new(db.clone());
         let market_service = MarketService::new(
             source.clone(),
             shared_quotes,
             Some(market::history::KlineHistory::new(db.clone())),
-            ReferenceService::new(db.clone()),
+            reference.clone(),
             MarketConfig {
                 quote_ttl: config.market.quote_ttl,
                 max_stale: config.market.max_stale,
@@ -131,7 +133,7 @@ impl App {
             .data(audit.clone())
             .data(throttle)
             .data(ledger.clone())
-            .data(ReferenceService::new(db.clone()))
+            .data(reference)
             .data(market_service.clone())
             .data(FundamentalsService::new(source, market_service.clone()))
             .data(live.clone())

@@ -278,6 +278,6 @@ impl SecuritiesQuery {
             start_cursor: page.securities.first().map(|s| encode_cursor(&s.symbol)),
             end_cursor: page.securities.last().map(|s| encode_cursor(&s.symbol)),
         };
-        Ok(SecurityConnection { filter, securities: page.securities, page_info })
+        Ok(SecurityConnection { filter, securities: page.securities.clone(), page_info })
     }
 }
