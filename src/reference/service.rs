@@ -1,6 +1,6 @@
 //! The instrument catalog: look-up by symbol, and search with keyset pagination by symbol.
 //!
-//! Catalog pages and counts are kept in memory for a minute ([`PAGE_TTL`]): the catalog changes
+//! Catalog pages and counts are kept in memory for a minute (`PAGE_TTL`): the catalog changes
 //! only with a migration, and reading a 100-row page from the database was most of a
 //! `securities(first: 100)` request's CPU (SQLite's statement, sqlx's worker and its locks,
 //! decoding 101 rows of 15 columns), at about 860 requests a second on two cores.

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::ledger::{assert_error, create_many, create_one};
 
-const ANALYTICS: &str = "query($from: DateTime, $to: DateTime, $currency: String, $statuses: [TransactionStatus!]) {
+pub(super) const ANALYTICS: &str =
+    "query($from: DateTime, $to: DateTime, $currency: String, $statuses: [TransactionStatus!]) {
   transactionAnalytics(from: $from, to: $to, currency: $currency, statuses: $statuses) {
     currency count averageAmount totalCredit totalDebit net
     busiestDay { date count }

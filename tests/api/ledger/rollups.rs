@@ -13,18 +13,8 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Value, json};
 
+use super::analytics::ANALYTICS;
 use crate::helpers::*;
-
-const ANALYTICS: &str = "query($from: DateTime, $to: DateTime, $currency: String, $statuses: [TransactionStatus!]) {
-  transactionAnalytics(from: $from, to: $to, currency: $currency, statuses: $statuses) {
-    currency count averageAmount totalCredit totalDebit net
-    busiestDay { date count }
-    byDay { date count totalCredit totalDebit net }
-    byMonth { month count totalCredit totalDebit net }
-    byCategory { category count totalCredit totalDebit net }
-    currencies
-  }
-}";
 
 const CURRENCIES: [(&str, u32); 3] = [("USD", 2), ("EUR", 2), ("JPY", 0)];
 const STATUSES: [&str; 3] = ["PENDING", "SUCCESS", "FAILED"];
