@@ -256,3 +256,39 @@ async fn rollups_answer_as_raw_aggregation_does(app: TestApp) {
 }
 
 crate::backend_tests!(rollups_answer_as_raw_aggregation_does);
+
+/// Updates racing on one transaction, moving it back and forth between days and categories
+/// (each a move between two rollup rows, in both directions): every one succeeds (no deadlock,
+/// no lock error), and the rollups hold exactly the row as it ends.
+async fn racing_updates_leave_the_rollups_exact(app: TestApp) {
+    let user = app.new_user().await;
+    let token = user.access_token.as_str();
+    let create = "mutation($input: CreateTransactionInput!) { createTransaction(input: $input) { id } }";
+    let first = json!({ "amount": "10.00", "kind": "DEBIT", "category": "a", "occurredAt": "2026-11-01T10:00:00Z" });
+    let id = app.data(Some(token), create, json!({ "input": first })).await["createTransaction"]["id"].clone();
+    let update =
+        "mutation($id: ID!, $input: UpdateTransactionInput!) { updateTransaction(id: $id, input: $input) { id } }";
+    let moves = (0..20).map(|i| {
+        let (category, day) = if i % 2 == 0 { ("b", "2026-11-02") } else { ("a", "2026-11-01") };
+        let input = json!({ "category": category, "occurredAt": format!("{day}T10:00:00Z"), "amount": format!("{}.00", 10 + i) });
+        app.gql(Some(token), update, json!({ "id": id, "input": input }))
+    });
+    for answer in futures::future::join_all(moves).await {
+        assert!(answer.get("errors").is_none(), "{answer}");
+    }
+    let last = app
+        .data(
+            Some(token),
+            "query($id: ID!) { transaction(id: $id) { amount category occurredAt } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let tx = &last["transaction"];
+    let analysis = app.data(Some(token), ANALYTICS, json!({})).await["transactionAnalytics"].clone();
+    assert_eq!(analysis["count"], 1, "{analysis}");
+    assert_eq!(analysis["totalDebit"], tx["amount"], "{analysis} {tx}");
+    assert_eq!(analysis["byCategory"][0]["category"], tx["category"], "{analysis} {tx}");
+    assert_eq!(analysis["byDay"][0]["date"].as_str(), tx["occurredAt"].as_str().map(|t| &t[..10]), "{analysis} {tx}");
+}
+
+crate::backend_tests!(racing_updates_leave_the_rollups_exact);
