@@ -130,11 +130,6 @@ fn day_of(at: DateTime<Utc>) -> String {
 /// parts of days its bounds cut through. Keys in order (day, category, kind).
 pub async fn cells(conn: &impl ConnectionTrait, scope: &AnalyticsScope) -> AppResult<BTreeMap<CellKey, CellSums>> {
     let mut cells = BTreeMap::new();
-    if let (Some(from), Some(to)) = (scope.from, scope.to)
-        && from >= to
-    {
-        return Ok(cells);
-    }
     let split = Split::of(scope.from, scope.to);
     if let Some(days) = split.days {
         rolled_up(conn, scope, days, &mut cells).await?;
@@ -149,11 +144,6 @@ pub async fn cells(conn: &impl ConnectionTrait, scope: &AnalyticsScope) -> AppRe
 pub async fn currencies(conn: &impl ConnectionTrait, scope: &AnalyticsScope) -> AppResult<Vec<String>> {
     use TransactionRollups as R;
     let mut found = std::collections::BTreeSet::new();
-    if let (Some(from), Some(to)) = (scope.from, scope.to)
-        && from >= to
-    {
-        return Ok(Vec::new());
-    }
     let split = Split::of(scope.from, scope.to);
     let backend = conn.get_database_backend();
     if let Some((first, last)) = split.days {
@@ -183,7 +173,7 @@ pub async fn currencies(conn: &impl ConnectionTrait, scope: &AnalyticsScope) -> 
 }
 
 /// A range of instants as whole UTC days (first inclusive, last exclusive, either open) and
-/// the at most two partial days at its ends.
+/// the at most two partial days at its ends; an empty range is neither.
 #[derive(Debug, PartialEq, Eq)]
 struct Split {
     days: Option<(Option<String>, Option<String>)>,
@@ -192,6 +182,11 @@ struct Split {
 
 impl Split {
     fn of(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Self {
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            return Self { days: None, partial: Vec::new() };
+        }
         let midnight = |at: DateTime<Utc>| at.date_naive().and_time(NaiveTime::MIN).and_utc();
         // The first whole day at or after `from`, and the first instant of `to`'s day.
         let first = from.map(|from| {
@@ -360,6 +355,9 @@ mod tests {
         let midnight = Split::of(Some(at("2026-11-01T23:00:00Z")), Some(at("2026-11-02T01:00:00Z")));
         assert_eq!(midnight.days, None);
         assert_eq!(midnight.partial.len(), 2);
+        // Empty.
+        let empty = Split::of(Some(at("2026-11-01T10:00:00Z")), Some(at("2026-11-01T10:00:00Z")));
+        assert_eq!(empty, Split { days: None, partial: vec![] });
         // Open at one end.
         let since = Split::of(Some(at("2026-11-01T10:00:00Z")), None);
         assert_eq!(since.days, Some((day("2026-11-02"), None)));

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Value, json};
 
-use super::analytics::ANALYTICS;
+use super::{analytics::ANALYTICS, create_one};
 use crate::helpers::*;
 
 const CURRENCIES: [(&str, u32); 3] = [("USD", 2), ("EUR", 2), ("JPY", 0)];
@@ -69,11 +69,9 @@ fn input(tx: &Tx) -> Value {
 /// Writes a random ledger through the API; returns what is live at the end.
 async fn random_ledger(app: &TestApp, token: &str, rng: &mut StdRng) -> Vec<Tx> {
     let mut live: Vec<Tx> = Vec::new();
-    let create = "mutation($input: CreateTransactionInput!) { createTransaction(input: $input) { id } }";
     for _ in 0..60 {
         let mut tx = random_tx(rng);
-        let data = app.data(Some(token), create, json!({ "input": input(&tx) })).await;
-        tx.id = data["createTransaction"]["id"].as_str().unwrap().to_owned();
+        tx.id = create_one(app, token, input(&tx)).await["id"].as_str().unwrap().to_owned();
         live.push(tx);
     }
     // Updates: some fields of a random row, often moving it to another group.
@@ -263,9 +261,8 @@ crate::backend_tests!(rollups_answer_as_raw_aggregation_does);
 async fn racing_updates_leave_the_rollups_exact(app: TestApp) {
     let user = app.new_user().await;
     let token = user.access_token.as_str();
-    let create = "mutation($input: CreateTransactionInput!) { createTransaction(input: $input) { id } }";
     let first = json!({ "amount": "10.00", "kind": "DEBIT", "category": "a", "occurredAt": "2026-11-01T10:00:00Z" });
-    let id = app.data(Some(token), create, json!({ "input": first })).await["createTransaction"]["id"].clone();
+    let id = create_one(&app, token, first).await["id"].clone();
     let update =
         "mutation($id: ID!, $input: UpdateTransactionInput!) { updateTransaction(id: $id, input: $input) { id } }";
     let moves = (0..20).map(|i| {
