@@ -4,17 +4,23 @@
 //! cargo bench --bench live
 //! ```
 //! Optional: `LIVE_BENCH_SUBSCRIBERS` (default 1000, up to what `ulimit -n` allows),
-//! `LIVE_BENCH_RATE` (upstream quote updates per second, default 1000), `BENCH_SECS` (default 10).
+//! `LIVE_BENCH_RATE` (upstream quote updates per second, default 1000), `LIVE_BENCH_THROTTLE_MS`
+//! (each subscription's `throttleMs`, default none), `LIVE_BENCH_SYMBOLS` (symbols per
+//! subscription, default 10; 0 connects without subscribing, to tell a connection's memory from
+//! its subscription's), `BENCH_SECS` (default 10).
 //!
 //! finql runs in this process on its own 2-thread runtime with the iTick source, pointed at a
 //! small upstream written here that speaks iTick's WebSocket protocol (auth, subscribe, ping)
 //! and pushes quotes, round-robin over every symbol finql subscribed, at the given total rate,
-//! each stamped with the time it was sent. Every subscriber is a `graphql-transport-ws` client
-//! subscribed to `quotes` of 10 symbols spread over the catalog's streamed instruments (131:
-//! stocks, funds, forex, indices, crypto; iTick streams no futures), on a separate runtime. Reported: delivery latency from the upstream's stamp to the client's receipt
-//! (p50/p99, in ms), updates delivered per second, and resident memory per connection (the
-//! RSS growth from connecting the subscribers, divided by their number; client sockets and
-//! buffers are in this process too, so it is an upper bound for the server).
+//! each stamped with the time it was sent. The subscribers run in a child process (this
+//! benchmark again, told so by its environment), so that each side has the machine's open
+//! files to itself and the server's memory is its own: every subscriber is a
+//! `graphql-transport-ws` client subscribed to `quotes` of 10 symbols spread over the
+//! catalog's streamed instruments (131: stocks, funds, forex, indices, crypto; iTick streams no
+//! futures). Reported: delivery latency from the upstream's stamp to the client's receipt
+//! (p50/p99, in ms), updates delivered per second, and the server's memory per connection (its
+//! heap, counted by this benchmark's allocator, and its resident memory, growth from connecting
+//! the subscribers divided by their number).
 
 // A benchmark that cannot unwrap has nothing to measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -50,7 +56,7 @@ use tokio_tungstenite::tungstenite::{
 static GLOBAL: ServerHeap = ServerHeap;
 
 /// mimalloc, counting the bytes live on the server runtime's threads: the server's own memory,
-/// apart from the subscribers' (which share this process).
+/// apart from this process's other threads (the upstream's and the measuring ones).
 struct ServerHeap;
 
 static SERVER_BYTES: AtomicI64 = AtomicI64::new(0);
@@ -87,7 +93,8 @@ unsafe impl GlobalAlloc for ServerHeap {
 }
 
 const CATALOG: &str = include_str!("../migration/src/catalog.csv");
-const SUBSCRIPTION: &str = "subscription($s: [String!]!) { quotes(symbols: $s) { symbol last timestamp } }";
+const SUBSCRIPTION: &str =
+    "subscription($s: [String!]!, $t: Int) { quotes(symbols: $s, throttleMs: $t) { symbol last timestamp } }";
 
 /// The catalog's symbols that iTick streams (every class but futures).
 fn streamed_symbols() -> Vec<String> {
@@ -200,7 +207,13 @@ struct Tally {
 }
 
 /// One subscriber: connects, authenticates, subscribes to `symbols`, and records every quote.
-async fn subscriber(addr: SocketAddr, token: String, symbols: Vec<String>, tally: Arc<Tally>) -> anyhow::Result<()> {
+async fn subscriber(
+    addr: SocketAddr,
+    token: String,
+    symbols: Vec<String>,
+    throttle_ms: Option<u32>,
+    tally: Arc<Tally>,
+) -> anyhow::Result<()> {
     let mut request = format!("ws://{addr}/graphql").into_client_request()?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
     // Small buffers, as the server's: 10,000 clients at tungstenite's default 128 KiB would
@@ -209,9 +222,10 @@ async fn subscriber(addr: SocketAddr, token: String, symbols: Vec<String>, tally
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
     let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
     socket.send(Message::text(init.to_string())).await?;
-    let subscribe =
-        json!({"type": "subscribe", "id": "1", "payload": {"query": SUBSCRIPTION, "variables": {"s": symbols}}});
-    socket.send(Message::text(subscribe.to_string())).await?;
+    let subscribe = json!({"type": "subscribe", "id": "1", "payload": {"query": SUBSCRIPTION, "variables": {"s": symbols, "t": throttle_ms}}});
+    if !symbols.is_empty() {
+        socket.send(Message::text(subscribe.to_string())).await?;
+    }
     while let Some(message) = socket.next().await {
         let Message::Text(text) = message? else { continue };
         // A `next` is read by hand (the server writes `type` first): the load generator shares
@@ -240,10 +254,25 @@ async fn subscriber(addr: SocketAddr, token: String, symbols: Vec<String>, tally
     Ok(())
 }
 
+/// Set in the child process that runs the subscribers: the server's address, and the token
+/// they subscribe with.
+const CLIENTS_OF: &str = "LIVE_BENCH_CLIENTS_OF";
+const CLIENTS_TOKEN: &str = "LIVE_BENCH_CLIENTS_TOKEN";
+
+/// What the child prints once every subscriber has connected and settled.
+const CONNECTED: &str = "connected";
+
 fn main() -> anyhow::Result<()> {
-    let subscribers: usize = env_or("LIVE_BENCH_SUBSCRIBERS", 1000);
+    match std::env::var(CLIENTS_OF) {
+        Ok(addr) => clients(addr.parse()?, std::env::var(CLIENTS_TOKEN)?),
+        Err(_) => server(),
+    }
+}
+
+/// The server side: the upstream and finql, measured while the child process subscribes.
+fn server() -> anyhow::Result<()> {
     let rate: u64 = env_or("LIVE_BENCH_RATE", 1000);
-    let secs: u64 = env_or("BENCH_SECS", 10);
+    let subscribers: usize = env_or("LIVE_BENCH_SUBSCRIBERS", 1000);
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("server")
@@ -251,7 +280,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
-    let addr = server_rt.block_on(async {
+    let (addr, token) = server_rt.block_on(async {
         let upstream = upstream(rate).await?;
         let vars: std::collections::HashMap<&str, String> = std::collections::HashMap::from([
             ("FINQL_ADDR", "127.0.0.1:0".into()),
@@ -270,19 +299,74 @@ fn main() -> anyhow::Result<()> {
         let app = finql::App::build(config).await?;
         let addr = app.local_addr();
         tokio::spawn(app.run_until(std::future::pending()));
-        anyhow::Ok(addr)
+        let signup = json!({"query": "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
+            "variables": {"i": {"email": "bench@example.com", "password": "correct horse battery", "fullName": "Bench"}}});
+        let body: Value = reqwest::Client::new().post(format!("http://{addr}/graphql")).json(&signup).send().await?.json().await?;
+        let token = body["data"]["signUp"]["accessToken"].as_str().ok_or_else(|| anyhow::anyhow!("sign-up failed: {body}"))?.to_owned();
+        anyhow::Ok((addr, token))
     })?;
+    let rss_before: u64 = rss_kib().parse().unwrap_or(0);
+    let heap_before = SERVER_BYTES.load(Ordering::Relaxed);
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("--bench")
+        .env(CLIENTS_OF, addr.to_string())
+        .env(CLIENTS_TOKEN, token)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut connected = None;
+    for line in lines {
+        let line = line?;
+        if line == CONNECTED {
+            connected = Some((rss_kib().parse::<u64>().unwrap_or(0), SERVER_BYTES.load(Ordering::Relaxed)));
+        } else {
+            println!("{line}");
+        }
+    }
+    let status = child.wait()?;
+    // The server notices 5,000 closes over some time: wait until its heap stops falling (a
+    // second without a drop, ten at most), so that what is left is what it keeps.
+    let mut heap_end = SERVER_BYTES.load(Ordering::Relaxed);
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = SERVER_BYTES.load(Ordering::Relaxed);
+        if now >= heap_end {
+            break;
+        }
+        heap_end = now;
+    }
+    let rss_end = rss_kib();
+    let per_connection = |bytes: i64| bytes as f64 / 1024.0 / subscribers.max(1) as f64;
+    if let Some((rss_after, heap_after)) = connected {
+        println!(
+            "memory: server heap {:.1} KiB per connection; server RSS {rss_before} KiB -> {rss_after} KiB, {:.1} KiB per connection",
+            per_connection(heap_after - heap_before),
+            rss_after.saturating_sub(rss_before) as f64 / subscribers.max(1) as f64
+        );
+    }
+    println!(
+        "after they left: server heap {:.1} KiB per connection, server RSS {rss_end} KiB",
+        per_connection(heap_end - heap_before)
+    );
+    anyhow::ensure!(status.success(), "the subscribers' process failed: {status}");
+    drop(server_rt);
+    Ok(())
+}
+
+/// The subscribers' side (the child process): connects them, reports when they are settled,
+/// measures, prints.
+fn clients(addr: SocketAddr, token: String) -> anyhow::Result<()> {
+    let subscribers: usize = env_or("LIVE_BENCH_SUBSCRIBERS", 1000);
+    let rate: u64 = env_or("LIVE_BENCH_RATE", 1000);
+    let secs: u64 = env_or("BENCH_SECS", 10);
+    let throttle_ms: Option<u32> = std::env::var("LIVE_BENCH_THROTTLE_MS").ok().and_then(|ms| ms.parse().ok());
+    let per_subscriber: usize = env_or("LIVE_BENCH_SYMBOLS", 10);
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("subscribers")
         .enable_all()
         .build()?;
     client_rt.block_on(async move {
-        let signup = json!({"query": "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
-            "variables": {"i": {"email": "bench@example.com", "password": "correct horse battery", "fullName": "Bench"}}});
-        let body: Value = reqwest::Client::new().post(format!("http://{addr}/graphql")).json(&signup).send().await?.json().await?;
-        let token = body["data"]["signUp"]["accessToken"].as_str().ok_or_else(|| anyhow::anyhow!("sign-up failed: {body}"))?.to_owned();
-
         let universe = streamed_symbols();
         let tally = Arc::new(Tally {
             latency_us: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
@@ -292,15 +376,14 @@ fn main() -> anyhow::Result<()> {
             failure: Mutex::new(None),
         });
         let done = Arc::new(AtomicBool::new(false));
-        let rss_before: u64 = rss_kib().parse().unwrap_or(0);
-        let server_before = SERVER_BYTES.load(Ordering::Relaxed);
         let mut symbols_used = HashSet::new();
         for i in 0..subscribers {
-            let symbols: Vec<String> = (0..10).map(|k| universe[(i + k * 7) % universe.len()].clone()).collect();
+            let symbols: Vec<String> =
+                (0..per_subscriber).map(|k| universe[(i + k * 7) % universe.len()].clone()).collect();
             symbols_used.extend(symbols.iter().cloned());
             let (token, tally, done) = (token.clone(), tally.clone(), done.clone());
             tokio::spawn(async move {
-                let result = subscriber(addr, token, symbols, tally.clone()).await;
+                let result = subscriber(addr, token, symbols, throttle_ms, tally.clone()).await;
                 if !done.load(Ordering::Relaxed) {
                     tally.failed.fetch_add(1, Ordering::Relaxed);
                     let why = result.err().map_or("closed by the server".into(), |err| format!("{err:#}"));
@@ -312,19 +395,17 @@ fn main() -> anyhow::Result<()> {
             }
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let rss_after: u64 = rss_kib().parse().unwrap_or(0);
-        let server_after = SERVER_BYTES.load(Ordering::Relaxed);
+        println!("{CONNECTED}");
         tally.measuring.store(true, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(secs)).await;
         tally.measuring.store(false, Ordering::Relaxed);
         done.store(true, Ordering::Relaxed);
-        let server_end = SERVER_BYTES.load(Ordering::Relaxed);
-        let rss_end: u64 = rss_kib().parse().unwrap_or(0);
         let latency = tally.latency_us.lock().unwrap().clone();
         let delivered = tally.delivered.load(Ordering::Relaxed);
         println!(
-            "{subscribers} subscribers x 10 symbols ({} distinct), upstream {rate} updates/s, {secs} s",
-            symbols_used.len()
+            "{subscribers} subscribers x {per_subscriber} symbols ({} distinct), upstream {rate} updates/s, throttleMs {}, {secs} s",
+            symbols_used.len(),
+            throttle_ms.map_or("none".to_owned(), |ms| ms.to_string()),
         );
         println!(
             "delivered {delivered} updates, {:.0} updates/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -333,21 +414,12 @@ fn main() -> anyhow::Result<()> {
             latency.value_at_quantile(0.99) as f64 / 1000.0,
             latency.max() as f64 / 1000.0,
         );
-        println!(
-            "memory: server heap {:.1} KiB per connection; process RSS {rss_before} KiB -> {rss_after} KiB, {:.1} KiB per connection (server and client sides)",
-            (server_after - server_before) as f64 / 1024.0 / subscribers.max(1) as f64,
-            rss_after.saturating_sub(rss_before) as f64 / subscribers.max(1) as f64
-        );
-        println!(
-            "at the end: server heap {:.1} KiB per connection, process RSS {rss_end} KiB",
-            (server_end - server_before) as f64 / 1024.0 / subscribers.max(1) as f64
-        );
         let failed = tally.failed.load(Ordering::Relaxed);
         if failed > 0 {
             println!("{failed} subscribers ended early; first reason: {}", tally.failure.lock().unwrap().as_deref().unwrap_or("?"));
         }
         anyhow::Ok(())
     })?;
-    drop(server_rt);
-    Ok(())
+    // The subscribers' sockets close with the process.
+    std::process::exit(0)
 }

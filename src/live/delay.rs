@@ -33,7 +33,7 @@ use std::{
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::LiveEvent;
+use super::SharedEvent;
 
 /// Entries held by every delay line of a process (one per delayed topic per subscription).
 #[derive(Clone, Default, Debug)]
@@ -85,7 +85,7 @@ struct Entry {
     slot_start: Instant,
     /// When the value may be delivered.
     due: Instant,
-    event: Arc<LiveEvent>,
+    event: Arc<SharedEvent>,
 }
 
 /// One topic's events for one subscriber, each held until it is `delay` old.
@@ -117,7 +117,7 @@ impl DelayLine {
     }
 
     /// Takes an event that arrived now.
-    pub fn push(&mut self, event: Arc<LiveEvent>) -> Result<(), Overflow> {
+    pub fn push(&mut self, event: Arc<SharedEvent>) -> Result<(), Overflow> {
         let age = (Utc::now() - event.upstream_time()).to_std().unwrap_or_default();
         let due = Instant::now() + self.delay.saturating_sub(age);
         if let (Some(slot), Some(last)) = (self.slot, self.queue.back_mut())
@@ -153,7 +153,7 @@ impl DelayLine {
     }
 
     /// The oldest entry if it is due.
-    pub fn pop_due(&mut self) -> Option<Arc<LiveEvent>> {
+    pub fn pop_due(&mut self) -> Option<Arc<SharedEvent>> {
         if self.queue.front().is_some_and(|entry| entry.due <= Instant::now()) {
             self.meter.sub(1);
             return self.queue.pop_front().map(|entry| entry.event);
@@ -175,6 +175,7 @@ mod tests {
 
     use super::*;
     use crate::{
+        live::LiveEvent,
         market::{Quote, Tick, TradingStatus},
         reference::Symbol,
     };
@@ -198,10 +199,10 @@ mod tests {
         }
     }
 
-    fn quote(last: i64) -> Arc<LiveEvent> {
+    fn quote(last: i64) -> Arc<SharedEvent> {
         // Ahead of the wall clock (which tokio's paused clock does not stop): no age is
         // subtracted from the delay, so only the paused clock decides when quotes leave.
-        Arc::new(LiveEvent::Quote(quote_at(last, Utc::now() + chrono::Duration::hours(1))))
+        SharedEvent::new(LiveEvent::Quote(quote_at(last, Utc::now() + chrono::Duration::hours(1))))
     }
 
     fn last(event: &LiveEvent) -> i64 {
@@ -249,7 +250,7 @@ mod tests {
         let meter = DelayMeter::default();
         let mut line = DelayLine::new(DELAY, 3, false, meter.clone());
         let tick = || {
-            Arc::new(LiveEvent::Tick(Tick {
+            SharedEvent::new(LiveEvent::Tick(Tick {
                 symbol: Symbol::parse("700.HK").unwrap(),
                 price: Decimal::ONE,
                 volume: Decimal::ONE,
@@ -272,7 +273,7 @@ mod tests {
     async fn an_event_already_older_than_the_delay_leaves_at_once() {
         let mut line = DelayLine::new(DELAY, 10, true, DelayMeter::default());
         let quote = quote_at(1, Utc::now() - chrono::Duration::minutes(20));
-        line.push(Arc::new(LiveEvent::Quote(quote))).unwrap();
+        line.push(SharedEvent::new(LiveEvent::Quote(quote))).unwrap();
         assert!(line.pop_due().is_some());
     }
 }

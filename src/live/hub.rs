@@ -65,7 +65,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Channel, Feed, LiveEvent, Topic, delay::DelayMeter};
+use super::{Channel, Feed, LiveEvent, SharedEvent, Topic, delay::DelayMeter};
 use crate::{market::calendar::Region, metrics::Held, reference::Symbol};
 
 /// Settings of the hub.
@@ -104,7 +104,8 @@ fn key_of(topic: &Topic) -> TopicKey {
 }
 
 struct TopicEntry {
-    topic: Topic,
+    /// Shared with every subscription to it: a subscriber holds a pointer, not a copy.
+    topic: Arc<Topic>,
     slot: Arc<TopicSlot>,
     subscribers: usize,
     /// Bumped whenever the subscriber count changes: a grace timer releases the topic only if
@@ -127,8 +128,8 @@ struct TopicSlot {
 }
 
 enum Fanout {
-    Latest(watch::Sender<Option<Arc<LiveEvent>>>),
-    Every(broadcast::Sender<Arc<LiveEvent>>),
+    Latest(watch::Sender<Option<Arc<SharedEvent>>>),
+    Every(broadcast::Sender<Arc<SharedEvent>>),
 }
 
 impl TopicSlot {
@@ -147,17 +148,17 @@ impl TopicSlot {
     }
 
     /// The newest quote marked stale, if the topic holds a quote not yet marked.
-    fn stale_quote(&self) -> Option<Arc<LiveEvent>> {
+    fn stale_quote(&self) -> Option<Arc<SharedEvent>> {
         let Fanout::Latest(tx) = &self.fanout else { return None };
-        match tx.borrow().as_deref() {
+        match tx.borrow().as_deref().map(|event| &**event) {
             Some(LiveEvent::Quote(quote)) if !quote.stale => {
-                Some(Arc::new(LiveEvent::Quote(crate::market::Quote { stale: true, ..quote.clone() })))
+                Some(SharedEvent::new(LiveEvent::Quote(crate::market::Quote { stale: true, ..quote.clone() })))
             }
             _ => None,
         }
     }
 
-    fn publish(&self, event: Arc<LiveEvent>) {
+    fn publish(&self, event: Arc<SharedEvent>) {
         match &self.fanout {
             // `send_replace` stores the value even when no receiver is left.
             Fanout::Latest(tx) => {
@@ -182,15 +183,15 @@ pub struct TickLag {
 pub enum TopicReceiver {
     /// The newest value (quotes, order books, forming bars); the slot's publication count, and
     /// where this subscriber is in it.
-    Latest(watch::Receiver<Option<Arc<LiveEvent>>>, Arc<AtomicU64>, u64),
+    Latest(watch::Receiver<Option<Arc<SharedEvent>>>, Arc<AtomicU64>, u64),
     /// Every event, from a bounded ring (ticks).
-    Every(broadcast::Receiver<Arc<LiveEvent>>),
+    Every(broadcast::Receiver<Arc<SharedEvent>>),
 }
 
 impl TopicReceiver {
     /// The next value: for `Latest`, the newest one not yet seen (at once, if the topic already
     /// had a value when the subscription started); `None` when the hub shut down.
-    pub async fn next(&mut self, topic: &Topic) -> Option<Result<Arc<LiveEvent>, TickLag>> {
+    pub async fn next(&mut self, topic: &Topic) -> Option<Result<Arc<SharedEvent>, TickLag>> {
         match self {
             Self::Latest(rx, published, seen) => loop {
                 rx.changed().await.ok()?;
@@ -220,17 +221,17 @@ impl TopicReceiver {
 /// A live subscription to some topics: dropping it gives them back to the hub.
 pub struct Subscription {
     hub: LiveHub,
-    held: Vec<Topic>,
+    held: Vec<Arc<Topic>>,
     /// One in `finql_subscriptions_active{kind}` while the subscription lives (its first
     /// topic's channel: a GraphQL subscription follows one channel).
     _active: Option<Held>,
     /// The topics and their receivers, in the order asked (duplicates removed).
-    pub topics: Vec<(Topic, TopicReceiver)>,
+    pub topics: Vec<(Arc<Topic>, TopicReceiver)>,
 }
 
 impl Subscription {
     /// Takes the receivers; the subscription still holds the topics until dropped.
-    pub fn take_receivers(&mut self) -> Vec<(Topic, TopicReceiver)> {
+    pub fn take_receivers(&mut self) -> Vec<(Arc<Topic>, TopicReceiver)> {
         std::mem::take(&mut self.topics)
     }
 }
@@ -401,7 +402,7 @@ impl LiveHub {
                     slot.heard_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
                     slot.marked_stale.store(false, Ordering::Relaxed);
                 }
-                slot.publish(Arc::new(event.without_untraded_volume()));
+                slot.publish(SharedEvent::new(event.without_untraded_volume()));
             }
         }
     }
@@ -422,14 +423,15 @@ impl LiveHub {
             }
         }
         let mut receivers = Vec::with_capacity(unique.len());
+        let mut held = Vec::with_capacity(unique.len());
         let mut wanted = Vec::new();
         let mut map = self.lock();
-        for topic in &unique {
-            let entry = map.entry(key_of(topic)).or_insert_with(|| {
+        for topic in unique {
+            let entry = map.entry(key_of(&topic)).or_insert_with(|| {
                 wanted.push(topic.clone());
                 TopicEntry {
-                    topic: topic.clone(),
                     slot: Arc::new(TopicSlot::new(topic.channel, self.inner.config.tick_buffer)),
+                    topic: Arc::new(topic),
                     subscribers: 0,
                     generation: 0,
                 }
@@ -451,20 +453,21 @@ impl LiveHub {
                 }
                 Fanout::Every(tx) => TopicReceiver::Every(tx.subscribe()),
             };
-            receivers.push((topic.clone(), receiver));
+            receivers.push((entry.topic.clone(), receiver));
+            held.push(entry.topic.clone());
         }
         if !wanted.is_empty() {
             self.inner.feed.want(wanted);
         }
         drop(map);
-        let active = unique.first().map(|topic| {
+        let active = held.first().map(|topic| {
             Held::new(metrics::gauge!("finql_subscriptions_active", "kind" => channel_kind(topic.channel)))
         });
-        Subscription { hub: self.clone(), held: unique, topics: receivers, _active: active }
+        Subscription { hub: self.clone(), held, topics: receivers, _active: active }
     }
 
     /// Gives topics back; those left without subscribers are released after the grace period.
-    fn unsubscribe(&self, topics: Vec<Topic>) {
+    fn unsubscribe(&self, topics: Vec<Arc<Topic>>) {
         let mut idle = Vec::new();
         {
             let mut map = self.lock();
@@ -496,7 +499,7 @@ impl LiveHub {
     }
 
     /// Releases the topics still idle since the given generation.
-    fn release_idle(&self, idle: Vec<(Topic, u64)>) {
+    fn release_idle(&self, idle: Vec<(Arc<Topic>, u64)>) {
         let mut map = self.lock();
         let mut released = Vec::new();
         for (topic, generation) in idle {
@@ -504,7 +507,7 @@ impl LiveHub {
             let still_idle = map.get(&key).is_some_and(|e| e.subscribers == 0 && e.generation == generation);
             if still_idle && let Some(entry) = map.remove(&key) {
                 entry.slot.closed.store(true, Ordering::Release);
-                released.push(entry.topic);
+                released.push(Arc::unwrap_or_clone(entry.topic));
             }
         }
         if !released.is_empty() {

@@ -32,11 +32,14 @@ pub mod local;
 pub mod quotas;
 /// The feed of replicas sharing Redis: one lease holder streams for everyone.
 pub mod replicas;
+/// An event shared by a topic's subscribers, with its renderings.
+pub mod shared;
 
 pub use freshness::Freshness;
 pub use hub::{HubConfig, LiveHub};
 pub use local::LocalFeed;
 pub use quotas::LiveQuotas;
+pub use shared::SharedEvent;
 
 use std::sync::Arc;
 

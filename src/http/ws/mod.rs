@@ -48,7 +48,11 @@ mod credentials;
 mod operation;
 mod writer;
 
-use std::{collections::HashMap, pin::Pin};
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use axum::{
     extract::{
@@ -61,7 +65,6 @@ use axum::{
 use futures::StreamExt;
 use serde_json::json;
 use tokio::{
-    sync::mpsc,
     task::AbortHandle,
     time::{MissedTickBehavior, Sleep},
 };
@@ -80,7 +83,7 @@ const LEGACY_WS: &str = "graphql-ws";
 /// front) would make buffers most of a connection's memory; clients send small documents
 /// (the buffer grows for a larger one, up to the body limit), and outgoing messages are
 /// written once this many bytes are queued, or at the end of a batch.
-const READ_BUFFER: usize = 2 * 1024;
+const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
 /// Close code when the connection's credentials are refused or have lapsed.
@@ -157,7 +160,24 @@ struct Connection {
     /// its operation completed, and a late "finished" notice must not remove its successor.
     operations: HashMap<String, (u64, AbortHandle)>,
     next_seq: u64,
-    finished: mpsc::UnboundedSender<(String, u64)>,
+    finished: Finished,
+}
+
+/// Operations that ended, as each reports it (before its `complete` goes out), for the
+/// connection to forget them before it reads the client's next message. A list rather than a
+/// channel: a tokio channel allocates its first block of slots (a kilobyte here) when made,
+/// and every connection has one of these.
+#[derive(Clone, Default)]
+struct Finished(Arc<Mutex<Vec<(String, u64)>>>);
+
+impl Finished {
+    fn report(&self, id: String, seq: u64) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push((id, seq));
+    }
+
+    fn take(&self) -> Vec<(String, u64)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// Why the server ends a connection.
@@ -196,7 +216,6 @@ impl Connection {
         let ws_config = state.config.websocket.clone();
         let slow_timeout = ws_config.slow_client_timeout;
         let (outbox, writer) = writer::spawn(sink, slow_timeout);
-        let (finished, mut finished_rx) = mpsc::unbounded_channel();
         let mut revocations = state.accounts.tokens().revocations().watch();
         let mut conn = Connection {
             state,
@@ -209,7 +228,7 @@ impl Connection {
             handshake,
             operations: HashMap::new(),
             next_seq: 0,
-            finished,
+            finished: Finished::default(),
         };
 
         let init_deadline = tokio::time::sleep(ws_config.init_timeout);
@@ -230,10 +249,13 @@ impl Connection {
                     Some(Ok(Message::Text(text))) => {
                         // An operation reports "finished" before its `complete` goes out, so
                         // draining here frees every id the client may already reuse.
-                        while let Ok((id, seq)) = finished_rx.try_recv() {
+                        for (id, seq) in conn.finished.take() {
                             conn.reap(&id, seq);
                         }
-                        if let Err(close) = conn.handle(text.as_str()).await {
+                        // Boxed: a message's handling (admission, persisted documents, Redis)
+                        // is a large future, and inline it would sit in every idle
+                        // connection's task for the connection's whole life.
+                        if let Err(close) = Box::pin(conn.handle(text.as_str())).await {
                             break Some(close);
                         }
                     }
@@ -266,7 +288,7 @@ impl Connection {
                     }
                 }
                 _ = key_checks.tick(), if keyed => {
-                    if let Some(close) = conn.key_lapsed().await {
+                    if let Some(close) = Box::pin(conn.key_lapsed()).await {
                         break Some(close);
                     }
                 }
@@ -277,7 +299,6 @@ impl Connection {
                     Protocol::Legacy if conn.identity.is_some() => conn.outbox.offer(json!({ "type": "ka" })),
                     Protocol::Legacy => {}
                 },
-                Some((id, seq)) = finished_rx.recv() => conn.reap(&id, seq),
                 () = shutdown.cancelled() => break Some(Close(1001, "server shutting down".into())),
                 // The writer sends the reason itself, ahead of the unread backlog.
                 () = stalled.cancelled() => break None,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use async_graphql::{Request, Response as GqlResponse, parser::types::OperationType};
 use axum::extract::ws::Message;
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{StreamExt, stream::BoxStream};
 use metrics::SharedString;
 use serde_json::json;
 use tracing::Instrument;
@@ -18,7 +19,12 @@ use crate::{
     error::ErrorCode,
     graphql::{ClientInfo, guard},
     identity::Principal,
+    live::graphql::{
+        LiveServices,
+        projection::{self, Projection},
+    },
     metrics::graphql as graphql_metrics,
+    state::AppState,
     telemetry,
     usage::{self, OperationMeter},
 };
@@ -158,26 +164,45 @@ impl Connection {
         // and for null propagation.
         let query = request.query.clone();
         let variables = !request.variables.is_empty();
+        // A subscription that only projects quote fields is rendered without the schema.
+        let projection = if operation == Some(OperationType::Subscription) {
+            let values = request.variables.clone();
+            let document = request.parsed_query().ok();
+            document.and_then(|document| Projection::of(document, operation_name.as_deref(), &values))
+        } else {
+            None
+        };
         let state = self.state.clone();
-        let request = self.state.prepare(request, principal, client);
-        let schema = self.state.schema.clone();
         let outbox = self.outbox.clone();
         let finished = self.finished.clone();
         let task_id = id.clone();
+        // The start of every `next` (or legacy `data`) message of this operation.
+        let prefix = format!(r#"{{"type":"{next}","id":{},"payload":"#, json!(task_id));
         let seq = self.next_seq;
         self.next_seq += 1;
+        // One box for what only the operation's start needs: captured one by one, each would
+        // take room in the operation's future (and so in its task) for its whole life.
+        let opening = Box::new((request, principal, client, projection));
         let task = tokio::spawn(
             async move {
-                let mut responses = schema.execute_stream(request);
+                let (request, principal, client, projection) = *opening;
+                // Boxed, as it runs once: the request and the admission need not stay in the
+                // operation's future for its whole life.
+                let mut answers = Box::pin(answers(&state, request, principal, client, projection)).await;
                 let mut first = true;
                 let mut panicked = false;
                 while !panicked {
                     // A stream that panicked is not polled again: the error ends the operation.
-                    let next_response = guard::catch_panic(responses.next(), || {
+                    let next_answer = guard::catch_panic(answers.next(), || {
                         panicked = true;
-                        Some(GqlResponse::from_errors(vec![guard::internal_error()]))
+                        Some(Answer::Response(GqlResponse::from_errors(vec![guard::internal_error()])))
                     });
-                    let Some(next_response) = guard::deadline::before(deadline, next_response).await else {
+                    // A subscription has no deadline, and no timer in its future (boxed otherwise).
+                    let next_answer = match deadline {
+                        None => Some(next_answer.await),
+                        Some(_) => Box::pin(guard::deadline::before(deadline, next_answer)).await,
+                    };
+                    let Some(next_answer) = next_answer else {
                         // Like a failed request: an `error` ends the operation.
                         let timeout = guard::deadline::timeout_error(limits.request_timeout);
                         answered(graphql_metrics::code_of(std::slice::from_ref(&timeout)));
@@ -185,49 +210,67 @@ impl Connection {
                         let bytes = message.to_string().len();
                         meter(&mut usage, bytes, true, false);
                         audit.sent(bytes, std::slice::from_ref(&timeout));
-                        let _ = finished.send((task_id, seq));
-                        let _ = outbox.send_json(message).await;
+                        finished.report(task_id.clone(), seq);
+                        let _ = Box::pin(outbox.send_json(message)).await;
                         return;
                     };
-                    let Some(mut response) = next_response else { break };
-                    guard::assign_codes(&mut response.errors, &limits, variables.then_some(query.as_str()));
-                    state.propagate_nulls(&mut response, &query, operation_name.as_deref());
-                    answered(graphql_metrics::code_of(&response.errors));
-                    if first {
-                        // Once per operation (not on every live update): the client has it from then on.
-                        response.extensions.insert("traceId".into(), async_graphql::Value::from(trace_id.as_str()));
-                    }
-                    let (errored, rate_limited) =
-                        (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
-                    let failed_request = first && guard::is_request_error(&response);
-                    first = false;
-                    if failed_request {
-                        // An `error` ends the operation: no `complete` follows.
-                        let message = json!({ "type": error, "id": task_id, "payload": response.errors });
-                        let bytes = message.to_string().len();
-                        meter(&mut usage, bytes, errored, rate_limited);
-                        audit.sent(bytes, &response.errors);
-                        let _ = finished.send((task_id, seq));
-                        let _ = outbox.send_json(message).await;
-                        return;
-                    }
-                    // Written straight to text (no JSON tree in between): this runs once per
-                    // subscriber per live update.
-                    let message = match serde_json::to_string(&Next { kind: next, id: &task_id, payload: &response }) {
-                        Ok(text) => text,
-                        Err(_) => {
-                            json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] }).to_string()
+                    let message = match next_answer {
+                        None => break,
+                        Some(Answer::Rendered(payload)) => {
+                            answered(graphql_metrics::OK.into());
+                            let trace = first.then_some(trace_id.as_str());
+                            first = false;
+                            let message = rendered_message(&prefix, &payload, trace);
+                            meter(&mut usage, message.len(), false, false);
+                            audit.sent(message.len(), &[]);
+                            message
+                        }
+                        Some(Answer::Response(mut response)) => {
+                            guard::assign_codes(&mut response.errors, &limits, variables.then_some(query.as_str()));
+                            state.propagate_nulls(&mut response, &query, operation_name.as_deref());
+                            answered(graphql_metrics::code_of(&response.errors));
+                            if first {
+                                // Once per operation (not on every live update): the client has
+                                // it from then on.
+                                let trace = async_graphql::Value::from(trace_id.as_str());
+                                response.extensions.insert("traceId".into(), trace);
+                            }
+                            let (errored, rate_limited) =
+                                (!response.errors.is_empty(), usage::graphql::is_rate_limited(&response));
+                            let failed_request = first && guard::is_request_error(&response);
+                            first = false;
+                            if failed_request {
+                                // An `error` ends the operation: no `complete` follows.
+                                let message = json!({ "type": error, "id": task_id, "payload": response.errors });
+                                let bytes = message.to_string().len();
+                                meter(&mut usage, bytes, errored, rate_limited);
+                                audit.sent(bytes, &response.errors);
+                                finished.report(task_id.clone(), seq);
+                                let _ = Box::pin(outbox.send_json(message)).await;
+                                return;
+                            }
+                            // Written straight to text (no JSON tree in between): this runs once
+                            // per subscriber per live update.
+                            let message =
+                                match serde_json::to_string(&Next { kind: next, id: &task_id, payload: &response }) {
+                                    Ok(text) => text,
+                                    Err(_) => {
+                                        json!({ "type": error, "id": task_id, "payload": [guard::internal_error()] })
+                                            .to_string()
+                                    }
+                                };
+                            meter(&mut usage, message.len(), errored, rate_limited);
+                            audit.sent(message.len(), &response.errors);
+                            message
                         }
                     };
-                    meter(&mut usage, message.len(), errored, rate_limited);
-                    audit.sent(message.len(), &response.errors);
                     if outbox.send(Message::Text(message.into())).await.is_err() {
                         return;
                     }
                 }
                 answered(graphql_metrics::OK.into());
-                let _ = finished.send((task_id.clone(), seq));
-                let _ = outbox.send_json(json!({ "type": "complete", "id": task_id })).await;
+                finished.report(task_id.clone(), seq);
+                let _ = Box::pin(outbox.send_json(json!({ "type": "complete", "id": task_id }))).await;
             }
             .instrument(span),
         );
@@ -235,11 +278,61 @@ impl Connection {
     }
 }
 
+/// An operation's answers: a plain projection's shared renderings when it is one and is
+/// admitted, else the schema's execution of the request.
+async fn answers(
+    state: &AppState,
+    request: Request,
+    principal: Principal,
+    client: ClientInfo,
+    projection: Option<Projection>,
+) -> BoxStream<'static, Answer> {
+    if let Some(projection) = projection {
+        let services = LiveServices {
+            settings: &state.config.live,
+            market: &state.market,
+            quotas: &state.live_quotas,
+            hub: &state.live,
+        };
+        if let Some(rendered) = projection::start(services, &principal, projection).await {
+            return rendered.map(Answer::Rendered).boxed();
+        }
+    }
+    let request = state.prepare(request, principal, client);
+    state.schema.execute_stream(request).map(Answer::Response).boxed()
+}
+
 /// Counts a message sent for an operation (metered callers only).
 fn meter(usage: &mut Option<OperationMeter>, bytes: usize, errored: bool, rate_limited: bool) {
     if let Some(usage) = usage {
         usage.sent(bytes, errored, rate_limited);
     }
+}
+
+/// What an operation answers with: an execution's response, or a payload rendered without
+/// one (`live::graphql::projection`).
+enum Answer {
+    Response(GqlResponse),
+    Rendered(Bytes),
+}
+
+/// A `next` message around a rendered payload (`{"data":…}`), with the trace id in its
+/// extensions when `trace` is given (the operation's first).
+fn rendered_message(prefix: &str, payload: &[u8], trace: Option<&str>) -> String {
+    let payload = String::from_utf8_lossy(payload);
+    let mut message = String::with_capacity(prefix.len() + payload.len() + 64);
+    message.push_str(prefix);
+    match (trace, payload.strip_suffix('}')) {
+        (Some(trace), Some(open)) => {
+            message.push_str(open);
+            message.push_str(r#","extensions":{"traceId":"#);
+            message.push_str(&json!(trace).to_string());
+            message.push_str("}}");
+        }
+        _ => message.push_str(&payload),
+    }
+    message.push('}');
+    message
 }
 
 /// A `next` (or legacy `data`) message.

@@ -80,6 +80,20 @@ pub(super) struct Gone;
 impl Outbox {
     /// Queues a message, waiting at most the slow timeout for room.
     pub(super) async fn send(&self, message: Message) -> Result<(), Gone> {
+        if self.stalled.is_cancelled() {
+            return Err(Gone);
+        }
+        match self.queue.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Gone),
+            // Boxed, as waiting is the exception: its timer need not take room in the future
+            // of every operation (which lives as long as a subscription does).
+            Err(mpsc::error::TrySendError::Full(message)) => Box::pin(self.wait_to_send(message)).await,
+        }
+    }
+
+    /// Queues a message once there is room, waiting at most the slow timeout.
+    async fn wait_to_send(&self, message: Message) -> Result<(), Gone> {
         tokio::select! {
             biased;
             () = self.stalled.cancelled() => Err(Gone),

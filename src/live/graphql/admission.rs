@@ -10,7 +10,7 @@ use crate::{
     config::{Access, LiveSettings},
     error::{AppError, ErrorCode},
     graphql::{RequestContext, service},
-    identity::Scope,
+    identity::{Principal, Scope},
     live::{
         Channel, LiveHub, LiveQuotas, Topic,
         delay::DelayMeter,
@@ -32,14 +32,38 @@ pub(super) struct Admitted {
     pub(super) meter: DelayMeter,
 }
 
+/// What admitting a subscription needs: the app's live services, from a request's context or
+/// from the app's state (`projection`, which runs without one).
+pub struct LiveServices<'a> {
+    pub settings: &'a LiveSettings,
+    pub market: &'a MarketService,
+    pub quotas: &'a LiveQuotas,
+    pub hub: &'a LiveHub,
+}
+
+/// [`admit`] with the request's caller and services.
+pub(super) async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> Result<Admitted> {
+    let services = LiveServices {
+        settings: service::<LiveSettings>(ctx)?,
+        market: service::<MarketService>(ctx)?,
+        quotas: service::<LiveQuotas>(ctx)?,
+        hub: service::<LiveHub>(ctx)?,
+    };
+    admit(&services, &RequestContext::of(ctx)?.principal, symbols, channel).await
+}
+
 /// Checks the caller, its plan's entitlement to every symbol and its live quota, then
 /// subscribes to the symbols' topics on `channel`.
-pub(super) async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Channel) -> Result<Admitted> {
-    let principal = &RequestContext::of(ctx)?.principal;
+pub(super) async fn admit(
+    services: &LiveServices<'_>,
+    principal: &Principal,
+    symbols: &[String],
+    channel: Channel,
+) -> Result<Admitted> {
     // Live data is licensed per tenant: a user's token or a key, never anonymous.
     let tenant = principal.require_tenant()?;
     let plan = principal.require_plan()?;
-    let settings = service::<LiveSettings>(ctx)?.clone();
+    let settings = services.settings.clone();
     let max = settings.max_symbols;
     if symbols.is_empty() {
         return Err(AppError::bad_field("symbols", "give at least one symbol").into());
@@ -69,17 +93,17 @@ pub(super) async fn subscribe(ctx: &Context<'_>, symbols: &[String], channel: Ch
             delayed.insert(symbol.clone(), plan.delay().to_std().unwrap_or_default());
         }
     }
-    let market = service::<MarketService>(ctx)?;
-    let mut instruments = try_join_all(parsed.iter().map(|symbol| market.instrument(symbol))).await?;
+    let mut instruments = try_join_all(parsed.iter().map(|symbol| services.market.instrument(symbol))).await?;
     if channel == Channel::Depth {
         instruments = instruments.into_iter().map(require_order_book).collect::<Result<_, _>>()?;
     }
-    let lease = service::<LiveQuotas>(ctx)?
+    let lease = services
+        .quotas
         .subscribe(tenant, plan, &parsed)
         .await
         .map_err(|refusal| quota_error(&refusal, &tenant.slug, &plan.name))?;
     let topics = instruments.into_iter().map(|instrument| Topic { instrument, channel }).collect();
-    let hub = service::<LiveHub>(ctx)?;
+    let hub = services.hub;
     Ok(Admitted { subscription: hub.subscribe(topics), lease, delayed, settings, meter: hub.delays().clone() })
 }
 

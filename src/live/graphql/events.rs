@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt, stream::BoxStream};
 use super::admission::Admitted;
 use crate::{
     live::{
-        Channel, LiveEvent, Topic,
+        Channel, SharedEvent, Topic,
         delay::DelayLine,
         hub::{TickLag, TopicReceiver},
     },
@@ -22,7 +22,14 @@ pub(super) enum Interruption {
     DelayFull { symbol: Symbol, capacity: usize },
 }
 
-type TopicEvents = BoxStream<'static, Result<Arc<LiveEvent>, Interruption>>;
+type TopicEvents = BoxStream<'static, Result<Arc<SharedEvent>, Interruption>>;
+
+/// An event as one subscriber receives it: as it came, or as of its plan's delay.
+pub(in crate::live) struct Delivered {
+    pub(in crate::live) event: Arc<SharedEvent>,
+    /// It came through a delay line: the subscriber's plan has this market delayed.
+    pub(in crate::live) delayed: bool,
+}
 
 /// The events of all the subscription's topics, merged. Delayed symbols go through a
 /// [`DelayLine`] each. With `throttle`, each topic yields at most once per interval: after a
@@ -31,9 +38,11 @@ type TopicEvents = BoxStream<'static, Result<Arc<LiveEvent>, Interruption>>;
 pub(super) fn events(
     mut admitted: Admitted,
     throttle: Option<Duration>,
-) -> impl Stream<Item = Result<Arc<LiveEvent>, Interruption>> + Send + 'static {
+) -> impl Stream<Item = Result<Delivered, Interruption>> + Send + 'static {
     let per_topic = admitted.subscription.take_receivers().into_iter().map(|(topic, receiver)| {
-        let base = match admitted.delayed.get(&topic.instrument.symbol) {
+        let delay = admitted.delayed.get(&topic.instrument.symbol);
+        let is_delayed = delay.is_some();
+        let base = match delay {
             None => immediate(topic, receiver),
             Some(delay) => {
                 let conflate = topic.channel != Channel::Tick;
@@ -41,9 +50,9 @@ pub(super) fn events(
                 delayed(topic, receiver, DelayLine::new(*delay, capacity, conflate, admitted.meter.clone()))
             }
         };
-        throttled(base, throttle)
+        throttled(base, throttle).map(move |item| item.map(|event| Delivered { event, delayed: is_delayed }))
     });
-    let per_topic: Vec<TopicEvents> = per_topic.collect();
+    let per_topic: Vec<_> = per_topic.collect();
     let merged: BoxStream<'static, _> = futures::stream::select_all(per_topic).boxed();
     // The hub subscription and the quota lease live as long as the stream: dropping the stream
     // (the client's `complete`, a disconnect) gives the topics and the symbols back.
@@ -55,7 +64,7 @@ pub(super) fn events(
 }
 
 /// A topic's events as they come.
-fn immediate(topic: Topic, receiver: TopicReceiver) -> TopicEvents {
+fn immediate(topic: Arc<Topic>, receiver: TopicReceiver) -> TopicEvents {
     futures::stream::unfold((topic, receiver), |(topic, mut receiver)| async move {
         let item = receiver.next(&topic).await?.map_err(Interruption::Lag);
         Some((item, (topic, receiver)))
@@ -65,7 +74,7 @@ fn immediate(topic: Topic, receiver: TopicReceiver) -> TopicEvents {
 
 /// A topic's events, each once it is the line's delay old. The receiver is read as events come
 /// (so each enters the line when it arrives); the line decides when it leaves.
-fn delayed(topic: Topic, receiver: TopicReceiver, line: DelayLine) -> TopicEvents {
+fn delayed(topic: Arc<Topic>, receiver: TopicReceiver, line: DelayLine) -> TopicEvents {
     futures::stream::unfold((topic, receiver, line, true), |(topic, mut receiver, mut line, mut open)| async move {
         loop {
             if let Some(event) = line.pop_due() {
@@ -127,6 +136,7 @@ mod tests {
     use crate::{
         config::{LiveSettings, Plans},
         identity::TenantRef,
+        live::LiveEvent,
         live::{Feed, LiveHub, LiveQuotas, hub::HubConfig},
         market::{Instrument, Quote, TradingStatus, calendar::Region},
         reference::service::AssetClass,
@@ -206,6 +216,7 @@ mod tests {
             meter: hub.delays().clone(),
         };
         let start = Instant::now();
+        let delayed_symbol = delayed.clone();
         let mut stream = Box::pin(events(admitted, None));
         let producer = {
             let (realtime, delayed) = (realtime.clone(), delayed.clone());
@@ -220,10 +231,11 @@ mod tests {
         let (mut live, mut late) = (Vec::new(), Vec::new());
         let end = start + Duration::from_secs(1200);
         while let Ok(Some(item)) = tokio::time::timeout_at(end, stream.next()).await {
-            let Ok(event) = item else { panic!("no interruption expected") };
-            let LiveEvent::Quote(quote) = event.as_ref() else { panic!("a quote") };
+            let Ok(Delivered { event, delayed }) = item else { panic!("no interruption expected") };
+            let LiveEvent::Quote(quote) = &**event else { panic!("a quote") };
             let n = u64::try_from(quote.last).unwrap();
             let at = start.elapsed();
+            assert_eq!(delayed, quote.symbol == delayed_symbol, "marked delayed as its symbol is");
             if quote.symbol == realtime {
                 live.push((n, at))
             } else {

@@ -15,6 +15,9 @@
 
 mod admission;
 mod events;
+pub mod projection;
+
+pub use self::admission::LiveServices;
 
 use std::time::Duration;
 
@@ -23,7 +26,7 @@ use futures::{Stream, StreamExt};
 
 use self::{
     admission::subscribe,
-    events::{Interruption, events},
+    events::{Delivered, Interruption, events},
 };
 use crate::{
     config::LiveSettings,
@@ -60,8 +63,10 @@ impl LiveSubscription {
         };
         let subscription = subscribe(ctx, &symbols, Channel::Quote).await?;
         Ok(events(subscription, throttle).filter_map(|event| async move {
-            match event.ok().as_deref() {
-                Some(LiveEvent::Quote(quote)) => Some(QuoteObject::realtime(quote.clone())),
+            let Delivered { event, delayed } = event.ok()?;
+            match (&**event, delayed) {
+                (LiveEvent::Quote(quote), false) => Some(QuoteObject::realtime(quote.clone())),
+                (LiveEvent::Quote(quote), true) => Some(QuoteObject::after_delay(quote.clone())),
                 _ => None,
             }
         }))
@@ -79,7 +84,7 @@ impl LiveSubscription {
     ) -> Result<impl Stream<Item = KlineObject> + use<>> {
         let subscription = subscribe(ctx, &[symbol], Channel::Kline(interval.into())).await?;
         let bars = events(subscription, None).filter_map(|event| async move {
-            match event.ok().as_deref() {
+            match event.ok().as_ref().map(|delivered| &**delivered.event) {
                 Some(LiveEvent::Kline { bar, .. }) => Some(KlineObject::from(bar)),
                 _ => None,
             }
@@ -101,7 +106,7 @@ impl LiveSubscription {
         let levels = book_levels(levels)?;
         let subscription = subscribe(ctx, &[symbol], Channel::Depth).await?;
         let books = events(subscription, None).filter_map(move |event| async move {
-            match event.ok().as_deref() {
+            match event.ok().as_ref().map(|delivered| &**delivered.event) {
                 Some(LiveEvent::OrderBook(book)) => {
                     let mut book = book.clone();
                     book.bids.truncate(levels);
@@ -134,7 +139,7 @@ impl LiveSubscription {
             })
             .filter_map(|event| async move {
                 match event {
-                    Ok(event) => match event.as_ref() {
+                    Ok(delivered) => match &**delivered.event {
                         LiveEvent::Tick(tick) => Some(Ok(TickObject::from(tick.clone()))),
                         _ => None,
                     },

@@ -10,6 +10,8 @@ pub mod books;
 pub mod fundamentals;
 /// `klines`, `Kline`, `KlineAdjust`, and the latest-kline DataLoader.
 pub mod klines;
+/// `Quote`'s fields as values, for live subscriptions rendered without the schema.
+pub mod quote_fields;
 /// `quote`, `quotes`, `Quote`, and the quote DataLoader.
 pub mod quotes;
 /// `security`, `securities` and the `Security` type: the catalog composed with market data.
@@ -21,6 +23,7 @@ pub mod ticks;
 
 pub use books::{BookLevelObject, OrderBookObject};
 pub use klines::{IntervalGql, KlineObject};
+pub use quote_fields::QuoteField;
 pub use quotes::QuoteObject;
 pub use ticks::TickObject;
 

@@ -59,7 +59,7 @@ pub enum QuoteSource {
 impl QuoteSource {
     /// The enum value of a source's short name (`MarketSource::name`). Every source finql has
     /// is here: another name is a bug, reported as one rather than shown to a client.
-    fn of(name: &str) -> Result<Self, AppError> {
+    pub(super) fn of(name: &str) -> Result<Self, AppError> {
         match name {
             "itick" => Ok(Self::Itick),
             "simulated" => Ok(Self::Simulated),

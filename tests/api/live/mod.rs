@@ -8,6 +8,7 @@
 
 mod e2e;
 mod freshness;
+mod projection;
 pub(crate) mod replicas;
 
 use std::{
