@@ -85,6 +85,45 @@ async fn itick_pushes_reach_graphql_subscribers() {
     eventually("AAPL is unsubscribed upstream", || fake.subscribed("stock").is_empty()).await;
 }
 
+/// A quote of a market the caller's plan has delayed says so (`delayed: true`), and one of a
+/// real-time market does not, both when the subscription is a plain projection (rendered once
+/// and shared) and when it runs through the schema. A quote already older than the plan's
+/// delay leaves its delay line as it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_markets_quotes_say_so_on_both_paths() {
+    let fake = FakeItickWs::start().await;
+    // `basic`: US real-time, HK 15 minutes late.
+    let app = itick_app(&fake, &[("FINQL_DEFAULT_PLAN", "basic")]).await;
+    let user = app.new_user().await;
+    let mut ws = Ws::connect_url(&app.ws_url(), TRANSPORT_WS).await;
+    ws.init(Some(&user.access_token)).await;
+    let plain = "subscription($s: [String!]!) { quotes(symbols: $s) { symbol last delayed } }";
+    let schema = "subscription($s: [String!]!) { quotes(symbols: $s) { ... on Quote { symbol last delayed } } }";
+    for (id, query) in [("plain", plain), ("schema", schema)] {
+        let payload = json!({ "query": query, "variables": { "s": ["700.HK", "AAPL.US"] } });
+        ws.send_json(json!({ "type": "subscribe", "id": id, "payload": payload })).await;
+    }
+    let twenty_minutes_ago = chrono::Utc::now().timestamp_millis() - 20 * 60 * 1000;
+    let old = json!({ "ld": 388.2, "o": 388.2, "h": 388.2, "l": 388.2, "p": 388.2, "t": twenty_minutes_ago, "v": 1200, "tu": 250000.5, "ts": 0 });
+    eventually("someone subscribes to 700$HK", || fake.push("700", "HK", "quote", old.clone()) > 0).await;
+    push_when_subscribed(&fake, "AAPL", "US", "231.45").await;
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 4 {
+        let message = ws.next_json().await;
+        if message["type"] != "next" {
+            assert!(matches!(message["type"].as_str(), Some("ping" | "pong")), "{message}");
+            continue;
+        }
+        let quote = &message["payload"]["data"]["quotes"];
+        let key = (message["id"].as_str().unwrap().to_owned(), quote["symbol"].as_str().unwrap().to_owned());
+        seen.insert(key, (quote["last"].clone(), quote["delayed"].clone()));
+    }
+    for id in ["plain", "schema"] {
+        assert_eq!(seen[&(id.to_owned(), "700.HK".to_owned())], (json!("388.2"), json!(true)), "{id}");
+        assert_eq!(seen[&(id.to_owned(), "AAPL.US".to_owned())], (json!("231.45"), json!(false)), "{id}");
+    }
+}
+
 /// The id of the replica holding the live lease of `namespace`, once one does.
 async fn lease_holder(redis: &str, namespace: &str) -> String {
     let mut conn = redis::Client::open(redis).unwrap().get_multiplexed_async_connection().await.unwrap();
