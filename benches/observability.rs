@@ -1,7 +1,8 @@
 //! Benchmark: what metrics and the audit trail cost. The 10-quote query through a tenant's API
 //! key (so every request carries a tenant label and writes an audit record), on fresh servers
 //! with observability off (`FINQL_METRICS=off`, `FINQL_AUDIT=off`), metrics only, and metrics
-//! and audit (the defaults); throughput and p99 of each against off.
+//! and audit (the defaults); throughput, p99 and the server's CPU per request of each against
+//! off.
 //!
 //! ```text
 //! cargo bench --bench observability
@@ -24,10 +25,14 @@ mod common;
 use std::{collections::HashMap, time::Duration};
 
 use common::{LoadStats, env_or, measure, rss_kib};
+use cpu::{cpu_secs, main_thread_cpu_secs};
 use tenant::TEN_QUOTES;
 
 #[path = "common/tenant.rs"]
 mod tenant;
+
+#[path = "common/cpu.rs"]
+mod cpu;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -50,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     }
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let mut results: HashMap<&str, Vec<LoadStats>> = HashMap::new();
+    let mut cpus: HashMap<&str, Vec<f64>> = HashMap::new();
     for round in 0..rounds {
         // Alternate the order, so no configuration always runs on a warmer (or hotter) machine.
         let order: Vec<&str> = if round % 2 == 0 {
@@ -62,7 +68,12 @@ fn main() -> anyhow::Result<()> {
             let stdout = String::from_utf8_lossy(&output.stdout);
             anyhow::ensure!(output.status.success(), "{mode}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
             let stats = parse(&stdout).ok_or_else(|| anyhow::anyhow!("{mode}: no result in {stdout}"))?;
-            println!("{mode} (round {}): concurrency {concurrency}, {secs} s after 2 s warm-up\n{stats}", round + 1);
+            let cpu: f64 = stdout.lines().find_map(|line| line.strip_prefix("CPU ")?.parse().ok()).unwrap_or(0.0);
+            println!(
+                "{mode} (round {}): concurrency {concurrency}, {secs} s after 2 s warm-up\n{stats}\nserver CPU {cpu:.1} µs per request",
+                round + 1
+            );
+            cpus.entry(mode).or_default().push(cpu);
             for line in stdout.lines().filter(|line| line.starts_with("audit") || line.starts_with("process")) {
                 println!("{line}");
             }
@@ -74,15 +85,23 @@ fn main() -> anyhow::Result<()> {
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
-    let (base_rps, base_p99) = (median("off", |s| s.throughput), median("off", |s| s.p99));
-    println!("\nmedians over {rounds} round(s), against off ({base_rps:.0} req/s, p99 {base_p99:.2} ms):");
+    let median_cpu = |mode: &str| {
+        let mut values = cpus[mode].clone();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (base_rps, base_p99, base_cpu) = (median("off", |s| s.throughput), median("off", |s| s.p99), median_cpu("off"));
+    println!(
+        "\nmedians over {rounds} round(s), against off ({base_rps:.0} req/s, p99 {base_p99:.2} ms, server CPU {base_cpu:.1} µs per request):"
+    );
     for (mode, _) in &MODES[1..] {
-        let (rps, p99) = (median(mode, |s| s.throughput), median(mode, |s| s.p99));
+        let (rps, p99, cpu) = (median(mode, |s| s.throughput), median(mode, |s| s.p99), median_cpu(mode));
         println!(
-            "{mode}: {rps:.0} req/s ({:.1}% of off, {:+.1}%), p99 {p99:.2} ms ({:+.2} ms)",
+            "{mode}: {rps:.0} req/s ({:.1}% of off, {:+.1}%), p99 {p99:.2} ms ({:+.2} ms), server CPU {cpu:.1} µs per request ({:+.1}%)",
             100.0 * rps / base_rps,
             100.0 * (rps - base_rps) / base_rps,
-            p99 - base_p99
+            p99 - base_p99,
+            100.0 * (cpu - base_cpu) / base_cpu
         );
     }
     Ok(())
@@ -96,9 +115,18 @@ fn child(mode: &str, concurrency: usize, secs: u64) -> anyhow::Result<()> {
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let data = tempfile::tempdir()?;
     let (addr, key, state) = tenant::start(&server_rt, data.path(), secs, &extra)?;
+    // The server's CPU in the measured window (`measure` warms up for 2 s first), per
+    // request: every thread's but the main one's, where the load generator runs.
+    let server_cpu = || cpu_secs() - main_thread_cpu_secs();
+    let cpu_at_start = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        server_cpu()
+    });
     let stats = client_rt.block_on(measure(addr, TEN_QUOTES, Some(key), concurrency, Duration::from_secs(secs)))?;
+    let cpu = server_cpu() - cpu_at_start.join().unwrap_or(0.0);
     let s = stats;
     println!("RESULT {} {} {} {} {} {} {}", s.requests, s.errors, s.throughput, s.p50, s.p90, s.p99, s.max);
+    println!("CPU {}", 1e6 * cpu / s.requests.max(1) as f64);
     println!("process RSS (server + load generator): {} KiB", rss_kib());
     if state.audit.enabled() {
         // What the writer took: everything up to now, once it has drained.
