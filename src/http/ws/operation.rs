@@ -124,9 +124,11 @@ impl Connection {
         };
         // Each operation is a request on the plan's limits, as over HTTP; a subscription pays
         // its estimated cost once, when it starts.
-        let variables = request.variables.clone();
+        // Cloned once, for the cost here and for recognising a plain projection below (the
+        // document is borrowed from the request mutably).
+        let values = request.variables.clone();
         let cost =
-            request.parsed_query().map_or(0, |doc| self.state.demand.cost(doc, operation_name.as_deref(), &variables));
+            request.parsed_query().map_or(0, |doc| self.state.demand.cost(doc, operation_name.as_deref(), &values));
         let shape = self.state.audit.shape(&mut request);
         let admission = self.state.plan_limits.admit(&principal, self.client.addr, 1, cost).await;
         if let Some(refusal) = admission.refusal {
@@ -165,8 +167,7 @@ impl Connection {
         let query = request.query.clone();
         let variables = !request.variables.is_empty();
         // A subscription that only projects quote fields is rendered without the schema.
-        let projection = if operation == Some(OperationType::Subscription) {
-            let values = request.variables.clone();
+        let projection = if subscription {
             let document = request.parsed_query().ok();
             document.and_then(|document| Projection::of(document, operation_name.as_deref(), &values))
         } else {
