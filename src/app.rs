@@ -47,7 +47,7 @@ impl App {
     /// to port 0 and read [`App::local_addr`] to get a free port (as the tests do).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // One TLS crypto provider (ring) for every client in the process; must precede them.
-        sources::itick::install_crypto_provider();
+        sources::http::install_crypto_provider();
         // Before anything emits: the facade drops what it gets without a recorder.
         let metrics = if config.metrics { Metrics::install() } else { Metrics::disabled() };
         for warning in &config.warnings {

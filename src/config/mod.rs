@@ -168,9 +168,9 @@ pub struct AuthConfig {
 /// Which market-data source serves quotes and candles, and how long data stays fresh.
 #[derive(Clone, Debug)]
 pub struct MarketSettings {
-    /// `FINQL_MARKET_SOURCE`: `simulated` (default: no account, no network) or `itick`, or a
-    /// comma-separated fallback order (`itick,simulated`): a source is tried when the one
-    /// before it fails.
+    /// `FINQL_MARKET_SOURCE`: `simulated` (default: no account, no network), `itick` or
+    /// `polygon`, or a comma-separated fallback order (`polygon,itick,simulated`): a source is
+    /// tried when the one before it fails.
     pub sources: Vec<MarketSourceKind>,
     /// `FINQL_QUOTE_TTL_MS` (default 1000): how long a quote is served from cache.
     pub quote_ttl: Duration,
@@ -178,6 +178,7 @@ pub struct MarketSettings {
     /// served (marked `stale`) while the source is down.
     pub max_stale: Duration,
     pub itick: ItickSettings,
+    pub polygon: PolygonSettings,
     /// `FINQL_SIM_TICKS_PER_SEC` (default 2): how often per second the simulated live stream
     /// samples each subscribed topic. The simulated market moves once a second, so 2 catches
     /// every second within half a second; more only lowers that delay.
@@ -188,6 +189,23 @@ pub struct MarketSettings {
 pub enum MarketSourceKind {
     Simulated,
     Itick,
+    Polygon,
+}
+
+#[derive(Clone, Debug)]
+pub struct PolygonSettings {
+    /// `POLYGON_API_KEY`: the API key; required when a source is `polygon`.
+    pub api_key: Option<Secret<String>>,
+    /// `POLYGON_BASE_URL` (default `https://api.massive.com`, Polygon's host since it became
+    /// Massive; `https://api.polygon.io` still answers).
+    pub base_url: String,
+    /// `POLYGON_REQUESTS_PER_MINUTE` (default 6000: Polygon asks paid plans to stay under about
+    /// 100 a second; the free plan allows 5 a minute), enforced client-side.
+    pub requests_per_minute: u32,
+    /// `POLYGON_TIMEOUT_MS` (default 5000) per request.
+    pub timeout: Duration,
+    /// `POLYGON_MAX_RETRIES` (default 3) for 429, 5xx and network errors.
+    pub max_retries: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -519,6 +537,13 @@ impl Config {
                     timeout: Duration::from_millis(parse_or(&get, "ITICK_TIMEOUT_MS", 5000)?),
                     max_retries: parse_or(&get, "ITICK_MAX_RETRIES", 3)?,
                 },
+                polygon: PolygonSettings {
+                    api_key: get("POLYGON_API_KEY").map(Secret::new),
+                    base_url: get("POLYGON_BASE_URL").unwrap_or_else(|| "https://api.massive.com".into()),
+                    requests_per_minute: parse_or(&get, "POLYGON_REQUESTS_PER_MINUTE", 6000)?,
+                    timeout: Duration::from_millis(parse_or(&get, "POLYGON_TIMEOUT_MS", 5000)?),
+                    max_retries: parse_or(&get, "POLYGON_MAX_RETRIES", 3)?,
+                },
                 sim_ticks_per_sec: match parse_or(&get, "FINQL_SIM_TICKS_PER_SEC", 2u32)? {
                     0 => bail!("FINQL_SIM_TICKS_PER_SEC must be at least 1"),
                     n => n.min(1000),
@@ -646,7 +671,10 @@ fn parse_sources(raw: &str) -> anyhow::Result<Vec<MarketSourceKind>> {
         let kind = match name {
             "simulated" => MarketSourceKind::Simulated,
             "itick" => MarketSourceKind::Itick,
-            other => bail!("FINQL_MARKET_SOURCE lists `{other}`: the sources are `simulated` and `itick`"),
+            "polygon" => MarketSourceKind::Polygon,
+            other => {
+                bail!("FINQL_MARKET_SOURCE lists `{other}`: the sources are `simulated`, `itick` and `polygon`")
+            }
         };
         if sources.contains(&kind) {
             bail!("FINQL_MARKET_SOURCE lists `{name}` twice");

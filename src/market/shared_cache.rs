@@ -204,6 +204,7 @@ impl StoredQuote {
             // enum of them): any other (a newer replica's) is a miss, not a quote.
             source: match stored.source.as_str() {
                 "itick" => "itick",
+                "polygon" => "polygon",
                 "simulated" => "simulated",
                 _ => return None,
             },

@@ -52,6 +52,8 @@ pub enum TradingStatusGql {
 pub enum QuoteSource {
     /// The iTick API (real market data).
     Itick,
+    /// The Polygon.io (Massive) API (real market data; US equities, forex, crypto, indices).
+    Polygon,
     /// finql's simulated market: deterministic prices, not real ones.
     Simulated,
 }
@@ -62,6 +64,7 @@ impl QuoteSource {
     pub(super) fn of(name: &str) -> Result<Self, AppError> {
         match name {
             "itick" => Ok(Self::Itick),
+            "polygon" => Ok(Self::Polygon),
             "simulated" => Ok(Self::Simulated),
             other => Err(AppError::internal(anyhow::anyhow!("a quote from an unknown source `{other}`"))),
         }

@@ -39,13 +39,14 @@ use crate::{
         validate,
     },
     reference::Symbol,
+    sources::http::{self, RestClient, RestSettings},
 };
 
 /// iTick's wire format -> domain types (pure; shared by REST and the stream).
 pub mod parse;
 /// Splits (`/stock/split`, cached per region) and the fundamentals snapshot (`/stock/info`).
 pub mod reference;
-/// HTTP: the client-side quota, retries, the envelope.
+/// HTTP: the token, status codes and the envelope, over `sources::http`.
 mod rest;
 /// The WebSocket stream (`MarketStream`): connections, plan, wire format, stats.
 pub mod stream;
@@ -70,11 +71,6 @@ pub const BATCH_LIMIT: usize = 100;
 /// Bars per kline call: the upstream maximum, reportedly 1000 (unverified). Callers page back
 /// with `end`.
 pub const KLINE_LIMIT: usize = 1000;
-
-/// Retries wait about 100 ms, doubling up to 2 s (`sources::retry`): a 5xx or a dropped
-/// connection is usually gone in a moment, and three retries then fit in a request's budget.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_CAP: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct ItickConfig {
@@ -102,21 +98,11 @@ impl ItickConfig {
     }
 }
 
-/// reqwest is built with `rustls-no-provider`: the process must install a rustls crypto provider
-/// (ring) before building any `reqwest::Client`, or the build panics. Idempotent; safe to call
-/// from anywhere, any number of times.
-pub fn install_crypto_provider() {
-    // Err means a provider is already installed, which is all we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 pub struct ItickSource {
-    client: reqwest::Client,
+    rest: RestClient,
     base_url: String,
-    token: Secret<String>,
-    timeout: Duration,
-    max_retries: u32,
-    limiter: rest::Limiter,
+    /// The token header, marked sensitive.
+    headers: header::HeaderMap,
     rejected: AtomicU64,
     /// Splits by region: `/stock/split` is region-wide (see `reference`).
     splits: moka::future::Cache<String, reference::RegionSplits>,
@@ -130,33 +116,19 @@ impl std::fmt::Debug for ItickSource {
 
 impl ItickSource {
     pub fn new(config: ItickConfig) -> anyhow::Result<Self> {
-        let base_url = config.base_url.trim().trim_end_matches('/').to_owned();
-        let parsed =
-            url::Url::parse(&base_url).map_err(|e| anyhow::anyhow!("invalid iTick base URL `{base_url}`: {e}"))?;
-        anyhow::ensure!(
-            matches!(parsed.scheme(), "http" | "https"),
-            "invalid iTick base URL `{base_url}`: expected http:// or https://"
-        );
+        let base_url = http::base_url("iTick", &config.base_url)?;
         anyhow::ensure!(!config.token.expose().trim().is_empty(), "the iTick token is empty");
-        anyhow::ensure!(config.requests_per_minute > 0, "the iTick requests per minute must be at least 1");
-        anyhow::ensure!(!config.timeout.is_zero(), "the iTick timeout must be positive");
-        header::HeaderValue::from_str(config.token.expose())
-            .map_err(|_| anyhow::anyhow!("the iTick token contains characters not allowed in an HTTP header"))?;
-        install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3).min(config.timeout))
-            .timeout(config.timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .user_agent(concat!("finql/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self {
-            client,
-            base_url,
-            token: config.token,
+        let headers = rest::headers(config.token.expose())?;
+        let rest = RestClient::new(RestSettings {
+            provider: "itick",
             timeout: config.timeout,
+            requests_per_minute: config.requests_per_minute,
             max_retries: config.max_retries,
-            limiter: rest::limiter(config.requests_per_minute),
+        })?;
+        Ok(Self {
+            rest,
+            base_url,
+            headers,
             rejected: AtomicU64::new(0),
             splits: moka::future::Cache::builder()
                 .max_capacity(reference::SPLITS_CACHE)
@@ -218,19 +190,8 @@ impl ItickSource {
                 Err(why) => self.reject("kline", instrument.symbol.as_str(), &why),
             }
         }
-        // Documented oldest first; sort anyway, and keep the last of any duplicate bar.
-        bars.sort_by_key(|bar| bar.time);
-        bars.dedup_by(|later, earlier| {
-            let same = later.time == earlier.time;
-            if same {
-                std::mem::swap(later, earlier);
-            }
-            same
-        });
-        if bars.len() > limit {
-            bars.drain(..bars.len() - limit);
-        }
-        bars
+        // Documented oldest first; sorted anyway.
+        crate::sources::newest_bars(bars, limit)
     }
 
     /// An order book from one depth item (`{s, a: [asks], b: [bids], t?}`), best levels first.

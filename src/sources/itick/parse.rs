@@ -5,7 +5,7 @@
 //! value makes sense is the domain's: every `parse_*` ends with `market::validate`, so what it
 //! returns is both well-formed and valid.
 
-use std::{collections::HashMap, str::FromStr};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -17,52 +17,8 @@ use crate::market::{
     validate,
 };
 
-/// An exact decimal from a JSON number or numeric string. JSON numbers are printed by serde_json
-/// as the shortest text that round-trips (189.98 prints `189.98`), so no binary noise creeps in.
-pub fn decimal(value: &Value) -> Option<Decimal> {
-    let text = match value {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_owned(),
-        _ => return None,
-    };
-    if text.is_empty() {
-        return None;
-    }
-    Decimal::from_str(&text).or_else(|_| Decimal::from_scientific(&text)).ok().map(|d| d.normalize())
-}
-
-/// Milliseconds since the epoch (number or numeric string) as UTC.
-pub fn millis(value: &Value) -> Option<DateTime<Utc>> {
-    let ms = match value {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i64))?,
-        Value::String(s) => s.trim().parse::<i64>().ok()?,
-        _ => return None,
-    };
-    DateTime::from_timestamp_millis(ms)
-}
-
-pub(crate) fn int(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-fn required_decimal(object: &Value, field: &str) -> Result<Decimal, String> {
-    match object.get(field) {
-        None | Some(Value::Null) => Err(format!("missing `{field}`")),
-        Some(v) => decimal(v).ok_or_else(|| format!("`{field}` is not a number: {v}")),
-    }
-}
-
-/// An optional field: absent or null means `default`; present but unreadable is an error.
-fn optional_decimal(object: &Value, field: &str, default: Decimal) -> Result<Decimal, String> {
-    match object.get(field) {
-        None | Some(Value::Null) => Ok(default),
-        Some(v) => decimal(v).ok_or_else(|| format!("`{field}` is not a number: {v}")),
-    }
-}
+pub use crate::sources::wire::{decimal, int, millis};
+use crate::sources::wire::{optional_decimal, required_decimal};
 
 pub(crate) fn required_time(object: &Value, field: &str) -> Result<DateTime<Utc>, String> {
     match object.get(field) {

@@ -3,33 +3,16 @@
 use serde_json::json;
 
 use chrono::{DateTime, Utc};
-use governor::{RateLimiter, clock::FakeRelativeClock};
-use reqwest::header;
 use rust_decimal::Decimal;
 use std::str::FromStr;
 
-use super::{
-    parse::*,
-    rest::{Attempt, open_envelope, retry_after},
-    symbols::*,
-    *,
-};
+use super::{parse::*, rest::open_envelope, symbols::*, *};
 use crate::{
     market::{TickDirection, TradingStatus},
-    reference::{Symbol, service::AssetClass},
+    reference::service::AssetClass,
+    sources::http::Attempt,
+    sources::tests::instrument,
 };
-
-fn instrument(symbol: &str, class: AssetClass, region: &str, code: &str) -> Instrument {
-    Instrument {
-        symbol: Symbol::parse(symbol).unwrap(),
-        asset_class: class,
-        region: region.into(),
-        code: code.into(),
-        currency: "USD".into(),
-        market: crate::market::calendar::Region::Us,
-        listed_at: None,
-    }
-}
 
 fn aapl() -> Instrument {
     instrument("AAPL.US", AssetClass::Stock, "US", "AAPL")
@@ -107,52 +90,6 @@ fn envelope_success_and_errors() {
     assert!(matches!(open_envelope(json!({"code": 429, "msg": "too many requests"})), Err(Attempt::Retry { .. })));
     assert!(matches!(expect_fail(open_envelope(json!([1, 2]))), SourceError::Invalid(_)));
     assert!(matches!(expect_fail(open_envelope(json!({"data": 1}))), SourceError::Invalid(_)));
-}
-
-#[test]
-fn retry_after_seconds() {
-    let mut headers = header::HeaderMap::new();
-    assert_eq!(retry_after(&headers), None);
-    headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static(" 2 "));
-    assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
-    headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-    assert_eq!(retry_after(&headers), None);
-}
-
-/// The quota under a clock the test moves: a greedy caller polling every 10 ms for two minutes.
-fn takes(per_minute: u32) -> Vec<u64> {
-    let clock = FakeRelativeClock::default();
-    let limiter = RateLimiter::direct_with_clock(rest::quota(per_minute), clock.clone());
-    let mut takes = Vec::new();
-    for step in 0..12_000u64 {
-        while limiter.check().is_ok() {
-            takes.push(step * 10);
-        }
-        clock.advance(Duration::from_millis(10));
-    }
-    takes
-}
-
-#[test]
-fn quota_bursts_then_paces() {
-    // 60 a minute: a burst of 6, then 54 a minute (one every 1.11 s).
-    let takes = takes(60);
-    assert_eq!(takes[..6], [0; 6]);
-    assert_eq!(takes[6], 1_120, "the first paced call comes 60/54 s after the burst");
-    assert_eq!(takes[7], 2_230);
-}
-
-#[test]
-fn quota_never_exceeds_requests_per_minute() {
-    for per_minute in [1u32, 5, 60, 120, 600, 1200] {
-        let takes = takes(per_minute);
-        for (i, start) in takes.iter().enumerate() {
-            let in_window = takes[i..].iter().take_while(|t| **t < start + 60_000).count();
-            assert!(in_window <= per_minute as usize, "{per_minute}/min: {in_window} in a window");
-        }
-        // And it is not stingier than the quota: two minutes hold at least one full minute's worth.
-        assert!(takes.len() as u32 > per_minute, "{per_minute}/min: only {} takes", takes.len());
-    }
 }
 
 #[test]
@@ -310,26 +247,4 @@ fn config_is_checked_and_the_token_never_prints() {
     config.requests_per_minute = 5;
     config.token = Secret::new("line\nbreak".into());
     assert!(ItickSource::new(config).is_err());
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_call_waits_for_its_permit_at_most_its_timeout() {
-    let mut config = ItickConfig::new("token");
-    // A burst of 6, then one call every 60/54 s.
-    config.requests_per_minute = 60;
-    config.timeout = Duration::from_secs(1);
-    let source = ItickSource::new(config).unwrap();
-    let start = tokio::time::Instant::now();
-    for _ in 0..6 {
-        source.acquire().await.unwrap();
-    }
-    assert_eq!(start.elapsed(), Duration::ZERO, "the burst is free");
-    // The next permit is 1.11 s away, beyond the 1 s timeout: refused at once, not after waiting.
-    assert!(matches!(source.acquire().await, Err(SourceError::Unavailable(_))));
-    assert_eq!(start.elapsed(), Duration::ZERO);
-    // 0.2 s later it is 0.91 s away: the call waits for it.
-    tokio::time::advance(Duration::from_millis(200)).await;
-    source.acquire().await.unwrap();
-    let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(1_110) && waited < Duration::from_millis(1_130), "{waited:?}");
 }

@@ -377,7 +377,7 @@ async fn throttling_holds_across_two_finql_processes() {
     ];
     let (a, b) = tokio::join!(FinqlProcess::start(&vars), FinqlProcess::start(&vars));
     // reqwest's TLS needs a crypto provider even for plain HTTP; finql installs the same one.
-    finql::sources::itick::install_crypto_provider();
+    finql::sources::http::install_crypto_provider();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let login_on = |process: &FinqlProcess, email: String| {
         let request = client

@@ -307,7 +307,7 @@ async fn subscriptions_are_recorded_when_they_start_and_when_they_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_are_also_json_log_lines_when_asked() {
     // The test's own HTTP client needs the process's TLS provider (no app is built here).
-    finql::sources::itick::install_crypto_provider();
+    finql::sources::http::install_crypto_provider();
     let process = crate::helpers::process::FinqlProcess::start(&[("FINQL_AUDIT_LOG", "json")]).await;
     let query = "query Logged { quote(symbol: \"AAPL.US\") { last } }";
     let response = reqwest::Client::new()

@@ -2,3 +2,4 @@
 //! simulated source needs no fake: the market and live tests run on it.
 
 pub(crate) mod itick;
+mod polygon;

@@ -70,7 +70,7 @@ fn mentions(kv: &KeyValue, needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_collector_receives_the_requests_spans_in_the_callers_trace() {
-    finql::sources::itick::install_crypto_provider();
+    finql::sources::http::install_crypto_provider();
     let collector = FakeCollector::start().await;
     let endpoint = format!("http://{}", collector.addr);
     // Batches every 50 ms rather than the default 5 s: the test waits for them.

@@ -345,7 +345,7 @@ async fn two_processes_on_one_redis_share_one_budget() {
         ("FINQL_PLANS_FILE", path.as_str()),
     ];
     let (a, b) = tokio::join!(FinqlProcess::start(&vars), FinqlProcess::start(&vars));
-    finql::sources::itick::install_crypto_provider();
+    finql::sources::http::install_crypto_provider();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let accepted = [AtomicUsize::new(0), AtomicUsize::new(0)];
     let refused = AtomicUsize::new(0);

@@ -127,7 +127,7 @@ impl ItickStream {
         config.max_symbols_per_connection =
             config.max_symbols_per_connection.clamp(1, protocol::MAX_SYMBOLS_PER_CONNECTION);
         // wss:// goes through rustls, which needs the process-wide provider (ring).
-        super::install_crypto_provider();
+        crate::sources::http::install_crypto_provider();
         Ok(Self { config: Arc::new(config), counters: Arc::default() })
     }
 
