@@ -29,6 +29,8 @@ pub mod freshness;
 pub mod persisted;
 /// Plans: limits and entitlements by name (`FINQL_PLANS_FILE`).
 pub mod plans;
+/// `FINQL_ROUTES`: the routing table of market sources.
+pub mod routes;
 /// Tenants, sign-up and anonymous access (`FINQL_DEFAULT_TENANT`, `FINQL_ANONYMOUS_PLAN`, ...).
 pub mod tenancy;
 
@@ -172,6 +174,9 @@ pub struct MarketSettings {
     /// `polygon`, or a comma-separated fallback order (`polygon,itick,simulated`): a source is
     /// tried when the one before it fails.
     pub sources: Vec<MarketSourceKind>,
+    /// `FINQL_ROUTES`: sources by asset class and region (`config::routes`); what no rule
+    /// matches goes to `sources`.
+    pub routes: routes::Routes,
     /// `FINQL_QUOTE_TTL_MS` (default 1000): how long a quote is served from cache.
     pub quote_ttl: Duration,
     /// `FINQL_MAX_STALE_SECS` (default 300): how old a last known quote may be and still be
@@ -185,7 +190,7 @@ pub struct MarketSettings {
     pub sim_ticks_per_sec: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MarketSourceKind {
     Simulated,
     Itick,
@@ -521,7 +526,11 @@ impl Config {
                 },
             },
             market: MarketSettings {
-                sources: parse_sources(get("FINQL_MARKET_SOURCE").as_deref().unwrap_or("simulated"))?,
+                sources: parse_sources(
+                    "FINQL_MARKET_SOURCE",
+                    get("FINQL_MARKET_SOURCE").as_deref().unwrap_or("simulated"),
+                )?,
+                routes: routes::Routes::parse(get("FINQL_ROUTES").as_deref().unwrap_or_default())?,
                 quote_ttl: Duration::from_millis(parse_or(&get, "FINQL_QUOTE_TTL_MS", 1000)?),
                 max_stale: secs(parse_or(&get, "FINQL_MAX_STALE_SECS", 300)?),
                 itick: ItickSettings {
@@ -665,19 +674,19 @@ fn throttle_settings(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Th
     })
 }
 
-fn parse_sources(raw: &str) -> anyhow::Result<Vec<MarketSourceKind>> {
+/// A comma list of source names (`itick,simulated`), each once; `what` names the setting in
+/// errors.
+fn parse_sources(what: &str, raw: &str) -> anyhow::Result<Vec<MarketSourceKind>> {
     let mut sources = Vec::new();
     for name in raw.split(',').map(str::trim) {
         let kind = match name {
             "simulated" => MarketSourceKind::Simulated,
             "itick" => MarketSourceKind::Itick,
             "polygon" => MarketSourceKind::Polygon,
-            other => {
-                bail!("FINQL_MARKET_SOURCE lists `{other}`: the sources are `simulated`, `itick` and `polygon`")
-            }
+            other => bail!("{what} lists `{other}`: the sources are `simulated`, `itick` and `polygon`"),
         };
         if sources.contains(&kind) {
-            bail!("FINQL_MARKET_SOURCE lists `{name}` twice");
+            bail!("{what} lists `{name}` twice");
         }
         sources.push(kind);
     }

@@ -190,7 +190,9 @@ fn known<T>(answers: Vec<Result<T, SourceError>>) -> Result<Vec<T>, SourceError>
 }
 
 /// Several sources in order: each call goes to the first, and to the next only when the one
-/// before it fails. Every value still says which source produced it (`Quote.source`).
+/// before it fails; a batch call (quotes, books, latest klines) also asks the next source for
+/// the instruments the one before it left out (a provider that does not cover a market, a
+/// ticker it does not know). Every value still says which source produced it (`Quote.source`).
 ///
 /// Within a request's upstream budget (`market::health`) each source gets an equal share of
 /// the time left when its turn comes, so a silent primary leaves the fallback time to answer;
@@ -226,6 +228,53 @@ impl FallbackSource {
         }
         Err(last)
     }
+
+    /// A batch call through the sources in order, each asked for what the ones before it did
+    /// not answer (`symbol` names a value's instrument). Fails only when no source answered at
+    /// all (then with the last error); what none knows is left out, as a batch call leaves it.
+    async fn each_missing<T, F>(
+        &self,
+        instruments: &[Instrument],
+        symbol: fn(&T) -> &Symbol,
+        call: F,
+    ) -> Result<Vec<T>, SourceError>
+    where
+        F: for<'b> Fn(
+            &'b dyn MarketSource,
+            &'b [Instrument],
+        ) -> futures::future::BoxFuture<'b, Result<Vec<T>, SourceError>>,
+    {
+        let mut remaining = instruments.to_vec();
+        let mut values = Vec::with_capacity(instruments.len());
+        let mut last = None;
+        let mut answered = false;
+        let count = self.sources.len();
+        for (index, source) in self.sources.iter().enumerate() {
+            if remaining.is_empty() {
+                break;
+            }
+            let attempt = call(source.as_ref(), &remaining);
+            let answer = match super::health::share(index, count) {
+                Some(deadline) => super::health::within(deadline, attempt).await,
+                None => attempt.await,
+            };
+            match answer {
+                Ok(found) => {
+                    remaining.retain(|i| !found.iter().any(|value| *symbol(value) == i.symbol));
+                    values.extend(found);
+                    answered = true;
+                }
+                Err(err) => {
+                    tracing::warn!(source = source.name(), error = %err, "market source failed; trying the next");
+                    last = Some(err);
+                }
+            }
+        }
+        match last {
+            Some(err) if !answered => Err(err),
+            _ => Ok(values),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -245,7 +294,7 @@ impl MarketSource for FallbackSource {
     }
 
     async fn quotes(&self, instruments: &[Instrument]) -> Result<Vec<Quote>, SourceError> {
-        self.first_success(|s| s.quotes(instruments)).await
+        self.each_missing(instruments, |q: &Quote| &q.symbol, |s, i| s.quotes(i)).await
     }
 
     async fn klines(
@@ -267,7 +316,7 @@ impl MarketSource for FallbackSource {
     }
 
     async fn order_books(&self, instruments: &[Instrument], levels: usize) -> Result<Vec<OrderBook>, SourceError> {
-        self.first_success(|s| s.order_books(instruments, levels)).await
+        self.each_missing(instruments, |b: &OrderBook| &b.symbol, |s, i| s.order_books(i, levels)).await
     }
 
     async fn latest_klines(
@@ -276,7 +325,12 @@ impl MarketSource for FallbackSource {
         interval: Interval,
         limit: usize,
     ) -> Result<Vec<(Symbol, Vec<Kline>)>, SourceError> {
-        self.first_success(|s| s.latest_klines(instruments, interval, limit)).await
+        self.each_missing(
+            instruments,
+            |(symbol, _): &(Symbol, Vec<Kline>)| symbol,
+            |s, i| s.latest_klines(i, interval, limit),
+        )
+        .await
     }
 
     async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError> {

@@ -19,12 +19,14 @@ pub mod itick;
 pub mod polygon;
 /// The one retry policy (exponential backoff with equal jitter) of every provider.
 pub mod retry;
+/// `FINQL_ROUTES` over the built sources: a chain per route.
+pub mod routing;
 /// The built-in simulated market: deterministic history, live-moving quotes, no network.
 pub mod simulated;
 /// JSON numbers and epoch times as providers send them, read exactly.
 pub mod wire;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     config::{MarketSettings, MarketSourceKind},
@@ -50,62 +52,81 @@ pub(crate) fn newest_bars(mut bars: Vec<Kline>, limit: usize) -> Vec<Kline> {
     bars
 }
 
-/// The sources `FINQL_MARKET_SOURCE` names, configured, in fallback order, each behind its
-/// circuit breaker (`market::health`); and those breakers.
+/// The market source: the sources `FINQL_MARKET_SOURCE` names, in fallback order, or with
+/// `FINQL_ROUTES` the routing table over every source it names (`routing`); each source built
+/// once, behind its circuit breaker (`market::health`); and those breakers.
 pub fn build_source(
     settings: &MarketSettings,
     breaker: BreakerConfig,
 ) -> anyhow::Result<(Arc<dyn MarketSource>, health::SourceHealth)> {
-    let mut sources: Vec<Arc<dyn MarketSource>> = Vec::new();
+    anyhow::ensure!(!settings.sources.is_empty(), "FINQL_MARKET_SOURCE names no source");
+    let mut kinds = settings.sources.clone();
+    for kind in settings.routes.sources() {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    let mut built: HashMap<MarketSourceKind, Arc<dyn MarketSource>> = HashMap::new();
     let mut breakers = Vec::new();
-    for kind in &settings.sources {
-        let source: Arc<dyn MarketSource> = match kind {
-            MarketSourceKind::Simulated => Arc::new(simulated::SimulatedMarket::new()),
-            MarketSourceKind::Itick => {
-                let itick = &settings.itick;
-                let token = itick.token.clone().ok_or_else(|| {
-                    anyhow::anyhow!("FINQL_MARKET_SOURCE=itick needs ITICK_TOKEN (the iTick API key)")
-                })?;
-                Arc::new(itick::ItickSource::new(itick::ItickConfig {
-                    base_url: itick.base_url.clone(),
-                    token,
-                    timeout: itick.timeout,
-                    requests_per_minute: itick.requests_per_minute,
-                    max_retries: itick.max_retries,
-                })?)
-            }
-            MarketSourceKind::Polygon => {
-                let polygon = &settings.polygon;
-                let api_key = polygon.api_key.clone().ok_or_else(|| {
-                    anyhow::anyhow!("FINQL_MARKET_SOURCE=polygon needs POLYGON_API_KEY (the Polygon API key)")
-                })?;
-                Arc::new(polygon::PolygonSource::new(polygon::PolygonConfig {
-                    base_url: polygon.base_url.clone(),
-                    api_key,
-                    timeout: polygon.timeout,
-                    requests_per_minute: polygon.requests_per_minute,
-                    max_retries: polygon.max_retries,
-                })?)
-            }
-        };
-        let guarded = health::GuardedSource::new(source, breaker);
+    for kind in &kinds {
+        let guarded = health::GuardedSource::new(build_one(*kind, settings)?, breaker);
         breakers.push(guarded.breaker());
-        sources.push(Arc::new(guarded));
+        built.insert(*kind, Arc::new(guarded));
     }
     let health = health::SourceHealth::new(breakers);
+    if !settings.routes.rules.is_empty() {
+        let routed = routing::RoutedSource::new(settings.routes.clone(), settings.sources.clone(), &built)?;
+        return Ok((Arc::new(routed), health));
+    }
+    let mut sources: Vec<Arc<dyn MarketSource>> =
+        settings.sources.iter().filter_map(|kind| built.get(kind).cloned()).collect();
     match sources.len() {
-        0 => anyhow::bail!("FINQL_MARKET_SOURCE names no source"),
         1 => Ok((sources.remove(0), health)),
         _ => Ok((Arc::new(FallbackSource::new(sources)), health)),
     }
 }
 
-/// The live stream of the first source `FINQL_MARKET_SOURCE` names that streams. Polygon's
-/// WebSocket is not wired yet: with `polygon` first, live data comes from the next source listed
-/// (`polygon,itick`), and a list of `polygon` alone is refused at start rather than serving
-/// subscriptions that never update.
+/// One source, configured.
+fn build_one(kind: MarketSourceKind, settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketSource>> {
+    Ok(match kind {
+        MarketSourceKind::Simulated => Arc::new(simulated::SimulatedMarket::new()),
+        MarketSourceKind::Itick => {
+            let itick = &settings.itick;
+            let token = itick
+                .token
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("the itick source needs ITICK_TOKEN (the iTick API key)"))?;
+            Arc::new(itick::ItickSource::new(itick::ItickConfig {
+                base_url: itick.base_url.clone(),
+                token,
+                timeout: itick.timeout,
+                requests_per_minute: itick.requests_per_minute,
+                max_retries: itick.max_retries,
+            })?)
+        }
+        MarketSourceKind::Polygon => {
+            let polygon = &settings.polygon;
+            let api_key = polygon
+                .api_key
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("the polygon source needs POLYGON_API_KEY (the Polygon API key)"))?;
+            Arc::new(polygon::PolygonSource::new(polygon::PolygonConfig {
+                base_url: polygon.base_url.clone(),
+                api_key,
+                timeout: polygon.timeout,
+                requests_per_minute: polygon.requests_per_minute,
+                max_retries: polygon.max_retries,
+            })?)
+        }
+    })
+}
+
+/// The live stream of the first source that streams, of `FINQL_MARKET_SOURCE`'s and then
+/// `FINQL_ROUTES`' sources. Polygon's WebSocket is not wired yet: with `polygon` first, live
+/// data comes from the next source listed (`polygon,itick`), and a list of `polygon` alone is
+/// refused at start rather than serving subscriptions that never update.
 pub fn build_stream(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketStream>> {
-    for kind in &settings.sources {
+    for kind in settings.sources.iter().copied().chain(settings.routes.sources()) {
         match kind {
             MarketSourceKind::Simulated => {
                 return Ok(Arc::new(simulated::SimulatedStream::new(settings.sim_ticks_per_sec)));
@@ -116,7 +137,9 @@ pub fn build_stream(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketS
             }
         }
     }
-    anyhow::bail!("FINQL_MARKET_SOURCE names no source with a live stream: list `itick` or `simulated` after `polygon`")
+    anyhow::bail!(
+        "FINQL_MARKET_SOURCE and FINQL_ROUTES name no source with a live stream: list `itick` or `simulated` after `polygon`"
+    )
 }
 
 #[cfg(test)]

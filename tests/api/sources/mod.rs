@@ -2,4 +2,5 @@
 //! simulated source needs no fake: the market and live tests run on it.
 
 pub(crate) mod itick;
-mod polygon;
+pub(crate) mod polygon;
+mod routing;

@@ -1,7 +1,8 @@
 //! A fake Polygon (Massive) REST server for tests: the real protocol (`shared/polygon.md`) on
 //! 127.0.0.1, with deterministic data and knobs to make it fail.
 //!
-//! Speaks the v2 snapshots (stocks; forex and crypto with millisecond times), the v3 indices
+//! Speaks the v2 snapshots (stocks; forex and crypto with millisecond times; tickers a test
+//! made it `forget` left out), the v3 indices
 //! snapshot (per-item errors for unknown tickers), aggregates (newest first with `sort=desc`,
 //! `limit` counting minute base aggregates, pages of `PAGE` bars whose absolute `next_url`
 //! points at the real host, as Polygon's do, without the key), the NBBO, v3 trades, and v3
@@ -11,7 +12,7 @@
 //! Start finql against it with `POLYGON_BASE_URL=fake.base_url()` and `POLYGON_API_KEY=test-key`.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     net::SocketAddr,
     sync::Arc,
 };
@@ -39,6 +40,8 @@ struct Controls {
     requests: Vec<(String, HashMap<String, String>)>,
     authorizations: Vec<Option<String>>,
     fail_http: VecDeque<u16>,
+    /// Tickers the snapshots leave out, as Polygon leaves out what it does not know.
+    unknown: HashSet<String>,
 }
 
 type Shared = crate::helpers::fake_server::Controls<Controls>;
@@ -83,6 +86,11 @@ impl FakePolygon {
     /// The `Authorization` header of every request, in order.
     pub fn authorizations(&self) -> Vec<Option<String>> {
         self.state.lock().authorizations.clone()
+    }
+
+    /// Leaves `ticker` out of the snapshots from now on.
+    pub fn forget(&self, ticker: &str) {
+        self.state.lock().unknown.insert(ticker.to_owned());
     }
 
     /// Answers the next `n` requests with HTTP `status` (429 carries `Retry-After: 0`).
@@ -131,11 +139,16 @@ async fn guard(
     next.run(request).await
 }
 
-/// `tickers=A,B`: one snapshot per known ticker (`ZZZZ` is unknown and left out).
-async fn snapshot(Path((_, market)): Path<(String, String)>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
+/// `tickers=A,B`: one snapshot per known ticker (those `forget` named are left out).
+async fn snapshot(
+    State(state): State<Arc<Shared>>,
+    Path((_, market)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let unknown = state.lock().unknown.clone();
     let tickers: Vec<Value> = q
         .get("tickers")
-        .map(|t| t.split(',').filter(|t| *t != "ZZZZ").map(|t| snap(&market, t)).collect())
+        .map(|t| t.split(',').filter(|t| !unknown.contains(*t)).map(|t| snap(&market, t)).collect())
         .unwrap_or_default();
     Json(json!({"status": "OK", "request_id": "r", "count": tickers.len(), "tickers": tickers}))
 }

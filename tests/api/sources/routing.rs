@@ -1,0 +1,88 @@
+//! `FINQL_ROUTES` and fallback chains over two real providers' fakes (Polygon and iTick): each
+//! market served by its route, failover to the next source of a route, and what a source does
+//! not know answered by the next one.
+
+use serde_json::json;
+
+use crate::{
+    helpers::*,
+    sources::{itick::fake_rest::FakeItick, polygon::fake_rest::FakePolygon},
+};
+
+async fn app_on(polygon: &FakePolygon, itick: &FakeItick, market_source: &str, routes: &str) -> TestApp {
+    let (polygon_base, itick_base) = (polygon.base_url(), itick.base_url());
+    let vars = [
+        ("FINQL_MARKET_SOURCE", market_source),
+        ("FINQL_ROUTES", routes),
+        ("POLYGON_BASE_URL", polygon_base.as_str()),
+        ("POLYGON_API_KEY", super::polygon::fake_rest::KEY),
+        ("POLYGON_MAX_RETRIES", "0"),
+        ("ITICK_BASE_URL", itick_base.as_str()),
+        ("ITICK_TOKEN", super::itick::fake_rest::TOKEN),
+        ("ITICK_MAX_RETRIES", "0"),
+    ];
+    spawn_app(Backend::Sqlite, &vars).await.unwrap()
+}
+
+const QUOTES: &str = "query($s: [String!]!) { quotes(symbols: $s) { symbol source } }";
+
+fn sources(data: &serde_json::Value) -> Vec<(String, String)> {
+    data["quotes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["symbol"].as_str().unwrap().to_owned(), q["source"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_market_is_served_by_the_first_source_of_its_route() {
+    let (polygon, itick) = (FakePolygon::start().await, FakeItick::start().await);
+    let app = app_on(&polygon, &itick, "simulated", "stock:US=polygon,itick;stock:HK=itick;*=simulated").await;
+    let data = app.data(None, QUOTES, json!({ "s": ["AAPL.US", "700.HK", "FX:EURUSD"] })).await;
+    assert_eq!(sources(&data), pairs(&[("AAPL.US", "POLYGON"), ("700.HK", "ITICK"), ("FX:EURUSD", "SIMULATED")]));
+    assert_eq!(polygon.paths(), ["/v2/snapshot/locale/us/markets/stocks/tickers"], "only US stocks asked of Polygon");
+    let itick_regions: Vec<String> =
+        itick.requests().into_iter().map(|(_, query)| query.get("region").cloned().unwrap_or_default()).collect();
+    assert_eq!(itick_regions, ["HK"], "only Hong Kong asked of iTick");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_primary_fails_over_to_the_next_source_of_the_route() {
+    let (polygon, itick) = (FakePolygon::start().await, FakeItick::start().await);
+    let app = app_on(&polygon, &itick, "simulated", "stock:US=polygon,itick").await;
+    polygon.fail_next(1, 503);
+    let data = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
+    assert_eq!(sources(&data), pairs(&[("AAPL.US", "ITICK")]));
+    assert_eq!(polygon.paths().len(), 1, "Polygon was asked first");
+    // The route's other market, with no rule of its own, goes to FINQL_MARKET_SOURCE.
+    let data = app.data(None, QUOTES, json!({ "s": ["700.HK"] })).await;
+    assert_eq!(sources(&data), pairs(&[("700.HK", "SIMULATED")]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_first_source_does_not_know_the_next_one_answers() {
+    let (polygon, itick) = (FakePolygon::start().await, FakeItick::start().await);
+    polygon.forget("MSFT");
+    let app = app_on(&polygon, &itick, "polygon,itick", "").await;
+    let data = app.data(None, QUOTES, json!({ "s": ["AAPL.US", "MSFT.US"] })).await;
+    assert_eq!(sources(&data), pairs(&[("AAPL.US", "POLYGON"), ("MSFT.US", "ITICK")]));
+    let codes: Vec<String> =
+        itick.requests().into_iter().map(|(_, query)| query.get("codes").cloned().unwrap_or_default()).collect();
+    assert_eq!(codes, ["MSFT"], "iTick is asked only for what Polygon left out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routing_typo_stops_the_server_with_what_was_meant() {
+    let err = finql::config::Config::from_lookup(|name| match name {
+        "FINQL_ROUTES" => Some("stock:USA=polygon".to_owned()),
+        _ => None,
+    })
+    .map(|_| ())
+    .unwrap_err();
+    assert!(err.to_string().contains("region `USA`"), "{err}");
+}
