@@ -20,6 +20,8 @@ pub mod guard;
 /// Null propagation as the spec says it, applied to executed answers at the edges (async-graphql
 /// leaves a failed field out instead of nulling it and its non-null ancestors).
 pub mod nulls;
+/// `extensions.sources`: which market-data sources an answer's values came from.
+pub mod provenance;
 /// The `Decimal`, `Date` and `DateTime` scalars: money as exact strings, days as `YYYY-MM-DD`,
 /// instants as UTC RFC 3339 with six fraction digits (`docs/scalars.md`).
 pub mod scalars;

@@ -40,7 +40,7 @@ use super::{REQUEST_ID, caching};
 use crate::{
     audit::edge::{Answer, HttpAudit},
     error::ErrorCode,
-    graphql::{ClientInfo, cache_control::Ceiling, guard},
+    graphql::{ClientInfo, cache_control::Ceiling, guard, provenance::SourcesUsed},
     identity::{Credentials, Principal},
     metrics::graphql as graphql_metrics,
     persisted::Registration,
@@ -553,6 +553,8 @@ async fn execute(
             .map(|doc| guard::operation_label(doc, operation_name.as_deref()))
             .unwrap_or_default();
         let span = telemetry::trace::operation_span(ty, name.as_deref());
+        let sources = SourcesUsed::default();
+        let request = request.data(sources.clone());
         // The text, to tell a variable of the wrong type from a literal (`guard::assign_codes`;
         // without variables, only a literal can be), and for null propagation.
         let query = request.query.clone();
@@ -566,6 +568,7 @@ async fn execute(
             move |mut response| {
                 guard::assign_codes(&mut response.errors, limits, variables.then_some(query.as_str()));
                 state.propagate_nulls(&mut response, &query, operation_name.as_deref());
+                sources.annotate(&mut response);
                 response
             },
         )

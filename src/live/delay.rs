@@ -256,6 +256,7 @@ mod tests {
                 volume: Decimal::ONE,
                 timestamp: Utc::now(),
                 direction: None,
+                source: "simulated",
             }))
         };
         for _ in 0..3 {

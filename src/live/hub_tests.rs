@@ -98,6 +98,7 @@ fn tick(symbol: &str, price: i64) -> LiveEvent {
         volume: Decimal::ONE,
         timestamp: Utc::now(),
         direction: None,
+        source: "simulated",
     })
 }
 

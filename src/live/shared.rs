@@ -78,6 +78,7 @@ mod tests {
             volume: rust_decimal::Decimal::ONE,
             timestamp: chrono::Utc::now(),
             direction: None,
+            source: "simulated",
         }))
     }
 

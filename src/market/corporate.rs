@@ -212,6 +212,7 @@ pub fn aggregate(time: DateTime<Utc>, bars: &[Kline]) -> Option<Kline> {
         close: last.close,
         volume: bars.iter().map(|b| b.volume).sum(),
         turnover: bars.iter().map(|b| b.turnover).sum(),
+        source: first.source,
     })
 }
 
@@ -236,6 +237,7 @@ fn scale(bar: &Kline, price: Decimal, shares: Decimal) -> Kline {
         close: adjust(bar.close),
         volume: bar.volume.map(|v| adjusted_volume(v, shares)),
         turnover: bar.turnover,
+        source: bar.source,
     }
 }
 
@@ -277,6 +279,7 @@ mod tests {
             close: c,
             volume: Some(d(volume)),
             turnover: Some(d("1000.00")),
+            source: "simulated",
         }
     }
 

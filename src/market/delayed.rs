@@ -143,6 +143,7 @@ mod tests {
             close: close.into(),
             volume: Some(Decimal::TEN),
             turnover: Some(Decimal::ONE_HUNDRED),
+            source: "simulated",
         }
     }
 

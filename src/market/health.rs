@@ -85,7 +85,32 @@ impl GuardedSource {
         self.breaker.clone()
     }
 
-    async fn guard<T>(&self, call: impl Future<Output = Result<T, SourceError>>) -> Result<T, SourceError> {
+    /// `call` to this source (asking for `endpoint`) through its breaker and the deadline,
+    /// counted and timed as `finql_upstream_requests_total{source, endpoint, outcome}` and
+    /// `finql_upstream_request_duration_seconds{source, endpoint}`: here, where the source is
+    /// one provider, so a route or fallback list counts each provider it tried. `endpoint`
+    /// names what was asked (`quotes`, `klines`, `order_book`, `ticks`, `fundamentals`,
+    /// `corporate_actions`), whichever of the provider's URLs answered it.
+    async fn guard<T>(
+        &self,
+        endpoint: &'static str,
+        call: impl Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, SourceError> {
+        let mut call_record =
+            CallRecord { source: self.source.name(), endpoint, started: Instant::now(), outcome: "down" };
+        let answer = self.guarded(call).await;
+        call_record.outcome = match &answer {
+            Ok(_) => "ok",
+            Err(SourceError::Unavailable(_)) => "unavailable",
+            Err(SourceError::Unauthorized(_)) => "unauthorized",
+            Err(SourceError::NotFound(_)) => "not_found",
+            Err(SourceError::Invalid(_)) => "invalid",
+            Err(SourceError::Down(_)) => "down",
+        };
+        answer
+    }
+
+    async fn guarded<T>(&self, call: impl Future<Output = Result<T, SourceError>>) -> Result<T, SourceError> {
         let name = self.source.name();
         let permit = self
             .breaker
@@ -122,6 +147,25 @@ impl GuardedSource {
     }
 }
 
+/// One call's metrics, recorded when it ends: answered, or dropped unfinished (the request's
+/// deadline cut it off first), which counts as `down`.
+struct CallRecord {
+    source: &'static str,
+    endpoint: &'static str,
+    started: Instant,
+    outcome: &'static str,
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        let (source, endpoint, outcome) = (self.source, self.endpoint, self.outcome);
+        metrics::counter!("finql_upstream_requests_total", "source" => source, "endpoint" => endpoint, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("finql_upstream_request_duration_seconds", "source" => source, "endpoint" => endpoint)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
 #[async_trait::async_trait]
 impl MarketSource for GuardedSource {
     fn name(&self) -> &'static str {
@@ -137,7 +181,7 @@ impl MarketSource for GuardedSource {
     }
 
     async fn quotes(&self, instruments: &[Instrument]) -> Result<Vec<Quote>, SourceError> {
-        self.guard(self.source.quotes(instruments)).await
+        self.guard("quotes", self.source.quotes(instruments)).await
     }
 
     async fn klines(
@@ -147,19 +191,19 @@ impl MarketSource for GuardedSource {
         end: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<Vec<Kline>, SourceError> {
-        self.guard(self.source.klines(instrument, interval, end, limit)).await
+        self.guard("klines", self.source.klines(instrument, interval, end, limit)).await
     }
 
     async fn order_book(&self, instrument: &Instrument, levels: usize) -> Result<OrderBook, SourceError> {
-        self.guard(self.source.order_book(instrument, levels)).await
+        self.guard("order_book", self.source.order_book(instrument, levels)).await
     }
 
     async fn ticks(&self, instrument: &Instrument, limit: usize) -> Result<Vec<Tick>, SourceError> {
-        self.guard(self.source.ticks(instrument, limit)).await
+        self.guard("ticks", self.source.ticks(instrument, limit)).await
     }
 
     async fn order_books(&self, instruments: &[Instrument], levels: usize) -> Result<Vec<OrderBook>, SourceError> {
-        self.guard(self.source.order_books(instruments, levels)).await
+        self.guard("order_book", self.source.order_books(instruments, levels)).await
     }
 
     async fn latest_klines(
@@ -168,11 +212,11 @@ impl MarketSource for GuardedSource {
         interval: Interval,
         limit: usize,
     ) -> Result<Vec<(Symbol, Vec<Kline>)>, SourceError> {
-        self.guard(self.source.latest_klines(instruments, interval, limit)).await
+        self.guard("klines", self.source.latest_klines(instruments, interval, limit)).await
     }
 
     async fn corporate_actions(&self, instrument: &Instrument) -> Result<Vec<CorporateAction>, SourceError> {
-        self.guard(self.source.corporate_actions(instrument)).await
+        self.guard("corporate_actions", self.source.corporate_actions(instrument)).await
     }
 
     async fn fundamentals(
@@ -181,7 +225,7 @@ impl MarketSource for GuardedSource {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<FundamentalPoint>, SourceError> {
-        self.guard(self.source.fundamentals(instrument, from, to)).await
+        self.guard("fundamentals", self.source.fundamentals(instrument, from, to)).await
     }
 }
 

@@ -344,6 +344,7 @@ fn from_row(row: &kline::Model) -> Option<Kline> {
         close: d(&row.close)?,
         volume: read_size(&row.volume)?,
         turnover: read_size(&row.turnover)?,
+        source: crate::market::types::known_source(&row.source)?,
     })
 }
 
@@ -394,6 +395,7 @@ mod tests {
             close: Decimal::ONE,
             volume: Some(Decimal::ZERO),
             turnover: Some(Decimal::ZERO),
+            source: "simulated",
         };
         let end = t("2026-01-03T00:00:00Z");
         let full = Fetched {

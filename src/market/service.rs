@@ -339,7 +339,7 @@ impl MarketService {
                 for quote in quotes {
                     let quote = &quote.clone().without_untraded_volume();
                     if let Err(reason) = validate::quote(quote, now) {
-                        service.reject("quote", &quote.symbol, &reason);
+                        service.reject("quote", quote.source, &quote.symbol, &reason);
                         continue;
                     }
                     service.inner.quotes.insert(quote.symbol.clone(), quote.clone()).await;
@@ -502,7 +502,7 @@ impl MarketService {
         for bar in bars {
             match validate::kline(&bar, now) {
                 Ok(()) => valid.push(bar),
-                Err(reason) => self.reject("kline", symbol, &reason),
+                Err(reason) => self.reject("kline", bar.source, symbol, &reason),
             }
         }
         let had_rejects = valid.len() < received;
@@ -636,7 +636,7 @@ impl MarketService {
                     None => Err(SourceError::NotFound(String::new()).about(&symbol, Asked::MarketData).into()),
                     Some(book) => match validate::order_book(&book, Utc::now()) {
                         Err(reason) => {
-                            self.reject("order_book", &symbol, &reason);
+                            self.reject("order_book", self.inner.source.name(), &symbol, &reason);
                             Err(AppError::UpstreamUnavailable(format!(
                                 "the market source sent an invalid order book for `{symbol}`"
                             )))
@@ -685,7 +685,7 @@ impl MarketService {
             .filter(|tick| match validate::tick(tick, now) {
                 Ok(()) => true,
                 Err(reason) => {
-                    self.reject("tick", symbol, &reason);
+                    self.reject("tick", tick.source, symbol, &reason);
                     false
                 }
             })
@@ -693,46 +693,30 @@ impl MarketService {
     }
 
     /// One upstream call under the request's deadline (started now unless one is in force):
-    /// cut off with [`SourceError::Down`] when it passes, whatever the source does. Counted
-    /// and timed as `finql_upstream_requests_total{source, endpoint, outcome}` and
-    /// `finql_upstream_request_duration_seconds{source, endpoint}`; `endpoint` names what was
-    /// asked (`quotes`, `klines`, `order_book`, `ticks`, `fundamentals`, `corporate_actions`),
-    /// whichever of the source's URLs answered it.
-    #[tracing::instrument(name = "market.upstream", skip_all, fields(source = self.inner.source.name()))]
+    /// cut off with [`SourceError::Down`] when it passes, whatever the source does. Each
+    /// provider it reaches counts and times its own part (`market::health::GuardedSource`);
+    /// `endpoint` names the span's work.
+    #[tracing::instrument(name = "market.upstream", skip_all, fields(source = self.inner.source.name(), endpoint = endpoint))]
     pub(super) async fn upstream<T>(
         &self,
         endpoint: &'static str,
         call: impl std::future::Future<Output = Result<T, SourceError>>,
     ) -> Result<T, SourceError> {
-        let started = std::time::Instant::now();
         let deadline = health::deadline().unwrap_or_else(|| tokio::time::Instant::now() + self.inner.source_budget);
-        let answer = match tokio::time::timeout_at(deadline, health::within(deadline, call)).await {
+        match tokio::time::timeout_at(deadline, health::within(deadline, call)).await {
             Ok(answer) => answer,
             Err(_) => Err(SourceError::Down(format!("{}: no answer within the time budget", self.inner.source.name()))),
-        };
-        let outcome = match &answer {
-            Ok(_) => "ok",
-            Err(SourceError::Unavailable(_)) => "unavailable",
-            Err(SourceError::Unauthorized(_)) => "unauthorized",
-            Err(SourceError::NotFound(_)) => "not_found",
-            Err(SourceError::Invalid(_)) => "invalid",
-            Err(SourceError::Down(_)) => "down",
-        };
-        let source = self.inner.source.name();
-        metrics::counter!("finql_upstream_requests_total", "source" => source, "endpoint" => endpoint, "outcome" => outcome)
-            .increment(1);
-        metrics::histogram!("finql_upstream_request_duration_seconds", "source" => source, "endpoint" => endpoint)
-            .record(started.elapsed().as_secs_f64());
-        answer
+        }
     }
 
     /// A value validation refused: logged, and counted as
-    /// `finql_upstream_rejected_values_total{source, kind}` (`kind`: quote, kline, order book, tick).
-    fn reject(&self, what: &'static str, symbol: &Symbol, reason: &str) {
+    /// `finql_upstream_rejected_values_total{source, kind}` (`kind`: quote, kline, order book,
+    /// tick; `source`: the value's own, whichever source of a route or fallback list sent it;
+    /// a book, which does not carry its source, is counted under the configured one).
+    fn reject(&self, what: &'static str, source: &'static str, symbol: &Symbol, reason: &str) {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("finql_upstream_rejected_values_total", "source" => self.inner.source.name(), "kind" => what)
-            .increment(1);
-        tracing::warn!(source = self.inner.source.name(), %symbol, what, reason, "rejected market data");
+        metrics::counter!("finql_upstream_rejected_values_total", "source" => source, "kind" => what).increment(1);
+        tracing::warn!(source, %symbol, what, reason, "rejected market data");
     }
 }
 

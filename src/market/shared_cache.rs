@@ -202,12 +202,7 @@ impl StoredQuote {
             },
             // `source` is a static name, one of the sources finql has (`Quote.source` is an
             // enum of them): any other (a newer replica's) is a miss, not a quote.
-            source: match stored.source.as_str() {
-                "itick" => "itick",
-                "polygon" => "polygon",
-                "simulated" => "simulated",
-                _ => return None,
-            },
+            source: crate::market::types::known_source(&stored.source)?,
             stale: false,
         };
         Some(quote)

@@ -210,6 +210,13 @@ impl Interval {
     }
 }
 
+/// The static name of a source finql has, from its text (`itick`, `polygon`, `simulated`):
+/// what crosses a process boundary (the shared cache, replicas' events) comes back as one of
+/// these, or not at all (a newer replica's source is a miss, never a guess).
+pub fn known_source(name: &str) -> Option<&'static str> {
+    ["itick", "polygon", "simulated"].into_iter().find(|known| *known == name)
+}
+
 /// One candle. `time` is the bar's start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kline {
@@ -222,6 +229,9 @@ pub struct Kline {
     pub volume: Option<Decimal>,
     /// Money traded in the bar; `None` where nothing trades.
     pub turnover: Option<Decimal>,
+    /// Which source produced it (`simulated`, `itick`, `polygon`): a bar is one source's,
+    /// never a mix.
+    pub source: &'static str,
 }
 
 /// One price level of an order book.
@@ -257,6 +267,8 @@ pub struct Tick {
     pub volume: Decimal,
     pub timestamp: DateTime<Utc>,
     pub direction: Option<TickDirection>,
+    /// Which source reported it.
+    pub source: &'static str,
 }
 
 #[cfg(test)]
@@ -335,6 +347,7 @@ mod tests {
             close: one,
             volume: Some(one),
             turnover: Some(one),
+            source: "simulated",
         }];
         strip_untraded_volume(&Symbol::parse("AAPL.US").unwrap(), &mut bars);
         assert_eq!(bars[0].volume, Some(one));

@@ -124,7 +124,16 @@ mod tests {
 
     fn bar(time: &str) -> Kline {
         let one = Decimal::ONE;
-        Kline { time: t(time), open: one, high: one, low: one, close: one, volume: Some(one), turnover: Some(one) }
+        Kline {
+            time: t(time),
+            open: one,
+            high: one,
+            low: one,
+            close: one,
+            volume: Some(one),
+            turnover: Some(one),
+            source: "simulated",
+        }
     }
 
     #[test]

@@ -333,6 +333,7 @@ mod tests {
             volume: Decimal::ONE,
             timestamp: chrono::Utc::now(),
             direction: None,
+            source: "simulated",
         }));
         assert!(one.rendering(&Delivered { event: tick, delayed: false }).is_none());
     }

@@ -15,7 +15,7 @@ use crate::{
     live::{Channel, LiveEvent, Topic},
     market::{
         BookLevel, Instrument, Interval, Kline, OrderBook, Tick, TickDirection, calendar::Region,
-        shared_cache::StoredQuote,
+        shared_cache::StoredQuote, types::known_source,
     },
     reference::{Symbol, service::AssetClass},
 };
@@ -139,6 +139,9 @@ enum WireEvent {
         /// `n`eutral, `s`ell, `b`uy; absent when the source does not say.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         d: Option<String>,
+        /// The source's name (absent from an older replica: the event is dropped).
+        #[serde(default)]
+        src: Option<String>,
     },
     #[serde(rename = "b")]
     Book { s: String, b: Vec<WireLevel>, a: Vec<WireLevel>, t: DateTime<Utc> },
@@ -158,6 +161,8 @@ enum WireEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tu: Option<String>,
         at: DateTime<Utc>,
+        #[serde(default)]
+        src: Option<String>,
     },
 }
 
@@ -180,6 +185,7 @@ pub(crate) fn encode_event(event: &LiveEvent) -> String {
                 }
                 .to_owned()
             }),
+            src: Some(tick.source.to_owned()),
         },
         LiveEvent::OrderBook(book) => WireEvent::Book {
             s: book.symbol.to_string(),
@@ -198,6 +204,7 @@ pub(crate) fn encode_event(event: &LiveEvent) -> String {
             v: bar.volume.map(|v| v.to_string()),
             tu: bar.turnover.map(|tu| tu.to_string()),
             at: *at,
+            src: Some(bar.source.to_owned()),
         },
     };
     serde_json::to_string(&wire).unwrap_or_default()
@@ -213,7 +220,7 @@ pub(crate) fn decode_event(raw: &[u8]) -> Option<LiveEvent> {
     };
     Some(match serde_json::from_slice::<WireEvent>(raw).ok()? {
         WireEvent::Quote(stored) => LiveEvent::Quote(stored.into_quote()?),
-        WireEvent::Tick { s, p, v, t, d } => LiveEvent::Tick(Tick {
+        WireEvent::Tick { s, p, v, t, d, src } => LiveEvent::Tick(Tick {
             symbol: Symbol::parse(&s).ok()?,
             price: number(&p)?,
             volume: number(&v)?,
@@ -225,6 +232,7 @@ pub(crate) fn decode_event(raw: &[u8]) -> Option<LiveEvent> {
                 Some("b") => Some(TickDirection::Buy),
                 Some(_) => return None,
             },
+            source: known_source(src.as_deref()?)?,
         }),
         WireEvent::Book { s, b, a, t } => LiveEvent::OrderBook(OrderBook {
             symbol: Symbol::parse(&s).ok()?,
@@ -232,7 +240,7 @@ pub(crate) fn decode_event(raw: &[u8]) -> Option<LiveEvent> {
             asks: levels(a)?,
             timestamp: t,
         }),
-        WireEvent::Kline { s, i, t, o, h, l, c, v, tu, at } => LiveEvent::Kline {
+        WireEvent::Kline { s, i, t, o, h, l, c, v, tu, at, src } => LiveEvent::Kline {
             symbol: Symbol::parse(&s).ok()?,
             interval: Interval::from_code(&i)?,
             bar: Kline {
@@ -249,6 +257,7 @@ pub(crate) fn decode_event(raw: &[u8]) -> Option<LiveEvent> {
                     None => None,
                     Some(tu) => Some(number(&tu)?),
                 },
+                source: known_source(src.as_deref()?)?,
             },
             at,
         },
@@ -334,6 +343,7 @@ mod tests {
                 volume: dec("100"),
                 timestamp: at,
                 direction: Some(TickDirection::Sell),
+                source: "simulated",
             }),
             LiveEvent::Tick(Tick {
                 symbol: symbol.clone(),
@@ -341,6 +351,7 @@ mod tests {
                 volume: dec("2"),
                 timestamp: at,
                 direction: None,
+                source: "simulated",
             }),
             LiveEvent::OrderBook(OrderBook {
                 symbol: symbol.clone(),
@@ -359,6 +370,7 @@ mod tests {
                     close: dec("1.15"),
                     volume: Some(dec("10")),
                     turnover: Some(dec("11.5")),
+                    source: "simulated",
                 },
                 at,
             },
@@ -374,6 +386,7 @@ mod tests {
                     close: dec("6000.75"),
                     volume: None,
                     turnover: None,
+                    source: "simulated",
                 },
                 at,
             },
@@ -404,5 +417,15 @@ mod tests {
                 .is_none()
         );
         assert!(decode_event(b"garbage").is_none());
+    }
+
+    #[test]
+    fn a_trade_or_bar_says_its_source_or_is_not_taken() {
+        let tick = r#"{"e":"t","s":"AAPL.US","p":"1","v":"1","t":"2026-01-01T00:00:00Z""#;
+        let from = |src: &str| decode_event(format!("{tick}{src}}}").as_bytes());
+        let Some(LiveEvent::Tick(polygon)) = from(r#","src":"polygon""#) else { panic!("a tick") };
+        assert_eq!(polygon.source, "polygon");
+        assert!(from("").is_none(), "an older replica's event, without its source");
+        assert!(from(r#","src":"bloomberg""#).is_none(), "a source this build does not have");
     }
 }

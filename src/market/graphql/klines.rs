@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, convert::Infallible, sync::Arc};
 
-use async_graphql::{Context, Enum, Object, Result, SimpleObject, dataloader::Loader};
+use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject, dataloader::Loader};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
@@ -77,7 +77,7 @@ pub enum AdjustGql {
 
 /// One candle; `time` is its start (UTC).
 #[derive(SimpleObject, Clone)]
-#[graphql(name = "Kline")]
+#[graphql(name = "Kline", complex)]
 pub struct KlineObject {
     /// The bar's start; it ends where the next bar starts.
     time: Timestamp,
@@ -96,6 +96,17 @@ pub struct KlineObject {
     /// True only on a live subscription that heard nothing newer for `FINQL_LIVE_STALE_MS`
     /// (the upstream may be down): this is the last known bar, sent again.
     stale: bool,
+    #[graphql(skip)]
+    source: &'static str,
+}
+
+#[ComplexObject]
+impl KlineObject {
+    /// The source that produced the bar (with a route or fallback chain, the one that
+    /// answered). A bar is one source's, never a mix.
+    async fn source(&self) -> Result<super::quotes::QuoteSource, crate::error::AppError> {
+        super::quotes::QuoteSource::of(self.source)
+    }
 }
 
 impl KlineObject {
@@ -116,6 +127,7 @@ impl From<&Kline> for KlineObject {
             volume: k.volume.map(DecimalString),
             turnover: k.turnover.map(DecimalString),
             stale: false,
+            source: k.source,
         }
     }
 }
@@ -208,7 +220,9 @@ pub async fn load_klines(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) ->
         None => before,
     };
     let bars = window(ctx, symbol, KlineArgs { interval, limit, before, after, adjust }).await?;
-    Ok(bars.iter().filter(|bar| bar.time >= grant.horizon()).map(KlineObject::from).collect())
+    let bars: Vec<KlineObject> = bars.iter().filter(|bar| bar.time >= grant.horizon()).map(KlineObject::from).collect();
+    crate::graphql::provenance::SourcesUsed::record(ctx, bars.iter().map(|bar| bar.source));
+    Ok(bars)
 }
 
 /// The bars of a window, as the service has them.

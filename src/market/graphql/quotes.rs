@@ -20,6 +20,7 @@ use crate::{
     graphql::{
         RequestContext,
         global_id::GlobalId,
+        provenance::SourcesUsed,
         scalars::{DecimalString, Timestamp},
         service,
     },
@@ -46,7 +47,8 @@ pub enum TradingStatusGql {
     CircuitBreaker,
 }
 
-/// The market-data sources finql has (`FINQL_MARKET_SOURCE`).
+/// The market-data sources finql has (`FINQL_MARKET_SOURCE`, `FINQL_ROUTES`): which one
+/// produced a quote, a bar or a trade.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "QuoteSource")]
 pub enum QuoteSource {
@@ -199,11 +201,15 @@ pub(super) type Quotes = DataLoader<QuoteLoader, HashMapCache>;
 pub async fn load_quote(ctx: &Context<'_>, symbol: Symbol) -> Result<QuoteObject> {
     let grant = grant(ctx, &symbol)?;
     if let Some(cutoff) = grant.cutoff() {
-        return Ok(QuoteObject::after_delay(service::<MarketService>(ctx)?.quote_as_of(&symbol, cutoff).await?));
+        let quote = service::<MarketService>(ctx)?.quote_as_of(&symbol, cutoff).await?;
+        SourcesUsed::record(ctx, [quote.source]);
+        return Ok(QuoteObject::after_delay(quote));
     }
     let Ok(outcome) = service::<Quotes>(ctx)?.load_one(symbol.clone()).await;
-    let quote = outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))?;
-    Ok(QuoteObject::realtime(quote?))
+    let quote =
+        outcome.ok_or_else(|| AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))??;
+    SourcesUsed::record(ctx, [quote.source]);
+    Ok(QuoteObject::realtime(quote))
 }
 
 /// Loads many quotes in one batch into the request's loader cache, for resolvers to read: those
@@ -245,6 +251,7 @@ async fn entitled_quotes(ctx: &Context<'_>, symbols: &[Symbol]) -> Result<HashMa
     for ((symbol, _), outcome) in delayed.into_iter().zip(rebuilt) {
         answers.insert(symbol, outcome.map(QuoteObject::after_delay));
     }
+    SourcesUsed::record(ctx, answers.values().filter_map(|answer| Some(answer.as_ref().ok()?.quote().source)));
     Ok(answers)
 }
 

@@ -1,6 +1,6 @@
 //! `ticks` and the `Tick` type.
 
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject};
 
 use super::grant;
 use crate::{
@@ -31,7 +31,7 @@ pub enum TickDirectionGql {
 
 /// One trade.
 #[derive(SimpleObject)]
-#[graphql(name = "Tick")]
+#[graphql(name = "Tick", complex)]
 pub struct TickObject {
     /// The instrument's canonical symbol.
     symbol: String,
@@ -43,6 +43,17 @@ pub struct TickObject {
     timestamp: Timestamp,
     /// Which side started it; null when the source does not say.
     direction: Option<TickDirectionGql>,
+    #[graphql(skip)]
+    source: &'static str,
+}
+
+#[ComplexObject]
+impl TickObject {
+    /// The source that reported the trade (with a route or fallback chain, the one that
+    /// answered).
+    async fn source(&self) -> Result<super::quotes::QuoteSource, crate::error::AppError> {
+        super::quotes::QuoteSource::of(self.source)
+    }
 }
 
 impl From<Tick> for TickObject {
@@ -53,6 +64,7 @@ impl From<Tick> for TickObject {
             volume: DecimalString(t.volume),
             timestamp: Timestamp(t.timestamp),
             direction: t.direction.map(Into::into),
+            source: t.source,
         }
     }
 }
@@ -81,6 +93,9 @@ impl TicksQuery {
         let symbol = Symbol::parse(&symbol)?;
         let grant = grant(ctx, &symbol)?;
         let ticks = service::<MarketService>(ctx)?.ticks(&symbol, limit).await?;
-        Ok(Some(ticks.into_iter().filter(|tick| grant.keeps(tick.timestamp)).map(Into::into).collect()))
+        let ticks: Vec<TickObject> =
+            ticks.into_iter().filter(|tick| grant.keeps(tick.timestamp)).map(Into::into).collect();
+        crate::graphql::provenance::SourcesUsed::record(ctx, ticks.iter().map(|tick| tick.source));
+        Ok(Some(ticks))
     }
 }

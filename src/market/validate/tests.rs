@@ -44,6 +44,7 @@ fn a_bar() -> Kline {
         close: d("10.5"),
         volume: Some(d("10")),
         turnover: Some(d("100")),
+        source: "simulated",
     }
 }
 
@@ -81,7 +82,14 @@ fn one_clock_skew_allowance_for_everything() {
     assert_eq!(quote(&at(edge), now()), Ok(()));
     assert!(kline(&Kline { time: late, ..a_bar() }, now()).unwrap_err().contains("future"));
     assert_eq!(kline(&Kline { time: edge, ..a_bar() }, now()), Ok(()));
-    let trade = |timestamp| Tick { symbol: aapl(), price: d("1"), volume: d("1"), timestamp, direction: None };
+    let trade = |timestamp| Tick {
+        symbol: aapl(),
+        price: d("1"),
+        volume: d("1"),
+        timestamp,
+        direction: None,
+        source: "simulated",
+    };
     assert!(tick(&trade(late), now()).unwrap_err().contains("future"));
     assert_eq!(tick(&trade(edge), now()), Ok(()));
     let book = |timestamp| OrderBook { symbol: aapl(), bids: vec![], asks: vec![], timestamp };
@@ -130,6 +138,7 @@ fn ticks() {
         volume: d(volume),
         timestamp: now(),
         direction: None,
+        source: "simulated",
     };
     assert_eq!(tick(&trade("1", "0"), now()), Ok(()));
     assert!(tick(&trade("0", "1"), now()).unwrap_err().contains("not positive"));

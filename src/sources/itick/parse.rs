@@ -104,6 +104,7 @@ pub(crate) fn parse_kline(raw: &Value, now: DateTime<Utc>) -> Result<Kline, Stri
         close: required_decimal(raw, "c")?,
         volume: Some(optional_decimal(raw, "v", Decimal::ZERO)?),
         turnover: Some(optional_decimal(raw, "tu", Decimal::ZERO)?),
+        source: "itick",
     };
     validate::kline(&kline, now)?;
     Ok(kline)
@@ -142,6 +143,7 @@ pub(crate) fn parse_tick(raw: &Value, instrument: &Instrument, now: DateTime<Utc
         volume: optional_decimal(raw, "v", Decimal::ZERO)?,
         timestamp: required_time(raw, "t")?,
         direction,
+        source: "itick",
     };
     validate::tick(&tick, now)?;
     Ok(tick)

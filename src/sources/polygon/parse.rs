@@ -135,6 +135,7 @@ pub fn bar(raw: &Value, interval: Interval, now: DateTime<Utc>) -> Result<Kline,
         close: required_decimal(raw, "c")?,
         volume,
         turnover: raw.get("vw").and_then(decimal).zip(volume).map(|(vw, v)| (vw * v).round_dp(4)),
+        source: SOURCE,
     };
     validate::kline(&kline, now)?;
     Ok(kline)
@@ -150,6 +151,7 @@ pub fn trade(raw: &Value, instrument: &Instrument, now: DateTime<Utc>) -> Result
             .or_else(|| time(raw, "participant_timestamp", Unit::Nanos))
             .ok_or("missing `sip_timestamp`")?,
         direction: None,
+        source: SOURCE,
     };
     validate::tick(&tick, now)?;
     Ok(tick)

@@ -358,6 +358,7 @@ impl SimulatedMarket {
                     volume: profile.volume(trade.volume).unwrap_or(Decimal::ZERO),
                     timestamp: DateTime::from_timestamp_millis(trade.millis).unwrap_or_default(),
                     direction: Some(direction),
+                    source: "simulated",
                 }
             })
             .collect()

@@ -343,6 +343,7 @@ impl Profile {
             close: self.grid.decimal(bar.close),
             volume: self.volume(bar.volume),
             turnover: self.reports_volume.then(|| units(bar.turnover, 2)),
+            source: "simulated",
         }
     }
 

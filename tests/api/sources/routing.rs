@@ -1,11 +1,12 @@
 //! `FINQL_ROUTES` and fallback chains over two real providers' fakes (Polygon and iTick): each
-//! market served by its route, failover to the next source of a route, and what a source does
-//! not know answered by the next one.
+//! market served by its route (and `extensions.sources` naming them), failover to the next
+//! source of a route, and what a source does not know answered by the next one.
 
 use serde_json::json;
 
 use crate::{
     helpers::*,
+    metrics::exposition::Exposition,
     sources::{itick::fake_rest::FakeItick, polygon::fake_rest::FakePolygon},
 };
 
@@ -51,14 +52,29 @@ async fn each_market_is_served_by_the_first_source_of_its_route() {
     assert_eq!(itick_regions, ["HK"], "only Hong Kong asked of iTick");
 }
 
+/// The parsed `/metrics` of `app`.
+async fn scrape(app: &TestApp) -> Exposition {
+    let text = app.client.get(format!("http://{}/metrics", app.addr)).send().await.unwrap().text().await.unwrap();
+    Exposition::parse(&text)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_primary_fails_over_to_the_next_source_of_the_route() {
     let (polygon, itick) = (FakePolygon::start().await, FakeItick::start().await);
     let app = app_on(&polygon, &itick, "simulated", "stock:US=polygon,itick").await;
     polygon.fail_next(1, 503);
+    let calls = |e: &Exposition, source: &str, outcome: &str| {
+        e.sum("finql_upstream_requests_total", &[("source", source), ("endpoint", "quotes"), ("outcome", outcome)])
+    };
+    let before = scrape(&app).await;
     let data = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
     assert_eq!(sources(&data), pairs(&[("AAPL.US", "ITICK")]));
     assert_eq!(polygon.paths().len(), 1, "Polygon was asked first");
+    // Each provider tried is counted under its own name, never the route's.
+    let after = scrape(&app).await;
+    assert!(calls(&after, "polygon", "down") > calls(&before, "polygon", "down"), "Polygon's failure");
+    assert!(calls(&after, "itick", "ok") > calls(&before, "itick", "ok"), "iTick's answer");
+    assert!(after.matching("finql_upstream_requests_total", &[("source", "routed")]).next().is_none());
     // The route's other market, with no rule of its own, goes to FINQL_MARKET_SOURCE.
     let data = app.data(None, QUOTES, json!({ "s": ["700.HK"] })).await;
     assert_eq!(sources(&data), pairs(&[("700.HK", "SIMULATED")]));

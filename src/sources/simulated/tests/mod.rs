@@ -119,6 +119,7 @@ fn aggregate(bars: &[Kline]) -> Kline {
         close: bars.last().unwrap().close,
         volume: bars.iter().map(|b| b.volume).sum(),
         turnover: bars.iter().map(|b| b.turnover).sum(),
+        source: "simulated",
     }
 }
 

@@ -196,6 +196,7 @@ async fn every_kind_of_event_crosses_redis_exactly() {
             volume: dec("0.0001"),
             timestamp: at,
             direction: Some(TickDirection::Buy),
+            source: "simulated",
         }),
         LiveEvent::OrderBook(OrderBook {
             symbol: symbol.clone(),
@@ -214,6 +215,7 @@ async fn every_kind_of_event_crosses_redis_exactly() {
                 close: dec("412.6"),
                 volume: Some(dec("10500")),
                 turnover: Some(dec("4332000.50")),
+                source: "simulated",
             },
             at,
         },

@@ -62,10 +62,11 @@ async fn quotes_come_from_one_snapshot_call_per_market_with_their_source() {
 async fn klines_follow_cursor_pages_on_the_configured_host_until_the_bars_are_in() {
     let fake = FakePolygon::start().await;
     let app = app_on(&fake, KEY).await;
-    let query = r#"{ klines(symbol: "AAPL.US", interval: ONE_MINUTE, limit: 150, before: "2025-11-03T00:01:00Z") { time close } }"#;
+    let query = r#"{ klines(symbol: "AAPL.US", interval: ONE_MINUTE, limit: 150, before: "2025-11-03T00:01:00Z") { time close source } }"#;
     let data = app.data(None, query, json!({})).await;
     let bars = data["klines"].as_array().unwrap();
     assert_eq!(bars.len(), 150);
+    assert!(bars.iter().all(|bar| bar["source"] == "POLYGON"), "each bar says its source");
     let last = chrono::DateTime::from_timestamp_millis(LAST_BAR_MS).unwrap();
     assert_eq!(bars[149]["time"], last.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(), "the newest bar last");
     let first = last - chrono::Duration::minutes(149);
@@ -85,7 +86,7 @@ async fn books_trades_and_corporate_actions() {
     let app = app_on(&fake, KEY).await;
     let query = r#"{
         orderBook(symbol: "AAPL.US") { bids { price volume } asks { price volume } }
-        ticks(symbol: "AAPL.US", limit: 3) { price volume timestamp }
+        ticks(symbol: "AAPL.US", limit: 3) { price volume timestamp source }
         security(symbol: "AAPL.US") { corporateActions { kind exDate ratio amount currency } }
     }"#;
     let data = app.data(None, query, json!({})).await;
@@ -96,6 +97,7 @@ async fn books_trades_and_corporate_actions() {
     assert_eq!(ticks.len(), 3);
     assert!(ticks.windows(2).all(|w| w[0]["timestamp"].as_str() < w[1]["timestamp"].as_str()), "newest last");
     assert_eq!(ticks[2]["volume"], "10", "the newest trade");
+    assert!(ticks.iter().all(|tick| tick["source"] == "POLYGON"));
     let actions = data["security"]["corporateActions"].as_array().unwrap();
     let summary: Vec<(String, String)> = actions
         .iter()
