@@ -81,6 +81,43 @@ async fn a_failing_primary_fails_over_to_the_next_source_of_the_route() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_primary_leaves_the_next_source_its_share_of_the_budget() {
+    let (polygon, itick) = (FakePolygon::start().await, FakeItick::start().await);
+    let (polygon_base, itick_base) = (polygon.base_url(), itick.base_url());
+    let vars = [
+        ("FINQL_ROUTES", "stock:US=polygon,itick"),
+        ("FINQL_UPSTREAM_BUDGET_MS", "1000"),
+        ("POLYGON_BASE_URL", polygon_base.as_str()),
+        ("POLYGON_API_KEY", super::polygon::fake_rest::KEY),
+        ("POLYGON_TIMEOUT_MS", "10000"),
+        ("ITICK_BASE_URL", itick_base.as_str()),
+        ("ITICK_TOKEN", super::itick::fake_rest::TOKEN),
+    ];
+    let app = spawn_app(Backend::Sqlite, &vars).await.unwrap();
+    polygon.set_delay(std::time::Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let data = app.data(None, QUOTES, json!({ "s": ["AAPL.US"] })).await;
+    assert_eq!(sources(&data), pairs(&[("AAPL.US", "ITICK")]));
+    // Polygon had half the 1 s budget, not its 10 s timeout nor its 5 s answer.
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_answer_is_refused_and_the_next_source_answers() {
+    let (polygon, itick) = (FakePolygon::start().await, FakeItick::start().await);
+    let app = app_on(&polygon, &itick, "simulated", "stock:US=polygon,itick").await;
+    let answers =
+        [("MSFT.US", "<html>502 Bad Gateway</html>"), ("NVDA.US", r#"{"status":"ERROR","error":"internal"}"#)];
+    for (symbol, body) in answers {
+        polygon.set_body(body);
+        let query = "query($s: String!) { quote(symbol: $s) { source } }";
+        let body = app.gql(None, query, json!({ "s": symbol })).await;
+        assert_eq!(body["data"]["quote"]["source"], "ITICK", "{body}");
+        assert!(!body.to_string().contains("Bad Gateway"), "the provider's text is not shown: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_first_source_does_not_know_the_next_one_answers() {
     let (polygon, itick) = (FakePolygon::start().await, FakeItick::start().await);
     polygon.forget("MSFT");

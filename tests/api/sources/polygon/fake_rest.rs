@@ -6,7 +6,8 @@
 //! snapshot (per-item errors for unknown tickers), aggregates (newest first with `sort=desc`,
 //! `limit` counting minute base aggregates, pages of `PAGE` bars whose absolute `next_url`
 //! points at the real host, as Polygon's do, without the key), the NBBO, v3 trades, and v3
-//! splits and dividends (paged). Requires `Authorization: Bearer test-key`, else 401 with
+//! splits and dividends (paged). A test may delay every answer or replace it with a body of
+//! its own. Requires `Authorization: Bearer test-key`, else 401 with
 //! Polygon's error body. Prices are derived from the ticker (`100 + sum of bytes % 400`).
 //!
 //! Start finql against it with `POLYGON_BASE_URL=fake.base_url()` and `POLYGON_API_KEY=test-key`.
@@ -15,6 +16,7 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     net::SocketAddr,
     sync::Arc,
+    time::Duration,
 };
 
 use axum::{
@@ -42,6 +44,10 @@ struct Controls {
     fail_http: VecDeque<u16>,
     /// Tickers the snapshots leave out, as Polygon leaves out what it does not know.
     unknown: HashSet<String>,
+    /// How long every answer waits before it is sent.
+    delay: Duration,
+    /// Answer 200 with this body instead of the endpoint's (malformed answers).
+    body: Option<String>,
 }
 
 type Shared = crate::helpers::fake_server::Controls<Controls>;
@@ -88,6 +94,16 @@ impl FakePolygon {
         self.state.lock().authorizations.clone()
     }
 
+    /// Delays every answer by `delay` from now on.
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().delay = delay;
+    }
+
+    /// Answers every request with HTTP 200 and `body` from now on.
+    pub fn set_body(&self, body: &str) {
+        self.state.lock().body = Some(body.to_owned());
+    }
+
     /// Leaves `ticker` out of the snapshots from now on.
     pub fn forget(&self, ticker: &str) {
         self.state.lock().unknown.insert(ticker.to_owned());
@@ -117,12 +133,16 @@ async fn guard(
     next: axum::middleware::Next,
 ) -> Response {
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let failure = {
+    let (failure, delay, body) = {
         let mut controls = state.lock();
         controls.requests.push((request.uri().path().to_owned(), query));
         controls.authorizations.push(authorization.clone());
-        controls.fail_http.pop_front()
+        (controls.fail_http.pop_front(), controls.delay, controls.body.clone())
     };
+    tokio::time::sleep(delay).await;
+    if let Some(body) = body {
+        return (StatusCode::OK, body).into_response();
+    }
     if let Some(status) = failure {
         let status = StatusCode::from_u16(status).expect("a status");
         let body = Json(json!({"status": "ERROR", "request_id": "r", "error": "planted failure"}));
