@@ -82,7 +82,8 @@ impl App {
             ),
             None => None,
         };
-        let (source, health) = sources::build_source(&config.market, config.resilience.breaker())?;
+        let sources::Built { source, health, by_name } =
+            sources::build_source(&config.market, config.resilience.breaker())?;
         // One catalog service (and one cache of its pages) for the market and the API.
         let reference = ReferenceService::new(db.clone());
         let market_service = MarketService::new(
@@ -96,7 +97,8 @@ impl App {
                 upstream_budget: config.resilience.upstream_budget,
             },
             health,
-        );
+        )
+        .with_pinnable(by_name);
         let limiter =
             throttle::build_limiter(config.redis_url.as_ref().map(|u| u.expose().as_str()), &config.cache_namespace)
                 .await?;

@@ -79,6 +79,9 @@ pub struct Plan {
     pub markets: BTreeMap<String, Access>,
     /// Access in the markets not named (`"*"`; `none` when absent).
     pub other_markets: Access,
+    /// The market sources a caller may pin with a field's `source` argument (`sources =
+    /// ["polygon"]`); `None`, the key absent: every source.
+    pub sources: Option<Vec<String>>,
 }
 
 impl Plan {
@@ -90,6 +93,11 @@ impl Plan {
     /// The access in every market finql knows, in [`MARKETS`] order.
     pub fn all_markets(&self) -> impl Iterator<Item = (&'static str, Access)> + '_ {
         MARKETS.iter().map(|market| (*market, self.access(market)))
+    }
+
+    /// Whether a caller on this plan may pin `source` (`itick`, `polygon`, `simulated`).
+    pub fn allows_source(&self, source: &str) -> bool {
+        self.sources.as_ref().is_none_or(|sources| sources.iter().any(|s| s == source))
     }
 
     /// `delay_minutes` as a duration.
@@ -236,6 +244,8 @@ struct RawPlan {
     delay_minutes: u32,
     #[serde(default)]
     markets: BTreeMap<String, Access>,
+    #[serde(default)]
+    sources: Option<Vec<String>>,
 }
 
 impl RawPlan {
@@ -264,6 +274,21 @@ impl RawPlan {
                 bail!("unknown market `{market}`: markets are {} or \"*\"", MARKETS.join(", "));
             }
         }
+        let sources = match self.sources {
+            None => None,
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|source| {
+                        let source = source.trim().to_ascii_lowercase();
+                        match source.as_str() {
+                            "itick" | "polygon" | "simulated" => Ok(source),
+                            _ => bail!("unknown source `{source}`: sources are itick, polygon and simulated"),
+                        }
+                    })
+                    .collect::<anyhow::Result<Vec<String>>>()?,
+            ),
+        };
         Ok(Plan {
             name: name.to_owned(),
             rate_per_second: self.rate_per_second,
@@ -276,6 +301,7 @@ impl RawPlan {
             delay_minutes: self.delay_minutes,
             markets,
             other_markets,
+            sources,
         })
     }
 }
@@ -336,5 +362,16 @@ mod tests {
         assert!(err(&format!("[plans.x]\n{base}[plans.x.markets]\nUS = \"sometimes\"")).contains("unknown variant"));
         assert!(err("").contains("no plans"));
         assert!(err(&format!("[plans.x]\n{}", base.replace("burst = 1", "burst = 0"))).contains("at least 1"));
+        assert!(err(&format!("[plans.x]\n{base}sources = [\"bloomberg\"]")).contains("unknown source `bloomberg`"));
+    }
+
+    #[test]
+    fn a_plan_lists_the_sources_it_may_pin_or_allows_all() {
+        let base = "rate_per_second = 1\nburst = 1\ncost_per_minute = 10\nmax_connections = 1\n\
+                    max_live_symbols = 1\nhistory_days = 1\nfundamentals = false\ndelay_minutes = 15\n";
+        let plans = Plans::parse(&format!("[plans.some]\n{base}sources = [\"Polygon\"]\n[plans.all]\n{base}")).unwrap();
+        let some = plans.get("some").unwrap();
+        assert!(some.allows_source("polygon") && !some.allows_source("itick"));
+        assert!(plans.get("all").unwrap().allows_source("itick"), "no key: every source");
     }
 }

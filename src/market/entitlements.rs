@@ -186,6 +186,28 @@ impl Grant {
     }
 }
 
+/// `ENTITLEMENT_REQUIRED` unless the caller's plan lets it pin `source` (its `sources`), and
+/// has `grant`'s market in real time: a pinned source answers with what it has now.
+pub fn require_source(principal: &Principal, grant: &Grant, symbol: &Symbol, source: &str) -> AppResult<()> {
+    let plan = principal.require_plan()?;
+    if !plan.allows_source(source) {
+        return Err(AppError::EntitlementRequired {
+            message: format!("your plan (`{}`) does not include the source `{source}`", plan.name),
+            market: None,
+        });
+    }
+    if grant.is_delayed() {
+        return Err(AppError::EntitlementRequired {
+            message: format!(
+                "a pinned source answers in real time, and your plan (`{}`) has the {} market delayed ({symbol})",
+                grant.plan, grant.market
+            ),
+            market: Some(grant.market.to_owned()),
+        });
+    }
+    Ok(())
+}
+
 /// `ENTITLEMENT_REQUIRED` unless the caller's plan includes fundamentals.
 pub fn require_fundamentals(principal: &Principal) -> AppResult<()> {
     let plan = principal.require_plan()?;

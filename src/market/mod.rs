@@ -24,6 +24,8 @@ pub mod health;
 pub mod history;
 /// Limits of one request (symbols, bars, book depth, trades), shared by queries and subscriptions.
 pub mod limits;
+/// A field's `source` argument: one named source's answer, past routes and caches.
+pub mod pinned;
 /// The stated precision of derived figures: one rounding rule (half away from zero) and a
 /// fixed scale per field.
 pub mod precision;

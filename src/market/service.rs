@@ -86,6 +86,8 @@ pub struct MarketService {
     /// the wall clock, or a test's ([`Self::with_clock`]), set with the source's clock so
     /// that "fifteen minutes ago" means the same moment to both.
     clock: Clock,
+    /// Each configured source by name, for a field's `source` argument (`market::pinned`).
+    pinnable: Arc<HashMap<&'static str, Arc<dyn MarketSource>>>,
 }
 
 /// A source of the current time.
@@ -147,7 +149,18 @@ impl MarketService {
             reference,
             health,
         };
-        Self { inner: Arc::new(inner), clock: Arc::new(Utc::now) }
+        Self { inner: Arc::new(inner), clock: Arc::new(Utc::now), pinnable: Arc::default() }
+    }
+
+    /// The same service, with `sources` (each configured source by name, behind its breaker)
+    /// open to a field's `source` argument.
+    pub fn with_pinnable(self, sources: HashMap<&'static str, Arc<dyn MarketSource>>) -> Self {
+        Self { pinnable: Arc::new(sources), ..self }
+    }
+
+    /// The configured source named `name`, for a pinned call.
+    pub(super) fn pinnable(&self, name: &str) -> Option<&Arc<dyn MarketSource>> {
+        self.pinnable.get(name)
     }
 
     /// The same service on another clock (tests: one shared with a simulated source).
@@ -674,9 +687,20 @@ impl MarketService {
 
     #[tracing::instrument(name = "market.ticks", skip_all, fields(limit))]
     pub async fn ticks(&self, symbol: &Symbol, limit: usize) -> AppResult<Vec<Tick>> {
+        self.ticks_of(self.inner.source.as_ref(), symbol, limit).await
+    }
+
+    /// `symbol`'s latest `limit` trades from `source` (the configured one, or one pinned),
+    /// those that pass validation.
+    pub(super) async fn ticks_of(
+        &self,
+        source: &dyn MarketSource,
+        symbol: &Symbol,
+        limit: usize,
+    ) -> AppResult<Vec<Tick>> {
         let instrument = self.instrument(symbol).await?;
         let ticks = self
-            .upstream("ticks", self.inner.source.ticks(&instrument, limit))
+            .upstream("ticks", source.ticks(&instrument, limit))
             .await
             .map_err(|err| err.about(symbol, Asked::MarketData))?;
         let now = Utc::now();
@@ -713,7 +737,7 @@ impl MarketService {
     /// `finql_upstream_rejected_values_total{source, kind}` (`kind`: quote, kline, order book,
     /// tick; `source`: the value's own, whichever source of a route or fallback list sent it;
     /// a book, which does not carry its source, is counted under the configured one).
-    fn reject(&self, what: &'static str, source: &'static str, symbol: &Symbol, reason: &str) {
+    pub(super) fn reject(&self, what: &'static str, source: &'static str, symbol: &Symbol, reason: &str) {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("finql_upstream_rejected_values_total", "source" => source, "kind" => what).increment(1);
         tracing::warn!(source, %symbol, what, reason, "rejected market data");

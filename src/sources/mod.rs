@@ -52,13 +52,20 @@ pub(crate) fn newest_bars(mut bars: Vec<Kline>, limit: usize) -> Vec<Kline> {
     bars
 }
 
+/// What `build_source` makes.
+pub struct Built {
+    /// The market source the service asks.
+    pub source: Arc<dyn MarketSource>,
+    /// The breakers of every source.
+    pub health: health::SourceHealth,
+    /// Every source by name, behind its breaker: what a field's `source` argument may pin.
+    pub by_name: HashMap<&'static str, Arc<dyn MarketSource>>,
+}
+
 /// The market source: the sources `FINQL_MARKET_SOURCE` names, in fallback order, or with
 /// `FINQL_ROUTES` the routing table over every source it names (`routing`); each source built
-/// once, behind its circuit breaker (`market::health`); and those breakers.
-pub fn build_source(
-    settings: &MarketSettings,
-    breaker: BreakerConfig,
-) -> anyhow::Result<(Arc<dyn MarketSource>, health::SourceHealth)> {
+/// once, behind its circuit breaker (`market::health`); those breakers; and each source by name.
+pub fn build_source(settings: &MarketSettings, breaker: BreakerConfig) -> anyhow::Result<Built> {
     anyhow::ensure!(!settings.sources.is_empty(), "FINQL_MARKET_SOURCE names no source");
     let mut kinds = settings.sources.clone();
     for kind in settings.routes.sources() {
@@ -74,16 +81,15 @@ pub fn build_source(
         built.insert(*kind, Arc::new(guarded));
     }
     let health = health::SourceHealth::new(breakers);
-    if !settings.routes.rules.is_empty() {
-        let routed = routing::RoutedSource::new(settings.routes.clone(), settings.sources.clone(), &built)?;
-        return Ok((Arc::new(routed), health));
-    }
-    let mut sources: Vec<Arc<dyn MarketSource>> =
-        settings.sources.iter().filter_map(|kind| built.get(kind).cloned()).collect();
-    match sources.len() {
-        1 => Ok((sources.remove(0), health)),
-        _ => Ok((Arc::new(FallbackSource::new(sources)), health)),
-    }
+    let by_name = built.values().map(|source| (source.name(), source.clone())).collect();
+    let source: Arc<dyn MarketSource> = if settings.routes.rules.is_empty() {
+        let mut sources: Vec<Arc<dyn MarketSource>> =
+            settings.sources.iter().filter_map(|kind| built.get(kind).cloned()).collect();
+        if sources.len() == 1 { sources.remove(0) } else { Arc::new(FallbackSource::new(sources)) }
+    } else {
+        Arc::new(routing::RoutedSource::new(settings.routes.clone(), settings.sources.clone(), &built)?)
+    };
+    Ok(Built { source, health, by_name })
 }
 
 /// One source, configured.

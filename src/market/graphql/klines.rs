@@ -225,6 +225,39 @@ pub async fn load_klines(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) ->
     Ok(bars)
 }
 
+/// The bars of a window from `source` alone (`market::pinned`), as the caller's plan allows.
+async fn pinned_klines(
+    ctx: &Context<'_>,
+    symbol: &Symbol,
+    args: KlineArgs,
+    source: &'static str,
+) -> Result<Vec<KlineObject>> {
+    let KlineArgs { interval, limit, before, after, adjust } = args;
+    if after.is_some() || adjust != Adjust::None {
+        return Err(AppError::bad_field(
+            "source",
+            "a pinned source takes `before` and `limit`, not `after` or `adjust`",
+        )
+        .into());
+    }
+    let grant = grant(ctx, symbol)?;
+    crate::market::entitlements::require_source(
+        &crate::graphql::RequestContext::of(ctx)?.principal,
+        &grant,
+        symbol,
+        source,
+    )?;
+    let market = service::<MarketService>(ctx)?;
+    if let Some(before) = before {
+        grant.require_since(symbol, "before", before, market.instrument(symbol).await?.listed_at)?;
+    }
+    cache_control::at_most(ctx, cache_control::LIVE);
+    let bars = market.klines_from(source, symbol, interval, before, limit).await?;
+    let bars: Vec<KlineObject> = bars.iter().filter(|bar| bar.time >= grant.horizon()).map(KlineObject::from).collect();
+    crate::graphql::provenance::SourcesUsed::record(ctx, bars.iter().map(|bar| bar.source));
+    Ok(bars)
+}
+
 /// The bars of a window, as the service has them.
 async fn window(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) -> Result<Arc<Vec<Kline>>> {
     let KlineArgs { interval, limit, before, after, adjust } = args;
@@ -284,8 +317,16 @@ impl KlinesQuery {
         #[graphql(desc = "Only bars that start strictly after this instant (a bar's `time` pages forward).")]
         after: Option<Timestamp>,
         #[graphql(desc = "Split and dividend adjustment; `NONE` (as traded) when omitted.")] adjust: Option<AdjustGql>,
+        #[graphql(
+            desc = "Pins the answer to this source, past `FINQL_ROUTES`, the caches and stored history (with `before` and `limit`; `after` and `adjust` are `BAD_USER_INPUT` beside it). `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) when the caller's plan does not list it in `sources` or has the market delayed; `BAD_USER_INPUT` when this deployment does not configure it."
+        )]
+        source: Option<super::quotes::QuoteSource>,
     ) -> Result<Option<Vec<KlineObject>>> {
         let args = KlineArgs::new(interval, limit, before, after, adjust)?;
-        load_klines(ctx, &Symbol::parse(&symbol)?, args).await.map(Some)
+        let symbol = Symbol::parse(&symbol)?;
+        match source {
+            Some(source) => pinned_klines(ctx, &symbol, args, source.name()).await.map(Some),
+            None => load_klines(ctx, &symbol, args).await.map(Some),
+        }
     }
 }

@@ -61,6 +61,15 @@ pub enum QuoteSource {
 }
 
 impl QuoteSource {
+    /// The source's short name (`MarketSource::name`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Itick => "itick",
+            Self::Polygon => "polygon",
+            Self::Simulated => "simulated",
+        }
+    }
+
     /// The enum value of a source's short name (`MarketSource::name`). Every source finql has
     /// is here: another name is a bug, reported as one rather than shown to a client.
     pub(super) fn of(name: &str) -> Result<Self, AppError> {
@@ -272,8 +281,16 @@ impl QuotesQuery {
             desc = "The instrument's symbol (`AAPL.US`, `700.HK`, `FX:EURUSD`, `CRYPTO:BTCUSDT`), any case; a malformed one is `BAD_USER_INPUT`."
         )]
         symbol: String,
+        #[graphql(
+            desc = "Pins the answer to this source, past `FINQL_ROUTES` and the caches. `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) when the caller's plan does not list it in `sources` or has the market delayed; `BAD_USER_INPUT` when this deployment does not configure it."
+        )]
+        source: Option<QuoteSource>,
     ) -> Result<Option<QuoteObject>> {
-        load_quote(ctx, Symbol::parse(&symbol)?).await.map(Some)
+        let symbol = Symbol::parse(&symbol)?;
+        match source {
+            Some(source) => Ok(Some(pinned_quote(ctx, &symbol, source.name()).await?)),
+            None => load_quote(ctx, symbol).await.map(Some),
+        }
     }
 
     /// Quotes of up to 500 instruments, in the order asked. Partial data: each item is the
@@ -288,6 +305,10 @@ impl QuotesQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Up to 500 symbols, any case; one asked twice answers twice.")] symbols: Vec<String>,
+        #[graphql(
+            desc = "Pins the answer to this source, past `FINQL_ROUTES` and the caches. `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) when the caller's plan does not list it in `sources` or has the market delayed; `BAD_USER_INPUT` when this deployment does not configure it."
+        )]
+        source: Option<QuoteSource>,
     ) -> Result<Vec<Option<std::result::Result<QuoteObject, async_graphql::Error>>>> {
         if symbols.len() > MAX_SYMBOLS {
             return Err(AppError::bad_field("symbols", format!("at most {MAX_SYMBOLS} symbols per request")).into());
@@ -299,7 +320,13 @@ impl QuotesQuery {
         let mut distinct = parsed.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        let mut found = entitled_quotes(ctx, &distinct).await?;
+        let mut found = match source {
+            Some(source) => {
+                let pinned = join_all(distinct.iter().map(|symbol| pinned_quote(ctx, symbol, source.name()))).await;
+                distinct.iter().cloned().zip(pinned).collect()
+            }
+            None => entitled_quotes(ctx, &distinct).await?,
+        };
         let mut answers = Vec::with_capacity(parsed.len());
         for (i, symbol) in parsed.iter().enumerate() {
             // The last position of a symbol takes the answer; earlier ones a copy.
@@ -311,6 +338,15 @@ impl QuotesQuery {
         }
         Ok(answers)
     }
+}
+
+/// `symbol`'s quote from `source` alone, as the caller's plan allows (`market::pinned`).
+pub(super) async fn pinned_quote(ctx: &Context<'_>, symbol: &Symbol, source: &'static str) -> AppResult<QuoteObject> {
+    let grant = grant(ctx, symbol)?;
+    crate::market::entitlements::require_source(&RequestContext::of(ctx)?.principal, &grant, symbol, source)?;
+    let quote = service::<MarketService>(ctx)?.quote_from(source, symbol).await?;
+    SourcesUsed::record(ctx, [quote.source]);
+    Ok(QuoteObject::realtime(quote))
 }
 
 /// A copy of an outcome, for a symbol asked twice.

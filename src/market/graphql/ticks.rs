@@ -88,11 +88,23 @@ impl TicksQuery {
         )]
         symbol: String,
         #[graphql(desc = "At most this many trades, 1 to 1000 (20 when omitted).")] limit: Option<i32>,
+        #[graphql(
+            desc = "Pins the answer to this source, past `FINQL_ROUTES`. `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) when the caller's plan does not list it in `sources` or has the market delayed; `BAD_USER_INPUT` when this deployment does not configure it."
+        )]
+        source: Option<super::quotes::QuoteSource>,
     ) -> Result<Option<Vec<TickObject>>> {
         let limit = bounded(limit.unwrap_or(DEFAULT_TICKS), 1, MAX_TICKS, "limit")?;
         let symbol = Symbol::parse(&symbol)?;
         let grant = grant(ctx, &symbol)?;
-        let ticks = service::<MarketService>(ctx)?.ticks(&symbol, limit).await?;
+        let market = service::<MarketService>(ctx)?;
+        let ticks = match source {
+            Some(source) => {
+                let principal = &crate::graphql::RequestContext::of(ctx)?.principal;
+                crate::market::entitlements::require_source(principal, &grant, &symbol, source.name())?;
+                market.ticks_from(source.name(), &symbol, limit).await?
+            }
+            None => market.ticks(&symbol, limit).await?,
+        };
         let ticks: Vec<TickObject> =
             ticks.into_iter().filter(|tick| grant.keeps(tick.timestamp)).map(Into::into).collect();
         crate::graphql::provenance::SourcesUsed::record(ctx, ticks.iter().map(|tick| tick.source));

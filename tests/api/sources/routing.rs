@@ -139,3 +139,80 @@ async fn a_routing_typo_stops_the_server_with_what_was_meant() {
     .unwrap_err();
     assert!(err.to_string().contains("region `USA`"), "{err}");
 }
+
+/// A plan file whose `developer` plan (the anonymous caller's here) may pin Polygon and the
+/// simulated market only, with Hong Kong delayed.
+const PINNING_PLANS: &str = r#"
+[plans.developer]
+rate_per_second = 1000
+burst = 2000
+cost_per_minute = 10000000
+max_connections = 100
+max_live_symbols = 10000
+history_days = 73000
+fundamentals = true
+delay_minutes = 15
+sources = ["polygon", "simulated"]
+[plans.developer.markets]
+"*" = "realtime"
+HK = "delayed"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_argument_pins_the_answer_past_the_route() {
+    let (polygon, itick) = (FakePolygon::start().await, FakeItick::start().await);
+    let app = app_on(&polygon, &itick, "simulated", "stock:US=polygon,itick").await;
+    let query = r#"{
+        quote(symbol: "AAPL.US", source: ITICK) { source }
+        quotes(symbols: ["AAPL.US", "MSFT.US"], source: SIMULATED) { source }
+        klines(symbol: "AAPL.US", interval: ONE_DAY, limit: 3, source: ITICK) { source }
+        ticks(symbol: "AAPL.US", limit: 1, source: ITICK) { source }
+        routed: quote(symbol: "AAPL.US") { source }
+    }"#;
+    let body = app.gql(None, query, json!({})).await;
+    let data = &body["data"];
+    assert_eq!(data["quote"]["source"], "ITICK", "{body}");
+    assert_eq!(data["quotes"], json!([{ "source": "SIMULATED" }, { "source": "SIMULATED" }]));
+    let bars = data["klines"].as_array().unwrap();
+    assert_eq!(bars.len(), 3);
+    assert!(bars.iter().all(|bar| bar["source"] == "ITICK"));
+    assert_eq!(data["ticks"][0]["source"], "ITICK");
+    assert_eq!(data["routed"]["source"], "POLYGON", "an unpinned field still follows the route");
+    assert_eq!(body["extensions"]["sources"], json!(["itick", "polygon", "simulated"]));
+    // A pinned window is `before` and `limit`: paging forward or adjusting is refused.
+    let body = app
+        .gql(None, r#"{ klines(symbol: "AAPL.US", interval: ONE_DAY, after: "2025-01-02T00:00:00Z", source: ITICK) { time } }"#, json!({}))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinning_is_refused_outside_the_plan_and_for_sources_not_configured() {
+    let (polygon, itick) = (FakePolygon::start().await, FakeItick::start().await);
+    let (_dir, plans) = plans_file(PINNING_PLANS);
+    let (polygon_base, itick_base) = (polygon.base_url(), itick.base_url());
+    let vars = [
+        ("FINQL_PLANS_FILE", plans.as_str()),
+        ("FINQL_ROUTES", "stock:US=polygon,itick"),
+        ("POLYGON_BASE_URL", polygon_base.as_str()),
+        ("POLYGON_API_KEY", super::polygon::fake_rest::KEY),
+        ("ITICK_BASE_URL", itick_base.as_str()),
+        ("ITICK_TOKEN", super::itick::fake_rest::TOKEN),
+    ];
+    let app = spawn_app(Backend::Sqlite, &vars).await.unwrap();
+    let pin = |symbol: &str, source: &str| format!(r#"{{ quote(symbol: "{symbol}", source: {source}) {{ source }} }}"#);
+    let body = app.gql(None, &pin("AAPL.US", "POLYGON"), json!({})).await;
+    assert_eq!(body["data"]["quote"]["source"], "POLYGON", "listed in the plan: {body}");
+    let body = app.gql(None, &pin("AAPL.US", "ITICK"), json!({})).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["reason"], "ENTITLEMENT_REQUIRED");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("source `itick`"), "{body}");
+    let body = app.gql(None, &pin("700.HK", "SIMULATED"), json!({})).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "a delayed market cannot be pinned: {body}");
+    assert!(itick.requests().is_empty(), "nothing refused reached iTick");
+    // A deployment without Polygon says so.
+    let plain = spawn_app(Backend::Sqlite, &[]).await.unwrap();
+    let body = plain.gql(None, &pin("AAPL.US", "POLYGON"), json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("not configured"), "{body}");
+}

@@ -1,0 +1,89 @@
+//! A field's `source` argument: the answer of one named source, past the routes and fallback
+//! lists, for a desk that must know (or compare) what one provider says.
+//!
+//! A pinned call goes straight to that source (behind its breaker and the request's budget,
+//! as any call), is validated as any value is, and is neither cached nor shared: a pinned
+//! answer is never served to a caller who did not pin, and a cached routed answer is never
+//! served as a pinned one. Pinning serves what the source has now, so it is for markets the
+//! caller's plan has in real time (`graphql` checks that, and the plan's `sources`).
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    service::MarketService,
+    source::Asked,
+    types::{Interval, Kline, Quote, Tick},
+    validate,
+};
+use crate::{
+    error::{AppError, AppResult},
+    market::MarketSource,
+    reference::Symbol,
+};
+
+impl MarketService {
+    /// The configured source `name`, or `BAD_USER_INPUT` naming it.
+    fn pinned(&self, name: &str) -> AppResult<std::sync::Arc<dyn MarketSource>> {
+        self.pinnable(name).cloned().ok_or_else(|| {
+            AppError::bad_field("source", format!("the source `{name}` is not configured on this deployment"))
+        })
+    }
+
+    /// `symbol`'s quote from `source` alone.
+    pub async fn quote_from(&self, source: &str, symbol: &Symbol) -> AppResult<Quote> {
+        let pinned = self.pinned(source)?;
+        let instrument = self.instrument(symbol).await?;
+        let quotes = self
+            .upstream("quotes", pinned.quotes(std::slice::from_ref(&instrument)))
+            .await
+            .map_err(|err| err.about(symbol, Asked::MarketData))?;
+        let quote = quotes
+            .into_iter()
+            .find(|quote| quote.symbol == *symbol)
+            .ok_or_else(|| AppError::NotFound(format!("the source `{source}` has no quote of `{symbol}`")))?
+            .without_untraded_volume();
+        if let Err(reason) = validate::quote(&quote, Utc::now()) {
+            self.reject("quote", quote.source, symbol, &reason);
+            return Err(AppError::UpstreamUnavailable(format!(
+                "the source `{source}` sent an invalid quote of `{symbol}`"
+            )));
+        }
+        Ok(quote)
+    }
+
+    /// The newest `limit` bars of `symbol` from `source` alone, ending at or before `before`
+    /// (the bar containing it left out), oldest first.
+    pub async fn klines_from(
+        &self,
+        source: &str,
+        symbol: &Symbol,
+        interval: Interval,
+        before: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> AppResult<Vec<Kline>> {
+        let pinned = self.pinned(source)?;
+        let instrument = self.instrument(symbol).await?;
+        // A bar ends where the next starts: only bars starting one interval before `before`
+        // end by it, so ask for those (the upstream's `end` excludes the bar starting at it).
+        let end = before.map(|before| interval.bar_start(before));
+        let bars = self
+            .upstream("klines", pinned.klines(&instrument, interval, end, limit))
+            .await
+            .map_err(|err| err.about(symbol, Asked::MarketData))?;
+        let now = Utc::now();
+        let mut valid = Vec::with_capacity(bars.len());
+        for bar in bars {
+            match validate::kline(&bar, now) {
+                Ok(()) => valid.push(bar),
+                Err(reason) => self.reject("kline", bar.source, symbol, &reason),
+            }
+        }
+        super::types::strip_untraded_volume(symbol, &mut valid);
+        Ok(valid)
+    }
+
+    /// The latest `limit` trades of `symbol` from `source` alone, newest last.
+    pub async fn ticks_from(&self, source: &str, symbol: &Symbol, limit: usize) -> AppResult<Vec<Tick>> {
+        self.ticks_of(self.pinned(source)?.as_ref(), symbol, limit).await
+    }
+}
