@@ -7,10 +7,13 @@
 //! served as a pinned one. Pinning serves what the source has now, so it is for markets the
 //! caller's plan has in real time (`graphql` checks that, and the plan's `sources`).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
+use futures::future::join_all;
 
 use super::{
-    service::MarketService,
+    service::{MarketService, chunks},
     source::Asked,
     types::{Interval, Kline, Quote, Tick},
     validate,
@@ -29,26 +32,53 @@ impl MarketService {
         })
     }
 
-    /// `symbol`'s quote from `source` alone.
-    pub async fn quote_from(&self, source: &str, symbol: &Symbol) -> AppResult<Quote> {
+    /// The quotes of `symbols` from `source` alone, each symbol's outcome on its own: one
+    /// upstream batch per (asset class, region) chunk at the source's limit, as unpinned
+    /// quotes are fetched (a pinned list of 500 is a few calls, never 500).
+    pub async fn quotes_from(&self, source: &str, symbols: &[Symbol]) -> AppResult<HashMap<Symbol, AppResult<Quote>>> {
         let pinned = self.pinned(source)?;
-        let instrument = self.instrument(symbol).await?;
-        let quotes = self
-            .upstream("quotes", pinned.quotes(std::slice::from_ref(&instrument)))
-            .await
-            .map_err(|err| err.about(symbol, Asked::MarketData))?;
-        let quote = quotes
-            .into_iter()
-            .find(|quote| quote.symbol == *symbol)
-            .ok_or_else(|| AppError::NotFound(format!("the source `{source}` has no quote of `{symbol}`")))?
-            .without_untraded_volume();
-        if let Err(reason) = validate::quote(&quote, Utc::now()) {
-            self.reject("quote", quote.source, symbol, &reason);
-            return Err(AppError::UpstreamUnavailable(format!(
-                "the source `{source}` sent an invalid quote of `{symbol}`"
-            )));
+        let mut answers = HashMap::with_capacity(symbols.len());
+        let mut instruments = Vec::with_capacity(symbols.len());
+        for (symbol, found) in symbols.iter().zip(join_all(symbols.iter().map(|s| self.instrument(s))).await) {
+            match found {
+                Ok(instrument) => instruments.push(instrument),
+                Err(err) => {
+                    answers.insert(symbol.clone(), Err(err));
+                }
+            }
         }
-        Ok(quote)
+        let chunks = chunks(instruments, pinned.batch_limit());
+        let fetched = join_all(chunks.iter().map(|chunk| self.upstream("quotes", pinned.quotes(chunk)))).await;
+        let now = Utc::now();
+        for (chunk, fetched) in chunks.into_iter().zip(fetched) {
+            let mut quotes: HashMap<Symbol, Quote> = match fetched {
+                Ok(quotes) => quotes.into_iter().map(|quote| (quote.symbol.clone(), quote)).collect(),
+                Err(err) => {
+                    for instrument in chunk {
+                        let failed = err.clone().about(&instrument.symbol, Asked::MarketData).into();
+                        answers.insert(instrument.symbol, Err(failed));
+                    }
+                    continue;
+                }
+            };
+            for instrument in chunk {
+                let symbol = instrument.symbol;
+                let outcome = match quotes.remove(&symbol).map(Quote::without_untraded_volume) {
+                    None => Err(AppError::NotFound(format!("the source `{source}` has no quote of `{symbol}`"))),
+                    Some(quote) => match validate::quote(&quote, now) {
+                        Ok(()) => Ok(quote),
+                        Err(reason) => {
+                            self.reject("quote", quote.source, &symbol, &reason);
+                            Err(AppError::UpstreamUnavailable(format!(
+                                "the source `{source}` sent an invalid quote of `{symbol}`"
+                            )))
+                        }
+                    },
+                };
+                answers.insert(symbol, outcome);
+            }
+        }
+        Ok(answers)
     }
 
     /// The newest `limit` bars of `symbol` from `source` alone, ending at or before `before`

@@ -674,15 +674,7 @@ impl MarketService {
 
     /// Instruments grouped by (asset class, upstream region), chunked at the source's limit.
     fn chunks(&self, instruments: Vec<Instrument>) -> Vec<Vec<Instrument>> {
-        let mut groups: HashMap<(crate::reference::service::AssetClass, String), Vec<Instrument>> = HashMap::new();
-        for instrument in instruments {
-            groups.entry((instrument.asset_class, instrument.region.clone())).or_default().push(instrument);
-        }
-        let limit = self.inner.source.batch_limit().max(1);
-        groups
-            .into_values()
-            .flat_map(|group| group.chunks(limit).map(<[Instrument]>::to_vec).collect::<Vec<_>>())
-            .collect()
+        chunks(instruments, self.inner.source.batch_limit())
     }
 
     #[tracing::instrument(name = "market.ticks", skip_all, fields(limit))]
@@ -771,4 +763,15 @@ impl MarketService {
     pub fn redis_health(&self) -> Option<crate::resilience::breaker::BreakerSnapshot> {
         self.inner.shared.as_ref().map(|shared| shared.guard().snapshot())
     }
+}
+
+/// `instruments` grouped by (asset class, upstream region), chunked at `limit`: one upstream
+/// batch call each.
+pub(super) fn chunks(instruments: Vec<Instrument>, limit: usize) -> Vec<Vec<Instrument>> {
+    let mut groups: HashMap<(crate::reference::service::AssetClass, String), Vec<Instrument>> = HashMap::new();
+    for instrument in instruments {
+        groups.entry((instrument.asset_class, instrument.region.clone())).or_default().push(instrument);
+    }
+    let limit = limit.max(1);
+    groups.into_values().flat_map(|group| group.chunks(limit).map(<[Instrument]>::to_vec).collect::<Vec<_>>()).collect()
 }

@@ -288,7 +288,13 @@ impl QuotesQuery {
     ) -> Result<Option<QuoteObject>> {
         let symbol = Symbol::parse(&symbol)?;
         match source {
-            Some(source) => Ok(Some(pinned_quote(ctx, &symbol, source.name()).await?)),
+            Some(source) => {
+                let mut found = pinned_quotes(ctx, std::slice::from_ref(&symbol), source.name()).await?;
+                let outcome = found.remove(&symbol).unwrap_or_else(|| {
+                    Err(AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))
+                });
+                Ok(Some(outcome?))
+            }
             None => load_quote(ctx, symbol).await.map(Some),
         }
     }
@@ -321,10 +327,7 @@ impl QuotesQuery {
         distinct.sort_unstable();
         distinct.dedup();
         let mut found = match source {
-            Some(source) => {
-                let pinned = join_all(distinct.iter().map(|symbol| pinned_quote(ctx, symbol, source.name()))).await;
-                distinct.iter().cloned().zip(pinned).collect()
-            }
+            Some(source) => pinned_quotes(ctx, &distinct, source.name()).await?,
             None => entitled_quotes(ctx, &distinct).await?,
         };
         let mut answers = Vec::with_capacity(parsed.len());
@@ -340,13 +343,30 @@ impl QuotesQuery {
     }
 }
 
-/// `symbol`'s quote from `source` alone, as the caller's plan allows (`market::pinned`).
-pub(super) async fn pinned_quote(ctx: &Context<'_>, symbol: &Symbol, source: &'static str) -> AppResult<QuoteObject> {
-    let grant = grant(ctx, symbol)?;
-    crate::market::entitlements::require_source(&RequestContext::of(ctx)?.principal, &grant, symbol, source)?;
-    let quote = service::<MarketService>(ctx)?.quote_from(source, symbol).await?;
-    SourcesUsed::record(ctx, [quote.source]);
-    Ok(QuoteObject::realtime(quote))
+/// Each symbol's quote from `source` alone, as the caller's plan allows, or that symbol's
+/// error (`market::pinned`); the whole list fails only when `source` is not configured.
+async fn pinned_quotes(
+    ctx: &Context<'_>,
+    symbols: &[Symbol],
+    source: &'static str,
+) -> Result<HashMap<Symbol, AppResult<QuoteObject>>> {
+    let principal = &RequestContext::of(ctx)?.principal;
+    let mut answers = HashMap::with_capacity(symbols.len());
+    let mut allowed = Vec::with_capacity(symbols.len());
+    for symbol in symbols {
+        let entitled = grant(ctx, symbol)
+            .and_then(|grant| crate::market::entitlements::require_source(principal, &grant, symbol, source));
+        match entitled {
+            Ok(()) => allowed.push(symbol.clone()),
+            Err(err) => {
+                answers.insert(symbol.clone(), Err(err));
+            }
+        }
+    }
+    let found = service::<MarketService>(ctx)?.quotes_from(source, &allowed).await?;
+    SourcesUsed::record(ctx, found.values().filter_map(|answer| Some(answer.as_ref().ok()?.source)));
+    answers.extend(found.into_iter().map(|(symbol, outcome)| (symbol, outcome.map(QuoteObject::realtime))));
+    Ok(answers)
 }
 
 /// A copy of an outcome, for a symbol asked twice.

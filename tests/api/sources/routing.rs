@@ -168,6 +168,7 @@ async fn a_source_argument_pins_the_answer_past_the_route() {
         klines(symbol: "AAPL.US", interval: ONE_DAY, limit: 3, source: ITICK) { source }
         ticks(symbol: "AAPL.US", limit: 1, source: ITICK) { source }
         routed: quote(symbol: "AAPL.US") { source }
+        batch: quotes(symbols: ["AAPL.US", "MSFT.US", "NVDA.US"], source: ITICK) { symbol source }
     }"#;
     let body = app.gql(None, query, json!({})).await;
     let data = &body["data"];
@@ -178,6 +179,15 @@ async fn a_source_argument_pins_the_answer_past_the_route() {
     assert!(bars.iter().all(|bar| bar["source"] == "ITICK"));
     assert_eq!(data["ticks"][0]["source"], "ITICK");
     assert_eq!(data["routed"]["source"], "POLYGON", "an unpinned field still follows the route");
+    assert!(data["batch"].as_array().unwrap().iter().all(|q| q["source"] == "ITICK"));
+    let batch_calls: Vec<String> = itick
+        .requests()
+        .into_iter()
+        .filter_map(|(_, query)| query.get("codes").cloned())
+        .filter(|codes| codes.contains("NVDA"))
+        .collect();
+    assert_eq!(batch_calls.len(), 1, "a pinned list is one batch call, not one per symbol: {batch_calls:?}");
+    assert_eq!(batch_calls[0].split(',').count(), 3);
     assert_eq!(body["extensions"]["sources"], json!(["itick", "polygon", "simulated"]));
     // A pinned window is `before` and `limit`: paging forward or adjusting is refused.
     let body = app
