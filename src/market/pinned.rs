@@ -15,7 +15,7 @@ use futures::future::join_all;
 use super::{
     service::{MarketService, chunks},
     source::Asked,
-    types::{Interval, Kline, Quote, Tick},
+    types::{Interval, Kline, OrderBook, Quote, Tick},
     validate,
 };
 use crate::{
@@ -110,6 +110,24 @@ impl MarketService {
         }
         super::types::strip_untraded_volume(symbol, &mut valid);
         Ok(valid)
+    }
+
+    /// `symbol`'s order book from `source` alone, `levels` deep (an index has none: refused
+    /// before any source is asked).
+    pub async fn order_book_from(&self, source: &str, symbol: &Symbol, levels: usize) -> AppResult<OrderBook> {
+        let pinned = self.pinned(source)?;
+        let instrument = super::service::require_order_book(self.instrument(symbol).await?)?;
+        let book = self
+            .upstream("order_book", pinned.order_book(&instrument, levels))
+            .await
+            .map_err(|err| err.about(symbol, Asked::MarketData))?;
+        if let Err(reason) = validate::order_book(&book, Utc::now()) {
+            self.reject("order_book", pinned.name(), symbol, &reason);
+            return Err(AppError::UpstreamUnavailable(format!(
+                "the source `{source}` sent an invalid order book of `{symbol}`"
+            )));
+        }
+        Ok(book)
     }
 
     /// The latest `limit` trades of `symbol` from `source` alone, newest last.

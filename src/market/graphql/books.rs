@@ -132,8 +132,22 @@ impl BooksQuery {
         )]
         symbol: String,
         #[graphql(desc = "Price levels per side, 1 to 50 (10 when omitted).")] levels: Option<i32>,
+        #[graphql(
+            desc = "Pins the answer to this source, past `FINQL_ROUTES` and the caches. `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) when the caller's plan does not list it in `sources`; `BAD_USER_INPUT` when this deployment does not configure it."
+        )]
+        source: Option<super::quotes::QuoteSource>,
     ) -> Result<Option<OrderBookObject>> {
         let levels = book_levels(levels)?;
-        load_order_book(ctx, Symbol::parse(&symbol)?, levels).await.map(Some)
+        let symbol = Symbol::parse(&symbol)?;
+        let Some(source) = source else { return load_order_book(ctx, symbol, levels).await.map(Some) };
+        let grant = grant(ctx, &symbol)?;
+        grant.require_order_book(&symbol)?;
+        let principal = &crate::graphql::RequestContext::of(ctx)?.principal;
+        crate::market::entitlements::require_source(principal, &grant, &symbol, source.name())?;
+        let book = service::<crate::market::service::MarketService>(ctx)?
+            .order_book_from(source.name(), &symbol, levels)
+            .await?;
+        crate::graphql::provenance::SourcesUsed::record(ctx, [source.name()]);
+        Ok(Some(book.into()))
     }
 }

@@ -169,6 +169,7 @@ async fn a_source_argument_pins_the_answer_past_the_route() {
         ticks(symbol: "AAPL.US", limit: 1, source: ITICK) { source }
         routed: quote(symbol: "AAPL.US") { source }
         batch: quotes(symbols: ["AAPL.US", "MSFT.US", "NVDA.US"], source: ITICK) { symbol source }
+        orderBook(symbol: "AAPL.US", levels: 2, source: ITICK) { bids { price } }
     }"#;
     let body = app.gql(None, query, json!({})).await;
     let data = &body["data"];
@@ -188,6 +189,9 @@ async fn a_source_argument_pins_the_answer_past_the_route() {
         .collect();
     assert_eq!(batch_calls.len(), 1, "a pinned list is one batch call, not one per symbol: {batch_calls:?}");
     assert_eq!(batch_calls[0].split(',').count(), 3);
+    assert_eq!(data["orderBook"]["bids"].as_array().unwrap().len(), 2, "{body}");
+    assert!(itick.requests().iter().any(|(path, _)| path == "/stock/depth"), "the book asked of iTick");
+    assert!(polygon.paths().iter().all(|path| !path.contains("nbbo")), "not of Polygon");
     assert_eq!(body["extensions"]["sources"], json!(["itick", "polygon", "simulated"]));
     // A pinned window is `before` and `limit`: paging forward or adjusting is refused.
     let body = app
