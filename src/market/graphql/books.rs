@@ -140,10 +140,7 @@ impl BooksQuery {
         let levels = book_levels(levels)?;
         let symbol = Symbol::parse(&symbol)?;
         let Some(source) = source else { return load_order_book(ctx, symbol, levels).await.map(Some) };
-        let grant = grant(ctx, &symbol)?;
-        grant.require_order_book(&symbol)?;
-        let principal = &crate::graphql::RequestContext::of(ctx)?.principal;
-        crate::market::entitlements::require_source(principal, &grant, &symbol, source.name())?;
+        super::pinned_grant(ctx, &symbol, source.name())?.require_order_book(&symbol)?;
         let book = service::<crate::market::service::MarketService>(ctx)?
             .order_book_from(source.name(), &symbol, levels)
             .await?;

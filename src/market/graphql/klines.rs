@@ -220,9 +220,7 @@ pub async fn load_klines(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) ->
         None => before,
     };
     let bars = window(ctx, symbol, KlineArgs { interval, limit, before, after, adjust }).await?;
-    let bars: Vec<KlineObject> = bars.iter().filter(|bar| bar.time >= grant.horizon()).map(KlineObject::from).collect();
-    crate::graphql::provenance::SourcesUsed::record(ctx, bars.iter().map(|bar| bar.source));
-    Ok(bars)
+    Ok(served(ctx, &grant, &bars))
 }
 
 /// The bars of a window from `source` alone (`market::pinned`), as the caller's plan allows.
@@ -240,22 +238,22 @@ async fn pinned_klines(
         )
         .into());
     }
-    let grant = grant(ctx, symbol)?;
-    crate::market::entitlements::require_source(
-        &crate::graphql::RequestContext::of(ctx)?.principal,
-        &grant,
-        symbol,
-        source,
-    )?;
+    let grant = super::pinned_grant(ctx, symbol, source)?;
     let market = service::<MarketService>(ctx)?;
     if let Some(before) = before {
         grant.require_since(symbol, "before", before, market.instrument(symbol).await?.listed_at)?;
     }
     cache_control::at_most(ctx, cache_control::LIVE);
     let bars = market.klines_from(source, symbol, interval, before, limit).await?;
+    Ok(served(ctx, &grant, &bars))
+}
+
+/// `bars` as served to a caller with `grant`: none before its plan's horizon; their sources
+/// noted for `extensions.sources`.
+fn served(ctx: &Context<'_>, grant: &crate::market::entitlements::Grant, bars: &[Kline]) -> Vec<KlineObject> {
     let bars: Vec<KlineObject> = bars.iter().filter(|bar| bar.time >= grant.horizon()).map(KlineObject::from).collect();
     crate::graphql::provenance::SourcesUsed::record(ctx, bars.iter().map(|bar| bar.source));
-    Ok(bars)
+    bars
 }
 
 /// The bars of a window, as the service has them.

@@ -47,6 +47,14 @@ pub fn grant(ctx: &async_graphql::Context<'_>, symbol: &Symbol) -> AppResult<Gra
     entitlements::grant(&RequestContext::of(ctx)?.principal, symbol, Scope::Market, now)
 }
 
+/// [`grant`], for a field pinned to `source`: refused unless the plan lets the caller pin it
+/// (`entitlements::require_source`).
+pub fn pinned_grant(ctx: &async_graphql::Context<'_>, symbol: &Symbol, source: &str) -> AppResult<Grant> {
+    let grant = grant(ctx, symbol)?;
+    entitlements::require_source(&RequestContext::of(ctx)?.principal, &grant, symbol, source)?;
+    Ok(grant)
+}
+
 /// Every market query, merged into the one `Query` at the top of the tree.
 #[derive(MergedObject, Default)]
 pub struct MarketQuery(

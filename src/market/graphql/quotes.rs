@@ -350,14 +350,11 @@ async fn pinned_quotes(
     symbols: &[Symbol],
     source: &'static str,
 ) -> Result<HashMap<Symbol, AppResult<QuoteObject>>> {
-    let principal = &RequestContext::of(ctx)?.principal;
     let mut answers = HashMap::with_capacity(symbols.len());
     let mut allowed = Vec::with_capacity(symbols.len());
     for symbol in symbols {
-        let entitled = grant(ctx, symbol)
-            .and_then(|grant| crate::market::entitlements::require_source(principal, &grant, symbol, source));
-        match entitled {
-            Ok(()) => allowed.push(symbol.clone()),
+        match super::pinned_grant(ctx, symbol, source) {
+            Ok(_) => allowed.push(symbol.clone()),
             Err(err) => {
                 answers.insert(symbol.clone(), Err(err));
             }

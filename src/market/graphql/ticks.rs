@@ -99,8 +99,7 @@ impl TicksQuery {
         let market = service::<MarketService>(ctx)?;
         let ticks = match source {
             Some(source) => {
-                let principal = &crate::graphql::RequestContext::of(ctx)?.principal;
-                crate::market::entitlements::require_source(principal, &grant, &symbol, source.name())?;
+                super::pinned_grant(ctx, &symbol, source.name())?;
                 market.ticks_from(source.name(), &symbol, limit).await?
             }
             None => market.ticks(&symbol, limit).await?,
