@@ -63,17 +63,13 @@ impl MarketService {
             };
             for instrument in chunk {
                 let symbol = instrument.symbol;
-                let outcome = match quotes.remove(&symbol).map(Quote::without_untraded_volume) {
+                let outcome = match quotes.remove(&symbol) {
                     None => Err(AppError::NotFound(format!("the source `{source}` has no quote of `{symbol}`"))),
-                    Some(quote) => match validate::quote(&quote, now) {
-                        Ok(()) => Ok(quote),
-                        Err(reason) => {
-                            self.reject("quote", quote.source, &symbol, &reason);
-                            Err(AppError::UpstreamUnavailable(format!(
-                                "the source `{source}` sent an invalid quote of `{symbol}`"
-                            )))
-                        }
-                    },
+                    Some(quote) => self.valid_quote(quote, now).ok_or_else(|| {
+                        AppError::UpstreamUnavailable(format!(
+                            "the source `{source}` sent an invalid quote of `{symbol}`"
+                        ))
+                    }),
                 };
                 answers.insert(symbol, outcome);
             }
@@ -93,23 +89,14 @@ impl MarketService {
     ) -> AppResult<Vec<Kline>> {
         let pinned = self.pinned(source)?;
         let instrument = self.instrument(symbol).await?;
-        // A bar ends where the next starts: only bars starting one interval before `before`
-        // end by it, so ask for those (the upstream's `end` excludes the bar starting at it).
+        // A bar ends where the next starts: the bars ending by `before` are those starting
+        // before the bar that holds it (the upstream's `end` excludes the bar starting at it).
         let end = before.map(|before| interval.bar_start(before));
         let bars = self
             .upstream("klines", pinned.klines(&instrument, interval, end, limit))
             .await
             .map_err(|err| err.about(symbol, Asked::MarketData))?;
-        let now = Utc::now();
-        let mut valid = Vec::with_capacity(bars.len());
-        for bar in bars {
-            match validate::kline(&bar, now) {
-                Ok(()) => valid.push(bar),
-                Err(reason) => self.reject("kline", bar.source, symbol, &reason),
-            }
-        }
-        super::types::strip_untraded_volume(symbol, &mut valid);
-        Ok(valid)
+        Ok(self.valid_bars(symbol, bars).0)
     }
 
     /// `symbol`'s order book from `source` alone, `levels` deep (an index has none: refused

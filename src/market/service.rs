@@ -350,11 +350,7 @@ impl MarketService {
             if let Ok(quotes) = &fetched {
                 let now = Utc::now();
                 for quote in quotes {
-                    let quote = &quote.clone().without_untraded_volume();
-                    if let Err(reason) = validate::quote(quote, now) {
-                        service.reject("quote", quote.source, &quote.symbol, &reason);
-                        continue;
-                    }
+                    let Some(quote) = &service.valid_quote(quote.clone(), now) else { continue };
                     service.inner.quotes.insert(quote.symbol.clone(), quote.clone()).await;
                     service.inner.last_known.insert(quote.symbol.clone(), quote.clone()).await;
                     answer.insert(quote.symbol.clone(), quote.clone());
@@ -507,8 +503,21 @@ impl MarketService {
         Ok(Fetched { bars: valid, asked: limit, had_rejects })
     }
 
+    /// `quote` as served (no volume where nothing trades), if it passes validation; refused
+    /// ones are counted and logged.
+    pub(super) fn valid_quote(&self, quote: Quote, now: DateTime<Utc>) -> Option<Quote> {
+        let quote = quote.without_untraded_volume();
+        match validate::quote(&quote, now) {
+            Ok(()) => Some(quote),
+            Err(reason) => {
+                self.reject("quote", quote.source, &quote.symbol, &reason);
+                None
+            }
+        }
+    }
+
     /// Validated bars, oldest first, one per start; and whether any was refused.
-    fn valid_bars(&self, symbol: &Symbol, bars: Vec<Kline>) -> (Vec<Kline>, bool) {
+    pub(super) fn valid_bars(&self, symbol: &Symbol, bars: Vec<Kline>) -> (Vec<Kline>, bool) {
         let now = Utc::now();
         let received = bars.len();
         let mut valid: Vec<Kline> = Vec::with_capacity(bars.len());
