@@ -69,6 +69,15 @@ pub fn share(index: usize, count: usize) -> Option<Instant> {
     Some(now + left / remaining)
 }
 
+/// `work`, the `index`th of `count` sources' turn, within its [`share`] of the deadline in
+/// force (unbounded when none is).
+pub async fn in_turn<F: Future>(index: usize, count: usize, work: F) -> F::Output {
+    match share(index, count) {
+        Some(deadline) => within(deadline, work).await,
+        None => work.await,
+    }
+}
+
 /// A source behind its circuit breaker and the request's deadline.
 pub struct GuardedSource {
     source: Arc<dyn MarketSource>,

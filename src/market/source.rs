@@ -213,11 +213,7 @@ impl FallbackSource {
         let mut last = SourceError::Unavailable("no source configured".into());
         let count = self.sources.len();
         for (index, source) in self.sources.iter().enumerate() {
-            let attempt = call(source.as_ref());
-            let answer = match super::health::share(index, count) {
-                Some(deadline) => super::health::within(deadline, attempt).await,
-                None => attempt.await,
-            };
+            let answer = super::health::in_turn(index, count, call(source.as_ref())).await;
             match answer {
                 Ok(value) => return Ok(value),
                 Err(err) => {
@@ -253,11 +249,7 @@ impl FallbackSource {
             if remaining.is_empty() {
                 break;
             }
-            let attempt = call(source.as_ref(), &remaining);
-            let answer = match super::health::share(index, count) {
-                Some(deadline) => super::health::within(deadline, attempt).await,
-                None => attempt.await,
-            };
+            let answer = super::health::in_turn(index, count, call(source.as_ref(), &remaining)).await;
             match answer {
                 Ok(found) => {
                     remaining.retain(|i| !found.iter().any(|value| *symbol(value) == i.symbol));
