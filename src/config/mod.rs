@@ -197,6 +197,25 @@ pub enum MarketSourceKind {
     Polygon,
 }
 
+impl MarketSourceKind {
+    pub const ALL: [Self; 3] = [Self::Simulated, Self::Itick, Self::Polygon];
+
+    /// The source's name: in settings, plans, and on every value it produces
+    /// (`MarketSource::name`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Simulated => "simulated",
+            Self::Itick => "itick",
+            Self::Polygon => "polygon",
+        }
+    }
+
+    /// The source named `name` (exactly, lower case), if finql has it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct PolygonSettings {
     /// `POLYGON_API_KEY`: the API key; required when a source is `polygon`.
@@ -679,11 +698,8 @@ fn throttle_settings(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Th
 fn parse_sources(what: &str, raw: &str) -> anyhow::Result<Vec<MarketSourceKind>> {
     let mut sources = Vec::new();
     for name in raw.split(',').map(str::trim) {
-        let kind = match name {
-            "simulated" => MarketSourceKind::Simulated,
-            "itick" => MarketSourceKind::Itick,
-            "polygon" => MarketSourceKind::Polygon,
-            other => bail!("{what} lists `{other}`: the sources are `simulated`, `itick` and `polygon`"),
+        let Some(kind) = MarketSourceKind::parse(name) else {
+            bail!("{what} lists `{name}`: the sources are `simulated`, `itick` and `polygon`")
         };
         if sources.contains(&kind) {
             bail!("{what} lists `{name}` twice");

@@ -281,9 +281,9 @@ impl RawPlan {
                     .iter()
                     .map(|source| {
                         let source = source.trim().to_ascii_lowercase();
-                        match source.as_str() {
-                            "itick" | "polygon" | "simulated" => Ok(source),
-                            _ => bail!("unknown source `{source}`: sources are itick, polygon and simulated"),
+                        match super::MarketSourceKind::parse(&source) {
+                            Some(kind) => Ok(kind.name().to_owned()),
+                            None => bail!("unknown source `{source}`: sources are itick, polygon and simulated"),
                         }
                     })
                     .collect::<anyhow::Result<Vec<String>>>()?,

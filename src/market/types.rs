@@ -214,7 +214,7 @@ impl Interval {
 /// what crosses a process boundary (the shared cache, replicas' events) comes back as one of
 /// these, or not at all (a newer replica's source is a miss, never a guess).
 pub fn known_source(name: &str) -> Option<&'static str> {
-    ["itick", "polygon", "simulated"].into_iter().find(|known| *known == name)
+    crate::config::MarketSourceKind::parse(name).map(crate::config::MarketSourceKind::name)
 }
 
 /// One candle. `time` is the bar's start.

@@ -151,9 +151,26 @@ pub fn build_stream(settings: &MarketSettings) -> anyhow::Result<Arc<dyn MarketS
 #[cfg(test)]
 pub(crate) mod tests {
     use crate::{
+        config::{Config, MarketSourceKind},
         market::types::Instrument,
         reference::{Symbol, service::AssetClass},
     };
+
+    /// Pinning, provenance and the replicas' wire find a source by the name its values carry:
+    /// each source must answer to the name its setting uses.
+    #[test]
+    fn each_source_answers_to_its_configured_name() {
+        let secret = "a-test-secret-long-enough-for-the-development-check-0123456789";
+        let config = Config::from_lookup(|name| match name {
+            "ITICK_TOKEN" | "POLYGON_API_KEY" => Some("key".to_owned()),
+            "JWT_SECRET" => Some(secret.to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        for kind in MarketSourceKind::ALL {
+            assert_eq!(super::build_one(kind, &config.market).unwrap().name(), kind.name());
+        }
+    }
 
     /// An instrument of the catalog's shape, in US dollars on the US calendar.
     pub fn instrument(symbol: &str, class: AssetClass, region: &str, code: &str) -> Instrument {
