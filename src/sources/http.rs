@@ -84,23 +84,26 @@ impl RestClient {
         Ok(Self { client, settings, limiter })
     }
 
-    /// One GET of `url` with `query` and the provider's `headers`, retried as the module says;
-    /// `read` turns each answer that is neither a 429 nor a 5xx (status, body) into its value,
-    /// a final failure or a reason to retry.
+    /// One GET of `base` + `path` with `query` and the provider's `headers`, retried as the
+    /// module says; `read` turns each answer that is neither a 429 nor a 5xx (status, body)
+    /// into its value, a final failure or a reason to retry.
     pub async fn get(
         &self,
-        url: &str,
+        base: &str,
+        path: &str,
         query: &[(&str, String)],
         headers: &header::HeaderMap,
         read: impl Fn(StatusCode, &[u8]) -> Result<Value, Attempt>,
     ) -> Result<Value, SourceError> {
         let provider = self.settings.provider;
-        let path = url::Url::parse(url).map(|u| u.path().to_owned()).unwrap_or_default();
+        let url = format!("{base}{path}");
+        // In messages and logs, the path without any query it carries (a next page's cursor).
+        let path = path.split('?').next().unwrap_or_default();
         let mut last = String::new();
         let mut backoff = retry::backoff(BACKOFF_BASE, BACKOFF_CAP, None);
         for attempt in 0..=self.settings.max_retries {
             self.acquire().await?;
-            let (retry_after, why) = match self.attempt(url, query, headers, &read).await {
+            let (retry_after, why) = match self.attempt(&url, query, headers, &read).await {
                 Ok(data) => return Ok(data),
                 Err(Attempt::Fail(error)) => return Err(error),
                 Err(Attempt::Retry { after, why }) => (after, why),

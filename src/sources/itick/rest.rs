@@ -17,8 +17,7 @@ impl ItickSource {
     /// One GET with retries; returns the envelope's `data`.
     #[tracing::instrument(name = "itick.rest", skip_all, fields(otel.kind = "client", source = "itick", url.path = path))]
     pub(super) async fn call(&self, path: &str, query: &[(&str, String)]) -> Result<Value, SourceError> {
-        let url = format!("{}{path}", self.base_url);
-        self.rest.get(&url, query, &self.headers, |status, body| read(status, body, path)).await
+        self.rest.get(&self.base_url, path, query, &self.headers, |status, body| read(status, body, path)).await
     }
 }
 

@@ -14,11 +14,7 @@
 //! Every value passes `market::validate` before it is served; what does not is dropped,
 //! counted and logged, as for iTick. Times are UTC; numbers exact decimals.
 
-use std::{
-    collections::HashMap,
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::header;
@@ -100,7 +96,6 @@ pub struct PolygonSource {
     base_url: String,
     /// The bearer key, marked sensitive.
     headers: header::HeaderMap,
-    rejected: AtomicU64,
 }
 
 impl std::fmt::Debug for PolygonSource {
@@ -120,16 +115,11 @@ impl PolygonSource {
             requests_per_minute: config.requests_per_minute,
             max_retries: config.max_retries,
         })?;
-        Ok(Self { rest, base_url, headers, rejected: AtomicU64::new(0) })
+        Ok(Self { rest, base_url, headers })
     }
 
-    /// Items dropped by validation or because required fields were missing, since start.
-    pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
-    }
-
+    /// An item dropped by validation or because required fields were missing: logged.
     fn reject(&self, what: &str, symbol: &str, why: &str) {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(source = parse::SOURCE, %symbol, what, why, "rejected an item from Polygon");
     }
 

@@ -25,8 +25,7 @@ impl PolygonSource {
     /// One GET of `path` (from the base) with retries; the answer's body.
     #[tracing::instrument(name = "polygon.rest", skip_all, fields(otel.kind = "client", source = "polygon", url.path = path))]
     pub(super) async fn call(&self, path: &str, query: &[(&str, String)]) -> Result<Value, SourceError> {
-        let url = format!("{}{path}", self.base_url);
-        self.rest.get(&url, query, &self.headers, read).await
+        self.rest.get(&self.base_url, path, query, &self.headers, read).await
     }
 
     /// The pages of a list endpoint from `path` with `query`, each page's `results` appended in
