@@ -12,6 +12,7 @@ use crate::{
     accounts::{AccountsService, Revocations, TokenIssuer, password::PasswordHasher},
     audit::AuditLog,
     config::Config,
+    datasets::{self, DatasetService},
     db,
     graphql::{documents::DocumentCache, guard::demand::TypeIndex},
     http,
@@ -86,6 +87,8 @@ impl App {
             sources::build_source(&config.market, config.resilience.breaker())?;
         // One catalog service (and one cache of its pages) for the market and the API.
         let reference = ReferenceService::new(db.clone());
+        let manifests = datasets::manifest::configured(config.datasets_dir.as_deref(), &config.tenancy.plans)?;
+        let datasets = DatasetService::open(db.clone(), manifests, reference.clone()).await?;
         let market_service = MarketService::new(
             source.clone(),
             shared_quotes,
@@ -136,6 +139,7 @@ impl App {
             .data(throttle)
             .data(ledger.clone())
             .data(reference)
+            .data(datasets)
             .data(market_service.clone())
             .data(FundamentalsService::new(source, market_service.clone()))
             .data(live.clone())

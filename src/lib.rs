@@ -18,6 +18,9 @@ pub mod audit;
 pub mod cli;
 /// Typed configuration read once from the environment (and `.env`); secrets never print.
 pub mod config;
+/// Proprietary datasets: manifests (`FINQL_DATASETS_DIR`), their tables, loads from CSV or
+/// JSON Lines, and the GraphQL that serves them beside market data.
+pub mod datasets;
 /// Database connection and migrations (SQLite by default, PostgreSQL in production).
 pub mod db;
 /// The one error enum (`AppError`, services to resolvers), how each variant becomes a GraphQL

@@ -50,6 +50,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = UsageGranularity::Hour)]
         granularity: UsageGranularity,
     },
+    /// Proprietary datasets: `load NAME FILE [--format csv|jsonl] [--replace] [--max-rejects N]`.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
     /// Print a tenant's audit trail (one record per GraphQL operation), oldest first, from the
     /// configured database. Dates are UTC days, both inclusive; RFC 3339 times are taken as
     /// given (`--to` exclusive).
@@ -67,6 +70,33 @@ enum Command {
         #[arg(long, value_enum, default_value_t = UsageFormat::Csv)]
         format: UsageFormat,
     },
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Load a CSV or JSON Lines file into a dataset (`FINQL_DATASETS_DIR`): rows checked one by
+    /// one, then written in one transaction (upserted by key), or nothing written when more
+    /// than `--max-rejects` rows were rejected. Prints the counts and each reject's line.
+    Load {
+        /// The dataset's name (its manifest's `name`).
+        name: String,
+        /// The file: `.csv` or `.jsonl` (or give `--format`).
+        file: std::path::PathBuf,
+        #[arg(long, value_enum)]
+        format: Option<DatasetFormat>,
+        /// Replace every row of the dataset (in the same transaction) instead of upserting.
+        #[arg(long)]
+        replace: bool,
+        /// Write the accepted rows when at most this many were rejected.
+        #[arg(long, default_value_t = 0)]
+        max_rejects: u64,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DatasetFormat {
+    Csv,
+    Jsonl,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -118,6 +148,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             finql::telemetry::init(&config);
             let db = finql::db::connect(&config.database).await?;
             finql::db::migrate(&db).await?;
+            // The datasets' tables, from their manifests.
+            let manifests =
+                finql::datasets::manifest::configured(config.datasets_dir.as_deref(), &config.tenancy.plans)?;
+            let reference = finql::reference::ReferenceService::new(db.clone());
+            finql::datasets::DatasetService::open(db.clone(), manifests, reference).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -150,6 +185,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let export = finql::cli::usage::export(&config, &db, &args).await;
             db.close().await.ok();
             print!("{}", export?);
+            Ok(())
+        }
+        Command::Dataset(DatasetCommand::Load { name, file, format, replace, max_rejects }) => {
+            let config = operator_config()?;
+            let format = format.map(|format| match format {
+                DatasetFormat::Csv => finql::datasets::load::Format::Csv,
+                DatasetFormat::Jsonl => finql::datasets::load::Format::JsonLines,
+            });
+            let args = finql::cli::dataset::LoadArgs { name, file, format, replace, max_rejects };
+            println!("{}", finql::cli::dataset::load(&config, args).await?);
             Ok(())
         }
         Command::Audit { tenant, from, to, format } => {

@@ -7,6 +7,7 @@ use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema, 
 use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     config::Limits,
+    datasets::graphql::{DatasetsMutation, DatasetsQuery},
     ledger::graphql::{LedgerMutation, LedgerQuery},
     live::graphql::LiveSubscription,
     market::graphql::MarketQuery,
@@ -14,16 +15,17 @@ use crate::{
     tenancy::graphql::{TenancyMutation, TenancyQuery},
 };
 
-/// What can be read: market data and the instrument catalog (public or per plan), your
-/// ledger and analytics, your tenant, and any object by its global id (`node`). Entry points
-/// that need credentials say so; without them they answer `UNAUTHENTICATED`.
+/// What can be read: market data, the instrument catalog and proprietary datasets (public or
+/// per plan), your ledger and analytics, your tenant, and any object by its global id
+/// (`node`). Entry points that need credentials say so; without them they answer
+/// `UNAUTHENTICATED`.
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, LedgerQuery, MarketQuery, NodeQuery, TenancyQuery);
+pub struct Query(AccountsQuery, DatasetsQuery, LedgerQuery, MarketQuery, NodeQuery, TenancyQuery);
 
 /// What can be changed: accounts and sessions, your ledger (each write can be made safe to
-/// retry with an idempotency key), your tenant's keys and members.
+/// retry with an idempotency key), your tenant's keys and members, datasets your tenant loads.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountsMutation, LedgerMutation, TenancyMutation);
+pub struct Mutation(AccountsMutation, DatasetsMutation, LedgerMutation, TenancyMutation);
 
 /// Live market data, over WebSocket only (`graphql-transport-ws`, or legacy `graphql-ws`):
 /// quotes, klines, order books and trades as they change.

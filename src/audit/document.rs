@@ -12,6 +12,12 @@
 //! what does not parse as a symbol was refused by its resolver and read nothing, so it is not
 //! listed.
 //!
+//! A proprietary dataset is named in its path, and so is each field read from it: a field
+//! with a `name` argument (`dataset`, `datasetPoints`) or an `input` naming one
+//! (`loadDataset`), and a point's accessors' `field` argument, give
+//! `security.dataset(analyst_ratings).points.nodes.decimal(target)`: who read which internal
+//! figure is the question the audit answers.
+//!
 //! The walk is bounded whatever the document (WebSocket operations reach it before execution's
 //! validation): a fragment is not expanded inside itself, depth stops at [`MAX_DEPTH`](crate::audit::document::MAX_DEPTH), and at
 //! most [`MAX_FIELDS`](crate::audit::document::MAX_FIELDS) paths and
@@ -35,6 +41,8 @@ pub const MAX_FIELDS: usize = 256;
 /// Symbols kept per record: `quotes` takes at most 500; a compliance question is "who read
 /// X", answered for every request that names at most this many.
 pub const MAX_SYMBOLS: usize = 500;
+/// The fields whose `name` argument (or `input.name`) is a dataset's.
+const DATASET_FIELDS: [&str; 3] = ["dataset", "datasetPoints", "loadDataset"];
 /// Longest operation name kept (the column's width).
 pub const MAX_NAME: usize = 128;
 
@@ -147,7 +155,11 @@ impl<'a> Walk<'a> {
                     if name == "__typename" {
                         continue;
                     }
-                    let path = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
+                    let name = match self.named_argument(field) {
+                        Some(argument) => format!("{name}({argument})"),
+                        None => name.to_owned(),
+                    };
+                    let path = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
                     if field.selection_set.node.items.is_empty() {
                         self.field(path);
                     } else {
@@ -175,6 +187,30 @@ impl<'a> Walk<'a> {
         } else if !self.fields.contains(&path) {
             self.truncated = true;
         }
+    }
+
+    /// What a dataset field names: its `name` or `field` argument, or its `input`'s `name`
+    /// (variables resolved; only short identifiers, as dataset and field names are).
+    fn named_argument(&self, field: &Field) -> Option<String> {
+        let (variables, definition) = (self.variables, self.definition);
+        let dataset = DATASET_FIELDS.contains(&field.name.node.as_str());
+        let (name, value) = field.arguments.iter().find(|(name, _)| match name.node.as_str() {
+            "name" | "input" => dataset,
+            argument => argument == "field",
+        })?;
+        let value = value.node.clone().into_const_with(|name: Name| {
+            variables.get(&name).cloned().or_else(|| default_of(definition, &name)).ok_or(())
+        });
+        let text = match (name.node.as_str(), value.ok()?) {
+            ("input", Value::Object(input)) => match input.get("name") {
+                Some(Value::String(text)) => text.clone(),
+                _ => return None,
+            },
+            ("name" | "field", Value::String(text)) => text,
+            _ => return None,
+        };
+        let identifier = text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        identifier.then_some(text)
     }
 
     /// A `symbol`/`symbols` argument, variables resolved (a variable neither given nor
@@ -244,6 +280,34 @@ mod tests {
         assert_eq!(op.document_hash.as_deref(), Some(document_hash(query).as_str()));
         assert_eq!(op.document_hash.as_deref().map(str::len), Some(64));
         assert!(!op.truncated);
+    }
+
+    #[test]
+    fn datasets_and_their_fields_are_named_in_paths() {
+        let query = r#"
+            query($d: String!, $f: String = "target") {
+                security(symbol: "aapl.us") {
+                    dataset(name: "analyst_ratings") { points { nodes { time r: text(field: "rating") decimal(field: $f) } } }
+                }
+                datasetPoints(name: $d, symbols: ["700.HK"]) { symbol boolean(field: "x; DROP") }
+                createApiKey(input: { name: "ci_key" }) { secret }
+            }
+        "#;
+        let op = shape(query, None, json!({ "d": "esg" }));
+        assert_eq!(
+            op.fields,
+            [
+                "createApiKey.secret",
+                "datasetPoints(esg).boolean",
+                "datasetPoints(esg).symbol",
+                "security.dataset(analyst_ratings).points.nodes.decimal(target)",
+                "security.dataset(analyst_ratings).points.nodes.text(rating)",
+                "security.dataset(analyst_ratings).points.nodes.time",
+            ]
+        );
+        assert_eq!(op.symbols, ["700.HK", "AAPL.US"]);
+        let load = shape("mutation { loadDataset(input: { name: \"esg\", data: \"\" }) { written } }", None, json!({}));
+        assert_eq!(load.fields, ["loadDataset(esg).written"]);
     }
 
     #[test]

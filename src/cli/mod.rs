@@ -1,5 +1,6 @@
 //! The operator's commands: tenants, their API keys and their usage, on the configured
-//! database, without a running server (`finql tenant …`, `finql key …`, `finql usage …`).
+//! database, without a running server (`finql tenant …`, `finql key …`, `finql usage …`,
+//! `finql dataset load …`).
 //!
 //! Each command opens the database the server would (`DATABASE_URL`), applies pending
 //! migrations when the server would (`FINQL_MIGRATE_ON_START`), acts through the same
@@ -9,6 +10,8 @@
 
 /// `finql audit`: a tenant's audit trail as CSV or JSON Lines (compliance exports).
 pub mod audit;
+/// `finql dataset load`: a proprietary dataset from a CSV or JSON Lines file.
+pub mod dataset;
 /// `finql usage`: a tenant's usage as CSV or JSON (billing exports).
 pub mod usage;
 

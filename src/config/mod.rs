@@ -87,6 +87,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `FINQL_DATA_DIR`: the SQLite file and the generated development JWT secret live here.
     pub data_dir: PathBuf,
+    /// `FINQL_DATASETS_DIR`: where the proprietary datasets' manifests (`*.toml`) are; none
+    /// when unset (`datasets::manifest`).
+    pub datasets_dir: Option<PathBuf>,
     pub database: DatabaseConfig,
     /// `REDIS_URL`: shared cache and pub/sub for multi-replica deployments (used by market data).
     pub redis_url: Option<Secret<String>>,
@@ -514,6 +517,7 @@ impl Config {
                 migrate_on_start: parse_or(&get, "FINQL_MIGRATE", true)?,
             },
             data_dir,
+            datasets_dir: get("FINQL_DATASETS_DIR").filter(|dir| !dir.is_empty()).map(PathBuf::from),
             redis_url: get("REDIS_URL").map(Secret::new),
             cache_namespace: get("FINQL_CACHE_NAMESPACE").unwrap_or_else(|| "finql".into()),
             resilience: ResilienceSettings {

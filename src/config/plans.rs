@@ -15,6 +15,8 @@
 //! history_days = 30          # how far back klines, ticks, fundamentals and actions reach
 //! fundamentals = false
 //! delay_minutes = 15         # what "delayed" means for this plan
+//! sources = ["itick"]        # sources a field's `source` argument may pin (all when absent)
+//! datasets = ["esg_scores"]  # proprietary datasets it reads (all when absent)
 //! [plans.basic.markets]      # US, HK, SH, SZ (stock and fund regions); FX, IDX, CRYPTO, FUT
 //! US = "realtime"            # "realtime" | "delayed" | "none"; a market not listed is
 //! HK = "delayed"             # "none"; "*" sets the rest
@@ -82,6 +84,9 @@ pub struct Plan {
     /// The market sources a caller may pin with a field's `source` argument (`sources =
     /// ["polygon"]`); `None`, the key absent: every source.
     pub sources: Option<Vec<String>>,
+    /// The proprietary datasets a caller may read (`datasets = ["analyst_ratings"]`); `None`,
+    /// the key absent: every dataset.
+    pub datasets: Option<Vec<String>>,
 }
 
 impl Plan {
@@ -98,6 +103,11 @@ impl Plan {
     /// Whether a caller on this plan may pin `source` (`itick`, `polygon`, `simulated`).
     pub fn allows_source(&self, source: &str) -> bool {
         self.sources.as_ref().is_none_or(|sources| sources.iter().any(|s| s == source))
+    }
+
+    /// Whether a caller on this plan may read the dataset `name`.
+    pub fn allows_dataset(&self, name: &str) -> bool {
+        self.datasets.as_ref().is_none_or(|datasets| datasets.iter().any(|d| d == name))
     }
 
     /// `delay_minutes` as a duration.
@@ -246,6 +256,9 @@ struct RawPlan {
     markets: BTreeMap<String, Access>,
     #[serde(default)]
     sources: Option<Vec<String>>,
+    /// Checked against the manifests at start (`App::build`), which plans are read before.
+    #[serde(default)]
+    datasets: Option<Vec<String>>,
 }
 
 impl RawPlan {
@@ -302,6 +315,7 @@ impl RawPlan {
             markets,
             other_markets,
             sources,
+            datasets: self.datasets,
         })
     }
 }
@@ -373,5 +387,18 @@ mod tests {
         let some = plans.get("some").unwrap();
         assert!(some.allows_source("polygon") && !some.allows_source("itick"));
         assert!(plans.get("all").unwrap().allows_source("itick"), "no key: every source");
+    }
+
+    #[test]
+    fn a_plan_lists_the_datasets_it_reads_or_reads_all() {
+        let base = "rate_per_second = 1\nburst = 1\ncost_per_minute = 10\nmax_connections = 1\n\
+                    max_live_symbols = 1\nhistory_days = 1\nfundamentals = false\ndelay_minutes = 15\n";
+        let text =
+            format!("[plans.some]\n{base}datasets = [\"esg\"]\n[plans.none]\n{base}datasets = []\n[plans.all]\n{base}");
+        let plans = Plans::parse(&text).unwrap();
+        assert!(plans.get("some").unwrap().allows_dataset("esg"));
+        assert!(!plans.get("some").unwrap().allows_dataset("ratings"));
+        assert!(!plans.get("none").unwrap().allows_dataset("esg"));
+        assert!(plans.get("all").unwrap().allows_dataset("ratings"), "no key: every dataset");
     }
 }

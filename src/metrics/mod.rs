@@ -171,6 +171,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Values from a source refused by validation, by source and kind",
     ),
+    (
+        "finql_dataset_rows_loaded_total",
+        Kind::Counter,
+        "Rows written to proprietary datasets by this process's loads (loadDataset), by dataset",
+    ),
     ("finql_ws_connections", Kind::Gauge, "Open GraphQL WebSocket connections"),
     ("finql_subscriptions_active", Kind::Gauge, "Running live subscriptions by kind (the channel followed)"),
     ("finql_live_events_total", Kind::Counter, "Live events received from the upstream stream, by kind"),

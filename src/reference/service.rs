@@ -201,6 +201,12 @@ impl ReferenceService {
             .try_into()
     }
 
+    /// Every symbol in the catalog (what a dataset load checks its rows against).
+    #[tracing::instrument(name = "reference.symbols", skip_all)]
+    pub async fn symbols(&self) -> AppResult<Vec<String>> {
+        Ok(security::Entity::find().select_only().column(Column::Symbol).into_tuple().all(&self.db).await?)
+    }
+
     /// Securities ordered by symbol, `first` of them after the `after` cursor.
     #[tracing::instrument(name = "reference.search", skip_all, fields(first))]
     pub async fn search(

@@ -19,6 +19,7 @@ mod abuse;
 mod accounts;
 mod audit;
 mod database;
+mod datasets;
 mod http;
 mod ledger;
 mod live;

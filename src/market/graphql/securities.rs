@@ -12,6 +12,7 @@ use super::{
     status::RegionGql,
 };
 use crate::{
+    datasets::graphql::{SecurityDatasetObject, security_dataset},
     error::AppError,
     graphql::{
         PageInfo, RequestContext,
@@ -160,6 +161,16 @@ impl SecurityObject {
         #[graphql(desc = "A point's `cursor` (its date): the page starts after it.")] after: Option<String>,
     ) -> Option<Result<FundamentalPointConnection>> {
         Some(fundamentals::fundamentals(ctx, &self.0.symbol, (from.0, to.0), first, after).await)
+    }
+    /// This instrument's points of a proprietary dataset (`datasets` lists them): `NOT_FOUND`
+    /// for a dataset this deployment does not serve, `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) for
+    /// one the caller's plan does not include.
+    async fn dataset(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The dataset's name.")] name: String,
+    ) -> Option<Result<SecurityDatasetObject>> {
+        Some(security_dataset(ctx, &self.0.symbol, &name).map_err(Into::into))
     }
     /// The order book, `levels` deep (default 10, at most 50). An index has none:
     /// `BAD_USER_INPUT`. Real time only: `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) for a market the
