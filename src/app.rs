@@ -88,7 +88,7 @@ impl App {
         // One catalog service (and one cache of its pages) for the market and the API.
         let reference = ReferenceService::new(db.clone());
         let manifests = datasets::manifest::configured(config.datasets_dir.as_deref(), &config.tenancy.plans)?;
-        let datasets = DatasetService::open(db.clone(), manifests, reference.clone()).await?;
+        let datasets = DatasetService::open(db.clone(), manifests, reference.clone(), config.dataset_cache_ttl).await?;
         let market_service = MarketService::new(
             source.clone(),
             shared_quotes,

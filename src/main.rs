@@ -152,7 +152,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let manifests =
                 finql::datasets::manifest::configured(config.datasets_dir.as_deref(), &config.tenancy.plans)?;
             let reference = finql::reference::ReferenceService::new(db.clone());
-            finql::datasets::DatasetService::open(db.clone(), manifests, reference).await?;
+            finql::datasets::DatasetService::open(db.clone(), manifests, reference, std::time::Duration::ZERO).await?;
             tracing::info!("migrations applied");
             Ok(())
         }

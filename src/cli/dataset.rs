@@ -3,7 +3,10 @@
 //! cap. Prints what was accepted and rejected (each reject with its line); fails, writing
 //! nothing, when more rows were rejected than `--max-rejects`.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 
@@ -41,7 +44,8 @@ pub async fn load(config: &Config, args: LoadArgs) -> anyhow::Result<String> {
     if config.database.migrate_on_start {
         db::migrate(&db).await?;
     }
-    let datasets = DatasetService::open(db.clone(), manifests, ReferenceService::new(db.clone())).await?;
+    let datasets =
+        DatasetService::open(db.clone(), manifests, ReferenceService::new(db.clone()), Duration::ZERO).await?;
     let loaded = async {
         let manifest = datasets.manifest(&args.name).map_err(super::failure)?;
         let options = LoadOptions { replace: args.replace, max_rejects: args.max_rejects };

@@ -90,6 +90,9 @@ pub struct Config {
     /// `FINQL_DATASETS_DIR`: where the proprietary datasets' manifests (`*.toml`) are; none
     /// when unset (`datasets::manifest`).
     pub datasets_dir: Option<PathBuf>,
+    /// `FINQL_DATASET_CACHE_SECS` (default 30; 0 turns it off): how long a dataset read is
+    /// served from memory, which is also how long another replica's load takes to show here.
+    pub dataset_cache_ttl: Duration,
     pub database: DatabaseConfig,
     /// `REDIS_URL`: shared cache and pub/sub for multi-replica deployments (used by market data).
     pub redis_url: Option<Secret<String>>,
@@ -518,6 +521,7 @@ impl Config {
             },
             data_dir,
             datasets_dir: get("FINQL_DATASETS_DIR").filter(|dir| !dir.is_empty()).map(PathBuf::from),
+            dataset_cache_ttl: Duration::from_secs(parse_or(&get, "FINQL_DATASET_CACHE_SECS", 30)?),
             redis_url: get("REDIS_URL").map(Secret::new),
             cache_namespace: get("FINQL_CACHE_NAMESPACE").unwrap_or_else(|| "finql".into()),
             resilience: ResilienceSettings {

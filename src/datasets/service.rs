@@ -1,10 +1,10 @@
 //! `DatasetService`: the deployment's datasets (manifests), who may read and load them, their
 //! rows through a short-lived cache, and loads.
 //!
-//! Reads are cached per (dataset, range) for `CACHE_TTL`: a desk's dashboard asks for the
-//! same ratings again and again, and they change when someone loads a file. A load on this
-//! replica empties the cache at once; other replicas see it within the TTL, as they see a
-//! catalog change.
+//! Reads are cached per (dataset, range) for `FINQL_DATASET_CACHE_SECS` (30 s by default): a
+//! desk's dashboard asks for the same ratings again and again, and they change when someone
+//! loads a file. A load on this replica empties the cache at once; other replicas see it
+//! within the TTL, as they see a catalog change. A TTL of 0 reads the database every time.
 
 use std::{collections::BTreeMap, collections::HashSet, io::Read, sync::Arc, time::Duration};
 
@@ -23,8 +23,6 @@ use crate::{
     reference::ReferenceService,
 };
 
-/// How long a read is served from memory; also how long another replica's load takes to show.
-pub const CACHE_TTL: Duration = Duration::from_secs(30);
 /// Rows held in the cache at most (each a few hundred bytes).
 const MAX_CACHED_ROWS: u64 = 500_000;
 
@@ -56,25 +54,31 @@ pub struct DatasetService {
     manifests: Arc<BTreeMap<String, Arc<Manifest>>>,
     store: Store,
     reference: ReferenceService,
-    cache: Cache<(String, Range), Arc<Vec<Row>>>,
+    /// `None` when `FINQL_DATASET_CACHE_SECS` is 0.
+    cache: Option<Cache<(String, Range), Arc<Vec<Row>>>>,
 }
 
 impl DatasetService {
     /// The service over `manifests`, their tables created or widened first; `reference` is the
-    /// catalog loads check symbols against.
+    /// catalog loads check symbols against; reads are kept for `cache_ttl` (zero: not kept).
     pub async fn open(
         db: DatabaseConnection,
         manifests: Vec<Manifest>,
         reference: ReferenceService,
+        cache_ttl: Duration,
     ) -> anyhow::Result<Self> {
         let store = Store::new(db);
         store.sync(&manifests).await?;
         let manifests = manifests.into_iter().map(|m| (m.name.clone(), Arc::new(m))).collect();
-        let cache = Cache::builder()
-            .max_capacity(MAX_CACHED_ROWS)
-            .weigher(|_: &(String, Range), rows: &Arc<Vec<Row>>| u32::try_from(rows.len()).unwrap_or(u32::MAX).max(1))
-            .time_to_live(CACHE_TTL)
-            .build();
+        let cache = (!cache_ttl.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(MAX_CACHED_ROWS)
+                .weigher(|_: &(String, Range), rows: &Arc<Vec<Row>>| {
+                    u32::try_from(rows.len()).unwrap_or(u32::MAX).max(1)
+                })
+                .time_to_live(cache_ttl)
+                .build()
+        });
         Ok(Self { manifests: Arc::new(manifests), store, reference, cache })
     }
 
@@ -106,12 +110,13 @@ impl DatasetService {
 
     /// The rows of `range`, from the cache or the database.
     pub async fn rows(&self, manifest: &Manifest, range: Range) -> AppResult<Arc<Vec<Row>>> {
+        let Some(cache) = &self.cache else { return Ok(Arc::new(self.store.read(manifest, &range).await?)) };
         let key = (manifest.name.clone(), range);
-        if let Some(rows) = self.cache.get(&key).await {
+        if let Some(rows) = cache.get(&key).await {
             return Ok(rows);
         }
         let rows = Arc::new(self.store.read(manifest, &key.1).await?);
-        self.cache.insert(key, rows.clone()).await;
+        cache.insert(key, rows.clone()).await;
         Ok(rows)
     }
 
@@ -157,7 +162,9 @@ impl DatasetService {
         }
         report.rows = Some(self.store.write(manifest, &rows, options.replace).await?);
         report.written = true;
-        self.cache.invalidate_all();
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
         metrics::counter!("finql_dataset_rows_loaded_total", "dataset" => manifest.name.clone()).increment(accepted);
         tracing::info!(dataset = %manifest.name, accepted, rejected, replace = options.replace, "dataset loaded");
         Ok(report)

@@ -56,7 +56,8 @@ async fn the_cli_loads_a_file_or_nothing(backend: Backend) {
     assert!(err.contains("line 3: rating: required, and empty"), "{err}");
     assert!(err.contains("line 4: symbol: NOPE.US is not in the catalog"), "{err}");
 
-    let app = db.spawn(backend, &[]).await;
+    // Reads not kept: what the binary loads next shows at once (by default, within 30 s).
+    let app = db.spawn(backend, &[("FINQL_DATASET_CACHE_SECS", "0")]).await;
     let key = app.tenant_key("desk", "full", "market").await;
     let (_, _, body) = app.gql_key(&key, RATING, json!({})).await;
     let before = body["data"]["datasetPoints"][0]["rating"].clone();
@@ -68,6 +69,9 @@ async fn the_cli_loads_a_file_or_nothing(backend: Backend) {
     let lines = fixture.manifests.path().join("esg.jsonl");
     std::fs::write(&lines, "{\"symbol\":\"700.HK\",\"score\":\"80.1\"}\n").unwrap();
     let lines = lines.display().to_string();
+    let query = r#"{ datasetPoints(name: "esg", symbols: ["700.HK"]) { symbol score: decimal(field: "score") } }"#;
+    let (_, _, body) = app.gql_key(&key, query, json!({})).await;
+    assert_eq!(body["data"]["datasetPoints"], json!([]), "{body}");
     let (ok, out, err) = text(&db.finql("dataset", &["load", "esg", &lines]).await);
     assert!(ok, "{err}");
     assert!(out.contains("1 rows accepted, 0 rejected; written"), "{out}");
@@ -75,7 +79,6 @@ async fn the_cli_loads_a_file_or_nothing(backend: Backend) {
     assert!(!ok && err.contains("no dataset `nope`"), "{err}");
     let (ok, _, err) = text(&db.finql("dataset", &["load", "esg", "rows.txt"]).await);
     assert!(!ok && err.contains("--format"), "{err}");
-    let query = r#"{ datasetPoints(name: "esg", symbols: ["700.HK"]) { symbol score: decimal(field: "score") } }"#;
     let (_, _, body) = app.gql_key(&key, query, json!({})).await;
     assert_eq!(body["data"]["datasetPoints"], json!([{ "symbol": "700.HK", "score": "80.1" }]), "{body}");
 }
