@@ -55,8 +55,11 @@ pub struct DatasetService {
     store: Store,
     reference: ReferenceService,
     /// `None` when `FINQL_DATASET_CACHE_SECS` is 0.
-    cache: Option<Cache<(String, Range), Arc<Vec<Row>>>>,
+    cache: Option<ReadCache>,
 }
+
+/// Reads kept, by dataset and range.
+type ReadCache = Cache<(String, Range), Arc<Vec<Row>>>;
 
 impl DatasetService {
     /// The service over `manifests`, their tables created or widened first; `reference` is the
