@@ -24,6 +24,7 @@ use crate::{
         PersistedDocuments,
         store::{RedisDocuments, SharedDocuments},
     },
+    reconcile::{self, Reconciler, ReconciliationStore},
     reference::ReferenceService,
     resilience::redis::RedisGuard,
     schema::build_schema,
@@ -83,7 +84,7 @@ impl App {
             ),
             None => None,
         };
-        let sources::Built { source, health, by_name } =
+        let sources::Built { source, health, by_name, ordered } =
             sources::build_source(&config.market, config.resilience.breaker())?;
         // One catalog service (and one cache of its pages) for the market and the API.
         let reference = ReferenceService::new(db.clone());
@@ -130,6 +131,12 @@ impl App {
         usage.spawn_flusher(shutdown.clone());
         let audit = AuditLog::new(db.clone(), config.audit.clone());
         audit.spawn(shutdown.clone());
+        let reconciliations = ReconciliationStore::new(db.clone());
+        if let Some(at) = config.reconcile.at {
+            let reconciler =
+                Reconciler::new(ordered, reference.clone(), reconciliations.clone(), config.reconcile.divergence_bps);
+            reconcile::schedule::spawn(reconciler, at, shutdown.clone());
+        }
         // What the resolvers reach, each domain its own service by type.
         let schema = build_schema(&config.limits)
             .data(accounts.clone())
@@ -140,6 +147,7 @@ impl App {
             .data(ledger.clone())
             .data(reference)
             .data(datasets)
+            .data(reconciliations)
             .data(market_service.clone())
             .data(FundamentalsService::new(source, market_service.clone()))
             .data(live.clone())

@@ -55,6 +55,9 @@ pub mod node;
 /// `documentId` resolved to their text before the edges read a request, registrations shared
 /// through Redis, the safelist mode and its manifest. Imports only leaves.
 pub mod persisted;
+/// T+1 reconciliation: a day's daily bars and corporate actions compared across sources,
+/// reported in the database (`finql reconcile`, `reconciliation(date:)`, `FINQL_RECONCILE_AT`).
+pub mod reconcile;
 /// Reference data: the instrument catalog, symbols and ISO 4217 currencies; no GraphQL (the
 /// `Security` type is the market API's).
 pub mod reference;

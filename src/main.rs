@@ -53,6 +53,19 @@ enum Command {
     /// Proprietary datasets: `load NAME FILE [--format csv|jsonl] [--replace] [--max-rejects N]`.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Compare a day's daily bars and corporate actions across the configured sources (T+1),
+    /// write the report to the database and print it.
+    Reconcile {
+        /// The day (YYYY-MM-DD, UTC), over.
+        #[arg(long)]
+        date: String,
+        /// Only this market's instruments (US, HK, SH, SZ, FX, IDX, CRYPTO, FUT).
+        #[arg(long)]
+        market: Option<String>,
+        /// `csv` (a line per difference, then a summary line) or `json` (the run, its items).
+        #[arg(long, value_enum, default_value_t = UsageFormat::Csv)]
+        format: UsageFormat,
+    },
     /// Print a tenant's audit trail (one record per GraphQL operation), oldest first, from the
     /// configured database. Dates are UTC days, both inclusive; RFC 3339 times are taken as
     /// given (`--to` exclusive).
@@ -195,6 +208,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             });
             let args = finql::cli::dataset::LoadArgs { name, file, format, replace, max_rejects };
             println!("{}", finql::cli::dataset::load(&config, args).await?);
+            Ok(())
+        }
+        Command::Reconcile { date, market, format } => {
+            let config = operator_config()?;
+            let format = match format {
+                UsageFormat::Csv => finql::cli::reconcile::Format::Csv,
+                UsageFormat::Json => finql::cli::reconcile::Format::Json,
+            };
+            print!("{}", finql::cli::reconcile::reconcile(&config, &date, market.as_deref(), format).await?);
             Ok(())
         }
         Command::Audit { tenant, from, to, format } => {

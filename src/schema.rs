@@ -12,6 +12,7 @@ use crate::{
     live::graphql::LiveSubscription,
     market::graphql::MarketQuery,
     node::NodeQuery,
+    reconcile::graphql::ReconcileQuery,
     tenancy::graphql::{TenancyMutation, TenancyQuery},
 };
 
@@ -20,7 +21,7 @@ use crate::{
 /// (`node`). Entry points that need credentials say so; without them they answer
 /// `UNAUTHENTICATED`.
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, DatasetsQuery, LedgerQuery, MarketQuery, NodeQuery, TenancyQuery);
+pub struct Query(AccountsQuery, DatasetsQuery, LedgerQuery, MarketQuery, NodeQuery, ReconcileQuery, TenancyQuery);
 
 /// What can be changed: accounts and sessions, your ledger (each write can be made safe to
 /// retry with an idempotency key), your tenant's keys and members, datasets your tenant loads.

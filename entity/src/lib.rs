@@ -8,6 +8,8 @@ pub mod audit_log;
 pub mod idempotency_key;
 pub mod kline;
 pub mod kline_coverage;
+pub mod reconciliation_item;
+pub mod reconciliation_run;
 pub mod refresh_token;
 pub mod security;
 pub mod tenant;

@@ -14,6 +14,7 @@ mod m20261203_000002_audit_log;
 mod m20261204_000001_audit_log_retention_by_id;
 mod m20261205_000001_transaction_rollups;
 mod m20261206_000001_datasets;
+mod m20261207_000001_reconciliation;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_audit_log_retention_by_id::Migration),
             Box::new(m20261205_000001_transaction_rollups::Migration),
             Box::new(m20261206_000001_datasets::Migration),
+            Box::new(m20261207_000001_reconciliation::Migration),
         ]
     }
 }

@@ -1,6 +1,6 @@
 //! The operator's commands: tenants, their API keys and their usage, on the configured
 //! database, without a running server (`finql tenant …`, `finql key …`, `finql usage …`,
-//! `finql dataset load …`).
+//! `finql dataset load …`, `finql reconcile …`).
 //!
 //! Each command opens the database the server would (`DATABASE_URL`), applies pending
 //! migrations when the server would (`FINQL_MIGRATE_ON_START`), acts through the same
@@ -12,6 +12,8 @@
 pub mod audit;
 /// `finql dataset load`: a proprietary dataset from a CSV or JSON Lines file.
 pub mod dataset;
+/// `finql reconcile`: a T+1 reconciliation of a day across the configured sources.
+pub mod reconcile;
 /// `finql usage`: a tenant's usage as CSV or JSON (billing exports).
 pub mod usage;
 

@@ -130,11 +130,41 @@ pub struct Config {
     pub audit: AuditSettings,
     /// The data freshness alarm: stale threshold and alert webhook (`config::freshness`).
     pub freshness: FreshnessSettings,
+    /// Cross-source checks: `FINQL_DIVERGENCE_BPS`, `FINQL_RECONCILE_AT`.
+    pub reconcile: ReconcileSettings,
     /// Persisted documents: APQ and `documentId` bounds, the safelist (`config::persisted`).
     pub persisted: PersistedSettings,
     /// Things worth a warning found while reading the configuration. Logged at start-up
     /// (configuration is read before logging exists).
     pub warnings: Vec<String>,
+}
+
+/// How sources are checked against each other (`reconcile`).
+#[derive(Clone, Debug)]
+pub struct ReconcileSettings {
+    /// `FINQL_DIVERGENCE_BPS` (default 50): the largest difference between two sources' values,
+    /// in basis points of the reference's, that still agrees.
+    pub divergence_bps: u32,
+    /// `FINQL_RECONCILE_AT` (`HH:MM`, UTC; unset: no schedule): when the previous day is
+    /// reconciled each day.
+    pub at: Option<chrono::NaiveTime>,
+}
+
+impl ReconcileSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let divergence_bps = parse_or(get, "FINQL_DIVERGENCE_BPS", 50u32)?;
+        if divergence_bps == 0 || divergence_bps > 10_000 {
+            bail!("FINQL_DIVERGENCE_BPS must be between 1 and 10000");
+        }
+        let at = match get("FINQL_RECONCILE_AT").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                chrono::NaiveTime::parse_from_str(raw.trim(), "%H:%M")
+                    .map_err(|_| anyhow::anyhow!("FINQL_RECONCILE_AT must be HH:MM (UTC), not `{raw}`"))?,
+            ),
+        };
+        Ok(Self { divergence_bps, at })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -650,6 +680,7 @@ impl Config {
             tenancy: TenancySettings::from_lookup(&get, production)?,
             audit: AuditSettings::from_lookup(&get)?,
             freshness: FreshnessSettings::from_lookup(&get)?,
+            reconcile: ReconcileSettings::from_lookup(&get)?,
             persisted: PersistedSettings::from_lookup(&get)?,
             warnings,
         })

@@ -43,7 +43,6 @@ use futures::{
 use moka::future::Cache;
 
 use super::{
-    calendar::Region,
     health::{self, SourceHealth},
     history::{Fetched, KlineHistory, Series},
     shared_cache::SharedQuotes,
@@ -199,19 +198,7 @@ impl MarketService {
         if let Some(found) = self.inner.instruments.get(symbol).await {
             return Ok(found);
         }
-        let security = self.inner.reference.security(symbol).await?;
-        // The catalog is finql's own data: a region it cannot place is a bug in it.
-        let market = Region::of(security.asset_class, &security.region)
-            .map_err(|err| AppError::internal(anyhow::anyhow!("catalog row `{symbol}`: {err}")))?;
-        let instrument = Instrument {
-            symbol: symbol.clone(),
-            asset_class: security.asset_class,
-            region: security.upstream_region,
-            code: security.upstream_code,
-            currency: security.currency.code().to_owned(),
-            market,
-            listed_at: security.listed_at,
-        };
+        let instrument = Instrument::of(self.inner.reference.security(symbol).await?)?;
         self.inner.instruments.insert(symbol.clone(), instrument.clone()).await;
         Ok(instrument)
     }

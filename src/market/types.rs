@@ -6,7 +6,14 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 use super::calendar::Region;
-use crate::reference::{Symbol, service::AssetClass, symbol::Namespace};
+use crate::{
+    error::{AppError, AppResult},
+    reference::{
+        Symbol,
+        service::{AssetClass, Security},
+        symbol::Namespace,
+    },
+};
 
 /// What a source needs to know about an instrument: the catalog entry's upstream mapping.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -23,6 +30,24 @@ pub struct Instrument {
     pub market: Region,
     /// The first trading day, when the catalog knows it.
     pub listed_at: Option<NaiveDate>,
+}
+
+impl Instrument {
+    /// The instrument of a catalog entry. The catalog is finql's own data: a region the market
+    /// cannot place is a bug in it (`INTERNAL`).
+    pub fn of(security: Security) -> AppResult<Self> {
+        let market = Region::of(security.asset_class, &security.region)
+            .map_err(|err| AppError::internal(anyhow::anyhow!("catalog row `{}`: {err}", security.symbol)))?;
+        Ok(Self {
+            symbol: security.symbol,
+            asset_class: security.asset_class,
+            region: security.upstream_region,
+            code: security.upstream_code,
+            currency: security.currency.code().to_owned(),
+            market,
+            listed_at: security.listed_at,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

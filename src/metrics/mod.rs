@@ -172,6 +172,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Values from a source refused by validation, by source and kind",
     ),
     (
+        "finql_reconciliation_differences_total",
+        Kind::Counter,
+        "Instruments a T+1 reconciliation run in this process found different or missing across sources",
+    ),
+    (
         "finql_dataset_rows_loaded_total",
         Kind::Counter,
         "Rows written to proprietary datasets by this process's loads (loadDataset), by dataset",

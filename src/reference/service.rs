@@ -201,6 +201,18 @@ impl ReferenceService {
             .try_into()
     }
 
+    /// The whole catalog, ordered by symbol (what a reconciliation walks).
+    #[tracing::instrument(name = "reference.all", skip_all)]
+    pub async fn all(&self) -> AppResult<Vec<Security>> {
+        security::Entity::find()
+            .order_by_asc(Column::Symbol)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Security::try_from)
+            .collect()
+    }
+
     /// Every symbol in the catalog (what a dataset load checks its rows against).
     #[tracing::instrument(name = "reference.symbols", skip_all)]
     pub async fn symbols(&self) -> AppResult<Vec<String>> {

@@ -60,6 +60,9 @@ pub struct Built {
     pub health: health::SourceHealth,
     /// Every source by name, behind its breaker: what a field's `source` argument may pin.
     pub by_name: HashMap<&'static str, Arc<dyn MarketSource>>,
+    /// Every source in configured order (`FINQL_MARKET_SOURCE`'s, then those only routes
+    /// name): what a reconciliation compares, the first as reference.
+    pub ordered: Vec<Arc<dyn MarketSource>>,
 }
 
 /// The market source: the sources `FINQL_MARKET_SOURCE` names, in fallback order, or with
@@ -82,6 +85,7 @@ pub fn build_source(settings: &MarketSettings, breaker: BreakerConfig) -> anyhow
     }
     let health = health::SourceHealth::new(breakers);
     let by_name = built.values().map(|source| (source.name(), source.clone())).collect();
+    let ordered = kinds.iter().filter_map(|kind| built.get(kind).cloned()).collect();
     let source: Arc<dyn MarketSource> = if settings.routes.rules.is_empty() {
         let mut sources: Vec<Arc<dyn MarketSource>> =
             settings.sources.iter().filter_map(|kind| built.get(kind).cloned()).collect();
@@ -89,7 +93,7 @@ pub fn build_source(settings: &MarketSettings, breaker: BreakerConfig) -> anyhow
     } else {
         Arc::new(routing::RoutedSource::new(settings.routes.clone(), settings.sources.clone(), &built)?)
     };
-    Ok(Built { source, health, by_name })
+    Ok(Built { source, health, by_name, ordered })
 }
 
 /// One source, configured.

@@ -3,4 +3,5 @@
 
 pub(crate) mod itick;
 pub(crate) mod polygon;
+mod reconcile;
 mod routing;

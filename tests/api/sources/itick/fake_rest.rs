@@ -50,6 +50,9 @@ pub enum QuotesShape {
 
 #[derive(Default)]
 struct Controls {
+    /// Day bars planted by a test (code → start ms → o, h, l, c, v); once any is, day klines
+    /// come from here only (`plant_day`).
+    days: Option<HashMap<String, std::collections::BTreeMap<i64, [Decimal; 5]>>>,
     requests: Vec<(String, HashMap<String, String>)>,
     /// The `traceparent` header of each request, in order (W3C Trace Context).
     traceparents: Vec<Option<String>>,
@@ -153,6 +156,16 @@ impl FakeItick {
     /// and the level klines wiggle around).
     pub fn set_price(&self, code: &str, price: Decimal) {
         self.state.lock().prices.insert(code.to_ascii_uppercase(), price);
+    }
+
+    /// From now on, day klines (`kType=8`) hold only the bars planted with this: `code`'s bar
+    /// of `day` (`[open, high, low, close, volume]`), starting at midnight UTC.
+    pub fn plant_day(&self, code: &str, day: chrono::NaiveDate, ohlcv: [&str; 5]) {
+        let start = day.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+        let bar = ohlcv.map(|v| v.parse::<Decimal>().unwrap());
+        let mut controls = self.state.lock();
+        let days = controls.days.get_or_insert_default();
+        days.entry(code.to_ascii_uppercase()).or_default().insert(start, bar);
     }
 
     /// The price the fake serves for `code`.
@@ -446,6 +459,25 @@ fn klines(controls: &Controls, code: &str, query: &HashMap<String, String>, now:
         Some(et) => et.parse::<i64>().map_err(|_| "et must be milliseconds")?,
         None => now,
     };
+    if query.get("kType").map(String::as_str) == Some("8")
+        && let Some(days) = &controls.days
+    {
+        let before = if controls.klines_through_et { end + 1 } else { end };
+        let planted = days.get(&code.to_ascii_uppercase());
+        let mut bars: Vec<Value> = planted
+            .map(|p| {
+                p.range(..before)
+                    .rev()
+                    .take(limit as usize)
+                    .map(|(t, [o, h, l, c, v])| json!({"t": t, "o": num(*o), "h": num(*h), "l": num(*l), "c": num(*c), "v": num(*v)}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !controls.klines_newest_first {
+            bars.reverse();
+        }
+        return Ok(Value::Array(bars));
+    }
     let price = price_of(controls, code);
     let last_start = if controls.klines_through_et { end } else { end - 1 }.div_euclid(len) * len;
     let weekday = |start: i64| {

@@ -48,6 +48,9 @@ struct Controls {
     delay: Duration,
     /// Answer 200 with this body instead of the endpoint's (malformed answers).
     body: Option<String>,
+    /// Day bars planted by a test (ticker → start ms → o, h, l, c, v); once any is, day
+    /// aggregates come from here only (`plant_day`).
+    days: Option<HashMap<String, std::collections::BTreeMap<i64, [String; 5]>>>,
 }
 
 type Shared = crate::helpers::fake_server::Controls<Controls>;
@@ -107,6 +110,16 @@ impl FakePolygon {
     /// Leaves `ticker` out of the snapshots from now on.
     pub fn forget(&self, ticker: &str) {
         self.state.lock().unknown.insert(ticker.to_owned());
+    }
+
+    /// From now on, day aggregates hold only the bars planted with this: `ticker`'s bar of
+    /// `day` (`[open, high, low, close, volume]`), starting at midnight New York time as
+    /// Polygon's do (05:00 UTC in winter, 04:00 in summer: the fake uses 04:30).
+    pub fn plant_day(&self, ticker: &str, day: chrono::NaiveDate, ohlcv: [&str; 5]) {
+        let start = day.and_hms_opt(4, 30, 0).unwrap().and_utc().timestamp_millis();
+        let mut controls = self.state.lock();
+        let days = controls.days.get_or_insert_default();
+        days.entry(ticker.to_owned()).or_default().insert(start, ohlcv.map(str::to_owned));
     }
 
     /// Answers the next `n` requests with HTTP `status` (429 carries `Retry-After: 0`).
@@ -206,11 +219,34 @@ async fn indices(Query(q): Query<HashMap<String, String>>) -> Json<Value> {
 }
 
 /// Bars of `multiplier × timespan` from `from` to `to` (ms, inclusive), newest first when asked,
-/// `PAGE` a page; `cursor` is the offset.
+/// `PAGE` a page; `cursor` is the offset. Day bars a test planted replace the generated ones.
 async fn aggregates(
+    State(state): State<Arc<Shared>>,
     Path((ticker, multiplier, timespan, from, to)): Path<(String, i64, String, i64, i64)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    if timespan == "day"
+        && multiplier == 1
+        && let Some(days) = state.lock().days.clone()
+    {
+        let mut bars: Vec<Value> = days
+            .get(&ticker)
+            .map(|planted| {
+                planted
+                    .range(from..=to)
+                    .map(|(t, [o, h, l, c, v])| {
+                        json!({"o": number(o), "h": number(h), "l": number(l), "c": number(c), "v": number(v), "t": t})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if q.get("sort").map(String::as_str) == Some("desc") {
+            bars.reverse();
+        }
+        return Json(json!({"ticker": ticker, "adjusted": true, "status": "OK", "request_id": "r",
+            "queryCount": bars.len(), "resultsCount": bars.len(), "results": bars}))
+        .into_response();
+    }
     let minutes = match timespan.as_str() {
         "minute" => 1,
         "hour" => 60,
