@@ -18,7 +18,9 @@ use crate::{
     http,
     ledger::LedgerService,
     live,
-    market::{self, FundamentalsService, MarketConfig, MarketService, shared_cache::SharedQuotes},
+    market::{
+        self, FundamentalsService, MarketConfig, MarketService, crosscheck::CrossCheck, shared_cache::SharedQuotes,
+    },
     metrics::Metrics,
     persisted::{
         PersistedDocuments,
@@ -102,7 +104,12 @@ impl App {
             },
             health,
         )
-        .with_pinnable(by_name);
+        .with_pinnable(by_name)
+        .with_cross_check(CrossCheck::new(
+            ordered.clone(),
+            config.reconcile.crosscheck_rate,
+            config.reconcile.divergence_bps,
+        ));
         let limiter =
             throttle::build_limiter(config.redis_url.as_ref().map(|u| u.expose().as_str()), &config.cache_namespace)
                 .await?;

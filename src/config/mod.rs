@@ -130,7 +130,7 @@ pub struct Config {
     pub audit: AuditSettings,
     /// The data freshness alarm: stale threshold and alert webhook (`config::freshness`).
     pub freshness: FreshnessSettings,
-    /// Cross-source checks: `FINQL_DIVERGENCE_BPS`, `FINQL_RECONCILE_AT`.
+    /// Cross-source checks: `FINQL_DIVERGENCE_BPS`, `FINQL_CROSSCHECK_RATE`, `FINQL_RECONCILE_AT`.
     pub reconcile: ReconcileSettings,
     /// Persisted documents: APQ and `documentId` bounds, the safelist (`config::persisted`).
     pub persisted: PersistedSettings,
@@ -148,6 +148,9 @@ pub struct ReconcileSettings {
     /// `FINQL_RECONCILE_AT` (`HH:MM`, UTC; unset: no schedule): when the previous day is
     /// reconciled each day.
     pub at: Option<chrono::NaiveTime>,
+    /// `FINQL_CROSSCHECK_RATE` (0 to 1, default 0.01): the share of quotes fetched from a
+    /// source that are checked against another (T+0, `market::crosscheck`); 0 turns it off.
+    pub crosscheck_rate: f64,
 }
 
 impl ReconcileSettings {
@@ -163,7 +166,11 @@ impl ReconcileSettings {
                     .map_err(|_| anyhow::anyhow!("FINQL_RECONCILE_AT must be HH:MM (UTC), not `{raw}`"))?,
             ),
         };
-        Ok(Self { divergence_bps, at })
+        let crosscheck_rate = parse_or(get, "FINQL_CROSSCHECK_RATE", 0.01f64)?;
+        if !(0.0..=1.0).contains(&crosscheck_rate) {
+            bail!("FINQL_CROSSCHECK_RATE must be between 0 and 1");
+        }
+        Ok(Self { divergence_bps, at, crosscheck_rate })
     }
 }
 

@@ -388,6 +388,7 @@ pub struct DatasetsQuery;
 #[Object]
 impl DatasetsQuery {
     /// The proprietary datasets the caller's plan includes, by name.
+    #[graphql(cache_control(private, no_cache))]
     async fn datasets(&self, ctx: &Context<'_>) -> Result<Vec<DatasetObject>> {
         let principal = &RequestContext::of(ctx)?.principal;
         principal.require_scope(Scope::Market)?;
@@ -402,6 +403,7 @@ impl DatasetsQuery {
     /// per point). Symbols not in the dataset have no points. Needs a plan that includes the
     /// dataset (`FORBIDDEN`, `ENTITLEMENT_REQUIRED`); `NOT_FOUND` for a dataset that does not
     /// exist.
+    #[graphql(cache_control(private, no_cache))]
     async fn dataset_points(
         &self,
         ctx: &Context<'_>,

@@ -14,7 +14,7 @@
 //! | live | `max_age = 2` (`LIVE`) | quotes, order books, ticks, market status, the latest klines |
 //! | reference | `max_age = 300` (`REFERENCE`) | securities, fundamentals, corporate actions |
 //! | closed | `max_age = 3600` (`CLOSED`) | klines of a window entirely in the past |
-//! | personal | `private, no_cache` | the user, their ledger, their tenant |
+//! | personal | `private, no_cache` | the user, their ledger, their tenant; proprietary datasets (per plan, changed by any load); reconciliation reports |
 //!
 //! Root-level merged objects (`MarketQuery`, `LedgerQuery`, …) carry no type-level hint:
 //! `MergedObject` folds its parts' type hints into `Query`'s, which would make every document

@@ -43,6 +43,7 @@ use futures::{
 use moka::future::Cache;
 
 use super::{
+    crosscheck::{self, CrossCheck},
     health::{self, SourceHealth},
     history::{Fetched, KlineHistory, Series},
     shared_cache::SharedQuotes,
@@ -87,6 +88,8 @@ pub struct MarketService {
     clock: Clock,
     /// Each configured source by name, for a field's `source` argument (`market::pinned`).
     pinnable: Arc<HashMap<&'static str, Arc<dyn MarketSource>>>,
+    /// The sampled T+0 check of fetched quotes against another source.
+    cross_check: CrossCheck,
 }
 
 /// A source of the current time.
@@ -148,11 +151,26 @@ impl MarketService {
             reference,
             health,
         };
-        Self { inner: Arc::new(inner), clock: Arc::new(Utc::now), pinnable: Arc::default() }
+        Self {
+            inner: Arc::new(inner),
+            clock: Arc::new(Utc::now),
+            pinnable: Arc::default(),
+            cross_check: CrossCheck::off(),
+        }
     }
 
     /// The same service, with `sources` (each configured source by name, behind its breaker)
     /// open to a field's `source` argument.
+    /// The service with fetched quotes checked by `cross_check` (`market::crosscheck`).
+    pub fn with_cross_check(self, cross_check: CrossCheck) -> Self {
+        Self { cross_check, ..self }
+    }
+
+    /// What the T+0 check found about a quote being served.
+    pub fn divergence(&self, quote: &Quote) -> Option<crosscheck::Divergence> {
+        self.cross_check.divergence(quote)
+    }
+
     pub fn with_pinnable(self, sources: HashMap<&'static str, Arc<dyn MarketSource>>) -> Self {
         Self { pinnable: Arc::new(sources), ..self }
     }
@@ -344,6 +362,7 @@ impl MarketService {
                     valid.push(quote.clone());
                 }
             }
+            service.cross_check.sample(&chunk, &valid);
             if let Some(shared) = &service.inner.shared {
                 shared.store(&valid).await;
             }

@@ -172,6 +172,16 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Values from a source refused by validation, by source and kind",
     ),
     (
+        "finql_source_crosschecks_total",
+        Kind::Counter,
+        "T+0 checks of fetched quotes against another source, by outcome (agreed, diverged, unchecked, skipped)",
+    ),
+    (
+        "finql_source_divergences_total",
+        Kind::Counter,
+        "Values a source served that another source contradicted beyond FINQL_DIVERGENCE_BPS, by source, other and kind",
+    ),
+    (
         "finql_reconciliation_differences_total",
         Kind::Counter,
         "Instruments a T+1 reconciliation run in this process found different or missing across sources",

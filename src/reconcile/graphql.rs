@@ -198,6 +198,7 @@ pub struct ReconcileQuery;
 impl ReconcileQuery {
     /// The latest T+1 reconciliation of `date` (of `market`'s instruments, or of the whole
     /// catalog when omitted); null when none has run. For tenant admins.
+    #[graphql(cache_control(private, no_cache))]
     async fn reconciliation(
         &self,
         ctx: &Context<'_>,

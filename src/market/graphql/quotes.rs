@@ -9,7 +9,7 @@
 use std::{collections::HashMap, convert::Infallible};
 
 use async_graphql::{
-    Context, Enum, ID, Object, Result,
+    Context, Enum, ID, Object, Result, SimpleObject,
     dataloader::{DataLoader, HashMapCache, Loader},
 };
 use futures::future::join_all;
@@ -83,6 +83,26 @@ impl QuoteSource {
 }
 
 /// The latest price of an instrument. Prices are exact decimals, as strings.
+/// Whether a quote passed the T+0 cross-source check.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum QuoteQuality {
+    /// No other source was found to disagree (most quotes are not sampled).
+    Ok,
+    /// Another source's `last` differs beyond `FINQL_DIVERGENCE_BPS`.
+    Suspect,
+}
+
+/// Another source's view of a `SUSPECT` quote.
+#[derive(SimpleObject)]
+pub struct QuoteCrossCheck {
+    /// The other source (`polygon`, `itick`, `simulated`).
+    source: String,
+    /// Its last price.
+    last: DecimalString,
+    /// How far apart, in basis points of this quote's `last`.
+    bps: DecimalString,
+}
+
 pub struct QuoteObject {
     quote: Quote,
     delayed: bool,
@@ -174,6 +194,22 @@ impl QuoteObject {
     /// The source that produced it (with a fallback chain, the one that answered).
     async fn source(&self) -> Result<QuoteSource, AppError> {
         QuoteSource::of(self.quote.source)
+    }
+    /// `SUSPECT` when the T+0 check found another source's `last` further than
+    /// `FINQL_DIVERGENCE_BPS` from this one (`crossCheck` says whose, and by how much); `OK`
+    /// otherwise, checked or not (a sample of fetched quotes is checked, after they are served).
+    async fn quality(&self, ctx: &Context<'_>) -> Result<QuoteQuality, AppError> {
+        let suspect = service::<MarketService>(ctx)?.divergence(&self.quote).is_some();
+        Ok(if suspect { QuoteQuality::Suspect } else { QuoteQuality::Ok })
+    }
+    /// What the other source said, when this value is `SUSPECT`.
+    async fn cross_check(&self, ctx: &Context<'_>) -> Result<Option<QuoteCrossCheck>, AppError> {
+        let found = service::<MarketService>(ctx)?.divergence(&self.quote);
+        Ok(found.map(|d| QuoteCrossCheck {
+            source: d.other.to_owned(),
+            last: DecimalString(d.other_last),
+            bps: DecimalString(d.bps),
+        }))
     }
     /// True when the source is unavailable and this is the last known value.
     async fn stale(&self) -> bool {

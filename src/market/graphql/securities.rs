@@ -165,6 +165,7 @@ impl SecurityObject {
     /// This instrument's points of a proprietary dataset (`datasets` lists them): `NOT_FOUND`
     /// for a dataset this deployment does not serve, `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) for
     /// one the caller's plan does not include.
+    #[graphql(cache_control(private, no_cache))]
     async fn dataset(
         &self,
         ctx: &Context<'_>,
