@@ -148,8 +148,9 @@ pub struct ReconcileSettings {
     /// `FINQL_RECONCILE_AT` (`HH:MM`, UTC; unset: no schedule): when the previous day is
     /// reconciled each day.
     pub at: Option<chrono::NaiveTime>,
-    /// `FINQL_CROSSCHECK_RATE` (0 to 1, default 0.01): the share of quotes fetched from a
-    /// source that are checked against another (T+0, `market::crosscheck`); 0 turns it off.
+    /// `FINQL_CROSSCHECK_RATE` (0 to 1, default 0.01): the share of quote batches and kline
+    /// windows fetched from a source that are checked against another (T+0,
+    /// `market::crosscheck`); 0 turns it off.
     pub crosscheck_rate: f64,
 }
 

@@ -9,8 +9,8 @@
 pub mod calendar;
 /// Splits, dividends, fundamentals, and klines adjusted for them (`adjust: FORWARD | BACKWARD`).
 pub mod corporate;
-/// T+0 validation: fetched quotes checked, at a sampled rate and off the request's path,
-/// against another source; divergent values served as `SUSPECT`.
+/// T+0 validation: fetched quotes and closed bars checked, at a sampled rate and off the
+/// request's path, against another source; divergent values served as `SUSPECT`.
 pub mod crosscheck;
 /// `MarketService::quote_as_of`: a delayed market's quote, rebuilt from closed bars.
 pub mod delayed;

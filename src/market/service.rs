@@ -166,6 +166,16 @@ impl MarketService {
         Self { cross_check, ..self }
     }
 
+    /// What the T+0 check found about a closed bar of `symbol`'s `interval` series.
+    pub fn bar_divergence(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        bar: &Kline,
+    ) -> Option<crosscheck::BarDivergence> {
+        self.cross_check.bar_divergence(symbol, interval, bar)
+    }
+
     /// What the T+0 check found about a quote being served.
     pub fn divergence(&self, quote: &Quote) -> Option<crosscheck::Divergence> {
         self.cross_check.divergence(quote)
@@ -506,6 +516,7 @@ impl MarketService {
         if let Some(end) = end {
             valid.retain(|bar| bar.time < end);
         }
+        self.cross_check.sample_bars(instrument, interval, &valid);
         Ok(Fetched { bars: valid, asked: limit, had_rejects })
     }
 

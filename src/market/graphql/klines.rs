@@ -98,6 +98,9 @@ pub struct KlineObject {
     stale: bool,
     #[graphql(skip)]
     source: &'static str,
+    /// What the T+0 check found, when another source disagrees.
+    #[graphql(skip)]
+    cross_check: Option<super::quotes::CrossCheck>,
 }
 
 #[ComplexObject]
@@ -106,6 +109,19 @@ impl KlineObject {
     /// answered). A bar is one source's, never a mix.
     async fn source(&self) -> Result<super::quotes::QuoteSource, crate::error::AppError> {
         super::quotes::QuoteSource::of(self.source)
+    }
+    /// `SUSPECT` when the T+0 check found another source's open, high, low or close of this
+    /// closed bar further than `FINQL_DIVERGENCE_BPS` from this one (`crossCheck` says whose);
+    /// `OK` otherwise, checked or not. Adjusted bars, and live ones, are never `SUSPECT`.
+    async fn quality(&self) -> super::quotes::DataQuality {
+        match self.cross_check {
+            Some(_) => super::quotes::DataQuality::Suspect,
+            None => super::quotes::DataQuality::Ok,
+        }
+    }
+    /// What the other source said, when this bar is `SUSPECT` (`value`: its close).
+    async fn cross_check(&self) -> Option<&super::quotes::CrossCheck> {
+        self.cross_check.as_ref()
     }
 }
 
@@ -128,6 +144,7 @@ impl From<&Kline> for KlineObject {
             turnover: k.turnover.map(DecimalString),
             stale: false,
             source: k.source,
+            cross_check: None,
         }
     }
 }
@@ -220,7 +237,7 @@ pub async fn load_klines(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) ->
         None => before,
     };
     let bars = window(ctx, symbol, KlineArgs { interval, limit, before, after, adjust }).await?;
-    Ok(served(ctx, &grant, &bars))
+    Ok(served(ctx, &grant, symbol, interval, &bars))
 }
 
 /// The bars of a window from `source` alone (`market::pinned`), as the caller's plan allows.
@@ -245,13 +262,33 @@ async fn pinned_klines(
     }
     cache_control::at_most(ctx, cache_control::LIVE);
     let bars = market.klines_from(source, symbol, interval, before, limit).await?;
-    Ok(served(ctx, &grant, &bars))
+    Ok(served(ctx, &grant, symbol, interval, &bars))
 }
 
-/// `bars` as served to a caller with `grant`: none before its plan's horizon; their sources
-/// noted for `extensions.sources`.
-fn served(ctx: &Context<'_>, grant: &crate::market::entitlements::Grant, bars: &[Kline]) -> Vec<KlineObject> {
-    let bars: Vec<KlineObject> = bars.iter().filter(|bar| bar.time >= grant.horizon()).map(KlineObject::from).collect();
+/// `symbol`'s `interval` `bars` as served to a caller with `grant`: none before its plan's
+/// horizon; what the T+0 check found said; their sources noted for `extensions.sources`.
+fn served(
+    ctx: &Context<'_>,
+    grant: &crate::market::entitlements::Grant,
+    symbol: &Symbol,
+    interval: Interval,
+    bars: &[Kline],
+) -> Vec<KlineObject> {
+    let market = service::<MarketService>(ctx).ok();
+    let bars: Vec<KlineObject> = bars
+        .iter()
+        .filter(|bar| bar.time >= grant.horizon())
+        .map(|bar| {
+            let mut object = KlineObject::from(bar);
+            object.cross_check =
+                market.and_then(|m| m.bar_divergence(symbol, interval, bar)).map(|d| super::quotes::CrossCheck {
+                    source: d.other.to_owned(),
+                    value: DecimalString(d.other_close),
+                    bps: DecimalString(d.bps),
+                });
+            object
+        })
+        .collect();
     crate::graphql::provenance::SourcesUsed::record(ctx, bars.iter().map(|bar| bar.source));
     bars
 }

@@ -83,24 +83,25 @@ impl QuoteSource {
 }
 
 /// The latest price of an instrument. Prices are exact decimals, as strings.
-/// Whether a quote passed the T+0 cross-source check.
+/// Whether a value passed the T+0 cross-source check.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum QuoteQuality {
-    /// No other source was found to disagree (most quotes are not sampled).
+pub enum DataQuality {
+    /// No other source was found to disagree (most values are not sampled).
     Ok,
-    /// Another source's `last` differs beyond `FINQL_DIVERGENCE_BPS`.
+    /// Another source's value differs beyond `FINQL_DIVERGENCE_BPS`.
     Suspect,
 }
 
-/// Another source's view of a `SUSPECT` quote.
-#[derive(SimpleObject)]
-pub struct QuoteCrossCheck {
+/// Another source's view of a `SUSPECT` value.
+#[derive(SimpleObject, Clone)]
+pub struct CrossCheck {
     /// The other source (`polygon`, `itick`, `simulated`).
-    source: String,
-    /// Its last price.
-    last: DecimalString,
-    /// How far apart, in basis points of this quote's `last`.
-    bps: DecimalString,
+    pub source: String,
+    /// Its value: a quote's last price, a bar's close.
+    pub value: DecimalString,
+    /// How far apart, in basis points of the served value (for a bar, the largest distance
+    /// among open, high, low and close).
+    pub bps: DecimalString,
 }
 
 pub struct QuoteObject {
@@ -198,16 +199,16 @@ impl QuoteObject {
     /// `SUSPECT` when the T+0 check found another source's `last` further than
     /// `FINQL_DIVERGENCE_BPS` from this one (`crossCheck` says whose, and by how much); `OK`
     /// otherwise, checked or not (a sample of fetched quotes is checked, after they are served).
-    async fn quality(&self, ctx: &Context<'_>) -> Result<QuoteQuality, AppError> {
+    async fn quality(&self, ctx: &Context<'_>) -> Result<DataQuality, AppError> {
         let suspect = service::<MarketService>(ctx)?.divergence(&self.quote).is_some();
-        Ok(if suspect { QuoteQuality::Suspect } else { QuoteQuality::Ok })
+        Ok(if suspect { DataQuality::Suspect } else { DataQuality::Ok })
     }
     /// What the other source said, when this value is `SUSPECT`.
-    async fn cross_check(&self, ctx: &Context<'_>) -> Result<Option<QuoteCrossCheck>, AppError> {
+    async fn cross_check(&self, ctx: &Context<'_>) -> Result<Option<CrossCheck>, AppError> {
         let found = service::<MarketService>(ctx)?.divergence(&self.quote);
-        Ok(found.map(|d| QuoteCrossCheck {
+        Ok(found.map(|d| CrossCheck {
             source: d.other.to_owned(),
-            last: DecimalString(d.other_last),
+            value: DecimalString(d.other_last),
             bps: DecimalString(d.bps),
         }))
     }
