@@ -81,8 +81,8 @@ impl CrossCheck {
         Self { inner: None }
     }
 
-    /// Checks a `rate` (0 to 1) of fetched quotes among `sources` (configured order); a `last`
-    /// further than `tolerance_bps` apart diverges.
+    /// Checks a `rate` (0 to 1) of fetched quotes and bars among `sources` (configured order);
+    /// a price further than `tolerance_bps` apart diverges.
     pub fn new(sources: Vec<Arc<dyn MarketSource>>, rate: f64, tolerance_bps: u32) -> Self {
         if rate <= 0.0 || sources.len() < 2 {
             return Self::off();
@@ -125,9 +125,12 @@ impl CrossCheck {
     /// checked in the background (one check per fetch).
     pub fn sample_bars(&self, instrument: &Instrument, interval: Interval, bars: &[Kline]) {
         let Some(inner) = &self.inner else { return };
+        if bars.is_empty() || rand::random::<f64>() >= inner.rate {
+            return;
+        }
         let now = Utc::now();
         let closed: Vec<Kline> = bars.iter().filter(|b| interval.next_start(b.time) <= now).cloned().collect();
-        if closed.is_empty() || rand::random::<f64>() >= inner.rate {
+        if closed.is_empty() {
             return;
         }
         let Ok(permit) = inner.permits.clone().try_acquire_owned() else {

@@ -88,7 +88,7 @@ pub struct MarketService {
     clock: Clock,
     /// Each configured source by name, for a field's `source` argument (`market::pinned`).
     pinnable: Arc<HashMap<&'static str, Arc<dyn MarketSource>>>,
-    /// The sampled T+0 check of fetched quotes against another source.
+    /// The sampled T+0 check of fetched quotes and bars against another source.
     cross_check: CrossCheck,
 }
 
@@ -159,9 +159,7 @@ impl MarketService {
         }
     }
 
-    /// The same service, with `sources` (each configured source by name, behind its breaker)
-    /// open to a field's `source` argument.
-    /// The service with fetched quotes checked by `cross_check` (`market::crosscheck`).
+    /// The service with fetched quotes and bars checked by `cross_check` (`market::crosscheck`).
     pub fn with_cross_check(self, cross_check: CrossCheck) -> Self {
         Self { cross_check, ..self }
     }
@@ -181,6 +179,8 @@ impl MarketService {
         self.cross_check.divergence(quote)
     }
 
+    /// The same service, with `sources` (each configured source by name, behind its breaker)
+    /// open to a field's `source` argument.
     pub fn with_pinnable(self, sources: HashMap<&'static str, Arc<dyn MarketSource>>) -> Self {
         Self { pinnable: Arc::new(sources), ..self }
     }
