@@ -138,13 +138,22 @@ impl BooksQuery {
         source: Option<super::quotes::QuoteSource>,
     ) -> Result<Option<OrderBookObject>> {
         let levels = book_levels(levels)?;
-        let symbol = Symbol::parse(&symbol)?;
-        let Some(source) = source else { return load_order_book(ctx, symbol, levels).await.map(Some) };
-        super::pinned_grant(ctx, &symbol, source.name())?.require_order_book(&symbol)?;
-        let book = service::<crate::market::service::MarketService>(ctx)?
-            .order_book_from(source.name(), &symbol, levels)
-            .await?;
-        crate::graphql::provenance::SourcesUsed::record(ctx, [source.name()]);
-        Ok(Some(book.into()))
+        order_book_from(ctx, Symbol::parse(&symbol)?, levels, source).await.map(Some)
     }
+}
+
+/// `symbol`'s order book, `levels` deep: from `source` alone when pinned (`market::pinned`),
+/// else as `load_order_book` has it (`Query.orderBook`, `Security.orderBook`).
+pub async fn order_book_from(
+    ctx: &Context<'_>,
+    symbol: Symbol,
+    levels: usize,
+    source: Option<super::quotes::QuoteSource>,
+) -> Result<OrderBookObject> {
+    let Some(source) = source else { return load_order_book(ctx, symbol, levels).await };
+    super::pinned_grant(ctx, &symbol, source.name())?.require_order_book(&symbol)?;
+    let book =
+        service::<crate::market::service::MarketService>(ctx)?.order_book_from(source.name(), &symbol, levels).await?;
+    crate::graphql::provenance::SourcesUsed::record(ctx, [source.name()]);
+    Ok(book.into())
 }

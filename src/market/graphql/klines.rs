@@ -240,6 +240,20 @@ pub async fn load_klines(ctx: &Context<'_>, symbol: &Symbol, args: KlineArgs) ->
     Ok(served(ctx, &grant, symbol, interval, &bars))
 }
 
+/// `symbol`'s bars of a window: from `source` alone when pinned, else as `load_klines` has
+/// them (`Query.klines`, `Security.klines`).
+pub async fn klines_from(
+    ctx: &Context<'_>,
+    symbol: &Symbol,
+    args: KlineArgs,
+    source: Option<super::quotes::QuoteSource>,
+) -> Result<Vec<KlineObject>> {
+    match source {
+        Some(source) => pinned_klines(ctx, symbol, args, source.name()).await,
+        None => load_klines(ctx, symbol, args).await,
+    }
+}
+
 /// The bars of a window from `source` alone (`market::pinned`), as the caller's plan allows.
 async fn pinned_klines(
     ctx: &Context<'_>,
@@ -358,10 +372,6 @@ impl KlinesQuery {
         source: Option<super::quotes::QuoteSource>,
     ) -> Result<Option<Vec<KlineObject>>> {
         let args = KlineArgs::new(interval, limit, before, after, adjust)?;
-        let symbol = Symbol::parse(&symbol)?;
-        match source {
-            Some(source) => pinned_klines(ctx, &symbol, args, source.name()).await.map(Some),
-            None => load_klines(ctx, &symbol, args).await.map(Some),
-        }
+        klines_from(ctx, &Symbol::parse(&symbol)?, args, source).await.map(Some)
     }
 }

@@ -301,6 +301,17 @@ async fn entitled_quotes(ctx: &Context<'_>, symbols: &[Symbol]) -> Result<HashMa
     Ok(answers)
 }
 
+/// `symbol`'s latest quote: from `source` alone when pinned (`market::pinned`), else as
+/// `load_quote` has it (`Query.quote`, `Security.quote`).
+pub async fn quote_from(ctx: &Context<'_>, symbol: Symbol, source: Option<QuoteSource>) -> Result<QuoteObject> {
+    let Some(source) = source else { return load_quote(ctx, symbol).await };
+    let mut found = pinned_quotes(ctx, std::slice::from_ref(&symbol), source.name()).await?;
+    let outcome = found
+        .remove(&symbol)
+        .unwrap_or_else(|| Err(AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch"))));
+    Ok(outcome?)
+}
+
 #[derive(Default)]
 pub struct QuotesQuery;
 
@@ -323,17 +334,7 @@ impl QuotesQuery {
         )]
         source: Option<QuoteSource>,
     ) -> Result<Option<QuoteObject>> {
-        let symbol = Symbol::parse(&symbol)?;
-        match source {
-            Some(source) => {
-                let mut found = pinned_quotes(ctx, std::slice::from_ref(&symbol), source.name()).await?;
-                let outcome = found.remove(&symbol).unwrap_or_else(|| {
-                    Err(AppError::internal(anyhow::anyhow!("quote for {symbol} missing from batch")))
-                });
-                Ok(Some(outcome?))
-            }
-            None => load_quote(ctx, symbol).await.map(Some),
-        }
+        quote_from(ctx, Symbol::parse(&symbol)?, source).await.map(Some)
     }
 
     /// Quotes of up to 500 instruments, in the order asked. Partial data: each item is the

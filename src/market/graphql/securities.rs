@@ -5,10 +5,10 @@
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 
 use super::{
-    books::{OrderBookObject, book_levels, load_order_book},
+    books::{OrderBookObject, book_levels, order_book_from},
     fundamentals::{self, CorporateActionObject, FundamentalPointConnection},
-    klines::{AdjustGql, IntervalGql, KlineArgs, KlineObject, load_klines},
-    quotes::{QuoteObject, load_quote, prefetch_quotes},
+    klines::{AdjustGql, IntervalGql, KlineArgs, KlineObject, klines_from},
+    quotes::{QuoteObject, QuoteSource, prefetch_quotes, quote_from},
     status::RegionGql,
 };
 use crate::{
@@ -116,10 +116,18 @@ impl SecurityObject {
     /// plan allows (`Quote.delayed`). The market-data fields of `Security` are nullable: one
     /// instrument's refusal (`ENTITLEMENT_REQUIRED`) or failure is an error at its own path,
     /// and the rest of a `securities` page still answers.
-    async fn quote(&self, ctx: &Context<'_>) -> Option<Result<QuoteObject>> {
-        Some(load_quote(ctx, self.0.symbol.clone()).await)
+    async fn quote(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Pins the answer to this source, past `FINQL_ROUTES` and the caches. `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) when the caller's plan does not list it in `sources` or has the market delayed; `BAD_USER_INPUT` when this deployment does not configure it."
+        )]
+        source: Option<QuoteSource>,
+    ) -> Option<Result<QuoteObject>> {
+        Some(quote_from(ctx, self.0.symbol.clone(), source).await)
     }
     /// Candles, oldest first; `before` and `after` page as in `Query.klines`.
+    #[allow(clippy::too_many_arguments)]
     #[graphql(cache_control(max_age = 3600))]
     async fn klines(
         &self,
@@ -131,9 +139,13 @@ impl SecurityObject {
         #[graphql(desc = "Only bars that start strictly after this instant (a bar's `time` pages forward).")]
         after: Option<Timestamp>,
         #[graphql(desc = "Split and dividend adjustment; `NONE` (as traded) when omitted.")] adjust: Option<AdjustGql>,
+        #[graphql(
+            desc = "Pins the answer to this source, past `FINQL_ROUTES`, the caches and stored history (with `before` and `limit`; `after` and `adjust` are `BAD_USER_INPUT` beside it). `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) when the caller's plan does not list it in `sources` or has the market delayed; `BAD_USER_INPUT` when this deployment does not configure it."
+        )]
+        source: Option<QuoteSource>,
     ) -> Option<Result<Vec<KlineObject>>> {
         Some(match KlineArgs::new(interval, limit, before, after, adjust) {
-            Ok(args) => load_klines(ctx, &self.0.symbol, args).await,
+            Ok(args) => klines_from(ctx, &self.0.symbol, args, source).await,
             Err(err) => Err(err.into()),
         })
     }
@@ -180,9 +192,13 @@ impl SecurityObject {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Price levels per side, 1 to 50 (10 when omitted).")] levels: Option<i32>,
+        #[graphql(
+            desc = "Pins the answer to this source, past `FINQL_ROUTES` and the caches. `FORBIDDEN` (`ENTITLEMENT_REQUIRED`) when the caller's plan does not list it in `sources`; `BAD_USER_INPUT` when this deployment does not configure it."
+        )]
+        source: Option<QuoteSource>,
     ) -> Option<Result<OrderBookObject>> {
         Some(match book_levels(levels) {
-            Ok(levels) => load_order_book(ctx, self.0.symbol.clone(), levels).await,
+            Ok(levels) => order_book_from(ctx, self.0.symbol.clone(), levels, source).await,
             Err(err) => Err(err.into()),
         })
     }

@@ -2,7 +2,7 @@
 //! market served by its route (and `extensions.sources` naming them), failover to the next
 //! source of a route, and what a source does not know answered by the next one.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     helpers::*,
@@ -198,6 +198,34 @@ async fn a_source_argument_pins_the_answer_past_the_route() {
         .gql(None, r#"{ klines(symbol: "AAPL.US", interval: ONE_DAY, after: "2025-01-02T00:00:00Z", source: ITICK) { time } }"#, json!({}))
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}
+
+/// `Security`'s market fields take the same `source` argument, checked the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_securitys_fields_are_pinned_like_the_top_level_ones() {
+    let (polygon, itick) = (FakePolygon::start().await, FakeItick::start().await);
+    let app = app_on(&polygon, &itick, "simulated", "stock:US=polygon,itick").await;
+    let query = r#"{ security(symbol: "AAPL.US") {
+        pinned: quote(source: ITICK) { source }
+        routed: quote { source }
+        klines(interval: ONE_DAY, limit: 2, source: ITICK) { source }
+        orderBook(levels: 1, source: ITICK) { bids { price } }
+        paged: klines(interval: ONE_DAY, after: "2025-01-02T00:00:00Z", source: ITICK) { time }
+    } }"#;
+    let body = app.gql(None, query, json!({})).await;
+    let security = &body["data"]["security"];
+    assert_eq!(security["pinned"]["source"], "ITICK", "{body}");
+    assert_eq!(security["routed"]["source"], "POLYGON");
+    assert_eq!(security["klines"], json!([{ "source": "ITICK" }, { "source": "ITICK" }]));
+    assert!(itick.requests().iter().any(|(path, _)| path == "/stock/depth"), "the book asked of iTick");
+    assert!(polygon.paths().iter().all(|path| !path.contains("nbbo")), "not of Polygon");
+    assert_eq!(security["paged"], Value::Null, "refused at its own path: {body}");
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["security", "paged"]));
+    let plain = spawn_app(Backend::Sqlite, &[]).await.unwrap();
+    let body =
+        plain.gql(None, r#"{ security(symbol: "AAPL.US") { quote(source: POLYGON) { source } } }"#, json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "not configured here: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
