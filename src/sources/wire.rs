@@ -1,12 +1,22 @@
 //! JSON values as providers send them, read exactly: numbers as decimals through their shortest
 //! round-trip text (never arithmetic on `f64`), epoch times as integers (nanoseconds exceed
-//! 2^53, so never through `f64` either), numbers that some answers quote as strings.
+//! 2^53, so never through `f64` either), numbers that some answers quote as strings. And what
+//! happens to an item that cannot be read: `rejected`.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
+
+/// An item of a provider's answer that could not be read (a field missing, a ratio not
+/// positive): logged and counted in `finql_upstream_rejected_values_total{source, kind}`, like
+/// the values market validation refuses, so a provider changing its format shows on the
+/// dashboard and not only in logs. The rest of the answer is used.
+pub fn rejected(source: &'static str, kind: &'static str, symbol: &str, why: &str) {
+    metrics::counter!("finql_upstream_rejected_values_total", "source" => source, "kind" => kind).increment(1);
+    tracing::warn!(source, %symbol, kind, why, "rejected an item from the provider");
+}
 
 /// An exact decimal from a JSON number or numeric string. JSON numbers are printed by serde_json
 /// as the shortest text that round-trips (189.98 prints `189.98`), so no binary noise creeps in.

@@ -142,9 +142,9 @@ impl ItickSource {
         self.rejected.load(Ordering::Relaxed)
     }
 
-    fn reject(&self, what: &str, symbol: &str, why: &str) {
+    fn reject(&self, what: &'static str, symbol: &str, why: &str) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(source = "itick", %symbol, what, why, "rejected an item from iTick");
+        crate::sources::wire::rejected("itick", what, symbol, why);
     }
 
     async fn single(

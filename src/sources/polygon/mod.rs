@@ -119,8 +119,8 @@ impl PolygonSource {
     }
 
     /// An item dropped by validation or because required fields were missing: logged.
-    fn reject(&self, what: &str, symbol: &str, why: &str) {
-        tracing::warn!(source = parse::SOURCE, %symbol, what, why, "rejected an item from Polygon");
+    fn reject(&self, what: &'static str, symbol: &str, why: &str) {
+        crate::sources::wire::rejected(parse::SOURCE, what, symbol, why);
     }
 
     /// Quotes of one market's instruments, each with its REST ticker.

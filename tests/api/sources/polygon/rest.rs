@@ -118,6 +118,29 @@ async fn books_trades_and_corporate_actions() {
     assert_eq!(second.map(|(_, q)| q["cursor"].clone()).as_deref(), Some("page2"));
 }
 
+/// An item Polygon sends that cannot be read is left out, and counted per source and kind
+/// beside the values validation refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_item_is_left_out_and_counted() {
+    let fake = FakePolygon::start().await;
+    let app = app_on(&fake, KEY).await;
+    // A split of zero shares, and one readable: every reference answer is this page.
+    fake.set_body(
+        r#"{"status": "OK", "request_id": "r", "results": [
+            {"ticker": "AAPL", "execution_date": "2020-08-31", "split_from": 0, "split_to": 4},
+            {"ticker": "AAPL", "execution_date": "2014-06-09", "split_from": 1, "split_to": 7}]}"#,
+    );
+    let data =
+        app.data(None, r#"{ security(symbol: "AAPL.US") { corporateActions { exDate ratio } } }"#, json!({})).await;
+    let splits: Vec<&serde_json::Value> =
+        data["security"]["corporateActions"].as_array().unwrap().iter().filter(|a| a["ratio"].is_string()).collect();
+    assert_eq!(splits, [&json!({ "exDate": "2014-06-09", "ratio": "7:1" })]);
+    let text = app.client.get(format!("http://{}/metrics", app.addr)).send().await.unwrap().text().await.unwrap();
+    let metrics = crate::metrics::exposition::Exposition::parse(&text);
+    let rejected = metrics.sum("finql_upstream_rejected_values_total", &[("source", "polygon"), ("kind", "split")]);
+    assert_eq!(rejected, 1.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_server_errors_are_retried() {
     let fake = FakePolygon::start().await;
