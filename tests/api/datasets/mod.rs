@@ -46,33 +46,14 @@ type = "date"
 type = "datetime"
 "#;
 
-/// `full` reads every dataset (no `datasets` key); `esg_only` reads `esg` alone.
-const PLANS: &str = r#"
-[plans.full]
-rate_per_second = 1000
-burst = 1000
-cost_per_minute = 100000000
-max_connections = 50
-max_live_symbols = 1000
-history_days = 3650
-fundamentals = true
-delay_minutes = 15
-[plans.full.markets]
-"*" = "realtime"
-
-[plans.esg_only]
-rate_per_second = 1000
-burst = 1000
-cost_per_minute = 100000000
-max_connections = 50
-max_live_symbols = 1000
-history_days = 3650
-fundamentals = true
-delay_minutes = 15
-datasets = ["esg"]
-[plans.esg_only.markets]
-"*" = "realtime"
-"#;
+/// A generous plan called `name`, with `extra` keys (`datasets = [...]`).
+fn plan(name: &str, extra: &str) -> String {
+    format!(
+        "[plans.{name}]\nrate_per_second = 1000\nburst = 1000\ncost_per_minute = 100000000\nmax_connections = 50\n\
+         max_live_symbols = 1000\nhistory_days = 3650\nfundamentals = true\ndelay_minutes = 15\n{extra}\n\
+         [plans.{name}.markets]\n\"*\" = \"realtime\"\n"
+    )
+}
 
 /// A manifests folder and a plan file, kept as long as the app that reads them.
 pub struct Fixture {
@@ -88,7 +69,8 @@ impl Fixture {
         let manifests = tempfile::tempdir().unwrap();
         std::fs::write(manifests.path().join("analyst_ratings.toml"), RATINGS_MANIFEST).unwrap();
         std::fs::write(manifests.path().join("esg.toml"), ESG_MANIFEST).unwrap();
-        let (plans_dir, plans) = plans_file(PLANS);
+        // `full` reads every dataset (no `datasets` key); `esg_only` reads `esg` alone.
+        let (plans_dir, plans) = plans_file(&(plan("full", "") + &plan("esg_only", "datasets = [\"esg\"]")));
         let settings = [
             ("FINQL_DATASETS_DIR", manifests.path().display().to_string()),
             ("FINQL_PLANS_FILE", plans),
