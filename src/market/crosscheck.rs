@@ -243,7 +243,8 @@ impl Inner {
     }
 }
 
-/// How far `theirs` is from `ours`, in basis points of `ours` (none for a zero reference).
-fn distance(ours: Decimal, theirs: Decimal) -> Option<Decimal> {
+/// How far `theirs` is from `ours`, in basis points of `ours`, to two places (none for a zero
+/// reference): the one measure of disagreement, for T+0 here and T+1 (`reconcile`).
+pub fn distance(ours: Decimal, theirs: Decimal) -> Option<Decimal> {
     (!ours.is_zero()).then(|| ((theirs - ours).abs() / ours.abs() * Decimal::from(10_000)).round_dp(2))
 }

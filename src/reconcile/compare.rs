@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::market::{
     corporate::{ActionKind, CorporateAction},
+    crosscheck::distance,
     types::Kline,
 };
 
@@ -185,10 +186,10 @@ fn beyond(ours: Option<Decimal>, theirs: Option<Decimal>, tolerance: Decimal) ->
     match (ours, theirs) {
         (None, None) => None,
         (Some(a), Some(b)) if a == b => None,
-        (Some(a), Some(b)) if !a.is_zero() => {
-            let bps = ((b - a).abs() / a.abs() * Decimal::from(10_000)).round_dp(2);
-            (bps > tolerance).then_some(Some(bps))
-        }
+        (Some(a), Some(b)) => match distance(a, b) {
+            Some(bps) => (bps > tolerance).then_some(Some(bps)),
+            None => Some(None),
+        },
         _ => Some(None),
     }
 }
