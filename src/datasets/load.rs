@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use super::{
     manifest::Manifest,
     store::Row,
-    value::{self, Value},
+    value::{self, Value, shown},
 };
 use crate::reference::Symbol;
 
@@ -221,10 +221,6 @@ impl Checker<'_> {
         self.seen.insert(key, line);
         self.parsed.rows.push(row);
     }
-}
-
-fn shown(raw: &str) -> String {
-    raw.chars().take(40).collect()
 }
 
 #[cfg(test)]

@@ -160,7 +160,7 @@ pub fn instant(cell: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// The start of a cell for an error message: the caller's text, cut short.
-fn shown(cell: &str) -> String {
+pub(super) fn shown(cell: &str) -> String {
     cell.chars().take(40).collect()
 }
 

@@ -110,11 +110,7 @@ impl GuardedSource {
         let answer = self.guarded(call).await;
         call_record.outcome = match &answer {
             Ok(_) => "ok",
-            Err(SourceError::Unavailable(_)) => "unavailable",
-            Err(SourceError::Unauthorized(_)) => "unauthorized",
-            Err(SourceError::NotFound(_)) => "not_found",
-            Err(SourceError::Invalid(_)) => "invalid",
-            Err(SourceError::Down(_)) => "down",
+            Err(err) => err.kind(),
         };
         answer
     }

@@ -31,6 +31,20 @@ pub enum SourceError {
     Down(String),
 }
 
+impl SourceError {
+    /// The kind of failure, without its text (which may carry a URL): a metric's `outcome`, a
+    /// report's reason.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "unavailable",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::Invalid(_) => "invalid",
+            Self::Down(_) => "down",
+        }
+    }
+}
+
 impl std::fmt::Display for SourceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

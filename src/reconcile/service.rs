@@ -181,12 +181,5 @@ async fn bounded<T>(call: impl Future<Output = Result<T, SourceError>>) -> Resul
 /// What a report says of a failed call: the source and the kind of failure, never its text
 /// (which may carry a URL).
 fn failure(source: &str, err: &SourceError) -> String {
-    let kind = match err {
-        SourceError::Unavailable(_) => "unavailable",
-        SourceError::Unauthorized(_) => "credentials refused",
-        SourceError::NotFound(_) => "not found",
-        SourceError::Invalid(_) => "invalid answer",
-        SourceError::Down(_) => "down",
-    };
-    format!("{source}: {kind}")
+    format!("{source}: {}", err.kind())
 }
