@@ -3,10 +3,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Fixture, RATINGS_CSV, dataset_tests, load};
+use super::{Fixture, RATINGS_CSV, load};
 use crate::helpers::{Backend, PATIENCE, TestApp, error_code, poll};
 
-dataset_tests!(loaded_rows_are_read_with_typed_fields, a_rejected_load_writes_nothing_and_leaves_the_old_rows);
+crate::each_backend!(loaded_rows_are_read_with_typed_fields, a_rejected_load_writes_nothing_and_leaves_the_old_rows);
 
 const POINTS: &str = r#"query($s: String!, $from: DateTime, $to: DateTime, $first: Int, $after: String) {
     security(symbol: $s) { dataset(name: "analyst_ratings") { name

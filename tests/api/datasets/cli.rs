@@ -5,10 +5,10 @@ use std::process::Output;
 
 use serde_json::json;
 
-use super::{ESG_MANIFEST, Fixture, dataset_tests};
+use super::{ESG_MANIFEST, Fixture};
 use crate::helpers::{Backend, shared_db::SharedDatabase};
 
-dataset_tests!(the_cli_loads_a_file_or_nothing, a_new_field_becomes_a_column_and_a_changed_type_is_refused);
+crate::each_backend!(the_cli_loads_a_file_or_nothing, a_new_field_becomes_a_column_and_a_changed_type_is_refused);
 
 fn text(output: &Output) -> (bool, String, String) {
     (

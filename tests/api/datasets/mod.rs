@@ -9,23 +9,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, plans_file, spawn_app};
 
-/// Generates `mod <name> { sqlite, postgres }` for `async fn <name>(backend: Backend)`.
-macro_rules! dataset_tests {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(crate::helpers::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(crate::helpers::Backend::Postgres).await;
-            }
-        }
-    )+};
-}
-pub(crate) use dataset_tests;
-
 /// The shipped example's manifest (`examples/datasets`).
 pub const RATINGS_MANIFEST: &str = include_str!("../../../examples/datasets/analyst_ratings.toml");
 /// The shipped example's rows: 10 instruments, a review on the 15th of each month.

@@ -47,6 +47,25 @@ pub struct TestUser {
     pub refresh_token: String,
 }
 
+/// Generates `mod <name> { sqlite, postgres }` test pairs for `async fn <name>(backend: Backend)`,
+/// for tests that start their servers themselves (their own settings, a shared database, the
+/// binary); each returns early, saying so, where its backend is not available.
+#[macro_export]
+macro_rules! each_backend {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    )+};
+}
+
 /// Generates `mod <name> { sqlite, postgres }` test pairs for `async fn <name>(app: TestApp)`.
 /// The PostgreSQL variant passes trivially (and says so) when `TEST_DATABASE_URL` is unset,
 /// so the suite runs on a machine with nothing installed.

@@ -60,96 +60,84 @@ async fn reconcile_json(db: &SharedDatabase, day: &str) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-mod planted_differences_are_found_exactly {
-    use super::*;
+crate::each_backend!(planted_differences_are_found_exactly);
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
+async fn planted_differences_are_found_exactly(backend: Backend) {
+    let (polygon, itick) = planted().await;
+    let Some(db) = shared(backend, &polygon, &itick).await else { return };
+    let report = reconcile_json(&db, "2025-11-03").await;
+    assert_eq!(report["sources"], json!(["polygon", "itick"]));
+    assert_eq!(report["toleranceBps"], 50);
+    assert_eq!((report["matched"].clone(), report["different"].clone()), (json!(2), json!(1)), "{report:#}");
+    assert_eq!((report["missing"].clone(), report["unavailable"].clone()), (json!(1), json!(0)), "{report:#}");
+    let us_instruments = report["instruments"].as_u64().unwrap();
+    assert!(us_instruments > 50, "every US instrument of the catalog: {us_instruments}");
+    // Only what differs is listed: the rest matched, or neither source had a bar.
+    let item = |field: &str, value: &str, reference: &str, bps: Option<&str>| {
+        json!({ "field": field, "source": "itick", "value": value, "reference": "polygon",
+                "referenceValue": reference, "bps": bps })
+    };
+    assert_eq!(
+        report["items"],
+        json!([
+            { "symbol": "MSFT.US", "verdict": "DIFFERENT", "differences": [
+                item("high", "204.02", "202", Some("100.00")),
+                item("close", "203.01", "201", Some("100.00")),
+            ] },
+            { "symbol": "NVDA.US", "verdict": "MISSING", "differences": [
+                { "field": "bar", "source": "itick", "value": null, "reference": "polygon",
+                  "referenceValue": "50.5", "bps": null },
+            ] },
+        ]),
+        "{report:#}"
+    );
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(Backend::Postgres).await;
-    }
+    // A corporate action one source has and the other not: Polygon's 7:1 split of AAPL in
+    // 2014 is not in the iTick fake (which has AAPL's 2020 split, as Polygon does: equal).
+    let report = reconcile_json(&db, "2014-06-09").await;
+    assert_eq!(
+        report["items"],
+        json!([{ "symbol": "AAPL.US", "verdict": "DIFFERENT", "differences": [
+            { "field": "split", "source": "itick", "value": null, "reference": "polygon",
+              "referenceValue": "7:1", "bps": null },
+        ] }]),
+        "{report:#}"
+    );
+    let report = reconcile_json(&db, "2020-08-31").await;
+    assert_eq!(report["items"], json!([]), "AAPL's 4:1 at both is no difference: {report:#}");
 
-    async fn run(backend: Backend) {
-        let (polygon, itick) = planted().await;
-        let Some(db) = shared(backend, &polygon, &itick).await else { return };
-        let report = reconcile_json(&db, "2025-11-03").await;
-        assert_eq!(report["sources"], json!(["polygon", "itick"]));
-        assert_eq!(report["toleranceBps"], 50);
-        assert_eq!((report["matched"].clone(), report["different"].clone()), (json!(2), json!(1)), "{report:#}");
-        assert_eq!((report["missing"].clone(), report["unavailable"].clone()), (json!(1), json!(0)), "{report:#}");
-        let us_instruments = report["instruments"].as_u64().unwrap();
-        assert!(us_instruments > 50, "every US instrument of the catalog: {us_instruments}");
-        // Only what differs is listed: the rest matched, or neither source had a bar.
-        let item = |field: &str, value: &str, reference: &str, bps: Option<&str>| {
-            json!({ "field": field, "source": "itick", "value": value, "reference": "polygon",
-                    "referenceValue": reference, "bps": bps })
-        };
-        assert_eq!(
-            report["items"],
-            json!([
-                { "symbol": "MSFT.US", "verdict": "DIFFERENT", "differences": [
-                    item("high", "204.02", "202", Some("100.00")),
-                    item("close", "203.01", "201", Some("100.00")),
-                ] },
-                { "symbol": "NVDA.US", "verdict": "MISSING", "differences": [
-                    { "field": "bar", "source": "itick", "value": null, "reference": "polygon",
-                      "referenceValue": "50.5", "bps": null },
-                ] },
-            ]),
-            "{report:#}"
-        );
+    // CSV: a line per difference, then the summary.
+    let output = db.finql("reconcile", &["--date", "2025-11-03", "--market", "US"]).await;
+    let csv = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "symbol,verdict,field,source,value,reference,reference_value,bps");
+    assert_eq!(lines[1], "MSFT.US,DIFFERENT,high,itick,204.02,polygon,202,100.00");
+    assert_eq!(lines[3], "NVDA.US,MISSING,bar,itick,,polygon,50.5,");
+    assert!(lines[4].contains("2 matched, 1 different, 1 missing, 0 unavailable"), "{csv}");
 
-        // A corporate action one source has and the other not: Polygon's 7:1 split of AAPL in
-        // 2014 is not in the iTick fake (which has AAPL's 2020 split, as Polygon does: equal).
-        let report = reconcile_json(&db, "2014-06-09").await;
-        assert_eq!(
-            report["items"],
-            json!([{ "symbol": "AAPL.US", "verdict": "DIFFERENT", "differences": [
-                { "field": "split", "source": "itick", "value": null, "reference": "polygon",
-                  "referenceValue": "7:1", "bps": null },
-            ] }]),
-            "{report:#}"
-        );
-        let report = reconcile_json(&db, "2020-08-31").await;
-        assert_eq!(report["items"], json!([]), "AAPL's 4:1 at both is no difference: {report:#}");
-
-        // CSV: a line per difference, then the summary.
-        let output = db.finql("reconcile", &["--date", "2025-11-03", "--market", "US"]).await;
-        let csv = String::from_utf8(output.stdout).unwrap();
-        let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "symbol,verdict,field,source,value,reference,reference_value,bps");
-        assert_eq!(lines[1], "MSFT.US,DIFFERENT,high,itick,204.02,polygon,202,100.00");
-        assert_eq!(lines[3], "NVDA.US,MISSING,bar,itick,,polygon,50.5,");
-        assert!(lines[4].contains("2 matched, 1 different, 1 missing, 0 unavailable"), "{csv}");
-
-        // The report, served to tenant admins.
-        let app = db.spawn(backend, &[]).await;
-        let admin = app.tenant_key("ops", "pro", "market,admin").await;
-        let query = r#"query($d: Date!, $m: String) { reconciliation(date: $d, market: $m) {
-            date market sources toleranceBps instruments matched different missing unavailable
-            items(verdicts: [DIFFERENT, MISSING], first: 1) {
-                edges { cursor node { symbol verdict differences { field source value reference referenceValue bps } } }
-                pageInfo { hasNextPage endCursor } } } }"#;
-        let (_, _, body) = app.gql_key(&admin, query, json!({ "d": "2025-11-03", "m": "US" })).await;
-        let run = &body["data"]["reconciliation"];
-        assert_eq!((run["date"].clone(), run["market"].clone()), (json!("2025-11-03"), json!("US")), "{body}");
-        assert_eq!(run["instruments"], us_instruments);
-        let edges = &run["items"]["edges"];
-        assert_eq!(edges[0]["node"]["symbol"], "MSFT.US", "{body}");
-        assert_eq!(edges[0]["node"]["differences"][1]["bps"], "100.00");
-        assert_eq!(run["items"]["pageInfo"], json!({ "hasNextPage": true, "endCursor": "MSFT.US" }));
-        let (_, _, body) = app.gql_key(&admin, query, json!({ "d": "2025-11-04", "m": "US" })).await;
-        assert_eq!(body["data"]["reconciliation"], Value::Null, "no run that day: {body}");
-        let (_, _, body) = app.gql_key(&admin, query, json!({ "d": "2025-11-03", "m": "MARS" })).await;
-        assert_eq!(error_code(&body), "BAD_USER_INPUT");
-        let reader = app.tenant_key("ops", "pro", "market").await;
-        let (_, _, body) = app.gql_key(&reader, query, json!({ "d": "2025-11-03" })).await;
-        assert_eq!(error_code(&body), "FORBIDDEN", "tenant admins only: {body}");
-    }
+    // The report, served to tenant admins.
+    let app = db.spawn(backend, &[]).await;
+    let admin = app.tenant_key("ops", "pro", "market,admin").await;
+    let query = r#"query($d: Date!, $m: String) { reconciliation(date: $d, market: $m) {
+        date market sources toleranceBps instruments matched different missing unavailable
+        items(verdicts: [DIFFERENT, MISSING], first: 1) {
+            edges { cursor node { symbol verdict differences { field source value reference referenceValue bps } } }
+            pageInfo { hasNextPage endCursor } } } }"#;
+    let (_, _, body) = app.gql_key(&admin, query, json!({ "d": "2025-11-03", "m": "US" })).await;
+    let run = &body["data"]["reconciliation"];
+    assert_eq!((run["date"].clone(), run["market"].clone()), (json!("2025-11-03"), json!("US")), "{body}");
+    assert_eq!(run["instruments"], us_instruments);
+    let edges = &run["items"]["edges"];
+    assert_eq!(edges[0]["node"]["symbol"], "MSFT.US", "{body}");
+    assert_eq!(edges[0]["node"]["differences"][1]["bps"], "100.00");
+    assert_eq!(run["items"]["pageInfo"], json!({ "hasNextPage": true, "endCursor": "MSFT.US" }));
+    let (_, _, body) = app.gql_key(&admin, query, json!({ "d": "2025-11-04", "m": "US" })).await;
+    assert_eq!(body["data"]["reconciliation"], Value::Null, "no run that day: {body}");
+    let (_, _, body) = app.gql_key(&admin, query, json!({ "d": "2025-11-03", "m": "MARS" })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let reader = app.tenant_key("ops", "pro", "market").await;
+    let (_, _, body) = app.gql_key(&reader, query, json!({ "d": "2025-11-03" })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "tenant admins only: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
